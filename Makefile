@@ -1,0 +1,20 @@
+# kmsdns — thin front door; the recipes live in build/.
+.PHONY: build run test bench fuzz soak clean
+
+build:
+	@build/build.sh
+
+run:
+	@build/run.sh
+
+test:
+	@build/test.sh
+
+bench:
+	@build/bench.sh
+
+fuzz:
+	@build/fuzz.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The project's test command (README: `make test`). Needs Go and the Debian
+# tools the end-to-end tests drive for real: dig and nsupdate (bind9-dnsutils)
+# and dnsperf. Missing tools are installed when we can (root + apt-get);
+# otherwise we stop and name the package — never a silent skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+command -v nsupdate >/dev/null 2>&1 || { [[ " ${need[*]-} " == *" bind9-dnsutils "* ]] || need+=(bind9-dnsutils); }
+command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+if ((${#need[@]})); then
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		echo "test: installing ${need[*]} with apt-get"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq >/dev/null
+		apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	else
+		echo "test: missing Debian package(s): ${need[*]} — install them (apt-get install ${need[*]}) and re-run" >&2
+		exit 1
+	fi
+fi
+
+echo "test: gofmt and go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [[ -n "$unformatted" ]]; then
+	echo "test: gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+
+echo "test: building binaries"
+build/build.sh
+
+echo "test: go test (unit, integration and end-to-end; real binaries on loopback)"
+export KMSDNS_BIN="$PWD/bin"
+go test -count=1 -timeout 15m ./... 2>&1 | tee /tmp/kmsdns-test.$$.log
+rc=${PIPESTATUS[0]}
+passed=$(grep -c '^ok ' /tmp/kmsdns-test.$$.log || true)
+failed=$(grep -c '^FAIL' /tmp/kmsdns-test.$$.log || true)
+rm -f /tmp/kmsdns-test.$$.log
+[[ $rc -eq 0 ]] || { echo "test: go test failed"; exit "$rc"; }
+
+echo "test: short fuzz pass over every fuzz target"
+FUZZTIME=${FUZZTIME:-3s} build/fuzz.sh
+echo "test: $passed packages ok, $failed failed"

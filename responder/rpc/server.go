@@ -1,0 +1,567 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Handler answers the KMS RequestActivation call. request holds the KMS
+// request bytes; it aliases the connection's read buffer and is valid only
+// until ServeKMS returns. A non-zero status is an HRESULT sent back as the
+// call's return value with an empty response (the way KMS hosts report
+// errors); response is then ignored. The server copies response before
+// ServeKMS is called again on the same connection.
+type Handler interface {
+	ServeKMS(ctx context.Context, peer netip.AddrPort, request []byte) (response []byte, status uint32)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, peer netip.AddrPort, request []byte) ([]byte, uint32)
+
+// ServeKMS calls f.
+func (f HandlerFunc) ServeKMS(ctx context.Context, peer netip.AddrPort, request []byte) ([]byte, uint32) {
+	return f(ctx, peer, request)
+}
+
+// Event is a connection or PDU event reported to ServerConfig.Observe.
+type Event uint8
+
+// Events.
+const (
+	// EventConnOpened: a connection was admitted.
+	EventConnOpened Event = iota + 1
+	// EventConnClosed: an admitted connection ended, for whatever reason.
+	EventConnClosed
+	// EventConnRefused: a connection was closed before any response, because
+	// AllowPeer refused the peer or the cap was reached with none idle.
+	EventConnRefused
+	// EventConnEvicted: an idle connection was closed to make room.
+	EventConnEvicted
+	// EventPDUError: a malformed, oversized or unexpected PDU ended a connection.
+	EventPDUError
+	// EventTimeout: a deadline (first PDU, idle or I/O) ended a connection.
+	EventTimeout
+	// EventFault: a fault PDU was sent.
+	EventFault
+	// EventRequest: a request was passed to the handler.
+	EventRequest
+)
+
+func (e Event) String() string {
+	switch e {
+	case EventConnOpened:
+		return "conn_opened"
+	case EventConnClosed:
+		return "conn_closed"
+	case EventConnRefused:
+		return "conn_refused"
+	case EventConnEvicted:
+		return "conn_evicted"
+	case EventPDUError:
+		return "pdu_error"
+	case EventTimeout:
+		return "timeout"
+	case EventFault:
+		return "fault"
+	case EventRequest:
+		return "request"
+	}
+	return "event(" + strconv.Itoa(int(e)) + ")"
+}
+
+// Defaults for ServerConfig's zero values.
+const (
+	DefaultMaxConns        = 1024
+	DefaultFirstPDUTimeout = 10 * time.Second
+	DefaultIdleTimeout     = 30 * time.Second
+	DefaultIOTimeout       = 10 * time.Second
+	DefaultMaxPDUSize      = 1024
+)
+
+// minPDUSize keeps MaxPDUSize large enough for a KMS bind (160 bytes) and
+// request (at most 300 bytes).
+const minPDUSize = 512
+
+// ServerConfig configures a Server. Zero values select the defaults.
+type ServerConfig struct {
+	// MaxConns caps concurrent connections over all listeners. At the cap
+	// the oldest idle connection is closed to admit a new one; when none is
+	// idle the new one is refused.
+	MaxConns int
+	// FirstPDUTimeout bounds the time from accept to a complete first PDU.
+	FirstPDUTimeout time.Duration
+	// IdleTimeout bounds the wait for the next PDU's header.
+	IdleTimeout time.Duration
+	// IOTimeout bounds reading the rest of a PDU and writing an answer.
+	IOTimeout time.Duration
+	// MaxPDUSize is the largest frag_length accepted (at least 512, at most
+	// 65535); larger PDUs close the connection before anything is allocated
+	// for them.
+	MaxPDUSize int
+	// DisableNDR64 answers like a host without NDR64: NDR32 is accepted in
+	// the bind and NDR64 rejected.
+	DisableNDR64 bool
+	// AllowPeer, when set, is asked about each new connection's remote
+	// address; refused connections are closed before anything is read or
+	// written.
+	AllowPeer func(netip.Addr) bool
+	// Logger receives debug records for closed connections and PDU errors;
+	// nil discards.
+	Logger *slog.Logger
+	// Observe, when set, is called synchronously for each Event, e.g. to
+	// count them in metrics. It must be fast and must not block.
+	Observe func(Event)
+}
+
+// Server is a DCE/RPC server for the KMS interface over TCP. One Server may
+// serve many listeners.
+type Server struct {
+	h     Handler
+	cfg   ServerConfig
+	log   *slog.Logger
+	group atomic.Uint32
+
+	draining atomic.Bool
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	oldest    *conn // oldest connection; conns are linked in accept order
+	newest    *conn
+	nconns    int
+	wg        sync.WaitGroup
+}
+
+// NewServer returns a server that passes KMS requests to h.
+func NewServer(h Handler, cfg ServerConfig) *Server {
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.FirstPDUTimeout <= 0 {
+		cfg.FirstPDUTimeout = DefaultFirstPDUTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.IOTimeout <= 0 {
+		cfg.IOTimeout = DefaultIOTimeout
+	}
+	switch {
+	case cfg.MaxPDUSize <= 0:
+		cfg.MaxPDUSize = DefaultMaxPDUSize
+	case cfg.MaxPDUSize < minPDUSize:
+		cfg.MaxPDUSize = minPDUSize
+	case cfg.MaxPDUSize > 0xffff:
+		cfg.MaxPDUSize = 0xffff
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{})}
+	// Like vlmcsd: a random association group, one more per connection.
+	s.group.Store(rand.Uint32())
+	return s
+}
+
+func (s *Server) observe(e Event) {
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(e)
+	}
+}
+
+// Serve accepts connections on ln and serves each in its own goroutine
+// until ctx is cancelled or Shutdown is called; it closes ln before
+// returning. ctx is also passed to the handler. Cancelling ctx closes the
+// idle connections accepted from ln and lets the busy ones finish their
+// current request. Serve returns ErrServerClosed after Shutdown, ctx.Err()
+// after cancellation, or the listener's error.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		s.closeIdle(func(c *conn) bool { return c.ln == ln })
+	})
+	defer stop()
+
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.draining.Load() {
+				return ErrServerClosed
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !temporary(err) {
+				return err
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("rpc: accept failed; retrying", "listener", ln.Addr().String(), "err", err, "delay", delay)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		delay = 0
+		s.admit(ctx, ln, nc)
+	}
+}
+
+// temporary reports accept errors worth retrying: resource exhaustion and
+// connections aborted before accept.
+func temporary(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS) ||
+		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// addrPort converts a net.Addr to an unmapped netip.AddrPort.
+func addrPort(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// admit applies AllowPeer and the connection cap, then starts serving nc.
+func (s *Server) admit(ctx context.Context, ln net.Listener, nc net.Conn) {
+	peer := addrPort(nc.RemoteAddr())
+	if s.cfg.AllowPeer != nil && !s.cfg.AllowPeer(peer.Addr()) {
+		nc.Close()
+		s.observe(EventConnRefused)
+		s.log.Debug("rpc: peer refused", "peer", peer.String())
+		return
+	}
+	c := &conn{s: s, nc: nc, ln: ln, ctx: ctx, peer: peer}
+	c.assoc.group = s.group.Add(1)
+	c.assoc.secAddr = strconv.Itoa(int(addrPort(nc.LocalAddr()).Port()))
+	c.assoc.noNDR64 = s.cfg.DisableNDR64
+	c.state.Store(stateBusy)
+
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if s.nconns >= s.cfg.MaxConns {
+		victim := s.oldestIdleLocked()
+		if victim == nil {
+			s.mu.Unlock()
+			nc.Close()
+			s.observe(EventConnRefused)
+			s.log.Debug("rpc: connection cap reached, none idle; refused", "peer", peer.String(), "cap", s.cfg.MaxConns)
+			return
+		}
+		s.unlinkLocked(victim)
+		victim.nc.Close()
+		s.observe(EventConnEvicted)
+		s.log.Debug("rpc: connection cap reached; evicted oldest idle", "evicted", victim.peer.String(), "peer", peer.String())
+	}
+	s.linkLocked(c)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.observe(EventConnOpened)
+	go c.serve()
+}
+
+// oldestIdleLocked claims (idle → closed) and returns the oldest idle
+// connection, or nil.
+func (s *Server) oldestIdleLocked() *conn {
+	for c := s.oldest; c != nil; c = c.next {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			return c
+		}
+	}
+	return nil
+}
+
+func (s *Server) linkLocked(c *conn) {
+	c.prev = s.newest
+	if s.newest != nil {
+		s.newest.next = c
+	} else {
+		s.oldest = c
+	}
+	s.newest = c
+	c.linked = true
+	s.nconns++
+}
+
+func (s *Server) unlinkLocked(c *conn) {
+	if !c.linked {
+		return
+	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		s.oldest = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		s.newest = c.prev
+	}
+	c.prev, c.next, c.linked = nil, nil, false
+	s.nconns--
+}
+
+// closeIdle closes the idle connections that match (all when match is nil).
+func (s *Server) closeIdle(match func(*conn) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := s.oldest; c != nil; c = c.next {
+		if (match == nil || match(c)) && c.state.CompareAndSwap(stateIdle, stateClosed) {
+			c.nc.Close()
+		}
+	}
+}
+
+// Conns returns the number of open connections.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nconns
+}
+
+// Shutdown stops the server gracefully: it closes every listener and every
+// idle connection, lets requests in progress finish and their responses be
+// written, then closes those connections too. It returns when all
+// connections are closed, or with ctx.Err() when ctx ends first, after
+// closing the remaining connections forcibly.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	s.closeIdle(nil)
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := s.oldest; c != nil; c = c.next {
+			c.state.Store(stateClosed)
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// Connection states; only an idle connection (waiting for a PDU header) may
+// be closed by eviction or shutdown, via idle → closed.
+const (
+	stateBusy int32 = iota
+	stateIdle
+	stateClosed
+)
+
+// conn is one accepted connection.
+type conn struct {
+	s     *Server
+	nc    net.Conn
+	ln    net.Listener
+	ctx   context.Context
+	peer  netip.AddrPort
+	state atomic.Int32
+
+	// Guarded by s.mu.
+	prev, next *conn
+	linked     bool
+
+	assoc association
+	rbuf  []byte // MaxPDUSize bytes, reused for every PDU
+	wbuf  []byte // reused for every answer
+}
+
+// toIdle marks the connection idle before waiting for a header; it returns
+// false when the connection must end (closed, shutting down, cancelled).
+func (c *conn) toIdle() bool {
+	if !c.state.CompareAndSwap(stateBusy, stateIdle) {
+		return false
+	}
+	if c.s.draining.Load() || c.ctx.Err() != nil {
+		c.state.CompareAndSwap(stateIdle, stateClosed)
+		return false
+	}
+	return true
+}
+
+// toBusy marks the connection busy after a header arrived; false means it
+// was closed meanwhile.
+func (c *conn) toBusy() bool {
+	return c.state.CompareAndSwap(stateIdle, stateBusy)
+}
+
+func (c *conn) serve() {
+	s := c.s
+	defer func() {
+		c.nc.Close()
+		s.mu.Lock()
+		s.unlinkLocked(c)
+		s.mu.Unlock()
+		s.wg.Done()
+		s.observe(EventConnClosed)
+	}()
+	c.rbuf = make([]byte, s.cfg.MaxPDUSize)
+	c.wbuf = make([]byte, 0, 512)
+	first := true
+	for {
+		wait := s.cfg.IdleTimeout
+		if first {
+			wait = s.cfg.FirstPDUTimeout
+		}
+		c.nc.SetReadDeadline(time.Now().Add(wait))
+		if !c.toIdle() {
+			return
+		}
+		_, err := io.ReadFull(c.nc, c.rbuf[:HeaderLen])
+		if !c.toBusy() {
+			return
+		}
+		if err != nil {
+			c.readFailed(err, "header")
+			return
+		}
+		h, err := ParseHeader(c.rbuf[:HeaderLen])
+		if err != nil {
+			c.pduError(err)
+			return
+		}
+		if int(h.FragLength) > len(c.rbuf) {
+			c.pduError(parseErr("header", 8, "frag_length %d exceeds the limit of %d", h.FragLength, len(c.rbuf)))
+			return
+		}
+		if !first {
+			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IOTimeout))
+		}
+		if _, err := io.ReadFull(c.nc, c.rbuf[HeaderLen:h.FragLength]); err != nil {
+			c.readFailed(err, "body")
+			return
+		}
+		out, err := c.dispatch(h, c.rbuf[:h.FragLength])
+		if err != nil {
+			c.pduError(err)
+			return
+		}
+		c.wbuf = out[:0]
+		c.nc.SetWriteDeadline(time.Now().Add(s.cfg.IOTimeout))
+		if _, err := c.nc.Write(out); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.observe(EventTimeout)
+			}
+			s.log.Debug("rpc: write failed", "peer", c.peer.String(), "err", err)
+			return
+		}
+		first = false
+	}
+}
+
+func (c *conn) readFailed(err error, what string) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.s.observe(EventTimeout)
+		c.s.log.Debug("rpc: deadline reached", "peer", c.peer.String(), "reading", what)
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		c.s.observe(EventPDUError)
+		c.s.log.Debug("rpc: connection closed inside a PDU", "peer", c.peer.String(), "reading", what)
+	default:
+		c.s.log.Debug("rpc: read failed", "peer", c.peer.String(), "err", err)
+	}
+}
+
+func (c *conn) pduError(err error) {
+	c.s.observe(EventPDUError)
+	c.s.log.Debug("rpc: closing connection", "peer", c.peer.String(), "err", err)
+}
+
+// dispatch answers one complete PDU into c.wbuf. An error closes the
+// connection.
+func (c *conn) dispatch(h Header, pdu []byte) ([]byte, error) {
+	switch h.Type {
+	case PTypeBind, PTypeAlterContext:
+		if h.Flags&(FlagFirstFrag|FlagLastFrag) != FlagFirstFrag|FlagLastFrag {
+			return nil, parseErr(h.Type.String(), 3, "flags 0x%02x: fragmented PDUs are not supported", h.Flags)
+		}
+		return c.assoc.negotiate(c.wbuf[:0], pdu)
+	case PTypeRequest:
+		return c.request(pdu)
+	}
+	return nil, parseErr("header", 2, "unexpected PDU type %v", h.Type)
+}
+
+// maxResponse is the largest KMS response payload that still fits one
+// fragment with the NDR64 stub overhead.
+const maxResponse = 0xffff - HeaderLen - responseBodyLen - 32
+
+func (c *conn) request(pdu []byte) ([]byte, error) {
+	h, q, err := ParseRequest(pdu)
+	if err != nil {
+		return nil, err
+	}
+	out := Header{Flags: FlagFirstFrag | FlagLastFrag, DataRep: DataRepLE, CallID: h.CallID}
+	syn := c.assoc.lookup(q.ContextID)
+	if syn == NoSyntax {
+		return c.fault(out, NCAUnknownInterface, "context not accepted", q.ContextID), nil
+	}
+	if q.Opnum != 0 {
+		return c.fault(out, NCAOpRangeError, "opnum not 0", q.Opnum), nil
+	}
+	payload, err := ParseRequestStub(syn, q.Stub)
+	if err != nil {
+		c.s.log.Debug("rpc: bad request stub", "peer", c.peer.String(), "err", err)
+		return c.fault(out, BadStubData, "bad stub", q.ContextID), nil
+	}
+	c.s.observe(EventRequest)
+	resp, status := c.s.h.ServeKMS(c.ctx, c.peer, payload)
+	if status == 0 && len(resp) > maxResponse {
+		c.s.log.Error("rpc: handler response too large", "size", len(resp))
+		return c.fault(out, NCAProtoError, "response too large", q.ContextID), nil
+	}
+	return AppendKMSResponse(c.wbuf[:0], out, q.ContextID, syn, resp, status), nil
+}
+
+func (c *conn) fault(h Header, status uint32, why string, val uint16) []byte {
+	c.s.observe(EventFault)
+	c.s.log.Debug("rpc: fault", "peer", c.peer.String(), "status", status, "why", why, "value", val)
+	// vlmcsd and Windows send p_cont_id 0 in faults.
+	return AppendFault(c.wbuf[:0], h, 0, status)
+}

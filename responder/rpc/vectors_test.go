@@ -2,8 +2,8 @@ package rpc
 
 import (
 	"bufio"
-	"fmt"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"

@@ -222,8 +222,11 @@ func (c *Client) roundTrip(ctx context.Context, pdu []byte) (Header, []byte, err
 		deadline = d
 	}
 	c.nc.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	if ctx.Done() != nil {
+		// Cancellation aborts the I/O by moving the deadline to the past.
+		stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
 	h, b, err := c.exchange(pdu)
 	if err != nil && ctx.Err() != nil {
 		err = ctx.Err()

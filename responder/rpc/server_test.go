@@ -257,9 +257,9 @@ func TestFaults(t *testing.T) {
 }
 
 func TestClientSeesFault(t *testing.T) {
-	// A server without NDR64 and a client that then uses NDR32 only; break
-	// the association by binding a different interface on context 0 and
-	// check the client reports the fault.
+	// Point the client's NDR32 context at an id the server never accepted:
+	// the server answers nca_unk_if, which Call reports as a FaultError
+	// while keeping the connection usable.
 	_, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{})
 	c, err := Dial(context.Background(), "tcp", addr, ClientConfig{DisableNDR64: true})
 	if err != nil {

@@ -165,25 +165,27 @@ func (c *rijndael) encrypt(dst, src []byte) {
 	s1 := binary.BigEndian.Uint32(src[4:8]) ^ k[1]
 	s2 := binary.BigEndian.Uint32(src[8:12]) ^ k[2]
 	s3 := binary.BigEndian.Uint32(src[12:16]) ^ k[3]
-	t := tab
-	ki := 4
+	te0, te1, te2, te3 := &tab.te0, &tab.te1, &tab.te2, &tab.te3
+	k = k[4:]
 	for r := 1; r < c.rounds; r++ {
-		t0 := t.te0[s0>>24] ^ t.te1[s1>>16&0xff] ^ t.te2[s2>>8&0xff] ^ t.te3[s3&0xff] ^ k[ki]
-		t1 := t.te0[s1>>24] ^ t.te1[s2>>16&0xff] ^ t.te2[s3>>8&0xff] ^ t.te3[s0&0xff] ^ k[ki+1]
-		t2 := t.te0[s2>>24] ^ t.te1[s3>>16&0xff] ^ t.te2[s0>>8&0xff] ^ t.te3[s1&0xff] ^ k[ki+2]
-		t3 := t.te0[s3>>24] ^ t.te1[s0>>16&0xff] ^ t.te2[s1>>8&0xff] ^ t.te3[s2&0xff] ^ k[ki+3]
+		rk := k[:4]
+		t0 := te0[uint8(s0>>24)] ^ te1[uint8(s1>>16)] ^ te2[uint8(s2>>8)] ^ te3[uint8(s3)] ^ rk[0]
+		t1 := te0[uint8(s1>>24)] ^ te1[uint8(s2>>16)] ^ te2[uint8(s3>>8)] ^ te3[uint8(s0)] ^ rk[1]
+		t2 := te0[uint8(s2>>24)] ^ te1[uint8(s3>>16)] ^ te2[uint8(s0>>8)] ^ te3[uint8(s1)] ^ rk[2]
+		t3 := te0[uint8(s3>>24)] ^ te1[uint8(s0>>16)] ^ te2[uint8(s1>>8)] ^ te3[uint8(s2)] ^ rk[3]
 		s0, s1, s2, s3 = t0, t1, t2, t3
-		ki += 4
+		k = k[4:]
 	}
-	sb := &t.sbox
-	t0 := uint32(sb[s0>>24])<<24 | uint32(sb[s1>>16&0xff])<<16 | uint32(sb[s2>>8&0xff])<<8 | uint32(sb[s3&0xff])
-	t1 := uint32(sb[s1>>24])<<24 | uint32(sb[s2>>16&0xff])<<16 | uint32(sb[s3>>8&0xff])<<8 | uint32(sb[s0&0xff])
-	t2 := uint32(sb[s2>>24])<<24 | uint32(sb[s3>>16&0xff])<<16 | uint32(sb[s0>>8&0xff])<<8 | uint32(sb[s1&0xff])
-	t3 := uint32(sb[s3>>24])<<24 | uint32(sb[s0>>16&0xff])<<16 | uint32(sb[s1>>8&0xff])<<8 | uint32(sb[s2&0xff])
-	binary.BigEndian.PutUint32(dst[0:4], t0^k[ki])
-	binary.BigEndian.PutUint32(dst[4:8], t1^k[ki+1])
-	binary.BigEndian.PutUint32(dst[8:12], t2^k[ki+2])
-	binary.BigEndian.PutUint32(dst[12:16], t3^k[ki+3])
+	rk := k[:4]
+	sb := &tab.sbox
+	t0 := uint32(sb[uint8(s0>>24)])<<24 | uint32(sb[uint8(s1>>16)])<<16 | uint32(sb[uint8(s2>>8)])<<8 | uint32(sb[uint8(s3)])
+	t1 := uint32(sb[uint8(s1>>24)])<<24 | uint32(sb[uint8(s2>>16)])<<16 | uint32(sb[uint8(s3>>8)])<<8 | uint32(sb[uint8(s0)])
+	t2 := uint32(sb[uint8(s2>>24)])<<24 | uint32(sb[uint8(s3>>16)])<<16 | uint32(sb[uint8(s0>>8)])<<8 | uint32(sb[uint8(s1)])
+	t3 := uint32(sb[uint8(s3>>24)])<<24 | uint32(sb[uint8(s0>>16)])<<16 | uint32(sb[uint8(s1>>8)])<<8 | uint32(sb[uint8(s2)])
+	binary.BigEndian.PutUint32(dst[0:4], t0^rk[0])
+	binary.BigEndian.PutUint32(dst[4:8], t1^rk[1])
+	binary.BigEndian.PutUint32(dst[8:12], t2^rk[2])
+	binary.BigEndian.PutUint32(dst[12:16], t3^rk[3])
 }
 
 // decrypt deciphers one block; dst and src may overlap entirely.
@@ -195,25 +197,27 @@ func (c *rijndael) decrypt(dst, src []byte) {
 	s1 := binary.BigEndian.Uint32(src[4:8]) ^ k[1]
 	s2 := binary.BigEndian.Uint32(src[8:12]) ^ k[2]
 	s3 := binary.BigEndian.Uint32(src[12:16]) ^ k[3]
-	t := tab
-	ki := 4
+	td0, td1, td2, td3 := &tab.td0, &tab.td1, &tab.td2, &tab.td3
+	k = k[4:]
 	for r := 1; r < c.rounds; r++ {
-		t0 := t.td0[s0>>24] ^ t.td1[s3>>16&0xff] ^ t.td2[s2>>8&0xff] ^ t.td3[s1&0xff] ^ k[ki]
-		t1 := t.td0[s1>>24] ^ t.td1[s0>>16&0xff] ^ t.td2[s3>>8&0xff] ^ t.td3[s2&0xff] ^ k[ki+1]
-		t2 := t.td0[s2>>24] ^ t.td1[s1>>16&0xff] ^ t.td2[s0>>8&0xff] ^ t.td3[s3&0xff] ^ k[ki+2]
-		t3 := t.td0[s3>>24] ^ t.td1[s2>>16&0xff] ^ t.td2[s1>>8&0xff] ^ t.td3[s0&0xff] ^ k[ki+3]
+		rk := k[:4]
+		t0 := td0[uint8(s0>>24)] ^ td1[uint8(s3>>16)] ^ td2[uint8(s2>>8)] ^ td3[uint8(s1)] ^ rk[0]
+		t1 := td0[uint8(s1>>24)] ^ td1[uint8(s0>>16)] ^ td2[uint8(s3>>8)] ^ td3[uint8(s2)] ^ rk[1]
+		t2 := td0[uint8(s2>>24)] ^ td1[uint8(s1>>16)] ^ td2[uint8(s0>>8)] ^ td3[uint8(s3)] ^ rk[2]
+		t3 := td0[uint8(s3>>24)] ^ td1[uint8(s2>>16)] ^ td2[uint8(s1>>8)] ^ td3[uint8(s0)] ^ rk[3]
 		s0, s1, s2, s3 = t0, t1, t2, t3
-		ki += 4
+		k = k[4:]
 	}
-	ib := &t.isbox
-	t0 := uint32(ib[s0>>24])<<24 | uint32(ib[s3>>16&0xff])<<16 | uint32(ib[s2>>8&0xff])<<8 | uint32(ib[s1&0xff])
-	t1 := uint32(ib[s1>>24])<<24 | uint32(ib[s0>>16&0xff])<<16 | uint32(ib[s3>>8&0xff])<<8 | uint32(ib[s2&0xff])
-	t2 := uint32(ib[s2>>24])<<24 | uint32(ib[s1>>16&0xff])<<16 | uint32(ib[s0>>8&0xff])<<8 | uint32(ib[s3&0xff])
-	t3 := uint32(ib[s3>>24])<<24 | uint32(ib[s2>>16&0xff])<<16 | uint32(ib[s1>>8&0xff])<<8 | uint32(ib[s0&0xff])
-	binary.BigEndian.PutUint32(dst[0:4], t0^k[ki])
-	binary.BigEndian.PutUint32(dst[4:8], t1^k[ki+1])
-	binary.BigEndian.PutUint32(dst[8:12], t2^k[ki+2])
-	binary.BigEndian.PutUint32(dst[12:16], t3^k[ki+3])
+	rk := k[:4]
+	ib := &tab.isbox
+	t0 := uint32(ib[uint8(s0>>24)])<<24 | uint32(ib[uint8(s3>>16)])<<16 | uint32(ib[uint8(s2>>8)])<<8 | uint32(ib[uint8(s1)])
+	t1 := uint32(ib[uint8(s1>>24)])<<24 | uint32(ib[uint8(s0>>16)])<<16 | uint32(ib[uint8(s3>>8)])<<8 | uint32(ib[uint8(s2)])
+	t2 := uint32(ib[uint8(s2>>24)])<<24 | uint32(ib[uint8(s1>>16)])<<16 | uint32(ib[uint8(s0>>8)])<<8 | uint32(ib[uint8(s3)])
+	t3 := uint32(ib[uint8(s3>>24)])<<24 | uint32(ib[uint8(s2>>16)])<<16 | uint32(ib[uint8(s1>>8)])<<8 | uint32(ib[uint8(s0)])
+	binary.BigEndian.PutUint32(dst[0:4], t0^rk[0])
+	binary.BigEndian.PutUint32(dst[4:8], t1^rk[1])
+	binary.BigEndian.PutUint32(dst[8:12], t2^rk[2])
+	binary.BigEndian.PutUint32(dst[12:16], t3^rk[3])
 }
 
 // cbcEncrypt encrypts buf (a multiple of 16 bytes) in place in CBC mode.

@@ -156,7 +156,7 @@ func (p *PendingRequest) parseEncrypted(b []byte, resp *Response) (*Response, er
 	}
 	resp.HwID = [8]byte(t[48:56])
 	if [16]byte(t[56:72]) != p.divReq {
-		return nil, verifyErr("xored-ivs", "XoredIVs %x differ from D(IV_req) %x", t[56:72], p.divReq)
+		return nil, verifyErr("xored-ivs", "XoredIVs %x differ from D(IV_req) %x", [16]byte(t[56:72]), p.divReq)
 	}
 	var div [16]byte
 	c.decrypt(div[:], iv[:])

@@ -70,7 +70,7 @@ func ParseRequest(b []byte) (*IncomingRequest, error) {
 		c.cbcDecrypt(&in.iv, plain[:], b[20:RequestV6Size])
 		if n := pkcs7Len(plain[:]); n != RequestBodySize {
 			return nil, invalidData("V%d request padding % x after decryption is not PKCS#7 04040404",
-				major, plain[RequestBodySize:])
+				major, [4]byte(plain[RequestBodySize:]))
 		}
 		in.Request.parseBody(plain[:])
 		if in.Request.MinorVersion != 0 || in.Request.MajorVersion != major {

@@ -399,6 +399,19 @@ func (b *blockingHandler) ServeKMS(ctx context.Context, peer netip.AddrPort, req
 	return append([]byte("done:"), req...), 0
 }
 
+// idleConns counts the server's connections waiting for a PDU header.
+func idleConns(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := s.oldest; c != nil; c = c.next {
+		if c.state.Load() == stateIdle {
+			n++
+		}
+	}
+	return n
+}
+
 func TestConnectionCapEvictsOldestIdle(t *testing.T) {
 	ev := &events{}
 	h := newBlockingHandler()
@@ -409,7 +422,9 @@ func TestConnectionCapEvictsOldestIdle(t *testing.T) {
 	busy := boundConn(t, addr) // newer, will be busy in the handler
 	busy.Write(requestPDU(2, 0, 0, AppendRequestStub(nil, NDR32, []byte("b"))))
 	<-h.entered
-	waitFor(t, "two connections", func() bool { return s.Conns() == 2 })
+	// The first connection becomes idle once its goroutine waits for the
+	// next header, a moment after the bind_ack was written.
+	waitFor(t, "two connections, one idle", func() bool { return s.Conns() == 2 && idleConns(s) == 1 })
 
 	// A third connection evicts the idle one, not the busy one.
 	third := boundConn(t, addr)

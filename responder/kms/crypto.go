@@ -1,6 +1,7 @@
 package kms
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 )
@@ -83,12 +84,15 @@ func hmacKeyV6(filetime uint64) [16]byte {
 const maxHMACMessage = 16 + maxResponseBody + 16 + 32 + 8 + 16
 
 // hmacV6 computes HMAC-SHA256(key, prefix || msg) and returns bytes 16..31
-// of it. prefix+msg must not exceed maxHMACMessage bytes (the callers bound
-// the response length); it works on stack buffers so it does not allocate.
+// of it. Inputs up to maxHMACMessage bytes (every valid response) are
+// hashed from stack buffers without allocating.
 func hmacV6(key [16]byte, prefix *[16]byte, msg []byte) [16]byte {
 	const b = 64 // SHA-256 block size
 	if len(msg) > maxHMACMessage-len(prefix) {
-		panic("kms: V6 HMAC input too long") // unreachable: callers bound msg
+		m := hmac.New(sha256.New, key[:])
+		m.Write(prefix[:])
+		m.Write(msg)
+		return [16]byte(m.Sum(nil)[16:32])
 	}
 	var inner [b + maxHMACMessage]byte
 	for i := range b {
@@ -114,7 +118,8 @@ func hmacV6(key [16]byte, prefix *[16]byte, msg []byte) [16]byte {
 	return [16]byte(oh[16:32])
 }
 
-// appendPKCS7 pads buf to a multiple of 16 with 1..16 bytes of PKCS#7.
+// appendPKCS7 pads buf[from:] to a multiple of 16 with 1..16 bytes of
+// PKCS#7.
 func appendPKCS7(buf []byte, from int) []byte {
 	p := blockSize - (len(buf)-from)%blockSize
 	for range p {

@@ -37,7 +37,7 @@ func TestHMACV6MatchesCryptoHMAC(t *testing.T) {
 	key := hmacKeyV6(134398076200000000)
 	var prefix [16]byte
 	copy(prefix[:], "prefix-prefix-16")
-	for _, n := range []int{0, 1, 63, 64, 200, maxHMACMessage - 16} {
+	for _, n := range []int{0, 1, 63, 64, 200, maxHMACMessage - 16, maxHMACMessage, 1000} {
 		msg := bytes.Repeat([]byte{byte(n)}, n)
 		m := hmac.New(sha256.New, key[:])
 		m.Write(prefix[:])

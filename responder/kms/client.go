@@ -10,7 +10,7 @@ import (
 	"github.com/kmsdns/kmsdns/responder/guid"
 )
 
-// Largest valid responses: a V6 response with a 64-unit ePID.
+// Sizes of the authenticated trailers after the RESPONSE.
 const (
 	v5Trailer = 16 + 32                 // RandomXoredIVs, Hash
 	v6Trailer = v5Trailer + 8 + 16 + 16 // + HwId, XoredIVs, HMAC
@@ -30,8 +30,9 @@ type PendingRequest struct {
 
 // BuildRequest encodes req as a client does: V4 as REQUEST plus its MAC,
 // V5 and V6 as version, a random IV read from rand and the encrypted
-// REQUEST. The wire format follows req.MajorVersion (4, 5 or 6); req.MinorVersion
-// is sent as given so that hosts can be tested with odd versions.
+// REQUEST. The wire format follows req.MajorVersion (4, 5 or 6);
+// req.MinorVersion is sent as given so that hosts can be tested with odd
+// versions.
 func BuildRequest(req *Request, rand io.Reader) (wire []byte, pending *PendingRequest, err error) {
 	p := &PendingRequest{
 		minor:      req.MinorVersion,
@@ -95,7 +96,10 @@ func (p *PendingRequest) ParseResponse(b []byte) (*Response, error) {
 		if subtle.ConstantTimeCompare(mac[:], b[n:]) != 1 {
 			return nil, verifyErr("mac", "V4 response MAC at bytes %d..%d does not verify", n, n+16)
 		}
-		return resp, p.checkEcho(resp)
+		if err := p.checkEcho(resp); err != nil {
+			return nil, err
+		}
+		return resp, nil
 	}
 	return p.parseEncrypted(b, resp)
 }

@@ -142,6 +142,9 @@ func TestParseResponseRejects(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted: %+v", resp)
 			}
+			if resp != nil {
+				t.Errorf("a response came back with the error %v", err)
+			}
 			var ve *VerifyError
 			if !errors.As(err, &ve) {
 				t.Fatalf("error %T %v is not a *VerifyError", err, err)

@@ -1,0 +1,128 @@
+package ledger
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var benchClients = flag.Int("ledger.clients", 100000, "distinct clients for BenchmarkClients (1000000 for the 1M figure)")
+
+func benchActivation(i int, now time.Time) Activation {
+	return Activation{
+		Time: now, CMID: cmid(i), App: appWindows, CountedID: kmsWin10,
+		Workstation: fmt.Sprintf("DESKTOP-%07d.corp.example.com", i), Source: "10.1.2.3:49152",
+		Protocol: 6, Counted: true, Cap: 50,
+	}
+}
+
+// BenchmarkRecordSerial is one connection's view: every Record waits for
+// its own fsync'd commit. ns/op is the per-request ledger latency.
+func BenchmarkRecordSerial(b *testing.B) {
+	l := openTest(b, b.TempDir(), nil, Options{})
+	ctx := context.Background()
+	now := time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := l.Record(ctx, benchActivation(i, now)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	s := l.Stats()
+	b.ReportMetric(float64(s.Records)/float64(s.Batches), "records/commit")
+}
+
+// BenchmarkRecordParallel64 records from 64 goroutines at once, as 64
+// client connections would; group commit batches them.
+func BenchmarkRecordParallel64(b *testing.B) {
+	l := openTest(b, b.TempDir(), nil, Options{})
+	ctx := context.Background()
+	now := time.Now()
+	var next atomic.Int64
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism((64 + procs - 1) / procs)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := l.Record(ctx, benchActivation(int(next.Add(1)), now)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	s := l.Stats()
+	b.ReportMetric(float64(s.Records)/float64(s.Batches), "records/commit")
+}
+
+// BenchmarkClients fills a store with -ledger.clients distinct clients (64
+// concurrent writers) and reports its size on disk, the Go heap in use
+// afterwards, and how long reopening and loading the counts takes. Run it
+// with -benchtime=1x.
+func BenchmarkClients(b *testing.B) {
+	n := *benchClients
+	if testing.Short() && n > 100000 {
+		b.Skip("more than 100k clients in -short mode")
+	}
+	for range b.N {
+		dir := b.TempDir()
+		l, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1))
+					if i > n {
+						return
+					}
+					if err := l.Record(context.Background(), benchActivation(i, now)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := l.Prune(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		s := l.Stats()
+		if s.Clients != uint64(n) {
+			b.Fatalf("%d clients stored, want %d", s.Clients, n)
+		}
+		if err := l.Close(); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		l, err = Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.Counts(); err != nil {
+			b.Fatal(err)
+		}
+		reopen := time.Since(start)
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(l.Stats().FileSize)/(1<<20), "disk-MiB")
+		b.ReportMetric(float64(l.Stats().FileSize)/float64(n), "disk-B/client")
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(reopen.Milliseconds()), "reopen-ms")
+		b.ReportMetric(float64(s.Records)/float64(s.Batches), "records/commit")
+		l.Close()
+	}
+}

@@ -1,0 +1,181 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kmsdns/kmsdns/responder/guid"
+)
+
+// pruneChunk bounds the deletions of one prune transaction so that queued
+// activations do not wait long behind a large prune.
+const pruneChunk = 10000
+
+// prune removes expired audit records and trims every application's count.
+// It runs on the writer goroutine (or before it starts).
+func (l *Ledger) prune() error {
+	now := l.opts.Clock()
+	cutoff := now.Add(-l.opts.Retention)
+	if !timeOK(cutoff) {
+		return nil
+	}
+	for {
+		n, err := l.pruneAudit(cutoff)
+		if err != nil {
+			return err
+		}
+		if n < pruneChunk {
+			break
+		}
+	}
+	return l.pruneCounts(now.Add(-l.opts.CountWindow))
+}
+
+// pruneAudit deletes up to pruneChunk audit records last seen at or before
+// cutoff, oldest first, and returns how many index entries it removed.
+func (l *Ledger) pruneAudit(cutoff time.Time) (int, error) {
+	limit := binary.BigEndian.AppendUint64(nil, sortableNanos(cutoff))
+	var removed, left uint64
+	n := 0
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		audit, ts := tx.Bucket(bucketAudit), tx.Bucket(bucketAuditTS)
+		var stale [][]byte
+		cur := ts.Cursor()
+		for k, _ := cur.First(); k != nil && len(stale) < pruneChunk; k, _ = cur.Next() {
+			if len(k) != 40 {
+				stale = append(stale, bytes.Clone(k))
+				continue
+			}
+			if bytes.Compare(k[:8], limit) > 0 {
+				break
+			}
+			stale = append(stale, bytes.Clone(k))
+		}
+		for _, k := range stale {
+			if err := ts.Delete(k); err != nil {
+				return err
+			}
+			n++
+			if len(k) != 40 {
+				continue
+			}
+			// Delete the record only if the index entry is its current
+			// one; a stale entry must not take a fresh record with it.
+			v := audit.Get(k[8:])
+			if v == nil {
+				continue
+			}
+			c, err := DecodeClient(v)
+			if err == nil && !bytes.Equal(tsKey(c.LastSeen, c.CMID, c.App), k) {
+				continue
+			}
+			if err := audit.Delete(k[8:]); err != nil {
+				return err
+			}
+			removed++
+		}
+		left = l.clients.Load()
+		if removed == 0 {
+			return nil
+		}
+		left -= min(removed, left)
+		return tx.Bucket(bucketMeta).Put(keyClients, binary.BigEndian.AppendUint64(nil, left))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ledger: prune audit records: %w", err)
+	}
+	// Only the writer goroutine changes the counter, so Store is safe.
+	l.clients.Store(left)
+	l.pruned.Add(removed)
+	return n, nil
+}
+
+// pruneCounts deletes count entries last seen at or before cutoff, corrupt
+// ones, and those beyond the application's cap (keeping the newest).
+func (l *Ledger) pruneCounts(cutoff time.Time) error {
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		counts, caps := tx.Bucket(bucketCount), tx.Bucket(bucketCap)
+		var apps [][]byte
+		if err := counts.ForEachBucket(func(k []byte) error {
+			apps = append(apps, bytes.Clone(k))
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, app := range apps {
+			kept, err := trimCount(counts.Bucket(app), capOf(caps, app), cutoff)
+			if err != nil {
+				return err
+			}
+			if len(app) == 16 {
+				l.countN[guid.GUID(app)] = kept
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: prune counts: %w", err)
+	}
+	return nil
+}
+
+// capOf returns the stored cap of app, 0 when none or unreadable.
+func capOf(caps *bolt.Bucket, app []byte) int {
+	n := 0
+	if v := caps.Get(app); v != nil {
+		n, _ = decodeCap(v)
+	}
+	return n
+}
+
+// trimCount deletes from one application's count bucket the entries last
+// seen at or before cutoff, corrupt ones, and all but the newest capN (when
+// capN > 0). It returns the number of entries kept.
+func trimCount(b *bolt.Bucket, capN int, cutoff time.Time) (int, error) {
+	var keep []Seen
+	var drop [][]byte
+	if err := b.ForEach(func(k, v []byte) error {
+		t, err := decodeSeen(v)
+		if err != nil || len(k) != 16 || !t.After(cutoff) {
+			drop = append(drop, bytes.Clone(k))
+			return nil
+		}
+		keep = append(keep, Seen{CMID: guid.GUID(k), LastSeen: t})
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	if capN > 0 && len(keep) > capN {
+		SortNewestFirst(keep)
+		for _, s := range keep[capN:] {
+			drop = append(drop, bytes.Clone(s.CMID[:]))
+		}
+		keep = keep[:capN]
+	}
+	for _, k := range drop {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keep), nil
+}
+
+// SortNewestFirst orders s by last-seen time, newest first, breaking ties
+// by CMID bytes (higher first). Hosts use the same order to decide which
+// clients stay in a capped count, so the ledger's trimming agrees with them.
+func SortNewestFirst(s []Seen) {
+	sort.Slice(s, func(i, j int) bool { return Newer(s[i], s[j]) })
+}
+
+// Newer reports whether a sorts before b in SortNewestFirst order.
+func Newer(a, b Seen) bool {
+	if !a.LastSeen.Equal(b.LastSeen) {
+		return a.LastSeen.After(b.LastSeen)
+	}
+	return bytes.Compare(a.CMID[:], b.CMID[:]) > 0
+}

@@ -54,16 +54,20 @@ func gmul(a, b byte) byte {
 
 func buildTables() *aesTables {
 	t := new(aesTables)
-	// S-box: multiplicative inverse followed by the affine transform.
+	// S-box: multiplicative inverse (via powers of the generator 3)
+	// followed by the affine transform.
+	var exp [255]byte
+	var log [256]int
+	g := byte(1)
+	for i := range exp {
+		exp[i] = g
+		log[g] = i
+		g = gmul(g, 3)
+	}
 	for x := 0; x < 256; x++ {
 		var inv byte
 		if x != 0 {
-			for y := 1; y < 256; y++ {
-				if gmul(byte(x), byte(y)) == 1 {
-					inv = byte(y)
-					break
-				}
-			}
+			inv = exp[(255-log[x])%255]
 		}
 		s := inv
 		for i := 1; i <= 4; i++ {

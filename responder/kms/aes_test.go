@@ -172,3 +172,18 @@ func TestCBCMatchesDefinition(t *testing.T) {
 		t.Fatalf("cbcDecrypt = %q", back)
 	}
 }
+
+// TestSBox checks S-box entries from FIPS-197 figure 7 and that the
+// inverse S-box inverts it.
+func TestSBox(t *testing.T) {
+	for in, want := range map[byte]byte{0x00: 0x63, 0x01: 0x7c, 0x53: 0xed, 0xff: 0x16, 0x9a: 0xb8} {
+		if got := tab.sbox[in]; got != want {
+			t.Errorf("sbox[%#02x] = %#02x, want %#02x", in, got, want)
+		}
+	}
+	for x := range 256 {
+		if tab.isbox[tab.sbox[x]] != byte(x) {
+			t.Fatalf("isbox does not invert sbox at %#02x", x)
+		}
+	}
+}

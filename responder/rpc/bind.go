@@ -26,18 +26,21 @@ func (a *association) lookup(id uint16) Syntax {
 	return NoSyntax
 }
 
-// accept records (or replaces) the syntax of context id.
-func (a *association) accept(id uint16, syn Syntax) {
+// accept records (or replaces) the syntax of context id; it reports false
+// when the table of contexts is full.
+func (a *association) accept(id uint16, syn Syntax) bool {
 	for i := 0; i < a.n; i++ {
 		if a.ctx[i].id == id {
 			a.ctx[i].syn = syn
-			return
+			return true
 		}
 	}
-	if a.n < len(a.ctx) {
-		a.ctx[a.n] = boundContext{id, syn}
-		a.n++
+	if a.n == len(a.ctx) {
+		return false
 	}
+	a.ctx[a.n] = boundContext{id, syn}
+	a.n++
+	return true
 }
 
 // negotiate answers a bind or alter_context PDU the way a Windows 8+ KMS
@@ -100,15 +103,19 @@ func (a *association) decide(c ContextItem, rejectNDR32 bool) Result {
 			return Result{Result: ResultNegotiateAck, Reason: bits & (FeatureSecurityContextMultiplexing | FeatureKeepConnectionOnOrphan)}
 		}
 	}
-	if !a.noNDR64 && hasSyntax(c.Transfer, NDR64Syntax) {
-		a.accept(c.ID, NDR64)
-		return Result{Result: ResultAcceptance, Transfer: NDR64Syntax}
+	syn := NoSyntax
+	switch {
+	case !a.noNDR64 && hasSyntax(c.Transfer, NDR64Syntax):
+		syn = NDR64
+	case !rejectNDR32 && hasSyntax(c.Transfer, NDR32Syntax):
+		syn = NDR32
+	default:
+		return Result{Result: ResultProviderRejection, Reason: ReasonTransferSyntaxNotSupported}
 	}
-	if !rejectNDR32 && hasSyntax(c.Transfer, NDR32Syntax) {
-		a.accept(c.ID, NDR32)
-		return Result{Result: ResultAcceptance, Transfer: NDR32Syntax}
+	if !a.accept(c.ID, syn) {
+		return Result{Result: ResultProviderRejection, Reason: ReasonLocalLimitExceeded}
 	}
-	return Result{Result: ResultProviderRejection, Reason: ReasonTransferSyntaxNotSupported}
+	return Result{Result: ResultAcceptance, Transfer: syn.ID()}
 }
 
 func hasSyntax(list []SyntaxID, s SyntaxID) bool {

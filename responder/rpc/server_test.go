@@ -543,3 +543,30 @@ func TestServeContextCancel(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestContextTableLimit(t *testing.T) {
+	a := association{group: 1, secAddr: "1688"}
+	// Fill the table with one alter_context per context id, then one more.
+	for id := range uint16(maxBindContexts + 1) {
+		out, err := a.negotiate(nil, bindPDU(3, PTypeAlterContext, ndr32Item(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ack, err := ParseBindAck(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Result{ResultAcceptance, 0, NDR32Syntax}
+		if id == maxBindContexts {
+			want = Result{ResultProviderRejection, ReasonLocalLimitExceeded, SyntaxID{}}
+		}
+		if ack.Results[0] != want {
+			t.Errorf("context %d: %+v, want %+v", id, ack.Results[0], want)
+		}
+	}
+	// Re-binding a known id still works.
+	out, _ := a.negotiate(nil, bindPDU(3, PTypeAlterContext, ndr32Item(0)))
+	if _, ack, _ := ParseBindAck(out); ack.Results[0].Result != ResultAcceptance {
+		t.Errorf("re-binding context 0: %+v", ack.Results[0])
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -164,7 +166,7 @@ func TestErrorResponseExact(t *testing.T) {
 		t.Fatalf("error response\n got %x\nwant %x", got, want)
 	}
 	quoted := "050002031000000024000000020000000c00000000000000000000000000000042f004c0"
-	if hexOf(got) != quoted {
+	if hex.EncodeToString(got) != quoted {
 		t.Fatalf("error response %x differs from the reference's %s", got, quoted)
 	}
 	// NDR64: 8-byte size, 8-byte null referent, HRESULT.
@@ -176,15 +178,6 @@ func TestErrorResponseExact(t *testing.T) {
 	if len(r.Stub) != 20 || r.AllocHint != 20 || binary.LittleEndian.Uint32(r.Stub[16:]) != statusFail {
 		t.Fatalf("NDR64 error stub %x (alloc_hint %d)", r.Stub, r.AllocHint)
 	}
-}
-
-func hexOf(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, c := range b {
-		out = append(out, digits[c>>4], digits[c&15])
-	}
-	return string(out)
 }
 
 // TestClientTranscript plays vlmcsd's side of connection 3 (V6, a second
@@ -272,5 +265,5 @@ type mismatch struct {
 }
 
 func (m *mismatch) Error() string {
-	return "client PDU " + hexOf([]byte{byte(m.i)}) + " differs:\n got " + hexOf(m.got) + "\nwant " + hexOf(m.want)
+	return fmt.Sprintf("client PDU %d differs:\n got %x\nwant %x", m.i, m.got, m.want)
 }

@@ -1,6 +1,7 @@
 package kms
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -89,9 +90,9 @@ const maxHMACMessage = 16 + maxResponseBody + 16 + 32 + 8 + 16
 func hmacV6(key [16]byte, prefix *[16]byte, msg []byte) [16]byte {
 	const b = 64 // SHA-256 block size
 	if len(msg) > maxHMACMessage-len(prefix) {
-		m := hmac.New(sha256.New, key[:])
-		m.Write(prefix[:])
-		m.Write(msg)
+		// Copies keep the arguments on the caller's stack.
+		m := hmac.New(sha256.New, bytes.Clone(key[:]))
+		m.Write(append(bytes.Clone(prefix[:]), msg...))
 		return [16]byte(m.Sum(nil)[16:32])
 	}
 	var inner [b + maxHMACMessage]byte

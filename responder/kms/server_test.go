@@ -206,3 +206,26 @@ func TestAppendResponseErrors(t *testing.T) {
 		t.Errorf("63-unit ePID: %v", err)
 	}
 }
+
+// TestHostAllocations pins the per-request allocations of the host path:
+// the IncomingRequest and the workstation name string, nothing per block.
+func TestHostAllocations(t *testing.T) {
+	for _, major := range []uint16{4, 5, 6} {
+		_, _, wire := exchangeFor(t, major)
+		resp := sampleResponse()
+		rnd := detRand(1)
+		buf := make([]byte, 0, 512)
+		allocs := testing.AllocsPerRun(50, func() {
+			in, err := ParseRequest(wire)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if buf, err = in.AppendResponse(buf[:0], resp, rnd); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs > 2 {
+			t.Errorf("V%d host request+response: %.0f allocations, want at most 2", major, allocs)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package vlmcs
+
+import (
+	"github.com/coredns/coredns/plugin"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics, labelled by server and zone (both bounded by the Corefile) and a fixed set of
+// states, results and reasons. README.md lists every value.
+var (
+	membersGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "members",
+		Help:      "Registered pool members by state (up, down, pending, unapproved).",
+	}, []string{"server", "zone", "state"})
+
+	updatesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "updates_total",
+		Help:      "DNS UPDATE messages by result (rcode name) and reason.",
+	}, []string{"server", "zone", "result", "reason"})
+
+	leaseExpiries = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "lease_expiries_total",
+		Help:      "Members removed because their lease lapsed.",
+	}, []string{"server", "zone"})
+
+	answersTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "answers_total",
+		Help:      "Publish-zone answers by kind (members, last_known, empty).",
+	}, []string{"server", "zone", "kind"})
+
+	scrubbedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "scrubbed_records_total",
+		Help:      "Records removed from scrub-zone answers by reason (unapproved, unhealthy, glue).",
+	}, []string{"server", "zone", "reason"})
+
+	probesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "probes_total",
+		Help:      "Health probes by result (success, failure).",
+	}, []string{"server", "zone", "result"})
+
+	probeDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "probe_duration_seconds",
+		Buckets:   plugin.TimeBuckets,
+		Help:      "Duration of health probes.",
+	}, []string{"server", "zone"})
+)

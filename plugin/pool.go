@@ -1,0 +1,347 @@
+package vlmcs
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// health is a member's probe state.
+type health uint8
+
+const (
+	healthPending health = iota // registered, not yet probed up or down
+	healthUp
+	healthDown
+)
+
+func (h health) String() string {
+	switch h {
+	case healthUp:
+		return "up"
+	case healthDown:
+		return "down"
+	}
+	return "pending"
+}
+
+// memberKey identifies a member: one SRV target and port.
+type memberKey struct {
+	target string // lower case, fully qualified
+	port   uint16
+}
+
+// member is one SRV record of the pool with its registration and health.
+type member struct {
+	memberKey
+	priority, weight uint16
+	static           bool
+	staticAddrs      []netip.Addr
+	expires          time.Time // lease end of a registered member
+	owner            string    // TSIG key that registered it; "" when unsigned or static
+
+	state         health
+	fails, passes int
+	resolved      []netip.Addr // found through the next plugin when none are registered
+}
+
+// hostRecord holds the registered addresses of one target name.
+type hostRecord struct {
+	addrs   []netip.Addr
+	expires time.Time
+}
+
+// answer is the prepared reply content of a publish zone, shared read-only by all queries.
+type answer struct {
+	srv        []dns.RR // clipped: appending copies
+	extra      []dns.RR // clipped: appending copies
+	soa        []dns.RR
+	kind       string    // answersTotal label: members, last_known or empty
+	validUntil time.Time // the earliest lease end; the answer must be rebuilt then
+}
+
+// Pool is the member set of one publish zone. It outlives a Corefile reload (see registry.go).
+type Pool struct {
+	zone    string
+	srvName string
+	server  string // metrics label
+
+	mu        sync.Mutex
+	cfg       *config
+	members   map[memberKey]*member
+	hosts     map[string]*hostRecord
+	serial    uint32
+	evaluated bool
+
+	ans  atomic.Pointer[answer]
+	kick chan struct{} // wakes the prober when a member needs a first probe
+}
+
+func newPool(zone, server string, cfg *config) *Pool {
+	p := &Pool{
+		zone:    zone,
+		srvName: srvLabel + zone,
+		server:  server,
+		members: map[memberKey]*member{},
+		hosts:   map[string]*hostRecord{},
+		serial:  uint32(time.Now().Unix()),
+		kick:    make(chan struct{}, 1),
+	}
+	p.configure(cfg, time.Now())
+	return p
+}
+
+// configure applies a (re)loaded configuration: static members are replaced, keeping the
+// health of those that stay; registered members are kept and re-judged against the new rules.
+func (p *Pool) configure(cfg *config, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cfg = cfg
+	keep := map[memberKey]bool{}
+	for _, s := range cfg.static {
+		k := memberKey{s.target, s.port}
+		keep[k] = true
+		m, ok := p.members[k]
+		if !ok || !m.static {
+			m = &member{memberKey: k, static: true}
+			p.members[k] = m
+		}
+		m.priority, m.weight, m.staticAddrs = s.priority, s.weight, s.addrs
+		m.expires, m.owner = time.Time{}, ""
+	}
+	for k, m := range p.members {
+		if m.static && !keep[k] {
+			delete(p.members, k)
+		}
+	}
+	if !cfg.probe.enabled {
+		p.evaluated = true
+	}
+	p.rebuildLocked(now)
+}
+
+// addrsLocked returns the addresses of a member: registered, else configured, else resolved.
+func (p *Pool) addrsLocked(m *member, now time.Time) []netip.Addr {
+	if h, ok := p.hosts[m.target]; ok && now.Before(h.expires) && len(h.addrs) > 0 {
+		return h.addrs
+	}
+	if len(m.staticAddrs) > 0 {
+		return m.staticAddrs
+	}
+	return m.resolved
+}
+
+// live reports whether m is registered at now (static members always are).
+func (m *member) live(now time.Time) bool { return m.static || now.Before(m.expires) }
+
+// current returns the answer for now, rebuilding it first when a lease has lapsed.
+func (p *Pool) current(now time.Time) *answer {
+	a := p.ans.Load()
+	if a.validUntil.IsZero() || now.Before(a.validUntil) {
+		return a
+	}
+	p.mu.Lock()
+	p.sweepLocked(now)
+	p.rebuildLocked(now) // always: validUntil has passed even if a sweeper got here first
+	p.mu.Unlock()
+	return p.ans.Load()
+}
+
+// sweepLocked drops lapsed registrations and reports whether it dropped any.
+func (p *Pool) sweepLocked(now time.Time) bool {
+	changed := false
+	for k, m := range p.members {
+		if !m.live(now) {
+			delete(p.members, k)
+			leaseExpiries.WithLabelValues(p.server, p.zone).Inc()
+			changed = true
+		}
+	}
+	for n, h := range p.hosts {
+		if !now.Before(h.expires) {
+			delete(p.hosts, n)
+			changed = true
+		}
+	}
+	return changed
+}
+
+// rebuildLocked prepares the answer from the members and updates the member gauges.
+func (p *Pool) rebuildLocked(now time.Time) {
+	cfg := p.cfg
+	var healthy, registered []*member
+	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0}
+	var until time.Time
+	for _, m := range p.members {
+		if !m.live(now) {
+			continue
+		}
+		if !m.static && (until.IsZero() || m.expires.Before(until)) {
+			until = m.expires
+		}
+		if !cfg.approve.host(m.target, p.addrsLocked(m, now)) {
+			counts["unapproved"]++
+			continue
+		}
+		counts[m.state.String()]++
+		registered = append(registered, m)
+		if !cfg.probe.enabled || m.state == healthUp {
+			healthy = append(healthy, m)
+		}
+	}
+	for _, h := range p.hosts {
+		if until.IsZero() || h.expires.Before(until) {
+			until = h.expires
+		}
+	}
+	for s, n := range counts {
+		membersGauge.WithLabelValues(p.server, p.zone, s).Set(n)
+	}
+
+	chosen, kind := healthy, "members"
+	if len(chosen) == 0 && cfg.allDown == allDownLastKnown && len(registered) > 0 {
+		chosen, kind = registered, "last_known"
+	}
+	slices.SortFunc(chosen, func(a, b *member) int {
+		if c := strings.Compare(a.target, b.target); c != 0 {
+			return c
+		}
+		return int(a.port) - int(b.port)
+	})
+	a := &answer{kind: kind, validUntil: until}
+	glued := map[string]bool{}
+	for _, m := range chosen {
+		a.srv = append(a.srv, &dns.SRV{
+			Hdr:      dns.RR_Header{Name: p.srvName, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: cfg.ttl},
+			Priority: m.priority, Weight: m.weight, Port: m.port, Target: m.target,
+		})
+		if glued[m.target] {
+			continue
+		}
+		glued[m.target] = true
+		for _, ip := range p.addrsLocked(m, now) {
+			a.extra = append(a.extra, addrRR(m.target, ip, cfg.ttl))
+		}
+	}
+	if len(a.srv) == 0 {
+		a.kind = "empty"
+	}
+	p.serial++
+	a.soa = []dns.RR{p.soaLocked()}
+	a.srv, a.extra = slices.Clip(a.srv), slices.Clip(a.extra)
+	p.ans.Store(a)
+}
+
+// soaLocked synthesizes the zone's SOA for negative answers: MNAME is the zone, RNAME
+// hostmaster.<zone>, the serial counts pool changes, and TTL and MINIMUM are the answer TTL.
+func (p *Pool) soaLocked() *dns.SOA {
+	return &dns.SOA{
+		Hdr:     dns.RR_Header{Name: p.zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: p.cfg.ttl},
+		Ns:      p.zone,
+		Mbox:    "hostmaster." + p.zone,
+		Serial:  p.serial,
+		Refresh: 3600,
+		Retry:   600,
+		Expire:  86400,
+		Minttl:  p.cfg.ttl,
+	}
+}
+
+// addrRR returns an A or AAAA record for ip.
+func addrRR(name string, ip netip.Addr, ttl uint32) dns.RR {
+	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: ttl}
+	if ip.Is4() {
+		hdr.Rrtype = dns.TypeA
+		return &dns.A{Hdr: hdr, A: ip.AsSlice()}
+	}
+	hdr.Rrtype = dns.TypeAAAA
+	return &dns.AAAA{Hdr: hdr, AAAA: ip.AsSlice()}
+}
+
+// probeTarget is one member to probe in a round.
+type probeTarget struct {
+	key   memberKey
+	addrs []netip.Addr
+}
+
+// targets sweeps lapsed registrations and lists the members to probe.
+func (p *Pool) targets(now time.Time) (ts []probeTarget, unresolved []memberKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sweepLocked(now) {
+		p.rebuildLocked(now)
+	}
+	for k, m := range p.members {
+		addrs := p.addrsLocked(m, now)
+		if len(addrs) == 0 {
+			unresolved = append(unresolved, k)
+		}
+		ts = append(ts, probeTarget{key: k, addrs: slices.Clone(addrs)})
+	}
+	return ts, unresolved
+}
+
+// setResolved stores addresses found for a member that registered none.
+func (p *Pool) setResolved(k memberKey, addrs []netip.Addr) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m, ok := p.members[k]; ok && !slices.Equal(m.resolved, addrs) {
+		m.resolved = addrs
+		p.rebuildLocked(time.Now())
+	}
+}
+
+// report records one probe result and rebuilds the answer when the state changes.
+func (p *Pool) report(k memberKey, ok bool, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, found := p.members[k]
+	if !found {
+		return
+	}
+	pc := p.cfg.probe
+	old := m.state
+	if ok {
+		m.fails = 0
+		m.passes++
+		if m.state != healthUp && m.passes >= pc.passes {
+			m.state = healthUp
+		}
+	} else {
+		m.passes = 0
+		m.fails++
+		if m.state != healthDown && m.fails >= pc.fails {
+			m.state = healthDown
+		}
+	}
+	if m.state != old {
+		p.rebuildLocked(now)
+	}
+}
+
+// roundDone marks the pool evaluated once a full probe round has finished.
+func (p *Pool) roundDone() {
+	p.mu.Lock()
+	p.evaluated = true
+	p.mu.Unlock()
+}
+
+// ready reports whether the pool has been evaluated at least once.
+func (p *Pool) ready() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.evaluated
+}
+
+// wake asks the prober for a round now (non-blocking).
+func (p *Pool) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,46 @@
+package vlmcs
+
+import "sync"
+
+// registry keeps pools across Corefile reloads. It is the one piece of package-level mutable
+// state (besides the prometheus collectors): CoreDNS builds a new plugin instance on every
+// reload, and the registered members, their leases and health must survive that. Entries are
+// keyed by server block keys and zone and reference-counted: a new instance acquires its pools
+// during setup, the old one releases them in OnShutdown, and the last release forgets the pool.
+var registry = &poolRegistry{pools: map[string]*registryEntry{}}
+
+type poolRegistry struct {
+	mu    sync.Mutex
+	pools map[string]*registryEntry
+}
+
+type registryEntry struct {
+	pool *Pool
+	refs int
+}
+
+// acquire returns the pool under key, creating it with mk when absent.
+func (r *poolRegistry) acquire(key string, mk func() *Pool) *Pool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.pools[key]
+	if !ok {
+		e = &registryEntry{pool: mk()}
+		r.pools[key] = e
+	}
+	e.refs++
+	return e.pool
+}
+
+// release drops one reference to the pool under key.
+func (r *poolRegistry) release(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.pools[key]
+	if !ok {
+		return
+	}
+	if e.refs--; e.refs <= 0 {
+		delete(r.pools, key)
+	}
+}

@@ -1,0 +1,191 @@
+package vlmcs
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/pkg/nonwriter"
+
+	"github.com/miekg/dns"
+)
+
+// scrubZone is a zone whose `_vlmcs._tcp` answers come from the next plugin and are filtered.
+type scrubZone struct {
+	zone    string
+	srvName string
+}
+
+// serveScrub lets the next plugin answer and removes every SRV record whose target is not
+// approved (and, with scrub_unhealthy, whose target fails probes), with the glue of removed
+// targets and the signatures over the SRV set.
+func (v *Vlmcs) serveScrub(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, s *scrubZone) (int, error) {
+	nw := nonwriter.New(w)
+	rcode, err := plugin.NextOrFailure(v.Name(), v.Next, ctx, nw, r)
+	if nw.Msg == nil {
+		return rcode, err
+	}
+	out := v.scrub(nw.Msg, s, time.Now())
+	w.WriteMsg(out)
+	return dns.RcodeSuccess, err
+}
+
+// scrub returns a filtered copy of m (m itself is left alone: the next plugin may share it).
+func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
+	glue := map[string][]netip.Addr{}
+	for _, rr := range m.Extra {
+		if ip, ok := rrAddr(rr); ok {
+			n := strings.ToLower(rr.Header().Name)
+			glue[n] = append(glue[n], ip.Unmap())
+		}
+	}
+	dropped := map[string]bool{}
+	kept := map[string]bool{}
+	removedSRV := false
+	out := m.Copy()
+	out.Answer = out.Answer[:0]
+	for _, rr := range m.Answer {
+		srv, ok := rr.(*dns.SRV)
+		if !ok || !strings.EqualFold(srv.Hdr.Name, s.srvName) {
+			out.Answer = append(out.Answer, rr)
+			continue
+		}
+		target := strings.ToLower(srv.Target)
+		addrs := glue[target]
+		reason := ""
+		switch {
+		case !v.cfg.approve.name(target):
+			reason = "unapproved"
+		case len(v.cfg.approve.nets) > 0 && len(addrs) == 0 && len(v.cfg.approve.names) == 0:
+			reason = "unapproved" // only network rules, and no address to judge
+		case !v.cfg.approve.host(target, addrs):
+			reason = "unapproved"
+		case v.scrubHC != nil && !v.scrubHC.observe(memberKey{target, srv.Port}, addrs, now):
+			reason = "unhealthy"
+		}
+		if reason == "" {
+			kept[target] = true
+			out.Answer = append(out.Answer, rr)
+			continue
+		}
+		removedSRV = true
+		dropped[target] = true
+		scrubbedTotal.WithLabelValues(v.server, s.zone, reason).Inc()
+		if reason == "unapproved" {
+			v.logger.Warningf("scrubbed rogue KMS host %s port %d from %s (addresses %v)", target, srv.Port, s.srvName, addrs)
+		}
+	}
+	if removedSRV {
+		out.Answer = dropSigs(out.Answer, dns.TypeSRV)
+		out.Extra = out.Extra[:0]
+		for _, rr := range m.Extra {
+			n := strings.ToLower(rr.Header().Name)
+			if dropped[n] && !kept[n] {
+				scrubbedTotal.WithLabelValues(v.server, s.zone, "glue").Inc()
+				continue
+			}
+			out.Extra = append(out.Extra, rr)
+		}
+	}
+	return out
+}
+
+// dropSigs removes RRSIGs covering type t.
+func dropSigs(rrs []dns.RR, t uint16) []dns.RR {
+	out := rrs[:0]
+	for _, rr := range rrs {
+		if sig, ok := rr.(*dns.RRSIG); ok && sig.TypeCovered == t {
+			continue
+		}
+		out = append(out, rr)
+	}
+	return out
+}
+
+// scrubHealth tracks the health of approved targets seen in scrub-zone answers, so that
+// scrub_unhealthy can drop those that fail probes. Targets unseen for scrubForget are forgotten.
+type scrubHealth struct {
+	mu      sync.Mutex
+	targets map[memberKey]*scrubTarget
+}
+
+type scrubTarget struct {
+	addrs         []netip.Addr
+	seen          time.Time
+	state         health
+	fails, passes int
+}
+
+const scrubForget = 10 * time.Minute
+
+func newScrubHealth() *scrubHealth { return &scrubHealth{targets: map[memberKey]*scrubTarget{}} }
+
+// observe records a sighting and reports whether the target may stay (not known down).
+func (h *scrubHealth) observe(k memberKey, addrs []netip.Addr, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.targets[k]
+	if !ok {
+		t = &scrubTarget{}
+		h.targets[k] = t
+	}
+	t.seen = now
+	if len(addrs) > 0 {
+		t.addrs = addrs
+	}
+	return t.state != healthDown
+}
+
+// scrubProbeLoop probes the targets seen in scrub zones until ctx ends.
+func (v *Vlmcs) scrubProbeLoop(ctx context.Context) {
+	t := time.NewTicker(v.cfg.probe.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		h := v.scrubHC
+		h.mu.Lock()
+		var ts []probeTarget
+		for k, st := range h.targets {
+			if now.Sub(st.seen) > scrubForget {
+				delete(h.targets, k)
+				continue
+			}
+			addrs := st.addrs
+			if len(addrs) == 0 {
+				continue
+			}
+			ts = append(ts, probeTarget{key: k, addrs: addrs})
+		}
+		h.mu.Unlock()
+		v.probeAll(ctx, "scrub", ts, func(k memberKey, ok bool) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if st, found := h.targets[k]; found {
+				st.step(ok, v.cfg.probe)
+			}
+		})
+	}
+}
+
+// step applies one probe result to a scrub target.
+func (t *scrubTarget) step(ok bool, pc probeConfig) {
+	if ok {
+		t.fails, t.passes = 0, t.passes+1
+		if t.passes >= pc.passes {
+			t.state = healthUp
+		}
+		return
+	}
+	t.passes, t.fails = 0, t.fails+1
+	if t.fails >= pc.fails {
+		t.state = healthDown
+	}
+}

@@ -1,0 +1,462 @@
+package vlmcs
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/plugin"
+
+	"github.com/miekg/dns"
+)
+
+// pluginName is the directive and the metrics subsystem.
+const pluginName = "vlmcs"
+
+func init() { plugin.Register(pluginName, setup) }
+
+// setup parses the vlmcs block, wires the handler into the chain, lets UPDATE through,
+// hands the block's TSIG keys to the server and ties the prober to the server lifecycle.
+func setup(c *caddy.Controller) error {
+	cfg, err := parse(c)
+	if err != nil {
+		return plugin.Error(pluginName, err)
+	}
+	dc := dnsserver.GetConfig(c)
+	dc.AllowOpcode(dns.OpcodeUpdate)
+	if len(cfg.keys) > 0 {
+		if dc.TsigSecret == nil {
+			dc.TsigSecret = map[string]string{}
+		}
+		for k, d := range cfg.keys {
+			if s, ok := dc.TsigSecret[k]; ok && s != d.secret {
+				return plugin.Error(pluginName, fmt.Errorf("%s: key %q already has a different secret in this server block", d.where, k))
+			}
+			dc.TsigSecret[k] = d.secret
+		}
+	}
+
+	server := serverLabel(dc)
+	regKey := strings.Join(c.ServerBlockKeys, ",")
+	v := newVlmcs(cfg, server, regKey, nil)
+
+	dc.AddPlugin(func(next plugin.Handler) plugin.Handler {
+		v.Next = next
+		return v
+	})
+
+	c.OnStartup(func() error {
+		if err := checkKeys(cfg, dnsserver.GetConfig(c).TsigSecret); err != nil {
+			return plugin.Error(pluginName, err)
+		}
+		v.start()
+		return nil
+	})
+	c.OnShutdown(func() error {
+		v.stop()
+		return nil
+	})
+	return nil
+}
+
+// checkKeys verifies, once every plugin's setup has run, that each key granted in the
+// block has a secret on the server, and that no later plugin (tsig) replaced ours.
+func checkKeys(cfg *config, secrets map[string]string) error {
+	for k, d := range cfg.keys {
+		if secrets[k] != d.secret {
+			return fmt.Errorf("%s: key %q was replaced by another plugin's TSIG secrets (define each key in one place: the vlmcs block or the tsig plugin)", d.where, k)
+		}
+	}
+	for k, where := range cfg.grantWhere {
+		if _, ok := secrets[k]; !ok {
+			return fmt.Errorf("%s: key %q is granted but has no secret (add `key` or `keyfile` to the vlmcs block, or a `tsig` secret)", where, k)
+		}
+	}
+	return nil
+}
+
+// serverLabel is the value of the metrics "server" label: the block's first listen address.
+func serverLabel(dc *dnsserver.Config) string {
+	host := ""
+	if len(dc.ListenHosts) > 0 {
+		host = dc.ListenHosts[0]
+	}
+	tr := dc.Transport
+	if tr == "" {
+		tr = "dns"
+	}
+	return tr + "://" + net.JoinHostPort(host, dc.Port)
+}
+
+// parse reads one vlmcs block. Every mistake is an error carrying file and line.
+func parse(c *caddy.Controller) (*config, error) {
+	cfg := newConfig()
+	seen := 0
+	for c.Next() {
+		if seen++; seen > 1 {
+			return nil, plugin.ErrOnce
+		}
+		args := c.RemainingArgs()
+		for _, a := range args {
+			if _, ok := dns.IsDomainName(a); !ok {
+				return nil, c.Errf("invalid zone %q", a)
+			}
+		}
+		cfg.zones = plugin.OriginsFromArgsOrServerBlock(args, c.ServerBlockKeys)
+		for i := range cfg.zones {
+			cfg.zones[i] = strings.ToLower(cfg.zones[i])
+		}
+		once := map[string]bool{}
+		for c.NextBlock() {
+			prop := c.Val()
+			switch prop {
+			case "approve", "static", "key", "keyfile", "grant", "any_address", "unsigned":
+			default:
+				if once[prop] {
+					return nil, c.Errf("%q given more than once", prop)
+				}
+				once[prop] = true
+			}
+			if err := parseProperty(c, cfg, prop); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if seen == 0 {
+		return nil, c.ArgErr()
+	}
+	if err := finish(c, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
+	args := c.RemainingArgs()
+	switch prop {
+	case "approve":
+		if len(args) == 0 {
+			return c.ArgErr()
+		}
+		for _, a := range args {
+			if p, err := parsePrefix(a); err == nil {
+				cfg.approve.nets = append(cfg.approve.nets, p)
+				continue
+			}
+			n, err := hostPattern(a)
+			if err != nil {
+				return c.Errf("approve: %v", err)
+			}
+			cfg.approve.names = append(cfg.approve.names, n)
+		}
+	case "static":
+		return parseStatic(c, cfg, args)
+	case "key":
+		if len(args) != 2 {
+			return c.ArgErr()
+		}
+		name := plugin.Name(args[0]).Normalize()
+		if _, ok := dns.IsDomainName(name); !ok {
+			return c.Errf("key: invalid key name %q", args[0])
+		}
+		if b, err := base64.StdEncoding.DecodeString(args[1]); err != nil || len(b) == 0 {
+			return c.Errf("key %s: secret is not base64", name)
+		}
+		return addKey(c, cfg, name, args[1])
+	case "keyfile":
+		if len(args) != 1 {
+			return c.ArgErr()
+		}
+		data, err := os.ReadFile(args[0])
+		if err != nil {
+			return c.Errf("keyfile: %v", err)
+		}
+		keys, err := parseKeyFile(data)
+		if err != nil {
+			return c.Errf("keyfile %s: %v", args[0], err)
+		}
+		names := make([]string, 0, len(keys))
+		for k := range keys {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			if err := addKey(c, cfg, k, keys[k]); err != nil {
+				return err
+			}
+		}
+	case "grant":
+		if len(args) < 2 {
+			return c.ArgErr()
+		}
+		k := plugin.Name(args[0]).Normalize()
+		for _, a := range args[1:] {
+			n, err := hostPattern(a)
+			if err != nil {
+				return c.Errf("grant %s: %v", k, err)
+			}
+			cfg.grants[k] = append(cfg.grants[k], n)
+		}
+		if _, ok := cfg.grantWhere[k]; !ok {
+			cfg.grantWhere[k] = where(c)
+		}
+	case "any_address":
+		if len(args) == 0 {
+			return c.ArgErr()
+		}
+		for _, a := range args {
+			cfg.anyAddress[plugin.Name(a).Normalize()] = true
+		}
+	case "lease":
+		if len(args) < 1 || len(args) > 3 {
+			return c.ArgErr()
+		}
+		ds := make([]time.Duration, len(args))
+		for i, a := range args {
+			d, err := parseDuration(a)
+			if err != nil {
+				return c.Errf("lease: %v", err)
+			}
+			if d < time.Second || d > 0xffffffff*time.Second {
+				return c.Errf("lease: %s is outside 1s..136y", a)
+			}
+			ds[i] = d.Truncate(time.Second)
+		}
+		cfg.leaseDefault = ds[0]
+		if len(ds) > 1 {
+			cfg.leaseMin = ds[1]
+		}
+		if len(ds) > 2 {
+			cfg.leaseMax = ds[2]
+		}
+		if cfg.leaseMin > cfg.leaseMax {
+			return c.Errf("lease: minimum %s is above maximum %s", cfg.leaseMin, cfg.leaseMax)
+		}
+		if cfg.leaseDefault < cfg.leaseMin || cfg.leaseDefault > cfg.leaseMax {
+			return c.Errf("lease: default %s is outside [%s, %s]", cfg.leaseDefault, cfg.leaseMin, cfg.leaseMax)
+		}
+	case "probe":
+		return parseProbe(c, cfg, args)
+	case "ttl":
+		if len(args) != 1 {
+			return c.ArgErr()
+		}
+		t, err := strconv.ParseUint(args[0], 10, 32)
+		if err != nil || t > 3600 {
+			return c.Errf("ttl: %q is not a number of seconds in 0..3600", args[0])
+		}
+		cfg.ttl = uint32(t)
+	case "all_down":
+		if len(args) != 1 {
+			return c.ArgErr()
+		}
+		switch args[0] {
+		case "last_known":
+			cfg.allDown = allDownLastKnown
+		case "none":
+			cfg.allDown = allDownNone
+		default:
+			return c.Errf("all_down: %q is neither last_known nor none", args[0])
+		}
+	case "scrub":
+		if len(args) == 0 {
+			return c.ArgErr()
+		}
+		for _, a := range args {
+			z := plugin.Name(a).Normalize()
+			if _, ok := dns.IsDomainName(z); !ok {
+				return c.Errf("scrub: invalid zone %q", a)
+			}
+			cfg.scrub = append(cfg.scrub, strings.ToLower(z))
+		}
+	case "scrub_unhealthy":
+		if len(args) != 0 {
+			return c.ArgErr()
+		}
+		cfg.scrubUnhealthy = true
+	case "unsigned":
+		if len(args) == 0 {
+			return c.ArgErr()
+		}
+		for _, a := range args {
+			p, err := parsePrefix(a)
+			if err != nil {
+				return c.Errf("unsigned: %v", err)
+			}
+			cfg.unsigned = append(cfg.unsigned, p)
+		}
+	case "unsigned_udp":
+		if len(args) != 0 {
+			return c.ArgErr()
+		}
+		cfg.unsignedUDP = true
+	default:
+		return c.Errf("unknown property %q", prop)
+	}
+	return nil
+}
+
+// finish checks the relations between properties once the block is read.
+func finish(c *caddy.Controller, cfg *config) error {
+	for _, z := range cfg.scrub {
+		if !slices.Contains(cfg.zones, z) {
+			return c.Errf("scrub zone %q is not one of this block's zones %v", z, cfg.zones)
+		}
+	}
+	for _, z := range cfg.zones {
+		if !slices.Contains(cfg.scrub, z) {
+			cfg.publish = append(cfg.publish, z)
+		}
+	}
+	if len(cfg.approve.names) == 0 && len(cfg.approve.nets) == 0 {
+		return c.Err("no `approve` rule: nothing could ever be published or kept")
+	}
+	for _, s := range cfg.static {
+		if !cfg.approve.host(s.target, s.addrs) {
+			return c.Errf("static member %s is not approved", s.target)
+		}
+	}
+	for k := range cfg.anyAddress {
+		if _, ok := cfg.grants[k]; !ok {
+			return c.Errf("any_address: key %q has no grant", k)
+		}
+	}
+	return nil
+}
+
+func parseStatic(c *caddy.Controller, cfg *config, args []string) error {
+	if len(args) == 0 {
+		return c.ArgErr()
+	}
+	target, err := hostName(args[0])
+	if err != nil {
+		return c.Errf("static: %v", err)
+	}
+	s := staticMember{target: target, port: defaultKMSPort}
+	nums := []*uint16{&s.port, &s.priority, &s.weight}
+	rest := args[1:]
+	for i := 0; i < len(nums) && len(rest) > 0; i++ {
+		n, err := strconv.ParseUint(rest[0], 10, 16)
+		if err != nil {
+			break
+		}
+		*nums[i] = uint16(n)
+		rest = rest[1:]
+	}
+	if s.port == 0 {
+		return c.Errf("static %s: port 0", target)
+	}
+	for _, a := range rest {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return c.Errf("static %s: %q is neither a number nor an address", target, a)
+		}
+		s.addrs = append(s.addrs, ip.Unmap())
+	}
+	for _, o := range cfg.static {
+		if o.target == s.target && o.port == s.port {
+			return c.Errf("static %s port %d given twice", target, s.port)
+		}
+	}
+	cfg.static = append(cfg.static, s)
+	return nil
+}
+
+func parseProbe(c *caddy.Controller, cfg *config, args []string) error {
+	if len(args) == 1 && args[0] == "off" {
+		cfg.probe.enabled = false
+		return nil
+	}
+	if len(args) < 2 || len(args) > 4 {
+		return c.ArgErr()
+	}
+	iv, err := parseDuration(args[0])
+	if err != nil || iv < 10*time.Millisecond || iv > time.Hour {
+		return c.Errf("probe: interval %q is not a duration in 10ms..1h", args[0])
+	}
+	to, err := parseDuration(args[1])
+	if err != nil || to < time.Millisecond || to > time.Minute {
+		return c.Errf("probe: timeout %q is not a duration in 1ms..1m", args[1])
+	}
+	cfg.probe.interval, cfg.probe.timeout = iv, to
+	counts := []*int{&cfg.probe.fails, &cfg.probe.passes}
+	for i, a := range args[2:] {
+		n, err := strconv.Atoi(a)
+		if err != nil || n < 1 || n > 100 {
+			return c.Errf("probe: %q is not a count in 1..100", a)
+		}
+		*counts[i] = n
+	}
+	return nil
+}
+
+func addKey(c *caddy.Controller, cfg *config, name, secret string) error {
+	if d, ok := cfg.keys[name]; ok {
+		return c.Errf("key %q already defined at %s", name, d.where)
+	}
+	cfg.keys[name] = keyDef{secret: secret, where: where(c)}
+	return nil
+}
+
+func where(c *caddy.Controller) string { return fmt.Sprintf("%s:%d", c.File(), c.Line()) }
+
+// parseDuration accepts Go durations and plain seconds.
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration", s)
+	}
+	return d, nil
+}
+
+// parsePrefix accepts an address (a host prefix) or a CIDR.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a network", s)
+		}
+		if p.Addr().Is4In6() {
+			return netip.Prefix{}, fmt.Errorf("%q: use the IPv4 form", s)
+		}
+		return p.Masked(), nil
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address", s)
+	}
+	ip = ip.Unmap()
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
+}
+
+// hostName normalizes a host name: lower case, fully qualified, valid.
+func hostName(s string) (string, error) {
+	n := strings.ToLower(dns.Fqdn(s))
+	if _, ok := dns.IsDomainName(n); !ok || n == "." || strings.ContainsAny(n, "*/ ") {
+		return "", fmt.Errorf("%q is not a host name", s)
+	}
+	return n, nil
+}
+
+// hostPattern accepts a host name or "*.suffix" (every name below suffix).
+func hostPattern(s string) (string, error) {
+	if rest, ok := strings.CutPrefix(s, "*."); ok {
+		n, err := hostName(rest)
+		if err != nil {
+			return "", err
+		}
+		return "*." + n, nil
+	}
+	return hostName(s)
+}

@@ -1,0 +1,527 @@
+package vlmcs
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/coredns/coredns/plugin"
+
+	"github.com/miekg/dns"
+)
+
+// Reasons label updates_total and appear in the refusal log; the set is fixed.
+const (
+	reasonOK               = "ok"
+	reasonFormat           = "format"
+	reasonNotZone          = "notzone"
+	reasonBadKey           = "tsig-badkey"
+	reasonBadSig           = "tsig-badsig"
+	reasonBadTime          = "tsig-badtime"
+	reasonUnsigned         = "unsigned"
+	reasonOutside          = "outside"
+	reasonDeleteAll        = "delete-all"
+	reasonUnapprovedTarget = "unapproved-target"
+	reasonUnapprovedAddr   = "unapproved-address"
+	reasonForeignAddr      = "foreign-address"
+	reasonNotGranted       = "key-not-granted"
+	reasonPrereq           = "prerequisite"
+)
+
+// verdict is the outcome of one UPDATE.
+type verdict struct {
+	rcode   int
+	reason  string
+	detail  string
+	tsigErr uint16 // TSIG error for NOTAUTH
+}
+
+func refuse(rcode int, reason, format string, args ...any) *verdict {
+	return &verdict{rcode: rcode, reason: reason, detail: fmt.Sprintf(format, args...)}
+}
+
+// requester is who sent an update, as far as vlmcs trusts it.
+type requester struct {
+	key string // TSIG key name when the MAC verified; "" when unsigned
+	src netip.Addr
+	tcp bool
+}
+
+// serveUpdate handles an RFC 2136 UPDATE. Updates for zones outside the block go to the next
+// plugin; for a scrub zone or a name below a publish zone the answer is NOTZONE.
+func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if len(r.Question) != 1 {
+		return v.finishUpdate(w, r, "", nil, refuse(dns.RcodeFormatError, reasonFormat, "zone section holds %d records", len(r.Question)), 0, false)
+	}
+	q := r.Question[0]
+	var p *Pool
+	for _, cand := range v.pools {
+		if strings.EqualFold(q.Name, cand.zone) {
+			p = cand
+			break
+		}
+	}
+	if p == nil {
+		if plugin.Zones(v.cfg.zones).Matches(q.Name) == "" {
+			return plugin.NextOrFailure(v.Name(), v.Next, ctx, w, r)
+		}
+		return v.finishUpdate(w, r, "", nil, refuse(dns.RcodeNotZone, reasonNotZone, "zone %s is not a vlmcs publish zone", q.Name), 0, false)
+	}
+	now := time.Now()
+	who, vd := v.authenticate(w, r)
+	var lease time.Duration
+	var ul bool
+	if vd == nil {
+		lease, ul = v.leaseFor(r)
+		vd = v.applyUpdate(r, p, who, lease, now)
+	}
+	return v.finishUpdate(w, r, p.zone, p, vd, lease, ul)
+}
+
+// authenticate checks TSIG placement and verdict, or the unsigned-update networks.
+func (v *Vlmcs) authenticate(w dns.ResponseWriter, r *dns.Msg) (requester, *verdict) {
+	who := requester{}
+	if a := w.RemoteAddr(); a != nil {
+		who.src, who.tcp = addrOf(a)
+	}
+	for i, rr := range r.Extra {
+		if rr.Header().Rrtype == dns.TypeTSIG && i != len(r.Extra)-1 {
+			return who, refuse(dns.RcodeFormatError, reasonFormat, "TSIG is not the last additional record")
+		}
+	}
+	if t := r.IsTsig(); t != nil {
+		if err := w.TsigStatus(); err != nil {
+			vd := &verdict{rcode: dns.RcodeNotAuth, detail: fmt.Sprintf("key %s: %v", t.Hdr.Name, err)}
+			switch err {
+			case dns.ErrSecret:
+				vd.reason, vd.tsigErr = reasonBadKey, dns.RcodeBadKey
+			case dns.ErrTime:
+				vd.reason, vd.tsigErr = reasonBadTime, dns.RcodeBadTime
+			default:
+				vd.reason, vd.tsigErr = reasonBadSig, dns.RcodeBadSig
+			}
+			return who, vd
+		}
+		who.key = plugin.Name(t.Hdr.Name).Normalize()
+		return who, nil
+	}
+	if !v.cfg.unsignedFrom(who.src, who.tcp) {
+		tr := "udp"
+		if who.tcp {
+			tr = "tcp"
+		}
+		return who, refuse(dns.RcodeRefused, reasonUnsigned, "unsigned update over %s from a network not allowed to send one", tr)
+	}
+	return who, nil
+}
+
+// leaseFor returns the lease to grant and whether the request carried the Update Lease option.
+func (v *Vlmcs) leaseFor(r *dns.Msg) (time.Duration, bool) {
+	if o := r.IsEdns0(); o != nil {
+		for _, e := range o.Option {
+			if ul, ok := e.(*dns.EDNS0_UL); ok {
+				return v.cfg.clampLease(ul.Lease, true), true
+			}
+		}
+	}
+	return v.cfg.clampLease(0, false), false
+}
+
+// op is one checked change from the update section.
+type op struct {
+	rr    dns.RR
+	name  string // lower-case owner name
+	class uint16
+	srv   *dns.SRV
+	ip    netip.Addr
+}
+
+// applyUpdate runs the prescan, the policy and the prerequisites, then applies the changes
+// atomically. It returns the verdict.
+func (v *Vlmcs) applyUpdate(r *dns.Msg, p *Pool, who requester, lease time.Duration, now time.Time) *verdict {
+	ops := make([]op, 0, len(r.Ns))
+	for _, rr := range r.Ns {
+		o, vd := v.check(rr, p, who)
+		if vd != nil {
+			return vd
+		}
+		ops = append(ops, o)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if vd := prerequisites(r.Answer, p, now); vd != nil {
+		return vd
+	}
+	if len(ops) > 0 {
+		p.applyLocked(ops, who.key, now.Add(lease), now)
+	}
+	return &verdict{rcode: dns.RcodeSuccess, reason: reasonOK}
+}
+
+// check runs the RFC 2136 §3.4.1 prescan and the vlmcs policy on one update record.
+func (v *Vlmcs) check(rr dns.RR, p *Pool, who requester) (op, *verdict) {
+	h := rr.Header()
+	o := op{rr: rr, name: strings.ToLower(h.Name), class: h.Class}
+	if !dns.IsSubDomain(p.zone, o.name) {
+		return o, refuse(dns.RcodeNotZone, reasonNotZone, "%s is outside zone %s", h.Name, p.zone)
+	}
+	switch h.Class {
+	case dns.ClassINET:
+		if isMeta(h.Rrtype) || h.Rrtype == dns.TypeANY {
+			return o, refuse(dns.RcodeFormatError, reasonFormat, "cannot add type %s", dns.TypeToString[h.Rrtype])
+		}
+	case dns.ClassANY:
+		if h.Ttl != 0 || h.Rdlength != 0 || isMeta(h.Rrtype) {
+			return o, refuse(dns.RcodeFormatError, reasonFormat, "malformed RRset delete at %s", h.Name)
+		}
+	case dns.ClassNONE:
+		if h.Ttl != 0 || isMeta(h.Rrtype) || h.Rrtype == dns.TypeANY {
+			return o, refuse(dns.RcodeFormatError, reasonFormat, "malformed RR delete at %s", h.Name)
+		}
+	default:
+		return o, refuse(dns.RcodeFormatError, reasonFormat, "class %d in update section", h.Class)
+	}
+	cfg := v.cfg
+	if o.name == p.srvName {
+		if h.Rrtype != dns.TypeSRV {
+			return o, refuse(dns.RcodeRefused, reasonOutside, "only SRV may be updated at %s, not %s", p.srvName, dns.TypeToString[h.Rrtype])
+		}
+		if h.Class == dns.ClassANY {
+			return o, refuse(dns.RcodeRefused, reasonDeleteAll, "deleting the whole SRV RRset would remove other members")
+		}
+		srv, ok := rr.(*dns.SRV)
+		if !ok {
+			return o, refuse(dns.RcodeFormatError, reasonFormat, "SRV without data")
+		}
+		o.srv = srv
+		target := strings.ToLower(dns.Fqdn(srv.Target))
+		if h.Class == dns.ClassINET && srv.Port == 0 {
+			return o, refuse(dns.RcodeRefused, reasonOutside, "SRV for %s has port 0", target)
+		}
+		if !cfg.approve.name(target) {
+			return o, refuse(dns.RcodeRefused, reasonUnapprovedTarget, "target %s is not approved", target)
+		}
+		if who.key != "" && !cfg.granted(who.key, target) {
+			return o, refuse(dns.RcodeRefused, reasonNotGranted, "key %s may not register %s", who.key, target)
+		}
+		return o, nil
+	}
+	switch h.Rrtype {
+	case dns.TypeA, dns.TypeAAAA:
+	case dns.TypeANY: // class ANY: delete every address at the name
+	default:
+		return o, refuse(dns.RcodeRefused, reasonOutside, "type %s at %s is outside what vlmcs manages", dns.TypeToString[h.Rrtype], h.Name)
+	}
+	if !cfg.approve.name(o.name) {
+		return o, refuse(dns.RcodeRefused, reasonUnapprovedTarget, "target %s is not approved", o.name)
+	}
+	if who.key != "" && !cfg.granted(who.key, o.name) {
+		return o, refuse(dns.RcodeRefused, reasonNotGranted, "key %s may not register %s", who.key, o.name)
+	}
+	if h.Class == dns.ClassANY {
+		return o, nil
+	}
+	ip, ok := rrAddr(rr)
+	if !ok {
+		return o, refuse(dns.RcodeFormatError, reasonFormat, "%s record at %s without an address", dns.TypeToString[h.Rrtype], h.Name)
+	}
+	o.ip = ip
+	if h.Class == dns.ClassNONE {
+		return o, nil
+	}
+	if !ip.IsGlobalUnicast() && !ip.IsLoopback() || ip.IsMulticast() {
+		return o, refuse(dns.RcodeRefused, reasonUnapprovedAddr, "address %s of %s is not a unicast host address", ip, o.name)
+	}
+	if !cfg.approve.addr(ip) {
+		return o, refuse(dns.RcodeRefused, reasonUnapprovedAddr, "address %s of %s is not approved", ip, o.name)
+	}
+	if !(who.key != "" && cfg.anyAddress[who.key]) && ip != who.src {
+		return o, refuse(dns.RcodeRefused, reasonForeignAddr, "address %s of %s is not the sender's %s", ip, o.name, who.src)
+	}
+	return o, nil
+}
+
+// applyLocked performs the checked changes in order.
+func (p *Pool) applyLocked(ops []op, owner string, expires, now time.Time) {
+	woke := false
+	for _, o := range ops {
+		if o.srv != nil {
+			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
+			m, ok := p.members[k]
+			if ok && m.static {
+				continue // configuration owns static members
+			}
+			if o.class == dns.ClassNONE {
+				delete(p.members, k)
+				continue
+			}
+			if !ok {
+				m = &member{memberKey: k}
+				p.members[k] = m
+				woke = true
+			}
+			m.priority, m.weight, m.expires, m.owner = o.srv.Priority, o.srv.Weight, expires, owner
+			continue
+		}
+		hr := p.hosts[o.name]
+		switch o.class {
+		case dns.ClassANY:
+			if hr != nil {
+				hr.addrs = slices.DeleteFunc(hr.addrs, func(ip netip.Addr) bool {
+					return o.rr.Header().Rrtype == dns.TypeANY || (ip.Is4() == (o.rr.Header().Rrtype == dns.TypeA))
+				})
+			}
+		case dns.ClassNONE:
+			if hr != nil {
+				hr.addrs = slices.DeleteFunc(hr.addrs, func(ip netip.Addr) bool { return ip == o.ip })
+			}
+		default:
+			if hr == nil {
+				hr = &hostRecord{}
+				p.hosts[o.name] = hr
+			}
+			if !slices.Contains(hr.addrs, o.ip) {
+				hr.addrs = append(hr.addrs, o.ip)
+				woke = true
+			}
+			hr.expires = expires
+		}
+		if hr != nil && len(hr.addrs) == 0 {
+			delete(p.hosts, o.name)
+		}
+	}
+	p.rebuildLocked(now)
+	if woke {
+		p.wake()
+	}
+}
+
+// finishUpdate counts, logs refusals, and writes the response (with the granted lease and a
+// TSIG record when the request was signed).
+func (v *Vlmcs) finishUpdate(w dns.ResponseWriter, r *dns.Msg, zone string, p *Pool, vd *verdict, lease time.Duration, ul bool) (int, error) {
+	label := zone
+	if label == "" {
+		label = "other"
+	}
+	updatesTotal.WithLabelValues(v.server, label, dns.RcodeToString[vd.rcode], vd.reason).Inc()
+	if vd.rcode != dns.RcodeSuccess {
+		src := "?"
+		if a := w.RemoteAddr(); a != nil {
+			src = a.String()
+		}
+		key := "-"
+		if t := r.IsTsig(); t != nil {
+			key = t.Hdr.Name
+		}
+		v.logger.Warningf("refused update from %s key %s zone %s: %s %s: %s", src, key, zone, dns.RcodeToString[vd.rcode], vd.reason, vd.detail)
+	}
+
+	m := new(dns.Msg)
+	m.SetRcode(r, vd.rcode)
+	if len(r.Question) == 0 {
+		m.Question = nil
+	}
+	if o := r.IsEdns0(); o != nil {
+		opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		opt.SetUDPSize(max(o.UDPSize(), dns.MinMsgSize))
+		if ul && vd.rcode == dns.RcodeSuccess {
+			opt.Option = append(opt.Option, &dns.EDNS0_UL{Code: dns.EDNS0UL, Lease: uint32(lease / time.Second)})
+		}
+		m.Extra = append(m.Extra, opt)
+	}
+	if t := r.IsTsig(); t != nil {
+		now := time.Now().Unix()
+		rt := &dns.TSIG{
+			Hdr:        dns.RR_Header{Name: t.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
+			Algorithm:  t.Algorithm,
+			Fudge:      t.Fudge,
+			TimeSigned: uint64(now),
+			OrigId:     m.Id,
+			Error:      vd.tsigErr,
+		}
+		if vd.tsigErr == dns.RcodeBadTime { // RFC 8945 §5.2.3: client time signed, server time in Other Data
+			rt.TimeSigned = t.TimeSigned
+			var b [8]byte
+			binary.BigEndian.PutUint64(b[:], uint64(now))
+			rt.OtherLen, rt.OtherData = 6, hex.EncodeToString(b[2:])
+		}
+		m.Extra = append(m.Extra, rt)
+	}
+	if err := w.WriteMsg(m); err != nil {
+		log.Errorf("writing update response: %v", err)
+	}
+	return dns.RcodeSuccess, nil
+}
+
+// prerequisites evaluates RFC 2136 §3.2 against the pool's data: the SRV RRset at
+// _vlmcs._tcp.<zone>, the targets' A/AAAA RRsets and the zone's SOA.
+func prerequisites(pre []dns.RR, p *Pool, now time.Time) *verdict {
+	type set struct {
+		name string
+		typ  uint16
+	}
+	want := map[set][]dns.RR{}
+	var order []set
+	for _, rr := range pre {
+		h := rr.Header()
+		name := strings.ToLower(h.Name)
+		if h.Ttl != 0 {
+			return refuse(dns.RcodeFormatError, reasonFormat, "prerequisite with TTL %d", h.Ttl)
+		}
+		if !dns.IsSubDomain(p.zone, name) {
+			return refuse(dns.RcodeNotZone, reasonNotZone, "prerequisite %s is outside zone %s", h.Name, p.zone)
+		}
+		switch h.Class {
+		case dns.ClassANY:
+			if h.Rdlength != 0 {
+				return refuse(dns.RcodeFormatError, reasonFormat, "prerequisite with data")
+			}
+			if h.Rrtype == dns.TypeANY {
+				if !p.nameInUseLocked(name, now) {
+					return refuse(dns.RcodeNameError, reasonPrereq, "name %s is not in use", name)
+				}
+			} else if len(p.rrsetLocked(name, h.Rrtype, now)) == 0 {
+				return refuse(dns.RcodeNXRrset, reasonPrereq, "RRset %s %s does not exist", name, dns.TypeToString[h.Rrtype])
+			}
+		case dns.ClassNONE:
+			if h.Rdlength != 0 {
+				return refuse(dns.RcodeFormatError, reasonFormat, "prerequisite with data")
+			}
+			if h.Rrtype == dns.TypeANY {
+				if p.nameInUseLocked(name, now) {
+					return refuse(dns.RcodeYXDomain, reasonPrereq, "name %s is in use", name)
+				}
+			} else if len(p.rrsetLocked(name, h.Rrtype, now)) != 0 {
+				return refuse(dns.RcodeYXRrset, reasonPrereq, "RRset %s %s exists", name, dns.TypeToString[h.Rrtype])
+			}
+		case dns.ClassINET:
+			if isMeta(h.Rrtype) || h.Rrtype == dns.TypeANY {
+				return refuse(dns.RcodeFormatError, reasonFormat, "prerequisite of type %s", dns.TypeToString[h.Rrtype])
+			}
+			k := set{name, h.Rrtype}
+			if _, ok := want[k]; !ok {
+				order = append(order, k)
+			}
+			want[k] = append(want[k], rr)
+		default:
+			return refuse(dns.RcodeFormatError, reasonFormat, "prerequisite of class %d", h.Class)
+		}
+	}
+	for _, k := range order {
+		if !sameRdata(want[k], p.rrsetLocked(k.name, k.typ, now)) {
+			return refuse(dns.RcodeNXRrset, reasonPrereq, "RRset %s %s differs", k.name, dns.TypeToString[k.typ])
+		}
+	}
+	return nil
+}
+
+// rrsetLocked returns the records vlmcs holds at name of type t.
+func (p *Pool) rrsetLocked(name string, t uint16, now time.Time) []dns.RR {
+	var out []dns.RR
+	switch {
+	case name == p.zone && t == dns.TypeSOA:
+		out = append(out, p.soaLocked())
+	case name == p.srvName && t == dns.TypeSRV:
+		for _, m := range p.members {
+			if m.live(now) {
+				out = append(out, &dns.SRV{Hdr: dns.RR_Header{Name: p.srvName, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
+					Priority: m.priority, Weight: m.weight, Port: m.port, Target: m.target})
+			}
+		}
+	case t == dns.TypeA || t == dns.TypeAAAA:
+		seen := map[netip.Addr]bool{}
+		add := func(ip netip.Addr) {
+			if ip.Is4() == (t == dns.TypeA) && !seen[ip] {
+				seen[ip] = true
+				out = append(out, addrRR(name, ip, 0))
+			}
+		}
+		if h, ok := p.hosts[name]; ok && now.Before(h.expires) {
+			for _, ip := range h.addrs {
+				add(ip)
+			}
+		}
+		for _, m := range p.members {
+			if m.static && m.target == name {
+				for _, ip := range m.staticAddrs {
+					add(ip)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// nameInUseLocked reports whether vlmcs holds any record at name.
+func (p *Pool) nameInUseLocked(name string, now time.Time) bool {
+	for _, t := range []uint16{dns.TypeSOA, dns.TypeSRV, dns.TypeA, dns.TypeAAAA} {
+		if len(p.rrsetLocked(name, t, now)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// sameRdata reports whether a and b hold the same records, ignoring order, TTL and case of names.
+func sameRdata(a, b []dns.RR) bool {
+	norm := func(rrs []dns.RR) []string {
+		out := make([]string, 0, len(rrs))
+		for _, rr := range rrs {
+			c := dns.Copy(rr)
+			c.Header().Ttl = 0
+			c.Header().Class = dns.ClassINET
+			out = append(out, strings.ToLower(c.String()))
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	return slices.Equal(norm(a), norm(b))
+}
+
+// isMeta reports whether t is a meta type that cannot appear in an update.
+func isMeta(t uint16) bool {
+	switch t {
+	case dns.TypeAXFR, dns.TypeIXFR, dns.TypeMAILA, dns.TypeMAILB, dns.TypeOPT, dns.TypeTSIG, dns.TypeNone:
+		return true
+	}
+	return false
+}
+
+// rrAddr returns the address of an A or AAAA record.
+func rrAddr(rr dns.RR) (netip.Addr, bool) {
+	switch rr := rr.(type) {
+	case *dns.A:
+		ip, ok := netip.AddrFromSlice(rr.A.To4())
+		return ip, ok && rr.A.To4() != nil
+	case *dns.AAAA:
+		if len(rr.AAAA) != net.IPv6len {
+			return netip.Addr{}, false
+		}
+		ip, ok := netip.AddrFromSlice(rr.AAAA)
+		return ip, ok
+	}
+	return netip.Addr{}, false
+}
+
+// addrOf returns the address of a peer and whether it is a TCP peer.
+func addrOf(a net.Addr) (netip.Addr, bool) {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap(), true
+	case *net.UDPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap(), false
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}, a.Network() == "tcp"
+	}
+	return ap.Addr().Unmap(), a.Network() == "tcp"
+}

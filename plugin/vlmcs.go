@@ -1,0 +1,154 @@
+// Package vlmcs is a CoreDNS plugin that publishes only approved, healthy KMS hosts in
+// `_vlmcs._tcp` SRV answers. Hosts register by RFC 2136 UPDATE (TSIG-signed, with an RFC 9664
+// lease) or are configured statically; active DCE/RPC probes keep the answer to hosts that
+// work; in scrub zones the plugin removes unapproved SRV targets from another plugin's answers.
+package vlmcs
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coredns/coredns/plugin"
+
+	"github.com/miekg/dns"
+)
+
+// Vlmcs is the plugin handler of one server block.
+type Vlmcs struct {
+	// Next is the next plugin in the chain.
+	Next plugin.Handler
+
+	cfg     *config
+	server  string
+	regKey  string
+	pools   []*Pool // one per publish zone
+	scrubs  []*scrubZone
+	probe   ProbeFunc
+	logger  *rateLog
+	scrubHC *scrubHealth // nil unless scrub_unhealthy
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// newVlmcs builds the handler. With a non-empty regKey the pools come from the
+// reload-safe registry; with an empty one they are private (tests).
+func newVlmcs(cfg *config, server, regKey string, probe ProbeFunc) *Vlmcs {
+	if probe == nil {
+		probe = defaultProbe
+	}
+	v := &Vlmcs{cfg: cfg, server: server, regKey: regKey, probe: probe, logger: newRateLog(10, time.Second)}
+	now := time.Now()
+	for _, z := range cfg.publish {
+		var p *Pool
+		if regKey != "" {
+			p = registry.acquire(regKey+"|"+z, func() *Pool { return newPool(z, server, cfg) })
+			p.configure(cfg, now)
+		} else {
+			p = newPool(z, server, cfg)
+		}
+		v.pools = append(v.pools, p)
+	}
+	for _, z := range cfg.scrub {
+		v.scrubs = append(v.scrubs, &scrubZone{zone: z, srvName: srvLabel + z})
+	}
+	if cfg.scrubUnhealthy && len(cfg.scrub) > 0 && cfg.probe.enabled {
+		v.scrubHC = newScrubHealth()
+	}
+	return v
+}
+
+// Name implements plugin.Handler.
+func (v *Vlmcs) Name() string { return pluginName }
+
+// ServeDNS implements plugin.Handler. UPDATE for a publish zone is handled in update.go;
+// queries for `_vlmcs._tcp.<publish zone>` are answered from the pool; queries for
+// `_vlmcs._tcp.<scrub zone>` are passed on and their answer filtered; the rest passes through.
+func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if r.Opcode == dns.OpcodeUpdate {
+		return v.serveUpdate(ctx, w, r)
+	}
+	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
+		return plugin.NextOrFailure(v.Name(), v.Next, ctx, w, r)
+	}
+	q := r.Question[0]
+	for _, p := range v.pools {
+		if strings.EqualFold(q.Name, p.srvName) {
+			return v.answer(w, r, p)
+		}
+	}
+	for _, s := range v.scrubs {
+		if strings.EqualFold(q.Name, s.srvName) {
+			return v.serveScrub(ctx, w, r, s)
+		}
+	}
+	return plugin.NextOrFailure(v.Name(), v.Next, ctx, w, r)
+}
+
+// answer writes the pool's answer: SRV records in a fresh random order plus glue, or NODATA
+// with the synthesized SOA.
+func (v *Vlmcs) answer(w dns.ResponseWriter, r *dns.Msg, p *Pool) (int, error) {
+	a := p.current(time.Now())
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	qt := r.Question[0].Qtype
+	kind := a.kind
+	if len(a.srv) > 0 && (qt == dns.TypeSRV || qt == dns.TypeANY) {
+		m.Answer = make([]dns.RR, len(a.srv))
+		copy(m.Answer, a.srv)
+		rand.Shuffle(len(m.Answer), func(i, j int) { m.Answer[i], m.Answer[j] = m.Answer[j], m.Answer[i] })
+		m.Extra = a.extra
+	} else {
+		m.Ns = a.soa
+		kind = "empty"
+	}
+	answersTotal.WithLabelValues(v.server, p.zone, kind).Inc()
+	w.WriteMsg(m)
+	return dns.RcodeSuccess, nil
+}
+
+// start launches the prober; called from OnStartup.
+func (v *Vlmcs) start() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	v.cancel, v.done = cancel, make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range v.pools {
+		wg.Go(func() { v.probeLoop(ctx, p) })
+	}
+	if v.scrubHC != nil {
+		wg.Go(func() { v.scrubProbeLoop(ctx) })
+	}
+	go func() {
+		wg.Wait()
+		close(v.done)
+	}()
+}
+
+// stop ends the prober and waits for it; called from OnShutdown (also on reload, where the
+// new instance's prober takes over the same pools).
+func (v *Vlmcs) stop() {
+	v.mu.Lock()
+	cancel, done := v.cancel, v.done
+	v.cancel = nil
+	v.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	if v.regKey != "" {
+		for _, p := range v.pools {
+			registry.release(v.regKey + "|" + p.zone)
+		}
+		v.regKey = ""
+	}
+}

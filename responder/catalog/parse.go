@@ -80,31 +80,26 @@ func Parse(files map[string][]byte) (*Catalog, error) {
 		countIndex: map[guid.GUID]int{},
 	}
 	steps := []struct {
-		file string
-		fn   func(*table, row) error
+		file  string
+		fn    func(*table, row) error
+		empty string // error when the table has no rows; "" if allowed
 	}{
-		{FileApps, p.app},
-		{FileCounted, p.countedID},
-		{FileBuilds, p.build},
-		{FileGroups, p.group},
-		{FileEditions, p.edition},
+		{FileApps, p.app, "no applications"},
+		{FileCounted, p.countedID, ""},
+		{FileBuilds, p.build, "no host builds"},
+		{FileGroups, p.group, "no host key groups"},
+		{FileEditions, p.edition, ""},
 	}
 	for _, s := range steps {
 		t := tables[s.file]
+		if len(t.rows) == 0 && s.empty != "" {
+			return nil, &ParseError{File: s.file, Msg: s.empty}
+		}
 		for _, r := range t.rows {
 			if err := s.fn(t, r); err != nil {
 				return nil, err
 			}
 		}
-	}
-	if len(p.c.apps) == 0 {
-		return nil, &ParseError{File: FileApps, Msg: "no applications"}
-	}
-	if len(p.c.groups) == 0 {
-		return nil, &ParseError{File: FileGroups, Msg: "no host key groups"}
-	}
-	if len(p.c.builds) == 0 {
-		return nil, &ParseError{File: FileBuilds, Msg: "no host builds"}
 	}
 	return p.c, nil
 }

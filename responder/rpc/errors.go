@@ -25,6 +25,7 @@ type ParseError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("rpc: %s: offset %d: %s", e.What, e.Offset, e.Reason)
 }
@@ -39,6 +40,7 @@ type FaultError struct {
 	Status uint32
 }
 
+// Error implements error.
 func (e *FaultError) Error() string {
 	name := ""
 	switch e.Status {
@@ -60,6 +62,7 @@ type UnexpectedPDUError struct {
 	Want, Got PType
 }
 
+// Error implements error.
 func (e *UnexpectedPDUError) Error() string {
 	return fmt.Sprintf("rpc: expected %v PDU, got %v", e.Want, e.Got)
 }

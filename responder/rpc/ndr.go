@@ -66,6 +66,7 @@ const (
 	NDR64
 )
 
+// String returns "NDR32", "NDR64" or "none".
 func (s Syntax) String() string {
 	switch s {
 	case NDR32:

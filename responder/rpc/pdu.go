@@ -25,6 +25,7 @@ const (
 	PTypeAlterContextResp PType = 15
 )
 
+// String returns the PDU type's name as in the DCE/RPC specification.
 func (t PType) String() string {
 	switch t {
 	case PTypeRequest:

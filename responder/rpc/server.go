@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,7 @@ const (
 	EventRequest
 )
 
+// String returns the event's name, suitable as a metric label.
 func (e Event) String() string {
 	switch e {
 	case EventConnOpened:
@@ -433,6 +435,11 @@ func (c *conn) toBusy() bool {
 func (c *conn) serve() {
 	s := c.s
 	defer func() {
+		if r := recover(); r != nil {
+			// Like net/http: a panicking handler ends its connection, not
+			// the process.
+			s.log.Error("rpc: handler panicked; connection closed", "peer", c.peer.String(), "panic", r, "stack", string(debug.Stack()))
+		}
 		c.nc.Close()
 		s.mu.Lock()
 		s.unlinkLocked(c)

@@ -570,3 +570,24 @@ func TestContextTableLimit(t *testing.T) {
 		t.Errorf("re-binding context 0: %+v", ack.Results[0])
 	}
 }
+
+func TestHandlerPanicClosesOnlyItsConnection(t *testing.T) {
+	h := HandlerFunc(func(_ context.Context, _ netip.AddrPort, req []byte) ([]byte, uint32) {
+		if string(req) == "panic" {
+			panic("handler bug")
+		}
+		return req, 0
+	})
+	_, addr := startServer(t, "tcp4", h, ServerConfig{})
+	nc := boundConn(t, addr)
+	nc.Write(requestPDU(2, 0, 0, AppendRequestStub(nil, NDR32, []byte("panic"))))
+	expectClosed(t, nc)
+	c, err := Dial(context.Background(), "tcp", addr, ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if resp, _, err := c.Call(context.Background(), []byte("fine")); err != nil || string(resp) != "fine" {
+		t.Fatalf("after a panic elsewhere: %q, %v", resp, err)
+	}
+}

@@ -1,0 +1,263 @@
+package publish
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultPort       = 1688
+	DefaultTTL        = 60
+	DefaultLease      = 2 * time.Minute
+	DefaultTimeout    = 3 * time.Second
+	DefaultMinBackoff = time.Second
+	DefaultMaxBackoff = 30 * time.Second
+	// ServiceLabel is the owner name prefix of the SRV RRset in a zone.
+	ServiceLabel = "_vlmcs._tcp."
+)
+
+// Config says where and what the responder registers.
+type Config struct {
+	// Servers are the DNS servers to register with, "host:port" (a bare
+	// host gets port 53). Each is handled independently.
+	Servers []string
+	// Zone is the publish zone, e.g. "example.test." (the dot is optional).
+	Zone string
+	// Target is this host's name inside Zone, e.g. "kms1.example.test.".
+	Target string
+	// Addresses are published as the target's A/AAAA records, replacing
+	// whatever the target had. Empty: only the SRV record is sent, as a
+	// Windows KMS host does, and the server must know the target's address.
+	Addresses []netip.Addr
+	// Port is the SRV port (0: DefaultPort, 1688).
+	Port uint16
+	// Priority and Weight are the SRV priority and weight.
+	Priority, Weight uint16
+	// TTL of the registered records, in seconds (0: DefaultTTL).
+	TTL uint32
+	// Lease is the lease requested with the EDNS0 Update Lease option, a
+	// whole number of seconds (0: DefaultLease). The server grants its own
+	// value; refreshes happen at about half the granted lease.
+	Lease time.Duration
+	// Key signs every update with TSIG. Nil sends unsigned updates, which
+	// servers accept only from networks they allow.
+	Key *Key
+	// AllowUnsignedResponses accepts a NOERROR answer without TSIG to a
+	// signed update. By default such an answer is an error, as RFC 8945
+	// requires.
+	AllowUnsignedResponses bool
+	// Timeout bounds one exchange over one transport (0: DefaultTimeout).
+	Timeout time.Duration
+	// MinBackoff and MaxBackoff bound the delay between failed attempts,
+	// which doubles per consecutive failure (0: DefaultMinBackoff,
+	// DefaultMaxBackoff).
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives registration events (nil: slog.Default()).
+	Logger *slog.Logger
+	// Clock schedules refreshes and retries (nil: the system clock). TSIG
+	// time stamps always use the system clock, as the server checks them.
+	Clock Clock
+}
+
+// settings is a validated, canonical Config.
+type settings struct {
+	servers    []string
+	zone       string // canonical, fully qualified
+	target     string // canonical, fully qualified, below zone
+	service    string // _vlmcs._tcp.<zone>
+	addrs      []netip.Addr
+	port       uint16
+	priority   uint16
+	weight     uint16
+	ttl        uint32
+	lease      uint32 // seconds
+	key        *Key
+	unsigned   bool // accept unsigned answers to signed updates
+	timeout    time.Duration
+	minBackoff time.Duration
+	maxBackoff time.Duration
+	log        *slog.Logger
+	clock      Clock
+}
+
+// validate checks c and fills in defaults. Errors name the field.
+func (c Config) validate() (*settings, error) {
+	s := &settings{
+		port:       c.Port,
+		priority:   c.Priority,
+		weight:     c.Weight,
+		ttl:        c.TTL,
+		unsigned:   c.AllowUnsignedResponses,
+		timeout:    c.Timeout,
+		minBackoff: c.MinBackoff,
+		maxBackoff: c.MaxBackoff,
+		log:        c.Logger,
+		clock:      c.Clock,
+	}
+	if len(c.Servers) == 0 {
+		return nil, fmt.Errorf("publish: no DNS server to register with")
+	}
+	seen := make(map[string]bool, len(c.Servers))
+	for _, srv := range c.Servers {
+		hp, err := normalizeServer(srv)
+		if err != nil {
+			return nil, fmt.Errorf("publish: server %q: %v", srv, err)
+		}
+		if seen[hp] {
+			return nil, fmt.Errorf("publish: server %q is listed twice", srv)
+		}
+		seen[hp] = true
+		s.servers = append(s.servers, hp)
+	}
+
+	var err error
+	if s.zone, err = canonicalName("zone", c.Zone); err != nil {
+		return nil, err
+	}
+	if s.zone == "." {
+		return nil, fmt.Errorf("publish: zone must not be the root")
+	}
+	if s.target, err = canonicalName("target", c.Target); err != nil {
+		return nil, err
+	}
+	if !dns.IsSubDomain(s.zone, s.target) {
+		return nil, fmt.Errorf("publish: target %s is not inside zone %s", s.target, s.zone)
+	}
+	if s.target == s.zone {
+		return nil, fmt.Errorf("publish: target %s is the zone apex; use a name inside the zone", s.target)
+	}
+	s.service = ServiceLabel + s.zone
+	if dns.IsSubDomain(s.service, s.target) {
+		return nil, fmt.Errorf("publish: target %s is inside %s", s.target, s.service)
+	}
+	if _, ok := dns.IsDomainName(s.service); !ok || len(s.service) > 255 {
+		return nil, fmt.Errorf("publish: zone %s is too long to hold %s", s.zone, s.service)
+	}
+
+	seenAddr := make(map[netip.Addr]bool, len(c.Addresses))
+	for _, a := range c.Addresses {
+		switch {
+		case !a.IsValid():
+			return nil, fmt.Errorf("publish: address list holds an invalid (zero) address")
+		case a.Zone() != "":
+			return nil, fmt.Errorf("publish: address %s has a zone; publish a global address", a)
+		case a.Unmap().IsUnspecified():
+			return nil, fmt.Errorf("publish: address %s is unspecified (a wildcard, not an address clients can reach)", a)
+		case a.IsMulticast():
+			return nil, fmt.Errorf("publish: address %s is multicast", a)
+		}
+		a = a.Unmap()
+		if seenAddr[a] {
+			return nil, fmt.Errorf("publish: address %s is listed twice", a)
+		}
+		seenAddr[a] = true
+		s.addrs = append(s.addrs, a)
+	}
+
+	if s.port == 0 {
+		s.port = DefaultPort
+	}
+	if s.ttl == 0 {
+		s.ttl = DefaultTTL
+	}
+	if s.ttl > math.MaxInt32 {
+		return nil, fmt.Errorf("publish: TTL %d exceeds 2^31-1 (RFC 2181 §8)", s.ttl)
+	}
+	lease := c.Lease
+	if lease == 0 {
+		lease = DefaultLease
+	}
+	switch {
+	case lease < time.Second:
+		return nil, fmt.Errorf("publish: lease %v is shorter than one second", lease)
+	case lease%time.Second != 0:
+		return nil, fmt.Errorf("publish: lease %v is not a whole number of seconds", lease)
+	case lease/time.Second > math.MaxUint32:
+		return nil, fmt.Errorf("publish: lease %v exceeds 2^32-1 seconds", lease)
+	}
+	s.lease = uint32(lease / time.Second)
+
+	if c.Key != nil {
+		k, err := NewKey(c.Key.Algorithm, c.Key.Name, c.Key.Secret)
+		if err != nil {
+			return nil, fmt.Errorf("publish: %v", err)
+		}
+		s.key = &k
+	}
+
+	if s.timeout == 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.minBackoff == 0 {
+		s.minBackoff = DefaultMinBackoff
+	}
+	if s.maxBackoff == 0 {
+		s.maxBackoff = DefaultMaxBackoff
+	}
+	switch {
+	case s.timeout < 0:
+		return nil, fmt.Errorf("publish: timeout %v is negative", s.timeout)
+	case s.minBackoff < 0:
+		return nil, fmt.Errorf("publish: minimum backoff %v is negative", s.minBackoff)
+	case s.maxBackoff < s.minBackoff:
+		return nil, fmt.Errorf("publish: maximum backoff %v is below the minimum %v", s.maxBackoff, s.minBackoff)
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.clock == nil {
+		s.clock = systemClock{}
+	}
+	return s, nil
+}
+
+// canonicalName checks a domain name and returns it lower-case and fully
+// qualified.
+func canonicalName(field, name string) (string, error) {
+	if name == "" {
+		return "", fmt.Errorf("publish: %s is empty", field)
+	}
+	if strings.ContainsAny(name, " \t\r\n\\") {
+		return "", fmt.Errorf("publish: %s %q holds white space or escapes", field, name)
+	}
+	if _, ok := dns.IsDomainName(name); !ok {
+		return "", fmt.Errorf("publish: %s %q is not a valid domain name", field, name)
+	}
+	return dns.CanonicalName(name), nil
+}
+
+// normalizeServer returns host:port for a server given with or without a
+// port (53 by default).
+func normalizeServer(s string) (string, error) {
+	if s == "" {
+		return "", fmt.Errorf("empty address")
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		// A bare host or IPv6 address without brackets: default port.
+		if a, perr := netip.ParseAddr(s); perr == nil {
+			return netip.AddrPortFrom(a, 53).String(), nil
+		}
+		if strings.ContainsAny(s, ":[]") {
+			return "", err
+		}
+		host, port = s, "53"
+	}
+	if host == "" {
+		return "", fmt.Errorf("missing host")
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return "", fmt.Errorf("port %q is not 1-65535", port)
+	}
+	return net.JoinHostPort(host, port), nil
+}

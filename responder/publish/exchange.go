@@ -1,0 +1,166 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// ErrUnsignedResponse reports a NOERROR answer without TSIG to a signed
+// update (RFC 8945 asks the client to treat it as a failure).
+var ErrUnsignedResponse = errors.New("answer to a signed update is not signed")
+
+// RcodeError is a DNS server's refusal of an update: its response code,
+// the TSIG error it reported (BADSIG, BADKEY, BADTIME) if any, and the
+// text of an Extended DNS Error option if it sent one.
+type RcodeError struct {
+	Server    string
+	Rcode     int
+	TSIGError uint16
+	Reason    string
+}
+
+// Error says which server refused and how.
+func (e *RcodeError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s answered %s", e.Server, rcodeName(e.Rcode))
+	if e.TSIGError != 0 {
+		fmt.Fprintf(&b, " (TSIG %s)", rcodeName(int(e.TSIGError)))
+	}
+	if e.Reason != "" {
+		fmt.Fprintf(&b, ": %s", e.Reason)
+	}
+	return b.String()
+}
+
+func rcodeName(rc int) string {
+	if n, ok := dns.RcodeToString[rc]; ok {
+		return n
+	}
+	return fmt.Sprintf("RCODE%d", rc)
+}
+
+// reply is what a successful exchange learned.
+type reply struct {
+	granted uint32 // lease granted in seconds; 0 when the answer had none
+	net     string // transport that carried the final answer
+}
+
+// exchange sends the message build returns to server over UDP, and again
+// over TCP when the UDP answer is truncated, and checks the answer. build
+// is called per transport so each attempt carries a fresh ID and TSIG.
+func (s *settings) exchange(ctx context.Context, server string, build func() *dns.Msg) (reply, error) {
+	r, err := s.exchangeOnce(ctx, "udp", server, build())
+	if err == nil && r.Truncated {
+		r, err = s.exchangeOnce(ctx, "tcp", server, build())
+		if err == nil && r.Truncated {
+			return reply{}, fmt.Errorf("%s: answer over TCP is truncated", server)
+		}
+		if err != nil {
+			return reply{}, err
+		}
+		return s.checkAnswer(server, "tcp", r)
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	return s.checkAnswer(server, "udp", r)
+}
+
+// exchangeOnce performs one exchange over one transport within the
+// settings' timeout; cancelling ctx aborts it at once.
+func (s *settings) exchangeOnce(ctx context.Context, network, server string, m *dns.Msg) (*dns.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	c := &dns.Client{Net: network, Timeout: s.timeout}
+	if s.key != nil {
+		c.TsigSecret = map[string]string{s.key.Name: s.key.Secret}
+	}
+	conn, err := c.DialContext(ctx, server)
+	if err != nil {
+		return nil, fmt.Errorf("%s over %s: %w", server, network, err)
+	}
+	defer conn.Close()
+	// miekg/dns honours only the context's deadline; closing the
+	// connection makes cancellation immediate too.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	r, _, err := c.ExchangeWithConnContext(ctx, m, conn)
+	if err != nil {
+		// miekg/dns returns the message with the error when only the
+		// TSIG check failed (the TSIG RR is the last thing unpacked).
+		if r != nil && r.Response && r.Id == m.Id && r.IsTsig() != nil {
+			// The answer arrived but its signature did not verify. A
+			// refusal (BADSIG, BADKEY: the server cannot sign) is still
+			// the server's verdict; a success is not to be believed.
+			if r.Rcode != dns.RcodeSuccess {
+				return nil, s.rcodeError(server, r)
+			}
+			return nil, fmt.Errorf("%s over %s: answer's TSIG does not verify: %w", server, network, err)
+		}
+		var ne net.Error
+		switch cause := context.Cause(ctx); {
+		case cause != nil && !errors.Is(cause, context.DeadlineExceeded):
+			return nil, fmt.Errorf("%s over %s: %w", server, network, cause)
+		case cause != nil, errors.As(err, &ne) && ne.Timeout():
+			return nil, fmt.Errorf("%s over %s: no answer within %v", server, network, s.timeout)
+		}
+		return nil, fmt.Errorf("%s over %s: %w", server, network, err)
+	}
+	return r, nil
+}
+
+// checkAnswer accepts a NOERROR UPDATE response (signed, if the update
+// was) and reads the granted lease from it.
+func (s *settings) checkAnswer(server, network string, r *dns.Msg) (reply, error) {
+	if !r.Response {
+		return reply{}, fmt.Errorf("%s over %s: answer does not have the QR bit set", server, network)
+	}
+	if r.Opcode != dns.OpcodeUpdate {
+		return reply{}, fmt.Errorf("%s over %s: answer has opcode %s, want UPDATE", server, network, dns.OpcodeToString[r.Opcode])
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		return reply{}, s.rcodeError(server, r)
+	}
+	if s.key != nil && r.IsTsig() == nil && !s.unsigned {
+		return reply{}, fmt.Errorf("%s over %s: %w", server, network, ErrUnsignedResponse)
+	}
+	out := reply{net: network}
+	if opt := r.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if ul, ok := o.(*dns.EDNS0_UL); ok {
+				out.granted = ul.Lease
+			}
+		}
+	}
+	return out, nil
+}
+
+// maxReason bounds the Extended DNS Error text kept from an answer.
+const maxReason = 256
+
+func (s *settings) rcodeError(server string, r *dns.Msg) *RcodeError {
+	e := &RcodeError{Server: server, Rcode: r.Rcode}
+	if t := r.IsTsig(); t != nil {
+		e.TSIGError = t.Error
+	}
+	if opt := r.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if ede, ok := o.(*dns.EDNS0_EDE); ok {
+				e.Reason = strings.ToValidUTF8(ede.ExtraText, "?")
+				if len(e.Reason) > maxReason {
+					e.Reason = e.Reason[:maxReason] + "..."
+				}
+				if e.Reason == "" {
+					e.Reason = dns.ExtendedErrorCodeToString[ede.InfoCode]
+				}
+			}
+		}
+	}
+	return e
+}

@@ -14,7 +14,7 @@ const (
 	FileBuilds   = "builds.tsv"
 )
 
-// Files lists the tables Parse needs, in the order it reads them.
+// tableFiles lists the tables Parse needs, in the order it reads them.
 var tableFiles = [...]string{FileApps, FileCounted, FileBuilds, FileGroups, FileEditions}
 
 // EmbeddedFiles returns a copy of the embedded data tables keyed by file name,

@@ -21,6 +21,7 @@ type ParseError struct {
 	Msg  string
 }
 
+// Error formats the problem as file:line: reason.
 func (e *ParseError) Error() string {
 	if e.Line == 0 {
 		return e.File + ": " + e.Msg
@@ -71,7 +72,7 @@ func readTable(file string, data []byte, cols []string) (*table, error) {
 		if !utf8.Valid(line) {
 			return nil, fail(n, "line is not valid UTF-8")
 		}
-		if i := bytes.IndexFunc(line, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }); i >= 0 {
+		if i := bytes.IndexFunc(line, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f }); i >= 0 {
 			return nil, fail(n, "control character 0x%02x at column %d", line[i], i+1)
 		}
 		fields := strings.Split(string(line), "\t")

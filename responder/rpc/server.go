@@ -135,6 +135,10 @@ type Server struct {
 	group atomic.Uint32
 
 	draining atomic.Bool
+	// hard is cancelled when Shutdown closes connections forcibly (or has
+	// finished); handler contexts derive their cancellation from it.
+	hard       context.Context
+	hardCancel context.CancelFunc
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -171,6 +175,7 @@ func NewServer(h Handler, cfg ServerConfig) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{})}
+	s.hard, s.hardCancel = context.WithCancel(context.Background())
 	// Like vlmcsd: a random association group, one more per connection.
 	s.group.Store(rand.Uint32())
 	return s
@@ -184,10 +189,15 @@ func (s *Server) observe(e Event) {
 
 // Serve accepts connections on ln and serves each in its own goroutine
 // until ctx is cancelled or Shutdown is called; it closes ln before
-// returning. ctx is also passed to the handler. Cancelling ctx closes the
-// idle connections accepted from ln and lets the busy ones finish their
-// current request. Serve returns ErrServerClosed after Shutdown, ctx.Err()
-// after cancellation, or the listener's error.
+// returning. Cancelling ctx stops ln gracefully: it closes the idle
+// connections accepted from ln and lets the busy ones finish their current
+// request and write its response (Shutdown waits for them). Serve returns
+// nil after ctx is cancelled, ErrServerClosed after Shutdown, or the
+// listener's error.
+//
+// Handlers receive a context that carries ctx's values but is not cancelled
+// with it, so that a request in flight is not aborted by a graceful stop; it
+// is cancelled only when Shutdown gives up and closes connections forcibly.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.draining.Load() {
@@ -208,6 +218,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.closeIdle(func(c *conn) bool { return c.ln == ln })
 	})
 	defer stop()
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	context.AfterFunc(s.hard, cancel)
 
 	var delay time.Duration
 	for {
@@ -217,7 +229,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				return ErrServerClosed
 			}
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil
 			}
 			if !temporary(err) {
 				return err
@@ -231,7 +243,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		delay = 0
-		s.admit(ctx, ln, nc)
+		s.admit(ctx, hctx, ln, nc)
 	}
 }
 
@@ -254,7 +266,7 @@ func addrPort(a net.Addr) netip.AddrPort {
 }
 
 // admit applies AllowPeer and the connection cap, then starts serving nc.
-func (s *Server) admit(ctx context.Context, ln net.Listener, nc net.Conn) {
+func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) {
 	peer := addrPort(nc.RemoteAddr())
 	if s.cfg.AllowPeer != nil && !s.cfg.AllowPeer(peer.Addr()) {
 		nc.Close()
@@ -262,7 +274,7 @@ func (s *Server) admit(ctx context.Context, ln net.Listener, nc net.Conn) {
 		s.log.Debug("rpc: peer refused", "peer", peer.String())
 		return
 	}
-	c := &conn{s: s, nc: nc, ln: ln, ctx: ctx, peer: peer}
+	c := &conn{s: s, nc: nc, ln: ln, ctx: ctx, hctx: hctx, peer: peer}
 	c.assoc.group = s.group.Add(1)
 	c.assoc.secAddr = strconv.Itoa(int(addrPort(nc.LocalAddr()).Port()))
 	c.assoc.noNDR64 = s.cfg.DisableNDR64
@@ -358,7 +370,8 @@ func (s *Server) Conns() int {
 // idle connection, lets requests in progress finish and their responses be
 // written, then closes those connections too. It returns when all
 // connections are closed, or with ctx.Err() when ctx ends first, after
-// closing the remaining connections forcibly.
+// cancelling the handlers' contexts and closing the remaining connections
+// forcibly.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining.Store(true)
@@ -373,10 +386,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		close(done)
 	}()
+	defer s.hardCancel()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.hardCancel()
 		s.mu.Lock()
 		for c := s.oldest; c != nil; c = c.next {
 			c.state.Store(stateClosed)
@@ -400,7 +415,8 @@ type conn struct {
 	s     *Server
 	nc    net.Conn
 	ln    net.Listener
-	ctx   context.Context
+	ctx   context.Context // Serve's: cancelled means stop after this request
+	hctx  context.Context // the handler's
 	peer  netip.AddrPort
 	state atomic.Int32
 
@@ -558,7 +574,7 @@ func (c *conn) request(pdu []byte) ([]byte, error) {
 		return c.fault(out, BadStubData, "bad stub", q.ContextID), nil
 	}
 	c.s.observe(EventRequest)
-	resp, status := c.s.h.ServeKMS(c.ctx, c.peer, payload)
+	resp, status := c.s.h.ServeKMS(c.hctx, c.peer, payload)
 	if status == 0 && len(resp) > maxResponse {
 		c.s.log.Error("rpc: handler response too large", "size", len(resp))
 		return c.fault(out, NCAProtoError, "response too large", q.ContextID), nil

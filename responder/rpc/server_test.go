@@ -382,20 +382,26 @@ func TestIdleDeadline(t *testing.T) {
 	}
 }
 
-// blockingHandler blocks every request until release is closed, and tells
-// entered when a request arrives.
+// blockingHandler blocks every request until release is closed or its
+// context is cancelled. It tells entered when a request arrives and ctxErr
+// what its context's Err was when it stopped waiting.
 type blockingHandler struct {
 	entered chan struct{}
 	release chan struct{}
+	ctxErr  chan error
 }
 
 func newBlockingHandler() *blockingHandler {
-	return &blockingHandler{entered: make(chan struct{}, 16), release: make(chan struct{})}
+	return &blockingHandler{entered: make(chan struct{}, 16), release: make(chan struct{}), ctxErr: make(chan error, 16)}
 }
 
 func (b *blockingHandler) ServeKMS(ctx context.Context, peer netip.AddrPort, req []byte) ([]byte, uint32) {
 	b.entered <- struct{}{}
-	<-b.release
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	b.ctxErr <- ctx.Err()
 	return append([]byte("done:"), req...), 0
 }
 
@@ -520,7 +526,10 @@ func TestShutdownDeadlineForcesClose(t *testing.T) {
 		t.Errorf("Shutdown = %v, want DeadlineExceeded", err)
 	}
 	expectClosed(t, nc)
-	close(h.release)
+	// The forced close cancels the handler's context.
+	if err := <-h.ctxErr; !errors.Is(err, context.Canceled) {
+		t.Errorf("handler context: %v, want Canceled", err)
+	}
 	waitFor(t, "the handler's connection to end", func() bool { return s.Conns() == 0 })
 }
 
@@ -529,16 +538,35 @@ func TestServeContextCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(&echoHandler{}, ServerConfig{})
+	h := newBlockingHandler()
+	s := NewServer(h, ServerConfig{})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx, ln) }()
-	nc := boundConn(t, ln.Addr().String())
+	idle := boundConn(t, ln.Addr().String())
+	busy := boundConn(t, ln.Addr().String())
+	busy.Write(requestPDU(4, 0, 0, AppendRequestStub(nil, NDR32, []byte("z"))))
+	<-h.entered
+
+	// Cancelling Serve's context stops the listener and the idle connection;
+	// the request in flight goes on with a live context and is answered.
 	cancel()
-	if err := <-served; !errors.Is(err, context.Canceled) {
-		t.Errorf("Serve = %v, want Canceled", err)
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v, want nil after cancellation", err)
 	}
-	expectClosed(t, nc)
+	expectClosed(t, idle)
+	close(h.release)
+	if err := <-h.ctxErr; err != nil {
+		t.Errorf("handler context: %v, want not cancelled", err)
+	}
+	hdr, r, err := ParseResponse(readPDU(t, busy))
+	if err != nil || hdr.CallID != 4 {
+		t.Fatalf("in-flight response: %+v %v", hdr, err)
+	}
+	if p, _, err := ParseResponseStub(NDR32, r.Stub); err != nil || string(p) != "done:z" {
+		t.Fatalf("in-flight response %q, %v", p, err)
+	}
+	expectClosed(t, busy)
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Error(err)
 	}

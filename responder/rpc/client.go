@@ -210,6 +210,9 @@ func (c *Client) bindRoundTrip(ctx context.Context, h Header, b *Bind, want PTyp
 	if rh.CallID != h.CallID {
 		return BindAck{}, fmt.Errorf("rpc: %v call_id %d, want %d", want, rh.CallID, h.CallID)
 	}
+	if rh.Flags&(FlagFirstFrag|FlagLastFrag) != FlagFirstFrag|FlagLastFrag {
+		return BindAck{}, fmt.Errorf("rpc: %v flags 0x%02x: fragmented answers are not supported", want, rh.Flags)
+	}
 	_, ack, err := ParseBindAck(pdu)
 	return ack, err
 }

@@ -102,6 +102,7 @@ func TestDialRejectsBadBindAck(t *testing.T) {
 			return b
 		}, "exceeds the limit"},
 		{"rpc version 4", func(b []byte) []byte { b[0] = 4; return b }, "version"},
+		{"fragmented bind_ack", func(b []byte) []byte { b[3] = FlagFirstFrag; return b }, "fragmented"},
 		{"closed mid-PDU", func(b []byte) []byte { return b[:20] }, "EOF"},
 	}
 	for _, tt := range tests {

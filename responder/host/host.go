@@ -1,0 +1,357 @@
+// Package host decides KMS activation requests the way a correctly
+// configured Microsoft KMS host does: it activates only the products its
+// host key groups cover, refuses skewed clocks and oversized minimum counts,
+// counts distinct client machines per application over 30 days (capped at
+// twice the highest threshold seen), and answers with its ePID, hardware ID
+// and intervals.
+//
+// Every decision is written to the ledger before it is answered; when the
+// ledger cannot write, Activate returns an error and the caller must close
+// the connection without answering, so the client tries another host.
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kmsdns/kmsdns/responder/catalog"
+	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/responder/kms"
+	"github.com/kmsdns/kmsdns/responder/ledger"
+)
+
+// Host is a KMS host's activation policy and client count. It is safe for
+// concurrent use.
+type Host struct {
+	cfg   *settings
+	cat   *catalog.Catalog
+	store *ledger.Ledger
+	log   *slog.Logger
+
+	epids map[string]string // by group name
+	hwid  [8]byte
+
+	mu    sync.Mutex
+	apps  map[guid.GUID]*appCount
+	stats counters
+}
+
+// New builds a host from cfg. store holds the count and identity across
+// restarts; nil runs without persistence (counts start at zero on every
+// start and the ePIDs change), which is meant for tests and benchmarks.
+// logger receives one line per request; nil discards them.
+func New(cfg Config, cat *catalog.Catalog, store *ledger.Ledger, logger *slog.Logger) (*Host, error) {
+	if cat == nil {
+		return nil, fmt.Errorf("host: no catalog")
+	}
+	s, err := resolve(cfg, cat)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Host{
+		cfg:   s,
+		cat:   cat,
+		store: store,
+		log:   logger,
+		epids: map[string]string{},
+		apps:  map[guid.GUID]*appCount{},
+		stats: newCounters(),
+	}
+	if err := h.loadIdentity(); err != nil {
+		return nil, err
+	}
+	if err := h.loadCounts(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// loadIdentity takes each configured group's ePID from the configuration,
+// else from the ledger, else generates it; likewise the HwID. Generated
+// values are stored before New returns.
+func (h *Host) loadIdentity() error {
+	id := ledger.Identity{EPIDs: map[string]string{}}
+	if h.store != nil {
+		var err error
+		if id, err = h.store.Identity(); err != nil {
+			return fmt.Errorf("host: read identity from the ledger: %w", err)
+		}
+	}
+	dirty := false
+	now := h.cfg.clock()
+	for _, g := range h.cfg.groups {
+		if e, ok := h.cfg.epidOverride[g.Name]; ok {
+			h.epids[g.Name] = e.String()
+			continue
+		}
+		if stored, ok := id.EPIDs[g.Name]; ok {
+			if _, err := ParseEPID(stored); err == nil {
+				h.epids[g.Name] = stored
+				continue
+			}
+			h.log.Warn("host: stored ePID is malformed; generating a new one", "group", g.Name, "epid", stored)
+		}
+		e, err := generateEPID(epidMaterial{
+			platform: h.cfg.platform, group: g.EPIDGroupID,
+			keyIDMin: g.KeyIDMin, keyIDMax: g.KeyIDMax,
+			lcid: h.cfg.lcid, build: h.cfg.build,
+		}, now)
+		if err != nil {
+			return fmt.Errorf("host: generate ePID for %s: %w", g.Name, err)
+		}
+		h.epids[g.Name] = e.String()
+		id.EPIDs[g.Name] = e.String()
+		dirty = true
+	}
+	switch {
+	case h.cfg.hasHwID:
+		h.hwid = h.cfg.hwid
+	case id.HasHwID:
+		h.hwid = id.HwID
+	default:
+		if err := randomHwID(&h.hwid); err != nil {
+			return err
+		}
+		id.HwID, id.HasHwID = h.hwid, true
+		dirty = true
+	}
+	if dirty && h.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := h.store.SetIdentity(ctx, id); err != nil {
+			return fmt.Errorf("host: store identity in the ledger: %w", err)
+		}
+	}
+	return nil
+}
+
+// loadCounts rebuilds the in-memory count of every application.
+func (h *Host) loadCounts() error {
+	if h.store == nil {
+		return nil
+	}
+	counts, err := h.store.Counts()
+	if err != nil {
+		return fmt.Errorf("host: read counts from the ledger: %w", err)
+	}
+	cutoff := h.cfg.clock().Add(-CountWindow)
+	for _, c := range counts {
+		ac := newAppCount()
+		ac.raiseCap(c.Cap)
+		ac.load(c.Clients, cutoff)
+		h.apps[c.App] = ac
+	}
+	return nil
+}
+
+// Input is what the host needs from a decoded KMS request.
+type Input struct {
+	// App is the application ID, CountedID the KMS counted ID, SKU the
+	// edition's activation ID (logged, never decisive) and CMID the client
+	// machine ID.
+	App, CountedID, SKU, CMID guid.GUID
+	// PreviousCMID is the client's former CMID, usually zero.
+	PreviousCMID guid.GUID
+	// NPolicy is the minimum count the client needs.
+	NPolicy uint32
+	// ClientTime is the client's clock.
+	ClientTime time.Time
+	// Workstation is the client's name.
+	Workstation string
+	// LicenseStatus is the client's licence state (see LicenseStateName)
+	// and BindingExpiration the minutes left in it.
+	LicenseStatus, BindingExpiration uint32
+	// VM reports whether the client says it is a virtual machine.
+	VM bool
+	// ProtocolMajor and ProtocolMinor are the request's KMS protocol
+	// version.
+	ProtocolMajor, ProtocolMinor uint16
+	// Peer is the client's network address.
+	Peer string
+}
+
+// Result is the host's answer.
+type Result struct {
+	// HRESULT is 0 to answer with a response, else the error to return:
+	// ErrInvalidData, ErrInvalidTimestamp or ErrKMSIDMismatch.
+	HRESULT kms.HRESULT
+	// EPID and HwID identify the host to the client.
+	EPID string
+	HwID [8]byte
+	// CurrentCount is the application's count including the requester.
+	CurrentCount int
+	// ActivationInterval and RenewalInterval are in minutes.
+	ActivationInterval, RenewalInterval int
+	// Group is the host key group that served the request ("" if refused).
+	Group string
+	// NewClient reports that the requester entered the count.
+	NewClient bool
+	// Reason says why, for logs.
+	Reason string
+}
+
+// Activate decides one request. It returns an error, and no result to
+// send, when the decision could not be made durable (ledger failure) or ctx
+// ended: the caller must then close the connection without answering.
+func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
+	start := time.Now()
+	now := h.cfg.clock()
+	res := Result{
+		ActivationInterval: h.cfg.activation,
+		RenewalInterval:    h.cfg.renewal,
+	}
+	var cid *catalog.CountedID
+	var group *catalog.HostKeyGroup
+	res.HRESULT, res.Reason, cid, group = h.decide(in, now)
+	rec := ledger.Activation{
+		Time: now, CMID: in.CMID, App: in.App, CountedID: in.CountedID, SKU: in.SKU,
+		Workstation: in.Workstation, Source: in.Peer, Result: uint32(res.HRESULT),
+		LicenseStatus: in.LicenseStatus, Protocol: uint8(min(in.ProtocolMajor, 255)),
+	}
+	if res.HRESULT == kms.OK {
+		res.Group = group.Name
+		res.EPID = h.epids[group.Name]
+		res.HwID = h.hwid
+		h.mu.Lock()
+		ac := h.apps[in.App]
+		if ac == nil {
+			ac = newAppCount()
+			h.apps[in.App] = ac
+		}
+		ac.raiseCap(2 * cid.Threshold)
+		ac.expire(now.Add(-CountWindow))
+		res.NewClient = ac.add(in.CMID, now)
+		res.CurrentCount = ac.count()
+		rec.Counted, rec.Cap = true, ac.capN
+		h.mu.Unlock()
+		if res.NewClient {
+			res.Reason = fmt.Sprintf("activated by %s; new client, count %d of cap %d", group.Name, res.CurrentCount, rec.Cap)
+		} else {
+			res.Reason = fmt.Sprintf("activated by %s; known client, count %d of cap %d", group.Name, res.CurrentCount, rec.Cap)
+		}
+	}
+	if h.store != nil {
+		if err := h.store.Record(ctx, rec); err != nil {
+			h.mu.Lock()
+			h.stats.ledgerFailures++
+			h.mu.Unlock()
+			h.log.LogAttrs(ctx, slog.LevelError, "kms request not answered: ledger write failed",
+				slog.String("cmid", in.CMID.String()), slog.String("peer", in.Peer), slog.Any("err", err))
+			return Result{}, fmt.Errorf("host: not answering %s: %w", in.Peer, err)
+		}
+	}
+	h.mu.Lock()
+	h.stats.record(&in, &res, now)
+	h.mu.Unlock()
+	h.logRequest(ctx, &in, &res, cid, time.Since(start))
+	return res, nil
+}
+
+// decide applies the policy: N_Policy, clock skew, then whether a
+// configured group covers (application, counted ID). The SKU never decides.
+func (h *Host) decide(in Input, now time.Time) (kms.HRESULT, string, *catalog.CountedID, *catalog.HostKeyGroup) {
+	if in.NPolicy > MaxNPolicy {
+		return kms.ErrInvalidData, fmt.Sprintf("minimum count (N_Policy) %d exceeds %d", in.NPolicy, MaxNPolicy), nil, nil
+	}
+	if skew := in.ClientTime.Sub(now).Abs(); skew > h.cfg.skew || in.ClientTime.IsZero() {
+		return kms.ErrInvalidTimestamp, fmt.Sprintf("client clock %s is %s from host clock %s (limit %s)",
+			in.ClientTime.UTC().Format(time.RFC3339), skew.Round(time.Second), now.UTC().Format(time.RFC3339), h.cfg.skew), nil, nil
+	}
+	cid, ok := h.cat.CountedID(in.CountedID)
+	if !ok {
+		return kms.ErrKMSIDMismatch, fmt.Sprintf("unknown counted ID %s", in.CountedID), nil, nil
+	}
+	if cid.Refusable() {
+		kind := "retail"
+		switch {
+		case cid.Preview:
+			kind = "preview/lab"
+		case cid.AzureOnly:
+			kind = "Azure-only"
+		}
+		return kms.ErrKMSIDMismatch, fmt.Sprintf("counted ID %s (%s) is %s: no production host key activates it", cid.Name, cid.ID, kind), cid, nil
+	}
+	for _, g := range h.cfg.groups {
+		if g.Covers(in.App, in.CountedID) {
+			return kms.OK, "", cid, g
+		}
+	}
+	if in.App != cid.AppID {
+		return kms.ErrKMSIDMismatch, fmt.Sprintf("counted ID %s (%s) belongs to application %s, not %s", cid.Name, cid.ID, cid.AppID, in.App), cid, nil
+	}
+	return kms.ErrKMSIDMismatch, fmt.Sprintf("%s (%s) is not activated by the configured host key group(s) %s", cid.Name, cid.ID, h.groupNames()), cid, nil
+}
+
+func (h *Host) groupNames() string {
+	s := ""
+	for i, g := range h.cfg.groups {
+		if i > 0 {
+			s += ", "
+		}
+		s += g.Name
+	}
+	return s
+}
+
+// logRequest writes the request's log line: the fields of a KMS host's
+// event 12290 plus the decision.
+func (h *Host) logRequest(ctx context.Context, in *Input, res *Result, cid *catalog.CountedID, took time.Duration) {
+	level := slog.LevelInfo
+	msg := "kms request answered"
+	if res.HRESULT != kms.OK {
+		level = slog.LevelWarn
+		msg = "kms request refused"
+	}
+	if !h.log.Enabled(ctx, level) {
+		return
+	}
+	product := ""
+	if cid != nil {
+		product = cid.Name
+	}
+	edition := ""
+	if e, ok := h.cat.EditionBySKU(in.SKU); ok {
+		edition = e.Name
+	}
+	h.log.LogAttrs(ctx, level, msg,
+		slog.String("result", fmt.Sprintf("0x%08X", uint32(res.HRESULT))),
+		slog.String("reason", res.Reason),
+		slog.String("cmid", in.CMID.String()),
+		slog.String("workstation", in.Workstation),
+		slog.String("peer", in.Peer),
+		slog.String("app", in.App.String()),
+		slog.String("counted_id", in.CountedID.String()),
+		slog.String("product", product),
+		slog.String("sku", in.SKU.String()),
+		slog.String("edition", edition),
+		slog.Uint64("min_count", uint64(in.NPolicy)),
+		slog.Int("count", res.CurrentCount),
+		slog.Time("client_time", in.ClientTime),
+		slog.String("license_state", LicenseStateName(in.LicenseStatus)),
+		slog.Uint64("license_minutes_left", uint64(in.BindingExpiration)),
+		slog.Bool("vm", in.VM),
+		slog.String("protocol", fmt.Sprintf("%d.%d", in.ProtocolMajor, in.ProtocolMinor)),
+		slog.String("group", res.Group),
+		slog.Duration("took", took),
+	)
+}
+
+// randomHwID fills b from the system's random source.
+func randomHwID(b *[8]byte) error {
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("host: generate HwID: %w", err)
+	}
+	return nil
+}
+
+// hwidString formats a hardware ID as 16 upper-case hex digits.
+func hwidString(b [8]byte) string {
+	return fmt.Sprintf("%X", b[:])
+}

@@ -1,0 +1,218 @@
+package host
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/responder/kms"
+)
+
+// licenseStates names the licence states a KMS client reports.
+var licenseStates = [...]string{
+	"Unlicensed", "Licensed", "OOB grace", "OOT grace", "Non-genuine grace", "Notification", "Extended grace",
+}
+
+// LicenseStateName returns the name of a client licence state, or
+// "Unknown (n)".
+func LicenseStateName(n uint32) string {
+	if int(n) < len(licenseStates) {
+		return licenseStates[n]
+	}
+	return fmt.Sprintf("Unknown (%d)", n)
+}
+
+// counters are the request statistics; guarded by Host.mu.
+type counters struct {
+	byResult       map[kms.HRESULT]uint64
+	byLicense      map[uint32]uint64
+	byGroup        map[string]uint64
+	ledgerFailures uint64
+	last           time.Time
+}
+
+func newCounters() counters {
+	return counters{
+		byResult:  map[kms.HRESULT]uint64{},
+		byLicense: map[uint32]uint64{},
+		byGroup:   map[string]uint64{},
+	}
+}
+
+func (c *counters) record(in *Input, res *Result, now time.Time) {
+	c.byResult[res.HRESULT]++
+	c.byLicense[in.LicenseStatus]++
+	if res.Group != "" {
+		c.byGroup[res.Group]++
+	}
+	if now.After(c.last) {
+		c.last = now
+	}
+}
+
+// Status is what `kms-responder status` shows, the counterpart of
+// `slmgr /dlv` on a KMS host. It marshals to JSON as is.
+type Status struct {
+	Groups             []GroupStatus     `json:"groups"`
+	HwID               string            `json:"hwid"`
+	Apps               []AppStatus       `json:"applications"`
+	ActivationInterval int               `json:"activation_interval_minutes"`
+	RenewalInterval    int               `json:"renewal_interval_minutes"`
+	RequestsByResult   map[string]uint64 `json:"requests_by_result"`
+	RequestsByLicense  map[string]uint64 `json:"requests_by_license_state"`
+	RequestsByGroup    map[string]uint64 `json:"requests_by_group"`
+	// LedgerFailures counts requests left unanswered because the ledger
+	// could not write them.
+	LedgerFailures uint64       `json:"ledger_failures"`
+	LastRequest    time.Time    `json:"last_request,omitzero"`
+	Ledger         LedgerStatus `json:"ledger"`
+}
+
+// GroupStatus describes one configured host key group.
+type GroupStatus struct {
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	AppID       string    `json:"application_id"`
+	EPID        string    `json:"epid"`
+	Activates   []Product `json:"activates"`
+}
+
+// Product is a counted ID a group activates.
+type Product struct {
+	CountedID string `json:"counted_id"`
+	Name      string `json:"name"`
+	Threshold int    `json:"threshold"`
+}
+
+// AppStatus is one application's count.
+type AppStatus struct {
+	AppID string `json:"application_id"`
+	Name  string `json:"name"`
+	// Count is the current count; Cap the most it can reach now.
+	Count int `json:"current_count"`
+	Cap   int `json:"cap"`
+	// Thresholds are the distinct counts that clients of the products the
+	// configured groups activate for this application need.
+	Thresholds []int `json:"thresholds"`
+}
+
+// LedgerStatus reports the durable store.
+type LedgerStatus struct {
+	Enabled   bool   `json:"enabled"`
+	Healthy   bool   `json:"healthy"`
+	LastError string `json:"last_error,omitempty"`
+	Clients   uint64 `json:"clients"`
+	FileSize  int64  `json:"file_size_bytes"`
+}
+
+// Status returns a snapshot of the host's configuration, identity, counts
+// and request statistics.
+func (h *Host) Status() Status {
+	st := Status{
+		HwID:               hwidString(h.hwid),
+		ActivationInterval: h.cfg.activation,
+		RenewalInterval:    h.cfg.renewal,
+		RequestsByResult:   map[string]uint64{},
+		RequestsByLicense:  map[string]uint64{},
+		RequestsByGroup:    map[string]uint64{},
+	}
+	thresholds := map[guid.GUID]map[int]bool{}
+	for _, g := range h.cfg.groups {
+		gs := GroupStatus{Name: g.Name, Description: g.Description, AppID: g.AppID.String(), EPID: h.epids[g.Name]}
+		for _, id := range g.Activates {
+			p := Product{CountedID: id.String()}
+			if c, ok := h.cat.CountedID(id); ok {
+				p.Name, p.Threshold = c.Name, c.Threshold
+				if thresholds[g.AppID] == nil {
+					thresholds[g.AppID] = map[int]bool{}
+				}
+				thresholds[g.AppID][c.Threshold] = true
+			}
+			gs.Activates = append(gs.Activates, p)
+		}
+		st.Groups = append(st.Groups, gs)
+	}
+	cutoff := h.cfg.clock().Add(-CountWindow)
+	h.mu.Lock()
+	apps := map[guid.GUID]AppStatus{}
+	for id, ac := range h.apps {
+		ac.expire(cutoff)
+		apps[id] = AppStatus{Count: ac.count(), Cap: ac.capN}
+	}
+	for r, n := range h.stats.byResult {
+		st.RequestsByResult[resultName(r)] = n
+	}
+	for l, n := range h.stats.byLicense {
+		st.RequestsByLicense[LicenseStateName(l)] += n
+	}
+	for g, n := range h.stats.byGroup {
+		st.RequestsByGroup[g] = n
+	}
+	st.LedgerFailures = h.stats.ledgerFailures
+	st.LastRequest = h.stats.last
+	h.mu.Unlock()
+	// Every application a configured group serves is listed, counted or not.
+	for id := range thresholds {
+		if _, ok := apps[id]; !ok {
+			apps[id] = AppStatus{}
+		}
+	}
+	for id, as := range apps {
+		as.AppID = id.String()
+		if a, ok := h.cat.Application(id); ok {
+			as.Name = a.Name
+		}
+		for t := range thresholds[id] {
+			as.Thresholds = append(as.Thresholds, t)
+		}
+		sort.Ints(as.Thresholds)
+		st.Apps = append(st.Apps, as)
+	}
+	sort.Slice(st.Apps, func(i, j int) bool { return st.Apps[i].AppID < st.Apps[j].AppID })
+	if h.store != nil {
+		s := h.store.Stats()
+		st.Ledger = LedgerStatus{Enabled: true, Healthy: h.store.Healthy(), Clients: s.Clients, FileSize: s.FileSize}
+		if err := h.store.LastError(); err != nil {
+			st.Ledger.LastError = err.Error()
+		}
+	}
+	return st
+}
+
+// resultName formats an HRESULT for status keys: "0xC004F042" plus its
+// symbolic name when known.
+func resultName(r kms.HRESULT) string {
+	if r == kms.OK {
+		return "0x00000000 (S_OK)"
+	}
+	return r.Error()
+}
+
+// Healthy reports whether the host can answer: its ledger (if any) last
+// committed successfully.
+func (h *Host) Healthy() bool { return h.store == nil || h.store.Healthy() }
+
+// Count returns the current count of an application.
+func (h *Host) Count(app guid.GUID) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ac := h.apps[app]
+	if ac == nil {
+		return 0
+	}
+	ac.expire(h.cfg.clock().Add(-CountWindow))
+	return ac.count()
+}
+
+// EPIDs returns the ePID of every configured group, by group name.
+func (h *Host) EPIDs() map[string]string {
+	m := make(map[string]string, len(h.epids))
+	for k, v := range h.epids {
+		m[k] = v
+	}
+	return m
+}
+
+// HwID returns the host's hardware ID.
+func (h *Host) HwID() [8]byte { return h.hwid }

@@ -184,3 +184,19 @@ func TestProbe(t *testing.T) {
 		t.Fatalf("Probe(%s) on a closed port succeeded", dead)
 	}
 }
+
+func TestHandlerClosesConnection(t *testing.T) {
+	h := HandlerFunc(func(ctx context.Context, peer netip.AddrPort, req []byte) ([]byte, uint32) {
+		return nil, StatusCloseConnection
+	})
+	_, addr := startServer(t, "tcp4", h, ServerConfig{})
+	c, err := Dial(context.Background(), "tcp", addr, ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resp, status, err := c.Call(context.Background(), []byte("payload"))
+	if err == nil {
+		t.Fatalf("Call answered (status %#x, %d bytes); want the connection closed without an answer", status, len(resp))
+	}
+}

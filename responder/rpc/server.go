@@ -27,6 +27,16 @@ type Handler interface {
 	ServeKMS(ctx context.Context, peer netip.AddrPort, request []byte) (response []byte, status uint32)
 }
 
+// StatusCloseConnection, returned by a Handler as the status, answers
+// nothing and closes the connection. A host uses it when it cannot make its
+// decision durable: a Windows client treats the dropped connection as an
+// unreachable host and tries the next one, where an error HRESULT would end
+// its attempt.
+const StatusCloseConnection uint32 = 0xFFFFFFFF
+
+// errHandlerClosed ends a connection whose handler asked for it.
+var errHandlerClosed = errors.New("rpc: handler closed the connection without answering")
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, peer netip.AddrPort, request []byte) ([]byte, uint32)
 
@@ -500,6 +510,10 @@ func (c *conn) serve() {
 			return
 		}
 		out, err := c.dispatch(h, c.rbuf[:h.FragLength])
+		if errors.Is(err, errHandlerClosed) {
+			s.log.Debug("rpc: closing connection without an answer", "peer", c.peer.String())
+			return
+		}
 		if err != nil {
 			c.pduError(err)
 			return
@@ -575,6 +589,9 @@ func (c *conn) request(pdu []byte) ([]byte, error) {
 	}
 	c.s.observe(EventRequest)
 	resp, status := c.s.h.ServeKMS(c.hctx, c.peer, payload)
+	if status == StatusCloseConnection {
+		return nil, errHandlerClosed
+	}
 	if status == 0 && len(resp) > maxResponse {
 		c.s.log.Error("rpc: handler response too large", "size", len(resp))
 		return c.fault(out, NCAProtoError, "response too large", q.ContextID), nil

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/kmsdns/kmsdns/responder/catalog"
+	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/responder/kms"
+	"github.com/kmsdns/kmsdns/responder/kmsclient"
+	"github.com/kmsdns/kmsdns/responder/rpc"
+)
+
+// clientFlags are the request-shaping flags shared by activate, discover and bench.
+type clientFlags struct {
+	protocol    int
+	product     string
+	app, kmsID  string
+	sku         string
+	cmid        string
+	workstation string
+	nPolicy     int
+	ndr64       bool
+	timeout     time.Duration
+	jsonOut     bool
+}
+
+func (f *clientFlags) bind(fs *flag.FlagSet) {
+	fs.IntVar(&f.protocol, "protocol", 0, "KMS protocol version 4, 5 or 6 (default: the product's)")
+	fs.StringVar(&f.product, "product", "", "edition `name` from the catalog (e.g. \"Windows 11 Enterprise\"); see `kms-responder catalog`")
+	fs.StringVar(&f.app, "app", "", "application ID `GUID` (with --kms-id and --sku instead of --product)")
+	fs.StringVar(&f.kmsID, "kms-id", "", "KMS counted ID `GUID`")
+	fs.StringVar(&f.sku, "sku", "", "SKU (activation) ID `GUID`")
+	fs.StringVar(&f.cmid, "cmid", "", "client machine ID `GUID` (default: random, i.e. a new client)")
+	fs.StringVar(&f.workstation, "workstation", "", "workstation name sent to the host (default: this host's name)")
+	fs.IntVar(&f.nPolicy, "n-policy", 0, "required client count to send (default: the product's threshold)")
+	fs.BoolVar(&f.ndr64, "ndr64", true, "offer NDR64 at bind time as Windows 8+ clients do")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "deadline for connecting and for each request")
+	fs.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+}
+
+// resolveProduct turns the product flags into the IDs a client sends.
+func (f *clientFlags) resolveProduct(cat *catalog.Catalog) (kmsclient.Product, error) {
+	var p kmsclient.Product
+	switch {
+	case f.product != "" && (f.app != "" || f.kmsID != "" || f.sku != ""):
+		return p, usagef("give --product or --app/--kms-id/--sku, not both")
+	case f.product != "":
+		e, ok := cat.Edition(f.product)
+		if !ok {
+			return p, usagef("unknown product %q: `kms-responder catalog` lists the editions", f.product)
+		}
+		p = kmsclient.Product{Name: e.Name, AppID: e.AppID, KMSID: e.CountedID, SKUID: e.SKUID, Protocol: e.Protocol}
+	case f.app != "" && f.kmsID != "":
+		var err error
+		if p.AppID, err = guid.Parse(f.app); err != nil {
+			return p, usagef("--app: %v", err)
+		}
+		if p.KMSID, err = guid.Parse(f.kmsID); err != nil {
+			return p, usagef("--kms-id: %v", err)
+		}
+		if f.sku != "" {
+			if p.SKUID, err = guid.Parse(f.sku); err != nil {
+				return p, usagef("--sku: %v", err)
+			}
+		}
+		p.Name = "custom product"
+		if e, ok := cat.EditionBySKU(p.SKUID); ok {
+			p.Name = e.Name
+		}
+		p.Protocol = 6
+	default:
+		return p, usagef("say what to activate: --product NAME, or --app GUID --kms-id GUID [--sku GUID]")
+	}
+	if c, ok := cat.CountedID(p.KMSID); ok {
+		p.Threshold = uint32(c.Threshold)
+		if p.Protocol == 0 {
+			p.Protocol = c.Protocol
+		}
+	}
+	if p.Threshold == 0 {
+		p.Threshold = 25
+	}
+	if p.Protocol == 0 {
+		p.Protocol = 6
+	}
+	if f.nPolicy > 0 {
+		p.Threshold = uint32(f.nPolicy)
+	}
+	if f.protocol != 0 {
+		if f.protocol < 4 || f.protocol > 6 {
+			return p, usagef("--protocol %d: want 4, 5 or 6", f.protocol)
+		}
+		p.Protocol = f.protocol
+	}
+	return p, nil
+}
+
+// newRequest builds the request for p with the flags' CMID and workstation.
+func (f *clientFlags) newRequest(p kmsclient.Product) (*kms.Request, error) {
+	cmid := kmsclient.RandomCMID()
+	if f.cmid != "" {
+		var err error
+		if cmid, err = guid.Parse(f.cmid); err != nil {
+			return nil, usagef("--cmid: %v", err)
+		}
+	}
+	ws := f.workstation
+	if ws == "" {
+		ws, _ = os.Hostname()
+	}
+	return kmsclient.NewRequest(p, p.Protocol, cmid, ws, time.Now()), nil
+}
+
+// activationReport is the printed (and JSON) result of one activation.
+type activationReport struct {
+	Server             string `json:"server"`
+	Product            string `json:"product"`
+	Protocol           int    `json:"protocol"`
+	TransferSyntax     string `json:"transfer_syntax,omitempty"`
+	CMID               string `json:"cmid"`
+	EPID               string `json:"epid,omitempty"`
+	HwID               string `json:"hwid,omitempty"`
+	CurrentCount       uint32 `json:"current_count"`
+	RequiredCount      uint32 `json:"required_count"`
+	ActivationInterval uint32 `json:"activation_interval_minutes,omitempty"`
+	RenewalInterval    uint32 `json:"renewal_interval_minutes,omitempty"`
+	HostStatus         string `json:"host_status"`
+	Verdict            string `json:"verdict"`
+	Activated          bool   `json:"activated"`
+	LatencyMicros      int64  `json:"latency_us"`
+	Error              string `json:"error,omitempty"`
+}
+
+func newReport(server string, p kmsclient.Product, req *kms.Request, out *kmsclient.Outcome, syntax string) activationReport {
+	r := activationReport{
+		Server: server, Product: p.Name, Protocol: int(req.MajorVersion), TransferSyntax: syntax,
+		CMID: req.ClientMachineID.String(), RequiredCount: req.RequiredClientCount,
+		HostStatus: out.Status.Error(), Verdict: verdictText(out.Verdict), Activated: out.Activated(),
+		LatencyMicros: out.Latency.Microseconds(),
+	}
+	if resp := out.Response; resp != nil {
+		r.EPID = resp.EPID
+		if req.MajorVersion == 6 {
+			r.HwID = hex.EncodeToString(resp.HwID[:])
+		}
+		r.CurrentCount = resp.CurrentCount
+		r.ActivationInterval = resp.ActivationInterval
+		r.RenewalInterval = resp.RenewalInterval
+	}
+	return r
+}
+
+func verdictText(h kms.HRESULT) string {
+	switch h {
+	case kms.OK:
+		return "activated"
+	case kms.ErrNotEnoughCount:
+		return "not activated: 0xC004F038 (SL_E_VL_NOT_ENOUGH_COUNT): the host's count is below this product's threshold; the client retries after the activation interval"
+	}
+	return "not activated: " + h.Error()
+}
+
+func (r activationReport) print(w io.Writer, asJSON bool) {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+		return
+	}
+	fmt.Fprintf(w, "KMS host:             %s\n", r.Server)
+	fmt.Fprintf(w, "Product:              %s (protocol V%d, %s)\n", r.Product, r.Protocol, r.TransferSyntax)
+	fmt.Fprintf(w, "Client machine ID:    %s\n", r.CMID)
+	if r.Error != "" {
+		fmt.Fprintf(w, "Error:                %s\n", r.Error)
+		return
+	}
+	fmt.Fprintf(w, "Host answer:          %s\n", r.HostStatus)
+	if r.EPID != "" {
+		fmt.Fprintf(w, "KMS host ePID:        %s\n", r.EPID)
+		if r.HwID != "" {
+			fmt.Fprintf(w, "KMS host HwId:        %s\n", r.HwID)
+		}
+		fmt.Fprintf(w, "Current count:        %d (this client needs %d)\n", r.CurrentCount, r.RequiredCount)
+		fmt.Fprintf(w, "Activation interval:  %d minutes\n", r.ActivationInterval)
+		fmt.Fprintf(w, "Renewal interval:     %d minutes\n", r.RenewalInterval)
+	}
+	fmt.Fprintf(w, "Verdict:              %s\n", r.Verdict)
+}
+
+// exitCodeFor maps a client verdict to activate/discover's exit code.
+func exitCodeFor(v kms.HRESULT) int {
+	switch v {
+	case kms.OK:
+		return exitOK
+	case kms.ErrNotEnoughCount:
+		return exitLowCount
+	}
+	return exitError
+}
+
+func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("activate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f clientFlags
+	server := fs.String("server", "", "KMS host `HOST:PORT` (port defaults to 1688)")
+	f.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		return exitUsage, usageError{err}
+	}
+	if *server == "" {
+		return exitUsage, usagef("--server HOST:PORT is required (or use `discover` to find hosts in DNS)")
+	}
+	p, err := f.resolveProduct(catalog.Default())
+	if err != nil {
+		return exitUsage, err
+	}
+	req, err := f.newRequest(p)
+	if err != nil {
+		return exitUsage, err
+	}
+	addr := withDefaultPort(*server, "1688")
+	report, code := activateOnce(ctx, addr, p, req, f)
+	report.print(stdout, f.jsonOut)
+	return code, nil
+}
+
+// activateOnce dials addr, activates req, and reports. It never returns an
+// error: failures are in the report and the exit code.
+func activateOnce(ctx context.Context, addr string, p kmsclient.Product, req *kms.Request, f clientFlags) (activationReport, int) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{DisableNDR64: !f.ndr64, Timeout: f.timeout})
+	if err != nil {
+		r := activationReport{Server: addr, Product: p.Name, Protocol: int(req.MajorVersion), CMID: req.ClientMachineID.String(),
+			Verdict: verdictText(kms.ErrNoKMSContacted), Error: err.Error()}
+		return r, exitError
+	}
+	defer c.Close()
+	out, err := kmsclient.Activate(ctx, c, req, nil)
+	if out == nil {
+		r := activationReport{Server: addr, Product: p.Name, Protocol: int(req.MajorVersion), CMID: req.ClientMachineID.String(),
+			TransferSyntax: c.LastSyntax().String(), Verdict: "not activated: " + err.Error(), Error: err.Error()}
+		return r, exitError
+	}
+	return newReport(addr, p, req, out, c.LastSyntax().String()), exitCodeFor(out.Verdict)
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fakeFile(content string) func(string) ([]byte, error) {
+	return func(name string) ([]byte, error) {
+		if name != "kms.yaml" {
+			return nil, os.ErrNotExist
+		}
+		return []byte(content), nil
+	}
+}
+
+func TestServeConfigErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		file    string
+		wantErr string // substring; "" means success
+	}{
+		{"no group", nil, "", "no host key group configured: run `kms-responder catalog`"},
+		{"flags ok", []string{"--group", "windows-server-2025", "--listen", "127.0.0.1:1688"}, "", ""},
+		{"bad listen", []string{"--group", "g", "--listen", "127.0.0.1"}, "", "--listen: \"127.0.0.1\" is not ADDRESS:PORT"},
+		{"interval low", []string{"--group", "g", "--activation-interval", "14"}, "", "--activation-interval: 14 minutes is outside 15-43200"},
+		{"unknown flag", []string{"--bogus"}, "", "flag provided but not defined: -bogus"},
+		{"stray arg", []string{"--group", "g", "extra"}, "", `unexpected argument "extra"`},
+		{"file unknown key", []string{"--config", "kms.yaml"}, "groups: [g]\nlisten: ['127.0.0.1:1688']\nbogus: 1\n", "kms.yaml: line 3: field bogus not found"},
+		{"file bad value line", []string{"--config", "kms.yaml"}, "groups: [g]\n\nrenewal_interval: 99999\n", "kms.yaml:3: renewal_interval: 99999 minutes is outside 15-43200"},
+		{"file nested line", []string{"--config", "kms.yaml"}, "groups: [g]\nregister:\n  servers: ['127.0.0.1:53']\n  port: 0\n  zone: example.test\n  target: kms1.example.test\n", "kms.yaml:4: register.port: 0 is not a port"},
+		{"file bad duration", []string{"--config", "kms.yaml"}, "groups: [g]\nidle_timeout: soon\n", "kms.yaml: line 2: \"soon\" is not a duration"},
+		{"file syntax", []string{"--config", "kms.yaml"}, "groups: [g\n", "kms.yaml: line"},
+		{"missing file", []string{"--config", "nope.yaml"}, "", "config: file does not exist"},
+		{"bad hwid", []string{"--group", "g", "--hwid", "xyz"}, "", "--hwid: HwId \"xyz\" must be 16 hex digits"},
+		{"bad client net", []string{"--group", "g", "--allow-client", "10.0.0.0/33"}, "", "is not a network"},
+		{"registration needs zone", []string{"--group", "g", "--dns-server", "127.0.0.1:53"}, "", "--zone: registration needs the zone"},
+		{"retention short", []string{"--group", "g", "--retention", "24h"}, "", "shorter than the 30-day counting window"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseServeConfig(tc.args, fakeFile(tc.file))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.wantErr)
+			}
+			var ue usageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("error %v is not a usage error", err)
+			}
+		})
+	}
+}
+
+func TestServeConfigFlagsOverrideFile(t *testing.T) {
+	file := "groups: [office-ltsc-2024]\nlisten: ['127.0.0.1:1688']\nidle_timeout: 5s\nregister:\n  servers: ['127.0.0.1:53']\n  zone: example.test\n  target: kms1.example.test\n"
+	c, err := parseServeConfig([]string{"--config", "kms.yaml", "--listen", "127.0.0.2:1688", "--idle-timeout", "7s"}, fakeFile(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Listen) != 1 || c.Listen[0] != "127.0.0.2:1688" {
+		t.Errorf("listen = %v, want the flag's value only", c.Listen)
+	}
+	if time.Duration(c.IdleTimeout) != 7*time.Second {
+		t.Errorf("idle timeout = %v, want 7s", c.IdleTimeout)
+	}
+	if len(c.Groups) != 1 || c.Groups[0] != "office-ltsc-2024" {
+		t.Errorf("groups = %v, want the file's", c.Groups)
+	}
+	if c.Register.Zone != "example.test" || c.Register.Port != 1688 {
+		t.Errorf("register = %+v", c.Register)
+	}
+}
+
+func TestServeHelp(t *testing.T) {
+	_, err := parseServeConfig([]string{"-h"}, nil)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+}
+
+func FuzzServeConfigYAML(f *testing.F) {
+	f.Add("groups: [g]\nlisten: ['127.0.0.1:1688']\n")
+	f.Add("register:\n  servers: ['127.0.0.1:53']\n  lease: 10m\n")
+	f.Add("epid: {g: 03612-00206-555-926461-03-1033-26100.0000-0012025}\n")
+	f.Fuzz(func(t *testing.T, content string) {
+		if len(content) > 1<<16 {
+			return
+		}
+		// Must never panic; errors must name the file.
+		_, err := parseServeConfig([]string{"--config", "kms.yaml"}, fakeFile(content))
+		if err != nil && !strings.Contains(err.Error(), "kms.yaml") && !strings.Contains(err.Error(), "--") {
+			t.Fatalf("error does not say where: %v", err)
+		}
+	})
+}

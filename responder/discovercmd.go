@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+
+	"github.com/kmsdns/kmsdns/responder/catalog"
+	"github.com/kmsdns/kmsdns/responder/discover"
+	"github.com/kmsdns/kmsdns/responder/kms"
+	"github.com/kmsdns/kmsdns/responder/kmsclient"
+	"github.com/kmsdns/kmsdns/responder/rpc"
+)
+
+// discoverReport is activate's report plus how the host was found.
+type discoverReport struct {
+	activationReport
+	Domain   string   `json:"domain"`
+	Targets  []string `json:"targets"`
+	Attempts []string `json:"attempts"`
+}
+
+func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("discover", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f clientFlags
+	dnsServer := fs.String("dns", "", "DNS server `HOST:PORT` to ask (as the client's resolver)")
+	domain := fs.String("domain", "", "`DOMAIN` to search for _VLMCS._TCP records (the client's DNS suffix)")
+	f.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		return exitUsage, usageError{err}
+	}
+	if *dnsServer == "" || *domain == "" {
+		return exitUsage, usagef("--dns HOST:PORT and --domain DOMAIN are required")
+	}
+	p, err := f.resolveProduct(catalog.Default())
+	if err != nil {
+		return exitUsage, err
+	}
+	req, err := f.newRequest(p)
+	if err != nil {
+		return exitUsage, err
+	}
+	rep := discoverReport{Domain: *domain}
+	rep.Product, rep.Protocol, rep.CMID = p.Name, int(req.MajorVersion), req.ClientMachineID.String()
+
+	lookupCtx, cancel := context.WithTimeout(ctx, f.timeout)
+	targets, err := discover.Lookup(lookupCtx, withDefaultPort(*dnsServer, "53"), *domain)
+	cancel()
+	if err != nil {
+		return rep.fail(stdout, f.jsonOut, err)
+	}
+	ordered := discover.Order(targets, nil)
+	for _, t := range ordered {
+		rep.Targets = append(rep.Targets, fmt.Sprintf("%s:%d (priority %d, weight %d, %v)", t.Name, t.Port, t.Priority, t.Weight, t.Addrs))
+	}
+	type served struct {
+		out    *kmsclient.Outcome
+		syntax string
+	}
+	res, attempts, err := discover.Try(ctx, ordered, func(ctx context.Context, t discover.Target, addr netip.AddrPort) (served, error) {
+		ctx, cancel := context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+		c, err := rpc.Dial(ctx, "tcp", addr.String(), rpc.ClientConfig{DisableNDR64: !f.ndr64, Timeout: f.timeout})
+		if err != nil {
+			return served{}, err
+		}
+		defer c.Close()
+		out, err := kmsclient.Activate(ctx, c, req, nil)
+		return served{out, c.LastSyntax().String()}, err
+	})
+	for _, a := range attempts {
+		rep.Attempts = append(rep.Attempts, a.String())
+	}
+	if err != nil && res.out == nil {
+		return rep.fail(stdout, f.jsonOut, err)
+	}
+	last := attempts[len(attempts)-1]
+	server := fmt.Sprintf("%s (%s)", last.Target.Name, last.Addr)
+	rep.activationReport = newReport(server, p, req, res.out, res.syntax)
+	rep.print(stdout, f.jsonOut)
+	return exitCodeFor(res.out.Verdict), nil
+}
+
+// fail reports a discovery that reached no serving host; the verdict is
+// the Windows error code for what went wrong.
+func (r discoverReport) fail(w io.Writer, asJSON bool, err error) (int, error) {
+	code := kms.ErrNoKMSContacted
+	var h kms.HRESULT
+	if errors.As(err, &h) {
+		code = h
+	}
+	r.Verdict = verdictText(code)
+	r.HostStatus = code.Error()
+	r.Error = err.Error()
+	r.print(w, asJSON)
+	return exitError, nil
+}
+
+func (r discoverReport) print(w io.Writer, asJSON bool) {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+		return
+	}
+	fmt.Fprintf(w, "Searched:             _VLMCS._TCP.%s\n", r.Domain)
+	for i, t := range r.Targets {
+		fmt.Fprintf(w, "  host %d:             %s\n", i+1, t)
+	}
+	for _, a := range r.Attempts {
+		fmt.Fprintf(w, "  attempt:            %s\n", a)
+	}
+	r.activationReport.print(w, false)
+}

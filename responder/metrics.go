@@ -1,0 +1,121 @@
+package main
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/kmsdns/kmsdns/responder/host"
+	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/publish"
+	"github.com/kmsdns/kmsdns/responder/rpc"
+)
+
+const metricsNamespace = "kms_responder"
+
+// responderMetrics holds the responder's collectors on its own registry.
+type responderMetrics struct {
+	registry  *prometheus.Registry
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	conns     *prometheus.CounterVec
+	openConns func() int
+	publisher *publish.Publisher
+}
+
+func newResponderMetrics(h *host.Host, store *ledger.Ledger) *responderMetrics {
+	m := &responderMetrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "requests_total",
+			Help: "KMS activation requests by application, host key group that served, protocol version and result.",
+		}, []string{"application", "group", "protocol", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Name: "request_duration_seconds",
+			Help:    "Time to decide and encode one KMS request, including the durable ledger write.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"protocol"}),
+		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "connection_events_total",
+			Help: "RPC connection events: opened, closed, refused, evicted, pdu_error, timeout, fault.",
+		}, []string{"event"}),
+	}
+	m.registry.MustRegister(m.requests, m.duration, m.conns,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&stateCollector{m: m, host: h, store: store})
+	return m
+}
+
+func (m *responderMetrics) observeRequest(app, group, protocol, result string, d time.Duration) {
+	m.requests.WithLabelValues(app, group, protocol, result).Inc()
+	m.duration.WithLabelValues(protocol).Observe(d.Seconds())
+}
+
+func (m *responderMetrics) observeConn(e rpc.Event) {
+	if e == rpc.EventRequest {
+		return // counted per result in requests_total
+	}
+	m.conns.WithLabelValues(e.String()).Inc()
+}
+
+// stateCollector reads the host's state at scrape time.
+type stateCollector struct {
+	m     *responderMetrics
+	host  *host.Host
+	store *ledger.Ledger
+}
+
+var (
+	descCount = prometheus.NewDesc(metricsNamespace+"_current_count",
+		"Current count per application: distinct clients seen in the last 30 days, as returned to clients.", []string{"application"}, nil)
+	descCap = prometheus.NewDesc(metricsNamespace+"_count_cap",
+		"Most the count can reach now: twice the highest threshold seen.", []string{"application"}, nil)
+	descOpen = prometheus.NewDesc(metricsNamespace+"_open_connections",
+		"Open client connections.", nil, nil)
+	descLedgerClients = prometheus.NewDesc(metricsNamespace+"_ledger_clients",
+		"Audit records in the ledger.", nil, nil)
+	descLedgerBytes = prometheus.NewDesc(metricsNamespace+"_ledger_size_bytes",
+		"Size of the ledger file.", nil, nil)
+	descLedgerHealthy = prometheus.NewDesc(metricsNamespace+"_ledger_healthy",
+		"1 when the ledger's last commit succeeded; 0 means activations are not being answered.", nil, nil)
+	descSinceLast = prometheus.NewDesc(metricsNamespace+"_seconds_since_last_request",
+		"Seconds since the last activation request (absent before the first).", nil, nil)
+	descRegistered = prometheus.NewDesc(metricsNamespace+"_dns_registered",
+		"1 while the DNS registration at a server is accepted and its lease unexpired.", []string{"server"}, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCount, descCap, descOpen, descLedgerClients, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.host.Status()
+	for _, a := range st.Apps {
+		ch <- prometheus.MustNewConstMetric(descCount, prometheus.GaugeValue, float64(a.Count), a.Name)
+		ch <- prometheus.MustNewConstMetric(descCap, prometheus.GaugeValue, float64(a.Cap), a.Name)
+	}
+	if c.m.openConns != nil {
+		ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(c.m.openConns()))
+	}
+	ch <- prometheus.MustNewConstMetric(descLedgerClients, prometheus.GaugeValue, float64(st.Ledger.Clients))
+	ch <- prometheus.MustNewConstMetric(descLedgerBytes, prometheus.GaugeValue, float64(st.Ledger.FileSize))
+	ch <- prometheus.MustNewConstMetric(descLedgerHealthy, prometheus.GaugeValue, boolValue(c.store.Healthy()))
+	if !st.LastRequest.IsZero() {
+		ch <- prometheus.MustNewConstMetric(descSinceLast, prometheus.GaugeValue, time.Since(st.LastRequest).Seconds())
+	}
+	if c.m.publisher != nil {
+		for _, s := range c.m.publisher.State().Servers {
+			ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, boolValue(s.Registered), s.Server)
+		}
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

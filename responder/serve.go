@@ -1,0 +1,403 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kmsdns/kmsdns/responder/catalog"
+	"github.com/kmsdns/kmsdns/responder/host"
+	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/publish"
+	"github.com/kmsdns/kmsdns/responder/rpc"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	cfg, err := loadServeConfig(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		var c serveConfig
+		var p string
+		bindServeFlags(fs, &c, &p)
+		fmt.Fprintln(stderr, "usage: kms-responder serve --group NAME [flags]")
+		fs.PrintDefaults()
+		return exitOK, nil
+	}
+	if err != nil {
+		return exitUsage, err
+	}
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	return serve(ctx, cfg, log)
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs until ctx is cancelled (SIGINT/SIGTERM), then stops gracefully:
+// withdraw the DNS registration, finish in-flight requests, close the ledger.
+func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) {
+	cat := catalog.Default()
+	started := time.Now()
+
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return exitError, fmt.Errorf("data directory: %w", err)
+	}
+	store, err := ledger.Open(cfg.Data, ledger.Options{Retention: time.Duration(cfg.Retention), Logger: log})
+	if err != nil {
+		return exitError, fmt.Errorf("ledger: %w", err)
+	}
+	defer store.Close()
+
+	hostCfg, err := cfg.hostConfig()
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+	h, err := host.New(hostCfg, cat, store, log)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+
+	metrics := newResponderMetrics(h, store)
+	handler := &kmsHandler{host: h, log: log, metrics: metrics, cat: cat}
+
+	var allow func(netip.Addr) bool
+	if len(cfg.AllowClients) > 0 {
+		var nets []netip.Prefix
+		for _, a := range cfg.AllowClients {
+			p, _ := parsePrefix(a) // validated
+			nets = append(nets, p)
+		}
+		allow = func(a netip.Addr) bool {
+			a = a.Unmap()
+			for _, p := range nets {
+				if p.Contains(a) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	srv := rpc.NewServer(handler, rpc.ServerConfig{
+		MaxConns:        cfg.MaxConnections,
+		FirstPDUTimeout: time.Duration(cfg.FirstPDUTimeout),
+		IdleTimeout:     time.Duration(cfg.IdleTimeout),
+		IOTimeout:       time.Duration(cfg.IOTimeout),
+		AllowPeer:       allow,
+		Logger:          log,
+		Observe:         metrics.observeConn,
+	})
+	metrics.openConns = srv.Conns
+
+	listeners, err := openListeners(cfg.Listen, log)
+	if err != nil {
+		return exitError, err
+	}
+	var listenAddrs []string
+	for _, ln := range listeners {
+		listenAddrs = append(listenAddrs, ln.Addr().String())
+	}
+
+	var pub *publish.Publisher
+	if len(cfg.Register.Servers) > 0 {
+		pubCfg, err := cfg.publishConfig(listeners, log)
+		if err != nil {
+			closeAll(listeners)
+			return exitUsage, usageError{err}
+		}
+		if pub, err = publish.New(pubCfg); err != nil {
+			closeAll(listeners)
+			return exitUsage, usageError{err}
+		}
+		metrics.publisher = pub
+	}
+
+	statusFn := func() any {
+		return buildStatus(started, listenAddrs, srv.Conns(), h, store, cfg, pub)
+	}
+	var admin *adminServer
+	if cfg.Metrics != "" {
+		admin, err = startAdmin(cfg.Metrics, metrics.registry, statusFn, func() error {
+			if !store.Healthy() {
+				return errors.New("ledger cannot record activations")
+			}
+			return nil
+		}, log)
+		if err != nil {
+			closeAll(listeners)
+			return exitError, fmt.Errorf("admin listener --metrics %s: %w", cfg.Metrics, err)
+		}
+	}
+
+	var wg sync.WaitGroup
+	serveErr := make(chan error, len(listeners))
+	for _, ln := range listeners {
+		wg.Go(func() {
+			if err := srv.Serve(ctx, ln); err != nil && !errors.Is(err, rpc.ErrServerClosed) {
+				serveErr <- fmt.Errorf("listener %s: %w", ln.Addr(), err)
+			}
+		})
+	}
+	attrs := []any{"listen", listenAddrs, "groups", cfg.Groups, "data", cfg.Data}
+	if admin != nil {
+		attrs = append(attrs, "admin", admin.Addr())
+	}
+	log.Info("kms-responder serving", attrs...)
+
+	pubCtx, stopPub := context.WithCancel(context.Background())
+	pubDone := make(chan struct{})
+	if pub != nil {
+		go func() {
+			defer close(pubDone)
+			_ = pub.Run(pubCtx)
+		}()
+		go watchLedger(pubCtx, store, pub, log)
+	} else {
+		close(pubDone)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: withdrawing registration, finishing in-flight requests")
+	case runErr = <-serveErr:
+		log.Error("listener failed; stopping", "err", runErr)
+	}
+
+	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if pub != nil {
+		if err := pub.Withdraw(stopCtx); err != nil {
+			log.Warn("withdrawing DNS registration", "err", err)
+		}
+	}
+	stopPub()
+	<-pubDone
+	if err := srv.Shutdown(stopCtx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	wg.Wait()
+	if admin != nil {
+		_ = admin.Shutdown(stopCtx)
+	}
+	if err := store.Close(); err != nil {
+		log.Error("closing ledger", "err", err)
+		return exitError, err
+	}
+	log.Info("stopped")
+	if runErr != nil {
+		return exitError, runErr
+	}
+	return exitOK, nil
+}
+
+// watchLedger withdraws the DNS registration while the ledger cannot record
+// activations (disk full, unwritable), so clients go to other hosts, and
+// registers again when it recovers.
+func watchLedger(ctx context.Context, store *ledger.Ledger, pub *publish.Publisher, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	suspended := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		healthy := store.Healthy()
+		switch {
+		case !healthy && !suspended:
+			log.Error("ledger cannot record activations: withdrawing DNS registration")
+			pub.Suspend("ledger cannot record activations")
+			suspended = true
+		case healthy && suspended:
+			log.Info("ledger recovered: registering again")
+			pub.Resume()
+			suspended = false
+		}
+	}
+}
+
+// openListeners opens every --listen address, or by default all IPv4 and
+// all IPv6 addresses on port 1688 as separate tcp4/tcp6 sockets (a "tcp"
+// wildcard is dual-stack already, and a second one would collide).
+func openListeners(addrs []string, log *slog.Logger) ([]net.Listener, error) {
+	var lc net.ListenConfig
+	if len(addrs) == 0 {
+		var lns []net.Listener
+		for _, a := range []struct{ network, addr string }{{"tcp4", "0.0.0.0:1688"}, {"tcp6", "[::]:1688"}} {
+			ln, err := lc.Listen(context.Background(), a.network, a.addr)
+			if err != nil {
+				log.Warn("cannot listen", "address", a.addr, "err", err)
+				continue
+			}
+			lns = append(lns, ln)
+		}
+		if len(lns) == 0 {
+			return nil, errors.New("cannot listen on port 1688 on IPv4 or IPv6")
+		}
+		return lns, nil
+	}
+	var lns []net.Listener
+	for _, a := range addrs {
+		ap := netip.MustParseAddrPort(a) // validated by config
+		network := "tcp4"
+		if ap.Addr().Is6() && !ap.Addr().Is4In6() {
+			network = "tcp6"
+		}
+		ln, err := lc.Listen(context.Background(), network, a)
+		if err != nil {
+			closeAll(lns)
+			return nil, fmt.Errorf("--listen %s: %w", a, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
+	}
+}
+
+// hostConfig turns the settings into the host policy's configuration.
+func (c *serveConfig) hostConfig() (host.Config, error) {
+	hc := host.Config{
+		Groups:             c.Groups,
+		ActivationInterval: c.ActivationInterval,
+		RenewalInterval:    c.RenewalInterval,
+		EPIDs:              c.EPIDs,
+		LCID:               c.LCID,
+		HostBuild:          c.HostBuild,
+	}
+	if c.HwID != "" {
+		h, err := parseHwID(c.HwID)
+		if err != nil {
+			return hc, err
+		}
+		hc.HwID = fmt.Sprintf("%X", h[:])
+	}
+	return hc, nil
+}
+
+// publishConfig builds the registration settings; the published addresses
+// default to the listen addresses when those are specific.
+func (c *serveConfig) publishConfig(lns []net.Listener, log *slog.Logger) (publish.Config, error) {
+	r := c.Register
+	pc := publish.Config{
+		Servers:  r.Servers,
+		Zone:     r.Zone,
+		Target:   r.Target,
+		Port:     uint16(r.Port),
+		Priority: uint16(r.Priority),
+		Weight:   uint16(r.Weight),
+		TTL:      uint32(r.TTL),
+		Lease:    time.Duration(r.Lease),
+		Logger:   log,
+	}
+	for _, a := range r.Addresses {
+		pc.Addresses = append(pc.Addresses, netip.MustParseAddr(a))
+	}
+	if len(pc.Addresses) == 0 {
+		for _, ln := range lns {
+			ap := netip.MustParseAddrPort(ln.Addr().String())
+			if !ap.Addr().IsUnspecified() {
+				pc.Addresses = append(pc.Addresses, ap.Addr().Unmap())
+			}
+		}
+	}
+	switch {
+	case r.TSIGKey != "":
+		k, err := publish.ParseKeySpec(r.TSIGKey)
+		if err != nil {
+			return pc, fmt.Errorf("%s: %w", c.where("register.tsig_key", "tsig-key"), err)
+		}
+		pc.Key = &k
+	case r.TSIGKeyFile != "":
+		k, err := publish.LoadKeyFile(r.TSIGKeyFile)
+		if err != nil {
+			return pc, fmt.Errorf("%s: %w", c.where("register.tsig_key_file", "tsig-key-file"), err)
+		}
+		pc.Key = &k
+	}
+	return pc, nil
+}
+
+// buildStatus assembles GET /status.
+func buildStatus(started time.Time, listeners []string, open int, h *host.Host, store *ledger.Ledger, cfg serveConfig, pub *publish.Publisher) statusReport {
+	st := h.Status()
+	r := statusReport{
+		Started:            started,
+		Listeners:          listeners,
+		OpenConnections:    open,
+		ActivationInterval: cfg.ActivationInterval,
+		RenewalInterval:    cfg.RenewalInterval,
+		Ledger:             ledgerStatus{Path: cfg.Data, Healthy: store.Healthy()},
+	}
+	fillHostStatus(&r, st)
+	if pub != nil {
+		ps := pub.State()
+		for _, s := range ps.Servers {
+			ri := registrationInfo{Server: s.Server, Zone: cfg.Register.Zone, Target: cfg.Register.Target,
+				Registered: s.Registered, LastError: s.LastError}
+			if s.GrantedLease > 0 {
+				ri.Lease = s.GrantedLease.String()
+			}
+			if !s.LastSuccess.IsZero() {
+				t := s.LastSuccess
+				ri.LastSuccess = &t
+			}
+			if ps.Suspended {
+				ri.Suspended = ps.Reason
+			}
+			r.Registration = append(r.Registration, ri)
+		}
+	}
+	return r
+}
+
+// fillHostStatus copies the host policy's view into the status report.
+func fillHostStatus(r *statusReport, st host.Status) {
+	r.HwID = st.HwID
+	r.Requests = st.RequestsByResult
+	r.LicenseStates = st.RequestsByLicense
+	if !st.LastRequest.IsZero() {
+		t := st.LastRequest
+		r.LastRequest = &t
+	}
+	r.Ledger.Healthy = r.Ledger.Healthy && st.Ledger.Healthy
+	r.Ledger.LastError = st.Ledger.LastError
+	for _, g := range st.Groups {
+		gs := groupStatus{Name: g.Name, EPID: g.EPID}
+		for _, p := range g.Activates {
+			gs.Activates = append(gs.Activates, p.Name)
+		}
+		r.Groups = append(r.Groups, gs)
+	}
+	for _, a := range st.Apps {
+		th := make([]string, len(a.Thresholds))
+		for i, t := range a.Thresholds {
+			th[i] = strconv.Itoa(t)
+		}
+		r.Counts = append(r.Counts, countStatus{Application: a.Name, Count: a.Count, Cap: a.Cap,
+			Thresholds: "clients need " + strings.Join(th, " or ")})
+	}
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// statusReport is what GET /status returns and `status` prints: what
+// `slmgr /dlv` shows on a KMS host, plus the listeners and DNS registration.
+type statusReport struct {
+	Started            time.Time          `json:"started"`
+	Listeners          []string           `json:"listeners"`
+	OpenConnections    int                `json:"open_connections"`
+	Groups             []groupStatus      `json:"host_key_groups"`
+	HwID               string             `json:"hwid"`
+	Counts             []countStatus      `json:"counts"`
+	ActivationInterval int                `json:"activation_interval_minutes"`
+	RenewalInterval    int                `json:"renewal_interval_minutes"`
+	Requests           map[string]uint64  `json:"requests_by_result"`
+	LicenseStates      map[string]uint64  `json:"requests_by_license_state"`
+	LastRequest        *time.Time         `json:"last_request,omitempty"`
+	Ledger             ledgerStatus       `json:"ledger"`
+	Registration       []registrationInfo `json:"dns_registration"`
+}
+
+type groupStatus struct {
+	Name      string   `json:"name"`
+	EPID      string   `json:"epid"`
+	Activates []string `json:"activates"`
+}
+
+type countStatus struct {
+	Application string `json:"application"`
+	Count       int    `json:"current_count"`
+	Cap         int    `json:"cap"`
+	Thresholds  string `json:"thresholds"`
+}
+
+type ledgerStatus struct {
+	Path      string `json:"path"`
+	Healthy   bool   `json:"healthy"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+type registrationInfo struct {
+	Server      string     `json:"server"`
+	Zone        string     `json:"zone"`
+	Target      string     `json:"target"`
+	Registered  bool       `json:"registered"`
+	Lease       string     `json:"granted_lease,omitempty"`
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	Suspended   string     `json:"suspended,omitempty"`
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	admin := fs.String("admin", defaultServeConfig().Metrics, "admin `address` of the running serve (its --metrics)")
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		return exitUsage, usageError{err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*admin+"/status", nil)
+	if err != nil {
+		return exitUsage, usagef("--admin %q: %v", *admin, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return exitError, fmt.Errorf("no responder answering at %s: %w", *admin, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return exitError, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return exitError, fmt.Errorf("%s/status: %s", *admin, resp.Status)
+	}
+	if *asJSON {
+		_, err := stdout.Write(body)
+		return exitOK, err
+	}
+	var r statusReport
+	if err := json.Unmarshal(body, &r); err != nil {
+		return exitError, fmt.Errorf("%s/status: %w", *admin, err)
+	}
+	r.print(stdout)
+	return exitOK, nil
+}
+
+func (r *statusReport) print(w io.Writer) {
+	fmt.Fprintf(w, "Key Management Service (kms-responder) since %s\n", r.Started.Format(time.RFC3339))
+	fmt.Fprintf(w, "Listening on:          %s (%d open connections)\n", strings.Join(r.Listeners, ", "), r.OpenConnections)
+	fmt.Fprintf(w, "Activation interval:   %d minutes\n", r.ActivationInterval)
+	fmt.Fprintf(w, "Renewal interval:      %d minutes\n", r.RenewalInterval)
+	fmt.Fprintf(w, "KMS host HwId:         %s\n", r.HwID)
+	for _, g := range r.Groups {
+		fmt.Fprintf(w, "\nHost key group:        %s\n", g.Name)
+		fmt.Fprintf(w, "KMS host ePID:         %s\n", g.EPID)
+		fmt.Fprintf(w, "Activates:             %s\n", strings.Join(g.Activates, "; "))
+	}
+	fmt.Fprintln(w)
+	for _, c := range r.Counts {
+		fmt.Fprintf(w, "Current count (%s): %d of at most %d (%s)\n", c.Application, c.Count, c.Cap, c.Thresholds)
+	}
+	fmt.Fprintln(w)
+	if len(r.Requests) == 0 {
+		fmt.Fprintln(w, "Requests:              none yet")
+	}
+	for k, v := range r.Requests {
+		fmt.Fprintf(w, "Requests %-13s %d\n", k+":", v)
+	}
+	for k, v := range r.LicenseStates {
+		fmt.Fprintf(w, "Clients in state %-22s %d\n", k+":", v)
+	}
+	if r.LastRequest != nil {
+		fmt.Fprintf(w, "Last request:          %s\n", r.LastRequest.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "Ledger:                %s (healthy: %t) %s\n", r.Ledger.Path, r.Ledger.Healthy, r.Ledger.LastError)
+	if len(r.Registration) == 0 {
+		fmt.Fprintln(w, "DNS registration:      off")
+	}
+	for _, g := range r.Registration {
+		state := "not registered"
+		if g.Registered {
+			state = "registered, lease " + g.Lease
+		}
+		if g.Suspended != "" {
+			state = "withdrawn: " + g.Suspended
+		}
+		fmt.Fprintf(w, "DNS registration:      %s at %s (%s in %s): %s", g.Target, g.Server, "_vlmcs._tcp", g.Zone, state)
+		if g.LastError != "" {
+			fmt.Fprintf(w, "; last error: %s", g.LastError)
+		}
+		fmt.Fprintln(w)
+	}
+}

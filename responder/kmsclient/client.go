@@ -27,12 +27,12 @@ const (
 
 // Product names what to activate: the three IDs a client sends.
 type Product struct {
-	Name       string
-	AppID      guid.GUID
-	KMSID      guid.GUID
-	SKUID      guid.GUID
-	Threshold  uint32 // N_Policy: the count this client needs
-	Protocol   int    // the product's default protocol version
+	Name      string
+	AppID     guid.GUID
+	KMSID     guid.GUID
+	SKUID     guid.GUID
+	Threshold uint32 // N_Policy: the count this client needs
+	Protocol  int    // the product's default protocol version
 }
 
 // NewRequest fills a request as a Windows client would for p, with the given

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // health is a member's probe state.
@@ -61,7 +62,9 @@ type answer struct {
 	srv        []dns.RR // clipped: appending copies
 	extra      []dns.RR // clipped: appending copies
 	soa        []dns.RR
-	kind       string    // answersTotal label: members, last_known or empty
+	kind       string             // answersTotal label: members, last_known or empty
+	served     prometheus.Counter // answersTotal for kind, resolved once per rebuild
+	empty      prometheus.Counter // answersTotal for NODATA answers
 	validUntil time.Time // the earliest lease end; the answer must be rebuilt then
 }
 
@@ -233,6 +236,8 @@ func (p *Pool) rebuildLocked(now time.Time) {
 	}
 	p.serial++
 	a.soa = []dns.RR{p.soaLocked()}
+	a.served = answersTotal.WithLabelValues(p.server, p.zone, a.kind)
+	a.empty = answersTotal.WithLabelValues(p.server, p.zone, "empty")
 	a.srv, a.extra = slices.Clip(a.srv), slices.Clip(a.extra)
 	p.ans.Store(a)
 }

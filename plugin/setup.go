@@ -3,6 +3,7 @@ package vlmcs
 import (
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -175,7 +176,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 		if len(args) != 1 {
 			return c.ArgErr()
 		}
-		data, err := os.ReadFile(args[0])
+		data, err := readKeyFile(args[0])
 		if err != nil {
 			return c.Errf("keyfile: %v", err)
 		}
@@ -306,6 +307,9 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 
 // finish checks the relations between properties once the block is read.
 func finish(c *caddy.Controller, cfg *config) error {
+	if len(cfg.zones) == 0 {
+		return c.Err("no zones: name them after `vlmcs` or in the server block")
+	}
 	for _, z := range cfg.scrub {
 		if !slices.Contains(cfg.zones, z) {
 			return c.Errf("scrub zone %q is not one of this block's zones %v", z, cfg.zones)
@@ -407,6 +411,30 @@ func addKey(c *caddy.Controller, cfg *config, name, secret string) error {
 }
 
 func where(c *caddy.Controller) string { return fmt.Sprintf("%s:%d", c.File(), c.Line()) }
+
+// readKeyFile reads a regular file of at most maxKeyFile bytes.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxKeyFile)
+	}
+	return data, nil
+}
 
 // parseDuration accepts Go durations and plain seconds.
 func parseDuration(s string) (time.Duration, error) {

@@ -73,6 +73,9 @@ func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		}
 		return v.finishUpdate(w, r, "", nil, refuse(dns.RcodeNotZone, reasonNotZone, "zone %s is not a vlmcs publish zone", q.Name), 0, false)
 	}
+	if q.Qtype != dns.TypeSOA {
+		return v.finishUpdate(w, r, p.zone, p, refuse(dns.RcodeFormatError, reasonFormat, "zone section type is %s, not SOA", dns.TypeToString[q.Qtype]), 0, false)
+	}
 	now := time.Now()
 	who, vd := v.authenticate(w, r)
 	var lease time.Duration

@@ -97,17 +97,16 @@ func (v *Vlmcs) answer(w dns.ResponseWriter, r *dns.Msg, p *Pool) (int, error) {
 	m.SetReply(r)
 	m.Authoritative = true
 	qt := r.Question[0].Qtype
-	kind := a.kind
 	if len(a.srv) > 0 && (qt == dns.TypeSRV || qt == dns.TypeANY) {
 		m.Answer = make([]dns.RR, len(a.srv))
 		copy(m.Answer, a.srv)
 		rand.Shuffle(len(m.Answer), func(i, j int) { m.Answer[i], m.Answer[j] = m.Answer[j], m.Answer[i] })
 		m.Extra = a.extra
+		a.served.Inc()
 	} else {
 		m.Ns = a.soa
-		kind = "empty"
+		a.empty.Inc()
 	}
-	answersTotal.WithLabelValues(v.server, p.zone, kind).Inc()
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil
 }

@@ -1,0 +1,99 @@
+package vlmcs
+
+import (
+	"context"
+	"testing"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/test"
+
+	"github.com/miekg/dns"
+)
+
+// FuzzParse feeds arbitrary Corefile text to the vlmcs parser: it must fail with an error or
+// succeed, never panic or hang.
+func FuzzParse(f *testing.F) {
+	f.Add("vlmcs example.org {\n approve kms1.example.org\n}")
+	f.Add(updCorefile)
+	f.Add("vlmcs example.org {\n approve 10.0.0.0/8\n static kms1.example.org 1688 1 2 10.0.0.1\n probe 1s 1s 2 2\n lease 1h 1s 2h\n}")
+	f.Add("vlmcs example.org {\n approve *.example.org\n grant k. *.example.org\n keyfile /dev/zero\n}")
+	f.Fuzz(func(t *testing.T, in string) {
+		cfg, err := parse(caddy.NewTestController("dns", in))
+		if err == nil && (cfg == nil || len(cfg.zones) == 0) {
+			t.Fatalf("parsed without zones: %q", in)
+		}
+	})
+}
+
+// FuzzUpdate feeds packed messages to the UPDATE path (as signed-and-verified, unsigned over
+// TCP, and with a failed TSIG check): any message must get exactly one well-formed response.
+func FuzzUpdate(f *testing.F) {
+	for _, m := range fuzzSeeds() {
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, mode uint8) {
+		r := new(dns.Msg)
+		if err := r.Unpack(data); err != nil {
+			return
+		}
+		r.Opcode = dns.OpcodeUpdate
+		v := newTest(t, updCorefile)
+		w := &updWriter{ResponseWriter: test.ResponseWriter{RemoteIP: "192.0.2.5", TCP: mode&1 == 1}}
+		if mode&2 == 2 {
+			w.tsig = dns.ErrSig
+		}
+		rec := dnstest.NewRecorder(w)
+		if _, err := v.ServeDNS(context.Background(), rec, r); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Msg == nil {
+			t.Fatal("no response")
+		}
+		if _, err := rec.Msg.Pack(); err != nil {
+			t.Fatalf("response does not pack: %v", err)
+		}
+		// The answer built from whatever was accepted must pack too.
+		q := new(dns.Msg)
+		q.SetQuestion("_vlmcs._tcp.example.org.", dns.TypeSRV)
+		rec = dnstest.NewRecorder(&test.ResponseWriter{})
+		v.ServeDNS(context.Background(), rec, q)
+		if _, err := rec.Msg.Pack(); err != nil {
+			t.Fatalf("answer does not pack: %v", err)
+		}
+	})
+}
+
+// FuzzKeyFile feeds arbitrary text to the BIND key file parser.
+func FuzzKeyFile(f *testing.F) {
+	f.Add([]byte("key \"k\" { algorithm hmac-sha256; secret \"c2VjcmV0\"; };"))
+	f.Add([]byte("key k { secret \"YQ==\"; }; // c\n# c\nkey l { algorithm hmac-sha1; secret YQ==; };"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, err := parseKeyFile(data)
+		if err == nil && len(keys) == 0 {
+			t.Fatal("no error and no keys")
+		}
+	})
+}
+
+// fuzzSeeds are the contract's messages and a few hostile variants.
+func fuzzSeeds() []*dns.Msg {
+	reg := sign(regMsg("example.org.", "kms1.example.org.", "192.0.2.5", 1688, 60), "k.")
+	unsigned := regMsg("example.org.", "kms1.example.org.", "192.0.2.5", 1688, 0)
+	withdraw := new(dns.Msg)
+	withdraw.SetUpdate("example.org.")
+	withdraw.Ns = []dns.RR{
+		&dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp.example.org.", Rrtype: dns.TypeSRV, Class: dns.ClassNONE}, Port: 1688, Target: "kms1.example.org."},
+		empty("kms1.example.org.", dns.ClassANY, dns.TypeA, 0),
+	}
+	pre := regMsg("example.org.", "kms1.example.org.", "192.0.2.5", 1688, 60)
+	pre.Answer = []dns.RR{empty("kms1.example.org.", dns.ClassNONE, dns.TypeANY, 0), test.A("kms1.example.org. 0 IN A 192.0.2.5")}
+	deleteAll := new(dns.Msg)
+	deleteAll.SetUpdate("example.org.")
+	deleteAll.Ns = []dns.RR{empty("_vlmcs._tcp.example.org.", dns.ClassANY, dns.TypeANY, 0)}
+	return []*dns.Msg{reg, unsigned, withdraw, pre, deleteAll}
+}

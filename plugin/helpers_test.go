@@ -1,0 +1,138 @@
+package vlmcs
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/test"
+
+	"github.com/miekg/dns"
+)
+
+// newTest parses corefile and builds a private (unregistered) handler whose next plugin
+// answers every query with a marker TXT record, so fall-through is visible.
+func newTest(t testing.TB, corefile string) *Vlmcs {
+	t.Helper()
+	cfg, err := parse(caddy.NewTestController("dns", corefile))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	v := newVlmcs(cfg, "dns://test", "", tcpProbe)
+	v.Next = markerHandler()
+	return v
+}
+
+// markerHandler answers with "next" TXT, standing in for the rest of the chain.
+func markerHandler() plugin.Handler {
+	return plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"next"}}}
+		w.WriteMsg(m)
+		return dns.RcodeSuccess, nil
+	})
+}
+
+// query runs one query through v and returns the recorded reply.
+func query(t testing.TB, v *Vlmcs, name string, qt uint16) *dns.Msg {
+	t.Helper()
+	r := new(dns.Msg)
+	r.SetQuestion(name, qt)
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	if _, err := v.ServeDNS(context.Background(), rec, r); err != nil {
+		t.Fatalf("ServeDNS: %v", err)
+	}
+	if rec.Msg == nil {
+		t.Fatal("no reply written")
+	}
+	return rec.Msg
+}
+
+// kmsListener is a real TCP listener on loopback standing in for a KMS host's port.
+type kmsListener struct {
+	ln   net.Listener
+	port uint16
+}
+
+func listenKMS(t testing.TB) *kmsListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return &kmsListener{ln: ln, port: uint16(ln.Addr().(*net.TCPAddr).Port)}
+}
+
+func (k *kmsListener) portString() string { return strconv.Itoa(int(k.port)) }
+
+// deadPort returns a loopback port with nothing listening.
+func deadPort(t testing.TB) uint16 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := uint16(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	return p
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// srvTargets lists "target:port" of the SRV records in m.
+func srvTargets(m *dns.Msg) map[string]bool {
+	out := map[string]bool{}
+	for _, rr := range m.Answer {
+		if s, ok := rr.(*dns.SRV); ok {
+			out[s.Target+":"+strconv.Itoa(int(s.Port))] = true
+		}
+	}
+	return out
+}
+
+func newController(in string) *caddy.Controller { return caddy.NewTestController("dns", in) }
+
+// listenOn listens on a given loopback port (after it was found free).
+func listenOn(t testing.TB, port uint16) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln
+}

@@ -1,0 +1,185 @@
+package vlmcs
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coredns/caddy"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		err   string // substring of the error; "" = must parse
+		check func(*testing.T, *config)
+	}{
+		{"minimal", "vlmcs example.org {\n approve kms1.example.org\n}", "", func(t *testing.T, c *config) {
+			if len(c.publish) != 1 || c.publish[0] != "example.org." {
+				t.Errorf("publish = %v", c.publish)
+			}
+			if c.ttl != defaultTTL || c.leaseDefault != defaultLease || !c.probe.enabled {
+				t.Errorf("defaults not applied: %+v", c)
+			}
+		}},
+		{"full", `vlmcs example.org ad.example.org {
+	approve kms1.example.org *.kms.example.org 192.0.2.0/24 2001:db8::1
+	static kms1.example.org 1688 10 20 192.0.2.10
+	static kms1.example.org 1689
+	key kms1-key. c2VjcmV0c2VjcmV0
+	grant kms1-key. kms1.example.org *.kms.example.org
+	any_address kms1-key.
+	lease 1h 30s 2h
+	probe 1s 250ms 3 2
+	ttl 5
+	all_down none
+	scrub ad.example.org
+	scrub_unhealthy
+	unsigned 10.0.0.0/8 192.0.2.7
+	unsigned_udp
+}`, "", func(t *testing.T, c *config) {
+			if len(c.publish) != 1 || c.publish[0] != "example.org." || len(c.scrub) != 1 || c.scrub[0] != "ad.example.org." {
+				t.Errorf("publish %v scrub %v", c.publish, c.scrub)
+			}
+			if len(c.static) != 2 || c.static[0].priority != 10 || c.static[0].weight != 20 || c.static[1].port != 1689 {
+				t.Errorf("static = %+v", c.static)
+			}
+			if c.leaseDefault != time.Hour || c.leaseMin != 30*time.Second || c.leaseMax != 2*time.Hour {
+				t.Errorf("lease = %v %v %v", c.leaseDefault, c.leaseMin, c.leaseMax)
+			}
+			if c.probe.interval != time.Second || c.probe.timeout != 250*time.Millisecond || c.probe.fails != 3 || c.probe.passes != 2 {
+				t.Errorf("probe = %+v", c.probe)
+			}
+			if c.ttl != 5 || c.allDown != allDownNone || !c.scrubUnhealthy || !c.unsignedUDP || len(c.unsigned) != 2 {
+				t.Errorf("config = %+v", c)
+			}
+			if !c.granted("kms1-key.", "a.kms.example.org.") || c.granted("kms1-key.", "kms2.example.org.") || !c.anyAddress["kms1-key."] {
+				t.Errorf("grants = %v", c.grants)
+			}
+			if !c.approve.host("x.kms.example.org.", []netip.Addr{netip.MustParseAddr("192.0.2.99")}) {
+				t.Error("approval too strict")
+			}
+		}},
+		{"probe off", "vlmcs example.org {\n approve 192.0.2.0/24\n probe off\n}", "", func(t *testing.T, c *config) {
+			if c.probe.enabled {
+				t.Error("probe still enabled")
+			}
+		}},
+		{"no block", "vlmcs example.org", "Testfile:1 - Error during parsing: no `approve` rule", nil},
+		{"no zones", "vlmcs {\n approve kms1.example.org\n}", "Testfile:3 - Error during parsing: no zones", nil},
+		{"unknown property", "vlmcs example.org {\n approve kms1.example.org\n frobnicate\n}", "Testfile:3 - Error during parsing: unknown property \"frobnicate\"", nil},
+		{"bad approve", "vlmcs example.org {\n approve 192.0.2.0/33\n}", "Testfile:2", nil},
+		{"approve no args", "vlmcs example.org {\n approve\n}", "Testfile:2 - Error during parsing: Wrong argument count", nil},
+		{"static unapproved", "vlmcs example.org {\n approve kms1.example.org\n static kms2.example.org\n}", "static member kms2.example.org. is not approved", nil},
+		{"static port 0", "vlmcs example.org {\n approve kms1.example.org\n static kms1.example.org 0\n}", "Testfile:3 - Error during parsing: static kms1.example.org.: port 0", nil},
+		{"static junk", "vlmcs example.org {\n approve kms1.example.org\n static kms1.example.org 1688 x\n}", "Testfile:3 - Error during parsing: static kms1.example.org.: \"x\" is neither", nil},
+		{"static twice", "vlmcs example.org {\n approve kms1.example.org\n static kms1.example.org\n static kms1.example.org 1688\n}", "Testfile:4 - Error during parsing: static kms1.example.org. port 1688 given twice", nil},
+		{"key not base64", "vlmcs example.org {\n approve kms1.example.org\n key k. !!!\n}", "Testfile:3 - Error during parsing: key k.: secret is not base64", nil},
+		{"key twice", "vlmcs example.org {\n approve kms1.example.org\n key k. c2VjcmV0\n key k. c2VjcmV0\n}", "Testfile:4 - Error during parsing: key \"k.\" already defined at Testfile:3", nil},
+		{"grant short", "vlmcs example.org {\n approve kms1.example.org\n grant k.\n}", "Testfile:3 - Error during parsing: Wrong argument count", nil},
+		{"grant bad name", "vlmcs example.org {\n approve kms1.example.org\n grant k. a..b\n}", "Testfile:3 - Error during parsing: grant k.:", nil},
+		{"any_address without grant", "vlmcs example.org {\n approve kms1.example.org\n any_address k.\n}", "any_address: key \"k.\" has no grant", nil},
+		{"lease min above max", "vlmcs example.org {\n approve kms1.example.org\n lease 1h 2h 1h\n}", "Testfile:3 - Error during parsing: lease: minimum", nil},
+		{"lease default outside", "vlmcs example.org {\n approve kms1.example.org\n lease 10s 1m 1h\n}", "Testfile:3 - Error during parsing: lease: default", nil},
+		{"lease bad", "vlmcs example.org {\n approve kms1.example.org\n lease soon\n}", "Testfile:3 - Error during parsing: lease: \"soon\" is not a duration", nil},
+		{"lease twice", "vlmcs example.org {\n approve kms1.example.org\n lease 1h\n lease 2h\n}", "Testfile:4 - Error during parsing: \"lease\" given more than once", nil},
+		{"probe bad interval", "vlmcs example.org {\n approve kms1.example.org\n probe 1ms 1ms\n}", "Testfile:3 - Error during parsing: probe: interval", nil},
+		{"probe bad count", "vlmcs example.org {\n approve kms1.example.org\n probe 1s 1s 0\n}", "Testfile:3 - Error during parsing: probe: \"0\" is not a count", nil},
+		{"probe args", "vlmcs example.org {\n approve kms1.example.org\n probe 1s\n}", "Testfile:3 - Error during parsing: Wrong argument count", nil},
+		{"ttl bad", "vlmcs example.org {\n approve kms1.example.org\n ttl 99999\n}", "Testfile:3 - Error during parsing: ttl:", nil},
+		{"all_down bad", "vlmcs example.org {\n approve kms1.example.org\n all_down maybe\n}", "Testfile:3 - Error during parsing: all_down:", nil},
+		{"scrub foreign zone", "vlmcs example.org {\n approve kms1.example.org\n scrub example.net\n}", "scrub zone \"example.net.\" is not one of this block's zones", nil},
+		{"unsigned bad", "vlmcs example.org {\n approve kms1.example.org\n unsigned everyone\n}", "Testfile:3 - Error during parsing: unsigned:", nil},
+		{"flag with args", "vlmcs example.org {\n approve kms1.example.org\n scrub_unhealthy yes\n}", "Testfile:3 - Error during parsing: Wrong argument count", nil},
+		{"bad zone", "vlmcs exa..mple.org {\n approve kms1.example.org\n}", "Testfile:1 - Error during parsing: invalid zone", nil},
+		{"twice", "vlmcs example.org {\n approve kms1.example.org\n}\nvlmcs example.org {\n approve kms1.example.org\n}", "plugin", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := caddy.NewTestController("dns", tc.input)
+			cfg, err := parse(c)
+			if tc.err == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if tc.check != nil {
+					tc.check(t, cfg)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("parsed; want error containing %q", tc.err)
+			}
+			if !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("error %q does not contain %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestParseKeyfile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.key")
+	os.WriteFile(good, []byte("key \"kms1-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0c2VjcmV0\";\n};\n# comment\nkey kms2-key. { algorithm hmac-sha512; secret \"b3RoZXI=\"; };\n"), 0o600)
+	bad := filepath.Join(dir, "bad.key")
+	os.WriteFile(bad, []byte("key k { algorithm hmac-md5; secret \"c2VjcmV0\"; };\n"), 0o600)
+
+	c := caddy.NewTestController("dns", "vlmcs example.org {\n approve kms1.example.org\n keyfile "+good+"\n grant kms1-key kms1.example.org\n}")
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.keys["kms1-key."].secret != "c2VjcmV0c2VjcmV0" || cfg.keys["kms2-key."].secret != "b3RoZXI=" {
+		t.Errorf("keys = %v", cfg.keys)
+	}
+	if cfg.keys["kms1-key."].where != "Testfile:3" {
+		t.Errorf("where = %q", cfg.keys["kms1-key."].where)
+	}
+	for _, in := range []string{bad, filepath.Join(dir, "missing.key")} {
+		c := caddy.NewTestController("dns", "vlmcs example.org {\n approve kms1.example.org\n keyfile "+in+"\n}")
+		if _, err := parse(c); err == nil || !strings.Contains(err.Error(), "Testfile:3") {
+			t.Errorf("%s: error %v, want one at Testfile:3", in, err)
+		}
+	}
+}
+
+func TestParseKeyFileErrors(t *testing.T) {
+	for _, in := range []string{
+		"",
+		"key",
+		"key k",
+		"key k {",
+		"key k { secret }",
+		"key k { secret \"!!\"; };",
+		"key k { algorithm hmac-sha256; };",
+		"key k { colour blue; };",
+		"key k { secret \"YQ==\"; }; key k { secret \"YQ==\"; };",
+		"nokey",
+	} {
+		if _, err := parseKeyFile([]byte(in)); err == nil {
+			t.Errorf("%q: parsed, want an error", in)
+		}
+	}
+	if _, err := parseKeyFile(make([]byte, maxKeyFile+1)); err == nil {
+		t.Error("oversized key file parsed")
+	}
+}
+
+func TestCheckKeys(t *testing.T) {
+	cfg := newConfig()
+	cfg.keys["a."] = keyDef{secret: "YQ==", where: "Corefile:3"}
+	cfg.grantWhere["b."] = "Corefile:5"
+	if err := checkKeys(cfg, map[string]string{"a.": "YQ==", "b.": "Yg=="}); err != nil {
+		t.Errorf("consistent keys: %v", err)
+	}
+	if err := checkKeys(cfg, map[string]string{"b.": "Yg=="}); err == nil || !strings.Contains(err.Error(), "Corefile:3") {
+		t.Errorf("replaced key: %v", err)
+	}
+	if err := checkKeys(cfg, map[string]string{"a.": "YQ=="}); err == nil || !strings.Contains(err.Error(), "Corefile:5") {
+		t.Errorf("granted key without secret: %v", err)
+	}
+}

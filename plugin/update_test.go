@@ -1,0 +1,330 @@
+package vlmcs
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/test"
+
+	"github.com/miekg/dns"
+)
+
+// updWriter is a test.ResponseWriter whose TSIG verdict is set by the test (the real MAC check
+// is miekg/dns's and is exercised end to end in test/).
+type updWriter struct {
+	test.ResponseWriter
+	tsig error
+}
+
+func (w *updWriter) TsigStatus() error { return w.tsig }
+
+// regMsg builds the contract's register message for target at ip:port with a lease request.
+func regMsg(zone, target, ip string, port uint16, lease uint32) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetUpdate(zone)
+	a := &dns.A{Hdr: dns.RR_Header{Name: target, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(ip)}
+	m.RemoveRRset([]dns.RR{&dns.A{Hdr: dns.RR_Header{Name: target, Rrtype: dns.TypeA}}, &dns.AAAA{Hdr: dns.RR_Header{Name: target, Rrtype: dns.TypeAAAA}}})
+	m.Insert([]dns.RR{a, &dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp." + zone, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 60}, Port: port, Target: target}})
+	if lease > 0 {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(1232)
+		o.Option = []dns.EDNS0{&dns.EDNS0_UL{Code: dns.EDNS0UL, Lease: lease}}
+		m.Extra = append(m.Extra, o)
+	}
+	return m
+}
+
+func sign(m *dns.Msg, key string) *dns.Msg {
+	m.SetTsig(key, dns.HmacSHA256, 300, time.Now().Unix())
+	return m
+}
+
+// send runs an update through v as if from src (TCP or UDP) with the given TSIG verdict.
+func send(t testing.TB, v *Vlmcs, m *dns.Msg, src string, tcp bool, tsig error) *dns.Msg {
+	t.Helper()
+	rec := dnstest.NewRecorder(&updWriter{ResponseWriter: test.ResponseWriter{RemoteIP: src, TCP: tcp}, tsig: tsig})
+	if _, err := v.ServeDNS(context.Background(), rec, m); err != nil {
+		t.Fatalf("ServeDNS: %v", err)
+	}
+	if rec.Msg == nil {
+		t.Fatal("no response written")
+	}
+	return rec.Msg
+}
+
+// register sends a signed contract registration from ip itself.
+func register(t testing.TB, v *Vlmcs, target, ip string, port uint16, lease uint32) *dns.Msg {
+	return send(t, v, sign(regMsg("example.org.", target, ip, port, lease), "k."), ip, false, nil)
+}
+
+const updCorefile = `vlmcs example.org ad.example.org {
+	approve kms1.example.org kms2.example.org 127.0.0.0/8 192.0.2.0/24
+	key k. c2VjcmV0
+	key k2. c2VjcmV0
+	grant k. kms1.example.org
+	grant k2. kms2.example.org
+	any_address k2.
+	lease 1h 2s 2h
+	probe off
+	scrub ad.example.org
+	unsigned 192.0.2.0/24
+}`
+
+func TestUpdateRules(t *testing.T) {
+	withdraw := func() *dns.Msg {
+		m := new(dns.Msg)
+		m.SetUpdate("example.org.")
+		m.Ns = []dns.RR{
+			&dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp.example.org.", Rrtype: dns.TypeSRV, Class: dns.ClassNONE}, Port: 1688, Target: "kms1.example.org."},
+			&dns.A{Hdr: dns.RR_Header{Name: "kms1.example.org.", Rrtype: dns.TypeA, Class: dns.ClassANY}},
+		}
+		return m
+	}
+	oneRR := func(r dns.RR) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetUpdate("example.org.")
+		m.Ns = []dns.RR{r}
+		return m
+	}
+	one := func(rr string) *dns.Msg {
+		r, err := dns.NewRR(rr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return oneRR(r)
+	}
+	tests := []struct {
+		name    string
+		msg     *dns.Msg
+		key     string // "" unsigned
+		src     string
+		tcp     bool
+		tsig    error
+		rcode   int
+		tsigErr uint16
+		members int // SRV records in the answer afterwards
+	}{
+		{"signed register", regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 60), "k.", "127.0.0.1", false, nil, dns.RcodeSuccess, 0, 1},
+		{"bad signature", regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 60), "k.", "127.0.0.1", false, dns.ErrSig, dns.RcodeNotAuth, dns.RcodeBadSig, 0},
+		{"unknown key", regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 60), "nokey.", "127.0.0.1", false, dns.ErrSecret, dns.RcodeNotAuth, dns.RcodeBadKey, 0},
+		{"stale time", regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 60), "k.", "127.0.0.1", false, dns.ErrTime, dns.RcodeNotAuth, dns.RcodeBadTime, 0},
+		{"unsigned udp from allowed net", regMsg("example.org.", "kms1.example.org.", "192.0.2.5", 1688, 0), "", "192.0.2.5", false, nil, dns.RcodeRefused, 0, 0},
+		{"unsigned tcp from allowed net", regMsg("example.org.", "kms1.example.org.", "192.0.2.5", 1688, 0), "", "192.0.2.5", true, nil, dns.RcodeSuccess, 0, 1},
+		{"unsigned tcp from elsewhere", regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 0), "", "127.0.0.1", true, nil, dns.RcodeRefused, 0, 0},
+		{"key for another name", regMsg("example.org.", "kms2.example.org.", "127.0.0.1", 1688, 60), "k.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
+		{"unapproved target", regMsg("example.org.", "rogue.example.org.", "127.0.0.1", 1688, 60), "k.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
+		{"someone else's address", regMsg("example.org.", "kms1.example.org.", "127.0.0.9", 1688, 60), "k.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
+		{"any_address key", regMsg("example.org.", "kms2.example.org.", "127.0.0.9", 1688, 60), "k2.", "127.0.0.1", false, nil, dns.RcodeSuccess, 0, 1},
+		{"unapproved address", regMsg("example.org.", "kms2.example.org.", "198.51.100.1", 1688, 60), "k2.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
+		{"delete whole SRV set", oneRR(empty("_vlmcs._tcp.example.org.", dns.ClassANY, dns.TypeSRV, 0)), "k.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
+		{"other type at srv name", one("_vlmcs._tcp.example.org. 60 IN TXT hello"), "k.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
+		{"name outside _vlmcs", one("www.example.org. 60 IN CNAME kms1.example.org."), "k.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
+		{"name outside zone", one("kms1.example.net. 60 IN A 127.0.0.1"), "k.", "127.0.0.1", false, nil, dns.RcodeNotZone, 0, 0},
+		{"add with meta type", oneRR(empty("kms1.example.org.", dns.ClassINET, dns.TypeANY, 60)), "k.", "127.0.0.1", false, nil, dns.RcodeFormatError, 0, 0},
+		{"delete with ttl", oneRR(empty("kms1.example.org.", dns.ClassANY, dns.TypeA, 60)), "k.", "127.0.0.1", false, nil, dns.RcodeFormatError, 0, 0},
+		{"srv port 0", one("_vlmcs._tcp.example.org. 60 IN SRV 0 0 0 kms1.example.org."), "k.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
+		{"withdraw nothing", withdraw(), "k.", "127.0.0.1", false, nil, dns.RcodeSuccess, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newTest(t, updCorefile)
+			m := tc.msg.Copy()
+			if tc.key != "" {
+				sign(m, tc.key)
+			}
+			resp := send(t, v, m, tc.src, tc.tcp, tc.tsig)
+			if resp.Rcode != tc.rcode {
+				t.Fatalf("rcode %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			if tc.key != "" {
+				rt := resp.IsTsig()
+				if rt == nil {
+					t.Fatal("signed request, response without TSIG")
+				}
+				if rt.Error != tc.tsigErr {
+					t.Errorf("TSIG error %d, want %d", rt.Error, tc.tsigErr)
+				}
+			}
+			if n := len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer); n != tc.members {
+				t.Errorf("%d members after the update, want %d", n, tc.members)
+			}
+		})
+	}
+}
+
+func TestUpdateLeaseAndWithdraw(t *testing.T) {
+	v := newTest(t, updCorefile)
+	for _, c := range []struct {
+		ask, want uint32
+	}{{60, 60}, {1, 2}, {1 << 30, 7200}} {
+		resp := register(t, v, "kms1.example.org.", "127.0.0.1", 1688, c.ask)
+		o := resp.IsEdns0()
+		if resp.Rcode != dns.RcodeSuccess || o == nil || len(o.Option) != 1 {
+			t.Fatalf("lease %d: %v", c.ask, resp)
+		}
+		if ul := o.Option[0].(*dns.EDNS0_UL); ul.Lease != c.want {
+			t.Errorf("asked %d, granted %d, want %d", c.ask, ul.Lease, c.want)
+		}
+		if resp.Extra[len(resp.Extra)-1].Header().Rrtype != dns.TypeTSIG {
+			t.Errorf("TSIG is not last: %v", resp.Extra)
+		}
+	}
+	// No option: the default lease, no option in the reply.
+	resp := send(t, v, sign(regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 0), "k."), "127.0.0.1", false, nil)
+	if resp.IsEdns0() != nil {
+		t.Errorf("reply carries OPT though the request had none")
+	}
+	p := v.pools[0]
+	p.mu.Lock()
+	exp := p.members[memberKey{"kms1.example.org.", 1688}].expires
+	p.mu.Unlock()
+	if d := time.Until(exp); d < 59*time.Minute || d > time.Hour {
+		t.Errorf("default lease gives %s", d)
+	}
+
+	// Refresh with new priority replaces, does not add.
+	m := regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 60)
+	m.Ns[3].(*dns.SRV).Priority = 7
+	send(t, v, sign(m, "k."), "127.0.0.1", false, nil)
+	ans := query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV)
+	if len(ans.Answer) != 1 || ans.Answer[0].(*dns.SRV).Priority != 7 || len(ans.Extra) != 1 {
+		t.Fatalf("after refresh: %v", ans)
+	}
+
+	// Withdraw: the member leaves at once.
+	w := new(dns.Msg)
+	w.SetUpdate("example.org.")
+	w.Ns = []dns.RR{
+		&dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp.example.org.", Rrtype: dns.TypeSRV, Class: dns.ClassNONE}, Priority: 7, Port: 1688, Target: "kms1.example.org."},
+		&dns.A{Hdr: dns.RR_Header{Name: "kms1.example.org.", Rrtype: dns.TypeA, Class: dns.ClassANY}},
+		&dns.AAAA{Hdr: dns.RR_Header{Name: "kms1.example.org.", Rrtype: dns.TypeAAAA, Class: dns.ClassANY}},
+	}
+	if resp := send(t, v, sign(w, "k."), "127.0.0.1", false, nil); resp.Rcode != dns.RcodeSuccess {
+		t.Fatalf("withdraw: %v", resp)
+	}
+	if ans := query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV); len(ans.Answer) != 0 {
+		t.Fatalf("withdrawn member still served: %v", ans.Answer)
+	}
+}
+
+func TestLeaseExpiry(t *testing.T) {
+	v := newTest(t, updCorefile)
+	register(t, v, "kms1.example.org.", "127.0.0.1", 1688, 2)
+	if n := len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer); n != 1 {
+		t.Fatalf("%d members after registering", n)
+	}
+	// Expiry is evaluated at query time; move the pool's clock instead of sleeping.
+	if a := v.pools[0].current(time.Now().Add(3 * time.Second)); len(a.srv) != 0 {
+		t.Fatalf("lapsed member still served: %v", a.srv)
+	}
+	v.pools[0].mu.Lock()
+	n := len(v.pools[0].members)
+	v.pools[0].mu.Unlock()
+	if n != 0 {
+		t.Errorf("lapsed member not swept")
+	}
+}
+
+func TestUpdateZones(t *testing.T) {
+	v := newTest(t, updCorefile)
+	for _, c := range []struct {
+		zone  string
+		rcode int
+		next  bool
+	}{
+		{"ad.example.org.", dns.RcodeNotZone, false},
+		{"sub.example.org.", dns.RcodeNotZone, false},
+		{"example.net.", 0, true},
+	} {
+		m := regMsg(c.zone, "kms1."+c.zone, "127.0.0.1", 1688, 60)
+		resp := send(t, v, sign(m, "k."), "127.0.0.1", false, nil)
+		if c.next {
+			if resp.Opcode != dns.OpcodeUpdate || len(resp.Answer) != 1 || resp.Answer[0].Header().Rrtype != dns.TypeTXT {
+				t.Errorf("%s: not passed to the next plugin: %v", c.zone, resp)
+			}
+			continue
+		}
+		if resp.Rcode != c.rcode {
+			t.Errorf("%s: rcode %s", c.zone, dns.RcodeToString[resp.Rcode])
+		}
+	}
+	// Zone section with a wrong count or type.
+	m := new(dns.Msg)
+	m.SetUpdate("example.org.")
+	m.Question[0].Qtype = dns.TypeA
+	if resp := send(t, v, m, "127.0.0.1", true, nil); resp.Rcode != dns.RcodeFormatError {
+		t.Errorf("zone type A: %s", dns.RcodeToString[resp.Rcode])
+	}
+	m.Question = append(m.Question, m.Question[0])
+	if resp := send(t, v, m, "127.0.0.1", true, nil); resp.Rcode != dns.RcodeFormatError {
+		t.Errorf("two zones: %s", dns.RcodeToString[resp.Rcode])
+	}
+	// TSIG not last.
+	m = sign(regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 0), "k.")
+	m.Extra = append(m.Extra, &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}})
+	if resp := send(t, v, m, "127.0.0.1", false, nil); resp.Rcode != dns.RcodeFormatError {
+		t.Errorf("TSIG not last: %s", dns.RcodeToString[resp.Rcode])
+	}
+}
+
+func TestPrerequisites(t *testing.T) {
+	v := newTest(t, updCorefile)
+	register(t, v, "kms1.example.org.", "127.0.0.1", 1688, 60)
+	pre := func(rrs ...dns.RR) *dns.Msg {
+		m := regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 60)
+		m.Answer = rrs
+		return sign(m, "k.")
+	}
+	rr := func(s string) dns.RR {
+		r, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, c := range []struct {
+		name  string
+		pre   []dns.RR
+		rcode int
+	}{
+		{"name in use", []dns.RR{empty("kms1.example.org.", dns.ClassANY, dns.TypeANY, 0)}, dns.RcodeSuccess},
+		{"name not in use fails", []dns.RR{empty("kms9.example.org.", dns.ClassANY, dns.TypeANY, 0)}, dns.RcodeNameError},
+		{"name must be unused fails", []dns.RR{empty("kms1.example.org.", dns.ClassNONE, dns.TypeANY, 0)}, dns.RcodeYXDomain},
+		{"rrset exists", []dns.RR{empty("_vlmcs._tcp.example.org.", dns.ClassANY, dns.TypeSRV, 0)}, dns.RcodeSuccess},
+		{"rrset exists fails", []dns.RR{empty("kms1.example.org.", dns.ClassANY, dns.TypeAAAA, 0)}, dns.RcodeNXRrset},
+		{"rrset absent fails", []dns.RR{empty("kms1.example.org.", dns.ClassNONE, dns.TypeA, 0)}, dns.RcodeYXRrset},
+		{"rrset value", []dns.RR{rr("kms1.example.org. 0 IN A 127.0.0.1")}, dns.RcodeSuccess},
+		{"rrset value fails", []dns.RR{rr("kms1.example.org. 0 IN A 127.0.0.2")}, dns.RcodeNXRrset},
+		{"ttl not zero", []dns.RR{empty("kms1.example.org.", dns.ClassANY, dns.TypeANY, 5)}, dns.RcodeFormatError},
+		{"outside zone", []dns.RR{empty("kms1.example.net.", dns.ClassANY, dns.TypeANY, 0)}, dns.RcodeNotZone},
+	} {
+		if resp := send(t, v, pre(c.pre...), "127.0.0.1", false, nil); resp.Rcode != c.rcode {
+			t.Errorf("%s: %s, want %s", c.name, dns.RcodeToString[resp.Rcode], dns.RcodeToString[c.rcode])
+		}
+	}
+}
+
+func TestRefusalsAreRateLimitedLogged(t *testing.T) {
+	v := newTest(t, updCorefile)
+	var lines []string
+	v.logger.out = func(s string) { lines = append(lines, s) }
+	for range 50 {
+		send(t, v, regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 0), "127.0.0.1", false, nil)
+	}
+	if len(lines) != v.logger.burst {
+		t.Errorf("%d log lines for 50 refusals, want %d", len(lines), v.logger.burst)
+	}
+}
+
+// empty returns a record without data (RRset/name prerequisites and deletes).
+func empty(name string, class, typ uint16, ttl uint32) dns.RR {
+	var rr dns.RR = &dns.ANY{}
+	if mk, ok := dns.TypeToRR[typ]; ok {
+		rr = mk()
+	}
+	*rr.Header() = dns.RR_Header{Name: name, Rrtype: typ, Class: class, Ttl: ttl}
+	return rr
+}

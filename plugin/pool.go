@@ -65,7 +65,7 @@ type answer struct {
 	kind       string             // answersTotal label: members, last_known or empty
 	served     prometheus.Counter // answersTotal for kind, resolved once per rebuild
 	empty      prometheus.Counter // answersTotal for NODATA answers
-	validUntil time.Time // the earliest lease end; the answer must be rebuilt then
+	validUntil time.Time          // the earliest lease end; the answer must be rebuilt then
 }
 
 // Pool is the member set of one publish zone. It outlives a Corefile reload (see registry.go).

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // ProbeFunc checks that a KMS host accepts a DCE/RPC bind to the KMS interface at addr
@@ -19,19 +21,10 @@ const maxParallelProbes = 32
 // resolveEvery is how long addresses found through the next plugin are reused.
 const resolveEvery = time.Minute
 
-// defaultProbe is the probe used by the Corefile-built plugin.
+// defaultProbe binds to the KMS interface with the project's DCE/RPC client (the same
+// client works against Windows KMS hosts): healthy means a bind was accepted.
 func defaultProbe(ctx context.Context, addr string, timeout time.Duration) error {
-	return tcpProbe(ctx, addr, timeout)
-}
-
-// tcpProbe only checks that target:port accepts a TCP connection.
-func tcpProbe(ctx context.Context, addr string, timeout time.Duration) error {
-	d := net.Dialer{Timeout: timeout}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	return c.Close()
+	return rpc.Probe(ctx, addr, timeout)
 }
 
 // probeLoop runs rounds for one pool every interval, and at once when the pool is woken by a

@@ -3,6 +3,7 @@ package vlmcs
 import (
 	"context"
 	"net"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
+
+	"github.com/kmsdns/kmsdns/responder/rpc"
 
 	"github.com/miekg/dns"
 )
@@ -23,7 +26,7 @@ func newTest(t testing.TB, corefile string) *Vlmcs {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	v := newVlmcs(cfg, "dns://test", "", tcpProbe)
+	v := newVlmcs(cfg, "dns://test", "", nil)
 	v.Next = markerHandler()
 	return v
 }
@@ -54,29 +57,40 @@ func query(t testing.TB, v *Vlmcs, name string, qt uint16) *dns.Msg {
 	return rec.Msg
 }
 
-// kmsListener is a real TCP listener on loopback standing in for a KMS host's port.
+// kmsListener is a real DCE/RPC server on loopback (the responder's rpc package) standing in
+// for a KMS host: the probes bind to it for real.
 type kmsListener struct {
 	ln   net.Listener
+	srv  *rpc.Server
 	port uint16
 }
 
 func listenKMS(t testing.TB) *kmsListener {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return serveKMS(t, "127.0.0.1:0")
+}
+
+func serveKMS(t testing.TB, addr string) *kmsListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	return &kmsListener{ln: ln, port: uint16(ln.Addr().(*net.TCPAddr).Port)}
+	k := &kmsListener{ln: ln, port: uint16(ln.Addr().(*net.TCPAddr).Port)}
+	k.srv = rpc.NewServer(rpc.HandlerFunc(func(context.Context, netip.AddrPort, []byte) ([]byte, uint32) {
+		return nil, 0x8007000D
+	}), rpc.ServerConfig{})
+	go k.srv.Serve(context.Background(), ln)
+	t.Cleanup(k.Close)
+	return k
+}
+
+// Close stops the server: later probes fail.
+func (k *kmsListener) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	k.srv.Shutdown(ctx)
+	k.ln.Close()
 }
 
 func (k *kmsListener) portString() string { return strconv.Itoa(int(k.port)) }
@@ -118,21 +132,8 @@ func srvTargets(m *dns.Msg) map[string]bool {
 
 func newController(in string) *caddy.Controller { return caddy.NewTestController("dns", in) }
 
-// listenOn listens on a given loopback port (after it was found free).
-func listenOn(t testing.TB, port uint16) net.Listener {
+// listenOn serves DCE/RPC on a given loopback port (after it was found free).
+func listenOn(t testing.TB, port uint16) *kmsListener {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	return ln
+	return serveKMS(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
 }

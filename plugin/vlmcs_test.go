@@ -118,7 +118,7 @@ func TestHealthProbes(t *testing.T) {
 		return len(s) == 1 && s[want]
 	})
 	// The KMS host dies: it leaves the answer after `fails` failed probes.
-	up.ln.Close()
+	up.Close()
 	start := time.Now()
 	waitFor(t, 2*time.Second, "kms1 down", func() bool {
 		return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 0
@@ -182,13 +182,13 @@ func TestReloadKeepsPool(t *testing.T) {
 	probe off
 }`
 	cfg1, _ := parse(newController(corefile))
-	v1 := newVlmcs(cfg1, "dns://test", "reload-test", tcpProbe)
+	v1 := newVlmcs(cfg1, "dns://test", "reload-test", nil)
 	if vd := register(t, v1, "kms1.example.org.", "127.0.0.1", 1688, 60); vd.Rcode != dns.RcodeSuccess {
 		t.Fatalf("register: %v", vd)
 	}
 	// Reload: the new instance acquires the same pool before the old one shuts down.
 	cfg2, _ := parse(newController(corefile))
-	v2 := newVlmcs(cfg2, "dns://test", "reload-test", tcpProbe)
+	v2 := newVlmcs(cfg2, "dns://test", "reload-test", nil)
 	v1.stop()
 	if m := query(t, v2, "_vlmcs._tcp.example.org.", dns.TypeSRV); len(m.Answer) != 1 {
 		t.Fatalf("pool lost on reload: %v", m)

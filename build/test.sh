@@ -1,26 +1,12 @@
 #!/usr/bin/env bash
 # The project's test command (README: `make test`). Needs Go and the Debian
 # tools the end-to-end tests drive for real: dig and nsupdate (bind9-dnsutils)
-# and dnsperf. Missing tools are installed when we can (root + apt-get);
-# otherwise we stop and name the package — never a silent skip.
+# and dnsperf (see build/tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
-command -v nsupdate >/dev/null 2>&1 || { [[ " ${need[*]-} " == *" bind9-dnsutils "* ]] || need+=(bind9-dnsutils); }
-command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
-if ((${#need[@]})); then
-	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-		echo "test: installing ${need[*]} with apt-get"
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -qq >/dev/null
-		apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-	else
-		echo "test: missing Debian package(s): ${need[*]} — install them (apt-get install ${need[*]}) and re-run" >&2
-		exit 1
-	fi
-fi
+source build/tools.sh
+ensure_debian_tools
 
 echo "test: gofmt and go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make bench`: builds, starts the servers on loopback, and prints the tables
+# of ratios measured in the same run. Not part of CI (it takes minutes).
+#   build/bench-dns.sh        dnsperf: vlmcs pool vs CoreDNS's file plugin
+#   build/bench-responder.sh  kms-responder bench: activations/s and latency
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build/build.sh
+echo
+echo "== DNS: _vlmcs._tcp SRV answers =="
+build/bench-dns.sh
+if [[ -x build/bench-responder.sh ]]; then
+	echo
+	echo "== KMS activations =="
+	build/bench-responder.sh
+fi

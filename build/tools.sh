@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sourced by test.sh and bench.sh: make sure the Debian tools the tests and
+# benchmarks drive for real are present. Missing ones are installed when we
+# can (root + apt-get); otherwise we stop and name the package — never a
+# silent skip.
+ensure_debian_tools() {
+	local need=()
+	command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+	if ! command -v nsupdate >/dev/null 2>&1 && [[ " ${need[*]-} " != *" bind9-dnsutils "* ]]; then
+		need+=(bind9-dnsutils)
+	fi
+	command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+	((${#need[@]})) || return 0
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		echo "tools: installing ${need[*]} with apt-get"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq >/dev/null
+		apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	else
+		echo "tools: missing Debian package(s): ${need[*]} — install them (apt-get install ${need[*]}) and re-run" >&2
+		exit 1
+	fi
+}

@@ -38,6 +38,11 @@ type Config struct {
 	// whatever the target had. Empty: only the SRV record is sent, as a
 	// Windows KMS host does, and the server must know the target's address.
 	Addresses []netip.Addr
+	// Source is the local address updates are sent from (zero: the
+	// system chooses). Servers that let a host register only the address
+	// it sends from (the vlmcs default, like BIND's tcp-self) need it to
+	// be the published address.
+	Source netip.Addr
 	// Port is the SRV port (0: DefaultPort, 1688).
 	Port uint16
 	// Priority and Weight are the SRV priority and weight.
@@ -75,6 +80,7 @@ type settings struct {
 	target     string // canonical, fully qualified, below zone
 	service    string // _vlmcs._tcp.<zone>
 	addrs      []netip.Addr
+	source     netip.Addr
 	port       uint16
 	priority   uint16
 	weight     uint16
@@ -161,6 +167,14 @@ func (c Config) validate() (*settings, error) {
 		}
 		seenAddr[a] = true
 		s.addrs = append(s.addrs, a)
+	}
+
+	if c.Source.IsValid() {
+		src := c.Source.Unmap()
+		if src.Zone() != "" || src.IsUnspecified() || src.IsMulticast() {
+			return nil, fmt.Errorf("publish: source address %s is not a unicast address without a zone", c.Source)
+		}
+		s.source = src
 	}
 
 	if s.port == 0 {

@@ -44,6 +44,7 @@ func TestNewValidates(t *testing.T) {
 		{name: "dup addr", mod: func(c *Config) {
 			c.Addresses = []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("::ffff:10.0.0.1")}
 		}, wantErr: "address 10.0.0.1 is listed twice"},
+		{name: "source wildcard", mod: func(c *Config) { c.Source = netip.MustParseAddr("0.0.0.0") }, wantErr: "source address 0.0.0.0 is not a unicast"},
 		{name: "ttl", mod: func(c *Config) { c.TTL = 1 << 31 }, wantErr: "TTL 2147483648 exceeds"},
 		{name: "short lease", mod: func(c *Config) { c.Lease = 500 * time.Millisecond }, wantErr: "shorter than one second"},
 		{name: "fractional lease", mod: func(c *Config) { c.Lease = 1500 * time.Millisecond }, wantErr: "not a whole number of seconds"},

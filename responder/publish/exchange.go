@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -77,6 +78,15 @@ func (s *settings) exchangeOnce(ctx context.Context, network, server string, m *
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	c := &dns.Client{Net: network, Timeout: s.timeout}
+	if s.source.IsValid() {
+		d := &net.Dialer{Timeout: s.timeout}
+		if network == "tcp" {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.source, 0))
+		} else {
+			d.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.source, 0))
+		}
+		c.Dialer = d
+	}
 	if s.key != nil {
 		c.TsigSecret = map[string]string{s.key.Name: s.key.Secret}
 	}

@@ -389,6 +389,9 @@ func TestTruncatedAnswerFallsBackToTCP(t *testing.T) {
 	if b.tsig != nil || !slices.Equal(rrLines(a.msg.Ns), rrLines(b.msg.Ns)) {
 		t.Fatalf("TCP retry: TSIG %v; sections %q vs %q", b.tsig, rrLines(b.msg.Ns), rrLines(a.msg.Ns))
 	}
+	if a.from != netip.MustParseAddr("127.0.0.1") || b.from != a.from {
+		t.Errorf("sent from %v and %v, want the system's choice 127.0.0.1", a.from, b.from)
+	}
 	if a.msg.Id == b.msg.Id {
 		t.Error("TCP retry reuses the UDP message ID")
 	}
@@ -568,5 +571,25 @@ func TestRunTwice(t *testing.T) {
 	}
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run after cancel returned %v, want context.Canceled", err)
+	}
+}
+
+// TestSourceAddress: with Source set, updates over UDP and TCP leave from
+// it, as a server applying the self rule requires.
+func TestSourceAddress(t *testing.T) {
+	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv.set(func(u *updateServer) { u.truncateUDP = true })
+	cfg := baseConfig(t, srv.addr)
+	cfg.Source = netip.MustParseAddr("127.0.0.2")
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPublisher(t, p)
+	for _, want := range []string{"udp", "tcp"} {
+		got := srv.next(5 * time.Second)
+		if got.net != want || got.from != cfg.Source {
+			t.Errorf("update over %s from %v, want over %s from %v", got.net, got.from, want, cfg.Source)
+		}
 	}
 }

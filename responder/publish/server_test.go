@@ -3,6 +3,7 @@ package publish
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ type received struct {
 	net    string // "udp" or "tcp"
 	tsig   error  // miekg's verdict on the request's TSIG (nil: valid or absent)
 	signed bool
+	from   netip.Addr // the sender's address
 }
 
 // updateServer is a real miekg/dns server on loopback (UDP and TCP on one
@@ -119,7 +121,8 @@ func (u *updateServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	u.mu.Unlock()
 
 	network := w.LocalAddr().Network()
-	u.got <- received{msg: r.Copy(), net: network, tsig: w.TsigStatus(), signed: r.IsTsig() != nil}
+	from, _ := netip.ParseAddrPort(w.RemoteAddr().String())
+	u.got <- received{msg: r.Copy(), net: network, tsig: w.TsigStatus(), signed: r.IsTsig() != nil, from: from.Addr()}
 	if delay > 0 {
 		time.Sleep(delay)
 	}

@@ -27,7 +27,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	if errors.Is(err, flag.ErrHelp) {
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		var c serveConfig
+		c := defaultServeConfig()
 		var p string
 		bindServeFlags(fs, &c, &p)
 		fmt.Fprintln(stderr, "usage: kms-responder serve --group NAME [flags]")

@@ -98,3 +98,21 @@ func seedReplies(tb testing.TB, q *dns.Msg) [][]byte {
 		build(func(r *dns.Msg) { r.Truncated = true }),
 	}
 }
+
+// BenchmarkParseSRVReply measures unpacking and checking a two-target
+// reply with glue.
+func BenchmarkParseSRVReply(b *testing.B) {
+	q := newQuery("_VLMCS._TCP.example.test.", dns.TypeSRV)
+	data := seedReplies(b, q)[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		r := new(dns.Msg)
+		if err := r.Unpack(data); err != nil {
+			b.Fatal(err)
+		}
+		r.Id = q.Id
+		if _, err := parseSRVReply(q, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

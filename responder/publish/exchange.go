@@ -31,6 +31,9 @@ func (e *RcodeError) Error() string {
 	fmt.Fprintf(&b, "%s answered %s", e.Server, rcodeName(e.Rcode))
 	if e.TSIGError != 0 {
 		fmt.Fprintf(&b, " (TSIG %s)", rcodeName(int(e.TSIGError)))
+		if e.TSIGError == dns.RcodeBadTime {
+			fmt.Fprintf(&b, ": this host's clock and the server's differ by more than %d s", Fudge)
+		}
 	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, ": %s", e.Reason)

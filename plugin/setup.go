@@ -151,6 +151,8 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			if p, err := parsePrefix(a); err == nil {
 				cfg.approve.nets = append(cfg.approve.nets, p)
 				continue
+			} else if looksNumeric(a) {
+				return c.Errf("approve: %v", err)
 			}
 			n, err := hostPattern(a)
 			if err != nil {
@@ -466,6 +468,11 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	ip = ip.Unmap()
 	return netip.PrefixFrom(ip, ip.BitLen()), nil
+}
+
+// looksNumeric reports whether s was meant as an address or network, not a name.
+func looksNumeric(s string) bool {
+	return strings.ContainsAny(s, ":/") || strings.Trim(s, "0123456789.") == ""
 }
 
 // hostName normalizes a host name: lower case, fully qualified, valid.

@@ -54,7 +54,9 @@ func srvSet(t *testing.T, c *CoreDNS, qname string) map[string]bool {
 	return set
 }
 
-func keyArg(name, secret string) []string { return []string{"-y", "hmac-sha256:" + name + ":" + secret} }
+func keyArg(name, secret string) []string {
+	return []string{"-y", "hmac-sha256:" + name + ":" + secret}
+}
 
 func registerScript(target, ip string, port int) string {
 	return fmt.Sprintf(`zone example.test

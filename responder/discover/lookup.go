@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kmsdns/kmsdns/responder/kms"
@@ -118,14 +119,17 @@ func Lookup(ctx context.Context, dnsServer, domain string) ([]Target, error) {
 		}
 		return nil, err
 	}
+	// Targets without glue are resolved in parallel, at most maxResolve.
+	var wg sync.WaitGroup
 	resolved := 0
 	for i := range targets {
 		if len(targets[i].Addrs) > 0 || resolved == maxResolve {
 			continue
 		}
 		resolved++
-		targets[i].Addrs = resolveAddrs(ctx, server, targets[i].Name)
+		wg.Go(func() { targets[i].Addrs = resolveAddrs(ctx, server, targets[i].Name) })
 	}
+	wg.Wait()
 	return targets, nil
 }
 

@@ -38,10 +38,11 @@ type Config struct {
 	// whatever the target had. Empty: only the SRV record is sent, as a
 	// Windows KMS host does, and the server must know the target's address.
 	Addresses []netip.Addr
-	// Source is the local address updates are sent from (zero: the
-	// system chooses). Servers that let a host register only the address
-	// it sends from (the vlmcs default, like BIND's tcp-self) need it to
-	// be the published address.
+	// Source is the local address updates are sent from. Servers that let
+	// a host register only the address it sends from (the vlmcs default,
+	// like BIND's tcp-self) need it to be the published address. Zero
+	// means: the first of Addresses in the server's address family when
+	// this host has that address, else whatever the system chooses.
 	Source netip.Addr
 	// Port is the SRV port (0: DefaultPort, 1688).
 	Port uint16

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 
 	"github.com/miekg/dns"
 )
@@ -81,19 +82,20 @@ func (s *settings) exchangeOnce(ctx context.Context, network, server string, m *
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	c := &dns.Client{Net: network, Timeout: s.timeout}
-	if s.source.IsValid() {
-		d := &net.Dialer{Timeout: s.timeout}
-		if network == "tcp" {
-			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.source, 0))
-		} else {
-			d.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.source, 0))
-		}
-		c.Dialer = d
-	}
 	if s.key != nil {
 		c.TsigSecret = map[string]string{s.key.Name: s.key.Secret}
 	}
+	src, explicit := s.sourceFor(server)
+	if src.IsValid() {
+		c.Dialer = &net.Dialer{Timeout: s.timeout, LocalAddr: localAddr(network, src)}
+	}
 	conn, err := c.DialContext(ctx, server)
+	if err != nil && src.IsValid() && !explicit && errors.Is(err, syscall.EADDRNOTAVAIL) {
+		// The published address is not this host's (NAT, a VIP held
+		// elsewhere): let the system choose.
+		c.Dialer = nil
+		conn, err = c.DialContext(ctx, server)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s over %s: %w", server, network, err)
 	}
@@ -126,6 +128,35 @@ func (s *settings) exchangeOnce(ctx context.Context, network, server string, m *
 		return nil, fmt.Errorf("%s over %s: %w", server, network, err)
 	}
 	return r, nil
+}
+
+// sourceFor returns the local address to send to server from, and whether
+// it was configured (rather than picked from the published addresses).
+func (s *settings) sourceFor(server string) (netip.Addr, bool) {
+	if s.source.IsValid() {
+		return s.source, true
+	}
+	host, _, err := net.SplitHostPort(server)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	dst, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false // a host name: its family is not known yet
+	}
+	for _, a := range s.addrs {
+		if a.Is4() == dst.Unmap().Is4() {
+			return a, false
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func localAddr(network string, a netip.Addr) net.Addr {
+	if network == "tcp" {
+		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
+	}
+	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
 }
 
 // checkAnswer accepts a NOERROR UPDATE response (signed, if the update

@@ -191,8 +191,7 @@ func noRecords(_ []discover.Target, err error) bool { return errors.Is(err, kms.
 
 func interopConfig(t *testing.T, server string) Config {
 	cfg := baseConfig(t, server)
-	cfg.Addresses = []netip.Addr{netip.MustParseAddr("127.0.0.2")}
-	cfg.Source = netip.MustParseAddr("127.0.0.2")
+	cfg.Addresses = []netip.Addr{netip.MustParseAddr("127.0.0.2")} // sent from, by default
 	return cfg
 }
 
@@ -242,7 +241,7 @@ func TestInteropRefusals(t *testing.T) {
 		{name: "wrong secret", mod: func(c *Config) { c.Key = testKey(t, otherSecret) }, want: "NOTAUTH (TSIG BADSIG)"},
 		{name: "unknown key", mod: func(c *Config) { k := testKey(t, testSecret); k.Name = "nobody."; c.Key = k }, want: "NOTAUTH (TSIG BADKEY)"},
 		{name: "unsigned", mod: func(c *Config) { c.Key = nil }, want: "REFUSED"},
-		{name: "someone else's address", mod: func(c *Config) { c.Source = netip.Addr{} }, want: "REFUSED"},
+		{name: "someone else's address", mod: func(c *Config) { c.Source = netip.MustParseAddr("127.0.0.3") }, want: "REFUSED"},
 		{name: "name not granted", mod: func(c *Config) { c.Target = "kms2.example.test" }, want: "REFUSED"},
 		{name: "zone not published", mod: func(c *Config) { c.Zone, c.Target = "sub.example.test", "kms1.sub.example.test" }, want: "NOTZONE"},
 		{name: "zone outside the server block", mod: func(c *Config) { c.Zone, c.Target = "other.test", "kms1.other.test" }, want: "REFUSED"},

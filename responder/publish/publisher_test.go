@@ -389,8 +389,8 @@ func TestTruncatedAnswerFallsBackToTCP(t *testing.T) {
 	if b.tsig != nil || !slices.Equal(rrLines(a.msg.Ns), rrLines(b.msg.Ns)) {
 		t.Fatalf("TCP retry: TSIG %v; sections %q vs %q", b.tsig, rrLines(b.msg.Ns), rrLines(a.msg.Ns))
 	}
-	if a.from != netip.MustParseAddr("127.0.0.1") || b.from != a.from {
-		t.Errorf("sent from %v and %v, want the system's choice 127.0.0.1", a.from, b.from)
+	if a.from != netip.MustParseAddr("127.0.0.2") || b.from != a.from {
+		t.Errorf("sent from %v and %v, want the published IPv4 address 127.0.0.2", a.from, b.from)
 	}
 	if a.msg.Id == b.msg.Id {
 		t.Error("TCP retry reuses the UDP message ID")
@@ -574,22 +574,45 @@ func TestRunTwice(t *testing.T) {
 	}
 }
 
-// TestSourceAddress: with Source set, updates over UDP and TCP leave from
-// it, as a server applying the self rule requires.
+// TestSourceAddress: updates over UDP and TCP leave from the configured
+// source, else from the published address of the server's family when it
+// is this host's, else from the system's choice.
 func TestSourceAddress(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
-	srv.set(func(u *updateServer) { u.truncateUDP = true })
-	cfg := baseConfig(t, srv.addr)
-	cfg.Source = netip.MustParseAddr("127.0.0.2")
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name   string
+		source string
+		addrs  []string
+		want   string
+	}{
+		{name: "configured", source: "127.0.0.3", addrs: []string{"127.0.0.2"}, want: "127.0.0.3"},
+		{name: "published", addrs: []string{"::1", "127.0.0.4"}, want: "127.0.0.4"},
+		{name: "published not local", addrs: []string{"192.0.2.1"}, want: "127.0.0.1"},
+		{name: "no IPv4 published", addrs: []string{"::1"}, want: "127.0.0.1"},
+		{name: "SRV only", want: "127.0.0.1"},
 	}
-	runPublisher(t, p)
-	for _, want := range []string{"udp", "tcp"} {
-		got := srv.next(5 * time.Second)
-		if got.net != want || got.from != cfg.Source {
-			t.Errorf("update over %s from %v, want over %s from %v", got.net, got.from, want, cfg.Source)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+			srv.set(func(u *updateServer) { u.truncateUDP = true })
+			cfg := baseConfig(t, srv.addr)
+			cfg.Addresses = nil
+			for _, a := range tt.addrs {
+				cfg.Addresses = append(cfg.Addresses, netip.MustParseAddr(a))
+			}
+			if tt.source != "" {
+				cfg.Source = netip.MustParseAddr(tt.source)
+			}
+			p, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runPublisher(t, p)
+			for _, network := range []string{"udp", "tcp"} {
+				got := srv.next(5 * time.Second)
+				if got.net != network || got.from != netip.MustParseAddr(tt.want) {
+					t.Errorf("update over %s from %v, want over %s from %s", got.net, got.from, network, tt.want)
+				}
+			}
+		})
 	}
 }

@@ -81,8 +81,9 @@ type Pool struct {
 	serial    uint32
 	evaluated bool
 
-	ans  atomic.Pointer[answer]
-	kick chan struct{} // wakes the prober when a member needs a first probe
+	ans    atomic.Pointer[answer]
+	kick   chan struct{} // wakes the prober when a member needs a first probe
+	replay *replayGuard  // MACs of accepted signed updates, kept across reloads with the pool
 }
 
 func newPool(zone, server string, cfg *config) *Pool {
@@ -94,6 +95,7 @@ func newPool(zone, server string, cfg *config) *Pool {
 		hosts:   map[string]*hostRecord{},
 		serial:  uint32(time.Now().Unix()),
 		kick:    make(chan struct{}, 1),
+		replay:  newReplayGuard(),
 	}
 	p.configure(cfg, time.Now())
 	return p

@@ -32,6 +32,7 @@ const (
 	reasonForeignAddr      = "foreign-address"
 	reasonNotGranted       = "key-not-granted"
 	reasonPrereq           = "prerequisite"
+	reasonReplay           = "replay"
 )
 
 // verdict is the outcome of one UPDATE.
@@ -78,6 +79,13 @@ func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 	now := time.Now()
 	who, vd := v.authenticate(w, r)
+	if vd == nil && who.key != "" {
+		t := r.IsTsig()
+		until := time.Unix(int64(t.TimeSigned), 0).Add(time.Duration(t.Fudge)*time.Second + time.Second)
+		if !p.replay.first(who.key+"/"+strings.ToLower(t.MAC), until, now) {
+			vd = refuse(dns.RcodeRefused, reasonReplay, "update signed at %d was seen before", t.TimeSigned)
+		}
+	}
 	var lease time.Duration
 	var ul bool
 	if vd == nil {

@@ -3,6 +3,7 @@ package vlmcs
 import (
 	"context"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -37,9 +38,19 @@ func regMsg(zone, target, ip string, port uint16, lease uint32) *dns.Msg {
 	return m
 }
 
+// sign signs m for real with key's secret (both test keys share "c2VjcmV0"; an unknown key
+// gets the same) and returns the message as the server would unpack it, MAC included.
 func sign(m *dns.Msg, key string) *dns.Msg {
 	m.SetTsig(key, dns.HmacSHA256, 300, time.Now().Unix())
-	return m
+	b, _, err := dns.TsigGenerate(m, "c2VjcmV0", "", false)
+	if err != nil {
+		panic(err)
+	}
+	out := new(dns.Msg)
+	if err := out.Unpack(b); err != nil {
+		panic(err)
+	}
+	return out
 }
 
 // send runs an update through v as if from src (TCP or UDP) with the given TSIG verdict.
@@ -133,7 +144,7 @@ func TestUpdateRules(t *testing.T) {
 			v := newTest(t, updCorefile)
 			m := tc.msg.Copy()
 			if tc.key != "" {
-				sign(m, tc.key)
+				m = sign(m, tc.key)
 			}
 			resp := send(t, v, m, tc.src, tc.tcp, tc.tsig)
 			if resp.Rcode != tc.rcode {
@@ -307,6 +318,57 @@ func TestPrerequisites(t *testing.T) {
 	}
 }
 
+func TestReplayRefused(t *testing.T) {
+	v := newTest(t, updCorefile)
+	reg := sign(regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 60), "k.")
+	w := new(dns.Msg)
+	w.SetUpdate("example.org.")
+	w.Ns = []dns.RR{&dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp.example.org.", Rrtype: dns.TypeSRV, Class: dns.ClassNONE}, Port: 1688, Target: "kms1.example.org."}}
+	withdraw := sign(w, "k.")
+	for i, c := range []struct {
+		m       *dns.Msg
+		rcode   int
+		members int
+	}{
+		{reg, dns.RcodeSuccess, 1},
+		{withdraw, dns.RcodeSuccess, 0},
+		{sign(regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 60), "k."), dns.RcodeSuccess, 1},
+		{withdraw, dns.RcodeRefused, 1}, // the captured withdraw, replayed: the live member stays
+		{reg, dns.RcodeRefused, 1},
+	} {
+		if resp := send(t, v, c.m.Copy(), "127.0.0.1", false, nil); resp.Rcode != c.rcode {
+			t.Fatalf("step %d: %s, want %s", i, dns.RcodeToString[resp.Rcode], dns.RcodeToString[c.rcode])
+		}
+		if n := len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer); n != c.members {
+			t.Fatalf("step %d: %d members, want %d", i, n, c.members)
+		}
+	}
+}
+
+func TestReplayGuardBounded(t *testing.T) {
+	g := newReplayGuard()
+	now := time.Now()
+	for i := range maxReplayEntries + 10 {
+		if !g.first(strconv.Itoa(i), now.Add(time.Hour), now) {
+			t.Fatalf("entry %d reported as seen", i)
+		}
+	}
+	if len(g.seen) > maxReplayEntries+1 {
+		t.Errorf("%d entries kept, cap %d", len(g.seen), maxReplayEntries)
+	}
+	if g.first("5", now.Add(time.Hour), now) == false {
+		t.Error("evicted entry still remembered")
+	}
+	if g.first(strconv.Itoa(maxReplayEntries+5), now.Add(time.Hour), now) {
+		t.Error("recent entry forgotten")
+	}
+	// Expired entries stop mattering.
+	later := now.Add(2 * time.Hour)
+	if !g.first(strconv.Itoa(maxReplayEntries+5), later.Add(time.Hour), later) {
+		t.Error("expired entry still refused")
+	}
+}
+
 func TestRefusalsAreRateLimitedLogged(t *testing.T) {
 	v := newTest(t, updCorefile)
 	var lines []string
@@ -320,11 +382,7 @@ func TestRefusalsAreRateLimitedLogged(t *testing.T) {
 }
 
 // empty returns a record without data (RRset/name prerequisites and deletes).
+// (miekg/dns's ANY type packs no data whatever Rrtype says, as its RemoveRRset does.)
 func empty(name string, class, typ uint16, ttl uint32) dns.RR {
-	var rr dns.RR = &dns.ANY{}
-	if mk, ok := dns.TypeToRR[typ]; ok {
-		rr = mk()
-	}
-	*rr.Header() = dns.RR_Header{Name: name, Rrtype: typ, Class: class, Ttl: ttl}
-	return rr
+	return &dns.ANY{Hdr: dns.RR_Header{Name: name, Rrtype: typ, Class: class, Ttl: ttl}}
 }

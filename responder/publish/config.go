@@ -94,6 +94,7 @@ type settings struct {
 	maxBackoff time.Duration
 	log        *slog.Logger
 	clock      Clock
+	tsigNow    func() time.Time // TSIG time source; nil: time.Now (tests skew it)
 }
 
 // validate checks c and fills in defaults. Errors name the field.

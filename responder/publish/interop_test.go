@@ -236,8 +236,10 @@ func TestInteropRefusals(t *testing.T) {
 	tests := []struct {
 		name string
 		mod  func(*Config)
+		skew time.Duration // of this host's TSIG clock
 		want string
 	}{
+		{name: "clock skew", mod: func(*Config) {}, skew: -time.Hour, want: "NOTAUTH (TSIG BADTIME): this host's clock and the server's differ"},
 		{name: "wrong secret", mod: func(c *Config) { c.Key = testKey(t, otherSecret) }, want: "NOTAUTH (TSIG BADSIG)"},
 		{name: "unknown key", mod: func(c *Config) { k := testKey(t, testSecret); k.Name = "nobody."; c.Key = k }, want: "NOTAUTH (TSIG BADKEY)"},
 		{name: "unsigned", mod: func(c *Config) { c.Key = nil }, want: "REFUSED"},
@@ -254,6 +256,9 @@ func TestInteropRefusals(t *testing.T) {
 			p, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tt.skew != 0 {
+				p.s.tsigNow = func() time.Time { return time.Now().Add(tt.skew) }
 			}
 			runPublisher(t, p)
 			st := waitState(t, p, "failed", func(s State) bool { return s.Servers[0].Failures > 0 })

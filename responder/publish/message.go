@@ -81,6 +81,10 @@ func (s *settings) withdrawMsg() *dns.Msg {
 // against its own.
 func (s *settings) sign(m *dns.Msg) {
 	if s.key != nil {
-		m.SetTsig(s.key.Name, s.key.Algorithm, Fudge, time.Now().Unix())
+		now := time.Now()
+		if s.tsigNow != nil {
+			now = s.tsigNow()
+		}
+		m.SetTsig(s.key.Name, s.key.Algorithm, Fudge, now.Unix())
 	}
 }

@@ -616,3 +616,33 @@ func TestSourceAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestLeaseLapsesInState: while refreshes fail, State reports the
+// registration until the granted lease runs out, then no longer.
+func TestLeaseLapsesInState(t *testing.T) {
+	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv.set(func(u *updateServer) { u.maxLease = 10 })
+	clk := newFakeClock()
+	cfg := baseConfig(t, srv.addr)
+	cfg.Clock = clk
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPublisher(t, p)
+	srv.next(5 * time.Second)
+	registeredAt := clk.Now()
+	d := clk.nextTimer(t)
+	srv.stop()
+	clk.Advance(d)
+	for clk.Now().Before(registeredAt.Add(10 * time.Second)) {
+		if st := p.State().Servers[0]; !st.Registered {
+			t.Fatalf("at +%v, before the lease ends, State says not registered: %+v", clk.Now().Sub(registeredAt), st)
+		}
+		clk.Advance(clk.nextTimer(t))
+	}
+	st := p.State().Servers[0]
+	if st.Registered || st.Failures == 0 || !st.LeaseExpires.Equal(registeredAt.Add(10*time.Second)) {
+		t.Errorf("after the lease ran out: %+v", st)
+	}
+}

@@ -646,3 +646,19 @@ func TestLeaseLapsesInState(t *testing.T) {
 		t.Errorf("after the lease ran out: %+v", st)
 	}
 }
+
+// TestIPv6Server: a server on ::1 gets the update from the published IPv6
+// address.
+func TestIPv6Server(t *testing.T) {
+	srv := startUpdateServer(t, "[::1]:0", serverSecrets())
+	p, err := New(baseConfig(t, srv.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPublisher(t, p)
+	got := srv.next(5 * time.Second)
+	if got.from != netip.MustParseAddr("::1") || got.tsig != nil || len(got.msg.Ns) != 5 {
+		t.Errorf("update from %v, TSIG %v, %d updates", got.from, got.tsig, len(got.msg.Ns))
+	}
+	waitState(t, p, "registered", func(s State) bool { return s.Servers[0].Registered })
+}

@@ -124,6 +124,9 @@ func TestLookupErrors(t *testing.T) {
 			if !errors.As(err, &le) || le.Server != srv.addr || le.Name != "_VLMCS._TCP.example.test." || !strings.Contains(le.Detail, tt.detail) {
 				t.Errorf("LookupError %+v, want server %s and detail %q", le, srv.addr, tt.detail)
 			}
+			if want := "SRV _VLMCS._TCP.example.test. at " + srv.addr + ": " + tt.want.Error(); !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error text %q, want it to start %q", err, want)
+			}
 		})
 	}
 }

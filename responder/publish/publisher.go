@@ -339,11 +339,11 @@ func (p *Publisher) recordRegistered(sv *server, start time.Time, rep reply, gra
 		level, msg = slog.LevelInfo, "registered in DNS"
 	}
 	attrs := []any{"server", sv.addr, "zone", p.s.zone, "target", p.s.target,
-		"lease", granted, "next_refresh", next, "transport", rep.net}
+		"lease", granted.String(), "next_refresh", next.Round(time.Millisecond).String(), "transport", rep.net}
 	if rep.granted == 0 {
 		attrs = append(attrs, "note", "server sent no lease; assuming the requested one")
 	} else if rep.granted != p.s.lease {
-		attrs = append(attrs, "requested_lease", time.Duration(p.s.lease)*time.Second)
+		attrs = append(attrs, "requested_lease", (time.Duration(p.s.lease) * time.Second).String())
 	}
 	p.s.log.Log(context.Background(), level, msg, attrs...)
 }
@@ -372,7 +372,7 @@ func (p *Publisher) recordFailure(sv *server, op string, start time.Time, err er
 	attrs := []any{"server", sv.addr, "zone", p.s.zone, "target", p.s.target,
 		"err", err, "failures", n}
 	if next > 0 {
-		attrs = append(attrs, "retry_in", next)
+		attrs = append(attrs, "retry_in", next.Round(time.Millisecond).String())
 	}
 	p.s.log.Log(context.Background(), level, "DNS "+op+" failed", attrs...)
 }

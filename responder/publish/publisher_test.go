@@ -1,13 +1,16 @@
 package publish
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -661,4 +664,73 @@ func TestIPv6Server(t *testing.T) {
 		t.Errorf("update from %v, TSIG %v, %d updates", got.from, got.tsig, len(got.msg.Ns))
 	}
 	waitState(t, p, "registered", func(s State) bool { return s.Servers[0].Registered })
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's writes and the
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestLogs: registration, failure and withdrawal each log one line with
+// the server, zone and target, durations as text.
+func TestLogs(t *testing.T) {
+	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	var buf syncBuffer
+	cfg := baseConfig(t, srv.addr)
+	cfg.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Clock = newFakeClock()
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPublisher(t, p)
+	waitState(t, p, "registered", func(s State) bool { return s.Servers[0].Registered })
+	srv.set(func(u *updateServer) { u.rcode = dns.RcodeRefused })
+	p.Suspend("test")
+	waitState(t, p, "withdraw failed", func(s State) bool { return s.Servers[0].Failures > 0 })
+	stop()
+
+	var msgs []string
+	for _, l := range buf.lines(t) {
+		msgs = append(msgs, l["level"].(string)+" "+l["msg"].(string))
+		if l["server"] != nil && (l["server"] != srv.addr || l["zone"] != "example.test." || l["target"] != "kms1.example.test.") {
+			t.Errorf("log line without server/zone/target: %v", l)
+		}
+		switch l["msg"] {
+		case "registered in DNS":
+			if l["lease"] != "40s" || l["transport"] != "udp" {
+				t.Errorf("registration line %v", l)
+			}
+		case "DNS withdraw failed":
+			if l["retry_in"] == nil || !strings.Contains(l["err"].(string), "REFUSED") {
+				t.Errorf("failure line %v", l)
+			}
+		}
+	}
+	want := []string{"INFO registered in DNS", "WARN suspending DNS registration", "ERROR DNS withdraw failed"}
+	if !slices.Equal(msgs, want) {
+		t.Errorf("log messages %q, want %q", msgs, want)
+	}
 }

@@ -179,8 +179,12 @@ func exchangeOnce(ctx context.Context, network, server string, q *dns.Msg) (*dns
 	defer stop()
 	r, _, err := c.ExchangeWithConnContext(ctx, q, conn)
 	if err != nil {
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.DeadlineExceeded) {
+		var ne net.Error
+		switch cause := context.Cause(ctx); {
+		case cause != nil && !errors.Is(cause, context.DeadlineExceeded):
 			return nil, fmt.Errorf("%s over %s: %w", server, network, cause)
+		case cause != nil, errors.As(err, &ne) && ne.Timeout():
+			return nil, fmt.Errorf("%s over %s: no answer in time: %w", server, network, context.DeadlineExceeded)
 		}
 		return nil, fmt.Errorf("%s over %s: %w", server, network, err)
 	}

@@ -57,6 +57,10 @@ type Config struct {
 	// Key signs every update with TSIG. Nil sends unsigned updates, which
 	// servers accept only from networks they allow.
 	Key *Key
+	// TCP sends every update over TCP instead of UDP first. Unsigned
+	// updates always go over TCP: servers accept them only there, since
+	// a UDP source address can be spoofed.
+	TCP bool
 	// AllowUnsignedResponses accepts a NOERROR answer without TSIG to a
 	// signed update. By default such an answer is an error, as RFC 8945
 	// requires.
@@ -89,6 +93,7 @@ type settings struct {
 	lease      uint32 // seconds
 	key        *Key
 	unsigned   bool // accept unsigned answers to signed updates
+	tcpOnly    bool // skip UDP
 	timeout    time.Duration
 	minBackoff time.Duration
 	maxBackoff time.Duration
@@ -209,6 +214,7 @@ func (c Config) validate() (*settings, error) {
 		}
 		s.key = &k
 	}
+	s.tcpOnly = c.TCP || s.key == nil
 
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout

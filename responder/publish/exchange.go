@@ -56,9 +56,17 @@ type reply struct {
 }
 
 // exchange sends the message build returns to server over UDP, and again
-// over TCP when the UDP answer is truncated, and checks the answer. build
-// is called per transport so each attempt carries a fresh ID and TSIG.
+// over TCP when the UDP answer is truncated (or over TCP alone when so
+// configured), and checks the answer. build is called per transport so
+// each attempt carries a fresh ID and TSIG.
 func (s *settings) exchange(ctx context.Context, server string, build func() *dns.Msg) (reply, error) {
+	if s.tcpOnly {
+		r, err := s.exchangeOnce(ctx, "tcp", server, build())
+		if err != nil {
+			return reply{}, err
+		}
+		return s.checkAnswer(server, "tcp", r)
+	}
 	r, err := s.exchangeOnce(ctx, "udp", server, build())
 	if err == nil && r.Truncated {
 		r, err = s.exchangeOnce(ctx, "tcp", server, build())

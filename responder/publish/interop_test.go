@@ -98,6 +98,7 @@ const interopZone = `example.test:%d {
 		key kms1-key. %s
 		grant kms1-key. kms1.example.test
 		lease 30s 2s 1h
+		unsigned 127.0.0.4/32
 		probe off
 		ttl 5
 	}
@@ -291,4 +292,26 @@ func TestInteropServerRestart(t *testing.T) {
 	c.waitMembers("empty while suspended", noRecords)
 	p.Resume()
 	c.waitMembers("kms1 after Resume", hasKMS1)
+}
+
+// TestInteropUnsigned: an unsigned registration (as a Windows KMS host
+// sends) goes over TCP and is accepted from a network the Corefile allows.
+func TestInteropUnsigned(t *testing.T) {
+	c := startCoreDNS(t)
+	cfg := interopConfig(t, c.addr)
+	cfg.Key = nil
+	cfg.Addresses = []netip.Addr{netip.MustParseAddr("127.0.0.4")}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPublisher(t, p)
+	waitState(t, p, "registered", func(s State) bool { return s.Servers[0].Registered })
+	c.waitMembers("kms1 at 127.0.0.4", func(ts []discover.Target, err error) bool {
+		return err == nil && len(ts) == 1 && len(ts[0].Addrs) == 1 && ts[0].Addrs[0] == netip.MustParseAddr("127.0.0.4")
+	})
+	if err := p.Withdraw(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.waitMembers("empty after withdraw", noRecords)
 }

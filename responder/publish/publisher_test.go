@@ -456,6 +456,9 @@ func TestRefusals(t *testing.T) {
 			if got.signed != tt.key {
 				t.Errorf("update signed=%v, want %v", got.signed, tt.key)
 			}
+			if want := map[bool]string{true: "udp", false: "tcp"}[tt.key]; got.net != want {
+				t.Errorf("update over %s, want %s", got.net, want)
+			}
 			st := waitState(t, p, "failed", func(s State) bool { return s.Servers[0].Failures > 0 })
 			if !strings.Contains(st.Servers[0].LastError, tt.want) || st.Servers[0].Registered {
 				t.Errorf("last error %q, want it to contain %q", st.Servers[0].LastError, tt.want)
@@ -733,4 +736,19 @@ func TestLogs(t *testing.T) {
 	if !slices.Equal(msgs, want) {
 		t.Errorf("log messages %q, want %q", msgs, want)
 	}
+}
+
+func TestTCPOnly(t *testing.T) {
+	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	cfg := baseConfig(t, srv.addr)
+	cfg.TCP = true
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPublisher(t, p)
+	if got := srv.next(5 * time.Second); got.net != "tcp" || got.tsig != nil || !got.signed {
+		t.Errorf("update over %s (TSIG %v, signed %v), want a signed update over tcp", got.net, got.tsig, got.signed)
+	}
+	waitState(t, p, "registered", func(s State) bool { return s.Servers[0].Registered })
 }

@@ -193,7 +193,11 @@ func (p *Pool) rebuildLocked(now time.Time) {
 			counts["unapproved"]++
 			continue
 		}
-		counts[m.state.String()]++
+		if cfg.probe.enabled {
+			counts[m.state.String()]++
+		} else {
+			counts["up"]++ // not probed: served as up
+		}
 		registered = append(registered, m)
 		if !cfg.probe.enabled || m.state == healthUp {
 			healthy = append(healthy, m)

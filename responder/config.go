@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ type serveConfig struct {
 	Listen             []string          `yaml:"listen"`
 	Groups             []string          `yaml:"groups"`
 	Data               string            `yaml:"data"`
+	Ledger             bool              `yaml:"ledger"`
 	Metrics            string            `yaml:"metrics"`
 	ActivationInterval int               `yaml:"activation_interval"`
 	RenewalInterval    int               `yaml:"renewal_interval"`
@@ -60,6 +62,7 @@ type registerConfig struct {
 func defaultServeConfig() serveConfig {
 	return serveConfig{
 		Data:               "/var/lib/kms-responder",
+		Ledger:             true,
 		Metrics:            "127.0.0.1:9688",
 		ActivationInterval: 120,
 		RenewalInterval:    10080,
@@ -133,9 +136,10 @@ func (e epidFlag) Set(v string) error {
 // bindServeFlags registers every setting on fs, writing into c.
 func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.StringVar(configPath, "config", "", "YAML config `file` (flags override it)")
-	fs.Var(stringList{&c.Listen}, "listen", "TCP `address` to serve KMS on, repeatable (default: every IPv4 and IPv6 address, port 1688)")
+	fs.Var(stringList{&c.Listen}, "listen", "TCP `address` to serve KMS on, repeatable; :PORT means every IPv4 and IPv6 address (default :1688)")
 	fs.Var(stringList{&c.Groups}, "group", "host key `group` this host holds, repeatable (see `kms-responder catalog`)")
 	fs.StringVar(&c.Data, "data", c.Data, "`directory` for the durable ledger")
+	fs.BoolVar(&c.Ledger, "ledger", c.Ledger, "keep the durable ledger; false is for benchmarks only: counts, ePIDs, HwId and audit records are lost at restart")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "admin HTTP `address` for /metrics, /status and /healthz (empty disables)")
 	fs.IntVar(&c.ActivationInterval, "activation-interval", c.ActivationInterval, "minutes a client waits before retrying a failed activation (15-43200)")
 	fs.IntVar(&c.RenewalInterval, "renewal-interval", c.RenewalInterval, "minutes between client renewals (15-43200)")
@@ -288,8 +292,11 @@ func (c *serveConfig) validate() error {
 		bad("groups", "group", "no host key group configured: run `kms-responder catalog` to list them and pass the one(s) this host holds with --group NAME (or groups: in the config file)")
 	}
 	for _, l := range c.Listen {
+		if _, ok := wildcardPort(l); ok {
+			continue
+		}
 		if _, err := netip.ParseAddrPort(l); err != nil {
-			bad("listen", "listen", "%q is not ADDRESS:PORT (use [::1]:1688 for IPv6)", l)
+			bad("listen", "listen", "%q is not ADDRESS:PORT or :PORT (use [::1]:1688 for IPv6)", l)
 		}
 	}
 	for _, a := range c.AllowClients {
@@ -360,6 +367,20 @@ func (c *serveConfig) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// wildcardPort reports whether a listen address is ":PORT" (every IPv4 and
+// IPv6 address) and returns the port.
+func wildcardPort(s string) (uint16, bool) {
+	rest, ok := strings.CutPrefix(s, ":")
+	if !ok || rest == "" {
+		return 0, false
+	}
+	p, err := strconv.ParseUint(rest, 10, 16)
+	if err != nil || p == 0 {
+		return 0, false
+	}
+	return uint16(p), true
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

@@ -100,9 +100,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.m.openConns != nil {
 		ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(c.m.openConns()))
 	}
-	ch <- prometheus.MustNewConstMetric(descLedgerClients, prometheus.GaugeValue, float64(st.Ledger.Clients))
-	ch <- prometheus.MustNewConstMetric(descLedgerBytes, prometheus.GaugeValue, float64(st.Ledger.FileSize))
-	ch <- prometheus.MustNewConstMetric(descLedgerHealthy, prometheus.GaugeValue, boolValue(c.store.Healthy()))
+	if c.store != nil {
+		ch <- prometheus.MustNewConstMetric(descLedgerClients, prometheus.GaugeValue, float64(st.Ledger.Clients))
+		ch <- prometheus.MustNewConstMetric(descLedgerBytes, prometheus.GaugeValue, float64(st.Ledger.FileSize))
+		ch <- prometheus.MustNewConstMetric(descLedgerHealthy, prometheus.GaugeValue, boolValue(c.store.Healthy()))
+	}
 	if !st.LastRequest.IsZero() {
 		ch <- prometheus.MustNewConstMetric(descSinceLast, prometheus.GaugeValue, time.Since(st.LastRequest).Seconds())
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kmsdns/kmsdns/responder/catalog"
@@ -57,14 +58,22 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 	cat := catalog.Default()
 	started := time.Now()
 
-	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
-		return exitError, fmt.Errorf("data directory: %w", err)
+	var err error
+	if cfg.Ledger {
+		if err = os.MkdirAll(cfg.Data, 0o750); err != nil {
+			return exitError, fmt.Errorf("data directory: %w", err)
+		}
 	}
-	store, err := ledger.Open(cfg.Data, ledger.Options{Retention: time.Duration(cfg.Retention), Logger: log})
-	if err != nil {
-		return exitError, fmt.Errorf("ledger: %w", err)
+	var store *ledger.Ledger // nil with --ledger=false (benchmarks only)
+	if cfg.Ledger {
+		store, err = ledger.Open(cfg.Data, ledger.Options{Retention: time.Duration(cfg.Retention), Logger: log})
+		if err != nil {
+			return exitError, fmt.Errorf("ledger: %w", err)
+		}
+		defer store.Close()
+	} else {
+		log.Warn("durable ledger disabled (--ledger=false): for benchmarks only; counts, ePIDs, HwId and audit records are lost at restart")
 	}
-	defer store.Close()
 
 	hostCfg, err := cfg.hostConfig()
 	if err != nil {
@@ -135,7 +144,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 	var admin *adminServer
 	if cfg.Metrics != "" {
 		admin, err = startAdmin(cfg.Metrics, metrics.registry, statusFn, func() error {
-			if !store.Healthy() {
+			if store != nil && !store.Healthy() {
 				return errors.New("ledger cannot record activations")
 			}
 			return nil
@@ -168,7 +177,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 			defer close(pubDone)
 			_ = pub.Run(pubCtx)
 		}()
-		go watchLedger(pubCtx, store, pub, log)
+		if store != nil {
+			go watchLedger(pubCtx, store, pub, log)
+		}
 	} else {
 		close(pubDone)
 	}
@@ -197,9 +208,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 	if admin != nil {
 		_ = admin.Shutdown(stopCtx)
 	}
-	if err := store.Close(); err != nil {
-		log.Error("closing ledger", "err", err)
-		return exitError, err
+	if store != nil {
+		if err := store.Close(); err != nil {
+			log.Error("closing ledger", "err", err)
+			return exitError, err
+		}
 	}
 	log.Info("stopped")
 	if runErr != nil {
@@ -235,28 +248,42 @@ func watchLedger(ctx context.Context, store *ledger.Ledger, pub *publish.Publish
 	}
 }
 
-// openListeners opens every --listen address, or by default all IPv4 and
-// all IPv6 addresses on port 1688 as separate tcp4/tcp6 sockets (a "tcp"
-// wildcard is dual-stack already, and a second one would collide).
+// openListeners opens every --listen address. ":PORT" (and the default,
+// ":1688") means all IPv4 and all IPv6 addresses, opened as separate
+// tcp4/tcp6 sockets: a "tcp" wildcard is dual-stack already, and a second
+// one would collide. A family the machine lacks is skipped with a warning;
+// a port already in use is an error.
 func openListeners(addrs []string, log *slog.Logger) ([]net.Listener, error) {
 	var lc net.ListenConfig
 	if len(addrs) == 0 {
-		var lns []net.Listener
-		for _, a := range []struct{ network, addr string }{{"tcp4", "0.0.0.0:1688"}, {"tcp6", "[::]:1688"}} {
-			ln, err := lc.Listen(context.Background(), a.network, a.addr)
-			if err != nil {
-				log.Warn("cannot listen", "address", a.addr, "err", err)
-				continue
-			}
-			lns = append(lns, ln)
-		}
-		if len(lns) == 0 {
-			return nil, errors.New("cannot listen on port 1688 on IPv4 or IPv6")
-		}
-		return lns, nil
+		addrs = []string{":1688"}
 	}
 	var lns []net.Listener
 	for _, a := range addrs {
+		if port, ok := wildcardPort(a); ok {
+			opened := 0
+			for _, w := range []struct{ network, addr string }{
+				{"tcp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(int(port)))},
+				{"tcp6", net.JoinHostPort("::", strconv.Itoa(int(port)))},
+			} {
+				ln, err := lc.Listen(context.Background(), w.network, w.addr)
+				if errors.Is(err, syscall.EADDRINUSE) {
+					closeAll(lns)
+					return nil, fmt.Errorf("--listen %s: %w", a, err)
+				}
+				if err != nil {
+					log.Warn("cannot listen; skipping this address family", "address", w.addr, "err", err)
+					continue
+				}
+				lns = append(lns, ln)
+				opened++
+			}
+			if opened == 0 {
+				closeAll(lns)
+				return nil, fmt.Errorf("--listen %s: cannot listen on port %d on IPv4 or IPv6", a, port)
+			}
+			continue
+		}
 		ap := netip.MustParseAddrPort(a) // validated by config
 		network := "tcp4"
 		if ap.Addr().Is6() && !ap.Addr().Is4In6() {
@@ -350,7 +377,7 @@ func buildStatus(started time.Time, listeners []string, open int, h *host.Host, 
 		OpenConnections:    open,
 		ActivationInterval: cfg.ActivationInterval,
 		RenewalInterval:    cfg.RenewalInterval,
-		Ledger:             ledgerStatus{Path: cfg.Data, Healthy: store.Healthy()},
+		Ledger:             ledgerStatus{Path: cfg.Data, Healthy: store != nil && store.Healthy(), Disabled: store == nil},
 	}
 	fillHostStatus(&r, st)
 	if pub != nil {

@@ -46,6 +46,7 @@ type countStatus struct {
 type ledgerStatus struct {
 	Path      string `json:"path"`
 	Healthy   bool   `json:"healthy"`
+	Disabled  bool   `json:"disabled,omitempty"` // --ledger=false
 	LastError string `json:"last_error,omitempty"`
 }
 
@@ -129,7 +130,11 @@ func (r *statusReport) print(w io.Writer) {
 	if r.LastRequest != nil {
 		fmt.Fprintf(w, "Last request:          %s\n", r.LastRequest.Format(time.RFC3339))
 	}
-	fmt.Fprintf(w, "Ledger:                %s (healthy: %t) %s\n", r.Ledger.Path, r.Ledger.Healthy, r.Ledger.LastError)
+	if r.Ledger.Disabled {
+		fmt.Fprintln(w, "Ledger:                disabled (--ledger=false, benchmarks only: counts are lost at restart)")
+	} else {
+		fmt.Fprintf(w, "Ledger:                %s (healthy: %t) %s\n", r.Ledger.Path, r.Ledger.Healthy, r.Ledger.LastError)
+	}
 	if len(r.Registration) == 0 {
 		fmt.Fprintln(w, "DNS registration:      off")
 	}

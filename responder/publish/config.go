@@ -41,8 +41,9 @@ type Config struct {
 	// Source is the local address updates are sent from. Servers that let
 	// a host register only the address it sends from (the vlmcs default,
 	// like BIND's tcp-self) need it to be the published address. Zero
-	// means: the first of Addresses in the server's address family when
-	// this host has that address, else whatever the system chooses.
+	// means: the first of Addresses in the server's address family (the
+	// first of Addresses for a server given by name) when this host has
+	// that address, else whatever the system chooses.
 	Source netip.Addr
 	// Port is the SRV port (0: DefaultPort, 1688).
 	Port uint16

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"syscall"
 
 	"github.com/miekg/dns"
 )
@@ -98,9 +97,10 @@ func (s *settings) exchangeOnce(ctx context.Context, network, server string, m *
 		c.Dialer = &net.Dialer{Timeout: s.timeout, LocalAddr: localAddr(network, src)}
 	}
 	conn, err := c.DialContext(ctx, server)
-	if err != nil && src.IsValid() && !explicit && errors.Is(err, syscall.EADDRNOTAVAIL) {
+	if err != nil && src.IsValid() && !explicit && ctx.Err() == nil {
 		// The published address is not this host's (NAT, a VIP held
-		// elsewhere): let the system choose.
+		// elsewhere), or the server's name has no address of its
+		// family: let the system choose.
 		c.Dialer = nil
 		conn, err = c.DialContext(ctx, server)
 	}
@@ -150,7 +150,11 @@ func (s *settings) sourceFor(server string) (netip.Addr, bool) {
 	}
 	dst, err := netip.ParseAddr(host)
 	if err != nil {
-		return netip.Addr{}, false // a host name: its family is not known yet
+		// A host name: the dialer will pick its addresses of this family.
+		if len(s.addrs) > 0 {
+			return s.addrs[0], false
+		}
+		return netip.Addr{}, false
 	}
 	for _, a := range s.addrs {
 		if a.Is4() == dst.Unmap().Is4() {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -586,6 +587,7 @@ func TestRunTwice(t *testing.T) {
 func TestSourceAddress(t *testing.T) {
 	tests := []struct {
 		name   string
+		server string // host name to reach the server by
 		source string
 		addrs  []string
 		want   string
@@ -595,12 +597,17 @@ func TestSourceAddress(t *testing.T) {
 		{name: "published not local", addrs: []string{"192.0.2.1"}, want: "127.0.0.1"},
 		{name: "no IPv4 published", addrs: []string{"::1"}, want: "127.0.0.1"},
 		{name: "SRV only", want: "127.0.0.1"},
+		{name: "server by name", server: "localhost", addrs: []string{"127.0.0.5"}, want: "127.0.0.5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
 			srv.set(func(u *updateServer) { u.truncateUDP = true })
 			cfg := baseConfig(t, srv.addr)
+			if tt.server != "" {
+				_, port, _ := net.SplitHostPort(srv.addr)
+				cfg.Servers = []string{net.JoinHostPort(tt.server, port)}
+			}
 			cfg.Addresses = nil
 			for _, a := range tt.addrs {
 				cfg.Addresses = append(cfg.Addresses, netip.MustParseAddr(a))

@@ -121,6 +121,9 @@ type scrubTarget struct {
 
 const scrubForget = 10 * time.Minute
 
+// maxScrubTargets bounds the targets tracked for scrub_unhealthy.
+const maxScrubTargets = 4096
+
 func newScrubHealth() *scrubHealth { return &scrubHealth{targets: map[memberKey]*scrubTarget{}} }
 
 // observe records a sighting and reports whether the target may stay (not known down).
@@ -129,6 +132,9 @@ func (h *scrubHealth) observe(k memberKey, addrs []netip.Addr, now time.Time) bo
 	defer h.mu.Unlock()
 	t, ok := h.targets[k]
 	if !ok {
+		if len(h.targets) >= maxScrubTargets {
+			return true // not tracked: kept, as before probing
+		}
 		t = &scrubTarget{}
 		h.targets[k] = t
 	}

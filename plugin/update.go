@@ -33,6 +33,15 @@ const (
 	reasonNotGranted       = "key-not-granted"
 	reasonPrereq           = "prerequisite"
 	reasonReplay           = "replay"
+	reasonFull             = "pool-full"
+)
+
+// Bounds on what updates can make a pool hold (a key granted `*.suffix` could otherwise grow it
+// without limit).
+const (
+	maxMembers   = 1024 // SRV members per pool
+	maxHosts     = 1024 // target names with registered addresses per pool
+	maxHostAddrs = 16   // addresses per target name
 )
 
 // verdict is the outcome of one UPDATE.
@@ -169,6 +178,9 @@ func (v *Vlmcs) applyUpdate(r *dns.Msg, p *Pool, who requester, lease time.Durat
 	if vd := prerequisites(r.Answer, p, now); vd != nil {
 		return vd
 	}
+	if vd := p.fitsLocked(ops); vd != nil {
+		return vd
+	}
 	if len(ops) > 0 {
 		p.applyLocked(ops, who.key, now.Add(lease), now)
 	}
@@ -256,6 +268,39 @@ func (v *Vlmcs) check(rr dns.RR, p *Pool, who requester) (op, *verdict) {
 		return o, refuse(dns.RcodeRefused, reasonForeignAddr, "address %s of %s is not the sender's %s", ip, o.name, who.src)
 	}
 	return o, nil
+}
+
+// fitsLocked refuses an update that would grow the pool beyond its bounds.
+func (p *Pool) fitsLocked(ops []op) *verdict {
+	members, hosts := len(p.members), len(p.hosts)
+	addrs := map[string]int{}
+	for _, o := range ops {
+		switch {
+		case o.srv != nil && o.class == dns.ClassINET:
+			if _, ok := p.members[memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}]; !ok {
+				members++
+			}
+		case o.srv == nil && o.class == dns.ClassINET:
+			h, ok := p.hosts[o.name]
+			if _, seen := addrs[o.name]; !seen {
+				if ok {
+					addrs[o.name] = len(h.addrs)
+				} else {
+					hosts++
+				}
+			}
+			addrs[o.name]++
+		}
+	}
+	if members > maxMembers || hosts > maxHosts {
+		return refuse(dns.RcodeRefused, reasonFull, "pool would hold %d members and %d hosts (limits %d, %d)", members, hosts, maxMembers, maxHosts)
+	}
+	for n, c := range addrs {
+		if c > maxHostAddrs {
+			return refuse(dns.RcodeRefused, reasonFull, "%s would have more than %d addresses", n, maxHostAddrs)
+		}
+	}
+	return nil
 }
 
 // applyLocked performs the checked changes in order.

@@ -386,3 +386,66 @@ func TestRefusalsAreRateLimitedLogged(t *testing.T) {
 func empty(name string, class, typ uint16, ttl uint32) dns.RR {
 	return &dns.ANY{Hdr: dns.RR_Header{Name: name, Rrtype: typ, Class: class, Ttl: ttl}}
 }
+
+func TestPoolBounds(t *testing.T) {
+	v := newTest(t, `vlmcs example.org {
+	approve *.example.org
+	key k. c2VjcmV0
+	grant k. *.example.org
+	any_address k.
+	probe off
+}`)
+	// One update may not carry more addresses for a name than the bound.
+	m := new(dns.Msg)
+	m.SetUpdate("example.org.")
+	for i := range maxHostAddrs + 1 {
+		m.Ns = append(m.Ns, &dns.A{Hdr: dns.RR_Header{Name: "kms.example.org.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, byte(i+1))})
+	}
+	if resp := send(t, v, sign(m, "k."), "127.0.0.1", false, nil); resp.Rcode != dns.RcodeRefused {
+		t.Fatalf("too many addresses: %s", dns.RcodeToString[resp.Rcode])
+	}
+	// Members up to the bound, then refused.
+	for i := range maxMembers + 1 {
+		m := new(dns.Msg)
+		m.SetUpdate("example.org.")
+		m.Ns = []dns.RR{&dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp.example.org.", Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 60}, Port: 1688, Target: "kms" + strconv.Itoa(i) + ".example.org."}}
+		want := dns.RcodeSuccess
+		if i == maxMembers {
+			want = dns.RcodeRefused
+		}
+		if resp := send(t, v, sign(m, "k."), "127.0.0.1", false, nil); resp.Rcode != want {
+			t.Fatalf("member %d: %s, want %s", i, dns.RcodeToString[resp.Rcode], dns.RcodeToString[want])
+		}
+	}
+}
+
+func TestRegisterIPv6(t *testing.T) {
+	v := newTest(t, `vlmcs example.org {
+	approve kms1.example.org ::1/128 127.0.0.1
+	key k. c2VjcmV0
+	grant k. kms1.example.org
+	probe off
+}`)
+	m := new(dns.Msg)
+	m.SetUpdate("example.org.")
+	m.RemoveRRset([]dns.RR{&dns.AAAA{Hdr: dns.RR_Header{Name: "kms1.example.org.", Rrtype: dns.TypeAAAA}}})
+	m.Insert([]dns.RR{
+		&dns.AAAA{Hdr: dns.RR_Header{Name: "kms1.example.org.", Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 60}, AAAA: net.ParseIP("::1")},
+		&dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp.example.org.", Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 60}, Port: 1688, Target: "kms1.example.org."},
+	})
+	if resp := send(t, v, sign(m, "k."), "::1", true, nil); resp.Rcode != dns.RcodeSuccess {
+		t.Fatalf("IPv6 registration: %s", dns.RcodeToString[resp.Rcode])
+	}
+	ans := query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV)
+	if len(ans.Answer) != 1 || len(ans.Extra) != 1 {
+		t.Fatalf("answer: %v", ans)
+	}
+	if a, ok := ans.Extra[0].(*dns.AAAA); !ok || !a.AAAA.Equal(net.ParseIP("::1")) {
+		t.Errorf("glue: %v", ans.Extra[0])
+	}
+	// An IPv4 address sent over IPv6 is someone else's.
+	m2 := regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 0)
+	if resp := send(t, v, sign(m2, "k."), "::1", true, nil); resp.Rcode != dns.RcodeRefused {
+		t.Errorf("IPv4 address from an IPv6 sender: %s", dns.RcodeToString[resp.Rcode])
+	}
+}

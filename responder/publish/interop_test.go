@@ -24,7 +24,19 @@ import (
 // binary is $KMSDNS_COREDNS if set, else built from ./build/coredns into
 // a temporary directory (a few seconds with a warm build cache).
 
-// coredns builds (once per test binary) or finds the custom CoreDNS.
+// buildDir holds the CoreDNS built for this test binary; TestMain
+// removes it.
+var buildDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// corednsOnce builds (once per test binary) or finds the custom CoreDNS.
 var corednsOnce = sync.OnceValues(func() (string, error) {
 	if p := os.Getenv("KMSDNS_COREDNS"); p != "" {
 		return p, nil
@@ -38,6 +50,7 @@ var corednsOnce = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	buildDir = dir
 	bin := filepath.Join(dir, "coredns")
 	cmd := exec.Command("go", "build", "-o", bin, "./build/coredns")
 	cmd.Dir = root

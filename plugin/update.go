@@ -160,6 +160,8 @@ type op struct {
 	class uint16
 	srv   *dns.SRV
 	ip    netip.Addr
+
+	otherFamily bool // an address of the family the sender did not send from
 }
 
 // applyUpdate runs the prescan, the policy and the prerequisites, then applies the changes
@@ -172,6 +174,9 @@ func (v *Vlmcs) applyUpdate(r *dns.Msg, p *Pool, who requester, lease time.Durat
 			return vd
 		}
 		ops = append(ops, o)
+	}
+	if vd := checkSelf(ops, who.src); vd != nil {
+		return vd
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -264,10 +269,35 @@ func (v *Vlmcs) check(rr dns.RR, p *Pool, who requester) (op, *verdict) {
 	if !cfg.approve.addr(ip) {
 		return o, refuse(dns.RcodeRefused, reasonUnapprovedAddr, "address %s of %s is not approved", ip, o.name)
 	}
-	if !(who.key != "" && cfg.anyAddress[who.key]) && ip != who.src {
+	if (who.key != "" && cfg.anyAddress[who.key]) || ip == who.src {
+		return o, nil
+	}
+	if ip.Is4() == who.src.Is4() {
 		return o, refuse(dns.RcodeRefused, reasonForeignAddr, "address %s of %s is not the sender's %s", ip, o.name, who.src)
 	}
+	o.otherFamily = true // allowed if the same update also adds the sender's own address (dual stack)
 	return o, nil
+}
+
+// checkSelf refuses other-family addresses added to a name unless the same update adds the
+// sender's address to that name: a dual-stack host sends from one family but publishes both.
+func checkSelf(ops []op, src netip.Addr) *verdict {
+	for _, o := range ops {
+		if !o.otherFamily {
+			continue
+		}
+		self := false
+		for _, p := range ops {
+			if p.srv == nil && p.class == dns.ClassINET && p.name == o.name && p.ip == src {
+				self = true
+				break
+			}
+		}
+		if !self {
+			return refuse(dns.RcodeRefused, reasonForeignAddr, "address %s of %s comes without the sender's own address %s", o.ip, o.name, src)
+		}
+	}
+	return nil
 }
 
 // fitsLocked refuses an update that would grow the pool beyond its bounds.

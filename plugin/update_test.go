@@ -443,9 +443,18 @@ func TestRegisterIPv6(t *testing.T) {
 	if a, ok := ans.Extra[0].(*dns.AAAA); !ok || !a.AAAA.Equal(net.ParseIP("::1")) {
 		t.Errorf("glue: %v", ans.Extra[0])
 	}
-	// An IPv4 address sent over IPv6 is someone else's.
+	// An IPv4 address alone, sent over IPv6, is someone else's.
 	m2 := regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 0)
 	if resp := send(t, v, sign(m2, "k."), "::1", true, nil); resp.Rcode != dns.RcodeRefused {
 		t.Errorf("IPv4 address from an IPv6 sender: %s", dns.RcodeToString[resp.Rcode])
+	}
+	// A dual-stack host publishes both families from one: allowed with its own address.
+	m3 := regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 0)
+	m3.Ns = append(m3.Ns, &dns.AAAA{Hdr: dns.RR_Header{Name: "kms1.example.org.", Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 60}, AAAA: net.ParseIP("::1")})
+	if resp := send(t, v, sign(m3, "k."), "::1", true, nil); resp.Rcode != dns.RcodeSuccess {
+		t.Errorf("dual-stack registration from ::1: %s", dns.RcodeToString[resp.Rcode])
+	}
+	if ans := query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV); len(ans.Extra) != 2 {
+		t.Errorf("dual-stack glue: %v", ans.Extra)
 	}
 }

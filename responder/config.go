@@ -165,7 +165,7 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.IntVar(&r.Weight, "weight", r.Weight, "SRV weight")
 	fs.IntVar(&r.TTL, "ttl", r.TTL, "TTL of the registered records")
 	fs.Var(&r.Lease, "lease", "registration lease requested from the DNS server")
-	fs.StringVar(&r.TSIGKey, "tsig-key", r.TSIGKey, "TSIG key `ALG:NAME:BASE64SECRET` for registration")
+	fs.StringVar(&r.TSIGKey, "tsig-key", r.TSIGKey, "TSIG key `ALG:NAME:BASE64SECRET` for registration (visible in ps: prefer --tsig-key-file or $KMS_RESPONDER_TSIG_KEY)")
 	fs.StringVar(&r.TSIGKeyFile, "tsig-key-file", r.TSIGKeyFile, "file holding the TSIG key in the --tsig-key form")
 }
 

@@ -325,6 +325,10 @@ func (c *serveConfig) hostConfig() (host.Config, error) {
 	return hc, nil
 }
 
+// tsigKeyEnv names the environment variable that may hold the TSIG key
+// (ALG:NAME:BASE64SECRET) when neither --tsig-key nor --tsig-key-file is set.
+const tsigKeyEnv = "KMS_RESPONDER_TSIG_KEY"
+
 // publishConfig builds the registration settings; the published addresses
 // default to the listen addresses when those are specific.
 func (c *serveConfig) publishConfig(lns []net.Listener, log *slog.Logger) (publish.Config, error) {
@@ -362,6 +366,13 @@ func (c *serveConfig) publishConfig(lns []net.Listener, log *slog.Logger) (publi
 		k, err := publish.LoadKeyFile(r.TSIGKeyFile)
 		if err != nil {
 			return pc, fmt.Errorf("%s: %w", c.where("register.tsig_key_file", "tsig-key-file"), err)
+		}
+		pc.Key = &k
+	case os.Getenv(tsigKeyEnv) != "":
+		// The environment keeps the secret out of `ps` and of the config file.
+		k, err := publish.ParseKeySpec(os.Getenv(tsigKeyEnv))
+		if err != nil {
+			return pc, fmt.Errorf("$%s: %w", tsigKeyEnv, err)
 		}
 		pc.Key = &k
 	}

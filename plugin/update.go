@@ -1,7 +1,6 @@
 package vlmcs
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -34,6 +33,7 @@ const (
 	reasonPrereq           = "prerequisite"
 	reasonReplay           = "replay"
 	reasonFull             = "pool-full"
+	reasonTransport        = "transport"
 )
 
 // Bounds on what updates can make a pool hold (a key granted `*.suffix` could otherwise grow it
@@ -63,9 +63,9 @@ type requester struct {
 	tcp bool
 }
 
-// serveUpdate handles an RFC 2136 UPDATE. Updates for zones outside the block go to the next
-// plugin; for a scrub zone or a name below a publish zone the answer is NOTZONE.
-func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+// serveUpdate handles an RFC 2136 UPDATE. Any zone other than a publish zone gets NOTZONE:
+// updates are never passed to the next plugin.
+func (v *Vlmcs) serveUpdate(w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if len(r.Question) != 1 {
 		return v.finishUpdate(w, r, "", nil, refuse(dns.RcodeFormatError, reasonFormat, "zone section holds %d records", len(r.Question)), 0, false)
 	}
@@ -78,10 +78,12 @@ func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		}
 	}
 	if p == nil {
-		if plugin.Zones(v.cfg.zones).Matches(q.Name) == "" {
-			return plugin.NextOrFailure(v.Name(), v.Next, ctx, w, r)
-		}
+		// Never passed on: forward would relay it (unauthenticated, from this server's
+		// address) to the DNS behind, e.g. Active Directory.
 		return v.finishUpdate(w, r, "", nil, refuse(dns.RcodeNotZone, reasonNotZone, "zone %s is not a vlmcs publish zone", q.Name), 0, false)
+	}
+	if !v.plainDNS {
+		return v.finishUpdate(w, r, p.zone, p, refuse(dns.RcodeRefused, reasonTransport, "updates are accepted over plain DNS (UDP, TCP) only"), 0, false)
 	}
 	if q.Qtype != dns.TypeSOA {
 		return v.finishUpdate(w, r, p.zone, p, refuse(dns.RcodeFormatError, reasonFormat, "zone section type is %s, not SOA", dns.TypeToString[q.Qtype]), 0, false)

@@ -21,8 +21,9 @@ type Vlmcs struct {
 	// Next is the next plugin in the chain.
 	Next plugin.Handler
 
-	cfg     *config
-	server  string
+	cfg      *config
+	server   string
+	plainDNS bool // the server block serves plain DNS (UDP/TCP), where miekg/dns verifies TSIG
 	regKey  string
 	pools   []*Pool // one per publish zone
 	scrubs  []*scrubZone
@@ -41,7 +42,7 @@ func newVlmcs(cfg *config, server, regKey string, probe ProbeFunc) *Vlmcs {
 	if probe == nil {
 		probe = defaultProbe
 	}
-	v := &Vlmcs{cfg: cfg, server: server, regKey: regKey, probe: probe, logger: newRateLog(10, time.Second)}
+	v := &Vlmcs{cfg: cfg, server: server, plainDNS: strings.HasPrefix(server, "dns://"), regKey: regKey, probe: probe, logger: newRateLog(10, time.Second)}
 	now := time.Now()
 	for _, z := range cfg.publish {
 		var p *Pool
@@ -70,7 +71,7 @@ func (v *Vlmcs) Name() string { return pluginName }
 // `_vlmcs._tcp.<scrub zone>` are passed on and their answer filtered; the rest passes through.
 func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if r.Opcode == dns.OpcodeUpdate {
-		return v.serveUpdate(ctx, w, r)
+		return v.serveUpdate(w, r)
 	}
 	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
 		return plugin.NextOrFailure(v.Name(), v.Next, ctx, w, r)

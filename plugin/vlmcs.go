@@ -24,12 +24,12 @@ type Vlmcs struct {
 	cfg      *config
 	server   string
 	plainDNS bool // the server block serves plain DNS (UDP/TCP), where miekg/dns verifies TSIG
-	regKey  string
-	pools   []*Pool // one per publish zone
-	scrubs  []*scrubZone
-	probe   ProbeFunc
-	logger  *rateLog
-	scrubHC *scrubHealth // nil unless scrub_unhealthy
+	regKey   string
+	pools    []*Pool // one per publish zone
+	scrubs   []*scrubZone
+	probe    ProbeFunc
+	logger   *rateLog
+	scrubHC  *scrubHealth // nil unless scrub_unhealthy
 
 	mu     sync.Mutex
 	cancel context.CancelFunc

@@ -101,7 +101,10 @@ func (v *Vlmcs) answer(w dns.ResponseWriter, r *dns.Msg, p *Pool) (int, error) {
 	if len(a.srv) > 0 && (qt == dns.TypeSRV || qt == dns.TypeANY) {
 		m.Answer = make([]dns.RR, len(a.srv))
 		copy(m.Answer, a.srv)
-		rand.Shuffle(len(m.Answer), func(i, j int) { m.Answer[i], m.Answer[j] = m.Answer[j], m.Answer[i] })
+		for i := len(m.Answer) - 1; i > 0; i-- { // Fisher-Yates, without a closure to allocate
+			j := rand.IntN(i + 1)
+			m.Answer[i], m.Answer[j] = m.Answer[j], m.Answer[i]
+		}
 		m.Extra = a.extra
 		a.served.Inc()
 	} else {

@@ -1,0 +1,282 @@
+package main
+
+// Helpers for the process-level tests: they run the real kms-responder
+// binary on loopback, with ports chosen at run time, and stop every process
+// they start.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kmsdns/kmsdns/responder/catalog"
+	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/responder/kms"
+	"github.com/kmsdns/kmsdns/responder/kmsclient"
+	"github.com/kmsdns/kmsdns/responder/rpc"
+)
+
+// testBinary builds kms-responder once per test run (or uses
+// $KMSDNS_BIN/kms-responder) and returns its path.
+var testBinary = sync.OnceValues(func() (string, error) {
+	if dir := os.Getenv("KMSDNS_BIN"); dir != "" {
+		p := filepath.Join(dir, "kms-responder")
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("KMSDNS_BIN is set: %w", err)
+		}
+		return p, nil
+	}
+	dir, err := os.MkdirTemp("", "kms-responder-test-bin")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	p := filepath.Join(dir, "kms-responder")
+	out, err := exec.Command("go", "build", "-o", p, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return p, nil
+})
+
+// binDir is the temporary directory testBinary built into; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func binary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("process tests build and run the kms-responder binary; skipped with -short")
+	}
+	p, err := testBinary()
+	if err != nil {
+		t.Fatalf("kms-responder binary: %v", err)
+	}
+	return p
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a bytes.Buffer safe for the child's writes and our reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// responderProc is one running `kms-responder serve`.
+type responderProc struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	addr   string // KMS address for clients, 127.0.0.1:PORT
+	port   int
+	admin  string // admin HTTP address
+	data   string
+	stderr *syncBuffer
+	done   chan struct{} // closed when the process has exited
+	state  *os.ProcessState
+}
+
+// startResponder runs serve with the data directory data and the extra
+// arguments. "{port}" in an argument is replaced by the KMS port chosen at
+// run time; without a --listen argument it listens on 127.0.0.1:{port}.
+// The admin listener is always on loopback. A port collision is retried.
+func startResponder(t testing.TB, data string, extra ...string) *responderProc {
+	t.Helper()
+	bin := binary(t)
+	var lastErr string
+	for range 5 {
+		port, admin := freePort(t), freePort(t)
+		args := []string{"serve", "--data", data, "--metrics", "127.0.0.1:" + strconv.Itoa(admin), "--log-format", "json"}
+		hasListen := false
+		for _, a := range extra {
+			if a == "--listen" {
+				hasListen = true
+			}
+			args = append(args, strings.ReplaceAll(a, "{port}", strconv.Itoa(port)))
+		}
+		if !hasListen {
+			args = append(args, "--listen", "127.0.0.1:"+strconv.Itoa(port))
+		}
+		p := &responderProc{
+			t: t, cmd: exec.Command(bin, args...), port: port,
+			addr: "127.0.0.1:" + strconv.Itoa(port), admin: "127.0.0.1:" + strconv.Itoa(admin),
+			data: data, stderr: &syncBuffer{}, done: make(chan struct{}),
+		}
+		p.cmd.Stderr = p.stderr
+		p.cmd.Stdout = p.stderr
+		if err := p.cmd.Start(); err != nil {
+			t.Fatalf("start serve: %v", err)
+		}
+		go func() {
+			_ = p.cmd.Wait()
+			p.state = p.cmd.ProcessState
+			close(p.done)
+		}()
+		t.Cleanup(p.kill)
+		if p.waitReady() {
+			return p
+		}
+		lastErr = p.stderr.String()
+		if !strings.Contains(lastErr, "address already in use") {
+			t.Fatalf("serve %s did not start:\n%s", strings.Join(args, " "), lastErr)
+		}
+	}
+	t.Fatalf("serve did not start after 5 port choices:\n%s", lastErr)
+	return nil
+}
+
+// waitReady waits for the admin endpoint's /healthz (it starts after the
+// KMS listeners are open); false if the process exited first.
+func (p *responderProc) waitReady() bool {
+	deadline := time.Now().Add(15 * time.Second)
+	client := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+		resp, err := client.Get("http://" + p.admin + "/healthz")
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return true
+		}
+	}
+	p.t.Fatalf("serve not ready after 15s:\n%s", p.stderr.String())
+	return false
+}
+
+// kill stops the process with SIGKILL if it still runs.
+func (p *responderProc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// signal sends sig and waits for the process to exit; it returns the exit
+// code (-1 when killed by a signal).
+func (p *responderProc) stop(sig syscall.Signal) int {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %v: %v", sig, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.kill()
+		p.t.Fatalf("serve did not exit within 30s of %v:\n%s", sig, p.stderr.String())
+	}
+	return p.state.ExitCode()
+}
+
+// runCLI runs the binary with args and returns stdout, stderr and the exit code.
+func runCLI(t testing.TB, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+}
+
+// testProduct resolves a catalog edition (or app/counted ID pair) the way
+// the client commands do, with an optional protocol override.
+func testProduct(t testing.TB, f clientFlags) kmsclient.Product {
+	t.Helper()
+	p, err := f.resolveProduct(catalog.Default())
+	if err != nil {
+		t.Fatalf("product %+v: %v", f, err)
+	}
+	return p
+}
+
+// goActivation is what one in-process client activation saw.
+type goActivation struct {
+	out    *kmsclient.Outcome
+	syntax rpc.Syntax
+}
+
+// activateGo sends calls activations of p with cmid on one new connection
+// (the first call goes over NDR32, later ones over NDR64 when offered and
+// accepted) and returns the last one.
+func activateGo(ctx context.Context, addr string, p kmsclient.Product, cmid guid.GUID, ndr64 bool, calls int) (goActivation, error) {
+	c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{DisableNDR64: !ndr64, Timeout: 10 * time.Second})
+	if err != nil {
+		return goActivation{}, err
+	}
+	defer c.Close()
+	var last goActivation
+	for range calls {
+		req := kmsclient.NewRequest(p, p.Protocol, cmid, "process-test", time.Now())
+		out, err := kmsclient.Activate(ctx, c, req, nil)
+		if err != nil && out == nil {
+			return goActivation{}, err
+		}
+		last = goActivation{out: out, syntax: c.LastSyntax()}
+	}
+	return last, nil
+}
+
+// wantAnswer checks that a is a verified S_OK answer with count want.
+func wantAnswer(t testing.TB, what string, a goActivation, want uint32) {
+	t.Helper()
+	if a.out == nil || a.out.Status != kms.OK || a.out.Response == nil {
+		t.Fatalf("%s: no S_OK answer: %+v", what, a.out)
+	}
+	if got := a.out.Response.CurrentCount; got != want {
+		t.Fatalf("%s: current count %d, want %d", what, got, want)
+	}
+}

@@ -2,6 +2,7 @@ package vlmcs
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/coredns/caddy"
@@ -96,4 +97,53 @@ func fuzzSeeds() []*dns.Msg {
 	deleteAll.SetUpdate("example.org.")
 	deleteAll.Ns = []dns.RR{empty("_vlmcs._tcp.example.org.", dns.ClassANY, dns.TypeANY, 0)}
 	return []*dns.Msg{reg, unsigned, withdraw, pre, deleteAll}
+}
+
+// FuzzServeDNS feeds arbitrary messages to the whole handler: a publish zone with members and a
+// scrub zone whose upstream answers with approved and rogue records. Every message gets a reply
+// that packs, and no rogue target survives in a scrubbed answer.
+func FuzzServeDNS(f *testing.F) {
+	for _, q := range []struct {
+		name string
+		qt   uint16
+	}{{"_vlmcs._tcp.example.org.", dns.TypeSRV}, {"_VLMCS._TCP.AD.example.org.", dns.TypeSRV}, {"_vlmcs._tcp.example.org.", dns.TypeANY}, {"www.example.org.", dns.TypeA}} {
+		m := new(dns.Msg)
+		m.SetQuestion(q.name, q.qt)
+		m.SetEdns0(512, true)
+		b, _ := m.Pack()
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := new(dns.Msg)
+		if err := r.Unpack(data); err != nil || len(r.Question) == 0 {
+			return
+		}
+		v := newTest(t, `vlmcs example.org ad.example.org {
+	approve *.example.org
+	static kms1.example.org 1688 0 0 192.0.2.1
+	scrub ad.example.org
+	probe off
+}`)
+		v.Next = upstream([]dns.RR{
+			test.SRV("_vlmcs._tcp.ad.example.org. 600 IN SRV 0 0 1688 kms1.ad.example.org."),
+			test.SRV("_vlmcs._tcp.ad.example.org. 600 IN SRV 0 0 1688 rogue.example.net."),
+		}, []dns.RR{test.A("rogue.example.net. 600 IN A 192.0.2.66")})
+		rec := dnstest.NewRecorder(&updWriter{ResponseWriter: test.ResponseWriter{RemoteIP: "192.0.2.5"}})
+		if _, err := v.ServeDNS(context.Background(), rec, r); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Msg == nil {
+			return // an rcode the server writes itself
+		}
+		if _, err := rec.Msg.Pack(); err != nil {
+			t.Fatalf("reply does not pack: %v", err)
+		}
+		if r.Opcode == dns.OpcodeQuery && len(r.Question) == 1 && strings.EqualFold(r.Question[0].Name, "_vlmcs._tcp.ad.example.org.") {
+			for _, rr := range append(rec.Msg.Answer, rec.Msg.Extra...) {
+				if s, ok := rr.(*dns.SRV); ok && s.Target == "rogue.example.net." {
+					t.Fatalf("rogue target in the reply to %v", r.Question)
+				}
+			}
+		}
+	})
 }

@@ -33,7 +33,8 @@ func (v *Vlmcs) serveScrub(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	return dns.RcodeSuccess, err
 }
 
-// scrub returns a filtered copy of m (m itself is left alone: the next plugin may share it).
+// scrub returns m when nothing is removed, else a filtered copy (m itself is left alone: the
+// next plugin may share it).
 func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 	glue := map[string][]netip.Addr{}
 	for _, rr := range m.Extra {
@@ -45,8 +46,9 @@ func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 	dropped := map[string]bool{}
 	kept := map[string]bool{}
 	removedSRV := false
-	out := m.Copy()
-	out.Answer = out.Answer[:0]
+	out := new(dns.Msg)
+	*out = *m // shallow: records are shared, never modified; the sections are rebuilt
+	out.Answer = make([]dns.RR, 0, len(m.Answer))
 	for _, rr := range m.Answer {
 		srv, ok := rr.(*dns.SRV)
 		if !ok || !strings.EqualFold(srv.Hdr.Name, s.srvName) {
@@ -78,17 +80,18 @@ func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 			v.logger.Warningf("scrubbed rogue KMS host %s port %d from %s (addresses %v)", target, srv.Port, s.srvName, addrs)
 		}
 	}
-	if removedSRV {
-		out.Answer = dropSigs(out.Answer, dns.TypeSRV)
-		out.Extra = out.Extra[:0]
-		for _, rr := range m.Extra {
-			n := strings.ToLower(rr.Header().Name)
-			if dropped[n] && !kept[n] {
-				scrubbedTotal.WithLabelValues(v.server, s.zone, "glue").Inc()
-				continue
-			}
-			out.Extra = append(out.Extra, rr)
+	if !removedSRV {
+		return m
+	}
+	out.Answer = dropSigs(out.Answer, dns.TypeSRV)
+	out.Extra = make([]dns.RR, 0, len(m.Extra))
+	for _, rr := range m.Extra {
+		n := strings.ToLower(rr.Header().Name)
+		if dropped[n] && !kept[n] {
+			scrubbedTotal.WithLabelValues(v.server, s.zone, "glue").Inc()
+			continue
 		}
+		out.Extra = append(out.Extra, rr)
 	}
 	return out
 }

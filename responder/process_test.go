@@ -116,9 +116,14 @@ type responderProc struct {
 	state  *os.ProcessState
 }
 
+// noListenFlag, among startResponder's arguments, runs serve without any
+// --listen (its default addresses).
+const noListenFlag = "(no --listen)"
+
 // startResponder runs serve with the data directory data and the extra
 // arguments. "{port}" in an argument is replaced by the KMS port chosen at
-// run time; without a --listen argument it listens on 127.0.0.1:{port}.
+// run time; without a --listen argument it listens on 127.0.0.1:{port}
+// (unless noListenFlag is given).
 // The admin listener is always on loopback. A port collision is retried.
 func startResponder(t testing.TB, data string, extra ...string) *responderProc {
 	t.Helper()
@@ -129,6 +134,10 @@ func startResponder(t testing.TB, data string, extra ...string) *responderProc {
 		args := []string{"serve", "--data", data, "--metrics", "127.0.0.1:" + strconv.Itoa(admin), "--log-format", "json"}
 		hasListen := false
 		for _, a := range extra {
+			if a == noListenFlag {
+				hasListen = true
+				continue
+			}
 			if a == "--listen" {
 				hasListen = true
 			}

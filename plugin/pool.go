@@ -151,9 +151,11 @@ func (p *Pool) current(now time.Time) *answer {
 		return a
 	}
 	p.mu.Lock()
-	p.sweepLocked(now)
-	p.rebuildLocked(now) // always: validUntil has passed even if a sweeper got here first
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	if a = p.ans.Load(); !a.validUntil.IsZero() && !now.Before(a.validUntil) { // not done meanwhile
+		p.sweepLocked(now)
+		p.rebuildLocked(now)
+	}
 	return p.ans.Load()
 }
 

@@ -2,6 +2,7 @@ package vlmcs
 
 import (
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,4 +201,45 @@ func TestReloadKeepsPool(t *testing.T) {
 	if n != 0 {
 		t.Errorf("registry holds %d pools after the final shutdown", n)
 	}
+}
+
+// TestConcurrentUse runs queries, registrations, withdrawals and probe rounds at once (meant
+// for -race).
+func TestConcurrentUse(t *testing.T) {
+	kms := listenKMS(t)
+	v := newTest(t, `vlmcs example.org {
+	approve kms1.example.org kms2.example.org 127.0.0.0/8
+	key k. c2VjcmV0
+	grant k. kms1.example.org kms2.example.org
+	lease 1h 1s 1h
+	probe 10ms 50ms 1 1
+}`)
+	v.start()
+	defer v.stop()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV)
+				}
+			}
+		})
+	}
+	for i := range 200 {
+		target := []string{"kms1.example.org.", "kms2.example.org."}[i%2]
+		register(t, v, target, "127.0.0.1", kms.port, uint32(1+i%3))
+		if i%5 == 0 {
+			w := new(dns.Msg)
+			w.SetUpdate("example.org.")
+			w.Ns = []dns.RR{&dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp.example.org.", Rrtype: dns.TypeSRV, Class: dns.ClassNONE}, Port: kms.port, Target: target}}
+			send(t, v, sign(w, "k."), "127.0.0.1", false, nil)
+		}
+	}
+	close(done)
+	wg.Wait()
 }

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/kmsdns/kmsdns/responder/catalog"
+	"github.com/kmsdns/kmsdns/responder/host"
+	"github.com/kmsdns/kmsdns/responder/kms"
+	"github.com/kmsdns/kmsdns/responder/kmsclient"
+	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/rpc"
+)
+
+// benchServer runs serve's request path in process (RPC server, handler,
+// host policy, metrics, and the durable ledger when withLedger) on a
+// loopback listener and returns its address.
+func benchServer(b *testing.B, withLedger bool) string {
+	b.Helper()
+	cat := catalog.Default()
+	var store *ledger.Ledger
+	if withLedger {
+		var err error
+		if store, err = ledger.Open(b.TempDir(), ledger.Options{}); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { store.Close() })
+	}
+	log := slog.New(slog.DiscardHandler)
+	h, err := host.New(host.Config{Groups: []string{"windows-server-2025"}}, cat, store, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	metrics := newResponderMetrics(h, store)
+	srv := rpc.NewServer(&kmsHandler{host: h, cat: cat, log: log, metrics: metrics}, rpc.ServerConfig{
+		MaxConns: 1024, Logger: log, Observe: metrics.observeConn,
+	})
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ctx, ln)
+	}()
+	b.Cleanup(func() {
+		cancel()
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// BenchmarkActivateV6 measures V6 activations of new clients through real
+// loopback TCP, client verification included, on 1 and 64 persistent
+// connections, with the durable ledger and without it (the fixed-decision
+// baseline). The ledger-to-baseline ratio at 64 connections is the group
+// commit's figure of merit.
+func BenchmarkActivateV6(b *testing.B) {
+	p := testProduct(b, clientFlags{product: "Windows 10/11 Enterprise"})
+	for _, conns := range []int{1, 64} {
+		for _, withLedger := range []bool{false, true} {
+			name := fmt.Sprintf("conns=%d/ledger=%t", conns, withLedger)
+			b.Run(name, func(b *testing.B) {
+				addr := benchServer(b, withLedger)
+				ctx := context.Background()
+				b.SetParallelism(max(1, conns/max(1, testingGOMAXPROCS())))
+				if conns == 1 {
+					benchSerial(b, ctx, addr, p)
+					return
+				}
+				b.RunParallel(func(pb *testing.PB) {
+					c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					defer c.Close()
+					for pb.Next() {
+						activateBench(b, ctx, c, p)
+					}
+				})
+			})
+		}
+	}
+}
+
+func benchSerial(b *testing.B, ctx context.Context, addr string, p kmsclient.Product) {
+	c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		activateBench(b, ctx, c, p)
+	}
+}
+
+func activateBench(b *testing.B, ctx context.Context, c *rpc.Client, p kmsclient.Product) {
+	req := kmsclient.NewRequest(p, p.Protocol, kmsclient.RandomCMID(), "bench", time.Now())
+	out, err := kmsclient.Activate(ctx, c, req, nil)
+	if err != nil || out.Status != kms.OK {
+		b.Errorf("activation: %v %+v", err, out)
+	}
+}
+
+func testingGOMAXPROCS() int { return runtime.GOMAXPROCS(0) }

@@ -55,6 +55,7 @@ type member struct {
 type hostRecord struct {
 	addrs   []netip.Addr
 	expires time.Time
+	owner   string // TSIG key of the last update that added addresses; "" when unsigned
 }
 
 // answer is the prepared reply content of a publish zone, shared read-only by all queries.

@@ -34,6 +34,7 @@ const (
 	reasonReplay           = "replay"
 	reasonFull             = "pool-full"
 	reasonTransport        = "transport"
+	reasonSigned           = "signed-owner"
 )
 
 // Bounds on what updates can make a pool hold (a key granted `*.suffix` could otherwise grow it
@@ -188,6 +189,11 @@ func (v *Vlmcs) applyUpdate(r *dns.Msg, p *Pool, who requester, lease time.Durat
 	if vd := p.fitsLocked(ops); vd != nil {
 		return vd
 	}
+	if who.key == "" {
+		if vd := p.unsignedMayTouchLocked(ops); vd != nil {
+			return vd
+		}
+	}
 	if len(ops) > 0 {
 		p.applyLocked(ops, who.key, now.Add(lease), now)
 	}
@@ -302,6 +308,23 @@ func checkSelf(ops []op, src netip.Addr) *verdict {
 	return nil
 }
 
+// unsignedMayTouchLocked refuses an unsigned update that touches a member or addresses
+// registered with a TSIG key: an allowed network must not withdraw or redirect signed hosts.
+func (p *Pool) unsignedMayTouchLocked(ops []op) *verdict {
+	for _, o := range ops {
+		if o.srv != nil {
+			if m, ok := p.members[memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}]; ok && m.owner != "" {
+				return refuse(dns.RcodeRefused, reasonSigned, "%s port %d was registered with key %s", m.target, m.port, m.owner)
+			}
+			continue
+		}
+		if h, ok := p.hosts[o.name]; ok && h.owner != "" {
+			return refuse(dns.RcodeRefused, reasonSigned, "addresses of %s were registered with key %s", o.name, h.owner)
+		}
+	}
+	return nil
+}
+
 // fitsLocked refuses an update that would grow the pool beyond its bounds.
 func (p *Pool) fitsLocked(ops []op) *verdict {
 	members, hosts := len(p.members), len(p.hosts)
@@ -374,6 +397,7 @@ func (p *Pool) applyLocked(ops []op, owner string, expires, now time.Time) {
 				hr = &hostRecord{}
 				p.hosts[o.name] = hr
 			}
+			hr.owner = owner
 			if !slices.Contains(hr.addrs, o.ip) {
 				hr.addrs = append(hr.addrs, o.ip)
 				woke = true

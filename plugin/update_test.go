@@ -395,6 +395,28 @@ func empty(name string, class, typ uint16, ttl uint32) dns.RR {
 	return &dns.ANY{Hdr: dns.RR_Header{Name: name, Rrtype: typ, Class: class, Ttl: ttl}}
 }
 
+func TestUnsignedCannotTouchSignedMembers(t *testing.T) {
+	v := newTest(t, updCorefile)
+	if resp := register(t, v, "kms1.example.org.", "192.0.2.5", 1688, 60); resp.Rcode != dns.RcodeSuccess {
+		t.Fatalf("signed registration: %s", dns.RcodeToString[resp.Rcode])
+	}
+	w := new(dns.Msg)
+	w.SetUpdate("example.org.")
+	w.Ns = []dns.RR{&dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp.example.org.", Rrtype: dns.TypeSRV, Class: dns.ClassNONE}, Port: 1688, Target: "kms1.example.org."}}
+	for _, m := range []*dns.Msg{w, regMsg("example.org.", "kms1.example.org.", "192.0.2.5", 1688, 0)} {
+		if resp := send(t, v, m, "192.0.2.5", true, nil); resp.Rcode != dns.RcodeRefused {
+			t.Errorf("unsigned update of a signed member: %s", dns.RcodeToString[resp.Rcode])
+		}
+	}
+	if n := len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer); n != 1 {
+		t.Fatalf("signed member gone: %d members", n)
+	}
+	// Unsigned members stay manageable unsigned.
+	if resp := send(t, v, regMsg("example.org.", "kms2.example.org.", "192.0.2.5", 1689, 0), "192.0.2.5", true, nil); resp.Rcode != dns.RcodeSuccess {
+		t.Fatalf("unsigned registration: %s", dns.RcodeToString[resp.Rcode])
+	}
+}
+
 func TestPoolBounds(t *testing.T) {
 	v := newTest(t, `vlmcs example.org {
 	approve *.example.org

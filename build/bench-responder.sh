@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# KMS half of `make bench`: `kms-responder bench` (which verifies every
+# response) against `kms-responder serve` on loopback, each case on a fresh
+# serve with its own temporary data directory. Baselines are measured in the
+# same run: the responder without its durable ledger (--ledger=false, the
+# fixed-decision equivalent; benchmarks only, counts are lost at restart).
+# Prints one table; every process it starts is stopped.
+#
+#   build/bench-responder.sh
+#   BENCH_REQUESTS=20000 BENCH_CLIENTS="100000 1000000" build/bench-responder.sh
+#
+# BENCH_REQUESTS         requests per throughput case (default 50000)
+# BENCH_SERIAL_REQUESTS  requests on one connection with the ledger (default 5000)
+# BENCH_CLIENTS          distinct-client counts for the memory/disk rows (default 100000)
+# BENCH_ROUNDS           runs per case; the median by act/s is shown (default 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${BENCH_REQUESTS:-50000}
+serial=${BENCH_SERIAL_REQUESTS:-5000}
+clients=${BENCH_CLIENTS:-100000}
+rounds=${BENCH_ROUNDS:-1}
+bin=bin/kms-responder
+[[ -x $bin ]] || go build -trimpath -o "$bin" ./responder
+
+work=$(mktemp -d /tmp/kmsdns-bench-kms.XXXXXX)
+serve_pid=""
+stop_serve() {
+	[[ -n $serve_pid ]] || return 0
+	local rc=0
+	kill -TERM "$serve_pid" 2>/dev/null || true
+	wait "$serve_pid" || rc=$?
+	serve_pid=""
+	if ((rc != 0)); then
+		echo "bench-responder: serve exited $rc on SIGTERM; log:" >&2
+		tail -20 "$work/serve.log" >&2
+		return 1
+	fi
+}
+cleanup() {
+	stop_serve || true
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# start_serve DIR LEDGER: serve on fresh loopback ports; sets kms and admin.
+start_serve() {
+	local dir=$1 ledger=$2 ports
+	for _ in 1 2 3; do
+		ports=($(go run ./build/freeport -n 2))
+		kms=127.0.0.1:${ports[0]}
+		admin=127.0.0.1:${ports[1]}
+		$bin serve --group windows-server-2025 --group office-ltsc-2024 --listen "$kms" --metrics "$admin" \
+			--data "$work/$dir" --ledger="$ledger" --log-level warn >"$work/serve.log" 2>&1 &
+		serve_pid=$!
+		for _ in $(seq 100); do
+			if $bin status --admin "$admin" --json >/dev/null 2>&1; then
+				return 0
+			fi
+			kill -0 "$serve_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		wait "$serve_pid" 2>/dev/null || true
+		serve_pid=""
+		grep -q "address already in use" "$work/serve.log" || break
+	done
+	echo "bench-responder: serve did not start:" >&2
+	cat "$work/serve.log" >&2
+	exit 1
+}
+
+kib() { awk -v k="$1" '/^'"$1"':/ {print $2}' "/proc/$serve_pid/status"; }
+
+declare -A rate
+rows=()
+# once NAME LEDGER BENCH-ARGS...: one bench on a fresh serve; prints
+# "act/s p50 p99 p99.9 idleKiB peakKiB dataKiB".
+once() {
+	local name=$1 ledger=$2
+	shift 2
+	rm -rf "${work:?}/$name"
+	start_serve "$name" "$ledger"
+	local idle out peak size=0
+	idle=$(kib VmRSS)
+	out=$($bin bench --server "$kms" "$@" 2>/dev/null) || {
+		echo "bench-responder: $name failed:" >&2
+		echo "$out" >&2
+		exit 1
+	}
+	peak=$(kib VmHWM)
+	stop_serve
+	[[ -d $work/$name ]] && size=$(du -k "$work/$name" | awk '{print $1}')
+	awk -v idle="$idle" -v peak="$peak" -v size="$size" '
+		function us(d) {
+			if (d ~ /ns$/) return sprintf("%.1f", d / 1000)
+			if (d ~ /µs$/) return sprintf("%.0f", d + 0)
+			if (d ~ /ms$/) return sprintf("%.0f", d * 1000)
+			return sprintf("%.0f", d * 1000000)
+		}
+		/^throughput:/ {t = $2}
+		/^latency:/ {l = us($3) " " us($5) " " us($7)}
+		END {print t, l, idle, peak, size}' <<<"$out"
+}
+
+declare -A rate
+rows=()
+# run NAME LEDGER BASELINE BENCH-ARGS...: BENCH_ROUNDS benches of one case;
+# the row is the run with the median act/s.
+run() {
+	local name=$1 ledger=$2 base=$3
+	shift 3
+	echo "bench-responder: $name: bench $* (x$rounds)" >&2
+	local results=() r
+	for _ in $(seq "$rounds"); do
+		results+=("$(once "$name" "$ledger" "$@")")
+	done
+	r=$(printf '%s\n' "${results[@]}" | sort -n -k1,1 | sed -n "$(((rounds + 1) / 2))p")
+	local tput p50 p99 p999 idle peak size ratio=- dsize=-
+	read -r tput p50 p99 p999 idle peak size <<<"$r"
+	rate[$name]=$tput
+	[[ $base != - ]] && ratio=$(awk -v a="$tput" -v b="${rate[$base]}" 'BEGIN {printf "%.2f", a/b}')
+	[[ $ledger == true ]] && dsize=$(awk -v k="$size" 'BEGIN {printf "%.1f MiB", k/1024}')
+	rows+=("$(printf '%-24s %-6s %8s %8s %8s %8s %-22s %5s %6.1f %6.1f %10s' \
+		"$name" "$ledger" "$tput" "$p50" "$p99" "$p999" "$base" "$ratio" \
+		"$(awk -v k="$idle" 'BEGIN {print k/1024}')" "$(awk -v k="$peak" 'BEGIN {print k/1024}')" "$dsize")")
+}
+
+cores=$(nproc)
+echo "bench-responder: $(git describe --always --dirty 2>/dev/null || echo unknown), $cores cores, client and server on the same machine" >&2
+
+run v6-1conn-noledger false - --protocol 6 --connections 1 --requests "$n"
+run v5-1conn-noledger false v6-1conn-noledger --protocol 5 --connections 1 --requests "$n"
+run v4-1conn-noledger false v6-1conn-noledger --protocol 4 --connections 1 --requests "$n"
+run v6-1conn-ledger true v6-1conn-noledger --protocol 6 --connections 1 --requests "$serial"
+run v6-percall-noledger false v6-1conn-noledger --protocol 6 --connections 1 --requests "$((n / 5))" --new-connection-per-request
+run v6-64conn-noledger false - --protocol 6 --connections 64 --requests "$n"
+run v6-64conn-ledger true v6-64conn-noledger --protocol 6 --connections 64 --requests "$n"
+run v6-64percall-noledger false v6-64conn-noledger --protocol 6 --connections 64 --requests "$n" --new-connection-per-request
+run v6-64percall-ledger true v6-64percall-noledger --protocol 6 --connections 64 --requests "$n" --new-connection-per-request
+for c in $clients; do
+	run "v6-64conn-${c}clients" true v6-64conn-noledger --protocol 6 --connections 64 --requests "$c"
+done
+
+echo
+printf '%-24s %-6s %8s %8s %8s %8s %-22s %5s %6s %6s %10s\n' \
+	case ledger "act/s" "p50 µs" "p99 µs" "p99.9µs" baseline ratio "RSS0MB" "peakMB" "data dir"
+printf '%s\n' "${rows[@]}"
+echo
+echo "act/s: verified activations per second (every request a new client unless noted);"
+echo "ratio: act/s over the baseline row measured in this run (median of $rounds); RSS0/peak: serve's RSS at start and its peak;"
+echo "data dir: size of --data after serve stopped (ledger on only); p50/p99/p99.9: client-side latency in µs."

@@ -85,6 +85,7 @@ type Pool struct {
 	ans    atomic.Pointer[answer]
 	kick   chan struct{} // wakes the prober when a member needs a first probe
 	replay *replayGuard  // MACs of accepted signed updates, kept across reloads with the pool
+	events *rateLog      // members joining, leaving and changing health
 }
 
 func newPool(zone, server string, cfg *config) *Pool {
@@ -97,6 +98,7 @@ func newPool(zone, server string, cfg *config) *Pool {
 		serial:  uint32(time.Now().Unix()),
 		kick:    make(chan struct{}, 1),
 		replay:  newReplayGuard(),
+		events:  newEventLog(20, time.Second),
 	}
 	p.configure(cfg, time.Now())
 	return p
@@ -167,6 +169,7 @@ func (p *Pool) sweepLocked(now time.Time) bool {
 		if !m.live(now) {
 			delete(p.members, k)
 			leaseExpiries.WithLabelValues(p.server, p.zone).Inc()
+			p.events.Logf("%s port %d left %s: lease lapsed", m.target, m.port, p.srvName)
 			changed = true
 		}
 	}
@@ -334,6 +337,7 @@ func (p *Pool) report(k memberKey, ok bool, now time.Time) {
 		}
 	}
 	if m.state != old {
+		p.events.Logf("%s port %d is %s (%d failed, %d passed probes in a row)", m.target, m.port, m.state, m.fails, m.passes)
 		p.rebuildLocked(now)
 	}
 }

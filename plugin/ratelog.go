@@ -10,7 +10,7 @@ import (
 
 var log = clog.NewWithPlugin(pluginName)
 
-// rateLog writes at most burst warnings per period and reports how many it suppressed, so
+// rateLog writes at most burst lines per period and reports how many it suppressed, so
 // that a flood of refused updates or rogue records cannot flood the log.
 type rateLog struct {
 	mu         sync.Mutex
@@ -22,12 +22,19 @@ type rateLog struct {
 	out        func(string) // log.Warning by default; tests capture
 }
 
+// newRateLog is a rateLog at warning level, for refusals and rogue records.
 func newRateLog(burst int, period time.Duration) *rateLog {
 	return &rateLog{burst: burst, period: period, out: func(s string) { log.Warning(s) }}
 }
 
-// Warningf logs unless the budget of the current period is spent.
-func (l *rateLog) Warningf(format string, args ...any) {
+// newEventLog is a rateLog at info level, for pool events (members joining, leaving, changing
+// health).
+func newEventLog(burst int, period time.Duration) *rateLog {
+	return &rateLog{burst: burst, period: period, out: func(s string) { log.Info(s) }}
+}
+
+// Logf logs (at the log's level) unless the budget of the current period is spent.
+func (l *rateLog) Logf(format string, args ...any) {
 	now := time.Now()
 	l.mu.Lock()
 	var summary string

@@ -369,13 +369,17 @@ func (p *Pool) applyLocked(ops []op, owner string, expires, now time.Time) {
 				continue // configuration owns static members
 			}
 			if o.class == dns.ClassNONE {
-				delete(p.members, k)
+				if ok {
+					delete(p.members, k)
+					p.events.Logf("%s port %d withdrawn from %s (key %q)", k.target, k.port, p.srvName, owner)
+				}
 				continue
 			}
 			if !ok {
 				m = &member{memberKey: k}
 				p.members[k] = m
 				woke = true
+				p.events.Logf("%s port %d registered in %s (key %q, lease %s)", k.target, k.port, p.srvName, owner, expires.Sub(now).Round(time.Second))
 			}
 			m.priority, m.weight, m.expires, m.owner = o.srv.Priority, o.srv.Weight, expires, owner
 			continue
@@ -431,7 +435,7 @@ func (v *Vlmcs) finishUpdate(w dns.ResponseWriter, r *dns.Msg, zone string, p *P
 		if t := r.IsTsig(); t != nil {
 			key = t.Hdr.Name
 		}
-		v.logger.Warningf("refused update from %s key %s zone %s: %s %s: %s", src, key, zone, dns.RcodeToString[vd.rcode], vd.reason, vd.detail)
+		v.logger.Logf("refused update from %s key %s zone %s: %s %s: %s", src, key, zone, dns.RcodeToString[vd.rcode], vd.reason, vd.detail)
 	}
 
 	m := new(dns.Msg)

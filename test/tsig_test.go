@@ -271,3 +271,34 @@ func grepLines(text, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestKeysFromTsigPlugin uses secrets defined by CoreDNS's tsig plugin: vlmcs (before tsig)
+// still sees, judges and counts every update.
+func TestKeysFromTsigPlugin(t *testing.T) {
+	c := StartCoreDNS(t, `example.test:{{PORT}} {
+	bind 127.0.0.1
+	prometheus 127.0.0.1:{{METRICS}}
+	vlmcs {
+		approve kms1.example.test 127.0.0.0/8
+		grant kms1-key. kms1.example.test
+		probe off
+	}
+	tsig {
+		secret kms1-key. `+secret1+`
+		require all
+	}
+}
+`)
+	if code, out := c.NSUpdate(t, registerScript("kms1.example.test", "127.0.0.1", 1688), keyArg("kms1-key.", secret1)...); code != 0 {
+		t.Fatalf("signed with the tsig plugin's key: %s", out)
+	}
+	if s := srvSet(t, c, "_vlmcs._tcp.example.test"); !s["kms1.example.test.:1688"] {
+		t.Fatalf("registration not served: %v", s)
+	}
+	if code, out := c.NSUpdate(t, registerScript("kms1.example.test", "127.0.0.1", 1688), keyArg("kms1-key.", secret2)...); code == 0 || !strings.Contains(out, "BADSIG") {
+		t.Fatalf("wrong secret: exit %d %q", code, out)
+	}
+	if !strings.Contains(scrape(t, c), `reason="tsig-badsig",result="NOTAUTH"`) {
+		t.Error("bad signature not counted by vlmcs")
+	}
+}

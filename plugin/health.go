@@ -11,9 +11,9 @@ import (
 	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
-// ProbeFunc checks that a KMS host accepts a DCE/RPC bind to the KMS interface at addr
+// probeFunc checks that a KMS host accepts a DCE/RPC bind to the KMS interface at addr
 // ("host:port") within timeout. A nil error means healthy.
-type ProbeFunc func(ctx context.Context, addr string, timeout time.Duration) error
+type probeFunc func(ctx context.Context, addr string, timeout time.Duration) error
 
 // maxParallelProbes bounds the probes in flight per round.
 const maxParallelProbes = 32
@@ -29,7 +29,7 @@ func defaultProbe(ctx context.Context, addr string, timeout time.Duration) error
 
 // probeLoop runs rounds for one pool every interval, and at once when the pool is woken by a
 // registration, until ctx ends.
-func (v *Vlmcs) probeLoop(ctx context.Context, p *Pool) {
+func (v *Vlmcs) probeLoop(ctx context.Context, p *pool) {
 	iv := v.cfg.probe.interval
 	if !v.cfg.probe.enabled {
 		iv = time.Second // lease sweeps and address resolution only
@@ -48,7 +48,7 @@ func (v *Vlmcs) probeLoop(ctx context.Context, p *Pool) {
 }
 
 // round resolves members without addresses, probes every member once and waits for all.
-func (v *Vlmcs) round(ctx context.Context, p *Pool) {
+func (v *Vlmcs) round(ctx context.Context, p *pool) {
 	ts, unresolved := p.targets(time.Now())
 	for _, k := range unresolved {
 		if ctx.Err() != nil {

@@ -69,8 +69,8 @@ type answer struct {
 	validUntil time.Time          // the earliest lease end; the answer must be rebuilt then
 }
 
-// Pool is the member set of one publish zone. It outlives a Corefile reload (see registry.go).
-type Pool struct {
+// pool is the member set of one publish zone. It outlives a Corefile reload (see registry.go).
+type pool struct {
 	zone    string
 	srvName string
 	server  string // metrics label
@@ -88,8 +88,8 @@ type Pool struct {
 	events *rateLog      // members joining, leaving and changing health
 }
 
-func newPool(zone, server string, cfg *config) *Pool {
-	p := &Pool{
+func newPool(zone, server string, cfg *config) *pool {
+	p := &pool{
 		zone:    zone,
 		srvName: srvLabel + zone,
 		server:  server,
@@ -106,7 +106,7 @@ func newPool(zone, server string, cfg *config) *Pool {
 
 // configure applies a (re)loaded configuration: static members are replaced, keeping the
 // health of those that stay; registered members are kept and re-judged against the new rules.
-func (p *Pool) configure(cfg *config, now time.Time) {
+func (p *pool) configure(cfg *config, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cfg = cfg
@@ -134,7 +134,7 @@ func (p *Pool) configure(cfg *config, now time.Time) {
 }
 
 // addrsLocked returns the addresses of a member: registered, else configured, else resolved.
-func (p *Pool) addrsLocked(m *member, now time.Time) []netip.Addr {
+func (p *pool) addrsLocked(m *member, now time.Time) []netip.Addr {
 	if h, ok := p.hosts[m.target]; ok && now.Before(h.expires) && len(h.addrs) > 0 {
 		return h.addrs
 	}
@@ -148,7 +148,7 @@ func (p *Pool) addrsLocked(m *member, now time.Time) []netip.Addr {
 func (m *member) live(now time.Time) bool { return m.static || now.Before(m.expires) }
 
 // current returns the answer for now, rebuilding it first when a lease has lapsed.
-func (p *Pool) current(now time.Time) *answer {
+func (p *pool) current(now time.Time) *answer {
 	a := p.ans.Load()
 	if a.validUntil.IsZero() || now.Before(a.validUntil) {
 		return a
@@ -163,7 +163,7 @@ func (p *Pool) current(now time.Time) *answer {
 }
 
 // sweepLocked drops lapsed registrations and reports whether it dropped any.
-func (p *Pool) sweepLocked(now time.Time) bool {
+func (p *pool) sweepLocked(now time.Time) bool {
 	changed := false
 	for k, m := range p.members {
 		if !m.live(now) {
@@ -183,7 +183,7 @@ func (p *Pool) sweepLocked(now time.Time) bool {
 }
 
 // rebuildLocked prepares the answer from the members and updates the member gauges.
-func (p *Pool) rebuildLocked(now time.Time) {
+func (p *pool) rebuildLocked(now time.Time) {
 	cfg := p.cfg
 	var healthy, registered []*member
 	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0}
@@ -256,7 +256,7 @@ func (p *Pool) rebuildLocked(now time.Time) {
 
 // soaLocked synthesizes the zone's SOA for negative answers: MNAME is the zone, RNAME
 // hostmaster.<zone>, the serial counts pool changes, and TTL and MINIMUM are the answer TTL.
-func (p *Pool) soaLocked() *dns.SOA {
+func (p *pool) soaLocked() *dns.SOA {
 	return &dns.SOA{
 		Hdr:     dns.RR_Header{Name: p.zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: p.cfg.ttl},
 		Ns:      p.zone,
@@ -287,7 +287,7 @@ type probeTarget struct {
 }
 
 // targets sweeps lapsed registrations and lists the members to probe.
-func (p *Pool) targets(now time.Time) (ts []probeTarget, unresolved []memberKey) {
+func (p *pool) targets(now time.Time) (ts []probeTarget, unresolved []memberKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.sweepLocked(now) {
@@ -304,7 +304,7 @@ func (p *Pool) targets(now time.Time) (ts []probeTarget, unresolved []memberKey)
 }
 
 // setResolved stores addresses found for a member that registered none.
-func (p *Pool) setResolved(k memberKey, addrs []netip.Addr) {
+func (p *pool) setResolved(k memberKey, addrs []netip.Addr) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if m, ok := p.members[k]; ok && !slices.Equal(m.resolved, addrs) {
@@ -314,7 +314,7 @@ func (p *Pool) setResolved(k memberKey, addrs []netip.Addr) {
 }
 
 // report records one probe result and rebuilds the answer when the state changes.
-func (p *Pool) report(k memberKey, ok bool, now time.Time) {
+func (p *pool) report(k memberKey, ok bool, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m, found := p.members[k]
@@ -343,21 +343,21 @@ func (p *Pool) report(k memberKey, ok bool, now time.Time) {
 }
 
 // roundDone marks the pool evaluated once a full probe round has finished.
-func (p *Pool) roundDone() {
+func (p *pool) roundDone() {
 	p.mu.Lock()
 	p.evaluated = true
 	p.mu.Unlock()
 }
 
 // ready reports whether the pool has been evaluated at least once.
-func (p *Pool) ready() bool {
+func (p *pool) ready() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.evaluated
 }
 
 // wake asks the prober for a round now (non-blocking).
-func (p *Pool) wake() {
+func (p *pool) wake() {
 	select {
 	case p.kick <- struct{}{}:
 	default:

@@ -15,12 +15,12 @@ type poolRegistry struct {
 }
 
 type registryEntry struct {
-	pool *Pool
+	pool *pool
 	refs int
 }
 
 // acquire returns the pool under key, creating it with mk when absent.
-func (r *poolRegistry) acquire(key string, mk func() *Pool) *Pool {
+func (r *poolRegistry) acquire(key string, mk func() *pool) *pool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.pools[key]

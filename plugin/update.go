@@ -71,7 +71,7 @@ func (v *Vlmcs) serveUpdate(w dns.ResponseWriter, r *dns.Msg) (int, error) {
 		return v.finishUpdate(w, r, "", nil, refuse(dns.RcodeFormatError, reasonFormat, "zone section holds %d records", len(r.Question)), 0, false)
 	}
 	q := r.Question[0]
-	var p *Pool
+	var p *pool
 	for _, cand := range v.pools {
 		if strings.EqualFold(q.Name, cand.zone) {
 			p = cand
@@ -169,7 +169,7 @@ type op struct {
 
 // applyUpdate runs the prescan, the policy and the prerequisites, then applies the changes
 // atomically. It returns the verdict.
-func (v *Vlmcs) applyUpdate(r *dns.Msg, p *Pool, who requester, lease time.Duration, now time.Time) *verdict {
+func (v *Vlmcs) applyUpdate(r *dns.Msg, p *pool, who requester, lease time.Duration, now time.Time) *verdict {
 	ops := make([]op, 0, len(r.Ns))
 	for _, rr := range r.Ns {
 		o, vd := v.check(rr, p, who)
@@ -201,7 +201,7 @@ func (v *Vlmcs) applyUpdate(r *dns.Msg, p *Pool, who requester, lease time.Durat
 }
 
 // check runs the RFC 2136 §3.4.1 prescan and the vlmcs policy on one update record.
-func (v *Vlmcs) check(rr dns.RR, p *Pool, who requester) (op, *verdict) {
+func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 	h := rr.Header()
 	o := op{rr: rr, name: strings.ToLower(h.Name), class: h.Class}
 	if !dns.IsSubDomain(p.zone, o.name) {
@@ -310,7 +310,7 @@ func checkSelf(ops []op, src netip.Addr) *verdict {
 
 // unsignedMayTouchLocked refuses an unsigned update that touches a member or addresses
 // registered with a TSIG key: an allowed network must not withdraw or redirect signed hosts.
-func (p *Pool) unsignedMayTouchLocked(ops []op) *verdict {
+func (p *pool) unsignedMayTouchLocked(ops []op) *verdict {
 	for _, o := range ops {
 		if o.srv != nil {
 			if m, ok := p.members[memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}]; ok && m.owner != "" {
@@ -326,7 +326,7 @@ func (p *Pool) unsignedMayTouchLocked(ops []op) *verdict {
 }
 
 // fitsLocked refuses an update that would grow the pool beyond its bounds.
-func (p *Pool) fitsLocked(ops []op) *verdict {
+func (p *pool) fitsLocked(ops []op) *verdict {
 	members, hosts := len(p.members), len(p.hosts)
 	addrs := map[string]int{}
 	for _, o := range ops {
@@ -359,7 +359,7 @@ func (p *Pool) fitsLocked(ops []op) *verdict {
 }
 
 // applyLocked performs the checked changes in order.
-func (p *Pool) applyLocked(ops []op, owner string, expires, now time.Time) {
+func (p *pool) applyLocked(ops []op, owner string, expires, now time.Time) {
 	woke := false
 	for _, o := range ops {
 		if o.srv != nil {
@@ -420,7 +420,7 @@ func (p *Pool) applyLocked(ops []op, owner string, expires, now time.Time) {
 
 // finishUpdate counts, logs refusals, and writes the response (with the granted lease and a
 // TSIG record when the request was signed).
-func (v *Vlmcs) finishUpdate(w dns.ResponseWriter, r *dns.Msg, zone string, p *Pool, vd *verdict, lease time.Duration, ul bool) (int, error) {
+func (v *Vlmcs) finishUpdate(w dns.ResponseWriter, r *dns.Msg, zone string, p *pool, vd *verdict, lease time.Duration, ul bool) (int, error) {
 	label := zone
 	if label == "" {
 		label = "other"
@@ -477,7 +477,7 @@ func (v *Vlmcs) finishUpdate(w dns.ResponseWriter, r *dns.Msg, zone string, p *P
 
 // prerequisites evaluates RFC 2136 §3.2 against the pool's data: the SRV RRset at
 // _vlmcs._tcp.<zone>, the targets' A/AAAA RRsets and the zone's SOA.
-func prerequisites(pre []dns.RR, p *Pool, now time.Time) *verdict {
+func prerequisites(pre []dns.RR, p *pool, now time.Time) *verdict {
 	type set struct {
 		name string
 		typ  uint16
@@ -538,7 +538,7 @@ func prerequisites(pre []dns.RR, p *Pool, now time.Time) *verdict {
 }
 
 // rrsetLocked returns the records vlmcs holds at name of type t.
-func (p *Pool) rrsetLocked(name string, t uint16, now time.Time) []dns.RR {
+func (p *pool) rrsetLocked(name string, t uint16, now time.Time) []dns.RR {
 	var out []dns.RR
 	switch {
 	case name == p.zone && t == dns.TypeSOA:
@@ -575,7 +575,7 @@ func (p *Pool) rrsetLocked(name string, t uint16, now time.Time) []dns.RR {
 }
 
 // nameInUseLocked reports whether vlmcs holds any record at name.
-func (p *Pool) nameInUseLocked(name string, now time.Time) bool {
+func (p *pool) nameInUseLocked(name string, now time.Time) bool {
 	for _, t := range []uint16{dns.TypeSOA, dns.TypeSRV, dns.TypeA, dns.TypeAAAA} {
 		if len(p.rrsetLocked(name, t, now)) > 0 {
 			return true

@@ -25,9 +25,9 @@ type Vlmcs struct {
 	server   string
 	plainDNS bool // the server block serves plain DNS (UDP/TCP), where miekg/dns verifies TSIG
 	regKey   string
-	pools    []*Pool // one per publish zone
+	pools    []*pool // one per publish zone
 	scrubs   []*scrubZone
-	probe    ProbeFunc
+	probe    probeFunc
 	logger   *rateLog
 	scrubHC  *scrubHealth // nil unless scrub_unhealthy
 
@@ -38,16 +38,16 @@ type Vlmcs struct {
 
 // newVlmcs builds the handler. With a non-empty regKey the pools come from the
 // reload-safe registry; with an empty one they are private (tests).
-func newVlmcs(cfg *config, server, regKey string, probe ProbeFunc) *Vlmcs {
+func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 	if probe == nil {
 		probe = defaultProbe
 	}
 	v := &Vlmcs{cfg: cfg, server: server, plainDNS: strings.HasPrefix(server, "dns://"), regKey: regKey, probe: probe, logger: newRateLog(10, time.Second)}
 	now := time.Now()
 	for _, z := range cfg.publish {
-		var p *Pool
+		var p *pool
 		if regKey != "" {
-			p = registry.acquire(regKey+"|"+z, func() *Pool { return newPool(z, server, cfg) })
+			p = registry.acquire(regKey+"|"+z, func() *pool { return newPool(z, server, cfg) })
 			p.configure(cfg, now)
 		} else {
 			p = newPool(z, server, cfg)
@@ -66,8 +66,8 @@ func newVlmcs(cfg *config, server, regKey string, probe ProbeFunc) *Vlmcs {
 // Name implements plugin.Handler.
 func (v *Vlmcs) Name() string { return pluginName }
 
-// ServeDNS implements plugin.Handler. UPDATE for a publish zone is handled in update.go;
-// queries for `_vlmcs._tcp.<publish zone>` are answered from the pool; queries for
+// ServeDNS implements plugin.Handler. Every UPDATE is handled (and never passed on) in
+// update.go; queries for `_vlmcs._tcp.<publish zone>` are answered from the pool; queries for
 // `_vlmcs._tcp.<scrub zone>` are passed on and their answer filtered; the rest passes through.
 func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if r.Opcode == dns.OpcodeUpdate {
@@ -92,7 +92,7 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 
 // answer writes the pool's answer: SRV records in a fresh random order plus glue, or NODATA
 // with the synthesized SOA.
-func (v *Vlmcs) answer(w dns.ResponseWriter, r *dns.Msg, p *Pool) (int, error) {
+func (v *Vlmcs) answer(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
 	a := p.current(time.Now())
 	m := new(dns.Msg)
 	m.SetReply(r)

@@ -113,10 +113,8 @@ func (v *Vlmcs) authenticate(w dns.ResponseWriter, r *dns.Msg) (requester, *verd
 	if a := w.RemoteAddr(); a != nil {
 		who.src, who.tcp = addrOf(a)
 	}
-	for i, rr := range r.Extra {
-		if rr.Header().Rrtype == dns.TypeTSIG && i != len(r.Extra)-1 {
-			return who, refuse(dns.RcodeFormatError, reasonFormat, "TSIG is not the last additional record")
-		}
+	if tsigMisplaced(r) {
+		return who, refuse(dns.RcodeFormatError, reasonFormat, "TSIG is not the last additional record")
 	}
 	if t := r.IsTsig(); t != nil {
 		if err := w.TsigStatus(); err != nil {
@@ -451,7 +449,10 @@ func (v *Vlmcs) finishUpdate(w dns.ResponseWriter, r *dns.Msg, zone string, p *p
 		}
 		m.Extra = append(m.Extra, opt)
 	}
-	if t := r.IsTsig(); t != nil {
+	// Sign the response when the request's MAC verified; answer a TSIG failure with a TSIG
+	// record carrying the error (RFC 8945 §5.3.2); otherwise (e.g. a malformed TSIG layout whose
+	// MAC was never checked) answer unsigned.
+	if t := r.IsTsig(); t != nil && (vd.tsigErr != 0 || w.TsigStatus() == nil) && !tsigMisplaced(r) {
 		now := time.Now().Unix()
 		rt := &dns.TSIG{
 			Hdr:        dns.RR_Header{Name: t.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
@@ -473,6 +474,16 @@ func (v *Vlmcs) finishUpdate(w dns.ResponseWriter, r *dns.Msg, zone string, p *p
 		log.Errorf("writing update response: %v", err)
 	}
 	return dns.RcodeSuccess, nil
+}
+
+// tsigMisplaced reports whether a TSIG record appears before the last additional record.
+func tsigMisplaced(r *dns.Msg) bool {
+	for i, rr := range r.Extra {
+		if rr.Header().Rrtype == dns.TypeTSIG && i != len(r.Extra)-1 {
+			return true
+		}
+	}
+	return false
 }
 
 // prerequisites evaluates RFC 2136 §3.2 against the pool's data: the SRV RRset at

@@ -148,6 +148,9 @@ func TestTSIGAttacks(t *testing.T) {
 		{"two TSIG records", rewire(t, signWire(t, withdraw(), "kms1-key.", secret1, dns.HmacSHA256, now, 300), func(m *dns.Msg) {
 			m.Extra = append([]dns.RR{dns.Copy(m.IsTsig())}, m.Extra...)
 		}), dns.RcodeFormatError, -1},
+		{"two TSIG records, unknown key", rewire(t, signWire(t, withdraw(), "nobody.", secret1, dns.HmacSHA256, now, 300), func(m *dns.Msg) {
+			m.Extra = append([]dns.RR{dns.Copy(m.IsTsig())}, m.Extra...)
+		}), dns.RcodeFormatError, -1},
 		{"valid key, another host's member", signWire(t, withdraw(), "kms2-key.", secret2, dns.HmacSHA256, now, 300), dns.RcodeRefused, 0},
 	}
 	for _, a := range attacks {

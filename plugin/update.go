@@ -162,7 +162,8 @@ type op struct {
 	srv   *dns.SRV
 	ip    netip.Addr
 
-	otherFamily bool // an address of the family the sender did not send from
+	otherFamily  bool // an address of the family the sender did not send from
+	scopedDelete bool // `_vlmcs._tcp ANY SRV`: limited to the targets this update adds
 }
 
 // applyUpdate runs the prescan, the policy and the prerequisites, then applies the changes
@@ -177,6 +178,9 @@ func (v *Vlmcs) applyUpdate(r *dns.Msg, p *pool, who requester, lease time.Durat
 		ops = append(ops, o)
 	}
 	if vd := checkSelf(ops, who.src); vd != nil {
+		return vd
+	}
+	if vd := scopeDeletes(ops); vd != nil {
 		return vd
 	}
 	p.mu.Lock()
@@ -227,7 +231,8 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 			return o, refuse(dns.RcodeRefused, reasonOutside, "only SRV may be updated at %s, not %s", p.srvName, dns.TypeToString[h.Rrtype])
 		}
 		if h.Class == dns.ClassANY {
-			return o, refuse(dns.RcodeRefused, reasonDeleteAll, "deleting the whole SRV RRset would remove other members")
+			o.scopedDelete = true // judged with the whole update in scopeDeletes
+			return o, nil
 		}
 		srv, ok := rr.(*dns.SRV)
 		if !ok {
@@ -283,6 +288,21 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 	}
 	o.otherFamily = true // allowed if the same update also adds the sender's own address (dual stack)
 	return o, nil
+}
+
+// scopeDeletes allows a delete of the whole SRV RRset only together with SRV additions (a
+// host replacing "its" record set, as some dynamic-update clients do); it then removes only
+// the members of the targets the update adds. Alone it would remove every other member.
+func scopeDeletes(ops []op) *verdict {
+	scoped, adds := false, false
+	for _, o := range ops {
+		scoped = scoped || o.scopedDelete
+		adds = adds || (o.srv != nil && o.class == dns.ClassINET)
+	}
+	if scoped && !adds {
+		return refuse(dns.RcodeRefused, reasonDeleteAll, "deleting the whole SRV RRset would remove other members")
+	}
+	return nil
 }
 
 // checkSelf refuses other-family addresses added to a name unless the same update adds the
@@ -359,7 +379,24 @@ func (p *pool) fitsLocked(ops []op) *verdict {
 // applyLocked performs the checked changes in order.
 func (p *pool) applyLocked(ops []op, owner string, expires, now time.Time) {
 	woke := false
+	targets := map[string]bool{}    // targets of SRV additions: the scope of an RRset delete
+	readded := map[memberKey]bool{} // members this update adds again keep their health
 	for _, o := range ops {
+		if o.srv != nil && o.class == dns.ClassINET {
+			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
+			targets[k.target], readded[k] = true, true
+		}
+	}
+	for _, o := range ops {
+		if o.scopedDelete {
+			for k, m := range p.members {
+				if targets[k.target] && !readded[k] && !m.static && (owner != "" || m.owner == "") {
+					delete(p.members, k)
+					p.events.Logf("%s port %d replaced in %s", k.target, k.port, p.srvName)
+				}
+			}
+			continue
+		}
 		if o.srv != nil {
 			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
 			m, ok := p.members[k]

@@ -131,6 +131,11 @@ func TestUpdateRules(t *testing.T) {
 		{"any_address key", regMsg("example.org.", "kms2.example.org.", "127.0.0.9", 1688, 60), "k2.", "127.0.0.1", false, nil, dns.RcodeSuccess, 0, 1},
 		{"unapproved address", regMsg("example.org.", "kms2.example.org.", "198.51.100.1", 1688, 60), "k2.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
 		{"delete whole SRV set", oneRR(empty("_vlmcs._tcp.example.org.", dns.ClassANY, dns.TypeSRV, 0)), "k.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
+		{"replace own SRV set", func() *dns.Msg {
+			m := regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 0)
+			m.Ns = append([]dns.RR{empty("_vlmcs._tcp.example.org.", dns.ClassANY, dns.TypeSRV, 0)}, m.Ns...)
+			return m
+		}(), "k.", "127.0.0.1", false, nil, dns.RcodeSuccess, 0, 1},
 		{"other type at srv name", one("_vlmcs._tcp.example.org. 60 IN TXT hello"), "k.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
 		{"name outside _vlmcs", one("www.example.org. 60 IN CNAME kms1.example.org."), "k.", "127.0.0.1", false, nil, dns.RcodeRefused, 0, 0},
 		{"name outside zone", one("kms1.example.net. 60 IN A 127.0.0.1"), "k.", "127.0.0.1", false, nil, dns.RcodeNotZone, 0, 0},
@@ -414,6 +419,25 @@ func TestUnsignedCannotTouchSignedMembers(t *testing.T) {
 	// Unsigned members stay manageable unsigned.
 	if resp := send(t, v, regMsg("example.org.", "kms2.example.org.", "192.0.2.5", 1689, 0), "192.0.2.5", true, nil); resp.Rcode != dns.RcodeSuccess {
 		t.Fatalf("unsigned registration: %s", dns.RcodeToString[resp.Rcode])
+	}
+}
+
+func TestScopedRRsetDelete(t *testing.T) {
+	v := newTest(t, updCorefile)
+	register(t, v, "kms1.example.org.", "127.0.0.1", 1688, 60)
+	register(t, v, "kms1.example.org.", "127.0.0.1", 1700, 60)
+	if resp := send(t, v, sign(regMsg("example.org.", "kms2.example.org.", "127.0.0.9", 1688, 60), "k2."), "127.0.0.1", false, nil); resp.Rcode != dns.RcodeSuccess {
+		t.Fatalf("kms2: %s", dns.RcodeToString[resp.Rcode])
+	}
+	// kms1 replaces "the" SRV RRset with its port 1688 record: its port 1700 goes, kms2 stays.
+	m := regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 60)
+	m.Ns = append([]dns.RR{empty("_vlmcs._tcp.example.org.", dns.ClassANY, dns.TypeSRV, 0)}, m.Ns...)
+	if resp := send(t, v, sign(m, "k."), "127.0.0.1", false, nil); resp.Rcode != dns.RcodeSuccess {
+		t.Fatalf("replace: %s", dns.RcodeToString[resp.Rcode])
+	}
+	got := srvTargets(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV))
+	if len(got) != 2 || !got["kms1.example.org.:1688"] || !got["kms2.example.org.:1688"] {
+		t.Fatalf("after a scoped RRset delete: %v", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"sort"
 	"time"
 
 	"github.com/kmsdns/kmsdns/responder/guid"
@@ -12,12 +13,16 @@ import (
 // many machine IDs, so the count it reports is the number of cached IDs
 // that have not expired.
 //
-// The set is the capN newest entries in ledger.SortNewestFirst order of all
-// clients ever counted; the ledger trims its copy with the same order, so
-// the two agree after a restart whatever order concurrent writes landed in.
+// The set is the capN newest entries, in ledger.SortNewestFirst order, of
+// all clients ever counted; the ledger trims its copy with the same order,
+// so the two agree after a restart whatever order concurrent writes landed
+// in. Entries are kept oldest first in a slice (at most capN, typically 10
+// or 50) with a map for membership, so expiry and eviction work at the
+// front and a new client is usually appended at the back.
 type appCount struct {
-	capN int
-	seen map[guid.GUID]time.Time
+	capN  int
+	seen  map[guid.GUID]time.Time
+	order []ledger.Seen // oldest first
 }
 
 func newAppCount() *appCount { return &appCount{seen: map[guid.GUID]time.Time{}} }
@@ -29,12 +34,39 @@ func (a *appCount) raiseCap(n int) {
 	}
 }
 
-// expire drops clients last seen at or before cutoff. It costs O(cap).
+// older reports whether x sorts before y (is older).
+func older(x, y ledger.Seen) bool { return ledger.Newer(y, x) }
+
+// index returns the position of s in order, or where it would go.
+func (a *appCount) index(s ledger.Seen) int {
+	return sort.Search(len(a.order), func(i int) bool { return !older(a.order[i], s) })
+}
+
+func (a *appCount) insert(s ledger.Seen) {
+	i := a.index(s)
+	a.order = append(a.order, ledger.Seen{})
+	copy(a.order[i+1:], a.order[i:])
+	a.order[i] = s
+	a.seen[s.CMID] = s.LastSeen
+}
+
+func (a *appCount) remove(s ledger.Seen) {
+	i := a.index(s)
+	if i < len(a.order) && a.order[i] == s {
+		a.order = append(a.order[:i], a.order[i+1:]...)
+	}
+	delete(a.seen, s.CMID)
+}
+
+// expire drops clients last seen at or before cutoff.
 func (a *appCount) expire(cutoff time.Time) {
-	for id, t := range a.seen {
-		if !t.After(cutoff) {
-			delete(a.seen, id)
-		}
+	n := 0
+	for n < len(a.order) && !a.order[n].LastSeen.After(cutoff) {
+		delete(a.seen, a.order[n].CMID)
+		n++
+	}
+	if n > 0 {
+		a.order = append(a.order[:0], a.order[n:]...)
 	}
 }
 
@@ -44,30 +76,25 @@ func (a *appCount) expire(cutoff time.Time) {
 func (a *appCount) add(cmid guid.GUID, now time.Time) (isNew bool) {
 	if t, ok := a.seen[cmid]; ok {
 		if now.After(t) {
-			a.seen[cmid] = now
+			a.remove(ledger.Seen{CMID: cmid, LastSeen: t})
+			a.insert(ledger.Seen{CMID: cmid, LastSeen: now})
 		}
 		return false
 	}
-	a.seen[cmid] = now
-	for len(a.seen) > a.capN && len(a.seen) > 1 {
-		var oldest ledger.Seen
-		first := true
-		for id, t := range a.seen {
-			if id == cmid {
-				continue
-			}
-			s := ledger.Seen{CMID: id, LastSeen: t}
-			if first || ledger.Newer(oldest, s) {
-				oldest, first = s, false
-			}
+	a.insert(ledger.Seen{CMID: cmid, LastSeen: now})
+	for len(a.order) > a.capN && len(a.order) > 1 {
+		victim := a.order[0]
+		if victim.CMID == cmid {
+			// Only after the clock went back: keep the requester.
+			victim = a.order[1]
 		}
-		delete(a.seen, oldest.CMID)
+		a.remove(victim)
 	}
 	return true
 }
 
 // count is the number of clients in the set.
-func (a *appCount) count() int { return len(a.seen) }
+func (a *appCount) count() int { return len(a.order) }
 
 // load fills the set from stored entries: the newest capN of those last
 // seen after cutoff.
@@ -83,8 +110,12 @@ func (a *appCount) load(entries []ledger.Seen, cutoff time.Time) {
 		live = live[:a.capN]
 	}
 	for _, s := range live {
-		if t, ok := a.seen[s.CMID]; !ok || s.LastSeen.After(t) {
-			a.seen[s.CMID] = s.LastSeen
+		if t, ok := a.seen[s.CMID]; ok {
+			if !s.LastSeen.After(t) {
+				continue
+			}
+			a.remove(ledger.Seen{CMID: s.CMID, LastSeen: t})
 		}
+		a.insert(s)
 	}
 }

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync"
@@ -54,9 +55,12 @@ var (
 	skuWS2025DC = guid.MustParse("c052f164-cdf6-409a-a0cb-853ba0f0f55a")
 )
 
-// cmid returns a distinct CMID for i.
+// cmid returns a distinct, random-looking CMID for i.
 func cmid(i int) guid.GUID {
-	return guid.MustParse(fmt.Sprintf("%08x-1111-4000-8000-%012x", i, i))
+	var g guid.GUID
+	binary.BigEndian.PutUint64(g[:], uint64(i)*0x9E3779B97F4A7C15)
+	binary.BigEndian.PutUint64(g[8:], uint64(i))
+	return g
 }
 
 type fixture struct {
@@ -463,7 +467,7 @@ func TestDefaults(t *testing.T) {
 func TestLedgerFailureRefusesToAnswer(t *testing.T) {
 	clock := newTestClock()
 	dir := t.TempDir()
-	l, err := ledger.Open(dir, ledger.Options{Clock: clock.Now, MaxSize: 192 << 10})
+	l, err := ledger.Open(dir, ledger.Options{Clock: clock.Now, MaxSize: 192 << 10, MaxPending: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,6 +506,9 @@ func TestStatus(t *testing.T) {
 	f.count(1, appWindows, idWin10)
 	f.count(2, appWindows, idWS2025)
 	f.activate(f.request(3, appWindows, idUnknown))
+	if err := f.store.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	st := f.host.Status()
 	if len(st.Groups) != 2 || st.Groups[0].Name != "windows-server-2025" || st.Groups[0].EPID == "" || len(st.Groups[0].Activates) < 20 {
 		t.Fatalf("groups %+v", st.Groups)

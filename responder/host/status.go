@@ -97,7 +97,9 @@ type AppStatus struct {
 	Thresholds []int `json:"thresholds"`
 }
 
-// LedgerStatus reports the durable store.
+// LedgerStatus reports the durable store. Clients counts the audit records
+// in the store, which trails the acknowledged activations by at most the
+// ledger's apply interval.
 type LedgerStatus struct {
 	Enabled   bool   `json:"enabled"`
 	Healthy   bool   `json:"healthy"`

@@ -28,7 +28,8 @@ const (
 // TestHelperProcess is not a test: TestKill9LosesNothing runs the test binary
 // again with only this function selected and the environment above set. It
 // records activations from several goroutines forever and prints "ack CMID"
-// after each Record returned nil, until it is killed.
+// after each Record returned nil, until it is killed. Another goroutine keeps
+// applying the log to the store.
 func TestHelperProcess(t *testing.T) {
 	dir := os.Getenv(envHelperDir)
 	if dir == "" {
@@ -40,6 +41,17 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "helper: open:", err)
 		os.Exit(2)
 	}
+	// Apply the log to the store continuously, so that kills also land in
+	// the middle of store transactions, not only between log appends.
+	go func() {
+		for {
+			if err := l.Flush(context.Background()); err != nil {
+				fmt.Fprintln(os.Stderr, "helper: flush:", err)
+				os.Exit(5)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
 	var out sync.Mutex
 	stdout := bufio.NewWriterSize(os.Stdout, 64)
 	for w := range 8 {

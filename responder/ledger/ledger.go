@@ -30,6 +30,7 @@ const (
 	DefaultCountWindow   = 30 * 24 * time.Hour
 	DefaultPruneInterval = time.Hour
 	DefaultMaxBatch      = 1024
+	DefaultMaxPending    = 131072
 	DefaultLockTimeout   = time.Second
 )
 
@@ -44,6 +45,7 @@ var (
 
 	keySchema   = []byte("schema")
 	keyClients  = []byte("clients")
+	keyApplied  = []byte("applied")
 	keyIdentity = []byte("host")
 )
 
@@ -62,9 +64,13 @@ type Options struct {
 	// PruneInterval is how often expired records are removed (default one
 	// hour). Pruning also runs when the ledger opens.
 	PruneInterval time.Duration
-	// MaxBatch bounds the number of activations committed in one
-	// transaction (default 1024).
+	// MaxBatch bounds the number of activations appended to the log with
+	// one sync (default 1024).
 	MaxBatch int
+	// MaxPending bounds the acknowledged activations not yet applied to the
+	// store (default 131072). When that many wait, Record waits for the
+	// applier, and fails if the store cannot be written.
+	MaxPending int
 	// MaxSize, when positive, is the largest size in bytes the store file
 	// may grow to; writes beyond it fail as on a full disk.
 	MaxSize int
@@ -77,6 +83,9 @@ type Options struct {
 	// Logger receives warnings about skipped corrupt records and failed
 	// commits; nil discards them.
 	Logger *slog.Logger
+
+	// segmentSize is the log segment size (tests shrink it).
+	segmentSize int64
 }
 
 func (o *Options) setDefaults() error {
@@ -91,6 +100,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxPending == 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	if o.segmentSize == 0 {
+		o.segmentSize = walSegmentSize
 	}
 	if o.LockTimeout == 0 {
 		o.LockTimeout = DefaultLockTimeout
@@ -110,6 +125,8 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("ledger: prune interval %v is shorter than one second", o.PruneInterval)
 	case o.MaxBatch < 1:
 		return fmt.Errorf("ledger: max batch %d is not positive", o.MaxBatch)
+	case o.MaxPending < 1:
+		return fmt.Errorf("ledger: max pending %d is not positive", o.MaxPending)
 	case o.MaxSize < 0:
 		return fmt.Errorf("ledger: max size %d is negative", o.MaxSize)
 	}
@@ -119,31 +136,51 @@ func (o *Options) setDefaults() error {
 // Ledger is an open store. Its methods are safe for concurrent use.
 type Ledger struct {
 	db   *bolt.DB
+	dir  string
 	opts Options
 	log  *slog.Logger
 
 	// mu guards closed; senders hold it shared while they enqueue so that
 	// Close can close queue safely.
-	mu     sync.RWMutex
-	closed bool
-	queue  chan *op
-	done   chan struct{} // closed when the writer goroutine has exited
+	mu      sync.RWMutex
+	closed  bool
+	queue   chan *op
+	logDone chan struct{} // closed when the log writer has exited
+
+	// Log writer state (writer goroutine only).
+	wal     walWriter
+	nextSeq uint64
+
+	// Hand-off from the log writer to the applier, guarded by amu.
+	amu      sync.Mutex
+	roomCond *sync.Cond // signalled when pending shrinks or applying fails
+	pending  []entry
+	segments []segment // log segments, oldest first; the last is current
+
+	kick      chan struct{} // wakes the applier early
+	applyReqs chan applyReq
+	stopApply chan struct{}
+	applyDone chan struct{} // closed when the applier has exited
+
+	// Applier state (applier goroutine only, or Open before it starts).
+	appliedSeq uint64
+	countN     map[guid.GUID]int // entries per application's count bucket
 
 	clients  atomic.Uint64 // audit records stored
-	batches  atomic.Uint64 // transactions committed
-	records  atomic.Uint64 // activations committed
-	lastErr  atomic.Pointer[errorBox]
-	pruned   atomic.Uint64 // audit records removed by retention
+	batches  atomic.Uint64 // log syncs
+	records  atomic.Uint64 // activations acknowledged since Open
+	commits  atomic.Uint64 // store transactions applying the log
+	pruned   atomic.Uint64 // audit records removed by retention since Open
 	lastSize atomic.Int64
-
-	// countN is the number of entries in each application's count bucket;
-	// only the writer goroutine (or Open, before it starts) uses it.
-	countN map[guid.GUID]int
+	logErr   atomic.Pointer[errorBox]
+	applyErr atomic.Pointer[errorBox]
 }
 
 type errorBox struct{ err error }
 
-// Open opens (creating if needed) the store in dir and starts its writer.
+// Open opens (creating if needed) the store in dir, applies whatever the
+// write-ahead log holds that the store lacks (after a crash), and starts the
+// log writer and the applier.
 func Open(dir string, opts Options) (*Ledger, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
@@ -165,23 +202,110 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
 	l := &Ledger{
-		db:     db,
-		opts:   opts,
-		log:    opts.Logger,
-		queue:  make(chan *op, opts.MaxBatch),
-		done:   make(chan struct{}),
-		countN: map[guid.GUID]int{},
+		db:        db,
+		dir:       dir,
+		opts:      opts,
+		log:       opts.Logger,
+		queue:     make(chan *op, opts.MaxBatch),
+		logDone:   make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		applyReqs: make(chan applyReq),
+		stopApply: make(chan struct{}),
+		applyDone: make(chan struct{}),
+		countN:    map[guid.GUID]int{},
+		wal:       walWriter{dir: dir},
 	}
+	l.roomCond = sync.NewCond(&l.amu)
 	if err := l.init(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: %s: %w", path, err)
+	}
+	if err := l.recover(); err != nil {
+		db.Close()
+		return nil, err
 	}
 	l.updateSize()
 	if err := l.prune(); err != nil {
 		l.log.Warn("ledger: initial prune failed", "err", err)
 	}
-	go l.run()
+	go l.runLog()
+	go l.runApply()
 	return l, nil
+}
+
+// recover applies the log segments' activations newer than the store's
+// applied sequence number, deletes the segments and starts a new one.
+func (l *Ledger) recover() error {
+	segs, err := listSegments(l.dir)
+	if err != nil {
+		return err
+	}
+	last := l.appliedSeq
+	for _, s := range segs {
+		b, err := readSegment(s.path)
+		if err != nil {
+			return err
+		}
+		frames, off, ferr := readFrames(b)
+		if ferr != nil {
+			// A torn tail is the normal trace of a crash; anything
+			// else is logged louder. Frames past it were never
+			// acknowledged (acknowledgement follows the sync of every
+			// earlier byte).
+			l.log.Warn("ledger: log segment ends early", "path", s.path, "offset", off, "size", len(b), "err", ferr)
+		}
+		var todo []entry
+		for _, f := range frames {
+			if f.seq > l.appliedSeq {
+				todo = append(todo, entry{seq: f.seq, act: f.act})
+			}
+			last = max(last, f.seq)
+		}
+		for len(todo) > 0 {
+			n := min(len(todo), 4*applyBatch)
+			if err := l.applyEntries(todo[:n]); err != nil {
+				return fmt.Errorf("ledger: recover from %s: %w", s.path, err)
+			}
+			todo = todo[n:]
+		}
+		if len(frames) > 0 {
+			l.log.Info("ledger: applied log after restart", "path", s.path, "frames", len(frames))
+		}
+	}
+	l.nextSeq = last + 1
+	seg, err := l.wal.create(l.nextSeq, l.opts.segmentSize+maxBatchBytes(l.opts.MaxBatch))
+	if err != nil {
+		return err
+	}
+	for _, s := range segs {
+		if s.path == seg.path {
+			continue
+		}
+		if err := os.Remove(s.path); err != nil {
+			return fmt.Errorf("ledger: remove applied log segment: %w", err)
+		}
+	}
+	if err := syncDir(l.dir); err != nil {
+		return fmt.Errorf("ledger: sync data directory: %w", err)
+	}
+	l.segments = []segment{seg}
+	return nil
+}
+
+// readSegment reads one log segment, refusing implausibly large ones.
+func readSegment(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: log segment: %w", err)
+	}
+	if fi.Size() > maxSegmentRead {
+		return nil, fmt.Errorf("ledger: log segment %s is %d bytes, more than the %d a segment can hold", path, fi.Size(), maxSegmentRead)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read log segment: %w", err)
+	}
+	return b, nil
 }
 
 // init creates the buckets, checks the schema version and loads counters.
@@ -203,11 +327,19 @@ func (l *Ledger) init() error {
 		case v[0] != schemaVersion:
 			return fmt.Errorf("store has schema version %d; this build reads version %d", v[0], schemaVersion)
 		}
-		if v := meta.Get(keyClients); v != nil {
-			if len(v) != 8 {
-				return fmt.Errorf("client counter has %d bytes, want 8", len(v))
+		for _, c := range []struct {
+			key []byte
+			dst func(uint64)
+		}{
+			{keyClients, l.clients.Store},
+			{keyApplied, func(v uint64) { l.appliedSeq = v }},
+		} {
+			if v := meta.Get(c.key); v != nil {
+				if len(v) != 8 {
+					return fmt.Errorf("meta value %q has %d bytes, want 8", c.key, len(v))
+				}
+				c.dst(binary.BigEndian.Uint64(v))
 			}
-			l.clients.Store(binary.BigEndian.Uint64(v))
 		}
 		counts := tx.Bucket(bucketCount)
 		return counts.ForEachBucket(func(k []byte) error {
@@ -220,19 +352,22 @@ func (l *Ledger) init() error {
 	})
 }
 
-// Close stops accepting records, commits those already queued and closes
-// the store. It is safe to call more than once.
+// Close stops accepting records, syncs those already queued, applies the
+// log to the store and closes it. It is safe to call more than once.
 func (l *Ledger) Close() error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		<-l.done
+		<-l.applyDone
 		return nil
 	}
 	l.closed = true
 	close(l.queue)
 	l.mu.Unlock()
-	<-l.done
+	<-l.logDone
+	close(l.stopApply)
+	<-l.applyDone
+	l.wal.close()
 	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("ledger: close: %w", err)
 	}
@@ -242,45 +377,45 @@ func (l *Ledger) Close() error {
 // Path returns the store's file name.
 func (l *Ledger) Path() string { return l.db.Path() }
 
-// Healthy reports whether the last commit succeeded. A host must not answer
-// clients while its ledger is unhealthy; the next successful commit makes
-// it healthy again.
+// Healthy reports whether the last log write and the last store update
+// succeeded. A host must not be published while its ledger is unhealthy;
+// the next successful write makes it healthy again.
 func (l *Ledger) Healthy() bool { return l.LastError() == nil }
 
-// LastError returns the error of the last failed commit, or nil when the last
-// commit succeeded.
+// LastError returns the error of the last failed log write or store update,
+// or nil when both last succeeded.
 func (l *Ledger) LastError() error {
-	if b := l.lastErr.Load(); b != nil {
+	if b := l.logErr.Load(); b != nil {
+		return b.err
+	}
+	if b := l.applyErr.Load(); b != nil {
 		return b.err
 	}
 	return nil
 }
 
-func (l *Ledger) setErr(err error) {
-	if err == nil {
-		if l.lastErr.Load() != nil {
-			l.lastErr.Store(nil)
-		}
-		return
-	}
-	l.lastErr.Store(&errorBox{err})
-}
-
 // Stats are the ledger's counters for status output and metrics.
 type Stats struct {
 	Clients  uint64 // audit records stored
-	Records  uint64 // activations committed since Open
-	Batches  uint64 // transactions committed since Open
+	Records  uint64 // activations acknowledged since Open
+	Batches  uint64 // log syncs since Open (each acknowledges a batch)
+	Commits  uint64 // store transactions applying the log since Open
+	Pending  int    // acknowledged activations not yet in the store
 	Pruned   uint64 // audit records removed by retention since Open
 	FileSize int64  // size of the store file in bytes
 }
 
 // Stats returns the current counters.
 func (l *Ledger) Stats() Stats {
+	l.amu.Lock()
+	pending := len(l.pending)
+	l.amu.Unlock()
 	return Stats{
 		Clients:  l.clients.Load(),
 		Records:  l.records.Load(),
 		Batches:  l.batches.Load(),
+		Commits:  l.commits.Load(),
+		Pending:  pending,
 		Pruned:   l.pruned.Load(),
 		FileSize: l.lastSize.Load(),
 	}
@@ -292,8 +427,26 @@ func (l *Ledger) updateSize() {
 	}
 }
 
+// flushForRead applies pending activations so that a read sees every
+// acknowledged one. After Close there is nothing left to apply.
+func (l *Ledger) flushForRead() error {
+	l.amu.Lock()
+	n := len(l.pending)
+	l.amu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	if err := l.Flush(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
+		return err
+	}
+	return nil
+}
+
 // Client returns the audit record of (cmid, app).
 func (l *Ledger) Client(cmid, app guid.GUID) (Client, bool, error) {
+	if err := l.flushForRead(); err != nil {
+		return Client{}, false, err
+	}
 	var c Client
 	var found bool
 	err := l.db.View(func(tx *bolt.Tx) error {
@@ -312,6 +465,9 @@ func (l *Ledger) Client(cmid, app guid.GUID) (Client, bool, error) {
 // Clients calls fn for every audit record, in CMID order, until fn returns
 // false. Corrupt records are skipped and logged.
 func (l *Ledger) Clients(fn func(Client) bool) error {
+	if err := l.flushForRead(); err != nil {
+		return err
+	}
 	return l.db.View(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketAudit).Cursor()
 		for k, v := cur.First(); k != nil; k, v = cur.Next() {
@@ -344,6 +500,9 @@ type AppCount struct {
 // Counts returns the counting state of every application. Entries older
 // than the count window (by the ledger's clock) are left out.
 func (l *Ledger) Counts() ([]AppCount, error) {
+	if err := l.flushForRead(); err != nil {
+		return nil, err
+	}
 	cutoff := l.opts.Clock().Add(-l.opts.CountWindow)
 	var out []AppCount
 	err := l.db.View(func(tx *bolt.Tx) error {
@@ -417,5 +576,19 @@ func (l *Ledger) SetIdentity(ctx context.Context, id Identity) error {
 	if err != nil {
 		return err
 	}
-	return l.submit(ctx, &op{identity: b})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	err = l.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketIdentity).Put(keyIdentity, b)
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: store identity: %w", err)
+	}
+	return nil
 }

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -169,7 +169,15 @@ func trimCount(b *bolt.Bucket, capN int, cutoff time.Time) (int, error) {
 // by CMID bytes (higher first). Hosts use the same order to decide which
 // clients stay in a capped count, so the ledger's trimming agrees with them.
 func SortNewestFirst(s []Seen) {
-	sort.Slice(s, func(i, j int) bool { return Newer(s[i], s[j]) })
+	slices.SortFunc(s, func(a, b Seen) int {
+		if Newer(a, b) {
+			return -1
+		}
+		if Newer(b, a) {
+			return 1
+		}
+		return 0
+	})
 }
 
 // Newer reports whether a sorts before b in SortNewestFirst order.

@@ -229,3 +229,86 @@ func tsKey(t time.Time, cmid, app guid.GUID) []byte {
 	w.guid(app)
 	return w.bytes()
 }
+
+// activationVersion is the format version of activations in the log.
+const activationVersion = 1
+
+// activationFixedLen is the size of an encoded Activation without its two
+// strings.
+const activationFixedLen = 1 + 8 + 4*16 + 4 + 4 + 1 + 1 + 2 + 2
+
+// flagCounted marks an activation that entered its application's count.
+const flagCounted = 1
+
+// encodeActivation returns the log form of a validated activation (format
+// version 1):
+//
+//	version u8 | Time (int64 ns BE) | CMID | App | CountedID | SKU |
+//	Result | LicenseStatus (uint32 BE) | Protocol u8 | flags u8 (bit 0:
+//	counted) | Cap (uint16 BE) | Workstation (u8 length + UTF-8) |
+//	Source (u8 length + UTF-8)
+func encodeActivation(dst []byte, a *Activation) []byte {
+	ws, src := cleanText(a.Workstation), cleanText(a.Source)
+	w := &writer{b: dst}
+	w.u8(activationVersion)
+	w.time(a.Time)
+	w.guid(a.CMID)
+	w.guid(a.App)
+	w.guid(a.CountedID)
+	w.guid(a.SKU)
+	w.u32(a.Result)
+	w.u32(a.LicenseStatus)
+	w.u8(a.Protocol)
+	var flags uint8
+	if a.Counted {
+		flags |= flagCounted
+	}
+	w.u8(flags)
+	w.b = append(w.b, uint8(a.Cap>>8), uint8(a.Cap))
+	w.str(ws)
+	w.str(src)
+	return w.bytes()
+}
+
+// DecodeActivation parses an activation as the log stores it. It rejects
+// unknown versions and flags, truncation, a zero time, a cap above MaxCap,
+// invalid strings and trailing bytes.
+func DecodeActivation(b []byte) (Activation, error) {
+	var a Activation
+	r := newReader("activation", b)
+	r.version(activationVersion)
+	timeOff := r.off
+	a.Time = r.time("time")
+	if r.err == nil && a.Time.IsZero() {
+		r.off = timeOff
+		r.fail("time", "zero time")
+	}
+	a.CMID = r.guid("CMID")
+	a.App = r.guid("application ID")
+	a.CountedID = r.guid("counted ID")
+	a.SKU = r.guid("SKU ID")
+	a.Result = r.u32("result")
+	a.LicenseStatus = r.u32("licence status")
+	a.Protocol = r.u8("protocol")
+	flagOff := r.off
+	flags := r.u8("flags")
+	if r.err == nil && flags&^flagCounted != 0 {
+		r.off = flagOff
+		r.fail("flags", "unknown flag bits %#02x", flags&^flagCounted)
+	}
+	a.Counted = flags&flagCounted != 0
+	capOff := r.off
+	if p := r.take(2, "cap"); p != nil {
+		a.Cap = int(p[0])<<8 | int(p[1])
+		if a.Cap > MaxCap {
+			r.off = capOff
+			r.fail("cap", "%d exceeds %d", a.Cap, MaxCap)
+		}
+	}
+	a.Workstation = r.str("workstation", MaxTextLen)
+	a.Source = r.str("source", MaxTextLen)
+	if err := r.end(); err != nil {
+		return Activation{}, err
+	}
+	return a, nil
+}

@@ -1,9 +1,12 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,39 +14,41 @@ import (
 	"github.com/kmsdns/kmsdns/responder/guid"
 )
 
-// op is one unit of work for the writer goroutine. Exactly one of act,
-// identity and prune is set. done receives the commit's result.
+// op is one activation waiting for the log writer; done receives the
+// result of the fsync that made it durable.
 type op struct {
-	act      *Activation
-	identity []byte
-	prune    bool
-	done     chan error
+	act  *Activation
+	done chan error
+}
+
+// entry is a logged activation waiting to be applied to the store.
+type entry struct {
+	seq uint64
+	act Activation
+}
+
+// applyReq asks the applier to apply everything pending now (and to prune
+// when prune is set).
+type applyReq struct {
+	prune bool
+	done  chan error
 }
 
 // Record durably writes one activation: it returns nil only after the
-// transaction holding it has been committed and synced to disk. Concurrent
-// calls are batched into one transaction. If ctx ends first, Record returns
-// ctx.Err(); the activation may or may not be stored.
+// activation has been appended to the write-ahead log and the log has been
+// synced to disk. Concurrent calls share one append and one sync (group
+// commit). The store itself is updated from the log in the background; reads
+// through this Ledger always see acknowledged activations. If ctx ends
+// first, Record returns ctx.Err() and the activation may or may not be
+// stored.
 func (l *Ledger) Record(ctx context.Context, a Activation) error {
 	if err := a.validate(); err != nil {
 		return err
 	}
-	return l.submit(ctx, &op{act: &a})
-}
-
-// Prune removes audit records older than the retention and count entries
-// older than the count window or beyond their application's cap. The writer
-// also prunes on its own every PruneInterval.
-func (l *Ledger) Prune(ctx context.Context) error {
-	return l.submit(ctx, &op{prune: true})
-}
-
-// submit hands o to the writer and waits for its commit.
-func (l *Ledger) submit(ctx context.Context, o *op) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o.done = make(chan error, 1)
+	o := &op{act: &a, done: make(chan error, 1)}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -64,111 +69,230 @@ func (l *Ledger) submit(ctx context.Context, o *op) error {
 	}
 }
 
-// run is the writer goroutine: it takes the first queued op, gathers every
-// op queued behind it up to MaxBatch, commits them in one transaction and
-// reports the result to each. While a commit is syncing, new ops queue up
-// and form the next batch: this is the group commit.
-func (l *Ledger) run() {
-	defer close(l.done)
-	ticker := time.NewTicker(l.opts.PruneInterval)
-	defer ticker.Stop()
+// Prune applies pending activations, then removes audit records older than
+// the retention and count entries older than the count window or beyond
+// their application's cap. The ledger also prunes every PruneInterval.
+func (l *Ledger) Prune(ctx context.Context) error {
+	return l.applyNow(ctx, true)
+}
+
+// Flush applies every acknowledged activation to the store now.
+func (l *Ledger) Flush(ctx context.Context) error {
+	return l.applyNow(ctx, false)
+}
+
+func (l *Ledger) applyNow(ctx context.Context, prune bool) error {
+	req := applyReq{prune: prune, done: make(chan error, 1)}
+	select {
+	case l.applyReqs <- req:
+	case <-l.applyDone:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runLog is the log writer goroutine: it takes the first queued activation,
+// gathers every one queued behind it up to MaxBatch, appends them with one
+// write and one sync, and answers each. While a sync is under way new
+// activations queue up and form the next batch.
+func (l *Ledger) runLog() {
+	defer close(l.logDone)
 	batch := make([]*op, 0, l.opts.MaxBatch)
 	for {
-		select {
-		case o, ok := <-l.queue:
-			if !ok {
-				return
-			}
-			batch = append(batch[:0], o)
-		gather:
-			for len(batch) < l.opts.MaxBatch {
-				select {
-				case o, ok := <-l.queue:
-					if !ok {
-						break gather
-					}
-					batch = append(batch, o)
-				default:
+		o, ok := <-l.queue
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], o)
+	gather:
+		for len(batch) < l.opts.MaxBatch {
+			select {
+			case o, ok := <-l.queue:
+				if !ok {
 					break gather
 				}
-			}
-			l.commitBatch(batch)
-			clear(batch)
-		case <-ticker.C:
-			if err := l.prune(); err != nil {
-				l.log.Warn("ledger: prune failed", "err", err)
+				batch = append(batch, o)
+			default:
+				break gather
 			}
 		}
-	}
-}
-
-// commitBatch writes the activations and identities of batch in one
-// transaction, then runs any prune requests, and answers every op.
-func (l *Ledger) commitBatch(batch []*op) {
-	writes, prunes := 0, 0
-	for _, o := range batch {
-		if o.prune {
-			prunes++
-		} else {
-			writes++
-		}
-	}
-	var err error
-	if writes > 0 {
-		err = l.commit(batch)
-		l.setErr(err)
-		if err != nil {
-			l.log.Error("ledger: commit failed; activations are refused until a commit succeeds", "err", err, "batch", writes)
-		}
-	}
-	var perr error
-	if prunes > 0 {
-		perr = l.prune()
-	}
-	for _, o := range batch {
-		if o.prune {
-			o.done <- perr
-		} else {
+		err := l.logBatch(batch)
+		for _, o := range batch {
 			o.done <- err
 		}
+		clear(batch)
 	}
 }
 
-// commit applies the writes of batch in one read-write transaction.
-func (l *Ledger) commit(batch []*op) error {
-	var added uint64
-	acts := 0
-	trim := map[guid.GUID]bool{}
-	err := l.db.Update(func(tx *bolt.Tx) error {
-		b := buckets{
-			meta:     tx.Bucket(bucketMeta),
-			identity: tx.Bucket(bucketIdentity),
-			audit:    tx.Bucket(bucketAudit),
-			auditTS:  tx.Bucket(bucketAuditTS),
-			count:    tx.Bucket(bucketCount),
-			cap:      tx.Bucket(bucketCap),
+// logBatch appends batch to the log, syncs it and hands it to the applier.
+func (l *Ledger) logBatch(batch []*op) error {
+	if err := l.waitForRoom(); err != nil {
+		return err
+	}
+	w := &l.wal
+	w.buf = w.buf[:0]
+	var payload []byte
+	for i, o := range batch {
+		payload = encodeActivation(payload[:0], o.act)
+		w.buf = appendFrame(w.buf, l.nextSeq+uint64(i), payload)
+	}
+	if err := w.write(w.buf); err != nil {
+		l.logErr.Store(&errorBox{err})
+		l.log.Error("ledger: log write failed; activations are refused until a write succeeds", "err", err, "batch", len(batch))
+		return err
+	}
+	l.logErr.Store(nil)
+	entries := make([]entry, len(batch))
+	for i, o := range batch {
+		entries[i] = entry{seq: l.nextSeq + uint64(i), act: *o.act}
+	}
+	l.nextSeq += uint64(len(batch))
+	l.records.Add(uint64(len(batch)))
+	l.batches.Add(1)
+	l.amu.Lock()
+	l.pending = append(l.pending, entries...)
+	full := len(l.pending) >= applyBatch
+	l.amu.Unlock()
+	if full {
+		select {
+		case l.kick <- struct{}{}:
+		default:
 		}
-		for _, o := range batch {
-			switch {
-			case o.act != nil:
-				isNew, err := l.apply(&b, o.act)
-				if err != nil {
-					return err
-				}
-				if o.act.Counted {
-					trim[o.act.App] = true
-				}
-				if isNew {
-					added++
-				}
-				acts++
-			case o.identity != nil:
-				if err := b.identity.Put(keyIdentity, o.identity); err != nil {
-					return fmt.Errorf("ledger: store identity: %w", err)
+	}
+	if w.size >= l.opts.segmentSize {
+		seg, err := w.create(l.nextSeq, l.opts.segmentSize+maxBatchBytes(l.opts.MaxBatch))
+		if err != nil {
+			// Keep appending to the old segment; try again next time.
+			l.log.Warn("ledger: cannot start a new log segment", "err", err)
+			return nil
+		}
+		l.amu.Lock()
+		l.segments = append(l.segments, seg)
+		l.amu.Unlock()
+	}
+	return nil
+}
+
+// maxBatchBytes is the most one batch can add to a segment, which rotates
+// once it holds segmentSize bytes.
+func maxBatchBytes(maxBatch int) int64 {
+	return int64(maxBatch) * (frameHeaderLen + maxFrameLen)
+}
+
+// waitForRoom blocks while the applier is MaxPending activations behind,
+// and fails when it is that far behind because the store cannot be written.
+func (l *Ledger) waitForRoom() error {
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	for len(l.pending) >= l.opts.MaxPending {
+		if b := l.applyErr.Load(); b != nil {
+			return fmt.Errorf("ledger: %d activations wait for a store that cannot be written: %w", len(l.pending), b.err)
+		}
+		l.roomCond.Wait()
+	}
+	return nil
+}
+
+// applyBatch is how many pending activations make the applier start
+// without waiting for its interval.
+const applyBatch = 65536
+
+// applyInterval is the longest an acknowledged activation waits before it
+// is applied to the store.
+const applyInterval = 2 * time.Second
+
+// runApply is the applier goroutine: it applies logged activations to the
+// store in large transactions, prunes, and deletes applied log segments.
+func (l *Ledger) runApply() {
+	defer close(l.applyDone)
+	tick := time.NewTicker(applyInterval)
+	defer tick.Stop()
+	pruneTick := time.NewTicker(l.opts.PruneInterval)
+	defer pruneTick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			l.applyPending()
+		case <-l.kick:
+			l.applyPending()
+		case req := <-l.applyReqs:
+			err := l.applyPending()
+			if err == nil && req.prune {
+				err = l.prune()
+			}
+			req.done <- err
+		case <-pruneTick.C:
+			if err := l.applyPending(); err == nil {
+				if err := l.prune(); err != nil {
+					l.log.Warn("ledger: prune failed", "err", err)
 				}
 			}
+		case <-l.stopApply:
+			l.applyPending()
+			return
+		}
+	}
+}
+
+// applyPending applies every pending activation in one transaction, then
+// deletes the log segments it has fully applied.
+func (l *Ledger) applyPending() error {
+	l.amu.Lock()
+	todo := l.pending
+	l.pending = nil
+	l.amu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	err := l.applyEntries(todo)
+	l.amu.Lock()
+	if err != nil {
+		l.pending = append(todo, l.pending...)
+		l.applyErr.Store(&errorBox{err})
+		l.log.Error("ledger: applying the log to the store failed", "err", err, "pending", len(l.pending))
+	} else {
+		l.applyErr.Store(nil)
+	}
+	l.roomCond.Broadcast()
+	l.amu.Unlock()
+	if err == nil {
+		l.dropAppliedSegments()
+	}
+	return err
+}
+
+// applyEntries writes entries to the store in one transaction and records
+// the last sequence number applied.
+func (l *Ledger) applyEntries(entries []entry) error {
+	var added uint64
+	trim := map[guid.GUID]bool{}
+	last := entries[len(entries)-1].seq
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b := buckets{
+			meta:    tx.Bucket(bucketMeta),
+			audit:   tx.Bucket(bucketAudit),
+			auditTS: tx.Bucket(bucketAuditTS),
+			count:   tx.Bucket(bucketCount),
+			cap:     tx.Bucket(bucketCap),
+		}
+		var err error
+		if added, err = l.applyAudit(&b, entries); err != nil {
+			return err
+		}
+		if err := l.applyCounts(&b, entries, trim); err != nil {
+			return err
 		}
 		if err := l.trimCounts(&b, trim); err != nil {
+			return err
+		}
+		if err := b.meta.Put(keyApplied, binary.BigEndian.AppendUint64(nil, last)); err != nil {
 			return err
 		}
 		if added > 0 {
@@ -182,79 +306,164 @@ func (l *Ledger) commit(batch []*op) error {
 		for app := range trim {
 			l.countN[app] = MaxCap + trimSlack + 1
 		}
-		return fmt.Errorf("ledger: commit %d writes: %w", len(batch), err)
+		return fmt.Errorf("ledger: apply %d logged activations to the store: %w", len(entries), err)
 	}
+	l.appliedSeq = last
 	l.clients.Add(added)
-	l.batches.Add(1)
-	l.records.Add(uint64(acts))
+	l.commits.Add(1)
 	l.updateSize()
 	return nil
 }
 
-// buckets are the top-level buckets of one transaction.
-type buckets struct {
-	meta, identity, audit, auditTS, count, cap *bolt.Bucket
+// applyAudit merges entries into the audit records and the retention index.
+// It works in key order (so each page of the tree is visited once) and
+// merges all of one client's entries before writing its record once.
+func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err error) {
+	order := make([]int, len(entries))
+	keys := make([][]byte, len(entries))
+	for i := range entries {
+		order[i] = i
+		keys[i] = clientKey(entries[i].act.CMID, entries[i].act.App)
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return bytes.Compare(keys[x], keys[y]) })
+	tsDel := make([][]byte, 0, len(entries)/4)
+	tsPut := make([][]byte, 0, len(entries))
+	for start := 0; start < len(order); {
+		k := keys[order[start]]
+		end := start + 1
+		for end < len(order) && bytes.Equal(keys[order[end]], k) {
+			end++
+		}
+		first := &entries[order[start]].act
+		var c Client
+		var oldTS []byte
+		if v := b.audit.Get(k); v != nil {
+			old, derr := DecodeClient(v)
+			if derr != nil {
+				l.log.Warn("ledger: replacing corrupt client record", "cmid", first.CMID.String(), "app", first.App.String(), "err", derr)
+			} else {
+				c = old
+				oldTS = tsKey(old.LastSeen, first.CMID, first.App)
+			}
+		} else {
+			added++
+		}
+		for _, i := range order[start:end] {
+			c.merge(&entries[i].act)
+		}
+		if err := b.audit.Put(k, encodeClient(&c)); err != nil {
+			return 0, fmt.Errorf("ledger: store client record: %w", err)
+		}
+		newTS := tsKey(c.LastSeen, first.CMID, first.App)
+		if !bytes.Equal(oldTS, newTS) {
+			if oldTS != nil {
+				tsDel = append(tsDel, oldTS)
+			}
+			tsPut = append(tsPut, newTS)
+		}
+		start = end
+	}
+	slices.SortFunc(tsDel, bytes.Compare)
+	slices.SortFunc(tsPut, bytes.Compare)
+	for _, k := range tsDel {
+		if err := b.auditTS.Delete(k); err != nil {
+			return 0, fmt.Errorf("ledger: update retention index: %w", err)
+		}
+	}
+	for _, k := range tsPut {
+		if err := b.auditTS.Put(k, nil); err != nil {
+			return 0, fmt.Errorf("ledger: store retention index: %w", err)
+		}
+	}
+	return added, nil
 }
 
-// apply merges one activation into the audit record, the retention index,
-// the application's count and its cap. Every step is order-independent
-// (times and caps take the maximum), so batches may apply concurrent
-// requests in any order.
-func (l *Ledger) apply(b *buckets, a *Activation) (isNew bool, err error) {
-	key := clientKey(a.CMID, a.App)
-	var c Client
-	if v := b.audit.Get(key); v != nil {
-		old, derr := DecodeClient(v)
-		if derr != nil {
-			l.log.Warn("ledger: replacing corrupt client record", "cmid", a.CMID.String(), "app", a.App.String(), "err", derr)
-		} else {
-			c = old
-			if err := b.auditTS.Delete(tsKey(old.LastSeen, a.CMID, a.App)); err != nil {
-				return false, err
+// applyCounts merges the counted entries into their applications' counts
+// and raises caps. Of one batch only the newest cap entries per application
+// can survive the trim, so only those are written. apps collects the
+// applications touched.
+func (l *Ledger) applyCounts(b *buckets, entries []entry, apps map[guid.GUID]bool) error {
+	seen := map[guid.GUID]map[guid.GUID]time.Time{}
+	caps := map[guid.GUID]int{}
+	for i := range entries {
+		a := &entries[i].act
+		if a.Cap > caps[a.App] {
+			caps[a.App] = a.Cap
+		}
+		if !a.Counted {
+			continue
+		}
+		m := seen[a.App]
+		if m == nil {
+			m = map[guid.GUID]time.Time{}
+			seen[a.App] = m
+		}
+		if t, ok := m[a.CMID]; !ok || a.Time.After(t) {
+			m[a.CMID] = a.Time
+		}
+	}
+	for app, n := range caps {
+		if n > capOf(b.cap, app[:]) {
+			if err := b.cap.Put(app[:], encodeCap(n)); err != nil {
+				return fmt.Errorf("ledger: store cap: %w", err)
 			}
 		}
-	} else {
-		isNew = true
 	}
-	c.merge(a)
-	if err := b.audit.Put(key, encodeClient(&c)); err != nil {
-		return false, fmt.Errorf("ledger: store client record: %w", err)
-	}
-	if err := b.auditTS.Put(tsKey(c.LastSeen, a.CMID, a.App), nil); err != nil {
-		return false, fmt.Errorf("ledger: store retention index: %w", err)
-	}
-	if a.Counted {
-		app, err := b.count.CreateBucketIfNotExists(a.App[:])
+	for app, m := range seen {
+		apps[app] = true
+		list := make([]Seen, 0, len(m))
+		for id, t := range m {
+			list = append(list, Seen{CMID: id, LastSeen: t})
+		}
+		if capN := capOf(b.cap, app[:]); capN > 0 && len(list) > capN {
+			SortNewestFirst(list)
+			list = list[:capN]
+		}
+		slices.SortFunc(list, func(x, y Seen) int { return bytes.Compare(x.CMID[:], y.CMID[:]) })
+		bucket, err := b.count.CreateBucketIfNotExists(app[:])
 		if err != nil {
-			return false, fmt.Errorf("ledger: count bucket for %s: %w", a.App, err)
+			return fmt.Errorf("ledger: count bucket for %s: %w", app, err)
 		}
-		seen := a.Time
-		if v := app.Get(a.CMID[:]); v != nil {
-			if old, err := decodeSeen(v); err == nil && old.After(seen) {
-				seen = old
+		for _, s := range list {
+			t := s.LastSeen
+			v := bucket.Get(s.CMID[:])
+			if v == nil {
+				l.countN[app]++
+			} else if old, err := decodeSeen(v); err == nil && old.After(t) {
+				continue
 			}
-		}
-		if seen.Equal(a.Time) {
-			if v := app.Get(a.CMID[:]); v == nil {
-				l.countN[a.App]++
-			}
-		}
-		if err := app.Put(a.CMID[:], encodeSeen(seen)); err != nil {
-			return false, fmt.Errorf("ledger: store count entry: %w", err)
-		}
-	}
-	if a.Cap > 0 {
-		cur := 0
-		if v := b.cap.Get(a.App[:]); v != nil {
-			cur, _ = decodeCap(v)
-		}
-		if a.Cap > cur {
-			if err := b.cap.Put(a.App[:], encodeCap(a.Cap)); err != nil {
-				return false, fmt.Errorf("ledger: store cap: %w", err)
+			if err := bucket.Put(s.CMID[:], encodeSeen(t)); err != nil {
+				return fmt.Errorf("ledger: store count entry: %w", err)
 			}
 		}
 	}
-	return isNew, nil
+	return nil
+}
+
+// dropAppliedSegments deletes the log segments every activation of which
+// is in the store: those followed by a segment starting at or below
+// appliedSeq+1.
+func (l *Ledger) dropAppliedSegments() {
+	l.amu.Lock()
+	var drop []segment
+	for len(l.segments) > 1 && l.segments[1].start <= l.appliedSeq+1 {
+		drop = append(drop, l.segments[0])
+		l.segments = l.segments[1:]
+	}
+	l.amu.Unlock()
+	for _, s := range drop {
+		if err := os.Remove(s.path); err != nil {
+			l.log.Warn("ledger: cannot remove applied log segment", "path", s.path, "err", err)
+		}
+	}
+	if len(drop) > 0 {
+		syncDir(l.dir)
+	}
+}
+
+// buckets are the top-level buckets of one transaction.
+type buckets struct {
+	meta, audit, auditTS, count, cap *bolt.Bucket
 }
 
 // trimSlack is how many entries beyond its cap an application's count bucket

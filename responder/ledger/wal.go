@@ -1,0 +1,236 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// The write-ahead log makes an activation durable with one sequential
+// append and one fsync per batch; the bbolt store is brought up to date from
+// it in large transactions in the background and on Open. Each segment file
+// is named after the first sequence number it may hold; a frame is
+//
+//	length (uint32 BE, of the payload) | CRC-32C (uint32 BE, over
+//	sequence and payload) | sequence (uint64 BE) | payload
+//
+// and the payload is an encoded Activation. Segments are zero-filled when
+// created, so appending never changes the file size and a data-only sync
+// suffices; the log ends where a frame header starts with a zero length.
+// A crash can leave a torn frame at the end of the last segment: it was
+// never acknowledged, and reading stops there.
+
+const (
+	walPrefix      = "wal-"
+	walSuffix      = ".log"
+	frameHeaderLen = 16
+	// maxFrameLen bounds a frame's payload: an activation with both
+	// strings at their limit is under 700 bytes.
+	maxFrameLen = 1024
+	// walSegmentSize is the size after which the writer starts a new
+	// segment, so that applied segments can be deleted.
+	walSegmentSize = 16 << 20
+	// maxSegmentRead bounds how much of one segment Open reads.
+	maxSegmentRead = 4 * walSegmentSize
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// appendFrame appends one frame holding payload with sequence number seq.
+func appendFrame(dst []byte, seq uint64, payload []byte) []byte {
+	var h [frameHeaderLen]byte
+	binary.BigEndian.PutUint32(h[0:4], uint32(len(payload)))
+	binary.BigEndian.PutUint64(h[8:16], seq)
+	crc := crc32.Update(0, castagnoli, h[8:16])
+	crc = crc32.Update(crc, castagnoli, payload)
+	binary.BigEndian.PutUint32(h[4:8], crc)
+	dst = append(dst, h[:]...)
+	return append(dst, payload...)
+}
+
+// frame is one decoded log entry.
+type frame struct {
+	seq uint64
+	act Activation
+}
+
+// errTorn marks the end of the readable log: a short, oversized or
+// checksum-failing frame.
+var errTorn = errors.New("torn or corrupt frame")
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// readFrames decodes the frames of one segment. It stops at the first frame
+// that is incomplete or fails its checksum (returning the frames before it,
+// the offset where it stopped and an error wrapping errTorn) and at the
+// first frame whose payload does not decode (a *DecodeError). A clean end
+// (the end of b, or only zero bytes from off on) returns a nil error.
+func readFrames(b []byte) ([]frame, int, error) {
+	var out []frame
+	off := 0
+	for off < len(b) {
+		if allZero(b[off:min(off+4, len(b))]) {
+			// A zero length starts the preallocated, unwritten rest.
+			if !allZero(b[off:]) {
+				return out, off, fmt.Errorf("ledger: log at offset %d: data after the end marker: %w", off, errTorn)
+			}
+			return out, off, nil
+		}
+		if len(b)-off < frameHeaderLen {
+			return out, off, fmt.Errorf("ledger: log at offset %d: %d bytes left, a frame header needs %d: %w", off, len(b)-off, frameHeaderLen, errTorn)
+		}
+		n := int(binary.BigEndian.Uint32(b[off : off+4]))
+		if n > maxFrameLen {
+			return out, off, fmt.Errorf("ledger: log at offset %d: frame length %d exceeds %d: %w", off, n, maxFrameLen, errTorn)
+		}
+		if len(b)-off-frameHeaderLen < n {
+			return out, off, fmt.Errorf("ledger: log at offset %d: frame needs %d payload bytes, %d left: %w", off, n, len(b)-off-frameHeaderLen, errTorn)
+		}
+		want := binary.BigEndian.Uint32(b[off+4 : off+8])
+		body := b[off+8 : off+frameHeaderLen+n]
+		if got := crc32.Checksum(body, castagnoli); got != want {
+			return out, off, fmt.Errorf("ledger: log at offset %d: checksum %08x, frame says %08x: %w", off, got, want, errTorn)
+		}
+		seq := binary.BigEndian.Uint64(b[off+8 : off+16])
+		a, err := DecodeActivation(b[off+frameHeaderLen : off+frameHeaderLen+n])
+		if err != nil {
+			return out, off, fmt.Errorf("ledger: log frame %d at offset %d: %w", seq, off, err)
+		}
+		if len(out) > 0 && seq <= out[len(out)-1].seq {
+			return out, off, fmt.Errorf("ledger: log at offset %d: sequence %d after %d: %w", off, seq, out[len(out)-1].seq, errTorn)
+		}
+		out = append(out, frame{seq: seq, act: a})
+		off += frameHeaderLen + n
+	}
+	return out, off, nil
+}
+
+// segment is one log file.
+type segment struct {
+	start uint64 // first sequence number it may hold
+	path  string
+}
+
+func segmentName(start uint64) string {
+	return fmt.Sprintf("%s%016x%s", walPrefix, start, walSuffix)
+}
+
+// listSegments returns the log segments in dir, oldest first.
+func listSegments(dir string) ([]segment, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: list log segments: %w", err)
+	}
+	var segs []segment
+	for _, e := range entries {
+		name := e.Name()
+		hexPart, ok := strings.CutPrefix(name, walPrefix)
+		if !ok {
+			continue
+		}
+		hexPart, ok = strings.CutSuffix(hexPart, walSuffix)
+		if !ok || len(hexPart) != 16 {
+			continue
+		}
+		start, err := strconv.ParseUint(hexPart, 16, 64)
+		if err != nil {
+			continue
+		}
+		segs = append(segs, segment{start: start, path: filepath.Join(dir, name)})
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].start < segs[j].start })
+	return segs, nil
+}
+
+// syncDir makes file creations and removals in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// walWriter appends to the current segment. Only the writer goroutine uses
+// it.
+type walWriter struct {
+	dir  string
+	f    *os.File
+	size int64
+	buf  []byte
+}
+
+// create starts a new, empty segment of size bytes (zero-filled) for
+// sequence numbers from start on.
+func (w *walWriter) create(start uint64, size int64) (segment, error) {
+	seg := segment{start: start, path: filepath.Join(w.dir, segmentName(start))}
+	f, err := os.OpenFile(seg.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return seg, fmt.Errorf("ledger: create log segment: %w", err)
+	}
+	if err := zeroFill(f, size); err != nil {
+		f.Close()
+		os.Remove(seg.path)
+		return seg, fmt.Errorf("ledger: preallocate log segment: %w", err)
+	}
+	if err := syncDir(w.dir); err != nil {
+		f.Close()
+		return seg, fmt.Errorf("ledger: sync data directory: %w", err)
+	}
+	if w.f != nil {
+		w.f.Close()
+	}
+	w.f, w.size = f, 0
+	return seg, nil
+}
+
+// zeroFill writes size zero bytes to f and syncs them.
+func zeroFill(f *os.File, size int64) error {
+	zeros := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(zeros)) {
+		n := min(int64(len(zeros)), size-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
+}
+
+// write appends buf after the frames written so far and syncs it. On
+// failure it zeroes what it may have written, so that the log still ends
+// after the last acknowledged frame.
+func (w *walWriter) write(buf []byte) error {
+	if _, err := w.f.WriteAt(buf, w.size); err != nil {
+		w.f.WriteAt(make([]byte, len(buf)), w.size)
+		return fmt.Errorf("ledger: append to log: %w", err)
+	}
+	if err := datasync(w.f); err != nil {
+		w.f.WriteAt(make([]byte, len(buf)), w.size)
+		return fmt.Errorf("ledger: sync log: %w", err)
+	}
+	w.size += int64(len(buf))
+	return nil
+}
+
+func (w *walWriter) close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}

@@ -68,18 +68,27 @@ start_serve() {
 	exit 1
 }
 
+# heap_kib: the Go heap in use of serve, from its /metrics (no curl needed).
+heap_kib() {
+	local host=${admin%:*} port=${admin##*:}
+	exec 3<>"/dev/tcp/$host/$port"
+	printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$admin" >&3
+	awk '/^go_memstats_heap_inuse_bytes / {printf "%d", $2 / 1024}' <&3
+	exec 3<&-
+}
+
 kib() { awk -v k="$1" '/^'"$1"':/ {print $2}' "/proc/$serve_pid/status"; }
 
 declare -A rate
 rows=()
 # once NAME LEDGER BENCH-ARGS...: one bench on a fresh serve; prints
-# "act/s p50 p99 p99.9 idleKiB peakKiB dataKiB".
+# "act/s p50 p99 p99.9 idleKiB peakKiB dataKiB heapKiB".
 once() {
 	local name=$1 ledger=$2
 	shift 2
 	rm -rf "${work:?}/$name"
 	start_serve "$name" "$ledger"
-	local idle out peak size=0
+	local idle out peak heap size=0
 	idle=$(kib VmRSS)
 	out=$($bin bench --server "$kms" "$@" 2>/dev/null) || {
 		echo "bench-responder: $name failed:" >&2
@@ -87,9 +96,10 @@ once() {
 		exit 1
 	}
 	peak=$(kib VmHWM)
+	heap=$(heap_kib)
 	stop_serve
 	[[ -d $work/$name ]] && size=$(du -k "$work/$name" | awk '{print $1}')
-	awk -v idle="$idle" -v peak="$peak" -v size="$size" '
+	awk -v idle="$idle" -v peak="$peak" -v size="$size" -v heap="$heap" '
 		function us(d) {
 			if (d ~ /ns$/) return sprintf("%.1f", d / 1000)
 			if (d ~ /µs$/) return sprintf("%.0f", d + 0)
@@ -98,7 +108,7 @@ once() {
 		}
 		/^throughput:/ {t = $2}
 		/^latency:/ {l = us($3) " " us($5) " " us($7)}
-		END {print t, l, idle, peak, size}' <<<"$out"
+		END {print t, l, idle, peak, size, heap}' <<<"$out"
 }
 
 declare -A rate
@@ -114,14 +124,15 @@ run() {
 		results+=("$(once "$name" "$ledger" "$@")")
 	done
 	r=$(printf '%s\n' "${results[@]}" | sort -n -k1,1 | sed -n "$(((rounds + 1) / 2))p")
-	local tput p50 p99 p999 idle peak size ratio=- dsize=-
-	read -r tput p50 p99 p999 idle peak size <<<"$r"
+	local tput p50 p99 p999 idle peak size heap ratio=- dsize=-
+	read -r tput p50 p99 p999 idle peak size heap <<<"$r"
 	rate[$name]=$tput
 	[[ $base != - ]] && ratio=$(awk -v a="$tput" -v b="${rate[$base]}" 'BEGIN {printf "%.2f", a/b}')
 	[[ $ledger == true ]] && dsize=$(awk -v k="$size" 'BEGIN {printf "%.1f MiB", k/1024}')
-	rows+=("$(printf '%-24s %-6s %8s %8s %8s %8s %-22s %5s %6.1f %6.1f %10s' \
+	rows+=("$(printf '%-24s %-6s %8s %8s %8s %8s %-22s %5s %6.1f %6.1f %6.1f %10s' \
 		"$name" "$ledger" "$tput" "$p50" "$p99" "$p999" "$base" "$ratio" \
-		"$(awk -v k="$idle" 'BEGIN {print k/1024}')" "$(awk -v k="$peak" 'BEGIN {print k/1024}')" "$dsize")")
+		"$(awk -v k="$idle" 'BEGIN {print k/1024}')" "$(awk -v k="$peak" 'BEGIN {print k/1024}')" \
+		"$(awk -v k="$heap" 'BEGIN {print k/1024}')" "$dsize")")
 }
 
 cores=$(nproc)
@@ -141,10 +152,11 @@ for c in $clients; do
 done
 
 echo
-printf '%-24s %-6s %8s %8s %8s %8s %-22s %5s %6s %6s %10s\n' \
-	case ledger "act/s" "p50 µs" "p99 µs" "p99.9µs" baseline ratio "RSS0MB" "peakMB" "data dir"
+printf '%-24s %-6s %8s %8s %8s %8s %-22s %5s %6s %6s %6s %10s\n' \
+	case ledger "act/s" "p50 µs" "p99 µs" "p99.9µs" baseline ratio "RSS0MB" "peakMB" "heapMB" "data dir"
 printf '%s\n' "${rows[@]}"
 echo
 echo "act/s: verified activations per second (every request a new client unless noted);"
-echo "ratio: act/s over the baseline row measured in this run (median of $rounds); RSS0/peak: serve's RSS at start and its peak;"
+echo "ratio: act/s over the baseline row measured in this run (median of $rounds); RSS0/peak: serve's RSS at start and its peak"
+echo "(the peak includes the ledger file's mmap); heap: Go heap in use at the end (go_memstats_heap_inuse_bytes);"
 echo "data dir: size of --data after serve stopped (ledger on only); p50/p99/p99.9: client-side latency in µs."

@@ -7,6 +7,8 @@ import "sync"
 // reload, and the registered members, their leases and health must survive that. Entries are
 // keyed by server block keys and zone and reference-counted: a new instance acquires its pools
 // during setup, the old one releases them in OnShutdown, and the last release forgets the pool.
+// A reload that fails after vlmcs's setup leaves one reference behind (the failed instance is
+// never shut down): the pool then lives until the process ends, which costs nothing else.
 var registry = &poolRegistry{pools: map[string]*registryEntry{}}
 
 type poolRegistry struct {

@@ -43,12 +43,12 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 		probe = defaultProbe
 	}
 	v := &Vlmcs{cfg: cfg, server: server, plainDNS: strings.HasPrefix(server, "dns://"), regKey: regKey, probe: probe, logger: newRateLog(10, time.Second)}
-	now := time.Now()
 	for _, z := range cfg.publish {
 		var p *pool
 		if regKey != "" {
+			// A pool that already exists (a reload) takes this configuration in start, once
+			// the whole Corefile has been accepted: a reload that fails must not change it.
 			p = registry.acquire(regKey+"|"+z, func() *pool { return newPool(z, server, cfg) })
-			p.configure(cfg, now)
 		} else {
 			p = newPool(z, server, cfg)
 		}
@@ -115,12 +115,17 @@ func (v *Vlmcs) answer(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
 	return dns.RcodeSuccess, nil
 }
 
-// start launches the prober; called from OnStartup.
+// start applies the configuration to the pools and launches the probers; called from
+// OnStartup, i.e. only when the whole Corefile was accepted.
 func (v *Vlmcs) start() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.cancel != nil {
 		return
+	}
+	now := time.Now()
+	for _, p := range v.pools {
+		p.configure(v.cfg, now)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	v.cancel, v.done = cancel, make(chan struct{})

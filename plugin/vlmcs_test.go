@@ -2,6 +2,7 @@ package vlmcs
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,19 +188,26 @@ func TestReloadKeepsPool(t *testing.T) {
 	if vd := register(t, v1, "kms1.example.org.", "127.0.0.1", 1688, 60); vd.Rcode != dns.RcodeSuccess {
 		t.Fatalf("register: %v", vd)
 	}
-	// Reload: the new instance acquires the same pool before the old one shuts down.
+	// A reload that fails after vlmcs's setup (a later plugin's error) must not touch the pool.
+	bad, _ := parse(newController(strings.Replace(corefile, "approve kms1.example.org 127.0.0.0/8", "approve kms9.example.org", 1)))
+	newVlmcs(bad, "dns://test", "reload-test", nil) // never started
+	if m := query(t, v1, "_vlmcs._tcp.example.org.", dns.TypeSRV); len(m.Answer) != 1 {
+		t.Fatalf("a failed reload changed the pool: %v", m)
+	}
+	// Reload: the new instance acquires the same pool and starts before the old one shuts down.
 	cfg2, _ := parse(newController(corefile))
 	v2 := newVlmcs(cfg2, "dns://test", "reload-test", nil)
+	v2.start()
 	v1.stop()
 	if m := query(t, v2, "_vlmcs._tcp.example.org.", dns.TypeSRV); len(m.Answer) != 1 {
 		t.Fatalf("pool lost on reload: %v", m)
 	}
 	v2.stop()
 	registry.mu.Lock()
-	n := len(registry.pools)
+	e := registry.pools["reload-test|example.org."]
 	registry.mu.Unlock()
-	if n != 0 {
-		t.Errorf("registry holds %d pools after the final shutdown", n)
+	if e == nil || e.refs != 1 {
+		t.Errorf("registry entry after shutdown: %+v (only the failed reload's reference should remain)", e)
 	}
 }
 

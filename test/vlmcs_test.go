@@ -331,6 +331,18 @@ func TestReloadKeepsPool(t *testing.T) {
 		t.Fatalf("registration: %s", out)
 	}
 	Eventually(t, 3*time.Second, "registration served", func() bool { return len(srvSet(t, c, qname)) == 1 })
+	// A reload that fails in a plugin after vlmcs (here forward) keeps the running config and
+	// pool, although the new vlmcs block would no longer approve kms1.
+	broken := strings.Replace(publishCorefile, "approve kms1.example.test kms2.example.test", "approve kms2.example.test", 1)
+	broken = strings.Replace(broken, "\terrors\n", "\terrors\n\tforward . not-an-address\n", 1)
+	c.WriteCorefile(t, broken)
+	if err := c.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 5*time.Second, "the failed reload to be logged", func() bool { return strings.Contains(c.Output(), "not-an-address") })
+	if s := srvSet(t, c, qname); len(s) != 1 || c.Exited() {
+		t.Fatalf("a failed reload changed the pool: %v (exited %v)", s, c.Exited())
+	}
 	c.WriteCorefile(t, strings.Replace(publishCorefile, "ttl 1", "ttl 7", 1))
 	if err := c.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)

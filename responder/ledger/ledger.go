@@ -147,7 +147,7 @@ type Ledger struct {
 	queue   chan *op
 	logDone chan struct{} // closed when the log writer has exited
 
-	// Log writer state (writer goroutine only).
+	// Log writer state (writer goroutine only, or Open before it starts).
 	wal     walWriter
 	nextSeq uint64
 
@@ -273,7 +273,7 @@ func (l *Ledger) recover() error {
 		}
 	}
 	l.nextSeq = last + 1
-	seg, err := l.wal.create(l.nextSeq, l.opts.segmentSize+maxBatchBytes(l.opts.MaxBatch))
+	seg, err := l.wal.create(l.nextSeq)
 	if err != nil {
 		return err
 	}

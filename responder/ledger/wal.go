@@ -36,7 +36,8 @@ const (
 	// walSegmentSize is the size after which the writer starts a new
 	// segment, so that applied segments can be deleted.
 	walSegmentSize = 16 << 20
-	// maxSegmentRead bounds how much of one segment Open reads.
+	// maxSegmentRead bounds how much of one segment Open reads: a full
+	// segment plus its last batch and preallocation, with room to spare.
 	maxSegmentRead = 4 * walSegmentSize
 )
 
@@ -165,65 +166,94 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// walWriter appends to the current segment. Only the writer goroutine uses
-// it.
+// walWriter appends to the current segment. Only the log writer goroutine
+// uses it.
 type walWriter struct {
-	dir  string
-	f    *os.File
-	size int64
-	buf  []byte
+	dir   string
+	f     *os.File
+	size  int64 // end of the frames written
+	alloc int64 // end of the zero-filled space
+	buf   []byte
 }
 
-// create starts a new, empty segment of size bytes (zero-filled) for
-// sequence numbers from start on.
-func (w *walWriter) create(start uint64, size int64) (segment, error) {
+// preallocChunk is how much zero-filled space a segment gains at a time.
+const preallocChunk = 1 << 20
+
+// create starts a new, empty segment for sequence numbers from start on.
+func (w *walWriter) create(start uint64) (segment, error) {
 	seg := segment{start: start, path: filepath.Join(w.dir, segmentName(start))}
 	f, err := os.OpenFile(seg.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return seg, fmt.Errorf("ledger: create log segment: %w", err)
 	}
-	if err := zeroFill(f, size); err != nil {
+	if err := zeroFill(f, 0, preallocChunk); err != nil {
 		f.Close()
 		os.Remove(seg.path)
 		return seg, fmt.Errorf("ledger: preallocate log segment: %w", err)
 	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(seg.path)
+		return seg, fmt.Errorf("ledger: sync new log segment: %w", err)
+	}
 	if err := syncDir(w.dir); err != nil {
 		f.Close()
+		os.Remove(seg.path)
 		return seg, fmt.Errorf("ledger: sync data directory: %w", err)
 	}
 	if w.f != nil {
 		w.f.Close()
 	}
-	w.f, w.size = f, 0
+	w.f, w.size, w.alloc = f, 0, preallocChunk
 	return seg, nil
 }
 
-// zeroFill writes size zero bytes to f and syncs them.
-func zeroFill(f *os.File, size int64) error {
-	zeros := make([]byte, 1<<20)
-	for off := int64(0); off < size; off += int64(len(zeros)) {
-		n := min(int64(len(zeros)), size-off)
+// zeroFill writes zero bytes to f from off to end.
+func zeroFill(f *os.File, off, end int64) error {
+	zeros := make([]byte, min(end-off, preallocChunk))
+	for off < end {
+		n := min(int64(len(zeros)), end-off)
 		if _, err := f.WriteAt(zeros[:n], off); err != nil {
 			return err
 		}
+		off += n
 	}
-	return f.Sync()
+	return nil
 }
 
-// write appends buf after the frames written so far and syncs it. On
-// failure it zeroes what it may have written, so that the log still ends
-// after the last acknowledged frame.
-func (w *walWriter) write(buf []byte) error {
+// append writes buf after the frames written so far, zero-filling more of
+// the segment first when needed. It does not sync. On failure it zeroes
+// what it may have written, so that the log still ends after the last
+// frame written.
+func (w *walWriter) append(buf []byte) error {
+	need := w.size + int64(len(buf))
+	if need > w.alloc {
+		end := max(need, w.alloc+preallocChunk)
+		if err := zeroFill(w.f, w.alloc, end); err != nil {
+			return fmt.Errorf("ledger: extend log segment: %w", err)
+		}
+		// Sync the new size now, so that the data syncs that follow
+		// need not write metadata.
+		if err := w.f.Sync(); err != nil {
+			return fmt.Errorf("ledger: sync extended log segment: %w", err)
+		}
+		w.alloc = end
+	}
 	if _, err := w.f.WriteAt(buf, w.size); err != nil {
 		w.f.WriteAt(make([]byte, len(buf)), w.size)
 		return fmt.Errorf("ledger: append to log: %w", err)
 	}
-	if err := datasync(w.f); err != nil {
-		w.f.WriteAt(make([]byte, len(buf)), w.size)
-		return fmt.Errorf("ledger: sync log: %w", err)
-	}
-	w.size += int64(len(buf))
+	w.size = need
 	return nil
+}
+
+// truncate forgets the frames after off (they failed to sync) and zeroes
+// them, so that the log ends at off.
+func (w *walWriter) truncate(off int64) {
+	if off < w.size {
+		zeroFill(w.f, off, w.size)
+		w.size = off
+	}
 }
 
 func (w *walWriter) close() error {

@@ -98,94 +98,6 @@ func (l *Ledger) applyNow(ctx context.Context, prune bool) error {
 	}
 }
 
-// runLog is the log writer goroutine: it takes the first queued activation,
-// gathers every one queued behind it up to MaxBatch, appends them with one
-// write and one sync, and answers each. While a sync is under way new
-// activations queue up and form the next batch.
-func (l *Ledger) runLog() {
-	defer close(l.logDone)
-	batch := make([]*op, 0, l.opts.MaxBatch)
-	for {
-		o, ok := <-l.queue
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], o)
-	gather:
-		for len(batch) < l.opts.MaxBatch {
-			select {
-			case o, ok := <-l.queue:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, o)
-			default:
-				break gather
-			}
-		}
-		err := l.logBatch(batch)
-		for _, o := range batch {
-			o.done <- err
-		}
-		clear(batch)
-	}
-}
-
-// logBatch appends batch to the log, syncs it and hands it to the applier.
-func (l *Ledger) logBatch(batch []*op) error {
-	if err := l.waitForRoom(); err != nil {
-		return err
-	}
-	w := &l.wal
-	w.buf = w.buf[:0]
-	var payload []byte
-	for i, o := range batch {
-		payload = encodeActivation(payload[:0], o.act)
-		w.buf = appendFrame(w.buf, l.nextSeq+uint64(i), payload)
-	}
-	if err := w.write(w.buf); err != nil {
-		l.logErr.Store(&errorBox{err})
-		l.log.Error("ledger: log write failed; activations are refused until a write succeeds", "err", err, "batch", len(batch))
-		return err
-	}
-	l.logErr.Store(nil)
-	entries := make([]entry, len(batch))
-	for i, o := range batch {
-		entries[i] = entry{seq: l.nextSeq + uint64(i), act: *o.act}
-	}
-	l.nextSeq += uint64(len(batch))
-	l.records.Add(uint64(len(batch)))
-	l.batches.Add(1)
-	l.amu.Lock()
-	l.pending = append(l.pending, entries...)
-	full := len(l.pending) >= applyBatch
-	l.amu.Unlock()
-	if full {
-		select {
-		case l.kick <- struct{}{}:
-		default:
-		}
-	}
-	if w.size >= l.opts.segmentSize {
-		seg, err := w.create(l.nextSeq, l.opts.segmentSize+maxBatchBytes(l.opts.MaxBatch))
-		if err != nil {
-			// Keep appending to the old segment; try again next time.
-			l.log.Warn("ledger: cannot start a new log segment", "err", err)
-			return nil
-		}
-		l.amu.Lock()
-		l.segments = append(l.segments, seg)
-		l.amu.Unlock()
-	}
-	return nil
-}
-
-// maxBatchBytes is the most one batch can add to a segment, which rotates
-// once it holds segmentSize bytes.
-func maxBatchBytes(maxBatch int) int64 {
-	return int64(maxBatch) * (frameHeaderLen + maxFrameLen)
-}
-
 // waitForRoom blocks while the applier is MaxPending activations behind,
 // and fails when it is that far behind because the store cannot be written.
 func (l *Ledger) waitForRoom() error {
@@ -194,6 +106,10 @@ func (l *Ledger) waitForRoom() error {
 	for len(l.pending) >= l.opts.MaxPending {
 		if b := l.applyErr.Load(); b != nil {
 			return fmt.Errorf("ledger: %d activations wait for a store that cannot be written: %w", len(l.pending), b.err)
+		}
+		select {
+		case l.kick <- struct{}{}:
+		default:
 		}
 		l.roomCond.Wait()
 	}

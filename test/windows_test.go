@@ -2,7 +2,9 @@ package test
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,4 +44,26 @@ func TestWindowsUnsignedSRV(t *testing.T) {
 	// Its KMS service stops: probes (to the resolved address) take it out.
 	kms.Stop()
 	Eventually(t, 3*time.Second, "stopped Windows host removed", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
+}
+
+// TestReady: the ready plugin reports vlmcs ready once its first probe round is done.
+func TestReady(t *testing.T) {
+	c := StartCoreDNS(t, `example.test:{{PORT}} {
+	bind 127.0.0.1
+	ready 127.0.0.1:{{METRICS}}
+	vlmcs {
+		approve kms1.example.test
+		static kms1.example.test 1688 0 0 127.0.0.1
+		probe 100ms 100ms
+	}
+}
+`)
+	Eventually(t, 3*time.Second, "/ready 200", func() bool {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(c.Metrics) + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }

@@ -149,3 +149,24 @@ func TestProcessActivateCLI(t *testing.T) {
 		t.Errorf("after refusals: exit %d, count %d (%v), want exit 0 and count 7", code, r.CurrentCount, err)
 	}
 }
+
+// TestProcessBenchCLI runs `bench` against serve: it verifies every
+// answer, --clients cycles that many CMIDs, and refusals fail the run.
+func TestProcessBenchCLI(t *testing.T) {
+	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--log-level", "warn")
+	stdout, stderr, code := runCLI(t, "bench", "--server", p.addr, "--connections", "4", "--requests", "300", "--clients", "7")
+	if code != exitOK || !strings.Contains(stdout, "300 answered and verified, 0 failed") || !strings.Contains(stdout, "activations/s") {
+		t.Fatalf("bench: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if n := countOf(statusOf(t, p), "Windows"); n != 7 {
+		t.Errorf("after bench --clients 7 the count is %d", n)
+	}
+	stdout, stderr, code = runCLI(t, "bench", "--server", p.addr, "--requests", "50", "--new-connection-per-request", "--protocol", "4")
+	if code != exitOK || !strings.Contains(stdout, "50 answered and verified, 0 failed") {
+		t.Fatalf("bench per request: exit %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, _, code = runCLI(t, "bench", "--server", p.addr, "--requests", "20", "--product", "Office LTSC Professional Plus 2024")
+	if code != exitError || !strings.Contains(stdout, "host refused: 20 × 0xC004F042") {
+		t.Errorf("bench of a product the host refuses: exit %d\n%s", code, stdout)
+	}
+}

@@ -20,7 +20,7 @@ import (
 // benchServer runs serve's request path in process (RPC server, handler,
 // host policy, metrics, and the durable ledger when withLedger) on a
 // loopback listener and returns its address.
-func benchServer(b *testing.B, withLedger bool) string {
+func benchServer(b *testing.B, withLedger bool) (string, *ledger.Ledger) {
 	b.Helper()
 	cat := catalog.Default()
 	var store *ledger.Ledger
@@ -57,7 +57,7 @@ func benchServer(b *testing.B, withLedger bool) string {
 		_ = srv.Shutdown(sctx)
 		<-done
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), store
 }
 
 // BenchmarkActivateV6 measures V6 activations of new clients through real
@@ -71,7 +71,15 @@ func BenchmarkActivateV6(b *testing.B) {
 		for _, withLedger := range []bool{false, true} {
 			name := fmt.Sprintf("conns=%d/ledger=%t", conns, withLedger)
 			b.Run(name, func(b *testing.B) {
-				addr := benchServer(b, withLedger)
+				addr, store := benchServer(b, withLedger)
+				if store != nil {
+					// Group commit: activations per log write and sync.
+					defer func() {
+						if s := store.Stats(); s.Batches > 0 {
+							b.ReportMetric(float64(s.Records)/float64(s.Batches), "acts/commit")
+						}
+					}()
+				}
 				ctx := context.Background()
 				b.SetParallelism(max(1, conns/max(1, testingGOMAXPROCS())))
 				if conns == 1 {

@@ -36,6 +36,7 @@ type serveConfig struct {
 	Retention          duration          `yaml:"retention"`
 	LogFormat          string            `yaml:"log_format"`
 	LogLevel           string            `yaml:"log_level"`
+	Drain              duration          `yaml:"drain"`
 	Register           registerConfig    `yaml:"register"`
 
 	// lines maps a YAML key path ("register.zone") to its line in the
@@ -47,7 +48,7 @@ type serveConfig struct {
 // registerConfig is the DNS registration (RFC 2136 UPDATE) part of serve.
 type registerConfig struct {
 	Servers     []string `yaml:"servers"`
-	Zone        string   `yaml:"zone"`
+	Zones       nameList `yaml:"zone"`
 	Target      string   `yaml:"target"`
 	Addresses   []string `yaml:"addresses"`
 	Port        int      `yaml:"port"`
@@ -74,6 +75,7 @@ func defaultServeConfig() serveConfig {
 		Retention:          duration(180 * 24 * time.Hour),
 		LogFormat:          "text",
 		LogLevel:           "info",
+		Drain:              duration(2 * time.Second),
 		Register: registerConfig{
 			Port:  1688,
 			TTL:   60,
@@ -104,6 +106,26 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 		return fmt.Errorf("line %d: %v", n.Line, err)
 	}
 	return nil
+}
+
+// nameList is a list of names that YAML may also give as one scalar
+// ("zone: example.test" or "zone: [a.test, b.test]").
+type nameList []string
+
+func (l *nameList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*l = nameList{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		var s []string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		*l = s
+		return nil
+	}
+	return fmt.Errorf("line %d: want a name or a list of names", n.Line)
 }
 
 // stringList is a repeatable flag.
@@ -157,16 +179,16 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	r := &c.Register
 	fs.Var(stringList{&r.Servers}, "dns-server", "DNS server `host:port` to register with, repeatable (none: no registration)")
-	fs.StringVar(&r.Zone, "zone", r.Zone, "DNS zone to publish _vlmcs._tcp in")
-	fs.StringVar(&r.Target, "target", r.Target, "this host's name inside the zone (SRV target)")
+	fs.Var(stringList{(*[]string)(&r.Zones)}, "zone", "DNS `zone` to publish _vlmcs._tcp in, repeatable")
+	fs.StringVar(&r.Target, "target", r.Target, "this host's name in the zone (SRV target): a full name inside the one zone, or a host label placed in every zone")
+	fs.Var(&c.Drain, "drain", "after withdrawing the DNS registration on stop, keep serving this long (the vlmcs answer TTL)")
 	fs.Var(stringList{&r.Addresses}, "address", "address to publish for the target, repeatable (default: the listen addresses)")
 	fs.IntVar(&r.Port, "port", r.Port, "port published in the SRV record")
 	fs.IntVar(&r.Priority, "priority", r.Priority, "SRV priority")
 	fs.IntVar(&r.Weight, "weight", r.Weight, "SRV weight")
 	fs.IntVar(&r.TTL, "ttl", r.TTL, "TTL of the registered records")
 	fs.Var(&r.Lease, "lease", "registration lease requested from the DNS server")
-	fs.StringVar(&r.TSIGKey, "tsig-key", r.TSIGKey, "TSIG key `ALG:NAME:BASE64SECRET` for registration (visible in ps: prefer --tsig-key-file or $KMS_RESPONDER_TSIG_KEY)")
-	fs.StringVar(&r.TSIGKeyFile, "tsig-key-file", r.TSIGKeyFile, "file holding the TSIG key in the --tsig-key form")
+	fs.StringVar(&r.TSIGKeyFile, "tsig-key-file", r.TSIGKeyFile, "`file` holding the TSIG key (ALG:NAME:BASE64SECRET, or a BIND key clause); else $KMS_RESPONDER_TSIG_KEY or the config file's tsig_key")
 }
 
 // loadServeConfig parses args: an optional --config file first, then flags
@@ -207,8 +229,8 @@ func parseServeConfig(args []string, readFile func(string) ([]byte, error)) (ser
 	}
 	// The file set lists; flags given on the command line replace them
 	// rather than append to them.
-	fileLists := [][]string{c.Listen, c.Groups, c.AllowClients, c.Register.Servers, c.Register.Addresses}
-	c.Listen, c.Groups, c.AllowClients, c.Register.Servers, c.Register.Addresses = nil, nil, nil, nil, nil
+	fileLists := [][]string{c.Listen, c.Groups, c.AllowClients, c.Register.Servers, c.Register.Addresses, c.Register.Zones}
+	c.Listen, c.Groups, c.AllowClients, c.Register.Servers, c.Register.Addresses, c.Register.Zones = nil, nil, nil, nil, nil, nil
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(discard{})
 	bindServeFlags(fs, &c, &configPath)
@@ -225,6 +247,7 @@ func parseServeConfig(args []string, readFile func(string) ([]byte, error)) (ser
 	restore(&c.AllowClients, fileLists[2])
 	restore(&c.Register.Servers, fileLists[3])
 	restore(&c.Register.Addresses, fileLists[4])
+	restore((*[]string)(&c.Register.Zones), fileLists[5])
 	if err := c.validate(); err != nil {
 		return c, usageError{err}
 	}
@@ -340,13 +363,16 @@ func (c *serveConfig) validate() error {
 	default:
 		bad("log_level", "log-level", "%q is not debug, info, warn or error", c.LogLevel)
 	}
+	if c.Drain < 0 || c.Drain > duration(10*time.Minute) {
+		bad("drain", "drain", "%s is outside 0-10m", c.Drain)
+	}
 	if c.Data == "" {
 		bad("data", "data", "a data directory is required")
 	}
 	r := c.Register
 	if len(r.Servers) > 0 {
-		if r.Zone == "" {
-			bad("register.zone", "zone", "registration needs the zone to publish in")
+		if len(r.Zones) == 0 {
+			bad("register.zone", "zone", "registration needs the zone(s) to publish in")
 		}
 		if r.Target == "" {
 			bad("register.target", "target", "registration needs this host's name in the zone")
@@ -358,7 +384,10 @@ func (c *serveConfig) validate() error {
 			bad("register.priority", "priority", "priority and weight must be 0-65535")
 		}
 		if r.TSIGKey != "" && r.TSIGKeyFile != "" {
-			bad("register.tsig_key", "tsig-key", "give the TSIG key or a key file, not both")
+			bad("register.tsig_key", "tsig-key-file", "give the TSIG key or a key file, not both")
+		}
+		if len(r.Zones) > 1 && strings.Contains(strings.TrimSuffix(r.Target, "."), ".") {
+			bad("register.target", "target", "with several zones give the target as a host label (e.g. kms1), not %q", r.Target)
 		}
 		for _, a := range r.Addresses {
 			if _, err := netip.ParseAddr(a); err != nil {

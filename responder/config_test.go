@@ -77,7 +77,7 @@ func TestServeConfigFlagsOverrideFile(t *testing.T) {
 	if len(c.Groups) != 1 || c.Groups[0] != "office-ltsc-2024" {
 		t.Errorf("groups = %v, want the file's", c.Groups)
 	}
-	if c.Register.Zone != "example.test" || c.Register.Port != 1688 {
+	if len(c.Register.Zones) != 1 || c.Register.Zones[0] != "example.test" || c.Register.Port != 1688 {
 		t.Errorf("register = %+v", c.Register)
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
-	"github.com/kmsdns/kmsdns/responder/publish"
 	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
@@ -21,7 +20,8 @@ type responderMetrics struct {
 	duration  *prometheus.HistogramVec
 	conns     *prometheus.CounterVec
 	openConns func() int
-	publisher *publish.Publisher
+	// registration is nil when serve does not register in DNS.
+	registration *registration
 }
 
 func newResponderMetrics(h *host.Host, store *ledger.Ledger) *responderMetrics {
@@ -82,7 +82,7 @@ var (
 	descSinceLast = prometheus.NewDesc(metricsNamespace+"_seconds_since_last_request",
 		"Seconds since the last activation request (absent before the first).", nil, nil)
 	descRegistered = prometheus.NewDesc(metricsNamespace+"_dns_registered",
-		"1 while the DNS registration at a server is accepted and its lease unexpired.", []string{"server"}, nil)
+		"1 while the DNS registration in a zone at a server is accepted and its lease unexpired.", []string{"server", "zone"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -108,9 +108,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if !st.LastRequest.IsZero() {
 		ch <- prometheus.MustNewConstMetric(descSinceLast, prometheus.GaugeValue, time.Since(st.LastRequest).Seconds())
 	}
-	if c.m.publisher != nil {
-		for _, s := range c.m.publisher.State().Servers {
-			ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, boolValue(s.Registered), s.Server)
+	if c.m.registration != nil {
+		for _, s := range c.m.registration.status() {
+			ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, boolValue(s.Registered), s.Server, s.Zone)
 		}
 	}
 }

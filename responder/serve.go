@@ -19,7 +19,6 @@ import (
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
-	"github.com/kmsdns/kmsdns/responder/publish"
 	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
@@ -124,22 +123,17 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 		listenAddrs = append(listenAddrs, ln.Addr().String())
 	}
 
-	var pub *publish.Publisher
+	var reg *registration
 	if len(cfg.Register.Servers) > 0 {
-		pubCfg, err := cfg.publishConfig(listeners, log)
-		if err != nil {
+		if reg, err = newRegistration(&cfg, listeners, log); err != nil {
 			closeAll(listeners)
 			return exitUsage, usageError{err}
 		}
-		if pub, err = publish.New(pubCfg); err != nil {
-			closeAll(listeners)
-			return exitUsage, usageError{err}
-		}
-		metrics.publisher = pub
+		metrics.registration = reg
 	}
 
 	statusFn := func() any {
-		return buildStatus(started, listenAddrs, srv.Conns(), h, store, cfg, pub)
+		return buildStatus(started, listenAddrs, srv.Conns(), h, store, cfg, reg)
 	}
 	var admin *adminServer
 	if cfg.Metrics != "" {
@@ -155,11 +149,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 		}
 	}
 
+	// Serving outlives ctx: on a signal the registration is withdrawn first
+	// and the listeners keep answering through the drain period.
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
 	var wg sync.WaitGroup
 	serveErr := make(chan error, len(listeners))
 	for _, ln := range listeners {
 		wg.Go(func() {
-			if err := srv.Serve(ctx, ln); err != nil && !errors.Is(err, rpc.ErrServerClosed) {
+			if err := srv.Serve(serveCtx, ln); err != nil && !errors.Is(err, rpc.ErrServerClosed) {
 				serveErr <- fmt.Errorf("listener %s: %w", ln.Addr(), err)
 			}
 		})
@@ -172,13 +170,13 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	pubDone := make(chan struct{})
-	if pub != nil {
+	if reg != nil {
 		go func() {
 			defer close(pubDone)
-			_ = pub.Run(pubCtx)
+			reg.run(pubCtx)
 		}()
 		if store != nil {
-			go watchLedger(pubCtx, store, pub, log)
+			go reg.watchLedger(pubCtx, store, log)
 		}
 	} else {
 		close(pubDone)
@@ -187,20 +185,29 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 	var runErr error
 	select {
 	case <-ctx.Done():
-		log.Info("stopping: withdrawing registration, finishing in-flight requests")
+		log.Info("stopping: withdrawing registration, draining, finishing in-flight requests")
 	case runErr = <-serveErr:
 		log.Error("listener failed; stopping", "err", runErr)
 	}
 
-	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second+time.Duration(cfg.Drain))
 	defer cancel()
-	if pub != nil {
-		if err := pub.Withdraw(stopCtx); err != nil {
+	if reg != nil {
+		wasRegistered := reg.registered()
+		if err := reg.withdraw(stopCtx); err != nil {
 			log.Warn("withdrawing DNS registration", "err", err)
+		}
+		stopPub()
+		<-pubDone
+		if wasRegistered && runErr == nil && cfg.Drain > 0 {
+			// Clients that resolved us just before the withdrawal may still
+			// come for up to the answer TTL: keep serving them.
+			log.Info("registration withdrawn; draining", "for", time.Duration(cfg.Drain).String())
+			time.Sleep(time.Duration(cfg.Drain))
 		}
 	}
 	stopPub()
-	<-pubDone
+	stopServing()
 	if err := srv.Shutdown(stopCtx); err != nil {
 		log.Warn("shutdown", "err", err)
 	}
@@ -219,33 +226,6 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 		return exitError, runErr
 	}
 	return exitOK, nil
-}
-
-// watchLedger withdraws the DNS registration while the ledger cannot record
-// activations (disk full, unwritable), so clients go to other hosts, and
-// registers again when it recovers.
-func watchLedger(ctx context.Context, store *ledger.Ledger, pub *publish.Publisher, log *slog.Logger) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	suspended := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		healthy := store.Healthy()
-		switch {
-		case !healthy && !suspended:
-			log.Error("ledger cannot record activations: withdrawing DNS registration")
-			pub.Suspend("ledger cannot record activations")
-			suspended = true
-		case healthy && suspended:
-			log.Info("ledger recovered: registering again")
-			pub.Resume()
-			suspended = false
-		}
-	}
 }
 
 // openListeners opens every --listen address. ":PORT" (and the default,
@@ -325,62 +305,8 @@ func (c *serveConfig) hostConfig() (host.Config, error) {
 	return hc, nil
 }
 
-// tsigKeyEnv names the environment variable that may hold the TSIG key
-// (ALG:NAME:BASE64SECRET) when neither --tsig-key nor --tsig-key-file is set.
-const tsigKeyEnv = "KMS_RESPONDER_TSIG_KEY"
-
-// publishConfig builds the registration settings; the published addresses
-// default to the listen addresses when those are specific.
-func (c *serveConfig) publishConfig(lns []net.Listener, log *slog.Logger) (publish.Config, error) {
-	r := c.Register
-	pc := publish.Config{
-		Servers:  r.Servers,
-		Zone:     r.Zone,
-		Target:   r.Target,
-		Port:     uint16(r.Port),
-		Priority: uint16(r.Priority),
-		Weight:   uint16(r.Weight),
-		TTL:      uint32(r.TTL),
-		Lease:    time.Duration(r.Lease),
-		Logger:   log,
-	}
-	for _, a := range r.Addresses {
-		pc.Addresses = append(pc.Addresses, netip.MustParseAddr(a))
-	}
-	if len(pc.Addresses) == 0 {
-		for _, ln := range lns {
-			ap := netip.MustParseAddrPort(ln.Addr().String())
-			if !ap.Addr().IsUnspecified() {
-				pc.Addresses = append(pc.Addresses, ap.Addr().Unmap())
-			}
-		}
-	}
-	switch {
-	case r.TSIGKey != "":
-		k, err := publish.ParseKeySpec(r.TSIGKey)
-		if err != nil {
-			return pc, fmt.Errorf("%s: %w", c.where("register.tsig_key", "tsig-key"), err)
-		}
-		pc.Key = &k
-	case r.TSIGKeyFile != "":
-		k, err := publish.LoadKeyFile(r.TSIGKeyFile)
-		if err != nil {
-			return pc, fmt.Errorf("%s: %w", c.where("register.tsig_key_file", "tsig-key-file"), err)
-		}
-		pc.Key = &k
-	case os.Getenv(tsigKeyEnv) != "":
-		// The environment keeps the secret out of `ps` and of the config file.
-		k, err := publish.ParseKeySpec(os.Getenv(tsigKeyEnv))
-		if err != nil {
-			return pc, fmt.Errorf("$%s: %w", tsigKeyEnv, err)
-		}
-		pc.Key = &k
-	}
-	return pc, nil
-}
-
 // buildStatus assembles GET /status.
-func buildStatus(started time.Time, listeners []string, open int, h *host.Host, store *ledger.Ledger, cfg serveConfig, pub *publish.Publisher) statusReport {
+func buildStatus(started time.Time, listeners []string, open int, h *host.Host, store *ledger.Ledger, cfg serveConfig, reg *registration) statusReport {
 	st := h.Status()
 	r := statusReport{
 		Started:            started,
@@ -391,23 +317,8 @@ func buildStatus(started time.Time, listeners []string, open int, h *host.Host, 
 		Ledger:             ledgerStatus{Path: cfg.Data, Healthy: store != nil && store.Healthy(), Disabled: store == nil},
 	}
 	fillHostStatus(&r, st)
-	if pub != nil {
-		ps := pub.State()
-		for _, s := range ps.Servers {
-			ri := registrationInfo{Server: s.Server, Zone: cfg.Register.Zone, Target: cfg.Register.Target,
-				Registered: s.Registered, LastError: s.LastError}
-			if s.GrantedLease > 0 {
-				ri.Lease = s.GrantedLease.String()
-			}
-			if !s.LastSuccess.IsZero() {
-				t := s.LastSuccess
-				ri.LastSuccess = &t
-			}
-			if ps.Suspended {
-				ri.Suspended = ps.Reason
-			}
-			r.Registration = append(r.Registration, ri)
-		}
+	if reg != nil {
+		r.Registration = reg.status()
 	}
 	return r
 }

@@ -1,12 +1,15 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // responderCorefile publishes example.test with kms1-key; PROBE is filled in per test.
@@ -76,5 +79,50 @@ func TestResponderKillRemoved(t *testing.T) {
 	Eventually(t, 3*time.Second, "removal of the crashed responder", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
 	if d := time.Since(start); d > 1500*time.Millisecond {
 		t.Errorf("crashed responder removed after %s; want ≤ N × interval + timeout (0.7 s) plus query slack", d)
+	}
+}
+
+// TestResponderDrainsAfterWithdrawal: on SIGTERM the responder deletes its
+// records first, then keeps answering for the drain period (clients that
+// resolved it just before may still come), then exits 0.
+func TestResponderDrainsAfterWithdrawal(t *testing.T) {
+	c := StartCoreDNS(t, strings.Replace(responderCorefile, "PROBE", "probe 10s 1s 3 1", 1))
+	port := FreePort(t)
+	dir := t.TempDir()
+	WriteFile(t, dir, "tsig.key", "hmac-sha256:kms1-key.:"+secret1+"\n")
+	WriteFile(t, dir, "config.yaml", fmt.Sprintf(`groups: [windows-server-2025]
+listen: ["127.0.0.1:%d"]
+data: %s/data
+metrics: ""
+drain: 1500ms
+register:
+  servers: ["%s"]
+  zone: example.test
+  target: kms1
+  addresses: [127.0.0.1]
+  port: %d
+  lease: 10s
+  tsig_key_file: %s/tsig.key
+`, port, dir, c.Addr(), port, dir))
+	r := Start(t, dir, Binary(t, "kms-responder"), "serve", "--config", "config.yaml")
+	member := "kms1.example.test.:" + strconv.Itoa(port)
+	Eventually(t, 10*time.Second, "the responder's registration", func() bool { return srvSet(t, c, "_vlmcs._tcp.example.test")[member] })
+	if err := r.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	Eventually(t, time.Second, "withdrawal", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if err := rpc.Probe(context.Background(), addr, time.Second); err != nil {
+		t.Fatalf("responder stopped answering right after withdrawing (%s after SIGTERM); want it to drain: %v", time.Since(stopped), err)
+	}
+	if code := r.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM:\n%s", code, r.Output())
+	}
+	if d := time.Since(stopped); d < 1500*time.Millisecond {
+		t.Errorf("exited %s after SIGTERM, before the 1.5 s drain period", d)
+	}
+	if err := rpc.Probe(context.Background(), addr, 500*time.Millisecond); err == nil {
+		t.Errorf("still answering after exit")
 	}
 }

@@ -19,6 +19,7 @@ type DecodeError struct {
 	Reason string
 }
 
+// Error formats the problem as "ledger: <value>: <field> at offset N: <reason>".
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("ledger: %s: %s at offset %d: %s", e.Value, e.Field, e.Offset, e.Reason)
 }

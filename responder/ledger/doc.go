@@ -2,19 +2,31 @@
 // state of every application, the host's identity (ePIDs and HwID) and one
 // audit record per client.
 //
-// The store is a single bbolt file. Every activation is written through
-// Record, which returns only after the transaction holding it has been
-// committed and fsync'd; concurrent callers are batched into one transaction
-// by a single writer goroutine (group commit), so many connections share the
-// cost of one fsync. A host answers a client only after Record returned nil.
+// Durability comes from a write-ahead log: Record returns only after its
+// activation has been appended to the log and the log synced to disk, and
+// concurrent callers share one append and one sync (group commit), so many
+// connections share the cost of one fsync. A host answers a client only
+// after Record returned nil. An applier goroutine folds logged activations
+// into a bbolt store in large transactions (every two seconds, or sooner
+// when many are pending), which is far cheaper per activation than one
+// B-tree transaction per batch; Open replays whatever the log holds that the
+// store lacks, so a crash at any point loses no acknowledged activation.
+// Reads through a Ledger apply pending activations first.
 //
-// Values are encoded in the package's own versioned binary format (see
-// codec.go); every decoder checks bounds and reports what is wrong and where.
+// Values are encoded in the package's own versioned binary formats (see
+// record.go, identity.go and wal.go); every decoder checks bounds and
+// reports what is wrong and where.
 //
-// Layout (bucket → key → value):
+// Files in the data directory:
+//
+//	ledger.db                 bbolt store
+//	wal-<first sequence>.log  log segments; applied ones are deleted
+//
+// Store layout (bucket → key → value):
 //
 //	meta      "schema"                     → version byte
 //	meta      "clients"                    → uint64, number of audit records
+//	meta      "applied"                    → uint64, last log sequence applied
 //	identity  "host"                       → Identity
 //	audit     CMID‖App                     → Client
 //	audit-ts  lastSeen‖CMID‖App            → empty (index for retention)

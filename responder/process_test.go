@@ -132,10 +132,10 @@ func startResponder(t testing.TB, data string, extra ...string) *responderProc {
 	for range 5 {
 		port, admin := freePort(t), freePort(t)
 		args := []string{"serve", "--data", data, "--metrics", "127.0.0.1:" + strconv.Itoa(admin), "--log-format", "json"}
-		hasListen := false
+		hasListen, defaultListen := false, false
 		for _, a := range extra {
 			if a == noListenFlag {
-				hasListen = true
+				hasListen, defaultListen = true, true
 				continue
 			}
 			if a == "--listen" {
@@ -166,6 +166,9 @@ func startResponder(t testing.TB, data string, extra ...string) *responderProc {
 			return p
 		}
 		lastErr = p.stderr.String()
+		if defaultListen && strings.Contains(lastErr, "address already in use") {
+			t.Skipf("the default listen port is taken by another process:\n%s", lastErr)
+		}
 		if !strings.Contains(lastErr, "address already in use") {
 			t.Fatalf("serve %s did not start:\n%s", strings.Join(args, " "), lastErr)
 		}
@@ -209,7 +212,7 @@ func (p *responderProc) kill() {
 	<-p.done
 }
 
-// signal sends sig and waits for the process to exit; it returns the exit
+// stop sends sig and waits for the process to exit; it returns the exit
 // code (-1 when killed by a signal).
 func (p *responderProc) stop(sig syscall.Signal) int {
 	p.t.Helper()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -87,8 +88,13 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 	office := testProduct(t, clientFlags{product: "Office LTSC Professional Plus 2024"})
 	retail := testProduct(t, clientFlags{app: windowsApp, kmsID: win10RetailID})
 	var winEPID string
-	for range 2 {
-		a, err := activateGo(ctx, p.addr, win, kmsclient.RandomCMID(), true, 1)
+	cmid := kmsclient.RandomCMID() // the first client, looked up in the log
+	for i := range 2 {
+		id := cmid
+		if i > 0 {
+			id = kmsclient.RandomCMID()
+		}
+		a, err := activateGo(ctx, p.addr, win, id, true, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,6 +163,36 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 	}
 	if got := httpGet(t, "http://"+p.admin+"/healthz", http.StatusOK); got != "OK\n" {
 		t.Errorf("/healthz: %q", got)
+	}
+
+	// One structured log line per request with the event-12290 fields;
+	// refusals say why.
+	var answered, refused map[string]any
+	for line := range strings.SplitSeq(p.stderr.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		switch rec["msg"] {
+		case "kms request answered":
+			if rec["cmid"] == cmid.String() {
+				answered = rec
+			}
+		case "kms request refused":
+			refused = rec
+		}
+	}
+	for _, f := range []string{"workstation", "peer", "app", "counted_id", "product", "sku", "edition", "min_count", "count",
+		"client_time", "license_state", "protocol", "group", "result"} {
+		if _, ok := answered[f]; !ok {
+			t.Errorf("log line of an answered request lacks %q: %v", f, answered)
+		}
+	}
+	if answered["result"] != "0x00000000" || answered["workstation"] != "process-test" || answered["group"] != "windows-server-2025" {
+		t.Errorf("log line of an answered request: %v", answered)
+	}
+	if r, _ := refused["reason"].(string); refused["result"] != "0xC004F042" || !strings.Contains(r, "retail") {
+		t.Errorf("log line of the refused retail request: %v", refused)
 	}
 }
 

@@ -19,10 +19,12 @@ import (
 	"github.com/kmsdns/kmsdns/responder/guid"
 )
 
-// Environment of the helper process started by TestKill9LosesNothing.
+// Environment of the helper process started by TestKill9LosesNothing and
+// TestLogWriteFailure.
 const (
-	envHelperDir = "KMSDNS_LEDGER_HELPER_DIR"
-	envHelperRun = "KMSDNS_LEDGER_HELPER_RUN"
+	envHelperDir   = "KMSDNS_LEDGER_HELPER_DIR"
+	envHelperRun   = "KMSDNS_LEDGER_HELPER_RUN"
+	envHelperFSize = "KMSDNS_LEDGER_HELPER_FSIZE"
 )
 
 // TestHelperProcess is not a test: TestKill9LosesNothing runs the test binary
@@ -36,6 +38,11 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestKill9LosesNothing")
 	}
 	run, _ := strconv.Atoi(os.Getenv(envHelperRun))
+	if limit := os.Getenv(envHelperFSize); limit != "" {
+		n, _ := strconv.ParseUint(limit, 10, 64)
+		recordUntilFull(dir, n)
+		return
+	}
 	l, err := Open(dir, Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper: open:", err)
@@ -176,4 +183,78 @@ func runAndKill(t *testing.T, dir string, run, n int) []guid.GUID {
 		t.Fatalf("run %d: helper did not die by SIGKILL: %v", run, werr)
 	}
 	return acked
+}
+
+// recordUntilFull runs in the helper process under a file size limit: it
+// records serially until Record fails, printing "ack CMID" for each success,
+// then "fail <error>" and "healthy <bool>".
+func recordUntilFull(dir string, limit uint64) {
+	if err := setFileSizeLimit(limit); err != nil {
+		fmt.Fprintln(os.Stderr, "helper: setrlimit:", err)
+		os.Exit(2)
+	}
+	l, err := Open(dir, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper: open:", err)
+		os.Exit(2)
+	}
+	for i := 0; ; i++ {
+		a := Activation{Time: time.Now(), CMID: cmid(i), App: appWindows, CountedID: kmsWin10,
+			Workstation: strings.Repeat("w", 200), Source: "127.0.0.1:1", Counted: true, Cap: 50}
+		if err := l.Record(context.Background(), a); err != nil {
+			fmt.Printf("fail %v\nhealthy %v\n", err, l.Healthy())
+			os.Exit(0)
+		}
+		fmt.Printf("ack %s\n", a.CMID)
+	}
+}
+
+// TestLogWriteFailure runs a writer whose file size is limited (RLIMIT_FSIZE,
+// so writes past it fail like on a full disk): Record must fail with an
+// error naming the log, the ledger must report itself unhealthy, and every
+// activation acknowledged before must be in the store when it is reopened
+// without the limit.
+func TestLogWriteFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a process")
+	}
+	if err := setFileSizeLimit(0); errors.Is(err, errNoFileSizeLimit) {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envHelperDir+"="+dir, envHelperFSize+"="+strconv.Itoa(3<<19))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v: %s", err, out)
+	}
+	var acked []guid.GUID
+	var failure, healthy string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		switch {
+		case strings.HasPrefix(line, "ack "):
+			id, err := guid.Parse(line[4:])
+			if err != nil {
+				t.Fatalf("helper printed %q", line)
+			}
+			acked = append(acked, id)
+		case strings.HasPrefix(line, "fail "):
+			failure = line[5:]
+		case strings.HasPrefix(line, "healthy "):
+			healthy = line[8:]
+		}
+	}
+	if len(acked) == 0 || failure == "" {
+		t.Fatalf("helper acknowledged %d and failed with %q", len(acked), failure)
+	}
+	if !strings.Contains(failure, "log") || healthy != "false" {
+		t.Fatalf("failure %q, healthy %s; want a log error and an unhealthy ledger", failure, healthy)
+	}
+	l := openTest(t, dir, nil, Options{})
+	for _, id := range acked {
+		if _, ok, err := l.Client(id, appWindows); !ok || err != nil {
+			t.Fatalf("acknowledged %s missing after the write failure (err %v)", id, err)
+		}
+	}
+	t.Logf("%d acknowledged before %s", len(acked), failure)
 }

@@ -199,7 +199,9 @@ type Result struct {
 
 // Activate decides one request. It returns an error, and no result to
 // send, when the decision could not be made durable (ledger failure) or ctx
-// ended: the caller must then close the connection without answering.
+// ended: the caller must then close the connection without answering. The
+// in-memory count already includes such a client; its retry finds it
+// counted, as a real host that lost the answer in transit would.
 func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	start := time.Now()
 	now := h.cfg.clock()

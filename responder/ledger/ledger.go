@@ -171,7 +171,8 @@ type Ledger struct {
 	records  atomic.Uint64 // activations acknowledged since Open
 	commits  atomic.Uint64 // store transactions applying the log
 	pruned   atomic.Uint64 // audit records removed by retention since Open
-	lastSize atomic.Int64
+	lastSize atomic.Int64  // store file size, as of the last apply
+	logSize  atomic.Int64  // log segments' size, as of the last apply
 	logErr   atomic.Pointer[errorBox]
 	applyErr atomic.Pointer[errorBox]
 }
@@ -403,6 +404,7 @@ type Stats struct {
 	Pending  int    // acknowledged activations not yet in the store
 	Pruned   uint64 // audit records removed by retention since Open
 	FileSize int64  // size of the store file in bytes
+	LogSize  int64  // size of the log segments in bytes
 }
 
 // Stats returns the current counters.
@@ -418,6 +420,7 @@ func (l *Ledger) Stats() Stats {
 		Pending:  pending,
 		Pruned:   l.pruned.Load(),
 		FileSize: l.lastSize.Load(),
+		LogSize:  l.logSize.Load(),
 	}
 }
 
@@ -425,6 +428,16 @@ func (l *Ledger) updateSize() {
 	if fi, err := os.Stat(l.db.Path()); err == nil {
 		l.lastSize.Store(fi.Size())
 	}
+	l.amu.Lock()
+	segs := append([]segment(nil), l.segments...)
+	l.amu.Unlock()
+	var n int64
+	for _, s := range segs {
+		if fi, err := os.Stat(s.path); err == nil {
+			n += fi.Size()
+		}
+	}
+	l.logSize.Store(n)
 }
 
 // flushForRead applies pending activations so that a read sees every

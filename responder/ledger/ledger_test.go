@@ -96,7 +96,7 @@ func TestRecordAndReadBack(t *testing.T) {
 	if _, ok, _ := l.Client(cmid(1), appOffice); ok {
 		t.Fatal("record found under the wrong application")
 	}
-	if s := l.Stats(); s.Clients != 1 || s.Records != 2 || s.FileSize == 0 {
+	if s := l.Stats(); s.Clients != 1 || s.Records != 2 || s.FileSize == 0 || s.LogSize == 0 {
 		t.Fatalf("stats %+v", s)
 	}
 	if !l.Healthy() {

@@ -180,6 +180,7 @@ func (l *Ledger) applyPending() error {
 	l.amu.Unlock()
 	if err == nil {
 		l.dropAppliedSegments()
+		l.updateSize()
 	}
 	return err
 }
@@ -231,7 +232,6 @@ func (l *Ledger) applyEntries(entries []entry) error {
 	l.appliedSeq = last
 	l.clients.Add(added)
 	l.commits.Add(1)
-	l.updateSize()
 	return nil
 }
 

@@ -96,10 +96,6 @@ func (l *Ledger) applyEntries(entries []entry) error {
 			count:   tx.Bucket(bucketCount),
 			cap:     tx.Bucket(bucketCap),
 		}
-		// Batches touch most leaves of a large tree anyway; packing
-		// them fuller (bbolt's default is half) keeps the file smaller.
-		b.audit.FillPercent = auditFill
-		b.auditTS.FillPercent = auditFill
 		var err error
 		if added, err = l.applyAudit(&b, entries); err != nil {
 			return err
@@ -131,9 +127,6 @@ func (l *Ledger) applyEntries(entries []entry) error {
 	l.commits.Add(1)
 	return nil
 }
-
-// auditFill is how full bbolt packs the audit pages it writes.
-const auditFill = 0.9
 
 // applyAudit merges entries into the audit records and the retention index.
 // It works in key order (so each page of the tree is visited once) and

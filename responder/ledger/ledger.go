@@ -79,8 +79,8 @@ type Options struct {
 	// Clock returns the current time; nil means time.Now. Retention and the
 	// count window are measured with it.
 	Clock func() time.Time
-	// Logger receives warnings about skipped corrupt records and failed
-	// commits; nil discards them.
+	// Logger receives warnings about skipped corrupt records, torn log
+	// tails and failed log writes or store updates; nil discards them.
 	Logger *slog.Logger
 
 	// segmentSize is the log segment size (tests shrink it).

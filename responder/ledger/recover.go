@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -19,12 +20,17 @@ func (l *Ledger) recover() error {
 			return err
 		}
 		frames, off, ferr := readFrames(b)
-		if ferr != nil {
-			// A torn tail is the normal trace of a crash; anything
-			// else is logged louder. Frames past it were never
-			// acknowledged (acknowledgement follows the sync of every
-			// earlier byte).
-			l.log.Warn("ledger: log segment ends early", "path", s.path, "offset", off, "size", len(b), "err", ferr)
+		switch {
+		case errors.Is(ferr, errTorn):
+			// A torn tail is the normal trace of a crash. Frames
+			// past it were never acknowledged: acknowledgement
+			// follows the sync of every earlier byte.
+			l.log.Warn("ledger: log segment ends in a torn frame", "path", s.path, "offset", off, "size", len(b), "err", ferr)
+		case ferr != nil:
+			// A frame with a good checksum that does not decode was
+			// written by another build or damaged on disk; the
+			// frames after it were acknowledged, so do not drop them.
+			return fmt.Errorf("ledger: %s: %w (refusing to start rather than lose acknowledged activations)", s.path, ferr)
 		}
 		var todo []entry
 		for _, f := range frames {

@@ -196,3 +196,28 @@ func TestSegmentRotation(t *testing.T) {
 		t.Fatalf("%d clients after reopen, want 60", s.Clients)
 	}
 }
+
+// A frame with a good checksum whose payload this build cannot decode (a
+// newer format) must stop Open: the frames after it were acknowledged.
+func TestRecoverRefusesUndecodableFrame(t *testing.T) {
+	clock := newTestClock()
+	dir := t.TempDir()
+	l := openTest(t, dir, clock, Options{})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := listSegments(dir)
+	a := logActivation(1, clock.Now())
+	payload := encodeActivation(nil, &a)
+	payload[0] = activationVersion + 1
+	log := appendFrame(nil, 1, payload)
+	b := logActivation(2, clock.Now())
+	log = appendFrame(log, 2, encodeActivation(nil, &b))
+	if err := os.WriteFile(segs[0].path, log, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(dir, Options{Clock: clock.Now})
+	if err == nil || !strings.Contains(err.Error(), "unsupported format version 2") || !strings.Contains(err.Error(), "refusing to start") {
+		t.Fatalf("Open: %v", err)
+	}
+}

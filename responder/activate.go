@@ -212,20 +212,15 @@ func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	var f clientFlags
 	server := fs.String("server", "", "KMS host `HOST:PORT` (port defaults to 1688)")
 	f.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, nil
-		}
-		return exitUsage, usageError{err}
+	if help, err := parseFlags(fs, args); help {
+		return exitOK, nil
+	} else if err != nil {
+		return exitUsage, err
 	}
 	if *server == "" {
 		return exitUsage, usagef("--server HOST:PORT is required (or use `discover` to find hosts in DNS)")
 	}
-	p, err := f.resolveProduct(catalog.Default())
-	if err != nil {
-		return exitUsage, err
-	}
-	req, err := f.newRequest(p)
+	p, req, err := f.request()
 	if err != nil {
 		return exitUsage, err
 	}
@@ -238,20 +233,51 @@ func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) (
 // activateOnce dials addr, activates req, and reports. It never returns an
 // error: failures are in the report and the exit code.
 func activateOnce(ctx context.Context, addr string, p kmsclient.Product, req *kms.Request, f clientFlags) (activationReport, int) {
+	out, syntax, err := f.dialAndActivate(ctx, addr, req)
+	if out == nil {
+		r := activationReport{Server: addr, Product: p.Name, Protocol: int(req.MajorVersion), CMID: req.ClientMachineID.String(),
+			TransferSyntax: syntax, Verdict: verdictText(kms.ErrNoKMSContacted), Error: err.Error()}
+		return r, exitError
+	}
+	return newReport(addr, p, req, out, syntax), exitCodeFor(out.Verdict)
+}
+
+// dialAndActivate connects to addr, binds as a Windows client does and sends
+// req once. It returns the negotiated transfer syntax ("" when the bind
+// failed); the outcome is nil on transport or verification failures.
+func (f *clientFlags) dialAndActivate(ctx context.Context, addr string, req *kms.Request) (*kmsclient.Outcome, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{DisableNDR64: !f.ndr64, Timeout: f.timeout})
 	if err != nil {
-		r := activationReport{Server: addr, Product: p.Name, Protocol: int(req.MajorVersion), CMID: req.ClientMachineID.String(),
-			Verdict: verdictText(kms.ErrNoKMSContacted), Error: err.Error()}
-		return r, exitError
+		return nil, "", err
 	}
 	defer c.Close()
 	out, err := kmsclient.Activate(ctx, c, req, nil)
-	if out == nil {
-		r := activationReport{Server: addr, Product: p.Name, Protocol: int(req.MajorVersion), CMID: req.ClientMachineID.String(),
-			TransferSyntax: c.LastSyntax().String(), Verdict: "not activated: " + err.Error(), Error: err.Error()}
-		return r, exitError
+	return out, c.LastSyntax().String(), err
+}
+
+// parseFlags parses args into fs; help is true when -h was asked for (the
+// usage is already printed).
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, usageError{err}
 	}
-	return newReport(addr, p, req, out, c.LastSyntax().String()), exitCodeFor(out.Verdict)
+	if fs.NArg() > 0 {
+		return false, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return false, nil
+}
+
+// request resolves the product flags and builds the request to send.
+func (f *clientFlags) request() (kmsclient.Product, *kms.Request, error) {
+	p, err := f.resolveProduct(catalog.Default())
+	if err != nil {
+		return p, nil, err
+	}
+	req, err := f.newRequest(p)
+	return p, req, err
 }

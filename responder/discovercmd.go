@@ -9,11 +9,9 @@ import (
 	"io"
 	"net/netip"
 
-	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/discover"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // discoverReport is activate's report plus how the host was found.
@@ -31,20 +29,15 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	dnsServer := fs.String("dns", "", "DNS server `HOST:PORT` to ask (as the client's resolver)")
 	domain := fs.String("domain", "", "`DOMAIN` to search for _VLMCS._TCP records (the client's DNS suffix)")
 	f.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, nil
-		}
-		return exitUsage, usageError{err}
+	if help, err := parseFlags(fs, args); help {
+		return exitOK, nil
+	} else if err != nil {
+		return exitUsage, err
 	}
 	if *dnsServer == "" || *domain == "" {
 		return exitUsage, usagef("--dns HOST:PORT and --domain DOMAIN are required")
 	}
-	p, err := f.resolveProduct(catalog.Default())
-	if err != nil {
-		return exitUsage, err
-	}
-	req, err := f.newRequest(p)
+	p, req, err := f.request()
 	if err != nil {
 		return exitUsage, err
 	}
@@ -66,15 +59,8 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		syntax string
 	}
 	res, attempts, err := discover.Try(ctx, ordered, func(ctx context.Context, t discover.Target, addr netip.AddrPort) (served, error) {
-		ctx, cancel := context.WithTimeout(ctx, f.timeout)
-		defer cancel()
-		c, err := rpc.Dial(ctx, "tcp", addr.String(), rpc.ClientConfig{DisableNDR64: !f.ndr64, Timeout: f.timeout})
-		if err != nil {
-			return served{}, err
-		}
-		defer c.Close()
-		out, err := kmsclient.Activate(ctx, c, req, nil)
-		return served{out, c.LastSyntax().String()}, err
+		out, syntax, err := f.dialAndActivate(ctx, addr.String(), req)
+		return served{out, syntax}, err
 	})
 	for _, a := range attempts {
 		rep.Attempts = append(rep.Attempts, a.String())

@@ -13,6 +13,7 @@
 # BENCH_SERIAL_REQUESTS  requests on one connection with the ledger (default 5000)
 # BENCH_CLIENTS          distinct-client counts for the memory/disk rows (default 100000)
 # BENCH_ROUNDS           runs per case; the median by act/s is shown (default 1)
+# BENCH_AB=N             only N interleaved ledger off/on pairs at 64 connections
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${BENCH_REQUESTS:-50000}
@@ -134,6 +135,23 @@ run() {
 		"$(awk -v k="$idle" 'BEGIN {print k/1024}')" "$(awk -v k="$peak" 'BEGIN {print k/1024}')" \
 		"$(awk -v k="$heap" 'BEGIN {print k/1024}')" "$dsize")")
 }
+
+# BENCH_AB=N: only the 64-connection ledger on/off comparison, as N
+# interleaved pairs (off, on, off, on, ...), so slow spells from other load
+# hit both sides; prints each pair's ratio and the median.
+if [[ -n ${BENCH_AB:-} ]]; then
+	ratios=()
+	for i in $(seq "$BENCH_AB"); do
+		read -r off _ < <(once ab-off false --protocol 6 --connections 64 --requests "$n")
+		read -r on _ < <(once ab-on true --protocol 6 --connections 64 --requests "$n")
+		r=$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2f", a/b}')
+		ratios+=("$r")
+		printf 'pair %d: ledger off %s act/s, on %s act/s, ratio %s\n' "$i" "$off" "$on" "$r"
+	done
+	printf 'median ratio (ledger on / off, 64 connections, %d requests each): %s\n' "$n" \
+		"$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(((BENCH_AB + 1) / 2))p")"
+	exit 0
+fi
 
 cores=$(nproc)
 echo "bench-responder: $(git describe --always --dirty 2>/dev/null || echo unknown), $cores cores, client and server on the same machine" >&2

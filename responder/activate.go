@@ -175,11 +175,18 @@ func (r activationReport) print(w io.Writer, asJSON bool) {
 		_ = enc.Encode(r)
 		return
 	}
-	fmt.Fprintf(w, "KMS host:             %s\n", r.Server)
-	fmt.Fprintf(w, "Product:              %s (protocol V%d, %s)\n", r.Product, r.Protocol, r.TransferSyntax)
+	if r.Server != "" {
+		fmt.Fprintf(w, "KMS host:             %s\n", r.Server)
+	}
+	if r.TransferSyntax != "" {
+		fmt.Fprintf(w, "Product:              %s (protocol V%d, %s)\n", r.Product, r.Protocol, r.TransferSyntax)
+	} else {
+		fmt.Fprintf(w, "Product:              %s (protocol V%d)\n", r.Product, r.Protocol)
+	}
 	fmt.Fprintf(w, "Client machine ID:    %s\n", r.CMID)
 	if r.Error != "" {
 		fmt.Fprintf(w, "Error:                %s\n", r.Error)
+		fmt.Fprintf(w, "Verdict:              %s\n", r.Verdict)
 		return
 	}
 	fmt.Fprintf(w, "Host answer:          %s\n", r.HostStatus)

@@ -279,8 +279,9 @@ func addrPort(a net.Addr) netip.AddrPort {
 func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) {
 	peer := addrPort(nc.RemoteAddr())
 	if s.cfg.AllowPeer != nil && !s.cfg.AllowPeer(peer.Addr()) {
-		nc.Close()
+		// Count before closing: whoever sees the close may read the count.
 		s.observe(EventConnRefused)
+		nc.Close()
 		s.log.Debug("rpc: peer refused", "peer", peer.String())
 		return
 	}
@@ -300,14 +301,14 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 		victim := s.oldestIdleLocked()
 		if victim == nil {
 			s.mu.Unlock()
-			nc.Close()
 			s.observe(EventConnRefused)
+			nc.Close()
 			s.log.Debug("rpc: connection cap reached, none idle; refused", "peer", peer.String(), "cap", s.cfg.MaxConns)
 			return
 		}
 		s.unlinkLocked(victim)
-		victim.nc.Close()
 		s.observe(EventConnEvicted)
+		victim.nc.Close()
 		s.log.Debug("rpc: connection cap reached; evicted oldest idle", "evicted", victim.peer.String(), "peer", peer.String())
 	}
 	s.linkLocked(c)

@@ -1,0 +1,5 @@
+package resilience
+
+const nsChildArg = "-resilience.nschild"
+
+func nsChild() int { return 2 }

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +59,94 @@ func TestScenarioGroupsDiscovery(t *testing.T) {
 				t.Errorf("30 random orders did not produce both orders (refusal first and served first)")
 			}
 		})
+	}
+}
+
+// TestScenarioFailover (issue 5, e2e 4): kill -9 the responder that serves during repeated
+// discoveries. Every later discovery is answered by a covering host; only those that began
+// while DNS still listed the dead host try it (and fail over); the time until DNS drops it
+// is logged and bounded by the probe settings (2 × 200 ms + 300 ms).
+func TestScenarioFailover(t *testing.T) {
+	c := StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 1h 2s 1h", 1))
+	rs := map[string]*kmsResponder{
+		"kms1": startKMSResponder(t, c, "kms1", "1m", "windows-server-2019"),
+		"kms2": startKMSResponder(t, c, "kms2", "1m", "windows-server-2025", "office-ltsc-2024"),
+		"kms3": startKMSResponder(t, c, "kms3", "1m", "office-2016"),
+	}
+	waitMembers(t, c, 10*time.Second, rs["kms1"], rs["kms2"], rs["kms3"])
+	covers := map[string]bool{"kms1": true, "kms2": true}
+
+	var (
+		killed     *kmsResponder
+		killedAt   time.Time
+		removed    = make(chan time.Time, 1)
+		afterGone  int // discoveries that began after DNS dropped the killed host
+		failedOver int // discoveries that tried the killed host and moved on
+	)
+	for i := 0; i < 200 && (i < 30 || afterGone < 5); i++ {
+		var gone time.Time
+		select {
+		case gone = <-removed:
+			removed <- gone
+		default:
+		}
+		began := time.Now()
+		rep := discoverOnce(t, c, windowsClient)
+		if !rep.answered() || !covers[rep.ServedBy()] {
+			t.Fatalf("discovery %d: exit %d, served by %q; want kms1 or kms2:\n%s", i, rep.code, rep.ServedBy(), rep.raw)
+		}
+		if killed == nil {
+			if i == 5 { // kill the host that just served
+				killed = rs[rep.ServedBy()]
+				killed.Kill()
+				killedAt = time.Now()
+				go watchRemoval(t.Context(), c.Addr(), killed.Member(), removed)
+			}
+			continue
+		}
+		if rep.ServedBy() == killed.Name {
+			t.Fatalf("discovery %d: served by %s, killed %s before:\n%s", i, killed.Name, time.Since(killedAt), rep.raw)
+		}
+		tried := false
+		for _, a := range rep.Attempts {
+			tried = tried || strings.HasPrefix(a, killed.Name+".")
+		}
+		if tried {
+			failedOver++
+			if !gone.IsZero() {
+				t.Errorf("discovery %d began %s after DNS dropped %s and still tried it: %v", i, began.Sub(gone), killed.Name, rep.Attempts)
+			}
+		}
+		if !gone.IsZero() {
+			afterGone++
+		}
+	}
+	if killed == nil {
+		t.Fatal("no host was killed")
+	}
+	var gone time.Time
+	select {
+	case gone = <-removed:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("DNS still lists %s 3 s after kill -9", killed.Name)
+	}
+	took := gone.Sub(killedAt)
+	t.Logf("kill -9 %s: DNS dropped it after %s; %d discoveries failed over from it, %d ran after removal",
+		killed.Name, took.Round(time.Millisecond), failedOver, afterGone)
+	if took > 1500*time.Millisecond {
+		t.Errorf("removal took %s; want ≤ 2 × 200 ms + 300 ms plus slack (1.5 s)", took)
+	}
+}
+
+// watchRemoval polls addr every 10 ms until member leaves the SRV answer and sends the time;
+// it gives up after 5 s or when ctx ends.
+func watchRemoval(ctx context.Context, addr, member string, removed chan<- time.Time) {
+	end := time.Now().Add(5 * time.Second)
+	for ctx.Err() == nil && time.Now().Before(end) {
+		if set, err := srvTargets(addr); err == nil && !set[member] {
+			removed <- time.Now()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -149,4 +150,56 @@ func watchRemoval(ctx context.Context, addr, member string, removed chan<- time.
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestScenarioResponderRestartKeepsCounts (issue 5, e2e 5): N distinct servers activate, the
+// responder restarts (SIGTERM), its status still counts N and the next client gets N+1.
+func TestScenarioResponderRestartKeepsCounts(t *testing.T) {
+	const n = 3
+	r := startKMSResponder(t, nil, "kms1", "", "windows-server-2019")
+	activate := func() clientReport {
+		t.Helper()
+		rep := runClient(t, "activate", "--server", r.Addr(), "--product", windowsServer)
+		if !rep.answered() {
+			t.Fatalf("activate: exit %d:\n%s", rep.code, rep.raw)
+		}
+		return rep
+	}
+	for i := 1; i <= n; i++ {
+		if rep := activate(); rep.CurrentCount != uint32(i) {
+			t.Fatalf("activation %d (a new client ID each): count %d, want %d:\n%s", i, rep.CurrentCount, i, rep.raw)
+		}
+	}
+	if got := windowsCount(t, r); got != n {
+		t.Fatalf("status before restart: count %d, want %d", got, n)
+	}
+	if err := r.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM:\n%s", code, r.Output())
+	}
+	r.start(t)
+	if got := windowsCount(t, r); got != n {
+		t.Errorf("status after restart: count %d, want %d (the ledger keeps them)", got, n)
+	}
+	if rep := activate(); rep.CurrentCount != n+1 {
+		t.Errorf("first activation after restart: count %d, want %d:\n%s", rep.CurrentCount, n+1, rep.raw)
+	}
+}
+
+// windowsCount is the responder's current count for the Windows application from `status --json`.
+func windowsCount(t *testing.T, r *kmsResponder) int {
+	t.Helper()
+	s, err := statusJSON(t, r.Admin)
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	for _, c := range s.Counts {
+		if strings.HasPrefix(c.Application, "Windows") {
+			return c.Count
+		}
+	}
+	t.Fatalf("status lists no Windows count: %+v", s)
+	return 0
 }

@@ -66,7 +66,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func binary(t testing.TB) string {
+func responderBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("process tests run the kms-responder binary; skipped with -short")
@@ -128,7 +128,7 @@ func startResponder(t testing.TB, data string, extra ...string) *responder {
 // (e.g. a namespace wrapper); prefix nil runs the binary directly.
 func startResponderCmd(t testing.TB, prefix []string, data string, extra ...string) *responder {
 	t.Helper()
-	bin := binary(t)
+	bin := responderBinary(t)
 	port, admin := freePort(t), freePort(t)
 	args := append([]string{bin, "serve", "--group", testGroup, "--data", data,
 		"--listen", "127.0.0.1:" + strconv.Itoa(port),

@@ -203,3 +203,31 @@ func windowsCount(t *testing.T, r *kmsResponder) int {
 	t.Fatalf("status lists no Windows count: %+v", s)
 	return 0
 }
+
+// TestScenarioCoreDNSRestartRelearns (issue 5, e2e 5): CoreDNS keeps no pool on disk; restarted
+// on the same port it learns the responders again from their refreshes (lease 4 s: refreshed
+// every 1.6–2 s) within one refresh interval plus a probe round.
+func TestScenarioCoreDNSRestartRelearns(t *testing.T) {
+	c := StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 4s 2s 1m", 1))
+	kms1 := startKMSResponder(t, c, "kms1", "4s", "windows-server-2019")
+	kms2 := startKMSResponder(t, c, "kms2", "4s", "windows-server-2025", "office-ltsc-2024")
+	waitMembers(t, c, 10*time.Second, kms1, kms2)
+
+	c.Stop()
+	c.Process = Start(t, c.Dir, Binary(t, "coredns"), "-conf", "Corefile")
+	c.WaitServing(t, 10*time.Second)
+	back := time.Now()
+	first, err := srvTargets(c.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, c, 6*time.Second, kms1, kms2)
+	took := time.Since(back)
+	t.Logf("restarted CoreDNS: first answer listed %d of 2, both again after %s", len(first), took.Round(time.Millisecond))
+	if took > 3*time.Second {
+		t.Errorf("pool re-learned after %s; want ≤ one refresh interval (2 s) + probe + slack (3 s)", took)
+	}
+	if rep := discoverOnce(t, c, officeLTSC2024); !rep.answered() || rep.ServedBy() != "kms2" {
+		t.Errorf("discovery after the restart: exit %d, served by %q:\n%s", rep.code, rep.ServedBy(), rep.raw)
+	}
+}

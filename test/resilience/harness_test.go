@@ -56,9 +56,6 @@ var built = sync.OnceValues(func() (string, error) {
 var binDir string
 
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == nsChildArg {
-		os.Exit(nsChild())
-	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -121,12 +118,13 @@ type responder struct {
 // is killed in t.Cleanup.
 func startResponder(t testing.TB, data string, extra ...string) *responder {
 	t.Helper()
-	return startResponderCmd(t, nil, data, extra...)
+	return startResponderCmd(t, nil, nil, data, extra...)
 }
 
 // startResponderCmd is startResponder with an optional command prefix
-// (e.g. a namespace wrapper); prefix nil runs the binary directly.
-func startResponderCmd(t testing.TB, prefix []string, data string, extra ...string) *responder {
+// (e.g. a namespace wrapper; nil runs the binary directly) and extra
+// environment entries.
+func startResponderCmd(t testing.TB, prefix, env []string, data string, extra ...string) *responder {
 	t.Helper()
 	bin := responderBinary(t)
 	port, admin := freePort(t), freePort(t)
@@ -141,6 +139,7 @@ func startResponderCmd(t testing.TB, prefix []string, data string, extra ...stri
 		stderr: &lockedBuffer{},
 		done:   make(chan struct{}),
 	}
+	r.cmd.Env = append(os.Environ(), env...)
 	r.cmd.Stderr = r.stderr
 	r.cmd.Stdout = r.stderr
 	if err := r.cmd.Start(); err != nil {

@@ -1,0 +1,211 @@
+package resilience
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kmsdns/kmsdns/responder/kms"
+	"github.com/kmsdns/kmsdns/responder/kmsclient"
+	"github.com/kmsdns/kmsdns/responder/rpc"
+)
+
+// tmpfsPrefix runs a command in a private mount namespace with a tmpfs of
+// the given size mounted on dir; it skips the test when that is impossible.
+func tmpfsPrefix(t *testing.T, dir, size string) []string {
+	t.Helper()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare not found: the disk-full test needs a private mount namespace")
+	}
+	probe := t.TempDir()
+	out, err := exec.Command("unshare", "-m", "--propagation", "private",
+		"mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", probe).CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot mount a tmpfs in a private mount namespace (needs root or CAP_SYS_ADMIN): %v: %s", err, out)
+	}
+	return []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs -o size=` + size + ` tmpfs "$0" && exec "$@"`, dir}
+}
+
+// fill writes path until the file system is full.
+func fill(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 16<<10)
+	var n int64
+	for {
+		k, err := f.Write(buf)
+		n += int64(k)
+		if errors.Is(err, syscall.ENOSPC) {
+			return n
+		}
+		if err != nil {
+			t.Fatalf("filling %s: %v", path, err)
+		}
+	}
+}
+
+// unanswered reports whether an activation attempt ended without any
+// answer: no response and no host HRESULT (the connection was closed).
+func unanswered(t *testing.T, addr string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := activate(ctx, t, addr)
+	if err == nil {
+		return false, fmt.Errorf("answered with status %v", out.Status)
+	}
+	if hr, ok := kmsclient.IsHostRefusal(err); ok {
+		return false, fmt.Errorf("answered with HRESULT %v", hr)
+	}
+	return true, err
+}
+
+// TestDiskFull runs the responder with its ledger on a small tmpfs in a
+// private mount namespace and registered at a DNS stub. Once the disk is
+// full, activations are not answered at all (no response, no HRESULT),
+// /healthz is 503, kms_responder_ledger_healthy is 0 and the SRV record is
+// withdrawn; when space returns it answers again, reports healthy and
+// registers again.
+func TestDiskFull(t *testing.T) {
+	data := t.TempDir()
+	prefix := tmpfsPrefix(t, data, "4m")
+	dnsSrv := startDNSStub(t)
+	r := startResponderCmd(t, prefix, []string{tsigEnv()}, data, dnsSrv.registrationFlags("60s")...)
+	if _, ok := dnsSrv.waitFor(time.Time{}, 10*time.Second, func(u update) bool { return u.register && u.tsigOK }); !ok {
+		t.Fatalf("no signed registration received: %+v", dnsSrv.received())
+	}
+	mustActivate(t, r.addr, 5*time.Second)
+
+	// The test sees the namespace's tmpfs through the responder's root.
+	filler := filepath.Join(fmt.Sprintf("/proc/%d/root", r.cmd.Process.Pid), data, "filler")
+	wrote := fill(t, filler)
+	full := time.Now()
+
+	// Activations that fit the log's preallocated space are still
+	// recorded and answered; the first that needs space is not, and from
+	// then on nothing is answered.
+	answered, err := pumpUntilRefused(t, r.addr, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("filled %d bytes; %d activations answered from preallocated space, then refused", wrote, answered)
+	for i := range 3 {
+		if ok, err := unanswered(t, r.addr); !ok {
+			t.Fatalf("attempt %d on a full disk: %v", i, err)
+		}
+	}
+	if code, body := httpGet(r.admin, "/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/healthz on a full disk: %d %q, want 503", code, body)
+	}
+	if v := r.metric(t, "kms_responder_ledger_healthy"); v != 0 {
+		t.Errorf("kms_responder_ledger_healthy on a full disk = %v, want 0", v)
+	}
+	if _, ok := dnsSrv.waitFor(full, 5*time.Second, func(u update) bool { return u.withdraw && u.tsigOK }); !ok {
+		t.Errorf("registration not withdrawn while the ledger is unhealthy: %+v", dnsSrv.received())
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	freed := time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		var out *kmsclient.Outcome
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, err = activate(ctx, t, r.addr)
+		cancel()
+		if err == nil && out.Activated() {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("no activation answered within 10s of freeing space: %v", err)
+	}
+	answering := time.Since(freed)
+	// The store catches up with the log on its next background apply.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body := httpGet(r.admin, "/healthz")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz 10s after recovery: %d %q", code, body)
+		}
+	}
+	t.Logf("answering again %v after space returned, healthy after %v",
+		answering.Round(time.Millisecond), time.Since(freed).Round(time.Millisecond))
+	if v := r.metric(t, "kms_responder_ledger_healthy"); v != 1 {
+		t.Errorf("kms_responder_ledger_healthy after recovery = %v, want 1", v)
+	}
+	if _, ok := dnsSrv.waitFor(freed, 5*time.Second, func(u update) bool { return u.register && u.tsigOK }); !ok {
+		t.Errorf("registration not sent again after recovery: %+v", dnsSrv.received())
+	}
+}
+
+// pumpUntilRefused activates over persistent connections from four clients
+// until one request gets no answer at all; it returns how many were
+// answered before. A host HRESULT is an error: a full disk must not be
+// answered with one.
+func pumpUntilRefused(t *testing.T, addr string, limit time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	p := product(t)
+	var answered atomic.Int64
+	errc := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for ctx.Err() == nil {
+				c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{Timeout: 5 * time.Second})
+				if err != nil {
+					errc <- fmt.Errorf("dial: %w", err)
+					return
+				}
+				for ctx.Err() == nil {
+					req := kmsclient.NewRequest(p, p.Protocol, kmsclient.RandomCMID(), "diskfull", time.Now())
+					out, err := kmsclient.Activate(ctx, c, req, rand.Reader)
+					if err == nil && out.Status == kms.OK {
+						answered.Add(1)
+						continue
+					}
+					c.Close()
+					if hr, ok := kmsclient.IsHostRefusal(err); ok {
+						errc <- fmt.Errorf("full disk answered with HRESULT %v", hr)
+					} else if err == nil {
+						errc <- fmt.Errorf("full disk answered with status %v", out.Status)
+					} else {
+						errc <- nil
+					}
+					return
+				}
+				c.Close()
+			}
+			errc <- ctx.Err()
+		}()
+	}
+	err := <-errc
+	cancel()
+	for range 3 {
+		// The others stop on the cancel (or on a refusal of their own);
+		// a HRESULT seen by any of them still counts.
+		if e := <-errc; e != nil && err == nil && !errors.Is(e, context.Canceled) && !errors.Is(e, context.DeadlineExceeded) {
+			err = e
+		}
+	}
+	if err != nil {
+		return int(answered.Load()), fmt.Errorf("after %d answered: %w", answered.Load(), err)
+	}
+	return int(answered.Load()), nil
+}

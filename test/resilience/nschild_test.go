@@ -1,5 +1,0 @@
-package resilience
-
-const nsChildArg = "-resilience.nschild"
-
-func nsChild() int { return 2 }

@@ -126,7 +126,7 @@ func TestDiskFull(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		out, err = activate(ctx, t, r.addr)
 		cancel()
-		if err == nil && out.Activated() {
+		if err == nil && out.Status == kms.OK {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

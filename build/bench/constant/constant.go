@@ -7,7 +7,8 @@
 //	    srv PRIORITY WEIGHT PORT TARGET ADDRESS
 //	}
 //
-// Queries for other names or types go to the next plugin.
+// Queries for other names or types go to the next plugin. The answer carries no OPT record
+// even when the query has one (the benchmark clients send none); it is a bound, not a server.
 package constant
 
 import (

@@ -16,5 +16,8 @@ bench:
 fuzz:
 	@build/fuzz.sh
 
+soak:
+	@build/soak.sh
+
 clean:
 	rm -rf bin

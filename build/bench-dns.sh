@@ -15,11 +15,11 @@
 #     lists it (polled every 20 ms by build/dnsload).
 #  3. One table of ratios with date and machine, printed and written to BENCHMARKS-DNS.md.
 #
-#   build/bench-dns.sh                                   # about 4 minutes
+#   build/bench-dns.sh                                   # about 3 minutes
 #   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_TRIALS=20 build/bench-dns.sh
 #   BENCH_PROFILE=1 build/bench-dns.sh                   # also a CPU profile of each server
 #
-# Knobs: BENCH_SECONDS (per dnsperf and per dnsload run, default 6), BENCH_ROUNDS (3),
+# Knobs: BENCH_SECONDS (per dnsperf and per dnsload run, default 4), BENCH_ROUNDS (5),
 # BENCH_TRIALS (20), BENCH_CLIENTS (dnsperf -c and dnsload -c, 4), BENCH_OUT (the markdown
 # file, default build/BENCHMARKS-DNS.md; "" skips it), BENCH_PROFILE (1: pprof 10 s per server
 # after the rounds, top entries printed, profiles kept in BENCH_PROFILE_DIR or /tmp).
@@ -28,8 +28,8 @@ cd "$(dirname "$0")/.."
 source build/tools.sh
 ensure_debian_tools
 command -v taskset >/dev/null || { echo "bench-dns: taskset (util-linux) is required" >&2; exit 1; }
-secs=${BENCH_SECONDS:-6}
-rounds=${BENCH_ROUNDS:-3}
+secs=${BENCH_SECONDS:-4}
+rounds=${BENCH_ROUNDS:-5}
 trials=${BENCH_TRIALS:-20}
 clients=${BENCH_CLIENTS:-4}
 out=${BENCH_OUT-build/BENCHMARKS-DNS.md}
@@ -42,8 +42,10 @@ fi
 [[ -x bin/coredns && -x bin/kms-responder ]] || build/build.sh >/dev/null
 work=$(mktemp -d /tmp/kmsdns-bench-dns.XXXXXX)
 pids=()
+cur=
 cleanup() {
 	trap - EXIT INT TERM
+	[[ -z $cur ]] || kill -TERM "$cur" 2>/dev/null || true
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	rm -rf "$work"
@@ -51,6 +53,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 say() { echo "bench-dns: $*"; }
+# bg CMD...: run a load generator in the background and wait for it. bash runs the INT/TERM
+# trap only after a foreground child exits, and takes a child that exits normally on SIGINT
+# (dnsperf prints its statistics) as having handled it; wait returns at once instead.
+bg() {
+	"$@" &
+	cur=$!
+	local rc=0
+	wait "$cur" || rc=$?
+	cur=
+	return "$rc"
+}
 
 say "building the bench CoreDNS (vlmcs + file + constant + pprof) and dnsload into $work"
 go build -o "$work/coredns" ./build/bench/coredns
@@ -131,11 +144,11 @@ hz=$(getconf CLK_TCK)
 measure() {
 	local s=$1 port=$2 r=$3 f="$work/$1.$3" t0 t1
 	t0=$(ticks "$server_pid")
-	taskset -c "$load_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" \
+	bg taskset -c "$load_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" \
 		-c "$clients" -T 1 -q 100 >"$f.perf" 2>&1 || true
 	t1=$(ticks "$server_pid")
 	cpuq[$s.$r]=$(awk -v t=$((t1 - t0)) -v hz="$hz" '/Queries completed/ { if ($3 > 0) printf "%.2f", t * 1e6 / hz / $3 }' "$f.perf")
-	taskset -c "$load_cpu" "$work/dnsload" load -server "127.0.0.1:$port" -name "$name" \
+	bg taskset -c "$load_cpu" "$work/dnsload" load -server "127.0.0.1:$port" -name "$name" \
 		-c "$clients" -d "${secs}s" >"$f.load" 2>&1 || true
 	qps[$s.$r]=$(awk '/Queries per second/ {printf "%.0f", $4}' "$f.perf")
 	lost[$s.$r]=$(awk '/Queries lost/ {print $3}' "$f.perf")

@@ -130,7 +130,7 @@ func startResponderCmd(t testing.TB, prefix, env []string, data string, extra ..
 	port, admin := freePort(t), freePort(t)
 	args := append([]string{bin, "serve", "--group", testGroup, "--data", data,
 		"--listen", "127.0.0.1:" + strconv.Itoa(port),
-		"--metrics", "127.0.0.1:" + strconv.Itoa(admin), "--log-format", "json", "--log-level", "warn"}, extra...)
+		"--metrics", "127.0.0.1:" + strconv.Itoa(admin), "--log-format", "json", "--log-level", "info"}, extra...)
 	args = append(append([]string(nil), prefix...), args...)
 	r := &responder{
 		cmd:    exec.Command(args[0], args[1:]...),
@@ -150,7 +150,7 @@ func startResponderCmd(t testing.TB, prefix, env []string, data string, extra ..
 		r.cmd.Process.Kill()
 		<-r.done
 		if t.Failed() {
-			t.Logf("responder output:\n%s", tail(r.stderr.String(), 4000))
+			t.Logf("responder output:\n%s", condense(r.stderr.String(), 8000))
 		}
 	})
 	deadline := time.Now().Add(15 * time.Second)
@@ -172,11 +172,25 @@ func startResponderCmd(t testing.TB, prefix, env []string, data string, extra ..
 	return nil
 }
 
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
+// condense shortens a child's log for a failure report: lines with the
+// same message after the third are dropped, then the last n bytes are kept.
+func condense(s string, n int) string {
+	var b strings.Builder
+	seen := map[string]int{}
+	for _, line := range strings.SplitAfter(s, "\n") {
+		msg := line
+		if i := strings.Index(line, `"msg":`); i >= 0 {
+			msg = line[i:min(len(line), i+60)]
+		}
+		if seen[msg]++; seen[msg] <= 3 {
+			b.WriteString(line)
+		}
 	}
-	return s
+	out := b.String()
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out
 }
 
 // httpGet fetches path from the admin listener; code 0 means no answer.

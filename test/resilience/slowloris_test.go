@@ -86,6 +86,11 @@ func TestSlowloris(t *testing.T) {
 	wg.Wait()
 	opened := time.Since(start)
 	after := mustActivate(t, r.addr, 5*time.Second)
+	if open := r.metric(t, "kms_responder_open_connections"); open < 0 || open > maxConns {
+		t.Errorf("kms_responder_open_connections = %v with %d connections offered, want at most the cap %d", open, total, maxConns)
+	} else {
+		t.Logf("open connections at the cap: %v", open)
+	}
 	t.Logf("%d connections opened in %v (%d dial errors); activation during the flood %v, after %v",
 		total-dialErrs.Load(), opened.Round(time.Millisecond), dialErrs.Load(), during.Round(time.Millisecond), after.Round(time.Millisecond))
 	if n := dialErrs.Load(); n > total/100 {

@@ -83,18 +83,53 @@ func unanswered(t *testing.T, addr string) (bool, error) {
 func TestDiskFull(t *testing.T) {
 	data := t.TempDir()
 	prefix := tmpfsPrefix(t, data, "16m")
+	var filler string
+	ledgerFault(t, prefix, data, storageFault{
+		name: "disk full",
+		induce: func(r *responder) string {
+			// The test sees the namespace's tmpfs through the responder's root.
+			filler = filepath.Join(fmt.Sprintf("/proc/%d/root", r.cmd.Process.Pid), data, "filler")
+			return fmt.Sprintf("filled %d bytes", fill(t, filler))
+		},
+		// A failed store commit can give back some of the space it took.
+		keep: func(*responder) { fill(t, filler) },
+		clear: func(*responder) {
+			if err := os.Remove(filler); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}
+
+// storageFault makes the responder's ledger writes fail and then succeed
+// again.
+type storageFault struct {
+	name   string
+	induce func(*responder) string // starts the fault; returns a note for the log
+	keep   func(*responder)        // keeps it in force (may be nil)
+	clear  func(*responder)        // ends it
+}
+
+// ledgerFault runs the responder (under prefix, if any) registered at a DNS
+// stub and checks how it meets the fault f: activations unanswered (no
+// response, no HRESULT) once the log cannot grow, /healthz 503,
+// kms_responder_ledger_healthy 0, the SRV record withdrawn; after the fault
+// clears it answers, reports healthy and registers again.
+func ledgerFault(t *testing.T, prefix []string, data string, f storageFault) {
 	dnsSrv := startDNSStub(t)
 	r := startResponderCmd(t, prefix, []string{tsigEnv()}, data, dnsSrv.registrationFlags("60s")...)
 	if _, ok := dnsSrv.waitFor(time.Time{}, 10*time.Second, func(u update) bool { return u.register && u.tsigOK }); !ok {
 		t.Fatalf("no signed registration received: %+v", dnsSrv.received())
 	}
 	mustActivate(t, r.addr, 5*time.Second)
+	keep := func() {
+		if f.keep != nil {
+			f.keep(r)
+		}
+	}
 
-	// The test sees the namespace's tmpfs through the responder's root.
-	filler := filepath.Join(fmt.Sprintf("/proc/%d/root", r.cmd.Process.Pid), data, "filler")
-	wrote := fill(t, filler)
+	note := f.induce(r)
 	full := time.Now()
-
 	// Activations that fit the log's preallocated space are still
 	// recorded and answered; the first that needs space is not, and from
 	// then on nothing is answered.
@@ -102,16 +137,16 @@ func TestDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("filled %d bytes; %d activations answered from preallocated space, then refused", wrote, answered)
+	t.Logf("%s: %s; %d activations answered from preallocated space, then refused", f.name, note, answered)
 	// A refused batch of several frames can leave room in the
 	// preallocated log for a smaller one: a lone request may still be
 	// recorded and answered. That tail is a few frames; after it, nothing.
 	tail, refusedInARow := 0, 0
 	for attempt := 0; refusedInARow < 3; attempt++ {
 		if attempt == 100 {
-			t.Fatalf("after 100 attempts on a full disk, %d answered and never 3 refusals in a row", tail)
+			t.Fatalf("after 100 attempts under the fault, %d answered and never 3 refusals in a row", tail)
 		}
-		fill(t, filler) // take back anything a failed store commit freed
+		keep()
 		if ok, _ := unanswered(t, r.addr); ok {
 			refusedInARow++
 		} else {
@@ -123,12 +158,12 @@ func TestDiskFull(t *testing.T) {
 	if tail > 10 {
 		t.Errorf("%d activations answered after the log could not grow: more than preallocated space holds", tail)
 	}
-	fill(t, filler)
+	keep()
 	if code, body := httpGet(r.admin, "/healthz"); code != http.StatusServiceUnavailable {
-		t.Errorf("/healthz on a full disk: %d %q, want 503", code, body)
+		t.Errorf("/healthz under the fault: %d %q, want 503", code, body)
 	}
 	if v := r.metric(t, "kms_responder_ledger_healthy"); v != 0 {
-		t.Errorf("kms_responder_ledger_healthy on a full disk = %v, want 0", v)
+		t.Errorf("kms_responder_ledger_healthy under the fault = %v, want 0", v)
 	}
 	if _, ok := dnsSrv.waitFor(full, 5*time.Second, func(u update) bool { return u.withdraw && u.tsigOK }); !ok {
 		t.Errorf("registration not withdrawn while the ledger is unhealthy: %+v", dnsSrv.received())
@@ -137,9 +172,7 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("kms_responder_dns_registered while withdrawn = %v, want 0", v)
 	}
 
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	f.clear(r)
 	freed := time.Now()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		var out *kmsclient.Outcome
@@ -152,7 +185,7 @@ func TestDiskFull(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("no activation answered within 10s of freeing space: %v", err)
+		t.Fatalf("no activation answered within 10s of the fault clearing: %v", err)
 	}
 	answering := time.Since(freed)
 	// The store catches up with the log on its next background apply.
@@ -165,7 +198,7 @@ func TestDiskFull(t *testing.T) {
 			t.Fatalf("/healthz 10s after recovery: %d %q", code, body)
 		}
 	}
-	t.Logf("answering again %v after space returned, healthy after %v",
+	t.Logf("answering again %v after the fault cleared, healthy after %v",
 		answering.Round(time.Millisecond), time.Since(freed).Round(time.Millisecond))
 	if v := r.metric(t, "kms_responder_ledger_healthy"); v != 1 {
 		t.Errorf("kms_responder_ledger_healthy after recovery = %v, want 1", v)

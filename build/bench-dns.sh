@@ -280,6 +280,9 @@ table=$(
 	echo "| --- | ---: | ---: |"
 	echo "| kill -9 (probe detects; bound 2 x 500 + 500 = 1500 ms) | ${M[fo_med.KILL]} | ${M[fo_max.KILL]} |"
 	echo "| SIGTERM (withdraws by UPDATE) | ${M[fo_med.TERM]} | ${M[fo_max.TERM]} |"
+	echo
+	echo "Failover is timed from the signal (sent by dnsload) to the first answer without the member; answers"
+	echo "are polled every 20 ms, the first right after the signal, so figures under ~20 ms are resolution-bound."
 )
 echo
 echo "$table"
@@ -288,7 +291,9 @@ if [[ -n $out ]]; then
 		echo "# DNS benchmarks"
 		echo
 		echo "Written by \`build/bench-dns.sh\` (run by \`make bench\`); re-run to refresh. Figures vary by"
-		echo "±10% between runs on a shared machine; compare within one run only."
+		echo "±10% between runs on a shared machine (more when other tenants load the server's CPU: then"
+		echo "compare server CPU µs/query); compare within one run only. CPU profiles of each server under"
+		echo "load: \`BENCH_PROFILE=1 build/bench-dns.sh\` (pprof top printed, profiles kept in /tmp)."
 		echo
 		echo "$table"
 	} >"$out"

@@ -20,6 +20,9 @@ type responderMetrics struct {
 	duration  *prometheus.HistogramVec
 	conns     *prometheus.CounterVec
 	openConns func() int
+	// limits are the connection limits in force, exported so alerts can
+	// compare open connections and evictions against them.
+	limits connLimits
 	// registration is nil when serve does not register in DNS.
 	registration *registration
 }
@@ -85,13 +88,34 @@ var (
 		"1 while the DNS registration in a zone at a server is accepted and its lease unexpired.", []string{"server", "zone"}, nil)
 )
 
+// connLimits are serve's connection limits.
+type connLimits struct {
+	maxConns           int
+	firstPDU, idle, io time.Duration
+}
+
+var (
+	descMaxConns = prometheus.NewDesc(metricsNamespace+"_max_connections",
+		"Cap on concurrent client connections; at the cap the oldest idle connection is evicted.", nil, nil)
+	descTimeout = prometheus.NewDesc(metricsNamespace+"_connection_timeout_seconds",
+		"Connection deadlines in force: first_pdu, idle, io.", []string{"timeout"}, nil)
+)
+
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descMaxConns
+	ch <- descTimeout
 	for _, d := range []*prometheus.Desc{descCount, descCap, descOpen, descLedgerClients, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered} {
 		ch <- d
 	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	if l := c.m.limits; l.maxConns > 0 {
+		ch <- prometheus.MustNewConstMetric(descMaxConns, prometheus.GaugeValue, float64(l.maxConns))
+		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.firstPDU.Seconds(), "first_pdu")
+		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.idle.Seconds(), "idle")
+		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.io.Seconds(), "io")
+	}
 	st := c.host.Status()
 	for _, a := range st.Apps {
 		ch <- prometheus.MustNewConstMetric(descCount, prometheus.GaugeValue, float64(a.Count), a.Name)

@@ -156,6 +156,10 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 		`kms_responder_open_connections [0-9]+\n`,
 		`kms_responder_seconds_since_last_request [0-9.e+-]+\n`,
 		`kms_responder_connection_events_total\{event="[a-z_]+"\} [1-9]`,
+		`kms_responder_max_connections [1-9][0-9]*\n`,
+		`kms_responder_connection_timeout_seconds\{timeout="first_pdu"\} [0-9.]+\n`,
+		`kms_responder_connection_timeout_seconds\{timeout="idle"\} [0-9.]+\n`,
+		`kms_responder_connection_timeout_seconds\{timeout="io"\} [0-9.]+\n`,
 	} {
 		if !regexp.MustCompile(re).MatchString(body) {
 			t.Errorf("/metrics lacks %s", re)

@@ -84,6 +84,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 	}
 
 	metrics := newResponderMetrics(h, store)
+	metrics.limits = connLimits{maxConns: cfg.MaxConnections, firstPDU: time.Duration(cfg.FirstPDUTimeout),
+		idle: time.Duration(cfg.IdleTimeout), io: time.Duration(cfg.IOTimeout)}
 	handler := &kmsHandler{host: h, log: log, metrics: metrics, cat: cat}
 
 	var allow func(netip.Addr) bool

@@ -29,4 +29,4 @@ rm -f /tmp/kmsdns-test.$$.log
 
 echo "test: short fuzz pass over every fuzz target"
 FUZZTIME=${FUZZTIME:-3s} build/fuzz.sh
-echo "test: $passed packages ok, $failed failed"
+echo "test: $passed passed, $failed failed"

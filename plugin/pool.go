@@ -63,10 +63,11 @@ type answer struct {
 	srv        []dns.RR // clipped: appending copies
 	extra      []dns.RR // clipped: appending copies
 	soa        []dns.RR
-	kind       string             // answersTotal label: members, last_known or empty
-	served     prometheus.Counter // answersTotal for kind, resolved once per rebuild
-	empty      prometheus.Counter // answersTotal for NODATA answers
-	validUntil time.Time          // the earliest lease end; the answer must be rebuilt then
+	hosts      map[string][]dns.RR // address records of approved live targets, by lower-case name
+	kind       string              // answersTotal label: members, last_known or empty
+	served     prometheus.Counter  // answersTotal for kind, resolved once per rebuild
+	empty      prometheus.Counter  // answersTotal for NODATA answers
+	validUntil time.Time           // the earliest lease end; the answer must be rebuilt then
 }
 
 // pool is the member set of one publish zone. It outlives a Corefile reload (see registry.go).
@@ -142,6 +143,15 @@ func (p *pool) addrsLocked(m *member, now time.Time) []netip.Addr {
 		return m.staticAddrs
 	}
 	return m.resolved
+}
+
+// ownAddrsLocked returns the addresses this server holds for m: registered, else configured;
+// addresses resolved through the next plugin are not its own to answer for.
+func (p *pool) ownAddrsLocked(m *member, now time.Time) []netip.Addr {
+	if h, ok := p.hosts[m.target]; ok && now.Before(h.expires) && len(h.addrs) > 0 {
+		return h.addrs
+	}
+	return m.staticAddrs
 }
 
 // live reports whether m is registered at now (static members always are).
@@ -228,7 +238,19 @@ func (p *pool) rebuildLocked(now time.Time) {
 		}
 		return int(a.port) - int(b.port)
 	})
-	a := &answer{kind: kind, validUntil: until}
+	a := &answer{kind: kind, validUntil: until, hosts: map[string][]dns.RR{}}
+	for _, m := range registered { // health is told by the SRV answer; names resolve regardless
+		if _, ok := a.hosts[m.target]; ok {
+			continue
+		}
+		if own := p.ownAddrsLocked(m, now); len(own) > 0 {
+			rrs := make([]dns.RR, 0, len(own))
+			for _, ip := range own {
+				rrs = append(rrs, addrRR(m.target, ip, cfg.ttl))
+			}
+			a.hosts[m.target] = rrs
+		}
+	}
 	glued := map[string]bool{}
 	for _, m := range chosen {
 		a.srv = append(a.srv, &dns.SRV{

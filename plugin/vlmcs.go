@@ -87,6 +87,15 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 			return v.serveScrub(ctx, w, r, s)
 		}
 	}
+	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY {
+		for _, p := range v.pools {
+			if dns.IsSubDomain(p.zone, q.Name) {
+				if a := p.current(time.Now()); a.hosts[strings.ToLower(q.Name)] != nil {
+					return v.answerHost(w, r, a)
+				}
+			}
+		}
+	}
 	return plugin.NextOrFailure(v.Name(), v.Next, ctx, w, r)
 }
 
@@ -110,6 +119,25 @@ func (v *Vlmcs) answer(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
 	} else {
 		m.Ns = a.soa
 		a.empty.Inc()
+	}
+	w.WriteMsg(m)
+	return dns.RcodeSuccess, nil
+}
+
+// answerHost writes the address records the pool holds for a member's target name, or
+// NODATA with the synthesized SOA when it holds none of the asked type.
+func (v *Vlmcs) answerHost(w dns.ResponseWriter, r *dns.Msg, a *answer) (int, error) {
+	q := r.Question[0]
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	for _, rr := range a.hosts[strings.ToLower(q.Name)] {
+		if q.Qtype == dns.TypeANY || rr.Header().Rrtype == q.Qtype {
+			m.Answer = append(m.Answer, rr)
+		}
+	}
+	if len(m.Answer) == 0 {
+		m.Ns = a.soa
 	}
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil

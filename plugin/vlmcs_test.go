@@ -251,3 +251,54 @@ func TestConcurrentUse(t *testing.T) {
 	close(done)
 	wg.Wait()
 }
+
+func TestAnswerHostAddresses(t *testing.T) {
+	v := newTest(t, `vlmcs example.org {
+	approve kms1.example.org kms2.example.org
+	static kms1.example.org 1688 0 10 192.0.2.1 2001:db8::1
+	static kms2.example.org 1688 0 10 192.0.2.2
+	probe off
+	ttl 3
+}`)
+	cases := []struct {
+		name   string
+		qt     uint16
+		answer []string
+		soa    bool
+		next   bool
+	}{
+		{"KMS1.example.org.", dns.TypeA, []string{"192.0.2.1"}, false, false},
+		{"kms1.example.org.", dns.TypeAAAA, []string{"2001:db8::1"}, false, false},
+		{"kms1.example.org.", dns.TypeANY, []string{"192.0.2.1", "2001:db8::1"}, false, false},
+		{"kms2.example.org.", dns.TypeAAAA, nil, true, false},
+		{"kms3.example.org.", dns.TypeA, nil, false, true}, // not a member
+		{"other.example.org.", dns.TypeA, nil, false, true},
+		{"kms1.example.org.", dns.TypeTXT, nil, false, true},
+	}
+	for _, tc := range cases {
+		m := query(t, v, tc.name, tc.qt)
+		next := len(m.Answer) == 1 && m.Answer[0].Header().Rrtype == dns.TypeTXT
+		if next != tc.next {
+			t.Errorf("%s %s: passed on=%v, want %v", tc.name, dns.TypeToString[tc.qt], next, tc.next)
+			continue
+		}
+		if tc.next {
+			continue
+		}
+		var got []string
+		for _, rr := range m.Answer {
+			switch rr := rr.(type) {
+			case *dns.A:
+				got = append(got, rr.A.String())
+			case *dns.AAAA:
+				got = append(got, rr.AAAA.String())
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(tc.answer, ",") || !m.Authoritative {
+			t.Errorf("%s %s: answer %v aa=%v, want %v", tc.name, dns.TypeToString[tc.qt], got, m.Authoritative, tc.answer)
+		}
+		if hasSOA := len(m.Ns) == 1 && m.Ns[0].Header().Rrtype == dns.TypeSOA; hasSOA != tc.soa {
+			t.Errorf("%s %s: authority %v", tc.name, dns.TypeToString[tc.qt], m.Ns)
+		}
+	}
+}

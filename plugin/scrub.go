@@ -45,6 +45,8 @@ func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 	}
 	dropped := map[string]bool{}
 	kept := map[string]bool{}
+	var added []dns.RR // glue from this server's pools for kept targets the answer left bare
+	own := map[string][]dns.RR{}
 	removedSRV := false
 	out := new(dns.Msg)
 	*out = *m // shallow: records are shared, never modified; the sections are rebuilt
@@ -57,6 +59,16 @@ func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 		}
 		target := strings.ToLower(srv.Target)
 		addrs := glue[target]
+		if len(addrs) == 0 {
+			if _, seen := own[target]; !seen {
+				own[target] = v.poolHost(target, now)
+			}
+			for _, rr := range own[target] {
+				if ip, ok := rrAddr(rr); ok {
+					addrs = append(addrs, ip.Unmap())
+				}
+			}
+		}
 		reason := ""
 		switch {
 		case !v.cfg.approve.name(target):
@@ -69,6 +81,9 @@ func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 			reason = "unhealthy"
 		}
 		if reason == "" {
+			if !kept[target] && len(glue[target]) == 0 {
+				added = append(added, own[target]...)
+			}
 			kept[target] = true
 			out.Answer = append(out.Answer, rr)
 			continue
@@ -80,11 +95,13 @@ func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 			v.logger.Logf("scrubbed rogue KMS host %s port %d from %s (addresses %v)", target, srv.Port, s.srvName, addrs)
 		}
 	}
-	if !removedSRV {
+	if !removedSRV && len(added) == 0 {
 		return m
 	}
-	out.Answer = dropSigs(out.Answer, dns.TypeSRV)
-	out.Extra = make([]dns.RR, 0, len(m.Extra))
+	if removedSRV {
+		out.Answer = dropSigs(out.Answer, dns.TypeSRV)
+	}
+	out.Extra = make([]dns.RR, 0, len(m.Extra)+len(added))
 	for _, rr := range m.Extra {
 		n := strings.ToLower(rr.Header().Name)
 		if dropped[n] && !kept[n] {
@@ -93,7 +110,21 @@ func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 		}
 		out.Extra = append(out.Extra, rr)
 	}
+	out.Extra = append(out.Extra, added...)
 	return out
+}
+
+// poolHost returns the address records a publish zone of this server answers for target
+// (lower case): those of an approved, registered or static member; nil when none holds it.
+func (v *Vlmcs) poolHost(target string, now time.Time) []dns.RR {
+	for _, p := range v.pools {
+		if dns.IsSubDomain(p.zone, target) {
+			if rrs := p.current(now).hosts[target]; rrs != nil {
+				return rrs
+			}
+		}
+	}
+	return nil
 }
 
 // dropSigs removes RRSIGs covering type t.

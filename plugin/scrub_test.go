@@ -91,3 +91,47 @@ func TestScrubUnhealthy(t *testing.T) {
 		return len(m.Answer) == 1 && strings.HasPrefix(m.Answer[0].(*dns.SRV).Target, "kms1.") && len(m.Extra) == 1
 	})
 }
+
+func TestScrubGlueFromPool(t *testing.T) {
+	v := newTest(t, `vlmcs example.org corp.test {
+	approve kms1.example.org kms2.example.org 192.0.2.0/24
+	static kms1.example.org 1688 0 0 192.0.2.1
+	scrub corp.test
+	probe off
+	ttl 3
+}`)
+	cases := []struct {
+		name  string
+		srv   []string
+		extra []dns.RR
+		want  []string // A records expected in the additional section
+	}{
+		{"bare approved pool target gets glue", []string{"kms1.example.org."}, nil, []string{"kms1.example.org.=192.0.2.1"}},
+		{"upstream glue kept, none added", []string{"kms1.example.org."},
+			[]dns.RR{test.A("kms1.example.org. 600 IN A 192.0.2.9")}, []string{"kms1.example.org.=192.0.2.9"}},
+		{"target unknown to the pool stays bare", []string{"kms2.example.org."},
+			nil, nil},
+		{"rogue removed, pool glue for the kept one", []string{"kms1.example.org.", "rogue.corp.test."},
+			[]dns.RR{test.A("rogue.corp.test. 600 IN A 198.51.100.1")}, []string{"kms1.example.org.=192.0.2.1"}},
+	}
+	for _, tc := range cases {
+		var ans []dns.RR
+		for _, target := range tc.srv {
+			ans = append(ans, test.SRV("_vlmcs._tcp.corp.test. 600 IN SRV 0 0 1688 "+target))
+		}
+		v.Next = upstream(ans, tc.extra)
+		m := query(t, v, "_vlmcs._tcp.corp.test.", dns.TypeSRV)
+		var got []string
+		for _, rr := range m.Extra {
+			if a, ok := rr.(*dns.A); ok {
+				got = append(got, a.Hdr.Name+"="+a.A.String())
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: extra %v, want %v", tc.name, got, tc.want)
+		}
+		if len(m.Answer) == 0 || m.Answer[0].(*dns.SRV).Target != "kms1.example.org." && tc.srv[0] == "kms1.example.org." {
+			t.Errorf("%s: answer %v", tc.name, m.Answer)
+		}
+	}
+}

@@ -121,13 +121,15 @@ run:   logs                 $state/*.log
 run: try:
   dig -p ${dns##*:} @${dns%:*} _vlmcs._tcp.example.test SRV      # both approved responders, with glue
   dig -p ${dns##*:} @${dns%:*} _vlmcs._tcp.corp.test SRV         # AD's answer, rogue-pc scrubbed out
+  dig -p ${ad##*:} @${ad%:*} _vlmcs._tcp.corp.test SRV         # (AD itself, on port ${ad##*:}, still lists rogue-pc)
   bin/kms-responder discover --dns $dns --domain example.test --product "Office LTSC Professional Plus 2024"
   bin/kms-responder status --admin $kms1:9688
 
-run: one discovery + activation now (a new host starts at count 0, so the client
-run: is answered but stays below its threshold: exit code 2, as with a real new KMS host):
+run: one discovery + activation now, as a client in the AD domain corp.test would (rogue-pc is
+run: scrubbed out of the answer). A new host starts at count 0, so the client is answered but
+run: stays below its threshold (exit code 2), exactly as with a new Microsoft KMS host:
 EOF
-bin/kms-responder discover --dns "$dns" --domain example.test --product "Office LTSC Professional Plus 2024" || true
+bin/kms-responder discover --dns "$dns" --domain corp.test --product "Office LTSC Professional Plus 2024" || true
 echo
 say "running until Ctrl-C"
 while true; do

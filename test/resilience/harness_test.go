@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/rpc"
+	harness "github.com/kmsdns/kmsdns/test"
 )
 
 // testGroup and testEdition are the host key group the responder serves and
@@ -32,59 +32,24 @@ const (
 	testEdition = "Windows Server 2025 Standard"
 )
 
-// built caches the one build of kms-responder per test process.
-var built = sync.OnceValues(func() (string, error) {
-	if dir := os.Getenv("KMSDNS_BIN"); dir != "" {
-		p := filepath.Join(dir, "kms-responder")
-		_, err := os.Stat(p)
-		return p, err
-	}
-	dir, err := os.MkdirTemp("", "resilience-bin-")
-	if err != nil {
-		return "", err
-	}
-	binDir = dir
-	p := filepath.Join(dir, "kms-responder")
-	cmd := exec.Command("go", "build", "-o", p, "github.com/kmsdns/kmsdns/responder")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return p, nil
-})
-
-// binDir is the temporary build directory TestMain removes.
-var binDir string
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	harness.Cleanup()
 	os.Exit(code)
 }
 
+// responderBinary is the kms-responder under test: $KMSDNS_BIN's, or built
+// once by the shared e2e harness.
 func responderBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("process tests run the kms-responder binary; skipped with -short")
 	}
-	p, err := built()
-	if err != nil {
-		t.Fatalf("kms-responder binary: %v", err)
-	}
-	return p
+	return harness.Binary(t, "kms-responder")
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int { return harness.FreePort(t) }
 
 // lockedBuffer collects a child's stderr.
 type lockedBuffer struct {

@@ -8,12 +8,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,64 +23,27 @@ import (
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/rpc"
+	harness "github.com/kmsdns/kmsdns/test"
 )
-
-// testBinary builds kms-responder once per test run (or uses
-// $KMSDNS_BIN/kms-responder) and returns its path.
-var testBinary = sync.OnceValues(func() (string, error) {
-	if dir := os.Getenv("KMSDNS_BIN"); dir != "" {
-		p := filepath.Join(dir, "kms-responder")
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("KMSDNS_BIN is set: %w", err)
-		}
-		return p, nil
-	}
-	dir, err := os.MkdirTemp("", "kms-responder-test-bin")
-	if err != nil {
-		return "", err
-	}
-	binDir = dir
-	p := filepath.Join(dir, "kms-responder")
-	out, err := exec.Command("go", "build", "-o", p, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return p, nil
-})
-
-// binDir is the temporary directory testBinary built into; TestMain removes it.
-var binDir string
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	harness.Cleanup()
 	os.Exit(code)
 }
 
+// binary is the kms-responder under test: $KMSDNS_BIN's, or built once by
+// the shared e2e harness.
 func binary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("process tests build and run the kms-responder binary; skipped with -short")
 	}
-	p, err := testBinary()
-	if err != nil {
-		t.Fatalf("kms-responder binary: %v", err)
-	}
-	return p
+	return harness.Binary(t, "kms-responder")
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int { return harness.FreePort(t) }
 
 // syncBuffer is a bytes.Buffer safe for the child's writes and our reads.
 type syncBuffer struct {

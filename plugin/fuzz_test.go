@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/coredns/caddy"
-	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
@@ -48,7 +47,7 @@ func FuzzUpdate(f *testing.F) {
 		if mode&2 == 2 {
 			w.tsig = dns.ErrSig
 		}
-		rec := dnstest.NewRecorder(w)
+		rec := newRecorder(w)
 		if _, err := v.ServeDNS(context.Background(), rec, r); err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +60,7 @@ func FuzzUpdate(f *testing.F) {
 		// The answer built from whatever was accepted must pack too.
 		q := new(dns.Msg)
 		q.SetQuestion("_vlmcs._tcp.example.org.", dns.TypeSRV)
-		rec = dnstest.NewRecorder(&test.ResponseWriter{})
+		rec = newRecorder(&test.ResponseWriter{})
 		v.ServeDNS(context.Background(), rec, q)
 		if _, err := rec.Msg.Pack(); err != nil {
 			t.Fatalf("answer does not pack: %v", err)
@@ -128,7 +127,7 @@ func FuzzServeDNS(f *testing.F) {
 			test.SRV("_vlmcs._tcp.ad.example.org. 600 IN SRV 0 0 1688 kms1.ad.example.org."),
 			test.SRV("_vlmcs._tcp.ad.example.org. 600 IN SRV 0 0 1688 rogue.example.net."),
 		}, []dns.RR{test.A("rogue.example.net. 600 IN A 192.0.2.66")})
-		rec := dnstest.NewRecorder(&updWriter{ResponseWriter: test.ResponseWriter{RemoteIP: "192.0.2.5"}})
+		rec := newRecorder(&updWriter{ResponseWriter: test.ResponseWriter{RemoteIP: "192.0.2.5"}})
 		if _, err := v.ServeDNS(context.Background(), rec, r); err != nil {
 			t.Fatal(err)
 		}

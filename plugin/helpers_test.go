@@ -47,7 +47,7 @@ func query(t testing.TB, v *Vlmcs, name string, qt uint16) *dns.Msg {
 	t.Helper()
 	r := new(dns.Msg)
 	r.SetQuestion(name, qt)
-	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	rec := newRecorder(&test.ResponseWriter{})
 	if _, err := v.ServeDNS(context.Background(), rec, r); err != nil {
 		t.Fatalf("ServeDNS: %v", err)
 	}
@@ -136,4 +136,23 @@ func newController(in string) *caddy.Controller { return caddy.NewTestController
 func listenOn(t testing.TB, port uint16) *kmsListener {
 	t.Helper()
 	return serveKMS(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+}
+
+// wireRecorder is a dnstest.Recorder that also records replies written as wire bytes (the
+// pre-packed fast path): it unpacks them into Msg.
+type wireRecorder struct {
+	*dnstest.Recorder
+}
+
+func newRecorder(w dns.ResponseWriter) *wireRecorder {
+	return &wireRecorder{dnstest.NewRecorder(w)}
+}
+
+func (r *wireRecorder) Write(buf []byte) (int, error) {
+	m := new(dns.Msg)
+	if err := m.Unpack(buf); err != nil {
+		return 0, err
+	}
+	r.Rcode, r.Msg = m.Rcode, m
+	return r.Recorder.Write(buf)
 }

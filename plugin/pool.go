@@ -68,6 +68,8 @@ type answer struct {
 	served     prometheus.Counter  // answersTotal for kind, resolved once per rebuild
 	empty      prometheus.Counter  // answersTotal for NODATA answers
 	validUntil time.Time           // the earliest lease end; the answer must be rebuilt then
+	qname      string              // the lower-case question name of packed
+	packed     [][]byte            // the SRV answer pre-packed in several member orders (fastpath.go)
 }
 
 // pool is the member set of one publish zone. It outlives a Corefile reload (see registry.go).
@@ -84,6 +86,7 @@ type pool struct {
 	evaluated bool
 
 	ans    atomic.Pointer[answer]
+	bufs   sync.Pool     // *packedBuf for the fast path (fastpath.go)
 	kick   chan struct{} // wakes the prober when a member needs a first probe
 	replay *replayGuard  // MACs of accepted signed updates, kept across reloads with the pool
 	events *rateLog      // members joining, leaving and changing health
@@ -93,6 +96,7 @@ func newPool(zone, server string, cfg *config) *pool {
 	p := &pool{
 		zone:    zone,
 		srvName: srvLabel + zone,
+		bufs:    sync.Pool{New: newPackedBuf},
 		server:  server,
 		members: map[memberKey]*member{},
 		hosts:   map[string]*hostRecord{},
@@ -273,6 +277,7 @@ func (p *pool) rebuildLocked(now time.Time) {
 	a.served = answersTotal.WithLabelValues(p.server, p.zone, a.kind)
 	a.empty = answersTotal.WithLabelValues(p.server, p.zone, "empty")
 	a.srv, a.extra = slices.Clip(a.srv), slices.Clip(a.extra)
+	a.qname, a.packed = strings.ToLower(p.srvName), packAnswers(p.srvName, a.srv, a.extra)
 	p.ans.Store(a)
 }
 

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
@@ -56,7 +55,7 @@ func sign(m *dns.Msg, key string) *dns.Msg {
 // send runs an update through v as if from src (TCP or UDP) with the given TSIG verdict.
 func send(t testing.TB, v *Vlmcs, m *dns.Msg, src string, tcp bool, tsig error) *dns.Msg {
 	t.Helper()
-	rec := dnstest.NewRecorder(&updWriter{ResponseWriter: test.ResponseWriter{RemoteIP: src, TCP: tcp}, tsig: tsig})
+	rec := newRecorder(&updWriter{ResponseWriter: test.ResponseWriter{RemoteIP: src, TCP: tcp}, tsig: tsig})
 	if _, err := v.ServeDNS(context.Background(), rec, m); err != nil {
 		t.Fatalf("ServeDNS: %v", err)
 	}

@@ -249,13 +249,28 @@ func canonicalName(field, name string) (string, error) {
 	if name == "" {
 		return "", fmt.Errorf("publish: %s is empty", field)
 	}
-	if strings.ContainsAny(name, " \t\r\n\\") {
-		return "", fmt.Errorf("publish: %s %q holds white space or escapes", field, name)
+	if !printableASCII(name) {
+		return "", fmt.Errorf("publish: %s %q holds white space, escapes or non-ASCII bytes (write IDN labels in punycode)", field, name)
 	}
 	if _, ok := dns.IsDomainName(name); !ok {
 		return "", fmt.Errorf("publish: %s %q is not a valid domain name", field, name)
 	}
 	return dns.CanonicalName(name), nil
+}
+
+// printableASCII reports whether name is made of visible ASCII characters
+// other than the backslash. Names from files and flags are checked with it
+// before they are lower-cased: lower-casing a string that is not UTF-8
+// replaces each bad byte with a three-byte U+FFFD, so a name that was a
+// valid domain name would stop being one (or change) after
+// canonicalization. Escapes are refused because nothing here needs them.
+func printableASCII(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // normalizeServer returns host:port for a server given with or without a

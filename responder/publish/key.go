@@ -71,6 +71,9 @@ func NewKey(algorithm, name, secret string) (Key, error) {
 	if name == "" || name == "." {
 		return Key{}, fmt.Errorf("TSIG key name is empty")
 	}
+	if !printableASCII(name) {
+		return Key{}, fmt.Errorf("TSIG key name %q holds white space, escapes or non-ASCII bytes (write IDN labels in punycode)", name)
+	}
 	if _, ok := dns.IsDomainName(name); !ok {
 		return Key{}, fmt.Errorf("TSIG key name %q is not a valid domain name", name)
 	}

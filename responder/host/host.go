@@ -36,7 +36,7 @@ type Host struct {
 	hwid  [8]byte
 
 	mu    sync.Mutex
-	apps  map[guid.GUID]*appCount
+	apps  map[guid.GUID]*ledger.CountSet
 	stats counters
 }
 
@@ -61,7 +61,7 @@ func New(cfg Config, cat *catalog.Catalog, store *ledger.Ledger, logger *slog.Lo
 		store: store,
 		log:   logger,
 		epids: map[string]string{},
-		apps:  map[guid.GUID]*appCount{},
+		apps:  map[guid.GUID]*ledger.CountSet{},
 		stats: newCounters(),
 	}
 	if err := h.loadIdentity(); err != nil {
@@ -143,9 +143,9 @@ func (h *Host) loadCounts() error {
 	}
 	cutoff := h.cfg.clock().Add(-CountWindow)
 	for _, c := range counts {
-		ac := newAppCount()
-		ac.raiseCap(c.Cap)
-		ac.load(c.Clients, cutoff)
+		ac := ledger.NewCountSet()
+		ac.RaiseCap(c.Cap)
+		ac.Load(c.Clients, cutoff)
 		h.apps[c.App] = ac
 	}
 	return nil
@@ -217,6 +217,8 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 		Workstation: in.Workstation, Source: in.Peer, Result: uint32(res.HRESULT),
 		LicenseStatus: in.LicenseStatus, Protocol: uint8(min(in.ProtocolMajor, 255)),
 	}
+	var pending ledger.Pending
+	var enqueueErr error
 	if res.HRESULT == kms.OK {
 		res.Group = group.Name
 		res.EPID = h.epids[group.Name]
@@ -224,23 +226,36 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 		h.mu.Lock()
 		ac := h.apps[in.App]
 		if ac == nil {
-			ac = newAppCount()
+			ac = ledger.NewCountSet()
 			h.apps[in.App] = ac
 		}
-		ac.raiseCap(2 * cid.Threshold)
-		ac.expire(now.Add(-CountWindow))
-		res.NewClient = ac.add(in.CMID, now)
-		res.CurrentCount = ac.count()
-		rec.Counted, rec.Cap = true, ac.capN
+		ac.RaiseCap(2 * cid.Threshold)
+		ac.Expire(now.Add(-CountWindow))
+		res.NewClient = ac.Add(in.CMID, now)
+		res.CurrentCount = ac.Len()
+		rec.Counted, rec.Cap = true, ac.Cap()
+		if h.store != nil {
+			// Enqueued under the lock, so the ledger replays the count
+			// operations in the order memory performed them and a
+			// restart rebuilds this very count (see ledger.CountSet).
+			pending, enqueueErr = h.store.Enqueue(ctx, rec)
+		}
 		h.mu.Unlock()
 		if res.NewClient {
 			res.Reason = fmt.Sprintf("activated by %s; new client, count %d of cap %d", group.Name, res.CurrentCount, rec.Cap)
 		} else {
 			res.Reason = fmt.Sprintf("activated by %s; known client, count %d of cap %d", group.Name, res.CurrentCount, rec.Cap)
 		}
+	} else if h.store != nil {
+		// A refusal changes no count; its order in the log is free.
+		pending, enqueueErr = h.store.Enqueue(ctx, rec)
 	}
 	if h.store != nil {
-		if err := h.store.Record(ctx, rec); err != nil {
+		err := enqueueErr
+		if err == nil {
+			err = pending.Wait(ctx)
+		}
+		if err != nil {
 			h.mu.Lock()
 			h.stats.ledgerFailures++
 			h.mu.Unlock()

@@ -139,8 +139,7 @@ func (h *Host) Status() Status {
 	h.mu.Lock()
 	apps := map[guid.GUID]AppStatus{}
 	for id, ac := range h.apps {
-		ac.expire(cutoff)
-		apps[id] = AppStatus{Count: ac.count(), Cap: ac.capN}
+		apps[id] = AppStatus{Count: ac.Live(cutoff), Cap: ac.Cap()}
 	}
 	for r, n := range h.stats.byResult {
 		st.RequestsByResult[resultName(r)] = n
@@ -203,8 +202,7 @@ func (h *Host) Count(app guid.GUID) int {
 	if ac == nil {
 		return 0
 	}
-	ac.expire(h.cfg.clock().Add(-CountWindow))
-	return ac.count()
+	return ac.Live(h.cfg.clock().Add(-CountWindow))
 }
 
 // EPIDs returns the ePID of every configured group, by group name.

@@ -38,12 +38,12 @@ func (l *Ledger) runApply() {
 		case req := <-l.applyReqs:
 			err := l.applyPending()
 			if err == nil && req.prune {
-				err = l.prune()
+				err = l.prune(false)
 			}
 			req.done <- err
 		case <-pruneTick.C:
 			if err := l.applyPending(); err == nil {
-				if err := l.prune(); err != nil {
+				if err := l.prune(false); err != nil {
 					l.log.Warn("ledger: prune failed", "err", err)
 				}
 			}
@@ -86,7 +86,6 @@ func (l *Ledger) applyPending() error {
 // the last sequence number applied.
 func (l *Ledger) applyEntries(entries []entry) error {
 	var added uint64
-	trim := map[guid.GUID]bool{}
 	last := entries[len(entries)-1].seq
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		b := buckets{
@@ -100,10 +99,7 @@ func (l *Ledger) applyEntries(entries []entry) error {
 		if added, err = l.applyAudit(&b, entries); err != nil {
 			return err
 		}
-		if err := l.applyCounts(&b, entries, trim); err != nil {
-			return err
-		}
-		if err := l.trimCounts(&b, trim); err != nil {
+		if err := l.applyCounts(&b, entries); err != nil {
 			return err
 		}
 		if err := b.meta.Put(keyApplied, binary.BigEndian.AppendUint64(nil, last)); err != nil {
@@ -115,11 +111,6 @@ func (l *Ledger) applyEntries(entries []entry) error {
 		return nil
 	})
 	if err != nil {
-		// The rolled-back transaction may have bumped countN; force a
-		// recount by trimming on the next commit of these applications.
-		for app := range trim {
-			l.countN[app] = MaxCap + trimSlack + 1
-		}
 		return fmt.Errorf("ledger: apply %d logged activations to the store: %w", len(entries), err)
 	}
 	l.appliedSeq = last
@@ -191,63 +182,105 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err erro
 	return added, nil
 }
 
-// applyCounts merges the counted entries into their applications' counts
-// and raises caps. Of one batch only the newest cap entries per application
-// can survive the trim, so only those are written. apps collects the
-// applications touched.
-func (l *Ledger) applyCounts(b *buckets, entries []entry, apps map[guid.GUID]bool) error {
-	seen := map[guid.GUID]map[guid.GUID]time.Time{}
-	caps := map[guid.GUID]int{}
+// applyCounts replays the batch's count operations on the applications'
+// stored counts: every counted activation expires its application's clients
+// last seen a count window before it, then adds its client, through the
+// same CountSet the host runs in memory and in the same (log) order, so the
+// stored count is the host's count whatever the clock did. Caps only grow.
+func (l *Ledger) applyCounts(b *buckets, entries []entry) error {
+	sets := map[guid.GUID]*storedCount{}
 	for i := range entries {
 		a := &entries[i].act
-		if a.Cap > caps[a.App] {
-			caps[a.App] = a.Cap
-		}
-		if !a.Counted {
+		if !a.Counted && a.Cap == 0 {
 			continue
 		}
-		m := seen[a.App]
-		if m == nil {
-			m = map[guid.GUID]time.Time{}
-			seen[a.App] = m
+		sc := sets[a.App]
+		if sc == nil {
+			var err error
+			if sc, err = loadCount(b, a.App); err != nil {
+				return err
+			}
+			sets[a.App] = sc
 		}
-		if t, ok := m[a.CMID]; !ok || a.Time.After(t) {
-			m[a.CMID] = a.Time
+		sc.set.RaiseCap(a.Cap)
+		if a.Counted {
+			sc.set.Expire(a.Time.Add(-l.opts.CountWindow))
+			sc.set.Add(a.CMID, a.Time)
 		}
 	}
-	for app, n := range caps {
-		if n > capOf(b.cap, app[:]) {
-			if err := b.cap.Put(app[:], encodeCap(n)); err != nil {
-				return fmt.Errorf("ledger: store cap: %w", err)
+	for app, sc := range sets {
+		if err := sc.store(b, app); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storedCount is an application's count as loaded from the store, and the
+// set the batch turns it into.
+type storedCount struct {
+	stored  map[guid.GUID][]byte // CMID → encoded last-seen, as stored
+	corrupt [][]byte             // keys of entries that do not decode
+	capN    int
+	set     *CountSet
+}
+
+// loadCount reads an application's cap and count bucket.
+func loadCount(b *buckets, app guid.GUID) (*storedCount, error) {
+	sc := &storedCount{stored: map[guid.GUID][]byte{}, capN: capOf(b.cap, app[:]), set: NewCountSet()}
+	sc.set.RaiseCap(sc.capN)
+	bucket := b.count.Bucket(app[:])
+	if bucket == nil {
+		return sc, nil
+	}
+	var all []Seen
+	err := bucket.ForEach(func(k, v []byte) error {
+		t, err := decodeSeen(v)
+		if err != nil || len(k) != 16 {
+			sc.corrupt = append(sc.corrupt, bytes.Clone(k))
+			return nil
+		}
+		sc.stored[guid.GUID(k)] = bytes.Clone(v)
+		all = append(all, Seen{CMID: guid.GUID(k), LastSeen: t})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read count of %s: %w", app, err)
+	}
+	sc.set.Load(all, time.Time{})
+	return sc, nil
+}
+
+// store writes the differences between the set and what was loaded.
+func (sc *storedCount) store(b *buckets, app guid.GUID) error {
+	if n := sc.set.Cap(); n > sc.capN {
+		if err := b.cap.Put(app[:], encodeCap(n)); err != nil {
+			return fmt.Errorf("ledger: store cap of %s: %w", app, err)
+		}
+	}
+	bucket, err := b.count.CreateBucketIfNotExists(app[:])
+	if err != nil {
+		return fmt.Errorf("ledger: count bucket for %s: %w", app, err)
+	}
+	for _, k := range sc.corrupt {
+		if err := bucket.Delete(k); err != nil {
+			return fmt.Errorf("ledger: delete corrupt count entry of %s: %w", app, err)
+		}
+	}
+	for id := range sc.stored {
+		if _, ok := sc.set.seen[id]; !ok {
+			if err := bucket.Delete(id[:]); err != nil {
+				return fmt.Errorf("ledger: delete count entry of %s: %w", app, err)
 			}
 		}
 	}
-	for app, m := range seen {
-		apps[app] = true
-		list := make([]Seen, 0, len(m))
-		for id, t := range m {
-			list = append(list, Seen{CMID: id, LastSeen: t})
+	for id, t := range sc.set.seen {
+		v := encodeSeen(t)
+		if old, ok := sc.stored[id]; ok && bytes.Equal(old, v) {
+			continue
 		}
-		if capN := capOf(b.cap, app[:]); capN > 0 && len(list) > capN {
-			SortNewestFirst(list)
-			list = list[:capN]
-		}
-		slices.SortFunc(list, func(x, y Seen) int { return bytes.Compare(x.CMID[:], y.CMID[:]) })
-		bucket, err := b.count.CreateBucketIfNotExists(app[:])
-		if err != nil {
-			return fmt.Errorf("ledger: count bucket for %s: %w", app, err)
-		}
-		for _, s := range list {
-			t := s.LastSeen
-			v := bucket.Get(s.CMID[:])
-			if v == nil {
-				l.countN[app]++
-			} else if old, err := decodeSeen(v); err == nil && old.After(t) {
-				continue
-			}
-			if err := bucket.Put(s.CMID[:], encodeSeen(t)); err != nil {
-				return fmt.Errorf("ledger: store count entry: %w", err)
-			}
+		if err := bucket.Put(id[:], v); err != nil {
+			return fmt.Errorf("ledger: store count entry of %s: %w", app, err)
 		}
 	}
 	return nil
@@ -277,27 +310,4 @@ func (l *Ledger) dropAppliedSegments() {
 // buckets are the top-level buckets of one transaction.
 type buckets struct {
 	meta, audit, auditTS, count, cap *bolt.Bucket
-}
-
-// trimSlack is how many entries beyond its cap an application's count bucket
-// may hold before a commit trims it, so that trimming is rare and the bucket
-// stays a few pages whatever the number of clients.
-const trimSlack = 64
-
-// trimCounts trims the count buckets of the applications in apps that have
-// grown past their cap plus trimSlack.
-func (l *Ledger) trimCounts(b *buckets, apps map[guid.GUID]bool) error {
-	for app := range apps {
-		capN := capOf(b.cap, app[:])
-		if capN == 0 || l.countN[app] <= capN+trimSlack {
-			continue
-		}
-		cutoff := l.opts.Clock().Add(-l.opts.CountWindow)
-		kept, err := trimCount(b.count.Bucket(app[:]), capN, cutoff)
-		if err != nil {
-			return fmt.Errorf("ledger: trim count of %s: %w", app, err)
-		}
-		l.countN[app] = kept
-	}
-	return nil
 }

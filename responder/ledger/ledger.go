@@ -13,8 +13,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-
-	"github.com/kmsdns/kmsdns/responder/guid"
 )
 
 // FileName is the name of the store inside the data directory.
@@ -163,7 +161,6 @@ type Ledger struct {
 
 	// Applier state (applier goroutine only, or Open before it starts).
 	appliedSeq uint64
-	countN     map[guid.GUID]int // entries per application's count bucket
 
 	clients  atomic.Uint64 // audit records stored
 	batches  atomic.Uint64 // log syncs
@@ -212,7 +209,6 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		applyReqs: make(chan applyReq),
 		stopApply: make(chan struct{}),
 		applyDone: make(chan struct{}),
-		countN:    map[guid.GUID]int{},
 		wal:       walWriter{dir: dir},
 	}
 	l.roomCond = sync.NewCond(&l.amu)
@@ -225,7 +221,7 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	l.updateSize()
-	if err := l.prune(); err != nil {
+	if err := l.prune(true); err != nil {
 		l.log.Warn("ledger: initial prune failed", "err", err)
 	}
 	go l.runLog()
@@ -271,7 +267,6 @@ func (l *Ledger) init() error {
 			if len(k) != 16 {
 				return fmt.Errorf("count bucket name %x has %d bytes, want 16", k, len(k))
 			}
-			l.countN[guid.GUID(k)] = counts.Bucket(k).Stats().KeyN
 			return nil
 		})
 	})

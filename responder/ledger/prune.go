@@ -16,9 +16,13 @@ import (
 // activations do not wait long behind a large prune.
 const pruneChunk = 10000
 
-// prune removes expired audit records and trims every application's count.
-// It runs on the writer goroutine (or before it starts).
-func (l *Ledger) prune() error {
+// prune removes expired audit records and drops corrupt and over-cap count
+// entries. With expireCounts it also drops count entries older than the
+// count window: Open does that, exactly as a restarting host drops them when
+// it loads its count, while a running host expires clients only when it
+// counts an activation (see CountSet), so the periodic prune must not.
+// It runs on the applier goroutine (or before it starts).
+func (l *Ledger) prune(expireCounts bool) error {
 	now := l.opts.Clock()
 	cutoff := now.Add(-l.opts.Retention)
 	if !timeOK(cutoff) {
@@ -33,7 +37,11 @@ func (l *Ledger) prune() error {
 			break
 		}
 	}
-	return l.pruneCounts(now.Add(-l.opts.CountWindow))
+	var countCutoff time.Time // the zero time expires nothing
+	if expireCounts {
+		countCutoff = now.Add(-l.opts.CountWindow)
+	}
+	return l.pruneCounts(countCutoff)
 }
 
 // pruneAudit deletes up to pruneChunk audit records last seen at or before
@@ -108,12 +116,8 @@ func (l *Ledger) pruneCounts(cutoff time.Time) error {
 			return err
 		}
 		for _, app := range apps {
-			kept, err := trimCount(counts.Bucket(app), capOf(caps, app), cutoff)
-			if err != nil {
+			if _, err := trimCount(counts.Bucket(app), capOf(caps, app), cutoff); err != nil {
 				return err
-			}
-			if len(app) == 16 {
-				l.countN[guid.GUID(app)] = kept
 			}
 		}
 		return nil

@@ -33,27 +33,52 @@ type applyReq struct {
 // first, Record returns ctx.Err() and the activation may or may not be
 // stored.
 func (l *Ledger) Record(ctx context.Context, a Activation) error {
-	if err := a.validate(); err != nil {
+	p, err := l.Enqueue(ctx, a)
+	if err != nil {
 		return err
 	}
+	return p.Wait(ctx)
+}
+
+// Pending is an activation queued for the log.
+type Pending struct{ done chan error }
+
+// Enqueue queues one activation for the log and returns without waiting for
+// the sync; Wait on the result to learn when it is durable. Activations
+// reach the log, and the store, in the order they were enqueued: a host
+// that updates its in-memory count and enqueues under one lock gets a store
+// that replays its count operations in the order it performed them (see
+// CountSet). Enqueue blocks only while the log writer's queue is full.
+func (l *Ledger) Enqueue(ctx context.Context, a Activation) (Pending, error) {
+	if err := a.validate(); err != nil {
+		return Pending{}, err
+	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return Pending{}, err
 	}
 	o := &op{act: &a, done: make(chan error, 1)}
 	l.mu.RLock()
+	defer l.mu.RUnlock()
 	if l.closed {
-		l.mu.RUnlock()
-		return ErrClosed
+		return Pending{}, ErrClosed
 	}
 	select {
 	case l.queue <- o:
-		l.mu.RUnlock()
+		return Pending{done: o.done}, nil
 	case <-ctx.Done():
-		l.mu.RUnlock()
-		return ctx.Err()
+		return Pending{}, ctx.Err()
+	}
+}
+
+// Wait returns nil once the activation is in the log and the log synced, or
+// the error that prevented it, or ctx.Err() if ctx ends first (the
+// activation may then still become durable).
+func (p Pending) Wait(ctx context.Context) error {
+	if p.done == nil {
+		return fmt.Errorf("ledger: Wait on an activation that was never enqueued")
 	}
 	select {
-	case err := <-o.done:
+	case err := <-p.done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -61,8 +86,10 @@ func (l *Ledger) Record(ctx context.Context, a Activation) error {
 }
 
 // Prune applies pending activations, then removes audit records older than
-// the retention and count entries older than the count window or beyond
-// their application's cap. The ledger also prunes every PruneInterval.
+// the retention and count entries beyond their application's cap. Count
+// entries older than the count window stay until an activation of their
+// application expires them (or the next Open): counts change only as the
+// host's do. The ledger also prunes every PruneInterval.
 func (l *Ledger) Prune(ctx context.Context) error {
 	return l.applyNow(ctx, true)
 }

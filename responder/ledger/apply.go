@@ -58,10 +58,15 @@ func (l *Ledger) runApply() {
 // deletes the log segments it has fully applied.
 func (l *Ledger) applyPending() error {
 	l.amu.Lock()
+	// Swap in the spare slice, so that neither side regrows a large one
+	// every cycle.
 	todo := l.pending
-	l.pending = nil
+	l.pending, l.spare = l.spare[:0], nil
 	l.amu.Unlock()
 	if len(todo) == 0 {
+		l.amu.Lock()
+		l.spare = todo
+		l.amu.Unlock()
 		return nil
 	}
 	err := l.applyEntries(todo)
@@ -72,6 +77,8 @@ func (l *Ledger) applyPending() error {
 		l.log.Error("ledger: applying the log to the store failed", "err", err, "pending", len(l.pending))
 	} else {
 		l.applyErr.Store(nil)
+		clear(todo) // let the applied activations go
+		l.spare = todo[:0]
 	}
 	l.roomCond.Broadcast()
 	l.amu.Unlock()
@@ -138,7 +145,7 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err erro
 		for end < len(order) && bytes.Equal(keys[order[end]], k) {
 			end++
 		}
-		first := &entries[order[start]].act
+		first := entries[order[start]].act
 		var c Client
 		var oldTS []byte
 		if v := b.audit.Get(k); v != nil {
@@ -153,7 +160,7 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err erro
 			added++
 		}
 		for _, i := range order[start:end] {
-			c.merge(&entries[i].act)
+			c.merge(entries[i].act)
 		}
 		if err := b.audit.Put(k, encodeClient(&c)); err != nil {
 			return 0, fmt.Errorf("ledger: store client record: %w", err)
@@ -190,7 +197,7 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err erro
 func (l *Ledger) applyCounts(b *buckets, entries []entry) error {
 	sets := map[guid.GUID]*storedCount{}
 	for i := range entries {
-		a := &entries[i].act
+		a := entries[i].act
 		if !a.Counted && a.Cap == 0 {
 			continue
 		}

@@ -226,7 +226,11 @@ func TestLogWriteFailure(t *testing.T) {
 	cmd.Env = append(os.Environ(), envHelperDir+"="+dir, envHelperFSize+"="+strconv.Itoa(3<<19))
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("helper: %v: %s", err, out)
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("helper: %v: %s%s", err, out, stderr)
 	}
 	var acked []guid.GUID
 	var failure, healthy string

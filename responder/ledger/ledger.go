@@ -152,6 +152,7 @@ type Ledger struct {
 	amu      sync.Mutex
 	roomCond *sync.Cond // signalled when pending shrinks or applying fails
 	pending  []entry
+	spare    []entry   // the other half of pending's double buffer
 	segments []segment // log segments, oldest first; the last is current
 
 	kick      chan struct{} // wakes the applier early

@@ -90,13 +90,10 @@ func (l *Ledger) logBatch(batch []*op) error {
 		l.rotate()
 	}
 	w.buf = w.buf[:0]
-	entries := make([]entry, len(batch))
-	var payload []byte
 	for i, o := range batch {
 		seq := l.nextSeq + uint64(i)
-		payload = encodeActivation(payload[:0], o.act)
-		w.buf = appendFrame(w.buf, seq, payload)
-		entries[i] = entry{seq: seq, act: *o.act}
+		w.payload = encodeActivation(w.payload[:0], &o.act)
+		w.buf = appendFrame(w.buf, seq, w.payload)
 	}
 	start := w.size
 	err := w.append(w.buf)
@@ -114,13 +111,15 @@ func (l *Ledger) logBatch(batch []*op) error {
 		return err
 	}
 	l.logErr.Store(nil)
+	l.amu.Lock()
+	for i, o := range batch {
+		l.pending = append(l.pending, entry{seq: l.nextSeq + uint64(i), act: &o.act})
+	}
+	full := len(l.pending) >= applyBatch
+	l.amu.Unlock()
 	l.nextSeq += uint64(len(batch))
 	l.records.Add(uint64(len(batch)))
 	l.batches.Add(1)
-	l.amu.Lock()
-	l.pending = append(l.pending, entries...)
-	full := len(l.pending) >= applyBatch
-	l.amu.Unlock()
 	if full {
 		select {
 		case l.kick <- struct{}{}:

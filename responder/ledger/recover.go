@@ -33,11 +33,11 @@ func (l *Ledger) recover() error {
 			return fmt.Errorf("ledger: %s: %w (refusing to start rather than lose acknowledged activations)", s.path, ferr)
 		}
 		var todo []entry
-		for _, f := range frames {
-			if f.seq > l.appliedSeq {
-				todo = append(todo, entry{seq: f.seq, act: f.act})
+		for i := range frames {
+			if f := &frames[i]; f.seq > l.appliedSeq {
+				todo = append(todo, entry{seq: f.seq, act: &f.act})
 			}
-			last = max(last, f.seq)
+			last = max(last, frames[i].seq)
 		}
 		for len(todo) > 0 {
 			n := min(len(todo), 4*applyBatch)

@@ -171,9 +171,11 @@ func syncDir(dir string) error {
 type walWriter struct {
 	dir   string
 	f     *os.File
-	size  int64 // end of the frames written
-	alloc int64 // end of the zero-filled space
-	buf   []byte
+	size  int64  // end of the frames written
+	alloc int64  // end of the zero-filled space
+	buf   []byte // frames of the batch being written
+	// payload is the encoding of the activation being framed.
+	payload []byte
 }
 
 // preallocChunk is how much zero-filled space a segment gains at a time.

@@ -6,16 +6,18 @@ import (
 )
 
 // op is one activation waiting for the log writer; done receives the
-// result of the fsync that made it durable.
+// result of the fsync that made it durable. The activation lives in the op
+// (one allocation) and the applier's entry points at it, so it is never
+// copied on its way to the store.
 type op struct {
-	act  *Activation
+	act  Activation
 	done chan error
 }
 
 // entry is a logged activation waiting to be applied to the store.
 type entry struct {
 	seq uint64
-	act Activation
+	act *Activation
 }
 
 // applyReq asks the applier to apply everything pending now (and to prune
@@ -56,7 +58,7 @@ func (l *Ledger) Enqueue(ctx context.Context, a Activation) (Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return Pending{}, err
 	}
-	o := &op{act: &a, done: make(chan error, 1)}
+	o := &op{act: a, done: make(chan error, 1)}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {

@@ -14,6 +14,8 @@
 # BENCH_CLIENTS          distinct-client counts for the memory/disk rows (default 100000)
 # BENCH_ROUNDS           runs per case; the median by act/s is shown (default 1)
 # BENCH_AB=N             only N interleaved ledger off/on pairs at 64 connections
+# BENCH_AB_ARGS          extra bench flags for those pairs, e.g.
+#                        --new-connection-per-request (as Windows clients connect)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${BENCH_REQUESTS:-50000}
@@ -142,13 +144,15 @@ run() {
 if [[ -n ${BENCH_AB:-} ]]; then
 	ratios=()
 	for i in $(seq "$BENCH_AB"); do
-		read -r off _ < <(once ab-off false --protocol 6 --connections 64 --requests "$n")
-		read -r on _ < <(once ab-on true --protocol 6 --connections 64 --requests "$n")
+		# shellcheck disable=SC2086 # BENCH_AB_ARGS is a list of flags
+		read -r off _ < <(once ab-off false --protocol 6 --connections 64 --requests "$n" ${BENCH_AB_ARGS:-})
+		# shellcheck disable=SC2086
+		read -r on _ < <(once ab-on true --protocol 6 --connections 64 --requests "$n" ${BENCH_AB_ARGS:-})
 		r=$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2f", a/b}')
 		ratios+=("$r")
 		printf 'pair %d: ledger off %s act/s, on %s act/s, ratio %s\n' "$i" "$off" "$on" "$r"
 	done
-	printf 'median ratio (ledger on / off, 64 connections, %d requests each): %s\n' "$n" \
+	printf 'median ratio (ledger on / off, 64 connections%s, %d requests each): %s\n' "${BENCH_AB_ARGS:+ $BENCH_AB_ARGS}" "$n" \
 		"$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(((BENCH_AB + 1) / 2))p")"
 	exit 0
 fi

@@ -107,7 +107,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		}
 		args := c.RemainingArgs()
 		for _, a := range args {
-			if _, ok := dns.IsDomainName(a); !ok {
+			if _, ok := dns.IsDomainName(a); !ok || !plainName(a) {
 				return nil, c.Errf("invalid zone %q", a)
 			}
 		}
@@ -167,7 +167,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			return c.ArgErr()
 		}
 		name := plugin.Name(args[0]).Normalize()
-		if _, ok := dns.IsDomainName(name); !ok {
+		if _, ok := dns.IsDomainName(name); !ok || !plainName(args[0]) {
 			return c.Errf("key: invalid key name %q", args[0])
 		}
 		if b, err := base64.StdEncoding.DecodeString(args[1]); err != nil || len(b) == 0 {
@@ -275,7 +275,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 		}
 		for _, a := range args {
 			z := plugin.Name(a).Normalize()
-			if _, ok := dns.IsDomainName(z); !ok {
+			if _, ok := dns.IsDomainName(z); !ok || !plainName(a) {
 				return c.Errf("scrub: invalid zone %q", a)
 			}
 			cfg.scrub = append(cfg.scrub, strings.ToLower(z))
@@ -475,10 +475,24 @@ func looksNumeric(s string) bool {
 	return strings.ContainsAny(s, ":/") || strings.Trim(s, "0123456789.") == ""
 }
 
+// plainName reports whether a name from the Corefile is made of visible
+// ASCII other than the backslash. Lower-casing anything else would not
+// give the name as it appears on the wire (miekg/dns presents such bytes
+// as \DDD escapes), so a key, zone or host written that way could never
+// match; it is refused at startup instead. IDN labels go in punycode.
+func plainName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // hostName normalizes a host name: lower case, fully qualified, valid.
 func hostName(s string) (string, error) {
 	n := strings.ToLower(dns.Fqdn(s))
-	if _, ok := dns.IsDomainName(n); !ok || n == "." || strings.ContainsAny(n, "*/ ") {
+	if _, ok := dns.IsDomainName(n); !ok || n == "." || !plainName(s) || strings.ContainsAny(n, "*/") {
 		return "", fmt.Errorf("%q is not a host name", s)
 	}
 	return n, nil

@@ -96,6 +96,10 @@ func TestParse(t *testing.T) {
 		{"unsigned bad", "vlmcs example.org {\n approve kms1.example.org\n unsigned everyone\n}", "Testfile:3 - Error during parsing: unsigned:", nil},
 		{"flag with args", "vlmcs example.org {\n approve kms1.example.org\n scrub_unhealthy yes\n}", "Testfile:3 - Error during parsing: Wrong argument count", nil},
 		{"bad zone", "vlmcs exa..mple.org {\n approve kms1.example.org\n}", "Testfile:1 - Error during parsing: invalid zone", nil},
+		{"non-ASCII zone", "vlmcs b\xc3\xbccher.example {\n approve kms1.example.org\n}", "Testfile:1 - Error during parsing: invalid zone", nil},
+		{"non-ASCII host", "vlmcs example.org {\n approve kms\xff.example.org\n}", "Testfile:2 - Error during parsing: approve", nil},
+		{"non-ASCII key name", "vlmcs example.org {\n approve kms1.example.org\n key k\xc3\xa9y c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\n}", "Testfile:3 - Error during parsing: key: invalid key name", nil},
+		{"non-ASCII scrub zone", "vlmcs example.org {\n approve kms1.example.org\n scrub \xe9xample.org\n}", "Testfile:3 - Error during parsing: scrub: invalid zone", nil},
 		{"twice", "vlmcs example.org {\n approve kms1.example.org\n}\nvlmcs example.org {\n approve kms1.example.org\n}", "plugin", nil},
 	}
 	for _, tc := range tests {
@@ -158,6 +162,8 @@ func TestParseKeyFileErrors(t *testing.T) {
 		"key k { algorithm hmac-sha256; };",
 		"key k { colour blue; };",
 		"key k { secret \"YQ==\"; }; key k { secret \"YQ==\"; };",
+		"key k\xc3\xa9y { secret \"YQ==\"; };",
+		"key a..b { secret \"YQ==\"; };",
 		"nokey",
 	} {
 		if _, err := parseKeyFile([]byte(in)); err == nil {

@@ -220,11 +220,22 @@ func (c *Catalog) GroupsCovering(app, countedID guid.GUID) []*HostKeyGroup {
 }
 
 // Edition looks an edition up by its exact or case-insensitive name, one of
-// its aliases, or its SKU ID in text form.
+// its aliases, or its SKU ID in text form. "Windows 10 X" and "Windows 11 X"
+// also find the shared edition "Windows 10/11 X".
 func (c *Catalog) Edition(nameOrSKU string) (*Edition, bool) {
 	s := strings.TrimSpace(nameOrSKU)
-	if e, ok := c.editionByName[strings.ToLower(s)]; ok {
+	lower := strings.ToLower(s)
+	if e, ok := c.editionByName[lower]; ok {
 		return e, true
+	}
+	// Editions shared by Windows 10 and 11 are listed once as "Windows
+	// 10/11 ...", but people name the one they run.
+	for _, p := range []string{"windows 10 ", "windows 11 "} {
+		if rest, ok := strings.CutPrefix(lower, p); ok {
+			if e, ok := c.editionByName["windows 10/11 "+rest]; ok {
+				return e, true
+			}
+		}
 	}
 	if id, err := guid.Parse(s); err == nil {
 		return c.EditionBySKU(id)

@@ -420,3 +420,25 @@ type failWriter struct{}
 func (failWriter) Write([]byte) (int, error) { return 0, errFail }
 
 var errFail = &ParseError{File: "test", Msg: "write failed"}
+
+// TestEditionWindows10or11Names: the shared "Windows 10/11 X" editions are
+// found by the name of either release, and only those.
+func TestEditionWindows10or11Names(t *testing.T) {
+	c := Default()
+	for _, tc := range []struct{ lookup, want string }{
+		{"Windows 11 Enterprise", "Windows 10/11 Enterprise"},
+		{"windows 10 pro", "Windows 10/11 Pro"},
+		{"Windows 11 Pro Education N", "Windows 10/11 Pro Education N"},
+		{"Windows 10 Enterprise LTSC 2019", "Windows 10 Enterprise LTSC 2019"},
+		{"Windows 12 Enterprise", ""},
+		{"Windows 11 Nonexistent", ""},
+	} {
+		e, ok := c.Edition(tc.lookup)
+		switch {
+		case tc.want == "" && ok:
+			t.Errorf("Edition(%q) = %s, want none", tc.lookup, e.Name)
+		case tc.want != "" && (!ok || e.Name != tc.want):
+			t.Errorf("Edition(%q) = %v, %v; want %s", tc.lookup, e, ok, tc.want)
+		}
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,24 +44,6 @@ func binary(t testing.TB) string {
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t testing.TB) int { return harness.FreePort(t) }
 
-// syncBuffer is a bytes.Buffer safe for the child's writes and our reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // responderProc is one running `kms-responder serve`.
 type responderProc struct {
 	t      testing.TB
@@ -71,7 +52,7 @@ type responderProc struct {
 	port   int
 	admin  string // admin HTTP address
 	data   string
-	stderr *syncBuffer
+	stderr *harness.SyncBuffer
 	done   chan struct{} // closed when the process has exited
 	state  *os.ProcessState
 }
@@ -109,7 +90,7 @@ func startResponder(t testing.TB, data string, extra ...string) *responderProc {
 		p := &responderProc{
 			t: t, cmd: exec.Command(bin, args...), port: port,
 			addr: "127.0.0.1:" + strconv.Itoa(port), admin: "127.0.0.1:" + strconv.Itoa(admin),
-			data: data, stderr: &syncBuffer{}, done: make(chan struct{}),
+			data: data, stderr: &harness.SyncBuffer{}, done: make(chan struct{}),
 		}
 		p.cmd.Stderr = p.stderr
 		p.cmd.Stdout = p.stderr

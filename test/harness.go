@@ -148,24 +148,27 @@ func WriteFile(t testing.TB, dir, name, content string) string {
 type Process struct {
 	t    testing.TB
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *SyncBuffer
 	done chan struct{}
 	err  error // Wait's result, valid after done
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's writers and the test's readers.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for a child process's writers and the
+// test's readers, for collecting a process's output.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -174,7 +177,7 @@ func (s *syncBuffer) String() string {
 // Start runs bin with args in dir; the process is stopped (SIGTERM, then SIGKILL) at cleanup.
 func Start(t testing.TB, dir, bin string, args ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Process{t: t, out: &SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

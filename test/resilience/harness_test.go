@@ -2,7 +2,6 @@ package resilience
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,30 +49,12 @@ func responderBinary(t testing.TB) string {
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t testing.TB) int { return harness.FreePort(t) }
 
-// lockedBuffer collects a child's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // responder is one running `kms-responder serve`.
 type responder struct {
 	cmd    *exec.Cmd
 	addr   string // KMS address
 	admin  string // admin HTTP address
-	stderr *lockedBuffer
+	stderr *harness.SyncBuffer
 	done   chan struct{}
 }
 
@@ -101,7 +81,7 @@ func startResponderCmd(t testing.TB, prefix, env []string, data string, extra ..
 		cmd:    exec.Command(args[0], args[1:]...),
 		addr:   "127.0.0.1:" + strconv.Itoa(port),
 		admin:  "127.0.0.1:" + strconv.Itoa(admin),
-		stderr: &lockedBuffer{},
+		stderr: &harness.SyncBuffer{},
 		done:   make(chan struct{}),
 	}
 	r.cmd.Env = append(os.Environ(), env...)

@@ -35,6 +35,13 @@ type Host struct {
 	epids map[string]string // by group name
 	hwid  [8]byte
 
+	// countOrder serializes counting an activation and queueing it for the
+	// ledger, so that the log holds count operations in the order memory
+	// performed them. It is separate from mu because queueing can block
+	// (a full log queue behind a slow disk) and status, metrics and
+	// refusals must not wait for that.
+	countOrder sync.Mutex
+
 	mu    sync.Mutex
 	apps  map[guid.GUID]*ledger.CountSet
 	stats counters
@@ -223,6 +230,7 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 		res.Group = group.Name
 		res.EPID = h.epids[group.Name]
 		res.HwID = h.hwid
+		h.countOrder.Lock()
 		h.mu.Lock()
 		ac := h.apps[in.App]
 		if ac == nil {
@@ -234,13 +242,15 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 		res.NewClient = ac.Add(in.CMID, now)
 		res.CurrentCount = ac.Len()
 		rec.Counted, rec.Cap = true, ac.Cap()
+		h.mu.Unlock()
 		if h.store != nil {
-			// Enqueued under the lock, so the ledger replays the count
-			// operations in the order memory performed them and a
-			// restart rebuilds this very count (see ledger.CountSet).
+			// Enqueued before the next activation is counted, so the
+			// ledger replays the count operations in the order memory
+			// performed them and a restart rebuilds this very count
+			// (see ledger.CountSet).
 			pending, enqueueErr = h.store.Enqueue(ctx, rec)
 		}
-		h.mu.Unlock()
+		h.countOrder.Unlock()
 		if res.NewClient {
 			res.Reason = fmt.Sprintf("activated by %s; new client, count %d of cap %d", group.Name, res.CurrentCount, rec.Cap)
 		} else {

@@ -8,12 +8,17 @@ cd "$(dirname "$0")/.."
 source build/tools.sh
 ensure_debian_tools
 
-echo "test: gofmt and go vet"
+echo "test: gofmt, go vet and staticcheck"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [[ -n "$unformatted" ]]; then
 	echo "test: gofmt would change:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+
+# staticcheck, pinned, fetched through the Go module proxy like the
+# project's own dependencies (nothing to install system-wide).
+echo "test: staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 echo "test: building binaries"
 build/build.sh

@@ -18,9 +18,6 @@ type probeFunc func(ctx context.Context, addr string, timeout time.Duration) err
 // maxParallelProbes bounds the probes in flight per round.
 const maxParallelProbes = 32
 
-// resolveEvery is how long addresses found through the next plugin are reused.
-const resolveEvery = time.Minute
-
 // defaultProbe binds to the KMS interface with the project's DCE/RPC client (the same
 // client works against Windows KMS hosts): healthy means a bind was accepted.
 func defaultProbe(ctx context.Context, addr string, timeout time.Duration) error {

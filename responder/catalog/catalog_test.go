@@ -18,7 +18,7 @@ func TestEmbeddedDataParses(t *testing.T) {
 		t.Fatalf("embedded data is incomplete: %d apps, %d groups, %d editions, %d builds",
 			len(c.Applications()), len(c.Groups()), len(c.Editions()), len(c.HostBuilds()))
 	}
-	if Default() != Default() {
+	if first, again := Default(), Default(); first != again {
 		t.Error("Default parses more than once")
 	}
 }

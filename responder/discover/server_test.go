@@ -22,9 +22,8 @@ type dnsServer struct {
 	addr   string
 	answer func(q *dns.Msg, network string) *dns.Msg
 
-	mu    sync.Mutex
-	seen  []seen
-	close []func()
+	mu   sync.Mutex
+	seen []seen
 }
 
 func startDNS(t *testing.T, answer func(q *dns.Msg, network string) *dns.Msg) *dnsServer {

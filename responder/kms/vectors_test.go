@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -166,22 +165,12 @@ func readDecoded(t testing.TB) []decodedRecord {
 	return out
 }
 
-func (r decodedRecord) uint(t testing.TB, key string) uint64 {
-	t.Helper()
-	v, err := strconv.ParseUint(r.fields[key], 10, 64)
-	if err != nil {
-		t.Fatalf("decoded.txt field %s=%q: %v", key, r.fields[key], err)
-	}
-	return v
-}
-
 // vectorCase is one transcript exchange with its decoded.txt records.
 type vectorCase struct {
-	name     string
-	ex       exchange
-	req      decodedRecord
-	resp     *decodedRecord
-	errorHex uint32
+	name string
+	ex   exchange
+	req  decodedRecord
+	resp *decodedRecord
 }
 
 // loadVectors pairs the transcript exchanges with decoded.txt, in order.

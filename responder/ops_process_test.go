@@ -18,6 +18,7 @@ import (
 
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
+	harness "github.com/kmsdns/kmsdns/test"
 )
 
 // TestProcessConfigErrors: configuration mistakes stop serve before it
@@ -278,7 +279,7 @@ func bothFamiliesFree(port int) bool {
 func freeWildcardPort(t testing.TB) int {
 	t.Helper()
 	for range 20 {
-		if p := freePort(t); bothFamiliesFree(p) {
+		if p := harness.FreePort(t); bothFamiliesFree(p) {
 			return p
 		}
 	}

@@ -25,11 +25,7 @@ import (
 	harness "github.com/kmsdns/kmsdns/test"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	harness.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.Main(m) }
 
 // binary is the kms-responder under test: $KMSDNS_BIN's, or built once by
 // the shared e2e harness.
@@ -40,9 +36,6 @@ func binary(t testing.TB) string {
 	}
 	return harness.Binary(t, "kms-responder")
 }
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB) int { return harness.FreePort(t) }
 
 // responderProc is one running `kms-responder serve`.
 type responderProc struct {
@@ -71,7 +64,7 @@ func startResponder(t testing.TB, data string, extra ...string) *responderProc {
 	bin := binary(t)
 	var lastErr string
 	for range 5 {
-		port, admin := freePort(t), freePort(t)
+		port, admin := harness.FreePort(t), harness.FreePort(t)
 		args := []string{"serve", "--data", data, "--metrics", "127.0.0.1:" + strconv.Itoa(admin), "--log-format", "json"}
 		hasListen, defaultListen := false, false
 		for _, a := range extra {

@@ -90,7 +90,15 @@ func Binary(t testing.TB, name string) string {
 	return out
 }
 
-// Cleanup removes binaries built by Binary; call it from TestMain after m.Run.
+// Main runs a test binary's tests, then Cleanup, and exits with their status:
+// the whole TestMain of a package whose tests use Binary.
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
+}
+
+// Cleanup removes binaries built by Binary; Main calls it after the tests.
 func Cleanup() {
 	built.mu.Lock()
 	defer built.mu.Unlock()

@@ -30,11 +30,7 @@ const (
 	testEdition = "Windows Server 2025 Standard"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	harness.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.Main(m) }
 
 // responderBinary is the kms-responder under test: $KMSDNS_BIN's, or built
 // once by the shared e2e harness.
@@ -45,9 +41,6 @@ func responderBinary(t testing.TB) string {
 	}
 	return harness.Binary(t, "kms-responder")
 }
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB) int { return harness.FreePort(t) }
 
 // responder is one running `kms-responder serve`.
 type responder struct {
@@ -72,7 +65,7 @@ func startResponder(t testing.TB, data string, extra ...string) *responder {
 func startResponderCmd(t testing.TB, prefix, env []string, data string, extra ...string) *responder {
 	t.Helper()
 	bin := responderBinary(t)
-	port, admin := freePort(t), freePort(t)
+	port, admin := harness.FreePort(t), harness.FreePort(t)
 	args := append([]string{bin, "serve", "--group", testGroup, "--data", data,
 		"--listen", "127.0.0.1:" + strconv.Itoa(port),
 		"--metrics", "127.0.0.1:" + strconv.Itoa(admin), "--log-format", "json", "--log-level", "info"}, extra...)

@@ -321,7 +321,7 @@ func TestProcessWildcardListen(t *testing.T) {
 // TestProcessDefaultListen runs serve without --listen: every IPv4 and IPv6
 // address on port 1688. It needs port 1688 free on this machine.
 func TestProcessDefaultListen(t *testing.T) {
-	binary(t)
+	harness.ProcessBinary(t, "kms-responder")
 	if !bothFamiliesFree(1688) {
 		t.Skip("port 1688 is in use on 0.0.0.0 or [::]; the default listen addresses cannot be tested here (TestProcessWildcardListen covers :PORT)")
 	}
@@ -332,7 +332,7 @@ func TestProcessDefaultListen(t *testing.T) {
 // TestProcessListenInUse: a wildcard port taken by another socket is an
 // error (exit 1), not a silently skipped address family.
 func TestProcessListenInUse(t *testing.T) {
-	binary(t)
+	harness.ProcessBinary(t, "kms-responder")
 	ln, err := net.Listen("tcp6", "[::]:0")
 	if err != nil {
 		t.Skipf("no IPv6 on this machine: %v", err)

@@ -27,16 +27,6 @@ import (
 
 func TestMain(m *testing.M) { harness.Main(m) }
 
-// binary is the kms-responder under test: $KMSDNS_BIN's, or built once by
-// the shared e2e harness.
-func binary(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("process tests build and run the kms-responder binary; skipped with -short")
-	}
-	return harness.Binary(t, "kms-responder")
-}
-
 // responderProc is one running `kms-responder serve`.
 type responderProc struct {
 	t      testing.TB
@@ -61,7 +51,7 @@ const noListenFlag = "(no --listen)"
 // The admin listener is always on loopback. A port collision is retried.
 func startResponder(t testing.TB, data string, extra ...string) *responderProc {
 	t.Helper()
-	bin := binary(t)
+	bin := harness.ProcessBinary(t, "kms-responder")
 	var lastErr string
 	for range 5 {
 		port, admin := harness.FreePort(t), harness.FreePort(t)
@@ -167,7 +157,7 @@ func runCLI(t testing.TB, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd := exec.CommandContext(ctx, harness.ProcessBinary(t, "kms-responder"), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -90,6 +90,17 @@ func Binary(t testing.TB, name string) string {
 	return out
 }
 
+// ProcessBinary is Binary for tests that start a project binary as a
+// process: they are skipped in -short mode, which promises no builds and no
+// child processes.
+func ProcessBinary(t testing.TB, name string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("starts the %s binary; skipped with -short", name)
+	}
+	return Binary(t, name)
+}
+
 // Main runs a test binary's tests, then Cleanup, and exits with their status:
 // the whole TestMain of a package whose tests use Binary.
 func Main(m *testing.M) {

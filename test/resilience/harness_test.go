@@ -32,16 +32,6 @@ const (
 
 func TestMain(m *testing.M) { harness.Main(m) }
 
-// responderBinary is the kms-responder under test: $KMSDNS_BIN's, or built
-// once by the shared e2e harness.
-func responderBinary(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("process tests run the kms-responder binary; skipped with -short")
-	}
-	return harness.Binary(t, "kms-responder")
-}
-
 // responder is one running `kms-responder serve`.
 type responder struct {
 	cmd    *exec.Cmd
@@ -64,7 +54,7 @@ func startResponder(t testing.TB, data string, extra ...string) *responder {
 // environment entries.
 func startResponderCmd(t testing.TB, prefix, env []string, data string, extra ...string) *responder {
 	t.Helper()
-	bin := responderBinary(t)
+	bin := harness.ProcessBinary(t, "kms-responder")
 	port, admin := harness.FreePort(t), harness.FreePort(t)
 	args := append([]string{bin, "serve", "--group", testGroup, "--data", data,
 		"--listen", "127.0.0.1:" + strconv.Itoa(port),

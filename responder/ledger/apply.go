@@ -38,12 +38,12 @@ func (l *Ledger) runApply() {
 		case req := <-l.applyReqs:
 			err := l.applyPending()
 			if err == nil && req.prune {
-				err = l.prune(false)
+				err = l.prune()
 			}
 			req.done <- err
 		case <-pruneTick.C:
 			if err := l.applyPending(); err == nil {
-				if err := l.prune(false); err != nil {
+				if err := l.prune(); err != nil {
 					l.log.Warn("ledger: prune failed", "err", err)
 				}
 			}
@@ -58,17 +58,15 @@ func (l *Ledger) runApply() {
 // deletes the log segments it has fully applied.
 func (l *Ledger) applyPending() error {
 	l.amu.Lock()
+	if len(l.pending) == 0 {
+		l.amu.Unlock()
+		return nil
+	}
 	// Swap in the spare slice, so that neither side regrows a large one
 	// every cycle.
 	todo := l.pending
 	l.pending, l.spare = l.spare[:0], nil
 	l.amu.Unlock()
-	if len(todo) == 0 {
-		l.amu.Lock()
-		l.spare = todo
-		l.amu.Unlock()
-		return nil
-	}
 	err := l.applyEntries(todo)
 	l.amu.Lock()
 	if err != nil {

@@ -222,8 +222,11 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	l.updateSize()
-	if err := l.prune(true); err != nil {
+	if err := l.prune(); err != nil {
 		l.log.Warn("ledger: initial prune failed", "err", err)
+	}
+	if err := l.pruneCounts(opts.Clock().Add(-opts.CountWindow)); err != nil {
+		l.log.Warn("ledger: initial count trim failed", "err", err)
 	}
 	go l.runLog()
 	go l.runApply()

@@ -16,13 +16,12 @@ import (
 // activations do not wait long behind a large prune.
 const pruneChunk = 10000
 
-// prune removes expired audit records and drops corrupt and over-cap count
-// entries. With expireCounts it also drops count entries older than the
-// count window: Open does that, exactly as a restarting host drops them when
-// it loads its count, while a running host expires clients only when it
-// counts an activation (see CountSet), so the periodic prune must not.
-// It runs on the applier goroutine (or before it starts).
-func (l *Ledger) prune(expireCounts bool) error {
+// prune removes expired audit records. Counts are not its business: a
+// running host expires clients only when it counts an activation, and the
+// applier replays exactly that (see CountSet); only Open trims counts, as a
+// restarting host does when it loads them (see pruneCounts). It runs on the
+// applier goroutine (or before it starts).
+func (l *Ledger) prune() error {
 	now := l.opts.Clock()
 	cutoff := now.Add(-l.opts.Retention)
 	if !timeOK(cutoff) {
@@ -37,11 +36,7 @@ func (l *Ledger) prune(expireCounts bool) error {
 			break
 		}
 	}
-	var countCutoff time.Time // the zero time expires nothing
-	if expireCounts {
-		countCutoff = now.Add(-l.opts.CountWindow)
-	}
-	return l.pruneCounts(countCutoff)
+	return nil
 }
 
 // pruneAudit deletes up to pruneChunk audit records last seen at or before
@@ -104,7 +99,8 @@ func (l *Ledger) pruneAudit(cutoff time.Time) (int, error) {
 }
 
 // pruneCounts deletes count entries last seen at or before cutoff, corrupt
-// ones, and those beyond the application's cap (keeping the newest).
+// ones, and those beyond the application's cap (keeping the newest): what a
+// restarting host leaves out when it loads its counts. Open runs it.
 func (l *Ledger) pruneCounts(cutoff time.Time) error {
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		counts, caps := tx.Bucket(bucketCount), tx.Bucket(bucketCap)

@@ -88,10 +88,9 @@ func (p Pending) Wait(ctx context.Context) error {
 }
 
 // Prune applies pending activations, then removes audit records older than
-// the retention and count entries beyond their application's cap. Count
-// entries older than the count window stay until an activation of their
-// application expires them (or the next Open): counts change only as the
-// host's do. The ledger also prunes every PruneInterval.
+// the retention. Count entries older than the count window stay until an
+// activation of their application expires them (or the next Open): counts
+// change only as the host's do. The ledger also prunes every PruneInterval.
 func (l *Ledger) Prune(ctx context.Context) error {
 	return l.applyNow(ctx, true)
 }

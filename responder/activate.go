@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/kmsdns/kmsdns/responder/catalog"
@@ -38,7 +39,7 @@ func (f *clientFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.app, "app", "", "application ID `GUID` (with --kms-id and --sku instead of --product)")
 	fs.StringVar(&f.kmsID, "kms-id", "", "KMS counted ID `GUID`")
 	fs.StringVar(&f.sku, "sku", "", "SKU (activation) ID `GUID`")
-	fs.StringVar(&f.cmid, "cmid", "", "client machine ID `GUID` (default: random, i.e. a new client)")
+	fs.StringVar(&f.cmid, "cmid", "machine", "client machine ID: `machine` (this machine's stable ID, counted once however often it activates), random (a new client each run: adds one to the host's count) or a GUID")
 	fs.StringVar(&f.workstation, "workstation", "", "workstation name sent to the host (default: this host's name)")
 	fs.IntVar(&f.nPolicy, "n-policy", 0, "required client count to send (default: the product's threshold)")
 	fs.BoolVar(&f.ndr64, "ndr64", true, "offer NDR64 at bind time as Windows 8+ clients do")
@@ -103,20 +104,36 @@ func (f *clientFlags) resolveProduct(cat *catalog.Catalog) (kmsclient.Product, e
 	return p, nil
 }
 
-// newRequest builds the request for p with the flags' CMID and workstation.
-func (f *clientFlags) newRequest(p kmsclient.Product) (*kms.Request, error) {
-	cmid := kmsclient.RandomCMID()
-	if f.cmid != "" {
-		var err error
-		if cmid, err = guid.Parse(f.cmid); err != nil {
-			return nil, usagef("--cmid: %v", err)
+// clientMachineID resolves --cmid: this machine's stable ID (the default),
+// a random one, or the given GUID; source says which, for the report.
+func (f *clientFlags) clientMachineID() (cmid guid.GUID, source string, err error) {
+	switch strings.ToLower(f.cmid) {
+	case "", "machine":
+		cmid, from, err := kmsclient.MachineCMID()
+		if err != nil {
+			return cmid, "", usagef("--cmid machine: %v", err)
 		}
+		return cmid, "this machine's (from " + from + ")", nil
+	case "random":
+		return kmsclient.RandomCMID(), "random (a new client for the host's count)", nil
+	}
+	if cmid, err = guid.Parse(f.cmid); err != nil {
+		return cmid, "", usagef("--cmid: want machine, random or a GUID: %v", err)
+	}
+	return cmid, "given", nil
+}
+
+// newRequest builds the request for p with the flags' CMID and workstation.
+func (f *clientFlags) newRequest(p kmsclient.Product) (*kms.Request, string, error) {
+	cmid, source, err := f.clientMachineID()
+	if err != nil {
+		return nil, "", err
 	}
 	ws := f.workstation
 	if ws == "" {
 		ws, _ = os.Hostname()
 	}
-	return kmsclient.NewRequest(p, p.Protocol, cmid, ws, time.Now()), nil
+	return kmsclient.NewRequest(p, p.Protocol, cmid, ws, time.Now()), source, nil
 }
 
 // activationReport is the printed (and JSON) result of one activation.
@@ -126,6 +143,7 @@ type activationReport struct {
 	Protocol           int    `json:"protocol"`
 	TransferSyntax     string `json:"transfer_syntax,omitempty"`
 	CMID               string `json:"cmid"`
+	CMIDSource         string `json:"cmid_source,omitempty"`
 	EPID               string `json:"epid,omitempty"`
 	HwID               string `json:"hwid,omitempty"`
 	CurrentCount       uint32 `json:"current_count"`
@@ -183,7 +201,11 @@ func (r activationReport) print(w io.Writer, asJSON bool) {
 	} else {
 		fmt.Fprintf(w, "Product:              %s (protocol V%d)\n", r.Product, r.Protocol)
 	}
-	fmt.Fprintf(w, "Client machine ID:    %s\n", r.CMID)
+	if r.CMIDSource != "" {
+		fmt.Fprintf(w, "Client machine ID:    %s (%s)\n", r.CMID, r.CMIDSource)
+	} else {
+		fmt.Fprintf(w, "Client machine ID:    %s\n", r.CMID)
+	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "Error:                %s\n", r.Error)
 		fmt.Fprintf(w, "Verdict:              %s\n", r.Verdict)
@@ -227,12 +249,13 @@ func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if *server == "" {
 		return exitUsage, usagef("--server HOST:PORT is required (or use `discover` to find hosts in DNS)")
 	}
-	p, req, err := f.request()
+	p, req, source, err := f.request()
 	if err != nil {
 		return exitUsage, err
 	}
 	addr := withDefaultPort(*server, "1688")
 	report, code := activateOnce(ctx, addr, p, req, f)
+	report.CMIDSource = source
 	report.print(stdout, f.jsonOut)
 	return code, nil
 }
@@ -279,12 +302,12 @@ func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
 	return false, nil
 }
 
-// request resolves the product flags and builds the request to send.
-func (f *clientFlags) request() (kmsclient.Product, *kms.Request, error) {
-	p, err := f.resolveProduct(catalog.Default())
-	if err != nil {
-		return p, nil, err
+// request resolves the product flags and builds the request to send; source
+// says where its client machine ID came from.
+func (f *clientFlags) request() (p kmsclient.Product, req *kms.Request, source string, err error) {
+	if p, err = f.resolveProduct(catalog.Default()); err != nil {
+		return p, nil, "", err
 	}
-	req, err := f.newRequest(p)
-	return p, req, err
+	req, source, err = f.newRequest(p)
+	return p, req, source, err
 }

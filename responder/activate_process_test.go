@@ -100,7 +100,7 @@ func TestProcessActivateCLI(t *testing.T) {
 
 	// Server products need 5: clients 1-4 are told the count, the 5th activates.
 	for i := 1; i <= 5; i++ {
-		args := []string{"activate", "--server", p.addr, "--product", "Windows Server 2025 Standard", "--json"}
+		args := []string{"activate", "--server", p.addr, "--product", "Windows Server 2025 Standard", "--json", "--cmid", "random"}
 		if i%2 == 0 {
 			args = append(args, "--ndr64=false")
 		}
@@ -122,7 +122,7 @@ func TestProcessActivateCLI(t *testing.T) {
 	}
 
 	// A client product shares the count but needs 25 (the text output, V4).
-	stdout, _, code := runCLI(t, "activate", "--server", p.addr, "--product", "Windows 10/11 Enterprise", "--protocol", "4")
+	stdout, _, code := runCLI(t, "activate", "--server", p.addr, "--product", "Windows 10/11 Enterprise", "--protocol", "4", "--cmid", "random")
 	if code != exitLowCount || !strings.Contains(stdout, "Current count:        6 (this client needs 25)") || !strings.Contains(stdout, "0xC004F038") {
 		t.Errorf("Windows 11 client: exit %d, want 2 with count 6 of 25:\n%s", code, stdout)
 	}
@@ -143,7 +143,7 @@ func TestProcessActivateCLI(t *testing.T) {
 	}
 
 	// Refusals are not counted.
-	stdout, _, code = runCLI(t, "activate", "--server", p.addr, "--product", "Windows Server 2025 Datacenter", "--json")
+	stdout, _, code = runCLI(t, "activate", "--server", p.addr, "--product", "Windows Server 2025 Datacenter", "--json", "--cmid", "random")
 	var r activationReport
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil || code != exitOK || r.CurrentCount != 7 {
 		t.Errorf("after refusals: exit %d, count %d (%v), want exit 0 and count 7", code, r.CurrentCount, err)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	conns := fs.Int("connections", 1, "concurrent client connections")
 	requests := fs.Int("requests", 10000, "total requests to send")
 	perRequest := fs.Bool("new-connection-per-request", false, "open a new TCP connection (and bind) for every request, as Windows clients do")
-	distinct := fs.Int("clients", 0, "cycle through this many distinct client machine IDs (0: a new one per request)")
+	distinct := fs.Int("clients", 0, "cycle through this many distinct client machine IDs (0: a new one per request); each one adds to the host's count")
+	allowRemote := fs.Bool("allow-remote", false, "allow a target that is not on loopback (every distinct client of the run adds to that host's count for 30 days)")
 	f.bind(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -67,6 +69,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		cmids = append(cmids, kmsclient.RandomCMID())
 	}
 	addr := withDefaultPort(*server, "1688")
+	if err := benchTargetAllowed(ctx, addr, *allowRemote); err != nil {
+		return exitUsage, err
+	}
+	added := *requests
+	if *distinct > 0 && *distinct < added {
+		added = *distinct
+	}
+	fmt.Fprintf(stderr, "bench: this run adds up to %d distinct clients to %s's count (they stay counted for 30 days)\n", added, addr)
 	fmt.Fprintf(stderr, "bench: %d requests, %d connections, V%d, %s, %s connections\n", *requests, *conns, p.Protocol, p.Name,
 		map[bool]string{true: "per-request", false: "persistent"}[*perRequest])
 	res := benchmark(ctx, benchPlan{addr: addr, product: p, conns: *conns, requests: *requests, perRequest: *perRequest,
@@ -190,4 +200,28 @@ func benchmark(ctx context.Context, plan benchPlan) *benchResult {
 	}
 	slices.Sort(res.Latencies)
 	return res
+}
+
+// benchTargetAllowed refuses a target outside loopback unless allowRemote:
+// a bench run's clients are real to the host, which counts them (and so
+// activates every client behind it) as if they were machines.
+func benchTargetAllowed(ctx context.Context, addr string, allowRemote bool) error {
+	if allowRemote {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usagef("--server %q: %v", addr, err)
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return fmt.Errorf("--server %s: %w", host, err)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return usagef("--server %s is not on loopback (%s): bench sends real activations that add clients to its count; "+
+				"run it against a test host, or add --allow-remote if that is what you want", host, ip)
+		}
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/kmsdns/kmsdns/responder/discover"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
+	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // discoverReport is activate's report plus how the host was found.
@@ -28,6 +29,7 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	var f clientFlags
 	dnsServer := fs.String("dns", "", "DNS server `HOST:PORT` to ask (as the client's resolver)")
 	domain := fs.String("domain", "", "`DOMAIN` to search for _VLMCS._TCP records (the client's DNS suffix)")
+	lookupOnly := fs.Bool("lookup-only", false, "find a host that binds to the KMS interface, but send no activation (nothing is counted)")
 	f.bind(fs)
 	if help, err := parseFlags(fs, args); help {
 		return exitOK, nil
@@ -37,12 +39,15 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if *dnsServer == "" || *domain == "" {
 		return exitUsage, usagef("--dns HOST:PORT and --domain DOMAIN are required")
 	}
-	p, req, err := f.request()
+	if *lookupOnly {
+		return lookupOnlyDiscover(ctx, withDefaultPort(*dnsServer, "53"), *domain, f, stdout)
+	}
+	p, req, source, err := f.request()
 	if err != nil {
 		return exitUsage, err
 	}
 	rep := discoverReport{Domain: *domain}
-	rep.Product, rep.Protocol, rep.CMID = p.Name, int(req.MajorVersion), req.ClientMachineID.String()
+	rep.Product, rep.Protocol, rep.CMID, rep.CMIDSource = p.Name, int(req.MajorVersion), req.ClientMachineID.String(), source
 
 	lookupCtx, cancel := context.WithTimeout(ctx, f.timeout)
 	targets, err := discover.Lookup(lookupCtx, withDefaultPort(*dnsServer, "53"), *domain)
@@ -71,6 +76,7 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	last := attempts[len(attempts)-1]
 	server := fmt.Sprintf("%s (%s)", last.Target.Name, last.Addr)
 	rep.activationReport = newReport(server, p, req, res.out, res.syntax)
+	rep.CMIDSource = source
 	rep.print(stdout, f.jsonOut)
 	return exitCodeFor(res.out.Verdict), nil
 }
@@ -105,4 +111,85 @@ func (r discoverReport) print(w io.Writer, asJSON bool) {
 		fmt.Fprintf(w, "  attempt:            %s\n", a)
 	}
 	r.activationReport.print(w, false)
+}
+
+// lookupReport is what discover --lookup-only found: the hosts in the order a
+// client tries them, and the first that accepted a bind to the KMS interface.
+type lookupReport struct {
+	Domain   string   `json:"domain"`
+	Targets  []string `json:"targets"`
+	Attempts []string `json:"attempts"`
+	Server   string   `json:"server,omitempty"`
+	Syntax   string   `json:"transfer_syntax,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// lookupOnlyDiscover runs discovery up to the RPC bind: it shows which host a
+// client would use without sending a request, so no host counts it.
+func lookupOnlyDiscover(ctx context.Context, dnsServer, domain string, f clientFlags, stdout io.Writer) (int, error) {
+	rep := lookupReport{Domain: domain}
+	lookupCtx, cancel := context.WithTimeout(ctx, f.timeout)
+	targets, err := discover.Lookup(lookupCtx, dnsServer, domain)
+	cancel()
+	if err == nil {
+		ordered := discover.Order(targets, nil)
+		for _, t := range ordered {
+			rep.Targets = append(rep.Targets, fmt.Sprintf("%s:%d (priority %d, weight %d, %v)", t.Name, t.Port, t.Priority, t.Weight, t.Addrs))
+		}
+		var attempts []discover.Attempt
+		var syntax string
+		syntax, attempts, err = discover.Try(ctx, ordered, func(ctx context.Context, t discover.Target, addr netip.AddrPort) (string, error) {
+			ctx, cancel := context.WithTimeout(ctx, f.timeout)
+			defer cancel()
+			c, err := rpc.Dial(ctx, "tcp", addr.String(), rpc.ClientConfig{DisableNDR64: !f.ndr64, Timeout: f.timeout})
+			if err != nil {
+				return "", err
+			}
+			defer c.Close()
+			return bindSyntaxes(c.BindInfo()), nil
+		})
+		for _, a := range attempts {
+			rep.Attempts = append(rep.Attempts, a.String())
+		}
+		if err == nil {
+			last := attempts[len(attempts)-1]
+			rep.Server, rep.Syntax = fmt.Sprintf("%s (%s)", last.Target.Name, last.Addr), syntax
+		}
+	}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	if f.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		fmt.Fprintf(stdout, "Searched:             _VLMCS._TCP.%s\n", rep.Domain)
+		for i, t := range rep.Targets {
+			fmt.Fprintf(stdout, "  host %d:             %s\n", i+1, t)
+		}
+		for _, a := range rep.Attempts {
+			fmt.Fprintf(stdout, "  attempt:            %s\n", a)
+		}
+		if rep.Error != "" {
+			fmt.Fprintf(stdout, "Error:                %s\n", rep.Error)
+		} else {
+			fmt.Fprintf(stdout, "KMS host:             %s accepted a bind (%s); no activation sent\n", rep.Server, rep.Syntax)
+		}
+	}
+	if err != nil {
+		return exitError, nil
+	}
+	return exitOK, nil
+}
+
+// bindSyntaxes names the transfer syntaxes a bind obtained.
+func bindSyntaxes(b rpc.BindInfo) string {
+	switch {
+	case b.NDR32 && b.NDR64:
+		return "NDR32 and NDR64"
+	case b.NDR64:
+		return "NDR64"
+	}
+	return "NDR32"
 }

@@ -91,6 +91,8 @@ func (r *kmsResponder) start(t *testing.T) {
 // clientReport is what `activate --json` and `discover --json` print (the fields the tests use).
 type clientReport struct {
 	Server       string   `json:"server"`
+	CMID         string   `json:"cmid"`
+	CMIDSource   string   `json:"cmid_source"`
 	Product      string   `json:"product"`
 	CurrentCount uint32   `json:"current_count"`
 	HostStatus   string   `json:"host_status"`
@@ -129,10 +131,24 @@ func runClient(t *testing.T, args ...string) clientReport {
 	return rep
 }
 
+// runCLIText runs kms-responder with args and returns its combined output and exit code.
+func runCLIText(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(Binary(t, "kms-responder"), args...).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%v: %v", args, err)
+	}
+	return string(out), 0
+}
+
 // discoverOnce runs `kms-responder discover` against c for product with a fresh client ID.
 func discoverOnce(t *testing.T, c *CoreDNS, product string) clientReport {
 	t.Helper()
-	return runClient(t, "discover", "--dns", c.Addr(), "--domain", "example.test", "--product", product)
+	return runClient(t, "discover", "--dns", c.Addr(), "--domain", "example.test", "--product", product, "--cmid", "random")
 }
 
 // answered reports whether a KMS host answered the request: activated (exit 0) or counted

@@ -159,7 +159,7 @@ func TestScenarioResponderRestartKeepsCounts(t *testing.T) {
 	r := startKMSResponder(t, nil, "kms1", "", "windows-server-2019")
 	activate := func() clientReport {
 		t.Helper()
-		rep := runClient(t, "activate", "--server", r.Addr(), "--product", windowsServer)
+		rep := runClient(t, "activate", "--server", r.Addr(), "--product", windowsServer, "--cmid", "random")
 		if !rep.answered() {
 			t.Fatalf("activate: exit %d:\n%s", rep.code, rep.raw)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,5 +135,22 @@ func TestRandomCMIDIsVersion4(t *testing.T) {
 	c := a.Canonical()
 	if c[6]>>4 != 4 || c[8]>>6 != 2 {
 		t.Fatalf("%s is not an RFC 4122 version-4 GUID", a)
+	}
+}
+
+func TestDeriveCMIDIsStableAndVersion4(t *testing.T) {
+	a, b := DeriveCMID("0123456789abcdef0123456789abcdef"), DeriveCMID("0123456789abcdef0123456789abcdef")
+	if a != b {
+		t.Fatalf("same machine, two IDs: %s, %s", a, b)
+	}
+	if c := DeriveCMID("fedcba9876543210fedcba9876543210"); c == a {
+		t.Fatalf("two machines, one ID %s", a)
+	}
+	s := a.String()
+	if s[14] != '4' || !strings.ContainsRune("89ab", rune(s[19])) {
+		t.Errorf("%s is not shaped as a version-4 GUID", s)
+	}
+	if m, _, err := MachineCMID(); err != nil || m == (guid.GUID{}) {
+		t.Errorf("MachineCMID: %s, %v", m, err)
 	}
 }

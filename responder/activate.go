@@ -180,8 +180,9 @@ func verdictText(h kms.HRESULT) string {
 	switch h {
 	case kms.OK:
 		return "activated"
-	case kms.ErrNotEnoughCount:
-		return "not activated: 0xC004F038 (SL_E_VL_NOT_ENOUGH_COUNT): the host's count is below this product's threshold; the client retries after the activation interval"
+	}
+	if m := h.Meaning(); m != "" {
+		return "not activated: " + h.Error() + ": " + m
 	}
 	return "not activated: " + h.Error()
 }

@@ -34,7 +34,7 @@ func (k *kmsHandler) ServeKMS(ctx context.Context, peer netip.AddrPort, request 
 			code = h
 		}
 		k.log.Info("request refused", "peer", peer.String(), "hresult", code.Error(), "reason", err.Error())
-		k.metrics.observeRequest(unknownLabel, unknownLabel, protocolLabel(request), resultLabel(code), time.Since(start))
+		k.metrics.observeRequest(unknownLabel, unknownLabel, protocolLabel(request), code.Label(), time.Since(start))
 		return nil, uint32(code)
 	}
 	req := &in.Request
@@ -52,7 +52,7 @@ func (k *kmsHandler) ServeKMS(ctx context.Context, peer netip.AddrPort, request 
 		return nil, rpc.StatusCloseConnection
 	}
 	if res.HRESULT != kms.OK {
-		k.metrics.observeRequest(app, unknownLabel, proto, resultLabel(res.HRESULT), time.Since(start))
+		k.metrics.observeRequest(app, unknownLabel, proto, res.HRESULT.Label(), time.Since(start))
 		return nil, uint32(res.HRESULT)
 	}
 	resp := kms.Response{
@@ -90,19 +90,4 @@ func protocolLabel(request []byte) string {
 		}
 	}
 	return unknownLabel
-}
-
-// resultLabel names an HRESULT for the requests metric.
-func resultLabel(h kms.HRESULT) string {
-	switch h {
-	case kms.OK:
-		return "activated"
-	case kms.ErrInvalidData:
-		return "invalid_data"
-	case kms.ErrKMSIDMismatch:
-		return "product_not_served"
-	case kms.ErrInvalidTimestamp:
-		return "clock_skew"
-	}
-	return "error"
 }

@@ -75,7 +75,7 @@ func rcodeHRESULT(rcode int) kms.HRESULT {
 	if rcode >= 1 && rcode <= 10 {
 		return kms.HRESULT(0x80070000 | uint32(9000+rcode))
 	}
-	return kms.HRESULT(0x80070000 | 9002) // DNS_ERROR_RCODE_SERVER_FAILURE
+	return kms.ErrDNSServerFailure
 }
 
 // QueryName returns the SRV owner name a Windows client asks for domain:

@@ -142,7 +142,7 @@ func (h *Host) Status() Status {
 		apps[id] = AppStatus{Count: ac.Live(cutoff), Cap: ac.Cap()}
 	}
 	for r, n := range h.stats.byResult {
-		st.RequestsByResult[resultName(r)] = n
+		st.RequestsByResult[r.Error()] = n
 	}
 	for l, n := range h.stats.byLicense {
 		st.RequestsByLicense[LicenseStateName(l)] += n
@@ -179,15 +179,6 @@ func (h *Host) Status() Status {
 		}
 	}
 	return st
-}
-
-// resultName formats an HRESULT for status keys: "0xC004F042" plus its
-// symbolic name when known.
-func resultName(r kms.HRESULT) string {
-	if r == kms.OK {
-		return "0x00000000 (S_OK)"
-	}
-	return r.Error()
 }
 
 // Healthy reports whether the host can answer: its ledger (if any) last

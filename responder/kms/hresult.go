@@ -32,25 +32,61 @@ const (
 	ErrDNSNameNotExist HRESULT = 0x8007232B
 	// ErrDNSNoRecords (DNS_INFO_NO_RECORDS): discovery got NODATA.
 	ErrDNSNoRecords HRESULT = 0x8007251D
+	// ErrDNSFormatError (DNS_ERROR_RCODE_FORMAT_ERROR): the DNS server
+	// answered FORMERR.
+	ErrDNSFormatError HRESULT = 0x80072329
+	// ErrDNSServerFailure (DNS_ERROR_RCODE_SERVER_FAILURE): the DNS server
+	// answered SERVFAIL.
+	ErrDNSServerFailure HRESULT = 0x8007232A
+	// ErrDNSNotImplemented (DNS_ERROR_RCODE_NOT_IMPLEMENTED): NOTIMP.
+	ErrDNSNotImplemented HRESULT = 0x8007232C
+	// ErrDNSRefused (DNS_ERROR_RCODE_REFUSED): the DNS server answered
+	// REFUSED.
+	ErrDNSRefused HRESULT = 0x8007232D
 	// ErrClientTableFull (SL_REMAPPING_SP_STATUS_INVALIDARG) is what some
 	// hosts return when their client table overflows.
 	ErrClientTableFull HRESULT = 0xC004D104
 )
 
-var hresultNames = map[HRESULT]string{
-	OK:                  "S_OK",
-	ErrInvalidData:      "ERROR_INVALID_DATA",
-	ErrKMSIDMismatch:    "SL_E_VL_KEY_MANAGEMENT_SERVICE_ID_MISMATCH",
-	ErrInvalidTimestamp: "SL_E_VL_INVALID_TIMESTAMP",
-	ErrNotEnoughCount:   "SL_E_VL_NOT_ENOUGH_COUNT",
-	ErrNoKMSContacted:   "SL_E_VL_BINDING_SERVICE_UNAVAILABLE",
-	ErrDNSNameNotExist:  "DNS_ERROR_RCODE_NAME_ERROR",
-	ErrDNSNoRecords:     "DNS_INFO_NO_RECORDS",
-	ErrClientTableFull:  "SL_REMAPPING_SP_STATUS_INVALIDARG",
+// hresultInfo is what the project says about one HRESULT: its symbolic
+// name, the value of the result label of the responder's request metric, and
+// what it means to the person reading a tool's output. It is the one table of
+// HRESULT names (as miekg/dns keeps RcodeToString).
+type hresultInfo struct {
+	name, label, meaning string
+}
+
+var hresults = map[HRESULT]hresultInfo{
+	OK:                   {"S_OK", "activated", "activated"},
+	ErrInvalidData:       {"ERROR_INVALID_DATA", "invalid_data", "the host could not read the request (protocol version, size, MAC or padding)"},
+	ErrKMSIDMismatch:     {"SL_E_VL_KEY_MANAGEMENT_SERVICE_ID_MISMATCH", "product_not_served", "this host's key group cannot activate the product"},
+	ErrInvalidTimestamp:  {"SL_E_VL_INVALID_TIMESTAMP", "clock_skew", "the client's clock is more than 4 hours from the host's"},
+	ErrNotEnoughCount:    {"SL_E_VL_NOT_ENOUGH_COUNT", "below_threshold", "the host's count is below this product's threshold; the client retries after the activation interval"},
+	ErrNoKMSContacted:    {"SL_E_VL_BINDING_SERVICE_UNAVAILABLE", "no_host", "no KMS host could be contacted"},
+	ErrDNSNameNotExist:   {"DNS_ERROR_RCODE_NAME_ERROR", "nxdomain", "the _VLMCS._TCP name does not exist in DNS (NXDOMAIN)"},
+	ErrDNSNoRecords:      {"DNS_INFO_NO_RECORDS", "nodata", "the _VLMCS._TCP name has no SRV records (NODATA)"},
+	ErrDNSFormatError:    {"DNS_ERROR_RCODE_FORMAT_ERROR", "formerr", "the DNS server could not read the query (FORMERR)"},
+	ErrDNSServerFailure:  {"DNS_ERROR_RCODE_SERVER_FAILURE", "servfail", "the DNS server failed to answer (SERVFAIL): it cannot reach the zone's servers, or the zone is broken"},
+	ErrDNSNotImplemented: {"DNS_ERROR_RCODE_NOT_IMPLEMENTED", "notimp", "the DNS server does not implement this query (NOTIMP)"},
+	ErrDNSRefused:        {"DNS_ERROR_RCODE_REFUSED", "refused", "the DNS server refused the query (REFUSED): it is not authoritative for the domain and does not recurse for this client; ask the client's own resolver or fix its zones"},
+	ErrClientTableFull:   {"SL_REMAPPING_SP_STATUS_INVALIDARG", "error", "the host's client table is full"},
 }
 
 // Name returns the symbolic name of h, or "" when unknown.
-func (h HRESULT) Name() string { return hresultNames[h] }
+func (h HRESULT) Name() string { return hresults[h].name }
+
+// Label returns h's value for a metric's result label ("activated",
+// "product_not_served", ...); "error" for codes without one.
+func (h HRESULT) Label() string {
+	if l := hresults[h].label; l != "" {
+		return l
+	}
+	return "error"
+}
+
+// Meaning says in words what h means to an administrator, or "" when
+// unknown.
+func (h HRESULT) Meaning() string { return hresults[h].meaning }
 
 // Error formats h as "0xC004F042 (SL_E_VL_...)".
 func (h HRESULT) Error() string {

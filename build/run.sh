@@ -14,6 +14,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Ctrl-C reaches every process of the terminal's foreground group, make
+# included, and make reports "Error 130" for a recipe stopped that way
+# whatever it exits with. So when run from a terminal, the demo runs as a job
+# of its own that holds the terminal: Ctrl-C reaches only it, it stops
+# everything and exits 0, and make sees success. Under timeout(1) or another
+# process-group signal (not the terminal's foreground group) the demo runs
+# directly and its traps clean up the same way.
+if [[ -z ${KMSDNS_RUN_JOB:-} && -t 0 ]] &&
+	[[ $(ps -o pgid= $$ | tr -d ' ') == $(ps -o tpgid= $$ | tr -d ' ') ]]; then
+	set -m
+	KMSDNS_RUN_JOB=1 "$0" "$@" &
+	fg %1 >/dev/null
+	exit $?
+fi
+
 say() { printf 'run: %s\n' "$*"; }
 
 say "building bin/coredns and bin/kms-responder"
@@ -46,8 +61,10 @@ stop() {
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	rm -rf "$state"
 	say "removed $state; done"
+	exit "${1:-0}"
 }
-trap stop INT TERM EXIT
+trap 'stop 0' INT TERM HUP
+trap 'stop $?' EXIT
 
 say "state directory: $state (logs, ledgers, zone file; removed on exit)"
 

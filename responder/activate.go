@@ -113,7 +113,7 @@ func (f *clientFlags) clientMachineID() (cmid guid.GUID, source string, err erro
 		if err != nil {
 			return cmid, "", usagef("--cmid machine: %v", err)
 		}
-		return cmid, "this machine's (from " + from + ")", nil
+		return cmid, "this machine's, from " + from, nil
 	case "random":
 		return kmsclient.RandomCMID(), "random (a new client for the host's count)", nil
 	}

@@ -1,17 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kmsdns/kmsdns/internal/suggest"
 )
 
 // serveConfig is every setting of `serve`. Each is available in the YAML
@@ -22,8 +24,8 @@ type serveConfig struct {
 	Data               string            `yaml:"data"`
 	Ledger             bool              `yaml:"ledger"`
 	Metrics            string            `yaml:"metrics"`
-	ActivationInterval int               `yaml:"activation_interval"`
-	RenewalInterval    int               `yaml:"renewal_interval"`
+	ActivationInterval minutes           `yaml:"activation_interval"`
+	RenewalInterval    minutes           `yaml:"renewal_interval"`
 	EPIDs              map[string]string `yaml:"epid"`
 	HwID               string            `yaml:"hwid"`
 	LCID               int               `yaml:"lcid"`
@@ -100,12 +102,38 @@ func (d *duration) Set(s string) error {
 
 func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration such as 30s", n.Line)
+		return errors.New("want a duration such as 30s")
 	}
-	if err := d.Set(n.Value); err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
+	return d.Set(n.Value)
+}
+
+// minutes is an interval in whole minutes, as the KMS protocol carries it;
+// YAML and flags take a number of minutes (120) or a duration (2h).
+type minutes int
+
+func (m minutes) String() string { return strconv.Itoa(int(m)) }
+
+func (m *minutes) Set(s string) error {
+	if n, err := strconv.Atoi(s); err == nil {
+		*m = minutes(n)
+		return nil
 	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is neither minutes (120) nor a duration (2h)", s)
+	}
+	if d%time.Minute != 0 {
+		return fmt.Errorf("%s is not a whole number of minutes", s)
+	}
+	*m = minutes(d / time.Minute)
 	return nil
+}
+
+func (m *minutes) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return errors.New("want minutes (120) or a duration (2h)")
+	}
+	return m.Set(n.Value)
 }
 
 // nameList is a list of names that YAML may also give as one scalar
@@ -125,7 +153,7 @@ func (l *nameList) UnmarshalYAML(n *yaml.Node) error {
 		*l = s
 		return nil
 	}
-	return fmt.Errorf("line %d: want a name or a list of names", n.Line)
+	return errors.New("want a name or a list of names")
 }
 
 // stringList is a repeatable flag.
@@ -163,8 +191,8 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.StringVar(&c.Data, "data", c.Data, "`directory` for the durable ledger")
 	fs.BoolVar(&c.Ledger, "ledger", c.Ledger, "keep the durable ledger; false is for benchmarks only: counts, ePIDs, HwId and audit records are lost at restart")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "admin HTTP `address` for /metrics, /status and /healthz (empty disables)")
-	fs.IntVar(&c.ActivationInterval, "activation-interval", c.ActivationInterval, "minutes a client waits before retrying a failed activation (15-43200)")
-	fs.IntVar(&c.RenewalInterval, "renewal-interval", c.RenewalInterval, "minutes between client renewals (15-43200)")
+	fs.Var(&c.ActivationInterval, "activation-interval", "how long a client waits before retrying a failed activation: minutes (120) or a duration (2h); 15m-30d")
+	fs.Var(&c.RenewalInterval, "renewal-interval", "time between client renewals: minutes (10080) or a duration (168h); 15m-30d")
 	fs.Var(epidFlag{&c.EPIDs}, "epid", "override a group's ePID: `GROUP=EPID`, repeatable")
 	fs.StringVar(&c.HwID, "hwid", c.HwID, "override the host's HwId (16 hex digits)")
 	fs.IntVar(&c.LCID, "lcid", c.LCID, "LCID used in generated ePIDs")
@@ -258,30 +286,114 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-// decodeServeYAML decodes data into c, rejecting unknown keys, and records
-// the line of every key for later value errors.
+// decodeServeYAML decodes data into c, key by key, so that every mistake
+// is reported as "file:line: key: reason": unknown keys (with the closest
+// known ones), values of the wrong type, bad durations. It records the line
+// of every key for the later value checks.
 func decodeServeYAML(file string, data []byte, c *serveConfig) error {
 	c.file = file
 	c.lines = map[string]int{}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return fmt.Errorf("%s: %v", file, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if rest, ok := strings.CutPrefix(msg, "line "); ok {
+			return fmt.Errorf("%s:%s", file, rest)
+		}
+		return fmt.Errorf("%s: %s", file, msg)
 	}
 	if len(root.Content) == 0 {
 		return nil // empty file
 	}
-	recordLines(root.Content[0], "", c.lines)
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
-		msg = strings.ReplaceAll(msg, "\n  ", "; ")
-		msg = strings.ReplaceAll(msg, " in type main.serveConfig", "")
-		msg = strings.ReplaceAll(msg, " in type main.registerConfig", " (in register)")
-		return fmt.Errorf("%s: %s", file, msg)
+	doc := root.Content[0]
+	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
+		return nil // only comments
+	}
+	recordLines(doc, "", c.lines)
+	return decodeSettings(file, "", doc, reflect.ValueOf(c).Elem())
+}
+
+// decodeSettings decodes mapping node n into the struct v, whose fields'
+// yaml tags name the keys.
+func decodeSettings(file, prefix string, n *yaml.Node, v reflect.Value) error {
+	if n.Kind != yaml.MappingNode {
+		where := prefix
+		if where == "" {
+			where = "the file"
+		}
+		return fmt.Errorf("%s:%d: %s: want settings as \"key: value\" lines", file, n.Line, where)
+	}
+	fields := map[string]reflect.Value{}
+	var names []string
+	for i := 0; i < v.NumField(); i++ {
+		tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fields[tag] = v.Field(i)
+		names = append(names, tag)
+	}
+	var errs []error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		key := k.Value
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		f, ok := fields[k.Value]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s:%d: %s: unknown setting%s", file, k.Line, key, suggest.Hint(k.Value, names)))
+			continue
+		}
+		if err := decodeSetting(file, key, val, f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// decodeSetting decodes one value into field f: nested settings, a list
+// (a single value is a list of one), or a scalar through its type's own
+// YAML decoding.
+func decodeSetting(file, key string, val *yaml.Node, f reflect.Value) error {
+	if _, custom := f.Addr().Interface().(yaml.Unmarshaler); !custom {
+		switch {
+		case f.Kind() == reflect.Struct:
+			return decodeSettings(file, key, val, f)
+		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String && val.Kind == yaml.ScalarNode && val.Tag != "!!null":
+			f.Set(reflect.ValueOf([]string{val.Value}).Convert(f.Type()))
+			return nil
+		}
+	}
+	if err := val.Decode(f.Addr().Interface()); err != nil {
+		return fmt.Errorf("%s:%d: %s: %s", file, val.Line, key, yamlValueError(err, val, f.Type()))
 	}
 	return nil
+}
+
+// yamlValueError says what a value should have been, in words.
+func yamlValueError(err error, val *yaml.Node, t reflect.Type) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		msg := err.Error()
+		if _, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(msg, "line ") {
+			msg = rest
+		}
+		return msg
+	}
+	got := val.Value
+	if val.Kind != yaml.ScalarNode {
+		got = map[yaml.Kind]string{yaml.SequenceNode: "a list", yaml.MappingNode: "settings"}[val.Kind]
+	} else {
+		got = strconv.Quote(got)
+	}
+	want := map[reflect.Kind]string{
+		reflect.Int: "a whole number", reflect.Bool: "true or false", reflect.String: "a string",
+		reflect.Slice: "a list", reflect.Map: "a mapping of names to values",
+	}[t.Kind()]
+	if want == "" {
+		want = "a " + t.String()
+	}
+	return fmt.Sprintf("want %s, got %s", want, got)
 }
 
 func recordLines(n *yaml.Node, prefix string, lines map[string]int) {
@@ -327,7 +439,7 @@ func (c *serveConfig) validate() error {
 			bad("allow_clients", "allow-client", "%v", err)
 		}
 	}
-	interval := func(key, flagName string, v int) {
+	interval := func(key, flagName string, v minutes) {
 		if v < 15 || v > 43200 {
 			bad(key, flagName, "%d minutes is outside 15-43200", v)
 		}

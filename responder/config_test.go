@@ -31,11 +31,16 @@ func TestServeConfigErrors(t *testing.T) {
 		{"interval low", []string{"--group", "g", "--activation-interval", "14"}, "", "--activation-interval: 14 minutes is outside 15-43200"},
 		{"unknown flag", []string{"--bogus"}, "", "flag provided but not defined: -bogus"},
 		{"stray arg", []string{"--group", "g", "extra"}, "", `unexpected argument "extra"`},
-		{"file unknown key", []string{"--config", "kms.yaml"}, "groups: [g]\nlisten: ['127.0.0.1:1688']\nbogus: 1\n", "kms.yaml: line 3: field bogus not found"},
+		{"file unknown key", []string{"--config", "kms.yaml"}, "groups: [g]\nlisten: ['127.0.0.1:1688']\nbogus: 1\n", "kms.yaml:3: bogus: unknown setting"},
 		{"file bad value line", []string{"--config", "kms.yaml"}, "groups: [g]\n\nrenewal_interval: 99999\n", "kms.yaml:3: renewal_interval: 99999 minutes is outside 15-43200"},
 		{"file nested line", []string{"--config", "kms.yaml"}, "groups: [g]\nregister:\n  servers: ['127.0.0.1:53']\n  port: 0\n  zone: example.test\n  target: kms1.example.test\n", "kms.yaml:4: register.port: 0 is not a port"},
-		{"file bad duration", []string{"--config", "kms.yaml"}, "groups: [g]\nidle_timeout: soon\n", "kms.yaml: line 2: \"soon\" is not a duration"},
-		{"file syntax", []string{"--config", "kms.yaml"}, "groups: [g\n", "kms.yaml: line"},
+		{"file bad duration", []string{"--config", "kms.yaml"}, "groups: [g]\nidle_timeout: soon\n", "kms.yaml:2: idle_timeout: \"soon\" is not a duration"},
+		{"single value for a list", []string{"--config", "kms.yaml"}, "groups: g\nlisten: 127.0.0.1:1688\nactivation_interval: 2h\nrenewal_interval: 1440\n", ""},
+		{"interval as a duration too short", []string{"--config", "kms.yaml"}, "groups: g\nactivation_interval: 5m\n", "kms.yaml:2: activation_interval: 5 minutes is outside 15-43200"},
+		{"interval not minutes", []string{"--config", "kms.yaml"}, "groups: g\nactivation_interval: 90s\n", "kms.yaml:2: activation_interval: 90s is not a whole number of minutes"},
+		{"interval flag as duration", []string{"--group", "g", "--renewal-interval", "7d"}, "", "flag -renewal-interval: \"7d\" is neither minutes (120) nor a duration (2h)"},
+		{"file type error", []string{"--config", "kms.yaml"}, "groups: [g]\nmax_connections: [1]\n", "kms.yaml:2: max_connections: want a whole number, got a list"},
+		{"file syntax", []string{"--config", "kms.yaml"}, "groups: [g\n", "kms.yaml:1: did not find expected"},
 		{"missing file", []string{"--config", "nope.yaml"}, "", "config: file does not exist"},
 		{"bad hwid", []string{"--group", "g", "--hwid", "xyz"}, "", "--hwid: HwId \"xyz\" must be 16 hex digits"},
 		{"bad client net", []string{"--group", "g", "--allow-client", "10.0.0.0/33"}, "", "is not a network"},
@@ -92,6 +97,8 @@ func TestServeHelp(t *testing.T) {
 func FuzzServeConfigYAML(f *testing.F) {
 	f.Add("groups: [g]\nlisten: ['127.0.0.1:1688']\n")
 	f.Add("register:\n  servers: ['127.0.0.1:53']\n  lease: 10m\n")
+	f.Add("groups: g\nactivation_interval: 2h\nregister: 1\n")
+	f.Add("- a\n- b\n")
 	f.Add("epid: {g: 03612-00206-555-926461-03-1033-26100.0000-0012025}\n")
 	f.Fuzz(func(t *testing.T, content string) {
 		if len(content) > 1<<16 {

@@ -51,7 +51,7 @@ func TestServeConfigListenAndLedger(t *testing.T) {
 		{"ledger off flag", []string{"--group", "g", "--ledger=false"}, "", "", nil, false},
 		{"ledger off file", []string{"--config", "kms.yaml"}, "groups: [g]\nledger: false\n", "", nil, false},
 		{"ledger flag over file", []string{"--config", "kms.yaml", "--ledger=true"}, "groups: [g]\nledger: false\n", "", nil, true},
-		{"ledger not a bool", []string{"--config", "kms.yaml"}, "groups: [g]\nledger: perhaps\n", "kms.yaml: line 2:", nil, true},
+		{"ledger not a bool", []string{"--config", "kms.yaml"}, "groups: [g]\nledger: perhaps\n", "kms.yaml:2: ledger: want true or false, got \"perhaps\"", nil, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

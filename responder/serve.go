@@ -291,8 +291,8 @@ func closeAll(lns []net.Listener) {
 func (c *serveConfig) hostConfig() (host.Config, error) {
 	hc := host.Config{
 		Groups:             c.Groups,
-		ActivationInterval: c.ActivationInterval,
-		RenewalInterval:    c.RenewalInterval,
+		ActivationInterval: int(c.ActivationInterval),
+		RenewalInterval:    int(c.RenewalInterval),
 		EPIDs:              c.EPIDs,
 		LCID:               c.LCID,
 		HostBuild:          c.HostBuild,
@@ -314,8 +314,8 @@ func buildStatus(started time.Time, listeners []string, open int, h *host.Host, 
 		Started:            started,
 		Listeners:          listeners,
 		OpenConnections:    open,
-		ActivationInterval: cfg.ActivationInterval,
-		RenewalInterval:    cfg.RenewalInterval,
+		ActivationInterval: int(cfg.ActivationInterval),
+		RenewalInterval:    int(cfg.RenewalInterval),
 		Ledger:             ledgerStatus{Path: cfg.Data, Healthy: store != nil && store.Healthy(), Disabled: store == nil},
 	}
 	fillHostStatus(&r, st)

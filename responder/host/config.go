@@ -1,6 +1,8 @@
 package host
 
 import (
+	"github.com/kmsdns/kmsdns/internal/suggest"
+
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -105,7 +107,8 @@ func resolve(cfg Config, cat *catalog.Catalog) (*settings, error) {
 	for _, name := range cfg.Groups {
 		g, ok := cat.Group(strings.TrimSpace(name))
 		if !ok {
-			return nil, fmt.Errorf(`host: unknown host key group %q: run "kms-responder catalog" for the valid names`, name)
+			return nil, fmt.Errorf(`host: unknown host key group %q%s (names as "kms-responder catalog" prints them, any case, or a CSVLK activation ID)`,
+				name, suggest.Hint(name, cat.GroupNames()))
 		}
 		if seen[g.Name] {
 			return nil, fmt.Errorf("host: host key group %q configured twice", g.Name)

@@ -139,7 +139,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 	}
 	var admin *adminServer
 	if cfg.Metrics != "" {
-		admin, err = startAdmin(cfg.Metrics, metrics.registry, statusFn, func() error {
+		admin, err = startAdmin(adminOptions{Addr: cfg.Metrics, Hosts: cfg.AdminHosts, MaxConns: cfg.AdminMaxConns}, metrics.registry, statusFn, func() error {
 			if store != nil && !store.Healthy() {
 				return errors.New("ledger cannot record activations")
 			}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -203,8 +202,9 @@ func loadServeConfig(args []string) (serveConfig, error) {
 }
 
 func parseServeConfig(args []string, readFile func(string) ([]byte, error)) (serveConfig, error) {
-	if readFile == nil {
-		readFile = os.ReadFile
+	realFiles := readFile == nil
+	if realFiles {
+		readFile = readConfigFile // refuses files others can write
 	}
 	c := defaultServeConfig()
 	var configPath string
@@ -230,6 +230,11 @@ func parseServeConfig(args []string, readFile func(string) ([]byte, error)) (ser
 		}
 		if err := decodeServeYAML(scratchPath, data, &c); err != nil {
 			return c, usageError{err}
+		}
+		if realFiles && c.Register.TSIGKey != "" {
+			if err := checkSecretFile("config file", scratchPath); err != nil {
+				return c, usageError{err}
+			}
 		}
 	}
 	// The file set lists; flags given on the command line replace them

@@ -62,6 +62,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 		if err = os.MkdirAll(cfg.Data, 0o750); err != nil {
 			return exitError, fmt.Errorf("data directory: %w", err)
 		}
+		if err = checkDataDir(cfg.Data); err != nil {
+			return exitError, err
+		}
 	}
 	var store *ledger.Ledger // nil with --ledger=false (benchmarks only)
 	if cfg.Ledger {

@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // The data directory and the config file must be the running user's own:
@@ -141,8 +142,14 @@ func checkOwnedFile(what, path string, fi fs.FileInfo) error {
 }
 
 // checkSecretFile refuses a file holding a secret that group or others
-// can read, as ssh does for private keys.
+// can read, as ssh does for private keys. Files systemd hands the service
+// (LoadCredential=, in $CREDENTIALS_DIRECTORY) are exempt: systemd makes
+// them readable by the service's user alone, through an ACL that shows as
+// group bits.
 func checkSecretFile(what, path string) error {
+	if inCredentialsDir(path) {
+		return nil
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -164,4 +171,18 @@ func userName(uid uint32) string {
 		return u.Username + " (uid " + id + ")"
 	}
 	return "uid " + id
+}
+
+// inCredentialsDir reports whether path is inside $CREDENTIALS_DIRECTORY.
+func inCredentialsDir(path string) bool {
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	if dir == "" {
+		return false
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(dir, abs)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel)
 }

@@ -124,6 +124,15 @@ func TestReadConfigFile(t *testing.T) {
 			}
 		})
 	}
+	// A systemd credential (LoadCredential=) shows its ACL as group bits.
+	t.Setenv("CREDENTIALS_DIRECTORY", dir)
+	if _, err := parseServeConfig([]string{"--config", write("g.yaml", 0o440, secret)}, nil); err != nil {
+		t.Errorf("a config with a secret in $CREDENTIALS_DIRECTORY: %v", err)
+	}
+	t.Setenv("CREDENTIALS_DIRECTORY", filepath.Join(dir, "elsewhere"))
+	if _, err := parseServeConfig([]string{"--config", write("h.yaml", 0o440, secret)}, nil); err == nil {
+		t.Error("a group-readable config with a secret outside $CREDENTIALS_DIRECTORY was accepted")
+	}
 	if os.Geteuid() == 0 {
 		p := write("f.yaml", 0o600, plain)
 		if err := os.Chown(p, 65534, 65534); err != nil {

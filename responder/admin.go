@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// Admin HTTP limits. The admin endpoint is for a scraper, a health check
+// and an operator's `status`: a few connections, small requests.
+const (
+	adminReadHeaderTimeout = 5 * time.Second
+	adminReadTimeout       = 10 * time.Second
+	adminWriteTimeout      = 10 * time.Second
+	adminIdleTimeout       = 30 * time.Second
+	adminMaxHeaderBytes    = 16 << 10
+)
+
+// adminOptions configure the admin HTTP server.
+type adminOptions struct {
+	// Addr is the listen address (--metrics).
+	Addr string
+	// Hosts are extra names accepted in the Host header (--admin-host).
+	Hosts []string
+	// MaxConns caps open admin connections (--admin-max-connections).
+	MaxConns int
+}
+
 // adminServer serves /metrics, /status and /healthz on one listener. It is
 // loopback by default: status names clients' counts and the host's ePIDs.
 type adminServer struct {
@@ -20,12 +41,33 @@ type adminServer struct {
 	ln  net.Listener
 }
 
-// startAdmin listens on addr and serves in the background.
-func startAdmin(addr string, reg *prometheus.Registry, status func() any, healthy func() error, log *slog.Logger) (*adminServer, error) {
-	ln, err := net.Listen("tcp", addr)
+// startAdmin listens on opts.Addr and serves in the background. Requests
+// whose Host header is not this endpoint's get 421 (see hostFilter);
+// connections beyond opts.MaxConns evict an idle one or are closed.
+func startAdmin(opts adminOptions, reg *prometheus.Registry, status func() any, healthy func() error, log *slog.Logger) (*adminServer, error) {
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "admin_refused_total",
+		Help: "Admin HTTP connections and requests refused: host (Host header not this endpoint's, e.g. DNS rebinding), connection_cap (at the cap with no idle connection to evict), evicted (idle connection closed to make room).",
+	}, []string{"reason"})
+	maxConns := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Name: "admin_max_connections",
+		Help: "Cap on open admin HTTP connections.",
+	})
+	maxConns.Set(float64(opts.MaxConns))
+	if err := errors.Join(reg.Register(refused), reg.Register(maxConns)); err != nil {
+		return nil, err
+	}
+	for _, r := range []string{"host", "connection_cap", "evicted"} {
+		refused.WithLabelValues(r)
+	}
+	inner, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return nil, err
 	}
+	ln := newCappedListener(inner, opts.MaxConns,
+		func() { refused.WithLabelValues("connection_cap").Inc() },
+		func() { refused.WithLabelValues("evicted").Inc() })
+
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -41,15 +83,18 @@ func startAdmin(addr string, reg *prometheus.Registry, status func() any, health
 		}
 		_, _ = w.Write([]byte("OK\n"))
 	})
+	hf := newHostFilter(opts.Addr, opts.Hosts, log, func() { refused.WithLabelValues("host").Inc() })
 	a := &adminServer{
 		ln: ln,
 		srv: &http.Server{
-			Handler:           mux,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      10 * time.Second,
-			IdleTimeout:       60 * time.Second,
-			MaxHeaderBytes:    16 << 10,
+			Handler:           hf.wrap(mux),
+			ReadHeaderTimeout: adminReadHeaderTimeout,
+			ReadTimeout:       adminReadTimeout,
+			WriteTimeout:      adminWriteTimeout,
+			IdleTimeout:       adminIdleTimeout,
+			MaxHeaderBytes:    adminMaxHeaderBytes,
+			ConnState:         ln.track,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		},
 	}
 	go func() {
@@ -60,6 +105,22 @@ func startAdmin(addr string, reg *prometheus.Registry, status func() any, health
 	return a, nil
 }
 
+// Addr is the address the admin server listens on.
 func (a *adminServer) Addr() string { return a.ln.Addr().String() }
 
+// Shutdown stops the admin server, waiting for requests in flight.
 func (a *adminServer) Shutdown(ctx context.Context) error { return a.srv.Shutdown(ctx) }
+
+// validateAdminHost checks one --admin-host name.
+func validateAdminHost(h string) error {
+	if h == "" || len(h) > 253 {
+		return fmt.Errorf("%q is not a host name", h)
+	}
+	for _, c := range h {
+		ok := c == '-' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !ok {
+			return fmt.Errorf("%q is not a host name (letters, digits, '-' and '.' only, no port)", h)
+		}
+	}
+	return nil
+}

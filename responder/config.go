@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -24,6 +23,8 @@ type serveConfig struct {
 	Data               string            `yaml:"data"`
 	Ledger             bool              `yaml:"ledger"`
 	Metrics            string            `yaml:"metrics"`
+	AdminHosts         []string          `yaml:"admin_hosts"`
+	AdminMaxConns      int               `yaml:"admin_max_connections"`
 	ActivationInterval minutes           `yaml:"activation_interval"`
 	RenewalInterval    minutes           `yaml:"renewal_interval"`
 	EPIDs              map[string]string `yaml:"epid"`
@@ -67,6 +68,7 @@ func defaultServeConfig() serveConfig {
 		Data:               "/var/lib/kms-responder",
 		Ledger:             true,
 		Metrics:            "127.0.0.1:9688",
+		AdminMaxConns:      16,
 		ActivationInterval: 120,
 		RenewalInterval:    10080,
 		LCID:               1033,
@@ -191,6 +193,8 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.StringVar(&c.Data, "data", c.Data, "`directory` for the durable ledger")
 	fs.BoolVar(&c.Ledger, "ledger", c.Ledger, "keep the durable ledger; false is for benchmarks only: counts, ePIDs, HwId and audit records are lost at restart")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "admin HTTP `address` for /metrics, /status and /healthz (empty disables)")
+	fs.Var(stringList{&c.AdminHosts}, "admin-host", "extra host `name` the admin endpoint answers to in the Host header, repeatable (always: the --metrics address, localhost, IP addresses)")
+	fs.IntVar(&c.AdminMaxConns, "admin-max-connections", c.AdminMaxConns, "cap on open admin HTTP connections (an idle one is closed to make room)")
 	fs.Var(&c.ActivationInterval, "activation-interval", "how long a client waits before retrying a failed activation: minutes (120) or a duration (2h); 15m-30d")
 	fs.Var(&c.RenewalInterval, "renewal-interval", "time between client renewals: minutes (10080) or a duration (168h); 15m-30d")
 	fs.Var(epidFlag{&c.EPIDs}, "epid", "override a group's ePID: `GROUP=EPID`, repeatable")
@@ -226,8 +230,9 @@ func loadServeConfig(args []string) (serveConfig, error) {
 }
 
 func parseServeConfig(args []string, readFile func(string) ([]byte, error)) (serveConfig, error) {
-	if readFile == nil {
-		readFile = os.ReadFile
+	realFiles := readFile == nil
+	if realFiles {
+		readFile = readConfigFile // refuses files others can write
 	}
 	c := defaultServeConfig()
 	var configPath string
@@ -254,11 +259,16 @@ func parseServeConfig(args []string, readFile func(string) ([]byte, error)) (ser
 		if err := decodeServeYAML(scratchPath, data, &c); err != nil {
 			return c, usageError{err}
 		}
+		if realFiles && c.Register.TSIGKey != "" {
+			if err := checkSecretFile("config file", scratchPath); err != nil {
+				return c, usageError{err}
+			}
+		}
 	}
 	// The file set lists; flags given on the command line replace them
 	// rather than append to them.
-	fileLists := [][]string{c.Listen, c.Groups, c.AllowClients, c.Register.Servers, c.Register.Addresses, c.Register.Zones}
-	c.Listen, c.Groups, c.AllowClients, c.Register.Servers, c.Register.Addresses, c.Register.Zones = nil, nil, nil, nil, nil, nil
+	fileLists := [][]string{c.Listen, c.Groups, c.AllowClients, c.Register.Servers, c.Register.Addresses, c.Register.Zones, c.AdminHosts}
+	c.Listen, c.Groups, c.AllowClients, c.Register.Servers, c.Register.Addresses, c.Register.Zones, c.AdminHosts = nil, nil, nil, nil, nil, nil, nil
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(discard{})
 	bindServeFlags(fs, &c, &configPath)
@@ -276,6 +286,7 @@ func parseServeConfig(args []string, readFile func(string) ([]byte, error)) (ser
 	restore(&c.Register.Servers, fileLists[3])
 	restore(&c.Register.Addresses, fileLists[4])
 	restore((*[]string)(&c.Register.Zones), fileLists[5])
+	restore(&c.AdminHosts, fileLists[6])
 	if err := c.validate(); err != nil {
 		return c, usageError{err}
 	}
@@ -456,6 +467,14 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MaxConnections < 1 {
 		bad("max_connections", "max-connections", "must be at least 1")
+	}
+	if c.AdminMaxConns < 1 || c.AdminMaxConns > 1024 {
+		bad("admin_max_connections", "admin-max-connections", "%d is outside 1-1024", c.AdminMaxConns)
+	}
+	for _, h := range c.AdminHosts {
+		if err := validateAdminHost(h); err != nil {
+			bad("admin_hosts", "admin-host", "%v", err)
+		}
 	}
 	for key, d := range map[string]duration{"first_pdu_timeout": c.FirstPDUTimeout, "idle_timeout": c.IdleTimeout, "io_timeout": c.IOTimeout} {
 		if d <= 0 {

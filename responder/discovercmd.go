@@ -8,11 +8,23 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"time"
 
 	"github.com/kmsdns/kmsdns/responder/discover"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/rpc"
+)
+
+// Discovery limits. A Windows client tries each host of the SRV answer
+// once, moving on from an unreachable one after about 2 s of TCP back-off;
+// it has no reason to spend minutes. 16 attempts cover a usual answer
+// (several hosts, a few addresses each); 60 s bounds what a person or a
+// script waits even when every host is blackholed at the default
+// --timeout of 10 s.
+const (
+	defaultDiscoverBudget   = 60 * time.Second
+	defaultDiscoverAttempts = 16
 )
 
 // discoverReport is activate's report plus how the host was found.
@@ -30,6 +42,8 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	dnsServer := fs.String("dns", "", "DNS server `HOST:PORT` to ask (as the client's resolver)")
 	domain := fs.String("domain", "", "`DOMAIN` to search for _VLMCS._TCP records (the client's DNS suffix)")
 	lookupOnly := fs.Bool("lookup-only", false, "find a host that binds to the KMS interface, but send no activation (nothing is counted)")
+	total := fs.Duration("total-timeout", defaultDiscoverBudget, "time budget for the whole discovery: the SRV lookup and every host tried (0: none)")
+	maxAttempts := fs.Int("max-attempts", defaultDiscoverAttempts, "most host addresses tried before giving up (0: no cap)")
 	f.bind(fs)
 	if help, err := parseFlags(fs, args); help {
 		return exitOK, nil
@@ -39,8 +53,17 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if *dnsServer == "" || *domain == "" {
 		return exitUsage, usagef("--dns HOST:PORT and --domain DOMAIN are required")
 	}
+	if *total < 0 || *maxAttempts < 0 {
+		return exitUsage, usagef("--total-timeout and --max-attempts must not be negative (0: no limit)")
+	}
+	if *total > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, *total,
+			fmt.Errorf("--total-timeout %s spent: %w", *total, context.DeadlineExceeded))
+		defer cancel()
+	}
 	if *lookupOnly {
-		return lookupOnlyDiscover(ctx, withDefaultPort(*dnsServer, "53"), *domain, f, stdout)
+		return lookupOnlyDiscover(ctx, withDefaultPort(*dnsServer, "53"), *domain, f, discover.Limits{MaxAttempts: *maxAttempts}, stdout)
 	}
 	p, req, source, err := f.request()
 	if err != nil {
@@ -63,7 +86,7 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		out    *kmsclient.Outcome
 		syntax string
 	}
-	res, attempts, err := discover.Try(ctx, ordered, func(ctx context.Context, t discover.Target, addr netip.AddrPort) (served, error) {
+	res, attempts, err := discover.Try(ctx, ordered, discover.Limits{MaxAttempts: *maxAttempts}, func(ctx context.Context, t discover.Target, addr netip.AddrPort) (served, error) {
 		out, syntax, err := f.dialAndActivate(ctx, addr.String(), req)
 		return served{out, syntax}, err
 	})
@@ -126,7 +149,7 @@ type lookupReport struct {
 
 // lookupOnlyDiscover runs discovery up to the RPC bind: it shows which host a
 // client would use without sending a request, so no host counts it.
-func lookupOnlyDiscover(ctx context.Context, dnsServer, domain string, f clientFlags, stdout io.Writer) (int, error) {
+func lookupOnlyDiscover(ctx context.Context, dnsServer, domain string, f clientFlags, limits discover.Limits, stdout io.Writer) (int, error) {
 	rep := lookupReport{Domain: domain}
 	lookupCtx, cancel := context.WithTimeout(ctx, f.timeout)
 	targets, err := discover.Lookup(lookupCtx, dnsServer, domain)
@@ -138,7 +161,7 @@ func lookupOnlyDiscover(ctx context.Context, dnsServer, domain string, f clientF
 		}
 		var attempts []discover.Attempt
 		var syntax string
-		syntax, attempts, err = discover.Try(ctx, ordered, func(ctx context.Context, t discover.Target, addr netip.AddrPort) (string, error) {
+		syntax, attempts, err = discover.Try(ctx, ordered, limits, func(ctx context.Context, t discover.Target, addr netip.AddrPort) (string, error) {
 			ctx, cancel := context.WithTimeout(ctx, f.timeout)
 			defer cancel()
 			c, err := rpc.Dial(ctx, "tcp", addr.String(), rpc.ClientConfig{DisableNDR64: !f.ndr64, Timeout: f.timeout})

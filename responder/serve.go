@@ -62,6 +62,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 		if err = os.MkdirAll(cfg.Data, 0o750); err != nil {
 			return exitError, fmt.Errorf("data directory: %w", err)
 		}
+		if err = checkDataDir(cfg.Data); err != nil {
+			return exitError, err
+		}
 	}
 	var store *ledger.Ledger // nil with --ledger=false (benchmarks only)
 	if cfg.Ledger {
@@ -139,7 +142,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 	}
 	var admin *adminServer
 	if cfg.Metrics != "" {
-		admin, err = startAdmin(cfg.Metrics, metrics.registry, statusFn, func() error {
+		admin, err = startAdmin(adminOptions{Addr: cfg.Metrics, Hosts: cfg.AdminHosts, MaxConns: cfg.AdminMaxConns}, metrics.registry, statusFn, func() error {
 			if store != nil && !store.Healthy() {
 				return errors.New("ledger cannot record activations")
 			}

@@ -13,6 +13,16 @@ import (
 // ErrNoAddress is an Attempt's error for a target with no address.
 var ErrNoAddress = errors.New("target has no address (no glue and none resolved)")
 
+// ErrAttemptCap is a TryError's Stopped cause when Limits.MaxAttempts
+// addresses were tried without success.
+var ErrAttemptCap = errors.New("attempt cap reached")
+
+// Limits bound one fail-over loop. The time budget is the ctx's deadline.
+type Limits struct {
+	// MaxAttempts caps the addresses tried; 0 means no cap.
+	MaxAttempts int
+}
+
 // Attempt records one try of one host address, in the order made.
 type Attempt struct {
 	Target Target
@@ -41,6 +51,10 @@ func (a Attempt) String() string {
 type TryError struct {
 	Code     kms.HRESULT
 	Attempts []Attempt
+	// Stopped is why the loop ended before trying every address: the
+	// ctx's cause (cancelled, or its deadline, the time budget) or
+	// ErrAttemptCap; nil when every address was tried.
+	Stopped error
 }
 
 // Error gives the code and every host's reason.
@@ -64,11 +78,19 @@ func (e *TryError) Error() string {
 	if len(e.Attempts) > 0 {
 		b.WriteString(")")
 	}
+	if e.Stopped != nil {
+		fmt.Fprintf(&b, "; stopped before trying every host: %v", e.Stopped)
+	}
 	return b.String()
 }
 
-// Unwrap returns the HRESULT.
-func (e *TryError) Unwrap() error { return e.Code }
+// Unwrap returns the HRESULT and, when the loop stopped early, why.
+func (e *TryError) Unwrap() []error {
+	if e.Stopped != nil {
+		return []error{e.Code, e.Stopped}
+	}
+	return []error{e.Code}
+}
 
 // Try calls attempt for each address of each target, in the given order
 // (see Order), until one serves, and returns its result and the log of
@@ -77,23 +99,36 @@ func (e *TryError) Unwrap() error { return e.Code }
 // not verify) and, skipping the host's other addresses, when the host
 // answers 0xC004F042 (its key cannot serve this product). Any other
 // HRESULT is the host's verdict for this client and ends the loop with
-// that error, as does ctx ending. When no host serves, the error is a
-// *TryError.
-func Try[R any](ctx context.Context, targets []Target, attempt func(ctx context.Context, t Target, addr netip.AddrPort) (R, error)) (R, []Attempt, error) {
+// that error. When no host serves, the error is a *TryError; its Stopped
+// says why when the loop ended early: ctx ended (its deadline is the
+// whole loop's time budget) or lim.MaxAttempts addresses were tried.
+func Try[R any](ctx context.Context, targets []Target, lim Limits, attempt func(ctx context.Context, t Target, addr netip.AddrPort) (R, error)) (R, []Attempt, error) {
 	var (
 		zero     R
 		log      []Attempt
 		mismatch bool
+		tried    int
 	)
+	fail := func(stopped error) (R, []Attempt, error) {
+		code := kms.ErrNoKMSContacted
+		if mismatch {
+			code = kms.ErrKMSIDMismatch
+		}
+		return zero, log, &TryError{Code: code, Attempts: log, Stopped: stopped}
+	}
 	for _, t := range targets {
 		if len(t.Addrs) == 0 {
 			log = append(log, Attempt{Target: t, Err: ErrNoAddress})
 			continue
 		}
 		for _, a := range t.Addrs {
-			if err := ctx.Err(); err != nil {
-				return zero, log, err
+			if ctx.Err() != nil {
+				return fail(context.Cause(ctx))
 			}
+			if lim.MaxAttempts > 0 && tried == lim.MaxAttempts {
+				return fail(fmt.Errorf("%w: %d addresses tried", ErrAttemptCap, tried))
+			}
+			tried++
 			addr := netip.AddrPortFrom(a, t.Port)
 			res, err := attempt(ctx, t, addr)
 			log = append(log, Attempt{Target: t, Addr: addr, Err: err})
@@ -101,7 +136,7 @@ func Try[R any](ctx context.Context, targets []Target, attempt func(ctx context.
 				return res, log, nil
 			}
 			if ctx.Err() != nil {
-				return zero, log, err
+				return fail(context.Cause(ctx))
 			}
 			var h kms.HRESULT
 			if errors.As(err, &h) {
@@ -113,9 +148,5 @@ func Try[R any](ctx context.Context, targets []Target, attempt func(ctx context.
 			}
 		}
 	}
-	code := kms.ErrNoKMSContacted
-	if mismatch {
-		code = kms.ErrKMSIDMismatch
-	}
-	return zero, log, &TryError{Code: code, Attempts: log}
+	return fail(nil)
 }

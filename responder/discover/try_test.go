@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +119,7 @@ func TestTryFailsOver(t *testing.T) {
 		target("good.", good),
 		target("never.", never),
 	}
-	res, log, err := Try(context.Background(), targets, speak)
+	res, log, err := Try(context.Background(), targets, Limits{}, speak)
 	if err != nil || res != "served by good." {
 		t.Fatalf("Try = %q, %v", res, err)
 	}
@@ -136,7 +137,7 @@ func TestTryFailsOver(t *testing.T) {
 
 func TestTryNoneReachable(t *testing.T) {
 	targets := []Target{target("a.", deadHost(t)), target("b.", deadHost(t)), {Name: "c.", Port: 1688}}
-	_, log, err := Try(context.Background(), targets, speak)
+	_, log, err := Try(context.Background(), targets, Limits{}, speak)
 	var h kms.HRESULT
 	if !errors.As(err, &h) || h != kms.ErrNoKMSContacted {
 		t.Fatalf("error %v, want 0xC004F074", err)
@@ -148,14 +149,14 @@ func TestTryNoneReachable(t *testing.T) {
 	if !strings.Contains(err.Error(), "no KMS host could be contacted") || !strings.Contains(err.Error(), "a:") {
 		t.Errorf("error text %q", err)
 	}
-	if _, _, err := Try(context.Background(), nil, speak); !errors.Is(err, kms.ErrNoKMSContacted) {
+	if _, _, err := Try(context.Background(), nil, Limits{}, speak); !errors.Is(err, kms.ErrNoKMSContacted) {
 		t.Errorf("no targets: %v", err)
 	}
 }
 
 func TestTryAllMismatch(t *testing.T) {
 	targets := []Target{target("dead.", deadHost(t)), target("m1.", wordHost(t, "C004F042")), target("m2.", wordHost(t, "C004F042"))}
-	_, log, err := Try(context.Background(), targets, speak)
+	_, log, err := Try(context.Background(), targets, Limits{}, speak)
 	if !errors.Is(err, kms.ErrKMSIDMismatch) || len(log) != 3 {
 		t.Fatalf("error %v after %d attempts, want 0xC004F042 after 3", err, len(log))
 	}
@@ -163,7 +164,7 @@ func TestTryAllMismatch(t *testing.T) {
 
 func TestTryStopsOnOtherHRESULT(t *testing.T) {
 	targets := []Target{target("skew.", wordHost(t, "C004F06C")), target("good.", wordHost(t, "OK"))}
-	_, log, err := Try(context.Background(), targets, speak)
+	_, log, err := Try(context.Background(), targets, Limits{}, speak)
 	var te *TryError
 	if !errors.Is(err, kms.ErrInvalidTimestamp) || errors.As(err, &te) || len(log) != 1 {
 		t.Fatalf("error %v after %d attempts, want the host's 0xC004F06C after 1", err, len(log))
@@ -174,12 +175,69 @@ func TestTryStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	targets := []Target{target("a.", deadHost(t)), target("b.", wordHost(t, "OK"))}
 	calls := 0
-	_, _, err := Try(ctx, targets, func(ctx context.Context, tg Target, ap netip.AddrPort) (string, error) {
+	_, _, err := Try(ctx, targets, Limits{}, func(ctx context.Context, tg Target, ap netip.AddrPort) (string, error) {
 		calls++
 		cancel()
 		return speak(ctx, tg, ap)
 	})
-	if !errors.Is(err, context.Canceled) || calls != 1 {
-		t.Fatalf("error %v after %d calls, want context.Canceled after 1", err, calls)
+	var te *TryError
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, kms.ErrNoKMSContacted) || !errors.As(err, &te) || calls != 1 {
+		t.Fatalf("error %v after %d calls, want a TryError (0xC004F074, context.Canceled) after 1", err, calls)
 	}
+}
+
+// TestTryLimits: the loop stops at the attempt cap and at the ctx's
+// deadline (the time budget), whatever the number of targets and
+// addresses: 128 targets x 16 blackholed addresses do not take
+// 2048 x the per-attempt timeout.
+func TestTryLimits(t *testing.T) {
+	var many []Target
+	for i := range 128 {
+		tg := Target{Name: "t" + strconv.Itoa(i) + ".", Port: 1688}
+		for j := range 16 {
+			tg.Addrs = append(tg.Addrs, netip.AddrFrom4([4]byte{192, 0, 2, byte(j)}))
+		}
+		many = append(many, tg)
+	}
+	slow := func(d time.Duration) func(ctx context.Context, tg Target, ap netip.AddrPort) (string, error) {
+		return func(ctx context.Context, tg Target, ap netip.AddrPort) (string, error) {
+			select { // a blackholed address: no answer until the attempt's timeout
+			case <-time.After(d):
+				return "", errors.New("i/o timeout")
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+	}
+	t.Run("attempt cap", func(t *testing.T) {
+		_, log, err := Try(context.Background(), many, Limits{MaxAttempts: 16}, slow(0))
+		var te *TryError
+		if !errors.As(err, &te) || !errors.Is(err, ErrAttemptCap) || !errors.Is(err, kms.ErrNoKMSContacted) || len(log) != 16 {
+			t.Fatalf("error %v after %d attempts, want 0xC004F074 stopped by the cap after 16", err, len(log))
+		}
+		if !strings.Contains(err.Error(), "attempt cap reached: 16 addresses tried") {
+			t.Errorf("error text %q", err)
+		}
+	})
+	t.Run("time budget", func(t *testing.T) {
+		budget := errors.New("total time budget of 300ms spent")
+		ctx, cancel := context.WithTimeoutCause(context.Background(), 300*time.Millisecond, budget)
+		defer cancel()
+		start := time.Now()
+		_, log, err := Try(ctx, many, Limits{}, slow(50*time.Millisecond))
+		took := time.Since(start)
+		if !errors.Is(err, budget) || !errors.Is(err, kms.ErrNoKMSContacted) {
+			t.Fatalf("error %v, want 0xC004F074 stopped by the budget", err)
+		}
+		if took > 5*time.Second || len(log) >= 2048 {
+			t.Fatalf("took %s and %d attempts; the budget is 300ms", took, len(log))
+		}
+	})
+	t.Run("no cap tries all", func(t *testing.T) {
+		_, log, err := Try(context.Background(), many[:4], Limits{}, slow(0))
+		var te *TryError
+		if !errors.As(err, &te) || te.Stopped != nil || len(log) != 64 {
+			t.Fatalf("error %v (stopped %v) after %d attempts, want every one of 64 tried", err, te, len(log))
+		}
+	})
 }

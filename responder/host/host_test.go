@@ -585,3 +585,32 @@ func TestLicenseStateName(t *testing.T) {
 		}
 	}
 }
+
+// TestLicenseStateBucket: the licence state is a client-chosen uint32, so
+// every value outside the known states lands in one statistics bucket.
+func TestLicenseStateBucket(t *testing.T) {
+	f := newFixture(t, "windows-server-2025")
+	const n = 200
+	for i := range n {
+		in := f.request(1, appWindows, idWin10)
+		in.LicenseStatus = 7 + uint32(i)*21474836 // 7 .. ~2^32
+		f.activate(in)
+	}
+	in := f.request(1, appWindows, idWin10)
+	in.LicenseStatus = 0xFFFFFFFF
+	f.activate(in)
+	f.activate(f.request(1, appWindows, idWin10)) // 2: OOB grace
+	st := f.host.Status()
+	if got := st.RequestsByLicense[UnknownLicenseStates]; got != n+1 {
+		t.Errorf("%q = %d, want %d", UnknownLicenseStates, got, n+1)
+	}
+	if st.RequestsByLicense["OOB grace"] != 1 || len(st.RequestsByLicense) != 2 {
+		t.Errorf("requests by licence state %v, want OOB grace 1 and the unknown bucket", st.RequestsByLicense)
+	}
+	f.host.mu.Lock()
+	keys := len(f.host.stats.byLicense)
+	f.host.mu.Unlock()
+	if keys > len(licenseStates)+1 {
+		t.Errorf("%d licence-state keys kept, want at most %d", keys, len(licenseStates)+1)
+	}
+}

@@ -14,6 +14,15 @@ var licenseStates = [...]string{
 	"Unlicensed", "Licensed", "OOB grace", "OOT grace", "Non-genuine grace", "Notification", "Extended grace",
 }
 
+// unknownLicenseState is the one statistics bucket of every licence state
+// value outside licenseStates: the value is client-chosen (2^32 of them),
+// so it must not key a map.
+const unknownLicenseState = uint32(len(licenseStates))
+
+// UnknownLicenseStates is the status key that counts requests whose
+// licence state is none of the known ones.
+const UnknownLicenseStates = "Unknown (any other value)"
+
 // LicenseStateName returns the name of a client licence state, or
 // "Unknown (n)".
 func LicenseStateName(n uint32) string {
@@ -23,10 +32,16 @@ func LicenseStateName(n uint32) string {
 	return fmt.Sprintf("Unknown (%d)", n)
 }
 
+// licenseBucket is the statistics key of a licence state: itself when
+// known, else unknownLicenseState.
+func licenseBucket(n uint32) uint32 {
+	return min(n, unknownLicenseState)
+}
+
 // counters are the request statistics; guarded by Host.mu.
 type counters struct {
 	byResult       map[kms.HRESULT]uint64
-	byLicense      map[uint32]uint64
+	byLicense      map[uint32]uint64 // by licenseBucket: at most 8 keys
 	byGroup        map[string]uint64
 	ledgerFailures uint64
 	last           time.Time
@@ -42,7 +57,7 @@ func newCounters() counters {
 
 func (c *counters) record(in *Input, res *Result, now time.Time) {
 	c.byResult[res.HRESULT]++
-	c.byLicense[in.LicenseStatus]++
+	c.byLicense[licenseBucket(in.LicenseStatus)]++
 	if res.Group != "" {
 		c.byGroup[res.Group]++
 	}
@@ -145,7 +160,11 @@ func (h *Host) Status() Status {
 		st.RequestsByResult[r.Error()] = n
 	}
 	for l, n := range h.stats.byLicense {
-		st.RequestsByLicense[LicenseStateName(l)] += n
+		name := UnknownLicenseStates
+		if l != unknownLicenseState {
+			name = LicenseStateName(l)
+		}
+		st.RequestsByLicense[name] += n
 	}
 	for g, n := range h.stats.byGroup {
 		st.RequestsByGroup[g] = n

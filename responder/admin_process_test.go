@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kmsdns/kmsdns/responder/kms"
+	"github.com/kmsdns/kmsdns/responder/kmsclient"
+)
+
+// adminGet sends GET path to the admin endpoint with the given Host header.
+func adminGet(t testing.TB, admin, host, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+admin+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("GET %s (Host %q): %v", path, host, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(body)
+}
+
+// TestProcessAdminHostHeader: the admin endpoint of the real binary answers
+// only its own address, localhost, IP literals and --admin-host names; a
+// DNS-rebinding Host gets 421 on every path, without data, and is logged
+// and counted. `kms-responder status` still works.
+func TestProcessAdminHostHeader(t *testing.T) {
+	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--admin-host", "kms-admin.corp.example")
+	_, port, _ := net.SplitHostPort(p.admin)
+	for _, host := range []string{p.admin, "localhost:" + port, "127.0.0.1", "[::1]:" + port, "KMS-ADMIN.corp.example:" + port} {
+		if code, body := adminGet(t, p.admin, host, "/status"); code != http.StatusOK || !strings.Contains(body, `"hwid"`) {
+			t.Errorf("Host %q: %d %q, want 200 with the status", host, code, body)
+		}
+	}
+	for _, host := range []string{"rebind.attacker.example:" + port, "rebind.attacker.example", "localhost.attacker.example", "127.0.0.1.nip.example"} {
+		for _, path := range []string{"/status", "/metrics", "/healthz"} {
+			code, body := adminGet(t, p.admin, host, path)
+			if code != http.StatusMisdirectedRequest || strings.Contains(body, "hwid") || strings.Contains(body, "kms_responder") {
+				t.Errorf("Host %q %s: %d %q, want 421 without data", host, path, code, body)
+			}
+		}
+	}
+	if !strings.Contains(p.stderr.String(), `"host":"rebind.attacker.example:`+port+`"`) ||
+		!strings.Contains(p.stderr.String(), "admin request refused") {
+		t.Errorf("the refused Host is not logged:\n%s", grepLines(p.stderr.String(), "admin"))
+	}
+	_, body := adminGet(t, p.admin, p.admin, "/metrics")
+	if !regexp.MustCompile(`kms_responder_admin_refused_total\{reason="host"\} 12\n`).MatchString(body) {
+		t.Errorf("/metrics does not count 12 Host refusals:\n%s", grepLines(body, "admin_refused"))
+	}
+	if stdout, stderr, code := runCLI(t, "status", "--admin", p.admin); code != exitOK || !strings.Contains(stdout, "KMS host HwId") {
+		t.Errorf("status: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// openFDs counts the descriptors a process holds.
+func openFDs(t testing.TB, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Skipf("cannot count descriptors: %v", err)
+	}
+	return len(ents)
+}
+
+// holdAdminConns opens n keep-alive connections to the admin endpoint, each
+// makes one request and then stays open; it returns how many got an answer.
+func holdAdminConns(t testing.TB, admin string, n int) int {
+	t.Helper()
+	var mu sync.Mutex
+	answered := 0
+	var wg sync.WaitGroup
+	for range n {
+		c, err := net.DialTimeout("tcp", admin, 5*time.Second)
+		if err != nil {
+			continue
+		}
+		t.Cleanup(func() { c.Close() })
+		wg.Go(func() {
+			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+			if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+				return
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			answered++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return answered
+}
+
+// TestProcessAdminConnectionsCannotStarveKMS: with a low descriptor limit,
+// 200 held keep-alive admin connections used to take every descriptor, so
+// the KMS listener could not accept clients. With the admin connection cap
+// the real binary keeps activating clients and answering /healthz. The
+// same flood against a cap as large as the descriptor limit shows the
+// starvation, so the test can tell the difference.
+func TestProcessAdminConnectionsCannotStarveKMS(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit (util-linux) not installed: cannot lower the responder's descriptor limit")
+	}
+	win := testProduct(t, clientFlags{product: "Windows 10/11 Enterprise"})
+	run := func(t *testing.T, adminCap string) (activated bool, healthy bool) {
+		p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--admin-max-connections", adminCap)
+		pid := p.cmd.Process.Pid
+		limit := openFDs(t, pid) + 24 // room for the 16 admin connections of the default cap and a few clients
+		if out, err := exec.Command(prlimit, "--pid", strconv.Itoa(pid), "--nofile="+strconv.Itoa(limit)+":"+strconv.Itoa(limit)).CombinedOutput(); err != nil {
+			t.Skipf("prlimit: %v %s", err, out)
+		}
+		held := holdAdminConns(t, p.admin, 200)
+		t.Logf("cap %s: %d of 200 admin connections answered; process holds %d descriptors (limit %d)", adminCap, held, openFDs(t, pid), limit)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		activated = true
+		for range 3 {
+			a, err := activateGo(ctx, p.addr, win, kmsclient.RandomCMID(), true, 1)
+			if err != nil || a.out.Status != kms.OK {
+				activated = false
+				break
+			}
+		}
+		c := &http.Client{Timeout: 3 * time.Second}
+		if resp, err := c.Get("http://" + p.admin + "/healthz"); err == nil {
+			healthy = resp.StatusCode == http.StatusOK
+			resp.Body.Close()
+		}
+		return activated, healthy
+	}
+	t.Run("default cap", func(t *testing.T) {
+		activated, healthy := run(t, "16")
+		if !activated || !healthy {
+			t.Errorf("with 200 held admin connections: KMS activation ok %t, /healthz ok %t; want both", activated, healthy)
+		}
+	})
+	// The control: the same flood with a cap above the descriptor limit
+	// must starve the KMS listener, or this test shows nothing.
+	t.Run("no effective cap", func(t *testing.T) {
+		if activated, _ := run(t, "1024"); activated {
+			t.Error("the flood did not exhaust descriptors without a cap: the default-cap case proves nothing")
+		}
+	})
+}

@@ -14,11 +14,24 @@ const wrapWidth = 100
 // products it activates (counted IDs with their editions), followed by the
 // counted IDs no group activates. It is what `kms-responder catalog` shows.
 func (c *Catalog) Write(w io.Writer) error {
+	return c.WriteGroups(w, c.groups, true)
+}
+
+// WriteGroups prints groups (e.g. from Matching) as Write does; all adds
+// the counted IDs no group activates and the host builds.
+func (c *Catalog) WriteGroups(w io.Writer, groups []*HostKeyGroup, all bool) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "KMS host key groups (%d). Configure the ones this host holds with --group NAME:\n", len(c.groups))
-	fmt.Fprintf(bw, "one Windows group and optionally one or more Office groups.\n")
-	for _, g := range c.groups {
+	if all {
+		fmt.Fprintf(bw, "KMS host key groups (%d). Configure the ones this host holds with --group NAME:\n", len(groups))
+		fmt.Fprintf(bw, "one Windows group and optionally one or more Office groups.\n")
+	} else {
+		fmt.Fprintf(bw, "KMS host key groups that match (%d of %d):\n", len(groups), len(c.groups))
+	}
+	for _, g := range groups {
 		c.writeGroup(bw, g)
+	}
+	if !all {
+		return bw.Flush()
 	}
 	var refused []*CountedID
 	for _, k := range c.counted {

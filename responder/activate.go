@@ -31,6 +31,7 @@ type clientFlags struct {
 	ndr64       bool
 	timeout     time.Duration
 	jsonOut     bool
+	catalogFile string
 }
 
 func (f *clientFlags) bind(fs *flag.FlagSet) {
@@ -45,6 +46,7 @@ func (f *clientFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&f.ndr64, "ndr64", true, "offer NDR64 at bind time as Windows 8+ clients do")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "deadline for connecting and for each request")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+	fs.StringVar(&f.catalogFile, "catalog-file", "", "catalog overlay `file` that defines products newer than this build")
 }
 
 // resolveProduct turns the product flags into the IDs a client sends.
@@ -306,7 +308,11 @@ func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
 // request resolves the product flags and builds the request to send; source
 // says where its client machine ID came from.
 func (f *clientFlags) request() (p kmsclient.Product, req *kms.Request, source string, err error) {
-	if p, err = f.resolveProduct(catalog.Default()); err != nil {
+	cat, err := loadCatalog(f.catalogFile)
+	if err != nil {
+		return p, nil, "", usageError{err}
+	}
+	if p, err = f.resolveProduct(cat); err != nil {
 		return p, nil, "", err
 	}
 	req, source, err = f.newRequest(p)

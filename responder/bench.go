@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
@@ -60,7 +59,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	if f.product == "" && f.app == "" {
 		f.product = "Windows 10/11 Enterprise"
 	}
-	p, err := f.resolveProduct(catalog.Default())
+	cat, err := loadCatalog(f.catalogFile)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+	p, err := f.resolveProduct(cat)
 	if err != nil {
 		return exitUsage, err
 	}

@@ -14,6 +14,7 @@ func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	fs := flag.NewFlagSet("catalog", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	jsonOut := fs.Bool("json", false, "print the catalog as JSON")
+	overlay := fs.String("catalog-file", "", "apply this catalog overlay `file` (rows from it are marked)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kms-responder catalog [--json] [FILTER]")
 		fmt.Fprintln(stderr, "\nLists the KMS host key groups (CSVLKs) and the products each activates, with their GVLKs.")
@@ -45,7 +46,10 @@ func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 			return exitUsage, usagef("one FILTER at most (quote it if it has spaces), got %q", rest)
 		}
 	}
-	cat := catalog.Default()
+	cat, err := loadCatalog(*overlay)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
 	groups := cat.Matching(filter)
 	all := filter == ""
 	if *jsonOut {
@@ -58,4 +62,13 @@ func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitError, nil
 	}
 	return exitOK, cat.WriteGroups(stdout, groups, all)
+}
+
+// loadCatalog returns the embedded catalog, with the overlay file applied
+// when path is set.
+func loadCatalog(path string) (*catalog.Catalog, error) {
+	if path == "" {
+		return catalog.Default(), nil
+	}
+	return catalog.LoadOverlay(path)
 }

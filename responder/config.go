@@ -20,6 +20,7 @@ import (
 type serveConfig struct {
 	Listen             []string          `yaml:"listen"`
 	Groups             []string          `yaml:"groups"`
+	CatalogFile        string            `yaml:"catalog_file"`
 	Data               string            `yaml:"data"`
 	Ledger             bool              `yaml:"ledger"`
 	Metrics            string            `yaml:"metrics"`
@@ -190,6 +191,7 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.StringVar(configPath, "config", "", "YAML config `file` (flags override it)")
 	fs.Var(stringList{&c.Listen}, "listen", "TCP `address` to serve KMS on, repeatable; :PORT means every IPv4 and IPv6 address (default :1688)")
 	fs.Var(stringList{&c.Groups}, "group", "host key `group` this host holds, repeatable (see `kms-responder catalog`)")
+	fs.StringVar(&c.CatalogFile, "catalog-file", c.CatalogFile, "catalog overlay `file` adding or correcting products, host key groups and editions (see responder/README.md)")
 	fs.StringVar(&c.Data, "data", c.Data, "`directory` for the durable ledger")
 	fs.BoolVar(&c.Ledger, "ledger", c.Ledger, "keep the durable ledger; false is for benchmarks only: counts, ePIDs, HwId and audit records are lost at restart")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "admin HTTP `address` for /metrics, /status and /healthz (empty disables)")

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 	"github.com/kmsdns/kmsdns/responder/rpc"
@@ -54,10 +53,12 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 // serve runs until ctx is cancelled (SIGINT/SIGTERM), then stops gracefully:
 // withdraw the DNS registration, finish in-flight requests, close the ledger.
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) {
-	cat := catalog.Default()
+	cat, err := loadCatalog(cfg.CatalogFile)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
 	started := time.Now()
 
-	var err error
 	if cfg.Ledger {
 		if err = os.MkdirAll(cfg.Data, 0o750); err != nil {
 			return exitError, fmt.Errorf("data directory: %w", err)

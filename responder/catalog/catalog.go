@@ -43,6 +43,8 @@ type Application struct {
 	// application: twice the highest threshold its clients carry.
 	CacheSize int
 	Source    string
+	// Overlay is set for rows that came from an overlay file (--catalog-file).
+	Overlay bool
 }
 
 // CountedID is a KMS counted ID ("KMS ID"): the product group a client
@@ -63,6 +65,8 @@ type CountedID struct {
 	// activates them, so a faithful host refuses them.
 	Retail, Preview, AzureOnly bool
 	Source                     string
+	// Overlay is set for rows that came from an overlay file (--catalog-file).
+	Overlay bool
 }
 
 // Refusable reports whether no production host key activates the ID
@@ -90,6 +94,8 @@ type HostKeyGroup struct {
 	// hold the key; an ePID names a host build at least this new.
 	MinBuild int
 	Source   string
+	// Overlay is set for rows that came from an overlay file (--catalog-file).
+	Overlay bool
 	// Derived is true when part of Activates comes from the hierarchy rule
 	// rather than from a source listing it outright.
 	Derived bool
@@ -121,6 +127,8 @@ type Edition struct {
 	GVLK      string
 	Protocol  int
 	Source    string
+	// Overlay is set for rows that came from an overlay file (--catalog-file).
+	Overlay bool
 }
 
 // HostBuild is a Windows build a KMS host can report in its ePID.
@@ -130,6 +138,8 @@ type HostBuild struct {
 	ReleaseDate string // YYYY-MM-DD
 	Name        string
 	Source      string
+	// Overlay is set for rows that came from an overlay file (--catalog-file).
+	Overlay bool
 }
 
 // Catalog is a parsed, validated product catalog. It is immutable and safe

@@ -23,6 +23,7 @@ type GroupDoc struct {
 	MinBuild    int          `json:"min_host_build"`
 	Derived     bool         `json:"derived"`
 	Source      string       `json:"source"`
+	Overlay     bool         `json:"overlay,omitempty"`
 	Activates   []CountedDoc `json:"activates"`
 }
 
@@ -38,6 +39,7 @@ type CountedDoc struct {
 	Preview   bool         `json:"preview,omitempty"`
 	AzureOnly bool         `json:"azure_only,omitempty"`
 	Source    string       `json:"source"`
+	Overlay   bool         `json:"overlay,omitempty"`
 	Editions  []EditionDoc `json:"editions,omitempty"`
 }
 
@@ -48,6 +50,7 @@ type EditionDoc struct {
 	SKUID   string   `json:"sku_id"`
 	GVLK    string   `json:"gvlk,omitempty"`
 	Source  string   `json:"source"`
+	Overlay bool     `json:"overlay,omitempty"`
 }
 
 // BuildDoc is one host build usable in ePIDs.
@@ -66,7 +69,7 @@ func (c *Catalog) Document(groups []*HostKeyGroup, all bool) Document {
 	for _, g := range groups {
 		gd := GroupDoc{
 			Name: g.Name, Description: g.Description, AppID: g.AppID.String(), EPIDGroupID: g.EPIDGroupID,
-			KeyIDMin: g.KeyIDMin, KeyIDMax: g.KeyIDMax, MinBuild: g.MinBuild, Derived: g.Derived, Source: g.Source,
+			KeyIDMin: g.KeyIDMin, KeyIDMax: g.KeyIDMax, MinBuild: g.MinBuild, Derived: g.Derived, Source: g.Source, Overlay: g.Overlay,
 			Activates: []CountedDoc{},
 		}
 		if a, ok := c.appByID[g.AppID]; ok {
@@ -97,9 +100,9 @@ func (c *Catalog) Document(groups []*HostKeyGroup, all bool) Document {
 
 func (c *Catalog) countedDoc(k *CountedID) CountedDoc {
 	cd := CountedDoc{ID: k.ID.String(), Key: k.Key, Name: k.Name, Kind: string(k.Kind), Threshold: k.Threshold,
-		Protocol: k.Protocol, Retail: k.Retail, Preview: k.Preview, AzureOnly: k.AzureOnly, Source: k.Source}
+		Protocol: k.Protocol, Retail: k.Retail, Preview: k.Preview, AzureOnly: k.AzureOnly, Source: k.Source, Overlay: k.Overlay}
 	for _, e := range c.editionsByCID[k.ID] {
-		cd.Editions = append(cd.Editions, EditionDoc{Name: e.Name, Aliases: e.Aliases, SKUID: e.SKUID.String(), GVLK: e.GVLK, Source: e.Source})
+		cd.Editions = append(cd.Editions, EditionDoc{Name: e.Name, Aliases: e.Aliases, SKUID: e.SKUID.String(), GVLK: e.GVLK, Source: e.Source, Overlay: e.Overlay})
 	}
 	return cd
 }

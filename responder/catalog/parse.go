@@ -30,12 +30,17 @@ var (
 // and every cross-reference and reports the first problem as a *ParseError
 // naming file and line.
 func Parse(files map[string][]byte) (*Catalog, error) {
+	tables, err := readTables(files)
+	if err != nil {
+		return nil, err
+	}
+	return parseTables(tables)
+}
+
+// readTables reads every table Parse needs from files.
+func readTables(files map[string][]byte) (map[string]*table, error) {
 	for name := range files {
-		known := false
-		for _, f := range tableFiles {
-			known = known || f == name
-		}
-		if !known {
+		if columnsOf(name) == nil {
 			return nil, &ParseError{File: name, Msg: "unexpected table"}
 		}
 	}
@@ -45,25 +50,34 @@ func Parse(files map[string][]byte) (*Catalog, error) {
 		if !ok {
 			return nil, &ParseError{File: name, Msg: "missing table"}
 		}
-		var cols []string
-		switch name {
-		case FileApps:
-			cols = appsCols
-		case FileCounted:
-			cols = countedCols
-		case FileBuilds:
-			cols = buildsCols
-		case FileGroups:
-			cols = groupsCols
-		case FileEditions:
-			cols = editionsCols
-		}
-		t, err := readTable(name, data, cols)
+		t, err := readTable(name, data, columnsOf(name))
 		if err != nil {
 			return nil, err
 		}
 		tables[name] = t
 	}
+	return tables, nil
+}
+
+// columnsOf returns the column layout of a table file, or nil.
+func columnsOf(name string) []string {
+	switch name {
+	case FileApps:
+		return appsCols
+	case FileCounted:
+		return countedCols
+	case FileBuilds:
+		return buildsCols
+	case FileGroups:
+		return groupsCols
+	case FileEditions:
+		return editionsCols
+	}
+	return nil
+}
+
+// parseTables builds the catalog from read tables, in dependency order.
+func parseTables(tables map[string]*table) (*Catalog, error) {
 	p := &parser{
 		c: &Catalog{
 			appByID:       map[guid.GUID]*Application{},
@@ -171,7 +185,7 @@ func (p *parser) app(t *table, r row) error {
 	if err != nil {
 		return err
 	}
-	a := &Application{ID: id, Key: key, Name: t.get(r, "name"), CacheSize: int(size), Source: t.get(r, "source")}
+	a := &Application{ID: id, Key: key, Name: t.get(r, "name"), CacheSize: int(size), Source: t.get(r, "source"), Overlay: r.file != t.file}
 	p.appByKey[key] = a
 	p.c.appByID[id] = a
 	p.c.apps = append(p.c.apps, a)
@@ -212,7 +226,7 @@ func (p *parser) countedID(t *table, r row) error {
 		return err
 	}
 	c := &CountedID{ID: id, Key: key, Name: t.get(r, "name"), AppID: app.ID, Kind: kind,
-		Threshold: int(threshold), Protocol: int(proto), Source: t.get(r, "source")}
+		Threshold: int(threshold), Protocol: int(proto), Source: t.get(r, "source"), Overlay: r.file != t.file}
 	switch f := t.get(r, "flags"); f {
 	case "-":
 	case "retail":
@@ -248,7 +262,7 @@ func (p *parser) build(t *table, r row) error {
 		return r.errorf("column release_date: %q is not a YYYY-MM-DD date", date)
 	}
 	p.c.builds = append(p.c.builds, HostBuild{Build: int(b), PlatformID: int(plat), ReleaseDate: date,
-		Name: t.get(r, "name"), Source: t.get(r, "source")})
+		Name: t.get(r, "name"), Source: t.get(r, "source"), Overlay: r.file != t.file})
 	return nil
 }
 
@@ -264,7 +278,7 @@ func (p *parser) group(t *table, r row) error {
 	if !ok {
 		return r.errorf("column app: unknown application %q", t.get(r, "app"))
 	}
-	g := &HostKeyGroup{Name: name, AppID: app.ID, Description: t.get(r, "description"), Source: t.get(r, "source")}
+	g := &HostKeyGroup{Name: name, AppID: app.ID, Description: t.get(r, "description"), Source: t.get(r, "source"), Overlay: r.file != t.file}
 	if s := t.get(r, "csvlk"); s != "-" {
 		if g.CSVLKID, err = p.defineGUID(r, "csvlk", s); err != nil {
 			return err
@@ -364,7 +378,7 @@ func (p *parser) group(t *table, r row) error {
 }
 
 func (p *parser) edition(t *table, r row) error {
-	e := &Edition{Name: t.get(r, "name"), Source: t.get(r, "source")}
+	e := &Edition{Name: t.get(r, "name"), Source: t.get(r, "source"), Overlay: r.file != t.file}
 	names := []string{strings.ToLower(e.Name)}
 	for _, a := range list(t.get(r, "aliases")) {
 		if _, err := parseKey(r, "aliases", a); err != nil {

@@ -66,7 +66,11 @@ func (c *Catalog) writeGroup(w io.Writer, g *HostKeyGroup) {
 	if a, ok := c.appByID[g.AppID]; ok {
 		appName = a.Name + " " + appName
 	}
-	fmt.Fprintf(w, "\n%s: %s\n", g.Name, g.Description)
+	if g.Overlay {
+		fmt.Fprintf(w, "\n%s: %s  [from the catalog overlay]\n", g.Name, g.Description)
+	} else {
+		fmt.Fprintf(w, "\n%s: %s\n", g.Name, g.Description)
+	}
 	fmt.Fprintf(w, "  application  %s\n", appName)
 	key := "unknown"
 	if !g.CSVLKID.IsNil() {
@@ -85,10 +89,18 @@ func (c *Catalog) writeGroup(w io.Writer, g *HostKeyGroup) {
 			fmt.Fprintf(w, "    %s\n", id)
 			continue
 		}
-		fmt.Fprintf(w, "    %-18s %s  %s (%s, threshold %d)\n", k.Key, k.ID, k.Name, k.Kind, k.Threshold)
+		overlay := ""
+		if k.Overlay {
+			overlay = " [overlay]"
+		}
+		fmt.Fprintf(w, "    %-18s %s  %s (%s, threshold %d)%s\n", k.Key, k.ID, k.Name, k.Kind, k.Threshold, overlay)
 		var names []string
 		for _, e := range c.editionsByCID[id] {
-			names = append(names, e.Name)
+			if e.Overlay {
+				names = append(names, e.Name+" [overlay]")
+			} else {
+				names = append(names, e.Name)
+			}
 		}
 		if len(names) > 0 {
 			writeWrapped(w, "      editions: ", "                ", strings.Join(names, ", "))

@@ -176,9 +176,12 @@ func statusJSON(t *testing.T, admin string) (status, error) {
 
 // srvTargets asks addr for _vlmcs._tcp.example.test SRV with miekg/dns (cheaper than dig in a
 // tight poll) and returns the "target:port" set, or an error.
-func srvTargets(addr string) (map[string]bool, error) {
+func srvTargets(addr string) (map[string]bool, error) { return srvTargetsIn(addr, "example.test") }
+
+// srvTargetsIn is srvTargets for _vlmcs._tcp.DOMAIN.
+func srvTargetsIn(addr, domain string) (map[string]bool, error) {
 	m := new(dns.Msg)
-	m.SetQuestion("_vlmcs._tcp.example.test.", dns.TypeSRV)
+	m.SetQuestion("_vlmcs._tcp."+dns.Fqdn(domain), dns.TypeSRV)
 	cl := &dns.Client{Net: "udp", Timeout: 500 * time.Millisecond}
 	resp, _, err := cl.Exchange(m, addr)
 	if err != nil {

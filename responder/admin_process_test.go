@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
+	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // adminGet sends GET path to the admin endpoint with the given Host header.
@@ -163,4 +165,33 @@ func TestProcessAdminConnectionsCannotStarveKMS(t *testing.T) {
 			t.Error("the flood did not exhaust descriptors without a cap: the default-cap case proves nothing")
 		}
 	})
+}
+
+// TestProcessLicenseStateBucket: /status counts requests by the licence
+// state the client sends, a uint32 the client chooses. 500 requests with
+// distinct unknown values leave one "unknown" bucket in the real binary's
+// /status, not 500 keys (the issue: 30,000 requests grew it to 773 KB).
+func TestProcessLicenseStateBucket(t *testing.T) {
+	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025")
+	win := testProduct(t, clientFlags{product: "Windows 10/11 Enterprise"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := rpc.Dial(ctx, "tcp", p.addr, rpc.ClientConfig{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cmid := kmsclient.RandomCMID()
+	const n = 500
+	for i := range n {
+		req := kmsclient.NewRequest(win, win.Protocol, cmid, "bucket-test", time.Now())
+		req.LicenseStatus = 1000 + uint32(i)*8_000_000
+		if out, err := kmsclient.Activate(ctx, c, req, nil); err != nil && out == nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	st := statusOf(t, p)
+	if got := st.LicenseStates[host.UnknownLicenseStates]; got != n || len(st.LicenseStates) != 1 {
+		t.Errorf("requests by licence state %v, want only %q = %d", st.LicenseStates, host.UnknownLicenseStates, n)
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,4 +135,31 @@ func TestCappedListener(t *testing.T) {
 	if ln.open() != 1 {
 		t.Fatalf("open %d after a close, want 1", ln.open())
 	}
+}
+
+// FuzzAdminHost: the Host header is attacker input. allowed never panics,
+// and accepts a value only when it is empty, an IP literal or one of the
+// configured names (with any port).
+func FuzzAdminHost(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:9688", "[::1]:80", "[::1]", "localhost", "LOCALHOST.:1", "evil.example",
+		"[evil]:1", "a:b:c", "[fe80::1%eth0]:9", "::1", "", ":", "[]", "localhost:", "kms1.corp.example:443"} {
+		f.Add(s)
+	}
+	hf := newHostFilter("127.0.0.1:9688", []string{"kms1.corp.example"}, slog.New(slog.NewTextHandler(io.Discard, nil)), func() {})
+	f.Fuzz(func(t *testing.T, host string) {
+		if !hf.allowed(host) || host == "" {
+			return
+		}
+		h := host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			h = hh
+		}
+		h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+		if _, err := netip.ParseAddr(h); err == nil {
+			return
+		}
+		if n := canonicalHost(h); n != "localhost" && n != "kms1.corp.example" {
+			t.Fatalf("allowed(%q): %q is neither an IP address nor a configured name", host, n)
+		}
+	})
 }

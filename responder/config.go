@@ -47,6 +47,9 @@ type serveConfig struct {
 	// config file, so value errors can name file:line.
 	lines map[string]int `yaml:"-"`
 	file  string         `yaml:"-"`
+	// args are the command-line arguments the config came from, read
+	// again on SIGHUP.
+	args []string `yaml:"-"`
 }
 
 // registerConfig is the DNS registration (RFC 2136 UPDATE) part of serve.
@@ -228,7 +231,9 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 // loadServeConfig parses args: an optional --config file first, then flags
 // over it. Errors name the file and line, or the flag.
 func loadServeConfig(args []string) (serveConfig, error) {
-	return parseServeConfig(args, nil)
+	c, err := parseServeConfig(args, nil)
+	c.args = args
+	return c, err
 }
 
 func parseServeConfig(args []string, readFile func(string) ([]byte, error)) (serveConfig, error) {

@@ -36,13 +36,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	if err != nil {
 		return exitUsage, err
 	}
-	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	return serve(ctx, cfg, log)
+	level := new(slog.LevelVar)
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel, level)
+	return serve(ctx, cfg, log, level)
 }
 
-func newLogger(w io.Writer, format, level string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level))
+// newLogger returns serve's logger; level is set to the configured level
+// and may change later (a SIGHUP reload).
+func newLogger(w io.Writer, format, level string, lv *slog.LevelVar) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	lv.Set(l)
 	opts := &slog.HandlerOptions{Level: lv}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -50,14 +54,18 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// serve runs until ctx is cancelled (SIGINT/SIGTERM), then stops gracefully:
-// withdraw the DNS registration, finish in-flight requests, close the ledger.
-func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) {
+// serve runs until ctx is cancelled (SIGINT/SIGTERM) or a listener fails,
+// then stops gracefully: withdraw the DNS registration, finish in-flight
+// requests, close the ledger. SIGHUP reloads what it can (lifecycle.go).
+func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, level *slog.LevelVar) (int, error) {
 	cat, err := loadCatalog(cfg.CatalogFile)
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
 	started := time.Now()
+	hup, stopSignals := hupSignals()
+	defer stopSignals()
+	live := newReloadable(cfg, level, log)
 
 	if cfg.Ledger {
 		if err = os.MkdirAll(cfg.Data, 0o750); err != nil {
@@ -92,29 +100,12 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 		idle: time.Duration(cfg.IdleTimeout), io: time.Duration(cfg.IOTimeout)}
 	handler := &kmsHandler{host: h, log: log, metrics: metrics, cat: cat}
 
-	var allow func(netip.Addr) bool
-	if len(cfg.AllowClients) > 0 {
-		var nets []netip.Prefix
-		for _, a := range cfg.AllowClients {
-			p, _ := parsePrefix(a) // validated
-			nets = append(nets, p)
-		}
-		allow = func(a netip.Addr) bool {
-			a = a.Unmap()
-			for _, p := range nets {
-				if p.Contains(a) {
-					return true
-				}
-			}
-			return false
-		}
-	}
 	srv := rpc.NewServer(handler, rpc.ServerConfig{
 		MaxConns:        cfg.MaxConnections,
 		FirstPDUTimeout: time.Duration(cfg.FirstPDUTimeout),
 		IdleTimeout:     time.Duration(cfg.IdleTimeout),
 		IOTimeout:       time.Duration(cfg.IOTimeout),
-		AllowPeer:       allow,
+		AllowPeer:       live.allowPeer, // --allow-client, reloaded on SIGHUP
 		Logger:          log,
 		Observe:         metrics.observeConn,
 	})
@@ -189,11 +180,18 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 	}
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("stopping: withdrawing registration, draining, finishing in-flight requests")
-	case runErr = <-serveErr:
-		log.Error("listener failed; stopping", "err", runErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping: withdrawing registration, draining, finishing in-flight requests")
+			break wait
+		case runErr = <-serveErr:
+			log.Error("listener failed; stopping: withdrawing registration, closing the ledger", "err", runErr)
+			break wait
+		case <-hup:
+			live.reload()
+		}
 	}
 
 	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second+time.Duration(cfg.Drain))
@@ -226,6 +224,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 			log.Error("closing ledger", "err", err)
 			return exitError, err
 		}
+		log.Info("ledger closed", "data", cfg.Data)
 	}
 	log.Info("stopped")
 	if runErr != nil {

@@ -144,8 +144,8 @@ func checkOwnedFile(what, path string, fi fs.FileInfo) error {
 // checkSecretFile refuses a file holding a secret that group or others
 // can read, as ssh does for private keys. Files systemd hands the service
 // (LoadCredential=, in $CREDENTIALS_DIRECTORY) are exempt: systemd makes
-// them readable by the service's user alone, through an ACL that shows as
-// group bits.
+// them readable by the service's user alone, for a dynamic user through an
+// ACL, whose mask shows in the group bits.
 func checkSecretFile(what, path string) error {
 	if inCredentialsDir(path) {
 		return nil

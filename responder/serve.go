@@ -84,8 +84,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 	}
 
 	metrics := newResponderMetrics(h, store)
-	metrics.limits = connLimits{maxConns: cfg.MaxConnections, firstPDU: time.Duration(cfg.FirstPDUTimeout),
-		idle: time.Duration(cfg.IdleTimeout), io: time.Duration(cfg.IOTimeout)}
+	metrics.limits = connLimits{maxConns: cfg.MaxConnections, maxPerAddr: cfg.MaxConnsPerAddress,
+		firstPDU: time.Duration(cfg.FirstPDUTimeout), idle: time.Duration(cfg.IdleTimeout),
+		body: time.Duration(cfg.BodyTimeout), io: time.Duration(cfg.IOTimeout)}
 	handler := &kmsHandler{host: h, log: log, metrics: metrics, cat: cat}
 
 	var allow func(netip.Addr) bool
@@ -107,8 +108,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) (int, error) 
 	}
 	srv := rpc.NewServer(handler, rpc.ServerConfig{
 		MaxConns:        cfg.MaxConnections,
+		MaxConnsPerAddr: cfg.MaxConnsPerAddress,
 		FirstPDUTimeout: time.Duration(cfg.FirstPDUTimeout),
 		IdleTimeout:     time.Duration(cfg.IdleTimeout),
+		BodyTimeout:     time.Duration(cfg.BodyTimeout),
 		IOTimeout:       time.Duration(cfg.IOTimeout),
 		AllowPeer:       allow,
 		Logger:          log,

@@ -55,9 +55,10 @@ const (
 	// EventConnClosed: an admitted connection ended, for whatever reason.
 	EventConnClosed
 	// EventConnRefused: a connection was closed before any response, because
-	// AllowPeer refused the peer or the cap was reached with none idle.
+	// AllowPeer refused the peer or the cap was reached with none waiting.
 	EventConnRefused
-	// EventConnEvicted: an idle connection was closed to make room.
+	// EventConnEvicted: a waiting connection (idle, or stalled inside a
+	// PDU) was closed to make room under MaxConns.
 	EventConnEvicted
 	// EventPDUError: a malformed, oversized or unexpected PDU ended a connection.
 	EventPDUError
@@ -67,6 +68,12 @@ const (
 	EventFault
 	// EventRequest: a request was passed to the handler.
 	EventRequest
+	// EventAddrRefused: a connection was refused because its address held
+	// MaxConnsPerAddr connections, none of them waiting.
+	EventAddrRefused
+	// EventAddrEvicted: the oldest waiting connection of an address at
+	// MaxConnsPerAddr was closed to admit a new one from that address.
+	EventAddrEvicted
 )
 
 // String returns the event's name, suitable as a metric label.
@@ -88,6 +95,10 @@ func (e Event) String() string {
 		return "fault"
 	case EventRequest:
 		return "request"
+	case EventAddrRefused:
+		return "conn_refused_per_address"
+	case EventAddrEvicted:
+		return "conn_evicted_per_address"
 	}
 	return "event(" + strconv.Itoa(int(e)) + ")"
 }
@@ -95,8 +106,10 @@ func (e Event) String() string {
 // Defaults for ServerConfig's zero values.
 const (
 	DefaultMaxConns        = 1024
+	DefaultMaxConnsPerAddr = 128
 	DefaultFirstPDUTimeout = 10 * time.Second
 	DefaultIdleTimeout     = 30 * time.Second
+	DefaultBodyTimeout     = 2 * time.Second
 	DefaultIOTimeout       = 10 * time.Second
 	DefaultMaxPDUSize      = 1024
 )
@@ -108,14 +121,23 @@ const minPDUSize = 512
 // ServerConfig configures a Server. Zero values select the defaults.
 type ServerConfig struct {
 	// MaxConns caps concurrent connections over all listeners. At the cap
-	// the oldest idle connection is closed to admit a new one; when none is
-	// idle the new one is refused.
+	// the oldest waiting connection (idle between PDUs, or stalled inside
+	// one) is closed to admit a new one; when none is waiting (every one is
+	// being answered) the new one is refused.
 	MaxConns int
+	// MaxConnsPerAddr caps concurrent connections from one client address,
+	// so that one address cannot fill MaxConns. At the cap the address's
+	// oldest waiting connection is closed to admit a new one; when none is
+	// waiting the new one is refused.
+	MaxConnsPerAddr int
 	// FirstPDUTimeout bounds the time from accept to a complete first PDU.
 	FirstPDUTimeout time.Duration
 	// IdleTimeout bounds the wait for the next PDU's header.
 	IdleTimeout time.Duration
-	// IOTimeout bounds reading the rest of a PDU and writing an answer.
+	// BodyTimeout bounds reading the rest of a PDU once its header arrived
+	// (within FirstPDUTimeout for the first PDU).
+	BodyTimeout time.Duration
+	// IOTimeout bounds writing an answer.
 	IOTimeout time.Duration
 	// MaxPDUSize is the largest frag_length accepted (at least 512, at most
 	// 65535); larger PDUs close the connection before anything is allocated
@@ -155,6 +177,7 @@ type Server struct {
 	oldest    *conn // oldest connection; conns are linked in accept order
 	newest    *conn
 	nconns    int
+	perAddr   map[netip.Addr]int // open connections per client address
 	wg        sync.WaitGroup
 }
 
@@ -163,8 +186,14 @@ func NewServer(h Handler, cfg ServerConfig) *Server {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if cfg.MaxConnsPerAddr <= 0 {
+		cfg.MaxConnsPerAddr = DefaultMaxConnsPerAddr
+	}
 	if cfg.FirstPDUTimeout <= 0 {
 		cfg.FirstPDUTimeout = DefaultFirstPDUTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
@@ -184,7 +213,7 @@ func NewServer(h Handler, cfg ServerConfig) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{})}
+	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{}), perAddr: make(map[netip.Addr]int)}
 	s.hard, s.hardCancel = context.WithCancel(context.Background())
 	// Like vlmcsd: a random association group, one more per connection.
 	s.group.Store(rand.Uint32())
@@ -275,7 +304,7 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return ap
 }
 
-// admit applies AllowPeer and the connection cap, then starts serving nc.
+// admit applies AllowPeer and the connection caps, then starts serving nc.
 func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) {
 	peer := addrPort(nc.RemoteAddr())
 	if s.cfg.AllowPeer != nil && !s.cfg.AllowPeer(peer.Addr()) {
@@ -297,19 +326,27 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 		nc.Close()
 		return
 	}
+	if a := peer.Addr(); s.perAddr[a] >= s.cfg.MaxConnsPerAddr {
+		victim := s.oldestWaitingLocked(func(c *conn) bool { return c.peer.Addr() == a })
+		if victim == nil {
+			s.mu.Unlock()
+			s.observe(EventAddrRefused)
+			nc.Close()
+			s.log.Debug("rpc: per-address connection cap reached, none waiting; refused", "peer", peer.String(), "cap", s.cfg.MaxConnsPerAddr)
+			return
+		}
+		s.evictLocked(victim, EventAddrEvicted, peer)
+	}
 	if s.nconns >= s.cfg.MaxConns {
-		victim := s.oldestIdleLocked()
+		victim := s.oldestWaitingLocked(nil)
 		if victim == nil {
 			s.mu.Unlock()
 			s.observe(EventConnRefused)
 			nc.Close()
-			s.log.Debug("rpc: connection cap reached, none idle; refused", "peer", peer.String(), "cap", s.cfg.MaxConns)
+			s.log.Debug("rpc: connection cap reached, none waiting; refused", "peer", peer.String(), "cap", s.cfg.MaxConns)
 			return
 		}
-		s.unlinkLocked(victim)
-		s.observe(EventConnEvicted)
-		victim.nc.Close()
-		s.log.Debug("rpc: connection cap reached; evicted oldest idle", "evicted", victim.peer.String(), "peer", peer.String())
+		s.evictLocked(victim, EventConnEvicted, peer)
 	}
 	s.linkLocked(c)
 	s.wg.Add(1)
@@ -318,15 +355,28 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 	go c.serve()
 }
 
-// oldestIdleLocked claims (idle → closed) and returns the oldest idle
-// connection, or nil.
-func (s *Server) oldestIdleLocked() *conn {
+// oldestWaitingLocked claims (idle or body → closed) and returns the oldest
+// waiting connection that matches (any when match is nil), or nil. A
+// waiting connection waits for its peer: for the next PDU's header, or for
+// the rest of a PDU whose header arrived. No request of it is in progress.
+func (s *Server) oldestWaitingLocked(match func(*conn) bool) *conn {
 	for c := s.oldest; c != nil; c = c.next {
-		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+		if match != nil && !match(c) {
+			continue
+		}
+		if c.state.CompareAndSwap(stateIdle, stateClosed) || c.state.CompareAndSwap(stateBody, stateClosed) {
 			return c
 		}
 	}
 	return nil
+}
+
+// evictLocked closes a claimed connection to admit peer.
+func (s *Server) evictLocked(victim *conn, e Event, peer netip.AddrPort) {
+	s.unlinkLocked(victim)
+	s.observe(e)
+	victim.nc.Close()
+	s.log.Debug("rpc: connection cap reached; evicted the oldest waiting connection", "reason", e.String(), "evicted", victim.peer.String(), "peer", peer.String())
 }
 
 func (s *Server) linkLocked(c *conn) {
@@ -339,6 +389,7 @@ func (s *Server) linkLocked(c *conn) {
 	s.newest = c
 	c.linked = true
 	s.nconns++
+	s.perAddr[c.peer.Addr()]++
 }
 
 func (s *Server) unlinkLocked(c *conn) {
@@ -357,6 +408,11 @@ func (s *Server) unlinkLocked(c *conn) {
 	}
 	c.prev, c.next, c.linked = nil, nil, false
 	s.nconns--
+	if a := c.peer.Addr(); s.perAddr[a] <= 1 {
+		delete(s.perAddr, a)
+	} else {
+		s.perAddr[a]--
+	}
 }
 
 // closeIdle closes the idle connections that match (all when match is nil).
@@ -413,11 +469,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Connection states; only an idle connection (waiting for a PDU header) may
-// be closed by eviction or shutdown, via idle → closed.
+// Connection states. An idle connection (waiting for a PDU header) may be
+// closed by eviction or shutdown, via idle → closed; one stalled inside a
+// PDU (body: waiting for the rest of it) by eviction, via body → closed.
 const (
 	stateBusy int32 = iota
 	stateIdle
+	stateBody
 	stateClosed
 )
 
@@ -459,6 +517,24 @@ func (c *conn) toBusy() bool {
 	return c.state.CompareAndSwap(stateIdle, stateBusy)
 }
 
+// readBody reads the rest of a PDU whose header arrived, by deadline, in
+// the body state, where eviction may close the connection. It returns
+// errEvicted when that happened.
+func (c *conn) readBody(p []byte, deadline time.Time) error {
+	c.nc.SetReadDeadline(deadline)
+	if !c.state.CompareAndSwap(stateBusy, stateBody) {
+		return errEvicted
+	}
+	_, err := io.ReadFull(c.nc, p)
+	if !c.state.CompareAndSwap(stateBody, stateBusy) {
+		return errEvicted
+	}
+	return err
+}
+
+// errEvicted ends a connection closed by eviction while it read.
+var errEvicted = errors.New("rpc: connection evicted")
+
 func (c *conn) serve() {
 	s := c.s
 	defer func() {
@@ -477,12 +553,13 @@ func (c *conn) serve() {
 	c.rbuf = make([]byte, s.cfg.MaxPDUSize)
 	c.wbuf = make([]byte, 0, 512)
 	first := true
+	firstDeadline := time.Now().Add(s.cfg.FirstPDUTimeout)
 	for {
-		wait := s.cfg.IdleTimeout
+		deadline := time.Now().Add(s.cfg.IdleTimeout)
 		if first {
-			wait = s.cfg.FirstPDUTimeout
+			deadline = firstDeadline
 		}
-		c.nc.SetReadDeadline(time.Now().Add(wait))
+		c.nc.SetReadDeadline(deadline)
 		if !c.toIdle() {
 			return
 		}
@@ -503,11 +580,17 @@ func (c *conn) serve() {
 			c.pduError(parseErr("header", 8, "frag_length %d exceeds the limit of %d", h.FragLength, len(c.rbuf)))
 			return
 		}
-		if !first {
-			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IOTimeout))
+		// A header without its body must not hold the connection: the
+		// rest has its own short deadline, and the connection is evictable
+		// meanwhile.
+		deadline = time.Now().Add(s.cfg.BodyTimeout)
+		if first && firstDeadline.Before(deadline) {
+			deadline = firstDeadline
 		}
-		if _, err := io.ReadFull(c.nc, c.rbuf[HeaderLen:h.FragLength]); err != nil {
-			c.readFailed(err, "body")
+		if err := c.readBody(c.rbuf[HeaderLen:h.FragLength], deadline); err != nil {
+			if !errors.Is(err, errEvicted) {
+				c.readFailed(err, "body")
+			}
 			return
 		}
 		out, err := c.dispatch(h, c.rbuf[:h.FragLength])

@@ -126,3 +126,23 @@ func TestPerAddressCap(t *testing.T) {
 		t.Errorf("Conns() = %d, want 3", s.Conns())
 	}
 }
+
+// Eviction spares a client that is exchanging PDUs: connections that never
+// completed a PDU go first, even when they are newer.
+func TestEvictionPrefersConnectionsWithoutAPDU(t *testing.T) {
+	ev := &events{}
+	s, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{MaxConns: 2, Observe: ev.observe})
+	client := boundConn(t, addr) // oldest, idle after its bind
+	stalled := dialRaw(t, addr)
+	stall(t, stalled)
+	waitFor(t, "one idle, one stalled", func() bool { return stateConns(s, stateIdle) == 1 && stateConns(s, stateBody) == 1 })
+
+	dialRaw(t, addr) // evicts the stalled connection, not the older client
+	expectClosed(t, stalled)
+	if _, err := client.Write(requestPDU(2, 0, 0, AppendRequestStub(nil, NDR32, []byte("x")))); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ParseResponse(readPDU(t, client)); err != nil {
+		t.Fatalf("the client was evicted: %v", err)
+	}
+}

@@ -178,6 +178,7 @@ type Server struct {
 	newest    *conn
 	nconns    int
 	perAddr   map[netip.Addr]int // open connections per client address
+	epoch     time.Time          // origin of conn.waitSince
 	wg        sync.WaitGroup
 }
 
@@ -213,7 +214,7 @@ func NewServer(h Handler, cfg ServerConfig) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{}), perAddr: make(map[netip.Addr]int)}
+	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{}), perAddr: make(map[netip.Addr]int), epoch: time.Now()}
 	s.hard, s.hardCancel = context.WithCancel(context.Background())
 	// Like vlmcsd: a random association group, one more per connection.
 	s.group.Store(rand.Uint32())
@@ -318,7 +319,10 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 	c.assoc.group = s.group.Add(1)
 	c.assoc.secAddr = strconv.Itoa(int(addrPort(nc.LocalAddr()).Port()))
 	c.assoc.noNDR64 = s.cfg.DisableNDR64
-	c.state.Store(stateBusy)
+	// A new connection waits for its first PDU: evictable from the start,
+	// before its goroutine runs.
+	c.state.Store(stateIdle)
+	c.waitSince.Store(int64(time.Since(s.epoch)))
 
 	s.mu.Lock()
 	if s.draining.Load() {
@@ -327,7 +331,7 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 		return
 	}
 	if a := peer.Addr(); s.perAddr[a] >= s.cfg.MaxConnsPerAddr {
-		victim := s.oldestWaitingLocked(func(c *conn) bool { return c.peer.Addr() == a })
+		victim := s.evictableLocked(func(c *conn) bool { return c.peer.Addr() == a })
 		if victim == nil {
 			s.mu.Unlock()
 			s.observe(EventAddrRefused)
@@ -338,7 +342,7 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 		s.evictLocked(victim, EventAddrEvicted, peer)
 	}
 	if s.nconns >= s.cfg.MaxConns {
-		victim := s.oldestWaitingLocked(nil)
+		victim := s.evictableLocked(nil)
 		if victim == nil {
 			s.mu.Unlock()
 			s.observe(EventConnRefused)
@@ -355,18 +359,38 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 	go c.serve()
 }
 
-// oldestWaitingLocked claims (idle or body → closed) and returns the oldest
-// waiting connection that matches (any when match is nil), or nil. A
-// waiting connection waits for its peer: for the next PDU's header, or for
-// the rest of a PDU whose header arrived. No request of it is in progress.
-func (s *Server) oldestWaitingLocked(match func(*conn) bool) *conn {
-	for c := s.oldest; c != nil; c = c.next {
-		if match != nil && !match(c) {
-			continue
+// evictableLocked claims (idle or body → closed) and returns the
+// waiting connection that matches (any when match is nil) and is the
+// likeliest to be stalled, or nil. A waiting connection waits for its peer:
+// for the next PDU's header, or for the rest of a PDU whose header arrived;
+// no request of it is in progress. Connections that have not yet completed
+// a PDU go first, then those that have; within each, the one waiting the
+// longest. So a flood that keeps opening connections which never complete
+// a PDU evicts its own, not a client that is exchanging PDUs.
+func (s *Server) evictableLocked(match func(*conn) bool) *conn {
+	for range 8 {
+		var best *conn
+		var bestServed bool
+		var bestSince int64
+		for c := s.oldest; c != nil; c = c.next {
+			if st := c.state.Load(); st != stateIdle && st != stateBody {
+				continue
+			}
+			if match != nil && !match(c) {
+				continue
+			}
+			served, since := c.served.Load(), c.waitSince.Load()
+			if best == nil || (!served && bestServed) || (served == bestServed && since < bestSince) {
+				best, bestServed, bestSince = c, served, since
+			}
 		}
-		if c.state.CompareAndSwap(stateIdle, stateClosed) || c.state.CompareAndSwap(stateBody, stateClosed) {
-			return c
+		if best == nil {
+			return nil
 		}
+		if best.state.CompareAndSwap(stateIdle, stateClosed) || best.state.CompareAndSwap(stateBody, stateClosed) {
+			return best
+		}
+		// It became busy meanwhile: choose again.
 	}
 	return nil
 }
@@ -488,6 +512,11 @@ type conn struct {
 	hctx  context.Context // the handler's
 	peer  netip.AddrPort
 	state atomic.Int32
+	// waitSince is when the connection started waiting for its peer (ns
+	// since the server's epoch); served is set once a PDU was answered.
+	// Eviction reads both.
+	waitSince atomic.Int64
+	served    atomic.Bool
 
 	// Guarded by s.mu.
 	prev, next *conn
@@ -501,6 +530,7 @@ type conn struct {
 // toIdle marks the connection idle before waiting for a header; it returns
 // false when the connection must end (closed, shutting down, cancelled).
 func (c *conn) toIdle() bool {
+	c.waitSince.Store(int64(time.Since(c.s.epoch)))
 	if !c.state.CompareAndSwap(stateBusy, stateIdle) {
 		return false
 	}
@@ -509,6 +539,16 @@ func (c *conn) toIdle() bool {
 		return false
 	}
 	return true
+}
+
+// stillIdle checks a new connection, admitted idle, before its first read;
+// false means it must end.
+func (c *conn) stillIdle() bool {
+	if c.s.draining.Load() || c.ctx.Err() != nil {
+		c.state.CompareAndSwap(stateIdle, stateClosed)
+		return false
+	}
+	return c.state.Load() == stateIdle
 }
 
 // toBusy marks the connection busy after a header arrived; false means it
@@ -560,7 +600,11 @@ func (c *conn) serve() {
 			deadline = firstDeadline
 		}
 		c.nc.SetReadDeadline(deadline)
-		if !c.toIdle() {
+		if first {
+			if !c.stillIdle() {
+				return
+			}
+		} else if !c.toIdle() {
 			return
 		}
 		_, err := io.ReadFull(c.nc, c.rbuf[:HeaderLen])
@@ -612,6 +656,7 @@ func (c *conn) serve() {
 			return
 		}
 		first = false
+		c.served.Store(true)
 	}
 }
 

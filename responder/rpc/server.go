@@ -370,7 +370,6 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 func (s *Server) evictableLocked(match func(*conn) bool) *conn {
 	for range 8 {
 		var best *conn
-		var bestServed bool
 		var bestSince int64
 		for c := s.oldest; c != nil; c = c.next {
 			if st := c.state.Load(); st != stateIdle && st != stateBody {
@@ -380,8 +379,15 @@ func (s *Server) evictableLocked(match func(*conn) bool) *conn {
 				continue
 			}
 			served, since := c.served.Load(), c.waitSince.Load()
-			if best == nil || (!served && bestServed) || (served == bestServed && since < bestSince) {
-				best, bestServed, bestSince = c, served, since
+			if !served {
+				// Connections are linked in accept order and one that was
+				// never served has waited since its accept: the first
+				// found has waited the longest.
+				best = c
+				break
+			}
+			if best == nil || since < bestSince {
+				best, bestSince = c, since
 			}
 		}
 		if best == nil {

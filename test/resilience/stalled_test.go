@@ -94,13 +94,6 @@ func (f *stalledFlood) stop() {
 	f.wg.Wait()
 }
 
-// held is the number of flood connections open on the client side.
-func (f *stalledFlood) held() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.conns)
-}
-
 // count is a connection event's counter, 0 before its first occurrence.
 func count(t testing.TB, r *responder, e string) float64 { return max(0, r.event(t, e)) }
 

@@ -263,7 +263,7 @@ func TestStalledFloodLatency(t *testing.T) {
 	base := measure()
 	var b strings.Builder
 	fmt.Fprintf(&b, "activation latency, %d activations per phase, default caps:\n", n)
-	fmt.Fprintf(&b, "  %-44s p50 %8v  p99 %8v\n", "without flood", pct(base, 50).Round(time.Microsecond), pct(base, 99).Round(time.Microsecond))
+	fmt.Fprintf(&b, "  %-48s p50 %8v  p99 %8v\n", "without flood", pct(base, 50).Round(time.Microsecond), pct(base, 99).Round(time.Microsecond))
 
 	var spread []string
 	for i := range 8 {
@@ -284,7 +284,7 @@ func TestStalledFloodLatency(t *testing.T) {
 		during := measure()
 		open := r.metric(t, "kms_responder_open_connections")
 		f.stop()
-		fmt.Fprintf(&b, "  %-44s p50 %8v  p99 %8v  (%.2fx, %.2fx vs without; server held %v connections at the end; %d flood dials)\n", ph.name,
+		fmt.Fprintf(&b, "  %-48s p50 %8v  p99 %8v  (%.2fx, %.2fx vs without; server held %v connections at the end; %d flood dials)\n", ph.name,
 			pct(during, 50).Round(time.Microsecond), pct(during, 99).Round(time.Microsecond),
 			float64(pct(during, 50))/float64(pct(base, 50)), float64(pct(during, 99))/float64(pct(base, 99)), open, f.dials.Load())
 		harness.Eventually(t, 10*time.Second, "the flood's connections closed", func() bool { return r.metric(t, "kms_responder_open_connections") <= 1 })

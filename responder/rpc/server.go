@@ -406,7 +406,7 @@ func (s *Server) evictLocked(victim *conn, e Event, peer netip.AddrPort) {
 	s.unlinkLocked(victim)
 	s.observe(e)
 	victim.nc.Close()
-	s.log.Debug("rpc: connection cap reached; evicted the oldest waiting connection", "reason", e.String(), "evicted", victim.peer.String(), "peer", peer.String())
+	s.log.Debug("rpc: connection cap reached; evicted a waiting connection", "reason", e.String(), "evicted", victim.peer.String(), "peer", peer.String())
 }
 
 func (s *Server) linkLocked(c *conn) {

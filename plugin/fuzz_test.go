@@ -68,18 +68,6 @@ func FuzzUpdate(f *testing.F) {
 	})
 }
 
-// FuzzKeyFile feeds arbitrary text to the BIND key file parser.
-func FuzzKeyFile(f *testing.F) {
-	f.Add([]byte("key \"k\" { algorithm hmac-sha256; secret \"c2VjcmV0\"; };"))
-	f.Add([]byte("key k { secret \"YQ==\"; }; // c\n# c\nkey l { algorithm hmac-sha1; secret YQ==; };"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		keys, err := parseKeyFile(data)
-		if err == nil && len(keys) == 0 {
-			t.Fatal("no error and no keys")
-		}
-	})
-}
-
 // fuzzSeeds are the contract's messages and a few hostile variants.
 func fuzzSeeds() []*dns.Msg {
 	reg := sign(regMsg("example.org.", "kms1.example.org.", "192.0.2.5", 1688, 60), "k.")

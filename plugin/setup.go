@@ -3,10 +3,8 @@ package vlmcs
 import (
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"github.com/miekg/dns"
 )
 
@@ -178,21 +177,12 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 		if len(args) != 1 {
 			return c.ArgErr()
 		}
-		data, err := readKeyFile(args[0])
+		keys, err := tsigkey.ReadFile(args[0])
 		if err != nil {
 			return c.Errf("keyfile: %v", err)
 		}
-		keys, err := parseKeyFile(data)
-		if err != nil {
-			return c.Errf("keyfile %s: %v", args[0], err)
-		}
-		names := make([]string, 0, len(keys))
-		for k := range keys {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		for _, k := range names {
-			if err := addKey(c, cfg, k, keys[k]); err != nil {
+		for _, k := range keys {
+			if err := addKey(c, cfg, k.Name, k.Secret); err != nil {
 				return err
 			}
 		}
@@ -413,30 +403,6 @@ func addKey(c *caddy.Controller, cfg *config, name, secret string) error {
 }
 
 func where(c *caddy.Controller) string { return fmt.Sprintf("%s:%d", c.File(), c.Line()) }
-
-// readKeyFile reads a regular file of at most maxKeyFile bytes.
-func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxKeyFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxKeyFile)
-	}
-	return data, nil
-}
 
 // parseDuration accepts Go durations and plain seconds.
 func parseDuration(s string) (time.Duration, error) {

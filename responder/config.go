@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kmsdns/kmsdns/internal/suggest"
+	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // serveConfig is every setting of `serve`. Each is available in the YAML
@@ -34,8 +35,10 @@ type serveConfig struct {
 	HostBuild          int               `yaml:"host_build"`
 	AllowClients       []string          `yaml:"allow_clients"`
 	MaxConnections     int               `yaml:"max_connections"`
+	MaxConnsPerAddress int               `yaml:"max_connections_per_address"`
 	FirstPDUTimeout    duration          `yaml:"first_pdu_timeout"`
 	IdleTimeout        duration          `yaml:"idle_timeout"`
+	BodyTimeout        duration          `yaml:"body_timeout"`
 	IOTimeout          duration          `yaml:"io_timeout"`
 	Retention          duration          `yaml:"retention"`
 	LogFormat          string            `yaml:"log_format"`
@@ -77,8 +80,10 @@ func defaultServeConfig() serveConfig {
 		RenewalInterval:    10080,
 		LCID:               1033,
 		MaxConnections:     1024,
+		MaxConnsPerAddress: rpc.DefaultMaxConnsPerAddr,
 		FirstPDUTimeout:    duration(10 * time.Second),
 		IdleTimeout:        duration(30 * time.Second),
+		BodyTimeout:        duration(rpc.DefaultBodyTimeout),
 		IOTimeout:          duration(10 * time.Second),
 		Retention:          duration(180 * 24 * time.Hour),
 		LogFormat:          "text",
@@ -208,9 +213,11 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.IntVar(&c.HostBuild, "host-build", c.HostBuild, "host OS build used in generated ePIDs (0: newest in the catalog)")
 	fs.Var(stringList{&c.AllowClients}, "allow-client", "client `network` (CIDR or address) allowed to activate, repeatable (default: all)")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "cap on concurrent client connections")
+	fs.IntVar(&c.MaxConnsPerAddress, "max-connections-per-address", c.MaxConnsPerAddress, "cap on concurrent connections from one client address")
 	fs.Var(&c.FirstPDUTimeout, "first-pdu-timeout", "time a new connection has to send its first PDU")
 	fs.Var(&c.IdleTimeout, "idle-timeout", "idle time after which a connection is closed")
-	fs.Var(&c.IOTimeout, "io-timeout", "deadline for reading one PDU or writing one response")
+	fs.Var(&c.BodyTimeout, "body-timeout", "time a connection has to send the rest of a PDU once its header arrived")
+	fs.Var(&c.IOTimeout, "io-timeout", "deadline for writing one response")
 	fs.Var(&c.Retention, "retention", "how long audit records of clients that stopped coming are kept")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
@@ -483,7 +490,10 @@ func (c *serveConfig) validate() error {
 			bad("admin_hosts", "admin-host", "%v", err)
 		}
 	}
-	for key, d := range map[string]duration{"first_pdu_timeout": c.FirstPDUTimeout, "idle_timeout": c.IdleTimeout, "io_timeout": c.IOTimeout} {
+	if c.MaxConnsPerAddress < 1 {
+		bad("max_connections_per_address", "max-connections-per-address", "must be at least 1")
+	}
+	for key, d := range map[string]duration{"first_pdu_timeout": c.FirstPDUTimeout, "idle_timeout": c.IdleTimeout, "body_timeout": c.BodyTimeout, "io_timeout": c.IOTimeout} {
 		if d <= 0 {
 			bad(key, strings.ReplaceAll(key, "_", "-"), "must be positive")
 		}

@@ -41,7 +41,7 @@ func newResponderMetrics(h *host.Host, store *ledger.Ledger) *responderMetrics {
 		}, []string{"protocol"}),
 		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "connection_events_total",
-			Help: "RPC connection events: opened, closed, refused, evicted, pdu_error, timeout, fault.",
+			Help: "RPC connection events: conn_opened, conn_closed, conn_refused, conn_evicted, conn_refused_per_address, conn_evicted_per_address, pdu_error, timeout, fault.",
 		}, []string{"event"}),
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.conns,
@@ -90,19 +90,22 @@ var (
 
 // connLimits are serve's connection limits.
 type connLimits struct {
-	maxConns           int
-	firstPDU, idle, io time.Duration
+	maxConns, maxPerAddr     int
+	firstPDU, idle, body, io time.Duration
 }
 
 var (
 	descMaxConns = prometheus.NewDesc(metricsNamespace+"_max_connections",
-		"Cap on concurrent client connections; at the cap the oldest idle connection is evicted.", nil, nil)
+		"Cap on concurrent client connections; at the cap the oldest waiting (idle or stalled) connection is evicted.", nil, nil)
+	descMaxPerAddr = prometheus.NewDesc(metricsNamespace+"_max_connections_per_address",
+		"Cap on concurrent connections from one client address; at the cap that address's oldest waiting connection is evicted.", nil, nil)
 	descTimeout = prometheus.NewDesc(metricsNamespace+"_connection_timeout_seconds",
-		"Connection deadlines in force: first_pdu, idle, io.", []string{"timeout"}, nil)
+		"Connection deadlines in force: first_pdu, idle, body, io.", []string{"timeout"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descMaxConns
+	ch <- descMaxPerAddr
 	ch <- descTimeout
 	for _, d := range []*prometheus.Desc{descCount, descCap, descOpen, descLedgerClients, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered} {
 		ch <- d
@@ -112,8 +115,10 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if l := c.m.limits; l.maxConns > 0 {
 		ch <- prometheus.MustNewConstMetric(descMaxConns, prometheus.GaugeValue, float64(l.maxConns))
+		ch <- prometheus.MustNewConstMetric(descMaxPerAddr, prometheus.GaugeValue, float64(l.maxPerAddr))
 		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.firstPDU.Seconds(), "first_pdu")
 		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.idle.Seconds(), "idle")
+		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.body.Seconds(), "body")
 		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.io.Seconds(), "io")
 	}
 	st := c.host.Status()

@@ -54,6 +54,10 @@ func TestProcessConfigErrors(t *testing.T) {
 			"{file}:2: max_connections: want a whole number, got \"lots\""},
 		{"bad flag value", "", []string{"--group", "windows-server-2025", "--max-connections", "0"},
 			"--max-connections: must be at least 1"},
+		{"bad per-address cap", "", []string{"--group", "windows-server-2025", "--max-connections-per-address", "0"},
+			"--max-connections-per-address: must be at least 1"},
+		{"bad body timeout", "groups: [windows-server-2025]\nbody_timeout: 0s\n", nil,
+			"{file}:2: body_timeout: must be positive"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,6 +166,8 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 		`kms_responder_seconds_since_last_request [0-9.e+-]+\n`,
 		`kms_responder_connection_events_total\{event="[a-z_]+"\} [1-9]`,
 		`kms_responder_max_connections [1-9][0-9]*\n`,
+		`kms_responder_max_connections_per_address 128\n`,
+		`kms_responder_connection_timeout_seconds\{timeout="body"\} 2\n`,
 		`kms_responder_connection_timeout_seconds\{timeout="first_pdu"\} [0-9.]+\n`,
 		`kms_responder_connection_timeout_seconds\{timeout="idle"\} [0-9.]+\n`,
 		`kms_responder_connection_timeout_seconds\{timeout="io"\} [0-9.]+\n`,

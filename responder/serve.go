@@ -96,14 +96,17 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, level *slog.L
 	}
 
 	metrics := newResponderMetrics(h, store)
-	metrics.limits = connLimits{maxConns: cfg.MaxConnections, firstPDU: time.Duration(cfg.FirstPDUTimeout),
-		idle: time.Duration(cfg.IdleTimeout), io: time.Duration(cfg.IOTimeout)}
+	metrics.limits = connLimits{maxConns: cfg.MaxConnections, maxPerAddr: cfg.MaxConnsPerAddress,
+		firstPDU: time.Duration(cfg.FirstPDUTimeout), idle: time.Duration(cfg.IdleTimeout),
+		body: time.Duration(cfg.BodyTimeout), io: time.Duration(cfg.IOTimeout)}
 	handler := &kmsHandler{host: h, log: log, metrics: metrics, cat: cat}
 
 	srv := rpc.NewServer(handler, rpc.ServerConfig{
 		MaxConns:        cfg.MaxConnections,
+		MaxConnsPerAddr: cfg.MaxConnsPerAddress,
 		FirstPDUTimeout: time.Duration(cfg.FirstPDUTimeout),
 		IdleTimeout:     time.Duration(cfg.IdleTimeout),
+		BodyTimeout:     time.Duration(cfg.BodyTimeout),
 		IOTimeout:       time.Duration(cfg.IOTimeout),
 		AllowPeer:       live.allowPeer, // --allow-client, reloaded on SIGHUP
 		Logger:          log,

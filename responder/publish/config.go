@@ -2,6 +2,7 @@ package publish
 
 import (
 	"fmt"
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"log/slog"
 	"math"
 	"net"
@@ -57,7 +58,7 @@ type Config struct {
 	Lease time.Duration
 	// Key signs every update with TSIG. Nil sends unsigned updates, which
 	// servers accept only from networks they allow.
-	Key *Key
+	Key *tsigkey.Key
 	// TCP sends every update over TCP instead of UDP first. Unsigned
 	// updates always go over TCP: servers accept them only there, since
 	// a UDP source address can be spoofed.
@@ -92,7 +93,7 @@ type settings struct {
 	weight     uint16
 	ttl        uint32
 	lease      uint32 // seconds
-	key        *Key
+	key        *tsigkey.Key
 	unsigned   bool // accept unsigned answers to signed updates
 	tcpOnly    bool // skip UDP
 	timeout    time.Duration
@@ -209,7 +210,7 @@ func (c Config) validate() (*settings, error) {
 	s.lease = uint32(lease / time.Second)
 
 	if c.Key != nil {
-		k, err := NewKey(c.Key.Algorithm, c.Key.Name, c.Key.Secret)
+		k, err := tsigkey.New(c.Key.Algorithm, c.Key.Name, c.Key.Secret)
 		if err != nil {
 			return nil, fmt.Errorf("publish: %v", err)
 		}

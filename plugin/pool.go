@@ -364,6 +364,7 @@ func (p *pool) report(k memberKey, ok bool, now time.Time) {
 		}
 	}
 	if m.state != old {
+		healthChanges.WithLabelValues(p.server, p.zone, m.state.String()).Inc()
 		p.events.Logf("%s port %d is %s (%d failed, %d passed probes in a row)", m.target, m.port, m.state, m.fails, m.passes)
 		p.rebuildLocked(now)
 	}

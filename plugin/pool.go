@@ -105,6 +105,10 @@ func newPool(zone, server string, cfg *config) *pool {
 		replay:  newReplayGuard(),
 		events:  newEventLog(20, time.Second),
 	}
+	// Exported from the start, so that a rate sees the first change.
+	for _, h := range []health{healthUp, healthDown} {
+		healthChanges.WithLabelValues(server, zone, h.String())
+	}
 	p.configure(cfg, time.Now())
 	return p
 }

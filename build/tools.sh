@@ -10,6 +10,10 @@ ensure_debian_tools() {
 		need+=(bind9-dnsutils)
 	fi
 	command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+	# Debian's prometheus package holds prometheus and promtool (test/monitoring).
+	if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+		need+=(prometheus)
+	fi
 	((${#need[@]})) || return 0
 	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
 		echo "tools: installing ${need[*]} with apt-get"

@@ -284,6 +284,13 @@ func TestAlertsEndToEnd(t *testing.T) {
 		s, err := prom.query(t, `up == 1`)
 		return err == nil && len(s) == 3
 	})
+	// kms1's group serves Windows servers (threshold 5) and clients (25).
+	for _, th := range []string{"5", "25"} {
+		q := fmt.Sprintf(`kms_responder_count_threshold{instance=%q, application="Windows", threshold=%q} == %s`, kms1.admin, th, th)
+		if s, err := prom.query(t, q); err != nil || len(s) != 1 {
+			t.Errorf("%s: %v %v", q, s, err)
+		}
+	}
 	time.Sleep(3 * time.Second)
 	if a := prom.alerts(t); len(a) != 0 {
 		t.Fatalf("alerts on a healthy deployment: %v", a)

@@ -38,13 +38,15 @@ func loadRules(t testing.TB) (string, ruleFile) {
 	return string(b), rf
 }
 
-// TestPromtool runs `promtool check rules` and the unit tests of every alert
-// (`promtool test rules`).
+// TestPromtool runs `promtool check rules`, `promtool check config` on the
+// example configuration and the unit tests of every alert (`promtool test
+// rules`).
 func TestPromtool(t *testing.T) {
 	promtool := promTool(t, "promtool")
 	dir := monitoringDir(t)
 	for _, args := range [][]string{
 		{"check", "rules", "kmsdns-rules.yml"},
+		{"check", "config", "prometheus.example.yml"},
 		{"test", "rules", "kmsdns-rules.test.yml", "kmsdns-rules.days.test.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)

@@ -246,6 +246,9 @@ func pumpUntilUnanswered(t *testing.T, addr string, limit time.Duration) int64 {
 // alert named after it and that all of them resolve after recovery; then that
 // every metric the rules and the dashboard use was scraped from the binaries.
 func TestAlertsEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts coredns, kms-responder and prometheus; skipped with -short")
+	}
 	promTool(t, "prometheus") // skip before starting anything
 	start := time.Now()
 	secretBytes := make([]byte, 32)

@@ -42,6 +42,9 @@ func loadRules(t testing.TB) (string, ruleFile) {
 // example configuration and the unit tests of every alert (`promtool test
 // rules`).
 func TestPromtool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs promtool; skipped with -short")
+	}
 	promtool := promTool(t, "promtool")
 	dir := monitoringDir(t)
 	for _, args := range [][]string{

@@ -170,7 +170,7 @@ func TestDashboardStructure(t *testing.T) {
 	if stateTimelines < 3 {
 		t.Errorf("%d state timelines; show states as timelines, not numbers", stateTimelines)
 	}
-	for _, want := range []string{"Pool health per zone", "Pool members by state", "Answers by kind", "Rogue targets scrubbed",
+	for _, want := range []string{"Pool health per zone", "Pool members by state", "Answers by kind", "Rogue targets scrubbed", "Rogue targets seen",
 		"Probe latency", "Requests by result", "Requests by application", "Counts vs thresholds", "Count reached threshold",
 		"Request latency", "Ledger size", "Responder state", "Connections"} {
 		if !titles[want] {

@@ -304,7 +304,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 	if out := dns.Dig(t, "+short", "_vlmcs._tcp.corp.test", "SRV"); strings.Contains(out, "rogue-pc") {
 		t.Fatalf("rogue-pc not scrubbed: %s", out)
 	}
-	a := prom.waitAlert(t, 15*time.Second, "VlmcsRogueTargetsScrubbed", "firing", map[string]string{"zone": "corp.test."})
+	a := prom.waitAlert(t, 15*time.Second, "VlmcsRogueTargetsScrubbed", "firing", map[string]string{"zone": "corp.test.", "target": "rogue-pc.corp.test."})
 	t.Logf("rogue SRV record scrubbed: %s: %s", a, a.Annotations["summary"])
 
 	// A host with the key registers a name that is not approved.

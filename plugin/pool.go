@@ -105,6 +105,10 @@ func newPool(zone, server string, cfg *config) *pool {
 		replay:  newReplayGuard(),
 		events:  newEventLog(20, time.Second),
 	}
+	// Exported from the start, so that a rate sees the first change.
+	for _, h := range []health{healthUp, healthDown} {
+		healthChanges.WithLabelValues(server, zone, h.String())
+	}
 	p.configure(cfg, time.Now())
 	return p
 }
@@ -364,6 +368,7 @@ func (p *pool) report(k memberKey, ok bool, now time.Time) {
 		}
 	}
 	if m.state != old {
+		healthChanges.WithLabelValues(p.server, p.zone, m.state.String()).Inc()
 		p.events.Logf("%s port %d is %s (%d failed, %d passed probes in a row)", m.target, m.port, m.state, m.fails, m.passes)
 		p.rebuildLocked(now)
 	}

@@ -92,6 +92,7 @@ func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 		dropped[target] = true
 		scrubbedTotal.WithLabelValues(v.server, s.zone, reason).Inc()
 		if reason == "unapproved" {
+			rogueTargets.observe(v.server, s.zone, target, now)
 			v.logger.Logf("scrubbed rogue KMS host %s port %d from %s (addresses %v)", target, srv.Port, s.srvName, addrs)
 		}
 	}

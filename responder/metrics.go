@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,6 +75,8 @@ var (
 		"Current count per application: distinct clients seen in the last 30 days, as returned to clients.", []string{"application"}, nil)
 	descCap = prometheus.NewDesc(metricsNamespace+"_count_cap",
 		"Most the count can reach now: twice the highest threshold seen.", []string{"application"}, nil)
+	descThreshold = prometheus.NewDesc(metricsNamespace+"_count_threshold",
+		"Counts that clients of the products the configured groups activate need, one series per distinct threshold (the value is the threshold).", []string{"application", "threshold"}, nil)
 	descOpen = prometheus.NewDesc(metricsNamespace+"_open_connections",
 		"Open client connections.", nil, nil)
 	descLedgerClients = prometheus.NewDesc(metricsNamespace+"_ledger_clients",
@@ -107,7 +110,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descMaxConns
 	ch <- descMaxPerAddr
 	ch <- descTimeout
-	for _, d := range []*prometheus.Desc{descCount, descCap, descOpen, descLedgerClients, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered} {
+	for _, d := range []*prometheus.Desc{descCount, descCap, descThreshold, descOpen, descLedgerClients, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered} {
 		ch <- d
 	}
 }
@@ -125,6 +128,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, a := range st.Apps {
 		ch <- prometheus.MustNewConstMetric(descCount, prometheus.GaugeValue, float64(a.Count), a.Name)
 		ch <- prometheus.MustNewConstMetric(descCap, prometheus.GaugeValue, float64(a.Cap), a.Name)
+		for _, t := range a.Thresholds {
+			ch <- prometheus.MustNewConstMetric(descThreshold, prometheus.GaugeValue, float64(t), a.Name, strconv.Itoa(t))
+		}
 	}
 	if c.m.openConns != nil {
 		ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(c.m.openConns()))

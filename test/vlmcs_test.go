@@ -231,6 +231,12 @@ func TestLeaseExpiryAndProbes(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// The member went down and came up at least twice (first probe, recovery).
+	for _, want := range []string{`coredns_vlmcs_health_changes_total\{[^}]*state="down"[^}]*\} [1-9]\n`, `coredns_vlmcs_health_changes_total\{[^}]*state="up"[^}]*\} [2-9]\n`} {
+		if !regexp.MustCompile(want).MatchString(m) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 func TestScrubZone(t *testing.T) {

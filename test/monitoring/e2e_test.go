@@ -116,7 +116,7 @@ func newDiskFault(t *testing.T) *diskFault {
 		if out, err := exec.Command("unshare", "-m", "--propagation", "private",
 			"mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", probe).CombinedOutput(); err == nil {
 			f.prefix = []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
-				`mount -t tmpfs -o size=16m tmpfs "$0" && exec "$@"`, f.data}
+				`mount -t tmpfs -o mode=0700,size=16m tmpfs "$0" && exec "$@"`, f.data}
 		} else {
 			t.Logf("no tmpfs in a private mount namespace (%v: %s); using RLIMIT_FSIZE for the disk fault", err, out)
 		}

@@ -390,3 +390,177 @@ func (p *pool) wake() {
 	default:
 	}
 }
+
+// unsignedMayTouchLocked refuses an unsigned update that touches a member or addresses
+// registered with a TSIG key: an allowed network must not withdraw or redirect signed hosts.
+func (p *pool) unsignedMayTouchLocked(ops []op) *verdict {
+	for _, o := range ops {
+		if o.srv != nil {
+			if m, ok := p.members[memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}]; ok && m.owner != "" {
+				return refuse(dns.RcodeRefused, reasonSigned, "%s port %d was registered with key %s", m.target, m.port, m.owner)
+			}
+			continue
+		}
+		if h, ok := p.hosts[o.name]; ok && h.owner != "" {
+			return refuse(dns.RcodeRefused, reasonSigned, "addresses of %s were registered with key %s", o.name, h.owner)
+		}
+	}
+	return nil
+}
+
+// fitsLocked refuses an update that would grow the pool beyond its bounds.
+func (p *pool) fitsLocked(ops []op) *verdict {
+	members, hosts := len(p.members), len(p.hosts)
+	addrs := map[string]int{}
+	for _, o := range ops {
+		switch {
+		case o.srv != nil && o.class == dns.ClassINET:
+			if _, ok := p.members[memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}]; !ok {
+				members++
+			}
+		case o.srv == nil && o.class == dns.ClassINET:
+			h, ok := p.hosts[o.name]
+			if _, seen := addrs[o.name]; !seen {
+				if ok {
+					addrs[o.name] = len(h.addrs)
+				} else {
+					hosts++
+				}
+			}
+			addrs[o.name]++
+		}
+	}
+	if members > maxMembers || hosts > maxHosts {
+		return refuse(dns.RcodeRefused, reasonFull, "pool would hold %d members and %d hosts (limits %d, %d)", members, hosts, maxMembers, maxHosts)
+	}
+	for n, c := range addrs {
+		if c > maxHostAddrs {
+			return refuse(dns.RcodeRefused, reasonFull, "%s would have more than %d addresses", n, maxHostAddrs)
+		}
+	}
+	return nil
+}
+
+// applyLocked performs the checked changes in order.
+func (p *pool) applyLocked(ops []op, owner string, expires, now time.Time) {
+	woke := false
+	targets := map[string]bool{}    // targets of SRV additions: the scope of an RRset delete
+	readded := map[memberKey]bool{} // members this update adds again keep their health
+	for _, o := range ops {
+		if o.srv != nil && o.class == dns.ClassINET {
+			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
+			targets[k.target], readded[k] = true, true
+		}
+	}
+	for _, o := range ops {
+		if o.scopedDelete {
+			for k, m := range p.members {
+				if targets[k.target] && !readded[k] && !m.static && (owner != "" || m.owner == "") {
+					delete(p.members, k)
+					p.events.Logf("%s port %d replaced in %s", k.target, k.port, p.srvName)
+				}
+			}
+			continue
+		}
+		if o.srv != nil {
+			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
+			m, ok := p.members[k]
+			if ok && m.static {
+				continue // configuration owns static members
+			}
+			if o.class == dns.ClassNONE {
+				if ok {
+					delete(p.members, k)
+					p.events.Logf("%s port %d withdrawn from %s (key %q)", k.target, k.port, p.srvName, owner)
+				}
+				continue
+			}
+			if !ok {
+				m = &member{memberKey: k}
+				p.members[k] = m
+				woke = true
+				p.events.Logf("%s port %d registered in %s (key %q, lease %s)", k.target, k.port, p.srvName, owner, expires.Sub(now).Round(time.Second))
+			}
+			m.priority, m.weight, m.expires, m.owner = o.srv.Priority, o.srv.Weight, expires, owner
+			continue
+		}
+		hr := p.hosts[o.name]
+		switch o.class {
+		case dns.ClassANY:
+			if hr != nil {
+				hr.addrs = slices.DeleteFunc(hr.addrs, func(ip netip.Addr) bool {
+					return o.rr.Header().Rrtype == dns.TypeANY || (ip.Is4() == (o.rr.Header().Rrtype == dns.TypeA))
+				})
+			}
+		case dns.ClassNONE:
+			if hr != nil {
+				hr.addrs = slices.DeleteFunc(hr.addrs, func(ip netip.Addr) bool { return ip == o.ip })
+			}
+		default:
+			if hr == nil {
+				hr = &hostRecord{}
+				p.hosts[o.name] = hr
+			}
+			hr.owner = owner
+			if !slices.Contains(hr.addrs, o.ip) {
+				hr.addrs = append(hr.addrs, o.ip)
+				woke = true
+			}
+			hr.expires = expires
+		}
+		if hr != nil && len(hr.addrs) == 0 {
+			delete(p.hosts, o.name)
+		}
+	}
+	p.rebuildLocked(now)
+	if woke {
+		p.wake()
+	}
+}
+
+// rrsetLocked returns the records vlmcs holds at name of type t.
+func (p *pool) rrsetLocked(name string, t uint16, now time.Time) []dns.RR {
+	var out []dns.RR
+	switch {
+	case name == p.zone && t == dns.TypeSOA:
+		out = append(out, p.soaLocked())
+	case name == p.srvName && t == dns.TypeSRV:
+		for _, m := range p.members {
+			if m.live(now) {
+				out = append(out, &dns.SRV{Hdr: dns.RR_Header{Name: p.srvName, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
+					Priority: m.priority, Weight: m.weight, Port: m.port, Target: m.target})
+			}
+		}
+	case t == dns.TypeA || t == dns.TypeAAAA:
+		seen := map[netip.Addr]bool{}
+		add := func(ip netip.Addr) {
+			if ip.Is4() == (t == dns.TypeA) && !seen[ip] {
+				seen[ip] = true
+				out = append(out, addrRR(name, ip, 0))
+			}
+		}
+		if h, ok := p.hosts[name]; ok && now.Before(h.expires) {
+			for _, ip := range h.addrs {
+				add(ip)
+			}
+		}
+		for _, m := range p.members {
+			if m.static && m.target == name {
+				for _, ip := range m.staticAddrs {
+					add(ip)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// nameInUseLocked reports whether vlmcs holds any record at name.
+func (p *pool) nameInUseLocked(name string, now time.Time) bool {
+	for _, t := range []uint16{dns.TypeSOA, dns.TypeSRV, dns.TypeA, dns.TypeAAAA} {
+		if len(p.rrsetLocked(name, t, now)) > 0 {
+			return true
+		}
+	}
+	return false
+}

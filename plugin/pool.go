@@ -12,25 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// health is a member's probe state.
-type health uint8
-
-const (
-	healthPending health = iota // registered, not yet probed up or down
-	healthUp
-	healthDown
-)
-
-func (h health) String() string {
-	switch h {
-	case healthUp:
-		return "up"
-	case healthDown:
-		return "down"
-	}
-	return "pending"
-}
-
 // memberKey identifies a member: one SRV target and port.
 type memberKey struct {
 	target string // lower case, fully qualified
@@ -43,12 +24,14 @@ type member struct {
 	priority, weight uint16
 	static           bool
 	staticAddrs      []netip.Addr
-	expires          time.Time // lease end of a registered member
-	owner            string    // TSIG key that registered it; "" when unsigned or static
+	expires          time.Time  // lease end of a registered member
+	owner            string     // TSIG key that registered it; "" when unsigned or static
+	sender           netip.Addr // who registered it unsigned (member_limit counts per sender)
 
-	state         health
-	fails, passes int
-	resolved      []netip.Addr // found through the next plugin when none are registered
+	healthCheck
+	resolved   []netip.Addr // found through the next plugin when none are registered
+	resolvedAt time.Time    // when resolved was looked up
+	run        *probeRun    // the probing whose schedule covers this member
 }
 
 // hostRecord holds the registered addresses of one target name.
@@ -87,8 +70,7 @@ type pool struct {
 
 	ans    atomic.Pointer[answer]
 	bufs   sync.Pool     // *packedBuf for the fast path (fastpath.go)
-	kick   chan struct{} // wakes the prober when a member needs a first probe
-	replay *replayGuard  // MACs of accepted signed updates, kept across reloads with the pool
+	kick   chan struct{} // wakes the pool loop when a member needs a first probe
 	events *rateLog      // members joining, leaving and changing health
 }
 
@@ -102,7 +84,6 @@ func newPool(zone, server string, cfg *config) *pool {
 		hosts:   map[string]*hostRecord{},
 		serial:  uint32(time.Now().Unix()),
 		kick:    make(chan struct{}, 1),
-		replay:  newReplayGuard(),
 		events:  newEventLog(20, time.Second),
 	}
 	p.configure(cfg, time.Now())
@@ -158,6 +139,16 @@ func (p *pool) ownAddrsLocked(m *member, now time.Time) []netip.Addr {
 	return m.staticAddrs
 }
 
+// registeredAddrs returns the unexpired addresses registered at target name n.
+func (p *pool) registeredAddrs(n string, now time.Time) []netip.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h, ok := p.hosts[n]; ok && now.Before(h.expires) {
+		return slices.Clone(h.addrs)
+	}
+	return nil
+}
+
 // live reports whether m is registered at now (static members always are).
 func (m *member) live(now time.Time) bool { return m.static || now.Before(m.expires) }
 
@@ -200,7 +191,7 @@ func (p *pool) sweepLocked(now time.Time) bool {
 func (p *pool) rebuildLocked(now time.Time) {
 	cfg := p.cfg
 	var healthy, registered []*member
-	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0}
+	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0, "unprobeable": 0}
 	var until time.Time
 	for _, m := range p.members {
 		if !m.live(now) {
@@ -209,8 +200,13 @@ func (p *pool) rebuildLocked(now time.Time) {
 		if !m.static && (until.IsZero() || m.expires.Before(until)) {
 			until = m.expires
 		}
-		if !cfg.approve.host(m.target, p.addrsLocked(m, now)) {
+		addrs := p.addrsLocked(m, now)
+		if !cfg.approve.host(m.target, addrs) {
 			counts["unapproved"]++
+			continue
+		}
+		if !p.probeableLocked(m, addrs) {
+			counts["unprobeable"]++ // never served, not even as last known
 			continue
 		}
 		if cfg.probe.enabled {
@@ -307,73 +303,93 @@ func addrRR(name string, ip netip.Addr, ttl uint32) dns.RR {
 	return &dns.AAAA{Hdr: hdr, AAAA: ip.AsSlice()}
 }
 
-// probeTarget is one member to probe in a round.
-type probeTarget struct {
-	key   memberKey
-	addrs []netip.Addr
+// probeableLocked reports whether the prober may connect to member m with addresses addrs
+// (approved already): a registered member must use an allowed port, and with probes on there
+// must be an address to probe. A member that cannot be probed is not served.
+func (p *pool) probeableLocked(m *member, addrs []netip.Addr) bool {
+	if !m.static && !p.cfg.portAllowed(m.port) {
+		return false
+	}
+	return !p.cfg.probe.enabled || len(addrs) > 0
 }
 
-// targets sweeps lapsed registrations and lists the members to probe.
-func (p *pool) targets(now time.Time) (ts []probeTarget, unresolved []memberKey) {
+// unscheduled sweeps lapsed registrations and returns the members that no schedule of run
+// covers yet, marking them covered. It also marks the pool evaluated once no member is
+// waiting for its first probe.
+func (p *pool) unscheduled(run *probeRun, now time.Time) []*member {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.sweepLocked(now) {
 		p.rebuildLocked(now)
 	}
-	for k, m := range p.members {
-		addrs := p.addrsLocked(m, now)
-		if len(addrs) == 0 {
-			unresolved = append(unresolved, k)
+	var out []*member
+	waiting := false
+	for _, m := range p.members {
+		if m.run != run {
+			m.run = run
+			out = append(out, m)
 		}
-		ts = append(ts, probeTarget{key: k, addrs: slices.Clone(addrs)})
+		if m.state == healthPending && p.cfg.probe.enabled {
+			addrs := p.addrsLocked(m, now)
+			unresolved := len(addrs) == 0 && m.resolvedAt.IsZero()
+			if unresolved || (p.cfg.approve.host(m.target, addrs) && p.probeableLocked(m, addrs)) {
+				waiting = true
+			}
+		}
 	}
-	return ts, unresolved
+	if !waiting {
+		p.evaluated = true
+	}
+	return out
 }
 
-// setResolved stores addresses found for a member that registered none.
-func (p *pool) setResolved(k memberKey, addrs []netip.Addr) {
+// probeJob is what one step of a member's schedule does.
+type probeJob struct {
+	resolve bool         // look the target up through the next plugin first
+	addrs   []netip.Addr // approved addresses to probe; none: skip the probe
+}
+
+// probeJob returns the next step for m; false when m has left the pool.
+func (p *pool) probeJob(m *member, now time.Time) (probeJob, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if m, ok := p.members[k]; ok && !slices.Equal(m.resolved, addrs) {
+	if p.members[m.memberKey] != m || !m.live(now) {
+		return probeJob{}, false
+	}
+	var j probeJob
+	if len(p.ownAddrsLocked(m, now)) == 0 && (m.resolvedAt.IsZero() || now.Sub(m.resolvedAt) >= resolveEvery) {
+		j.resolve = true
+	}
+	addrs := p.addrsLocked(m, now)
+	if p.cfg.approve.host(m.target, addrs) && p.probeableLocked(m, addrs) {
+		j.addrs = slices.Clone(addrs)
+	}
+	return j, true
+}
+
+// setResolved stores the addresses found through the next plugin for m.
+func (p *pool) setResolved(m *member, addrs []netip.Addr, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m.resolvedAt = now
+	if !slices.Equal(m.resolved, addrs) {
 		m.resolved = addrs
-		p.rebuildLocked(time.Now())
+		if p.members[m.memberKey] == m {
+			p.rebuildLocked(now)
+		}
 	}
 }
 
-// report records one probe result and rebuilds the answer when the state changes.
-func (p *pool) report(k memberKey, ok bool, now time.Time) {
+// report records one probe result of m, rebuilds the answer when its state changes and
+// returns the wait before m's next probe.
+func (p *pool) report(m *member, ok bool, now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m, found := p.members[k]
-	if !found {
-		return
-	}
-	pc := p.cfg.probe
-	old := m.state
-	if ok {
-		m.fails = 0
-		m.passes++
-		if m.state != healthUp && m.passes >= pc.passes {
-			m.state = healthUp
-		}
-	} else {
-		m.passes = 0
-		m.fails++
-		if m.state != healthDown && m.fails >= pc.fails {
-			m.state = healthDown
-		}
-	}
-	if m.state != old {
+	if m.observe(ok, p.cfg.probe) && p.members[m.memberKey] == m {
 		p.events.Logf("%s port %d is %s (%d failed, %d passed probes in a row)", m.target, m.port, m.state, m.fails, m.passes)
 		p.rebuildLocked(now)
 	}
-}
-
-// roundDone marks the pool evaluated once a full probe round has finished.
-func (p *pool) roundDone() {
-	p.mu.Lock()
-	p.evaluated = true
-	p.mu.Unlock()
+	return m.next(p.cfg.probe, jitter())
 }
 
 // ready reports whether the pool has been evaluated at least once.
@@ -409,14 +425,24 @@ func (p *pool) unsignedMayTouchLocked(ops []op) *verdict {
 }
 
 // fitsLocked refuses an update that would grow the pool beyond its bounds.
-func (p *pool) fitsLocked(ops []op) *verdict {
+func (p *pool) fitsLocked(ops []op, who requester) *verdict {
 	members, hosts := len(p.members), len(p.hosts)
+	mine := 0 // members of who.key, or of an unsigned who.src
+	for _, m := range p.members {
+		if !m.static && ((who.key != "" && m.owner == who.key) || (who.key == "" && m.owner == "" && m.sender == who.src)) {
+			mine++
+		}
+	}
+	added := map[memberKey]bool{}
 	addrs := map[string]int{}
 	for _, o := range ops {
 		switch {
 		case o.srv != nil && o.class == dns.ClassINET:
-			if _, ok := p.members[memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}]; !ok {
+			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
+			if _, ok := p.members[k]; !ok && !added[k] {
+				added[k] = true
 				members++
+				mine++
 			}
 		case o.srv == nil && o.class == dns.ClassINET:
 			h, ok := p.hosts[o.name]
@@ -428,6 +454,14 @@ func (p *pool) fitsLocked(ops []op) *verdict {
 				}
 			}
 			addrs[o.name]++
+		}
+	}
+	if len(added) > 0 {
+		if limit := p.cfg.membersPerKey; who.key != "" && mine > limit {
+			return refuse(dns.RcodeRefused, reasonMemberLimit, "key %s would hold %d members (member_limit %d)", who.key, mine, limit)
+		}
+		if limit := p.cfg.membersPerSender; who.key == "" && mine > limit {
+			return refuse(dns.RcodeRefused, reasonMemberLimit, "unsigned sender %s would hold %d members (member_limit %d)", who.src, mine, limit)
 		}
 	}
 	if members > maxMembers || hosts > maxHosts {
@@ -442,7 +476,8 @@ func (p *pool) fitsLocked(ops []op) *verdict {
 }
 
 // applyLocked performs the checked changes in order.
-func (p *pool) applyLocked(ops []op, owner string, expires, now time.Time) {
+func (p *pool) applyLocked(ops []op, who requester, expires, now time.Time) {
+	owner := who.key
 	woke := false
 	targets := map[string]bool{}    // targets of SRV additions: the scope of an RRset delete
 	readded := map[memberKey]bool{} // members this update adds again keep their health
@@ -481,7 +516,10 @@ func (p *pool) applyLocked(ops []op, owner string, expires, now time.Time) {
 				woke = true
 				p.events.Logf("%s port %d registered in %s (key %q, lease %s)", k.target, k.port, p.srvName, owner, expires.Sub(now).Round(time.Second))
 			}
-			m.priority, m.weight, m.expires, m.owner = o.srv.Priority, o.srv.Weight, expires, owner
+			m.priority, m.weight, m.expires, m.owner, m.sender = o.srv.Priority, o.srv.Weight, expires, owner, netip.Addr{}
+			if owner == "" {
+				m.sender = who.src
+			}
 			continue
 		}
 		hr := p.hosts[o.name]

@@ -1,6 +1,7 @@
 package vlmcs
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -35,6 +36,10 @@ const (
 	reasonFull             = "pool-full"
 	reasonTransport        = "transport"
 	reasonSigned           = "signed-owner"
+	reasonBeforeStart      = "before-start"
+	reasonUnapprovedPort   = "unapproved-port"
+	reasonMemberLimit      = "member-limit"
+	reasonForeignTarget    = "foreign-target"
 )
 
 // Bounds on what updates can make a pool hold (a key granted `*.suffix` could otherwise grow it
@@ -66,7 +71,7 @@ type requester struct {
 
 // serveUpdate handles an RFC 2136 UPDATE. Any zone other than a publish zone gets NOTZONE:
 // updates are never passed to the next plugin.
-func (v *Vlmcs) serveUpdate(w dns.ResponseWriter, r *dns.Msg) (int, error) {
+func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if len(r.Question) != 1 {
 		return v.finishUpdate(w, r, "", nil, refuse(dns.RcodeFormatError, reasonFormat, "zone section holds %d records", len(r.Question)), 0, false)
 	}
@@ -93,8 +98,15 @@ func (v *Vlmcs) serveUpdate(w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	who, vd := v.authenticate(w, r)
 	if vd == nil && who.key != "" {
 		t := r.IsTsig()
-		until := time.Unix(int64(t.TimeSigned), 0).Add(time.Duration(t.Fudge)*time.Second + time.Second)
-		if !p.replay.first(who.key+"/"+strings.ToLower(t.MAC), until, now) {
+		signed := time.Unix(int64(t.TimeSigned), 0)
+		until := signed.Add(time.Duration(t.Fudge)*time.Second + time.Second)
+		switch {
+		case signed.Before(v.started.Truncate(time.Second)):
+			// The replay memory starts empty with the process: a message signed before then
+			// (within its fudge) could be a captured one, replayed after a restart. TSIG time
+			// counts whole seconds, so the second the process started in is let through.
+			vd = refuse(dns.RcodeRefused, reasonBeforeStart, "update signed at %d, before the server started at %d", t.TimeSigned, v.started.Unix())
+		case !v.replay.first(who.key+"/"+strings.ToLower(t.MAC), until, now):
 			vd = refuse(dns.RcodeRefused, reasonReplay, "update signed at %d was seen before", t.TimeSigned)
 		}
 	}
@@ -102,7 +114,7 @@ func (v *Vlmcs) serveUpdate(w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	var ul bool
 	if vd == nil {
 		lease, ul = v.leaseFor(r)
-		vd = v.applyUpdate(r, p, who, lease, now)
+		vd = v.applyUpdate(ctx, r, p, who, lease, now)
 	}
 	return v.finishUpdate(w, r, p.zone, p, vd, lease, ul)
 }
@@ -168,7 +180,7 @@ type op struct {
 
 // applyUpdate runs the prescan, the policy and the prerequisites, then applies the changes
 // atomically. It returns the verdict.
-func (v *Vlmcs) applyUpdate(r *dns.Msg, p *pool, who requester, lease time.Duration, now time.Time) *verdict {
+func (v *Vlmcs) applyUpdate(ctx context.Context, r *dns.Msg, p *pool, who requester, lease time.Duration, now time.Time) *verdict {
 	ops := make([]op, 0, len(r.Ns))
 	for _, rr := range r.Ns {
 		o, vd := v.check(rr, p, who)
@@ -183,12 +195,17 @@ func (v *Vlmcs) applyUpdate(r *dns.Msg, p *pool, who requester, lease time.Durat
 	if vd := scopeDeletes(ops); vd != nil {
 		return vd
 	}
+	if who.key == "" {
+		if vd := v.targetsAreSender(ctx, ops, p, who.src, now); vd != nil {
+			return vd
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if vd := prerequisites(r.Answer, p, now); vd != nil {
 		return vd
 	}
-	if vd := p.fitsLocked(ops); vd != nil {
+	if vd := p.fitsLocked(ops, who); vd != nil {
 		return vd
 	}
 	if who.key == "" {
@@ -197,7 +214,7 @@ func (v *Vlmcs) applyUpdate(r *dns.Msg, p *pool, who requester, lease time.Durat
 		}
 	}
 	if len(ops) > 0 {
-		p.applyLocked(ops, who.key, now.Add(lease), now)
+		p.applyLocked(ops, who, now.Add(lease), now)
 	}
 	return &verdict{rcode: dns.RcodeSuccess, reason: reasonOK}
 }
@@ -246,6 +263,9 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 		if !cfg.approve.name(target) {
 			return o, refuse(dns.RcodeRefused, reasonUnapprovedTarget, "target %s is not approved", target)
 		}
+		if h.Class == dns.ClassINET && !cfg.portAllowed(srv.Port) {
+			return o, refuse(dns.RcodeRefused, reasonUnapprovedPort, "SRV for %s has port %d, not one of `ports`", target, srv.Port)
+		}
 		if who.key != "" && !cfg.granted(who.key, target) {
 			return o, refuse(dns.RcodeRefused, reasonNotGranted, "key %s may not register %s", who.key, target)
 		}
@@ -288,6 +308,33 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 	}
 	o.otherFamily = true // allowed if the same update also adds the sender's own address (dual stack)
 	return o, nil
+}
+
+// targetsAreSender refuses an unsigned update that adds an SRV record whose target does not
+// resolve to the sender, as a Windows KMS host registers itself: the target's addresses are
+// those the same update adds at it (checked to be the sender's own), else those registered
+// at it, else those the next plugin answers (Active Directory).
+func (v *Vlmcs) targetsAreSender(ctx context.Context, ops []op, p *pool, src netip.Addr, now time.Time) *verdict {
+	for _, o := range ops {
+		if o.srv == nil || o.class != dns.ClassINET {
+			continue
+		}
+		target := strings.ToLower(dns.Fqdn(o.srv.Target))
+		added := false
+		for _, a := range ops {
+			if a.srv == nil && a.class == dns.ClassINET && a.name == target && a.ip == src {
+				added = true
+			}
+		}
+		if added || slices.Contains(p.registeredAddrs(target, now), src) {
+			continue
+		}
+		addrs := v.resolve(ctx, target)
+		if !slices.Contains(addrs, src) {
+			return refuse(dns.RcodeRefused, reasonForeignTarget, "unsigned SRV target %s resolves to %v, not to the sender %s", target, addrs, src)
+		}
+	}
+	return nil
 }
 
 // scopeDeletes allows a delete of the whole SRV RRset only together with SRV additions (a

@@ -2,7 +2,6 @@ package vlmcs
 
 import (
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 )
@@ -145,7 +144,7 @@ type config struct {
 	unsigned    []netip.Prefix // networks allowed to send unsigned updates
 	unsignedUDP bool           // unsigned updates also over UDP (spoofable; off by default)
 
-	ports            []uint16 // ports registered members may use and probes connect to
+	ports            []portRange // ports registered members may use and probes connect to
 	membersPerKey    int      // members one TSIG key may register per pool
 	membersPerSender int      // members one unsigned sender may register per pool
 }
@@ -180,8 +179,16 @@ func (c *config) portAllowed(port uint16) bool {
 	if len(c.ports) == 0 {
 		return port == defaultKMSPort
 	}
-	return slices.Contains(c.ports, port)
+	for _, r := range c.ports {
+		if r.lo <= port && port <= r.hi {
+			return true
+		}
+	}
+	return false
 }
+
+// portRange is an inclusive range of ports.
+type portRange struct{ lo, hi uint16 }
 
 // granted reports whether TSIG key k may register target name n.
 func (c *config) granted(k, n string) bool {

@@ -312,13 +312,11 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			return c.ArgErr()
 		}
 		for _, a := range args {
-			n, err := strconv.ParseUint(a, 10, 16)
-			if err != nil || n == 0 {
-				return c.Errf("ports: %q is not a port in 1..65535", a)
+			r, err := parsePortRange(a)
+			if err != nil {
+				return c.Errf("ports: %v", err)
 			}
-			if !slices.Contains(cfg.ports, uint16(n)) {
-				cfg.ports = append(cfg.ports, uint16(n))
-			}
+			cfg.ports = append(cfg.ports, r)
 		}
 	case "probe_rate":
 		if len(args) != 1 {
@@ -481,6 +479,20 @@ func readKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxKeyFile)
 	}
 	return data, nil
+}
+
+// parsePortRange accepts a port or LOW-HIGH.
+func parsePortRange(s string) (portRange, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	if !isRange {
+		hi = lo
+	}
+	a, err1 := strconv.ParseUint(lo, 10, 16)
+	b, err2 := strconv.ParseUint(hi, 10, 16)
+	if err1 != nil || err2 != nil || a == 0 || b < a {
+		return portRange{}, fmt.Errorf("%q is not a port or a range LOW-HIGH in 1..65535", s)
+	}
+	return portRange{uint16(a), uint16(b)}, nil
 }
 
 // parseDuration accepts Go durations and plain seconds.

@@ -28,6 +28,7 @@ const publishCorefile = `example.test:{{PORT}} {
 	vlmcs {
 		approve kms1.example.test kms2.example.test
 		approve 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		key kms1-key. ` + secret1 + `
 		key kms2-key. ` + secret2 + `
 		grant kms1-key. kms1.example.test rogue.example.test
@@ -252,6 +253,7 @@ rogue	600 IN A 127.0.0.66
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
 		approve kms1.ad.example.test 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		scrub ad.example.test
 		probe off
 	}

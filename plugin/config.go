@@ -145,8 +145,8 @@ type config struct {
 	unsignedUDP bool           // unsigned updates also over UDP (spoofable; off by default)
 
 	ports            []portRange // ports registered members may use and probes connect to
-	membersPerKey    int      // members one TSIG key may register per pool
-	membersPerSender int      // members one unsigned sender may register per pool
+	membersPerKey    int         // members one TSIG key may register per pool
+	membersPerSender int         // members one unsigned sender may register per pool
 }
 
 func newConfig() *config {

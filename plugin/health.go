@@ -85,26 +85,35 @@ func defaultProbe(ctx context.Context, addr string, timeout time.Duration) error
 	return rpc.Probe(ctx, addr, timeout)
 }
 
-// probeAddrs reports whether any of addrs answers the probe on port. Every connection
-// waits for the server block's probe rate limit first.
-func (v *Vlmcs) probeAddrs(ctx context.Context, zone string, addrs []netip.Addr, port uint16) bool {
+// probeAddrs reports whether any of addrs answers the probe on port, and whether it probed
+// at all. Every connection takes a token of the server block's probe_rate: a target that is
+// up or pending waits for one; a target that is down (out of the answer already) only takes
+// a free one and is skipped otherwise, so that a crowd of dead targets cannot delay the
+// probes that keep live members' removal bound.
+func (v *Vlmcs) probeAddrs(ctx context.Context, zone string, addrs []netip.Addr, port uint16, down bool) (ok, probed bool) {
 	for _, ip := range addrs {
-		if err := v.limit.Wait(ctx); err != nil {
-			return false
+		if down {
+			if !v.limit.Allow() {
+				probesTotal.WithLabelValues(v.server, zone, "skipped").Inc()
+				return false, probed
+			}
+		} else if err := v.limit.Wait(ctx); err != nil {
+			return false, probed
 		}
+		probed = true
 		start := time.Now()
 		err := v.probe(ctx, net.JoinHostPort(ip.String(), strconv.Itoa(int(port))), v.cfg.probe.timeout)
 		if ctx.Err() != nil {
-			return false
+			return false, probed
 		}
 		probeDuration.WithLabelValues(v.server, zone).Observe(time.Since(start).Seconds())
 		if err == nil {
 			probesTotal.WithLabelValues(v.server, zone, "success").Inc()
-			return true
+			return true, probed
 		}
 		probesTotal.WithLabelValues(v.server, zone, "failure").Inc()
 	}
-	return false
+	return false, probed
 }
 
 // resolve looks a target's addresses up through the next plugin (A and AAAA).

@@ -200,19 +200,10 @@ func (p *pool) rebuildLocked(now time.Time) {
 		if !m.static && (until.IsZero() || m.expires.Before(until)) {
 			until = m.expires
 		}
-		addrs := p.addrsLocked(m, now)
-		if !cfg.approve.host(m.target, addrs) {
-			counts["unapproved"]++
+		state := p.classifyLocked(m, now)
+		counts[state]++
+		if state == "unapproved" || state == "unprobeable" { // never served, not even as last known
 			continue
-		}
-		if !p.probeableLocked(m, addrs) {
-			counts["unprobeable"]++ // never served, not even as last known
-			continue
-		}
-		if cfg.probe.enabled {
-			counts[m.state.String()]++
-		} else {
-			counts["up"]++ // not probed: served as up
 		}
 		registered = append(registered, m)
 		if !cfg.probe.enabled || m.state == healthUp {
@@ -275,6 +266,34 @@ func (p *pool) rebuildLocked(now time.Time) {
 	a.srv, a.extra = slices.Clip(a.srv), slices.Clip(a.extra)
 	a.qname, a.packed = strings.ToLower(p.srvName), packAnswers(p.srvName, a.srv, a.extra)
 	p.ans.Store(a)
+}
+
+// classifyLocked returns the members gauge state of live member m: unapproved, unprobeable,
+// or its health (up when probes are off).
+func (p *pool) classifyLocked(m *member, now time.Time) string {
+	addrs := p.addrsLocked(m, now)
+	switch {
+	case !p.cfg.approve.host(m.target, addrs):
+		return "unapproved"
+	case !p.probeableLocked(m, addrs):
+		return "unprobeable"
+	case !p.cfg.probe.enabled:
+		return "up"
+	}
+	return m.state.String()
+}
+
+// gaugesLocked updates the members gauge alone, for changes that leave the answer as it is.
+func (p *pool) gaugesLocked(now time.Time) {
+	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0, "unprobeable": 0}
+	for _, m := range p.members {
+		if m.live(now) {
+			counts[p.classifyLocked(m, now)]++
+		}
+	}
+	for s, n := range counts {
+		membersGauge.WithLabelValues(p.server, p.zone, s).Set(n)
+	}
 }
 
 // soaLocked synthesizes the zone's SOA for negative answers: MNAME is the zone, RNAME
@@ -347,6 +366,7 @@ func (p *pool) unscheduled(run *probeRun, now time.Time) []*member {
 type probeJob struct {
 	resolve bool         // look the target up through the next plugin first
 	addrs   []netip.Addr // approved addresses to probe; none: skip the probe
+	down    bool         // m is down: its probe yields to live members' under probe_rate
 }
 
 // probeJob returns the next step for m; false when m has left the pool.
@@ -364,6 +384,7 @@ func (p *pool) probeJob(m *member, now time.Time) (probeJob, bool) {
 	if p.cfg.approve.host(m.target, addrs) && p.probeableLocked(m, addrs) {
 		j.addrs = slices.Clone(addrs)
 	}
+	j.down = m.state == healthDown
 	return j, true
 }
 
@@ -385,9 +406,17 @@ func (p *pool) setResolved(m *member, addrs []netip.Addr, now time.Time) {
 func (p *pool) report(m *member, ok bool, now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	old := m.state
 	if m.observe(ok, p.cfg.probe) && p.members[m.memberKey] == m {
 		p.events.Logf("%s port %d is %s (%d failed, %d passed probes in a row)", m.target, m.port, m.state, m.fails, m.passes)
-		p.rebuildLocked(now)
+		if old == healthUp || m.state == healthUp {
+			p.rebuildLocked(now)
+		} else {
+			// Pending to down (or back) leaves the answer as it is: what is served is the up
+			// members, or else (last_known) every probeable member whatever its state. This
+			// keeps a crowd of dead registrations from rebuilding the answer each.
+			p.gaugesLocked(now)
+		}
 	}
 	return m.next(p.cfg.probe, jitter())
 }

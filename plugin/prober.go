@@ -63,11 +63,13 @@ func (v *Vlmcs) memberLoop(ctx context.Context, p *pool, m *member) {
 		if v.cfg.probe.enabled {
 			wait = v.cfg.probe.interval
 			if len(job.addrs) > 0 {
-				res := v.probeAddrs(ctx, p.zone, job.addrs, m.port)
+				res, probed := v.probeAddrs(ctx, p.zone, job.addrs, m.port, job.down)
 				if ctx.Err() != nil {
 					return
 				}
-				wait = p.report(m, res, time.Now())
+				if probed {
+					wait = p.report(m, res, time.Now())
+				}
 			}
 		}
 		t := time.NewTimer(wait)
@@ -101,17 +103,19 @@ func (v *Vlmcs) scrubLoop(run *probeRun) {
 func (v *Vlmcs) scrubTargetLoop(ctx context.Context, k memberKey, st *scrubTarget) {
 	h := v.scrubHC
 	for {
-		addrs, ok := h.job(k, st)
+		addrs, down, ok := h.job(k, st)
 		if !ok {
 			return
 		}
 		wait := v.cfg.probe.interval
 		if v.cfg.portAllowed(k.port) && len(addrs) > 0 {
-			res := v.probeAddrs(ctx, "scrub", addrs, k.port)
+			res, probed := v.probeAddrs(ctx, "scrub", addrs, k.port, down)
 			if ctx.Err() != nil {
 				return
 			}
-			wait = h.report(st, res, v.cfg.probe)
+			if probed {
+				wait = h.report(st, res, v.cfg.probe)
+			}
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -199,15 +199,15 @@ func (h *scrubHealth) unscheduled(run *probeRun, now time.Time) map[memberKey]*s
 	return out
 }
 
-// job returns the addresses to probe for st (the approved ones its answers carried); false
-// once st is forgotten.
-func (h *scrubHealth) job(k memberKey, st *scrubTarget) ([]netip.Addr, bool) {
+// job returns the addresses to probe for st (the approved ones its answers carried) and
+// whether st is down; false once st is forgotten.
+func (h *scrubHealth) job(k memberKey, st *scrubTarget) (addrs []netip.Addr, down, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.targets[k] != st {
-		return nil, false
+		return nil, false, false
 	}
-	return st.addrs, true
+	return st.addrs, st.state == healthDown, true
 }
 
 // report applies one probe result to st and returns the wait before its next probe.

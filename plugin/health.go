@@ -87,12 +87,12 @@ func defaultProbe(ctx context.Context, addr string, timeout time.Duration) error
 
 // probeAddrs reports whether any of addrs answers the probe on port, and whether it probed
 // at all. Every connection takes a token of the server block's probe_rate: a target that is
-// up or pending waits for one; a target that is down (out of the answer already) only takes
-// a free one and is skipped otherwise, so that a crowd of dead targets cannot delay the
-// probes that keep live members' removal bound.
-func (v *Vlmcs) probeAddrs(ctx context.Context, zone string, addrs []netip.Addr, port uint16, down bool) (ok, probed bool) {
+// up waits for one; any other (pending or down: not in the answer) only takes a free one and
+// is skipped otherwise, so that a crowd of new or dead registrations cannot delay the probes
+// that keep the removal bound of the members being served.
+func (v *Vlmcs) probeAddrs(ctx context.Context, zone string, addrs []netip.Addr, port uint16, yield bool) (ok, probed bool) {
 	for _, ip := range addrs {
-		if down {
+		if yield {
 			if !v.limit.Allow() {
 				probesTotal.WithLabelValues(v.server, zone, "skipped").Inc()
 				return false, probed

@@ -366,7 +366,7 @@ func (p *pool) unscheduled(run *probeRun, now time.Time) []*member {
 type probeJob struct {
 	resolve bool         // look the target up through the next plugin first
 	addrs   []netip.Addr // approved addresses to probe; none: skip the probe
-	down    bool         // m is down: its probe yields to live members' under probe_rate
+	yield   bool         // m is not up: its probe yields to up members' under probe_rate
 }
 
 // probeJob returns the next step for m; false when m has left the pool.
@@ -384,7 +384,7 @@ func (p *pool) probeJob(m *member, now time.Time) (probeJob, bool) {
 	if p.cfg.approve.host(m.target, addrs) && p.probeableLocked(m, addrs) {
 		j.addrs = slices.Clone(addrs)
 	}
-	j.down = m.state == healthDown
+	j.yield = m.state != healthUp
 	return j, true
 }
 

@@ -63,7 +63,7 @@ func (v *Vlmcs) memberLoop(ctx context.Context, p *pool, m *member) {
 		if v.cfg.probe.enabled {
 			wait = v.cfg.probe.interval
 			if len(job.addrs) > 0 {
-				res, probed := v.probeAddrs(ctx, p.zone, job.addrs, m.port, job.down)
+				res, probed := v.probeAddrs(ctx, p.zone, job.addrs, m.port, job.yield)
 				if ctx.Err() != nil {
 					return
 				}
@@ -103,13 +103,13 @@ func (v *Vlmcs) scrubLoop(run *probeRun) {
 func (v *Vlmcs) scrubTargetLoop(ctx context.Context, k memberKey, st *scrubTarget) {
 	h := v.scrubHC
 	for {
-		addrs, down, ok := h.job(k, st)
+		addrs, yield, ok := h.job(k, st)
 		if !ok {
 			return
 		}
 		wait := v.cfg.probe.interval
 		if v.cfg.portAllowed(k.port) && len(addrs) > 0 {
-			res, probed := v.probeAddrs(ctx, "scrub", addrs, k.port, down)
+			res, probed := v.probeAddrs(ctx, "scrub", addrs, k.port, yield)
 			if ctx.Err() != nil {
 				return
 			}

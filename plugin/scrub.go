@@ -200,14 +200,14 @@ func (h *scrubHealth) unscheduled(run *probeRun, now time.Time) map[memberKey]*s
 }
 
 // job returns the addresses to probe for st (the approved ones its answers carried) and
-// whether st is down; false once st is forgotten.
-func (h *scrubHealth) job(k memberKey, st *scrubTarget) (addrs []netip.Addr, down, ok bool) {
+// whether its probe yields to those of up targets (see probeAddrs); false once st is forgotten.
+func (h *scrubHealth) job(k memberKey, st *scrubTarget) (addrs []netip.Addr, yield, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.targets[k] != st {
 		return nil, false, false
 	}
-	return st.addrs, st.state == healthDown, true
+	return st.addrs, st.state != healthUp, true
 }
 
 // report applies one probe result to st and returns the wait before its next probe.

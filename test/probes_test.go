@@ -125,7 +125,9 @@ const probeFloodCorefile = `example.test:{{PORT}} {
 // TestRemovalBoundWithBlackholedMembers (issue 9.3): with 1000 members whose probes all hang
 // until the timeout, a killed responder still leaves the answer within the README's bound
 // FAILS × INTERVAL + TIMEOUT = 1.5 s, as it does with none: every member has its own probe
-// schedule. Each case kills the responder three times and logs the removal times.
+// schedule, and the probes of members not being served yield to those of served ones under
+// probe_rate. Each case kills the responder three times with the blackholed members down, and
+// once (the first time logged) right after registering them, while their first probes hang.
 func TestRemovalBoundWithBlackholedMembers(t *testing.T) {
 	for _, holes := range []int{0, 1000} {
 		t.Run(fmt.Sprintf("%d blackholed", holes), func(t *testing.T) {
@@ -133,19 +135,9 @@ func TestRemovalBoundWithBlackholedMembers(t *testing.T) {
 			kms1 := startKMSResponder(t, c, "kms1", "1m", "windows-server-2019")
 			kms2 := startKMSResponder(t, c, "kms2", "1m", "windows-server-2025")
 			waitMembers(t, c, 10*time.Second, kms1, kms2)
-			if holes > 0 {
-				silent := startSilent(t, "127.0.0.1:0")
-				registerFlood(t, c, "flood-key.", secret2, holes, silent.Port)
-				Eventually(t, 20*time.Second, "every blackholed member down", func() bool {
-					return metricLine(scrape(t, c), "coredns_vlmcs_members", `state="down"`) == float64(holes)
-				})
-				if n := silent.accepted.Load(); n < int64(holes) {
-					t.Fatalf("the silent host accepted %d probe connections for %d members", n, holes)
-				}
-				waitMembers(t, c, 5*time.Second, kms1, kms2)
-			}
 			var took []time.Duration
-			for trial := range 3 {
+			kill := func(trial int) {
+				t.Helper()
 				removed := make(chan time.Time, 1)
 				kms1.Kill()
 				killed := time.Now()
@@ -158,6 +150,21 @@ func TestRemovalBoundWithBlackholedMembers(t *testing.T) {
 				}
 				kms1.start(t)
 				waitMembers(t, c, 10*time.Second, kms1, kms2)
+			}
+			if holes > 0 {
+				silent := startSilent(t, "127.0.0.1:0")
+				registerFlood(t, c, "flood-key.", secret2, holes, silent.Port)
+				kill(0) // at once, while the blackholed members' first probes hang
+				Eventually(t, 20*time.Second, "every blackholed member down", func() bool {
+					return metricLine(scrape(t, c), "coredns_vlmcs_members", `state="down"`) == float64(holes)
+				})
+				if n := silent.accepted.Load(); n < int64(holes) {
+					t.Fatalf("the silent host accepted %d probe connections for %d members", n, holes)
+				}
+				waitMembers(t, c, 5*time.Second, kms1, kms2)
+			}
+			for trial := 1; trial <= 3; trial++ {
+				kill(trial)
 			}
 			t.Logf("%d blackholed members: kill -9 → out of the answer after %v", holes, took)
 			for _, d := range took {

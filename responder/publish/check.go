@@ -46,12 +46,17 @@ func (s *settings) present(ctx context.Context, server string) (bool, error) {
 	return false, nil
 }
 
+// freeMisses is how many re-registrations in a row are checked at the full rate before
+// checks back off: a server restarted several times in a row (an upgrade of a cluster) must
+// get this host back quickly each time.
+const freeMisses = 3
+
 // checkDelay returns the wait before the next check after misses re-registrations in a
-// row that did not bring the record back: the check interval, doubled per miss beyond the
-// first, up to maxCheckBackoff intervals.
+// row that did not bring the record back: the check interval, doubled per miss beyond
+// freeMisses, up to maxCheckBackoff intervals.
 func checkDelay(every time.Duration, misses int) time.Duration {
 	d := every
-	for i := 1; i < misses && d < every*maxCheckBackoff; i++ {
+	for i := freeMisses; i < misses && d < every*maxCheckBackoff; i++ {
 		d *= 2
 	}
 	return min(d, every*maxCheckBackoff)

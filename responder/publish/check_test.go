@@ -12,8 +12,8 @@ func TestCheckDelay(t *testing.T) {
 		misses int
 		want   time.Duration
 	}{
-		{0, time.Second}, {1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second},
-		{6, 32 * time.Second}, {7, 32 * time.Second}, {100, 32 * time.Second},
+		{0, time.Second}, {1, time.Second}, {3, time.Second}, {4, 2 * time.Second}, {5, 4 * time.Second},
+		{8, 32 * time.Second}, {9, 32 * time.Second}, {100, 32 * time.Second},
 	} {
 		if got := checkDelay(time.Second, tc.misses); got != tc.want {
 			t.Errorf("checkDelay(1s, %d) = %s, want %s", tc.misses, got, tc.want)
@@ -56,8 +56,8 @@ func TestCheckReregistersWhenMissing(t *testing.T) {
 	if r := p.State().Servers[0].Repairs; r != 1 {
 		t.Errorf("Repairs = %d, want 1", r)
 	}
-	// Still missing (the server registers but does not list us): checks back off, so far
-	// fewer than 1 s / 50 ms = 20 repairs follow.
+	// Still missing (the server registers but does not list us): after three quick repairs
+	// checks back off, so far fewer than 1.5 s / 50 ms = 30 repairs follow.
 	n := 0
 	end := time.After(1500 * time.Millisecond)
 loop:
@@ -69,12 +69,12 @@ loop:
 			break loop
 		}
 	}
-	if n < 2 || n > 8 {
+	if n < 3 || n > 10 {
 		t.Errorf("%d repairs in 1.5 s while the record stays missing; want a few, backing off", n)
 	}
 	// Listed again: repairs stop.
 	srv.set(func(u *updateServer) { u.listed = []dns.RR{own} })
-	time.Sleep(time.Second) // the backed-off check in flight may still repair once
+	time.Sleep(2 * time.Second) // the backed-off check in flight may still repair once
 	for len(srv.got) > 0 {
 		<-srv.got
 	}

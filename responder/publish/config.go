@@ -77,7 +77,7 @@ type Config struct {
 	// fresh, and register again at once when it does not: a DNS server that restarted
 	// without its registrations serves this host again within about one interval instead
 	// of one refresh. While re-registering does not bring the record back, checks spread out
-	// (doubling, up to 32 intervals). Zero or negative: no checks (DefaultCheckInterval is
+	// after three quick repairs (doubling, up to 32 intervals). Zero or negative: no checks (DefaultCheckInterval is
 	// kms-responder serve's default).
 	CheckInterval time.Duration
 	// Logger receives registration events (nil: slog.Default()).

@@ -94,8 +94,10 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 	f.set("192.0.2.1:1688", false)
 	died := time.Now()
 	waitFor(t, 3*time.Second, "kms1 removed", func() bool { return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 0 })
-	if d := time.Since(died); d > 300*time.Millisecond {
-		t.Errorf("kms1 left after %s; want about 2 × 20 ms, not a slow probe's 500 ms", d)
+	// About 2 × 20 ms; a round that waited for the slow probes would take two of their
+	// 500 ms timeouts at least. The slack is for a loaded machine.
+	if d := time.Since(died); d > 800*time.Millisecond {
+		t.Errorf("kms1 left after %s; want about 2 × 20 ms, well under two slow probes (1 s)", d)
 	}
 }
 

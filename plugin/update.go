@@ -326,10 +326,13 @@ func (v *Vlmcs) targetsAreSender(ctx context.Context, ops []op, p *pool, src net
 				added = true
 			}
 		}
-		if added || slices.Contains(p.registeredAddrs(target, now), src) {
+		if added {
 			continue
 		}
-		addrs := v.resolve(ctx, target)
+		addrs := p.registeredAddrs(target, now) // what the pool would publish for the target
+		if len(addrs) == 0 {
+			addrs = v.resolve(ctx, target)
+		}
 		if !slices.Contains(addrs, src) {
 			return refuse(dns.RcodeRefused, reasonForeignTarget, "unsigned SRV target %s resolves to %v, not to the sender %s", target, addrs, src)
 		}

@@ -17,6 +17,10 @@ const (
 	defaultProbeTimeout  = 500 * time.Millisecond
 	defaultProbeFails    = 2
 	defaultProbePasses   = 1
+	defaultProbeRate     = 1000 // probe connections per second per server block
+
+	defaultMembersPerKey    = 64 // members one TSIG key may hold per pool
+	defaultMembersPerSender = 4  // members one unsigned sender address may hold per pool
 
 	// srvLabel is the owner name prefix vlmcs owns in every publish zone.
 	srvLabel = "_vlmcs._tcp."
@@ -107,6 +111,7 @@ type probeConfig struct {
 	timeout  time.Duration
 	fails    int // consecutive failures to mark a member down
 	passes   int // consecutive successes to mark a member up
+	rate     int // probe connections per second (all zones of the block together)
 }
 
 // keyDef is a TSIG key defined in the vlmcs block.
@@ -138,6 +143,10 @@ type config struct {
 
 	unsigned    []netip.Prefix // networks allowed to send unsigned updates
 	unsignedUDP bool           // unsigned updates also over UDP (spoofable; off by default)
+
+	ports            []portRange // ports registered members may use and probes connect to
+	membersPerKey    int         // members one TSIG key may register per pool
+	membersPerSender int         // members one unsigned sender may register per pool
 }
 
 func newConfig() *config {
@@ -155,10 +164,31 @@ func newConfig() *config {
 			timeout:  defaultProbeTimeout,
 			fails:    defaultProbeFails,
 			passes:   defaultProbePasses,
+			rate:     defaultProbeRate,
 		},
-		ttl: defaultTTL,
+		ttl:              defaultTTL,
+		membersPerKey:    defaultMembersPerKey,
+		membersPerSender: defaultMembersPerSender,
 	}
 }
+
+// portAllowed reports whether a registration may use port (and so whether a probe may
+// connect to it): one of `ports`, default 1688. Static members' ports are configuration and
+// always allowed.
+func (c *config) portAllowed(port uint16) bool {
+	if len(c.ports) == 0 {
+		return port == defaultKMSPort
+	}
+	for _, r := range c.ports {
+		if r.lo <= port && port <= r.hi {
+			return true
+		}
+	}
+	return false
+}
+
+// portRange is an inclusive range of ports.
+type portRange struct{ lo, hi uint16 }
 
 // granted reports whether TSIG key k may register target name n.
 func (c *config) granted(k, n string) bool {

@@ -18,6 +18,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(updCorefile)
 	f.Add("vlmcs example.org {\n approve 10.0.0.0/8\n static kms1.example.org 1688 1 2 10.0.0.1\n probe 1s 1s 2 2\n lease 1h 1s 2h\n}")
 	f.Add("vlmcs example.org {\n approve *.example.org\n grant k. *.example.org\n keyfile /dev/zero\n}")
+	f.Add("vlmcs example.org {\n approve *.example.org\n ports 1688 1024-2000 -5 70000 3-1\n probe_rate 10\n member_limit 3 1\n}")
 	f.Fuzz(func(t *testing.T, in string) {
 		cfg, err := parse(caddy.NewTestController("dns", in))
 		if err == nil && (cfg == nil || len(cfg.zones) == 0) {

@@ -77,7 +77,8 @@ func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 			reason = "unapproved" // only network rules, and no address to judge
 		case !v.cfg.approve.host(target, addrs):
 			reason = "unapproved"
-		case v.scrubHC != nil && !v.scrubHC.observe(memberKey{target, srv.Port}, addrs, now):
+		case v.scrubHC != nil && (!v.cfg.portAllowed(srv.Port) || !v.scrubHC.observe(memberKey{target, srv.Port}, addrs, now)):
+			// A port outside `ports` is never probed: it cannot be shown healthy.
 			reason = "unhealthy"
 		}
 		if reason == "" {
@@ -148,10 +149,10 @@ type scrubHealth struct {
 }
 
 type scrubTarget struct {
-	addrs         []netip.Addr
-	seen          time.Time
-	state         health
-	fails, passes int
+	addrs []netip.Addr
+	seen  time.Time
+	run   *probeRun // the probing whose schedule covers this target
+	healthCheck
 }
 
 const scrubForget = 10 * time.Minute
@@ -180,53 +181,40 @@ func (h *scrubHealth) observe(k memberKey, addrs []netip.Addr, now time.Time) bo
 	return t.state != healthDown
 }
 
-// scrubProbeLoop probes the targets seen in scrub zones until ctx ends.
-func (v *Vlmcs) scrubProbeLoop(ctx context.Context) {
-	t := time.NewTicker(v.cfg.probe.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+// unscheduled forgets targets unseen for scrubForget and returns those that no schedule of
+// run covers yet, marking them covered.
+func (h *scrubHealth) unscheduled(run *probeRun, now time.Time) map[memberKey]*scrubTarget {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[memberKey]*scrubTarget{}
+	for k, st := range h.targets {
+		if now.Sub(st.seen) > scrubForget {
+			delete(h.targets, k)
+			continue
 		}
-		now := time.Now()
-		h := v.scrubHC
-		h.mu.Lock()
-		var ts []probeTarget
-		for k, st := range h.targets {
-			if now.Sub(st.seen) > scrubForget {
-				delete(h.targets, k)
-				continue
-			}
-			addrs := st.addrs
-			if len(addrs) == 0 {
-				continue
-			}
-			ts = append(ts, probeTarget{key: k, addrs: addrs})
+		if st.run != run {
+			st.run = run
+			out[k] = st
 		}
-		h.mu.Unlock()
-		v.probeAll(ctx, "scrub", ts, func(k memberKey, ok bool) {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			if st, found := h.targets[k]; found {
-				st.step(ok, v.cfg.probe)
-			}
-		})
 	}
+	return out
 }
 
-// step applies one probe result to a scrub target.
-func (t *scrubTarget) step(ok bool, pc probeConfig) {
-	if ok {
-		t.fails, t.passes = 0, t.passes+1
-		if t.passes >= pc.passes {
-			t.state = healthUp
-		}
-		return
+// job returns the addresses to probe for st (the approved ones its answers carried) and
+// whether its probe yields to those of up targets (see probeAddrs); false once st is forgotten.
+func (h *scrubHealth) job(k memberKey, st *scrubTarget) (addrs []netip.Addr, yield, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.targets[k] != st {
+		return nil, false, false
 	}
-	t.passes, t.fails = 0, t.fails+1
-	if t.fails >= pc.fails {
-		t.state = healthDown
-	}
+	return st.addrs, st.state != healthUp, true
+}
+
+// report applies one probe result to st and returns the wait before its next probe.
+func (h *scrubHealth) report(st *scrubTarget, ok bool, pc probeConfig) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st.observe(ok, pc)
+	return st.next(pc, jitter())
 }

@@ -73,6 +73,7 @@ func TestScrubUnhealthy(t *testing.T) {
 	scrub ad.example.org
 	scrub_unhealthy
 	probe 20ms 100ms 1 1
+	ports `+up.portString()+` `+strconv.Itoa(int(dead))+`
 }`)
 	v.Next = upstream([]dns.RR{
 		test.SRV("_vlmcs._tcp.ad.example.org. 600 IN SRV 0 0 " + up.portString() + " kms1.ad.example.org."),

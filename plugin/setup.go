@@ -45,8 +45,7 @@ func setup(c *caddy.Controller) error {
 	}
 
 	server := serverLabel(dc)
-	regKey := strings.Join(c.ServerBlockKeys, ",")
-	v := newVlmcs(cfg, server, regKey, nil)
+	v := newVlmcs(cfg, server, listenerKey(dc), nil)
 
 	dc.AddPlugin(func(next plugin.Handler) plugin.Handler {
 		v.Next = next
@@ -81,6 +80,18 @@ func checkKeys(cfg *config, secrets map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// listenerKey identifies a block's listener for the pool registry: transport and port. The
+// bind addresses and the block's other zones are left out, so that a reload changing them
+// keeps the pools (two blocks on one port with different bind addresses and the same zone
+// share that zone's pool).
+func listenerKey(dc *dnsserver.Config) string {
+	tr := dc.Transport
+	if tr == "" {
+		tr = "dns"
+	}
+	return tr + "://:" + dc.Port
 }
 
 // serverLabel is the value of the metrics "server" label: the block's first listen address.
@@ -286,6 +297,38 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			}
 			cfg.unsigned = append(cfg.unsigned, p)
 		}
+	case "ports":
+		if len(args) == 0 {
+			return c.ArgErr()
+		}
+		for _, a := range args {
+			r, err := parsePortRange(a)
+			if err != nil {
+				return c.Errf("ports: %v", err)
+			}
+			cfg.ports = append(cfg.ports, r)
+		}
+	case "probe_rate":
+		if len(args) != 1 {
+			return c.ArgErr()
+		}
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 1 || n > 100000 {
+			return c.Errf("probe_rate: %q is not a number of connections per second in 1..100000", args[0])
+		}
+		cfg.probe.rate = n
+	case "member_limit":
+		if len(args) < 1 || len(args) > 2 {
+			return c.ArgErr()
+		}
+		limits := []*int{&cfg.membersPerKey, &cfg.membersPerSender}
+		for i, a := range args {
+			n, err := strconv.Atoi(a)
+			if err != nil || n < 0 || n > maxMembers {
+				return c.Errf("member_limit: %q is not a number of members in 0..%d", a, maxMembers)
+			}
+			*limits[i] = n
+		}
 	case "unsigned_udp":
 		if len(args) != 0 {
 			return c.ArgErr()
@@ -403,6 +446,20 @@ func addKey(c *caddy.Controller, cfg *config, name, secret string) error {
 }
 
 func where(c *caddy.Controller) string { return fmt.Sprintf("%s:%d", c.File(), c.Line()) }
+
+// parsePortRange accepts a port or LOW-HIGH.
+func parsePortRange(s string) (portRange, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	if !isRange {
+		hi = lo
+	}
+	a, err1 := strconv.ParseUint(lo, 10, 16)
+	b, err2 := strconv.ParseUint(hi, 10, 16)
+	if err1 != nil || err2 != nil || a == 0 || b < a {
+		return portRange{}, fmt.Errorf("%q is not a port or a range LOW-HIGH in 1..65535", s)
+	}
+	return portRange{uint16(a), uint16(b)}, nil
+}
 
 // parseDuration accepts Go durations and plain seconds.
 func parseDuration(s string) (time.Duration, error) {

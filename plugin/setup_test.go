@@ -100,6 +100,29 @@ func TestParse(t *testing.T) {
 		{"non-ASCII host", "vlmcs example.org {\n approve kms\xff.example.org\n}", "Testfile:2 - Error during parsing: approve", nil},
 		{"non-ASCII key name", "vlmcs example.org {\n approve kms1.example.org\n key k\xc3\xa9y c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\n}", "Testfile:3 - Error during parsing: key: invalid key name", nil},
 		{"non-ASCII scrub zone", "vlmcs example.org {\n approve kms1.example.org\n scrub \xe9xample.org\n}", "Testfile:3 - Error during parsing: scrub: invalid zone", nil},
+		{"probe limits", "vlmcs example.org {\n approve kms1.example.org\n ports 1688 2000-2010 1688\n probe_rate 50\n member_limit 8 2\n}", "", func(t *testing.T, c *config) {
+			if !c.portAllowed(1688) || !c.portAllowed(2000) || !c.portAllowed(2010) || c.portAllowed(2011) || c.portAllowed(1689) {
+				t.Errorf("ports = %v", c.ports)
+			}
+			if c.probe.rate != 50 || c.membersPerKey != 8 || c.membersPerSender != 2 {
+				t.Errorf("probe_rate %d member_limit %d %d", c.probe.rate, c.membersPerKey, c.membersPerSender)
+			}
+		}},
+		{"probe limit defaults", "vlmcs example.org {\n approve kms1.example.org\n}", "", func(t *testing.T, c *config) {
+			if !c.portAllowed(1688) || c.portAllowed(1689) || c.probe.rate != defaultProbeRate ||
+				c.membersPerKey != defaultMembersPerKey || c.membersPerSender != defaultMembersPerSender {
+				t.Errorf("defaults: ports %v rate %d limits %d %d", c.ports, c.probe.rate, c.membersPerKey, c.membersPerSender)
+			}
+		}},
+		{"ports bad", "vlmcs example.org {\n approve kms1.example.org\n ports 0\n}", "Testfile:3 - Error during parsing: ports: \"0\" is not a port", nil},
+		{"ports reversed", "vlmcs example.org {\n approve kms1.example.org\n ports 2000-1000\n}", "Testfile:3 - Error during parsing: ports: \"2000-1000\"", nil},
+		{"ports too big", "vlmcs example.org {\n approve kms1.example.org\n ports 65536\n}", "Testfile:3 - Error during parsing: ports:", nil},
+		{"ports none", "vlmcs example.org {\n approve kms1.example.org\n ports\n}", "Testfile:3 - Error during parsing: Wrong argument count", nil},
+		{"probe_rate bad", "vlmcs example.org {\n approve kms1.example.org\n probe_rate 0\n}", "Testfile:3 - Error during parsing: probe_rate: \"0\"", nil},
+		{"member_limit bad", "vlmcs example.org {\n approve kms1.example.org\n member_limit many\n}", "Testfile:3 - Error during parsing: member_limit: \"many\"", nil},
+		{"member_limit above pool", "vlmcs example.org {\n approve kms1.example.org\n member_limit 1 5000\n}", "Testfile:3 - Error during parsing: member_limit: \"5000\"", nil},
+		{"member_limit args", "vlmcs example.org {\n approve kms1.example.org\n member_limit 1 2 3\n}", "Testfile:3 - Error during parsing: Wrong argument count", nil},
+		{"member_limit twice", "vlmcs example.org {\n approve kms1.example.org\n member_limit 1\n member_limit 2\n}", "Testfile:4 - Error during parsing: \"member_limit\" given more than once", nil},
 		{"twice", "vlmcs example.org {\n approve kms1.example.org\n}\nvlmcs example.org {\n approve kms1.example.org\n}", "plugin", nil},
 	}
 	for _, tc := range tests {

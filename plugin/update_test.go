@@ -81,6 +81,7 @@ const updCorefile = `vlmcs example.org ad.example.org {
 	probe off
 	scrub ad.example.org
 	unsigned 192.0.2.0/24
+	ports 1688 1689 1700
 }`
 
 func TestUpdateRules(t *testing.T) {
@@ -446,6 +447,7 @@ func TestPoolBounds(t *testing.T) {
 	key k. c2VjcmV0
 	grant k. *.example.org
 	any_address k.
+	member_limit 1024
 	probe off
 }`)
 	// One update may not carry more addresses for a name than the bound.

@@ -14,6 +14,7 @@ import (
 	"github.com/coredns/coredns/plugin"
 
 	"github.com/miekg/dns"
+	"golang.org/x/time/rate"
 )
 
 // Vlmcs is the plugin handler of one server block.
@@ -29,7 +30,10 @@ type Vlmcs struct {
 	scrubs   []*scrubZone
 	probe    probeFunc
 	logger   *rateLog
-	scrubHC  *scrubHealth // nil unless scrub_unhealthy
+	scrubHC  *scrubHealth  // nil unless scrub_unhealthy
+	limit    *rate.Limiter // probe connections of the whole block
+	replay   *replayGuard  // MACs of accepted signed updates (the registry's: kept across reloads)
+	started  time.Time     // signed updates timed before this are refused (the process start)
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -42,7 +46,13 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 	if probe == nil {
 		probe = defaultProbe
 	}
-	v := &Vlmcs{cfg: cfg, server: server, plainDNS: strings.HasPrefix(server, "dns://"), regKey: regKey, probe: probe, logger: newRateLog(10, time.Second)}
+	v := &Vlmcs{cfg: cfg, server: server, plainDNS: strings.HasPrefix(server, "dns://"), regKey: regKey, probe: probe, logger: newRateLog(10, time.Second),
+		limit: rate.NewLimiter(rate.Limit(cfg.probe.rate), max(1, cfg.probe.rate/10))}
+	if regKey != "" {
+		v.replay, v.started = registry.replay, registry.started
+	} else {
+		v.replay = newReplayGuard() // started stays zero: tests sign with made-up times
+	}
 	for _, z := range cfg.publish {
 		var p *pool
 		if regKey != "" {
@@ -71,7 +81,7 @@ func (v *Vlmcs) Name() string { return pluginName }
 // `_vlmcs._tcp.<scrub zone>` are passed on and their answer filtered; the rest passes through.
 func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if r.Opcode == dns.OpcodeUpdate {
-		return v.serveUpdate(w, r)
+		return v.serveUpdate(ctx, w, r)
 	}
 	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
 		return plugin.NextOrFailure(v.Name(), v.Next, ctx, w, r)
@@ -162,11 +172,12 @@ func (v *Vlmcs) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	v.cancel, v.done = cancel, make(chan struct{})
 	var wg sync.WaitGroup
+	run := &probeRun{ctx: ctx, wg: &wg}
 	for _, p := range v.pools {
-		wg.Go(func() { v.probeLoop(ctx, p) })
+		wg.Go(func() { v.poolLoop(run, p) })
 	}
 	if v.scrubHC != nil {
-		wg.Go(func() { v.scrubProbeLoop(ctx) })
+		wg.Go(func() { v.scrubLoop(run) })
 	}
 	go func() {
 		wg.Wait()
@@ -174,8 +185,8 @@ func (v *Vlmcs) start() {
 	}()
 }
 
-// stop ends the prober and waits for it; called from OnShutdown (also on reload, where the
-// new instance's prober takes over the same pools).
+// stop ends the probe schedules and waits for them; called from OnShutdown (also on reload,
+// where the new instance's schedules take over the same pools).
 func (v *Vlmcs) stop() {
 	v.mu.Lock()
 	cancel, done := v.cancel, v.done

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kmsdns/kmsdns/internal/suggest"
+	"github.com/kmsdns/kmsdns/responder/publish"
 	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
@@ -68,6 +69,9 @@ type registerConfig struct {
 	Lease       duration `yaml:"lease"`
 	TSIGKey     string   `yaml:"tsig_key"`
 	TSIGKeyFile string   `yaml:"tsig_key_file"`
+	// CheckInterval is how often each DNS server is asked whether it still lists this
+	// host (0: never); a server that lost the record gets it again at once.
+	CheckInterval duration `yaml:"check_interval"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -90,9 +94,10 @@ func defaultServeConfig() serveConfig {
 		LogLevel:           "info",
 		Drain:              duration(2 * time.Second),
 		Register: registerConfig{
-			Port:  1688,
-			TTL:   60,
-			Lease: duration(10 * time.Minute),
+			Port:          1688,
+			TTL:           60,
+			Lease:         duration(10 * time.Minute),
+			CheckInterval: duration(publish.DefaultCheckInterval),
 		},
 	}
 }
@@ -232,6 +237,7 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.IntVar(&r.Weight, "weight", r.Weight, "SRV weight")
 	fs.IntVar(&r.TTL, "ttl", r.TTL, "TTL of the registered records")
 	fs.Var(&r.Lease, "lease", "registration lease requested from the DNS server")
+	fs.Var(&r.CheckInterval, "check-interval", "how often to ask each DNS server whether it still lists this host, registering again at once when not (0: never)")
 	fs.StringVar(&r.TSIGKeyFile, "tsig-key-file", r.TSIGKeyFile, "`file` holding the TSIG key (ALG:NAME:BASE64SECRET, or a BIND key clause); else $KMS_RESPONDER_TSIG_KEY or the config file's tsig_key")
 }
 
@@ -536,6 +542,9 @@ func (c *serveConfig) validate() error {
 		}
 		if len(r.Zones) > 1 && strings.Contains(strings.TrimSuffix(r.Target, "."), ".") {
 			bad("register.target", "target", "with several zones give the target as a host label (e.g. kms1), not %q", r.Target)
+		}
+		if r.CheckInterval < 0 {
+			bad("register.check_interval", "check-interval", "%s is negative", r.CheckInterval)
 		}
 		for _, a := range r.Addresses {
 			if _, err := netip.ParseAddr(a); err != nil {

@@ -89,6 +89,8 @@ var (
 		"Seconds since the last activation request (absent before the first).", nil, nil)
 	descRegistered = prometheus.NewDesc(metricsNamespace+"_dns_registered",
 		"1 while the DNS registration in a zone at a server is accepted and its lease unexpired.", []string{"server", "zone"}, nil)
+	descRepairs = prometheus.NewDesc(metricsNamespace+"_dns_registration_repairs_total",
+		"Registrations sent at once because a check found the DNS server no longer listing this host (e.g. after the server restarted).", []string{"server", "zone"}, nil)
 )
 
 // connLimits are serve's connection limits.
@@ -110,7 +112,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descMaxConns
 	ch <- descMaxPerAddr
 	ch <- descTimeout
-	for _, d := range []*prometheus.Desc{descCount, descCap, descThreshold, descOpen, descLedgerClients, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered} {
+	for _, d := range []*prometheus.Desc{descCount, descCap, descThreshold, descOpen, descLedgerClients, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered, descRepairs} {
 		ch <- d
 	}
 }
@@ -146,6 +148,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.m.registration != nil {
 		for _, s := range c.m.registration.status() {
 			ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, boolValue(s.Registered), s.Server, s.Zone)
+			ch <- prometheus.MustNewConstMetric(descRepairs, prometheus.CounterValue, float64(s.Repairs), s.Server, s.Zone)
 		}
 	}
 }

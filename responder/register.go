@@ -43,6 +43,8 @@ func newRegistration(c *serveConfig, lns []net.Listener, log *slog.Logger) (*reg
 		Weight:   uint16(r.Weight),
 		TTL:      uint32(r.TTL),
 		Lease:    time.Duration(r.Lease),
+
+		CheckInterval: time.Duration(r.CheckInterval),
 	}
 	for _, a := range r.Addresses {
 		base.Addresses = append(base.Addresses, netip.MustParseAddr(a))
@@ -178,7 +180,7 @@ func (r *registration) status() []registrationInfo {
 	for _, z := range r.zones {
 		ps := z.pub.State()
 		for _, s := range ps.Servers {
-			ri := registrationInfo{Server: s.Server, Zone: z.zone, Target: z.target, Registered: s.Registered, LastError: s.LastError}
+			ri := registrationInfo{Server: s.Server, Zone: z.zone, Target: z.target, Registered: s.Registered, LastError: s.LastError, Repairs: s.Repairs}
 			if s.GrantedLease > 0 {
 				ri.Lease = s.GrantedLease.String()
 			}

@@ -28,6 +28,7 @@ const publishCorefile = `example.test:{{PORT}} {
 	vlmcs {
 		approve kms1.example.test kms2.example.test
 		approve 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		key kms1-key. ` + secret1 + `
 		key kms2-key. ` + secret2 + `
 		grant kms1-key. kms1.example.test rogue.example.test
@@ -258,6 +259,7 @@ rogue	600 IN A 127.0.0.66
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
 		approve kms1.ad.example.test 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		scrub ad.example.test
 		probe off
 	}
@@ -294,6 +296,9 @@ func TestCorefileErrors(t *testing.T) {
 		{"no approval", block("\t\tttl 5\n"), "Corefile:5 - Error during parsing: no `approve` rule"},
 		{"static not approved", block("\t\tapprove kms1.example.test\n\t\tstatic kms2.example.test 1688\n"), "Corefile:6 - Error during parsing: static member kms2.example.test. is not approved"},
 		{"bad network", block("\t\tapprove 10.0.0.0/40\n"), `Corefile:4 - Error during parsing: approve: "10.0.0.0/40" is not a network`},
+		{"bad ports", block("\t\tapprove kms1.example.test\n\t\tports 1688 9000-8000\n"), `Corefile:5 - Error during parsing: ports: "9000-8000" is not a port or a range LOW-HIGH in 1..65535`},
+		{"bad probe_rate", block("\t\tapprove kms1.example.test\n\t\tprobe_rate fast\n"), `Corefile:5 - Error during parsing: probe_rate: "fast" is not a number of connections per second`},
+		{"bad member_limit", block("\t\tapprove kms1.example.test\n\t\tmember_limit 8 -1\n"), `Corefile:5 - Error during parsing: member_limit: "-1" is not a number of members in 0..1024`},
 		{"key without secret", block("\t\tapprove kms1.example.test\n\t\tgrant k. kms1.example.test\n"), `Corefile:5: key "k." is granted but has no secret`},
 		{"key replaced by tsig", "example.test:" + strconv.Itoa(FreePort(t)) + " {\n\tbind 127.0.0.1\n\tvlmcs {\n\t\tapprove kms1.example.test\n\t\tkey k. " + secret1 + "\n\t\tgrant k. kms1.example.test\n\t}\n\ttsig {\n\t\tsecret other. " + secret2 + "\n\t}\n}\n", `Corefile:5: key "k." was replaced by another plugin's TSIG secrets`},
 	} {

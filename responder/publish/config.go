@@ -73,6 +73,14 @@ type Config struct {
 	// which doubles per consecutive failure (0: DefaultMinBackoff,
 	// DefaultMaxBackoff).
 	MinBackoff, MaxBackoff time.Duration
+	// CheckInterval, when positive, makes the Publisher ask each server every interval
+	// (an unsigned SRV query) whether it still lists this host while the registration is
+	// fresh, and register again at once when it does not: a DNS server that restarted
+	// without its registrations serves this host again within about one interval instead
+	// of one refresh. While re-registering does not bring the record back, checks spread out
+	// after three quick repairs (doubling, up to 32 intervals). Zero or negative: no checks (DefaultCheckInterval is
+	// kms-responder serve's default).
+	CheckInterval time.Duration
 	// Logger receives registration events (nil: slog.Default()).
 	Logger *slog.Logger
 	// Clock schedules refreshes and retries (nil: the system clock). TSIG
@@ -99,6 +107,7 @@ type settings struct {
 	timeout    time.Duration
 	minBackoff time.Duration
 	maxBackoff time.Duration
+	checkEvery time.Duration // 0: no presence checks
 	log        *slog.Logger
 	clock      Clock
 	tsigNow    func() time.Time // TSIG time source; nil: time.Now (tests skew it)
@@ -115,6 +124,7 @@ func (c Config) validate() (*settings, error) {
 		timeout:    c.Timeout,
 		minBackoff: c.MinBackoff,
 		maxBackoff: c.MaxBackoff,
+		checkEvery: max(c.CheckInterval, 0),
 		log:        c.Logger,
 		clock:      c.Clock,
 	}

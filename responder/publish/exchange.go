@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kmsdns/kmsdns/internal/dnsexchange"
 	"net"
 	"net/netip"
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/internal/dnsexchange"
 )
 
 // ErrUnsignedResponse reports a NOERROR answer without TSIG to a signed

@@ -49,6 +49,7 @@ const vlmcsCorefile = `example.test:{{PORT}} corp.test:{{PORT}} {
 		grant kmsdns-key. kms1.example.test kms2.example.test
 		lease 1m 10s 1h
 		probe 200ms 200ms 2 1
+		ports 1024-65535
 		scrub corp.test
 	}
 	forward corp.test 127.0.0.1:ADPORT

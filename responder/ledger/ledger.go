@@ -77,6 +77,11 @@ type Options struct {
 	// Clock returns the current time; nil means time.Now. Retention and the
 	// count window are measured with it.
 	Clock func() time.Time
+	// Quarantine, instead of refusing to open a damaged log, applies what
+	// can be read of each damaged segment, renames it to *.corrupt and
+	// keeps the ledger unhealthy (LastError reports the damage) until
+	// the next Open. A damaged store file is always refused.
+	Quarantine bool
 	// Logger receives warnings about skipped corrupt records, torn log
 	// tails and failed log writes or store updates; nil discards them.
 	Logger *slog.Logger
@@ -172,6 +177,7 @@ type Ledger struct {
 	logSize  atomic.Int64  // log segments' size, as of the last apply
 	logErr   atomic.Pointer[errorBox]
 	applyErr atomic.Pointer[errorBox]
+	damage   atomic.Pointer[errorBox] // a quarantined log, for good
 }
 
 type errorBox struct{ err error }
@@ -187,12 +193,50 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger: create data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	segs, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := checkStoreFile(path, len(segs) > 0); err != nil {
+		return nil, err
+	}
+	var l *Ledger
+	err = guardFaults(path, func() error {
+		var err error
+		l, err = open(dir, path, segs, opts)
+		return err
+	})
+	if err != nil {
+		if l != nil {
+			l.wal.close()
+			l.db.Close()
+		}
+		return nil, err
+	}
+	go l.runLog()
+	go l.runApply()
+	return l, nil
+}
+
+// boltOptions are the store's bbolt options; OpenFile never follows a
+// symbolic link.
+func boltOptions(opts *Options, readOnly bool) *bolt.Options {
+	return &bolt.Options{
 		Timeout:        opts.LockTimeout,
 		MaxSize:        opts.MaxSize,
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
-	})
+		ReadOnly:       readOnly,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			return os.OpenFile(name, flag|openNoFollow, perm)
+		},
+	}
+}
+
+// open is Open after the files were checked; on failure after the store
+// opened it returns the Ledger so that the caller can close it.
+func open(dir, path string, segs []segment, opts Options) (*Ledger, error) {
+	db, err := bolt.Open(path, 0o600, boltOptions(&opts, false))
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("ledger: %s is locked by another process (is kms-responder serve running?)", path)
 	}
@@ -214,12 +258,10 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	}
 	l.roomCond = sync.NewCond(&l.amu)
 	if err := l.init(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("ledger: %s: %w", path, err)
+		return l, fmt.Errorf("ledger: %s: %w", path, err)
 	}
-	if err := l.recover(); err != nil {
-		db.Close()
-		return nil, err
+	if err := l.recover(segs); err != nil {
+		return l, err
 	}
 	l.updateSize()
 	if err := l.prune(); err != nil {
@@ -228,8 +270,6 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	if err := l.pruneCounts(opts.Clock().Add(-opts.CountWindow)); err != nil {
 		l.log.Warn("ledger: initial count trim failed", "err", err)
 	}
-	go l.runLog()
-	go l.runApply()
 	return l, nil
 }
 
@@ -302,13 +342,16 @@ func (l *Ledger) Close() error {
 func (l *Ledger) Path() string { return l.db.Path() }
 
 // Healthy reports whether the last log write and the last store update
-// succeeded. A host must not be published while its ledger is unhealthy;
+// succeeded and no damaged log was quarantined at Open. A host must not be published while its ledger is unhealthy;
 // the next successful write makes it healthy again.
 func (l *Ledger) Healthy() bool { return l.LastError() == nil }
 
 // LastError returns the error of the last failed log write or store update,
 // or nil when both last succeeded.
 func (l *Ledger) LastError() error {
+	if b := l.damage.Load(); b != nil {
+		return b.err
+	}
 	if b := l.logErr.Load(); b != nil {
 		return b.err
 	}

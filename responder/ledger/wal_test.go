@@ -90,7 +90,7 @@ func TestReadFrames(t *testing.T) {
 		{"sequence goes back", func() []byte {
 			a := logActivation(9, at)
 			return appendFrame(bytes.Clone(log), 11, encodeActivation(nil, &a))
-		}(), 3, len(log), "sequence 11 after 12"},
+		}(), 3, len(log), "sequence 11 follows 12"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,6 +126,8 @@ func TestRecoverFromLog(t *testing.T) {
 	a := logActivation(99, clock.Now())
 	torn := appendFrame(nil, 6, encodeActivation(nil, &a))
 	log = append(log, torn[:len(torn)-7]...)
+	// Segments are zero-filled ahead of the frames, in whole chunks.
+	log = append(log, make([]byte, preallocChunk-len(log))...)
 	if err := os.WriteFile(segs[0].path, log, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +219,8 @@ func TestRecoverRefusesUndecodableFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Open(dir, Options{Clock: clock.Now})
-	if err == nil || !strings.Contains(err.Error(), "unsupported format version 2") || !strings.Contains(err.Error(), "refusing to start") {
+	var d *DamageError
+	if !errors.As(err, &d) || d.Offset != 0 || !strings.Contains(err.Error(), "unsupported format version 2") || !strings.Contains(err.Error(), "from sequence 1 on") {
 		t.Fatalf("Open: %v", err)
 	}
 }

@@ -34,6 +34,8 @@ type serveConfig struct {
 	IdleTimeout        duration          `yaml:"idle_timeout"`
 	IOTimeout          duration          `yaml:"io_timeout"`
 	Retention          duration          `yaml:"retention"`
+	MaxRefusalRecords  int               `yaml:"max_refusal_records"`
+	LedgerQuarantine   bool              `yaml:"ledger_quarantine"`
 	LogFormat          string            `yaml:"log_format"`
 	LogLevel           string            `yaml:"log_level"`
 	Drain              duration          `yaml:"drain"`
@@ -73,6 +75,7 @@ func defaultServeConfig() serveConfig {
 		IdleTimeout:        duration(30 * time.Second),
 		IOTimeout:          duration(10 * time.Second),
 		Retention:          duration(180 * 24 * time.Hour),
+		MaxRefusalRecords:  10000,
 		LogFormat:          "text",
 		LogLevel:           "info",
 		Drain:              duration(2 * time.Second),
@@ -175,6 +178,8 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.Var(&c.IdleTimeout, "idle-timeout", "idle time after which a connection is closed")
 	fs.Var(&c.IOTimeout, "io-timeout", "deadline for reading one PDU or writing one response")
 	fs.Var(&c.Retention, "retention", "how long audit records of clients that stopped coming are kept")
+	fs.IntVar(&c.MaxRefusalRecords, "max-refusal-records", c.MaxRefusalRecords, "records kept of clients only ever refused; the oldest are dropped beyond it")
+	fs.BoolVar(&c.LedgerQuarantine, "ledger-quarantine", c.LedgerQuarantine, "start on a damaged write-ahead log: set damaged segments aside as *.corrupt and run unhealthy (see README, Recovery)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	r := &c.Register
@@ -349,6 +354,9 @@ func (c *serveConfig) validate() error {
 		if d <= 0 {
 			bad(key, strings.ReplaceAll(key, "_", "-"), "must be positive")
 		}
+	}
+	if c.MaxRefusalRecords < 1 || c.MaxRefusalRecords > 10_000_000 {
+		bad("max_refusal_records", "max-refusal-records", "%d is outside 1..10000000", c.MaxRefusalRecords)
 	}
 	if c.Retention < duration(30*24*time.Hour) {
 		bad("retention", "retention", "%s is shorter than the 30-day counting window", c.Retention)

@@ -535,7 +535,7 @@ func TestStatus(t *testing.T) {
 	if o := byApp[appOffice.String()]; o.Count != 0 || fmt.Sprint(o.Thresholds) != "[5]" {
 		t.Fatalf("Office status %+v", o)
 	}
-	if !st.Ledger.Enabled || !st.Ledger.Healthy || st.Ledger.Clients != 3 {
+	if !st.Ledger.Enabled || !st.Ledger.Healthy || st.Ledger.Clients != 2 || st.Ledger.Refusals != 1 {
 		t.Fatalf("ledger status %+v", st.Ledger)
 	}
 }

@@ -29,6 +29,7 @@ const (
 	DefaultMaxBatch      = 1024
 	DefaultMaxPending    = 131072
 	DefaultLockTimeout   = time.Second
+	DefaultMaxRefusals   = 10000
 )
 
 // Bucket and key names.
@@ -39,11 +40,14 @@ var (
 	bucketAuditTS  = []byte("audit-ts")
 	bucketCount    = []byte("count")
 	bucketCap      = []byte("cap")
+	bucketRefused  = []byte("refused")
+	bucketRefTS    = []byte("refused-ts")
 
 	keySchema   = []byte("schema")
 	keyClients  = []byte("clients")
 	keyApplied  = []byte("applied")
 	keyIdentity = []byte("host")
+	keyRefusals = []byte("refusals")
 )
 
 // ErrClosed is returned by calls on a closed Ledger.
@@ -71,6 +75,12 @@ type Options struct {
 	// MaxSize, when positive, is the largest size in bytes the store file
 	// may grow to; writes beyond it fail as on a full disk.
 	MaxSize int
+	// MaxRefusals is how many audit records of clients that were only
+	// ever refused the ledger keeps (default 10000); beyond it the
+	// oldest are dropped, so that refused, unauthenticated requests
+	// cannot grow the store without bound. Clients ever answered keep
+	// their records for Retention.
+	MaxRefusals int
 	// LockTimeout is how long Open waits for another process to release the
 	// store (default one second).
 	LockTimeout time.Duration
@@ -109,6 +119,9 @@ func (o *Options) setDefaults() error {
 	if o.segmentSize == 0 {
 		o.segmentSize = walSegmentSize
 	}
+	if o.MaxRefusals == 0 {
+		o.MaxRefusals = DefaultMaxRefusals
+	}
 	if o.LockTimeout == 0 {
 		o.LockTimeout = DefaultLockTimeout
 	}
@@ -129,6 +142,8 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("ledger: max batch %d is not positive", o.MaxBatch)
 	case o.MaxPending < 1:
 		return fmt.Errorf("ledger: max pending %d is not positive", o.MaxPending)
+	case o.MaxRefusals < 1:
+		return fmt.Errorf("ledger: max refusal records %d is not positive", o.MaxRefusals)
 	case o.MaxSize < 0:
 		return fmt.Errorf("ledger: max size %d is negative", o.MaxSize)
 	}
@@ -169,6 +184,8 @@ type Ledger struct {
 	appliedSeq uint64
 
 	clients  atomic.Uint64 // audit records stored
+	refusals atomic.Uint64 // refusal-only records stored
+	dropped  atomic.Uint64 // refusal-only records dropped for the budget since Open
 	batches  atomic.Uint64 // log syncs
 	records  atomic.Uint64 // activations acknowledged since Open
 	commits  atomic.Uint64 // store transactions applying the log
@@ -276,7 +293,7 @@ func open(dir, path string, segs []segment, opts Options) (*Ledger, error) {
 // init creates the buckets, checks the schema version and loads counters.
 func (l *Ledger) init() error {
 	return l.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketIdentity, bucketAudit, bucketAuditTS, bucketCount, bucketCap} {
+		for _, name := range [][]byte{bucketMeta, bucketIdentity, bucketAudit, bucketAuditTS, bucketCount, bucketCap, bucketRefused, bucketRefTS} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}
@@ -297,6 +314,7 @@ func (l *Ledger) init() error {
 			dst func(uint64)
 		}{
 			{keyClients, l.clients.Store},
+			{keyRefusals, l.refusals.Store},
 			{keyApplied, func(v uint64) { l.appliedSeq = v }},
 		} {
 			if v := meta.Get(c.key); v != nil {
@@ -363,14 +381,18 @@ func (l *Ledger) LastError() error {
 
 // Stats are the ledger's counters for status output and metrics.
 type Stats struct {
-	Clients  uint64 // audit records stored
-	Records  uint64 // activations acknowledged since Open
-	Batches  uint64 // log syncs since Open (each acknowledges a batch)
-	Commits  uint64 // store transactions applying the log since Open
-	Pending  int    // acknowledged activations not yet in the store
-	Pruned   uint64 // audit records removed by retention since Open
-	FileSize int64  // size of the store file in bytes
-	LogSize  int64  // size of the log segments in bytes
+	Clients uint64 // audit records of clients ever answered
+	// Refusals is the number of records of clients only ever refused
+	// (at most Options.MaxRefusals); RefusalsDropped how many were
+	// dropped, oldest first, to stay within it since Open.
+	Refusals, RefusalsDropped uint64
+	Records                   uint64 // activations acknowledged since Open
+	Batches                   uint64 // log syncs since Open (each acknowledges a batch)
+	Commits                   uint64 // store transactions applying the log since Open
+	Pending                   int    // acknowledged activations not yet in the store
+	Pruned                    uint64 // audit records removed by retention since Open
+	FileSize                  int64  // size of the store file in bytes
+	LogSize                   int64  // size of the log segments in bytes
 }
 
 // Stats returns the current counters.
@@ -380,6 +402,7 @@ func (l *Ledger) Stats() Stats {
 	l.amu.Unlock()
 	return Stats{
 		Clients:  l.clients.Load(),
+		Refusals: l.refusals.Load(), RefusalsDropped: l.dropped.Load(),
 		Records:  l.records.Load(),
 		Batches:  l.batches.Load(),
 		Commits:  l.commits.Load(),

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -97,4 +96,3 @@ func BenchmarkEngineBoltUpdateSerial(b *testing.B) { benchBolt(b, 1, false) }
 func BenchmarkEngineBoltBatchSerial(b *testing.B)  { benchBolt(b, 1, true) }
 func BenchmarkEngineBoltBatch64(b *testing.B)      { benchBolt(b, 64, true) }
 
-var _ = runtime.GOMAXPROCS

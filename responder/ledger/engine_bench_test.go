@@ -95,4 +95,3 @@ func BenchmarkEngineLog64(b *testing.B)            { benchLog(b, 64) }
 func BenchmarkEngineBoltUpdateSerial(b *testing.B) { benchBolt(b, 1, false) }
 func BenchmarkEngineBoltBatchSerial(b *testing.B)  { benchBolt(b, 1, true) }
 func BenchmarkEngineBoltBatch64(b *testing.B)      { benchBolt(b, 64, true) }
-

@@ -149,6 +149,13 @@ func TestProcessLedgerDamage(t *testing.T) {
 		edit(t, db, func(b []byte) []byte { return b[:len(b)/2] })
 		serveRefuses(t, data, db, "truncated")
 	})
+	t.Run("zeroed tree pages in ledger.db", func(t *testing.T) {
+		data, _, _ := damageSetup(t)
+		db := filepath.Join(data, ledger.FileName)
+		// Everything after the two meta pages (4096 bytes each here).
+		edit(t, db, func(b []byte) []byte { clear(b[2*4096:]); return b })
+		serveRefuses(t, data, db, "its tree is damaged")
+	})
 	t.Run("zero-length ledger.db", func(t *testing.T) {
 		data, _, _ := damageSetup(t)
 		db := filepath.Join(data, ledger.FileName)

@@ -157,6 +157,10 @@ func checkStoreFile(path string, withLog bool) (bool, error) {
 		return false, &DamageError{Path: path, Offset: fi.Size(), What: fmt.Sprintf("is %d bytes but its meta page says it spans %d (%d pages of %d): the file was truncated", fi.Size(), need, m.hwm, m.pageSize),
 			Lost: fmt.Sprintf("bytes %d..%d (pages of the store's tree) are missing; %s", fi.Size(), need, restore)}
 	}
+	if err := walkStore(f, m); err != nil {
+		return false, &DamageError{Path: path, Offset: -1, What: "its tree is damaged: " + err.Error(),
+			Lost: "records on the damaged pages, or more; " + restore}
+	}
 	return true, nil
 }
 

@@ -168,11 +168,11 @@ func FuzzRecoverLog(f *testing.F) {
 	})
 }
 
-// FuzzCheckStoreFile truncates a valid store anywhere, or edits its meta
-// pages (the first two pages), and opens it: Open must not panic or fault;
-// it either refuses with an error or opens a store that answers reads.
-// (Damage inside the tree's pages is beyond what checkStoreFile checks:
-// bbolt's own open walks the tree in a goroutine that panics on it.)
+// FuzzCheckStoreFile truncates a valid store anywhere, or overwrites bytes
+// anywhere in it, and opens it: Open must not panic or fault (bbolt's open
+// walks the tree in a goroutine that panics on damage, so checkStoreFile
+// must catch first what that walk trips over); it either refuses with an
+// error or opens a store that answers reads.
 func FuzzCheckStoreFile(f *testing.F) {
 	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 	seed := f.TempDir()
@@ -191,13 +191,15 @@ func FuzzCheckStoreFile(f *testing.F) {
 	f.Add(uint32(0), []byte{0})       // meta page 0
 	f.Add(uint32(4096), []byte{0xff}) // meta page 1
 	f.Add(uint32(40), []byte{1, 2, 3, 4})
-	f.Add(uint32(len(store)-4096), []byte{}) // truncation (empty edit: cut)
+	f.Add(uint32(3*4096+20), []byte{0xff, 0xff}) // a tree page's elements
+	f.Add(uint32(4*4096+8), []byte{0x10})        // a page's type
+	f.Add(uint32(len(store)-4096), []byte{})     // truncation (empty edit: cut)
 	f.Fuzz(func(t *testing.T, off uint32, edit []byte) {
 		b := bytes.Clone(store)
 		if len(edit) == 0 {
 			b = b[:int(off)%(len(b)+1)]
 		} else {
-			copy(b[int(off)%(2*4096):], edit)
+			copy(b[int(off)%len(b):], edit)
 		}
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, FileName), b, 0o600); err != nil {

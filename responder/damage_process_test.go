@@ -231,3 +231,51 @@ func TestProcessLedgerDamage(t *testing.T) {
 		}
 	})
 }
+
+// TestProcessLedgerSymlinks (issue 10, item 4): in a data directory others
+// can write to, another user's symbolic link named like the next log
+// segment, or in place of ledger.db, makes serve refuse to start, and the
+// link's target is neither truncated nor written.
+func TestProcessLedgerSymlinks(t *testing.T) {
+	runuser, err := exec.LookPath("runuser")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and runuser to plant a link as another user")
+	}
+	for _, tc := range []struct{ name, link, want string }{
+		{"next segment", "wal-0000000000000001.log", "not a regular file"},
+		{"store", ledger.FileName, "not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(data, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(data, 0o1777) // world-writable, as in the report (sticky, like /tmp)
+			// nobody must reach it: open up t.TempDir's two levels.
+			os.Chmod(filepath.Dir(data), 0o755)
+			os.Chmod(filepath.Dir(filepath.Dir(data)), 0o755)
+			victim := filepath.Join(t.TempDir(), "victim")
+			const content = "root's file\n"
+			if err := os.WriteFile(victim, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(filepath.Dir(victim), 0o755)
+			link := filepath.Join(data, tc.link)
+			if out, err := exec.Command(runuser, "-u", "nobody", "--", "ln", "-s", victim, link).CombinedOutput(); err != nil {
+				t.Skipf("runuser as nobody: %v: %s", err, out)
+			}
+			port := harness.FreePort(t)
+			_, stderr, code := runCLI(t, "serve", "--data", data, "--group", "windows-server-2025",
+				"--listen", "127.0.0.1:"+strconv.Itoa(port), "--metrics", "")
+			// The data directory's own permission check (if it runs
+			// first) may refuse instead; either way serve must name what
+			// it refuses and touch nothing.
+			if code != exitError || !(strings.Contains(stderr, tc.want) && strings.Contains(stderr, link) || strings.Contains(stderr, data)) {
+				t.Errorf("serve exit %d, want 1 naming %s as %q:\n%s", code, link, tc.want, stderr)
+			}
+			if b, err := os.ReadFile(victim); err != nil || string(b) != content {
+				t.Errorf("the link's target changed: now %d bytes, starting %q (%v)", len(b), b[:min(len(b), 32)], err)
+			}
+		})
+	}
+}

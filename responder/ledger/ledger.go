@@ -350,10 +350,32 @@ func (l *Ledger) Close() error {
 	close(l.stopApply)
 	<-l.applyDone
 	l.wal.close()
+	l.dropLogIfApplied()
 	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("ledger: close: %w", err)
 	}
 	return nil
+}
+
+// dropLogIfApplied removes the log segments when the store holds every
+// activation they hold, so that a clean stop leaves only ledger.db (which
+// any release reading this store format opens).
+func (l *Ledger) dropLogIfApplied() {
+	l.amu.Lock()
+	applied := len(l.pending) == 0
+	segs := l.segments
+	l.segments = nil
+	l.amu.Unlock()
+	if !applied || l.logErr.Load() != nil || l.applyErr.Load() != nil {
+		return
+	}
+	for _, s := range segs {
+		if err := os.Remove(s.path); err != nil {
+			l.log.Warn("ledger: cannot remove applied log segment", "path", s.path, "err", err)
+			return
+		}
+	}
+	syncDir(l.dir)
 }
 
 // Path returns the store's file name.

@@ -42,6 +42,8 @@ type serveConfig struct {
 	BodyTimeout        duration          `yaml:"body_timeout"`
 	IOTimeout          duration          `yaml:"io_timeout"`
 	Retention          duration          `yaml:"retention"`
+	MaxRefusalRecords  int               `yaml:"max_refusal_records"`
+	LedgerQuarantine   bool              `yaml:"ledger_quarantine"`
 	LogFormat          string            `yaml:"log_format"`
 	LogLevel           string            `yaml:"log_level"`
 	Drain              duration          `yaml:"drain"`
@@ -90,6 +92,7 @@ func defaultServeConfig() serveConfig {
 		BodyTimeout:        duration(rpc.DefaultBodyTimeout),
 		IOTimeout:          duration(10 * time.Second),
 		Retention:          duration(180 * 24 * time.Hour),
+		MaxRefusalRecords:  10000,
 		LogFormat:          "text",
 		LogLevel:           "info",
 		Drain:              duration(2 * time.Second),
@@ -224,6 +227,8 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.Var(&c.BodyTimeout, "body-timeout", "time a connection has to send the rest of a PDU once its header arrived")
 	fs.Var(&c.IOTimeout, "io-timeout", "deadline for writing one response")
 	fs.Var(&c.Retention, "retention", "how long audit records of clients that stopped coming are kept")
+	fs.IntVar(&c.MaxRefusalRecords, "max-refusal-records", c.MaxRefusalRecords, "records kept of clients only ever refused; the oldest are dropped beyond it")
+	fs.BoolVar(&c.LedgerQuarantine, "ledger-quarantine", c.LedgerQuarantine, "start on a damaged write-ahead log: set damaged segments aside as *.corrupt and run unhealthy (see README, Recovery)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	r := &c.Register
@@ -503,6 +508,9 @@ func (c *serveConfig) validate() error {
 		if d <= 0 {
 			bad(key, strings.ReplaceAll(key, "_", "-"), "must be positive")
 		}
+	}
+	if c.MaxRefusalRecords < 1 || c.MaxRefusalRecords > 10_000_000 {
+		bad("max_refusal_records", "max-refusal-records", "%d is outside 1..10000000", c.MaxRefusalRecords)
 	}
 	if c.Retention < duration(30*24*time.Hour) {
 		bad("retention", "retention", "%s is shorter than the 30-day counting window", c.Retention)

@@ -9,6 +9,7 @@
 //	status    show what a running responder serves (like slmgr /dlv on a KMS host)
 //	bench     load-generate activations and report throughput and latency
 //	catalog   list every host key group and the products it activates
+//	ledger    check the durable ledger (ledger check --data DIR)
 //
 // kmsdns grants no licence: run it only for products your organization is
 // licensed for under volume licensing.
@@ -54,6 +55,7 @@ func commands() []command {
 		{"status", "show the state of a running responder", runStatus},
 		{"bench", "load-generate activations against a host", runBench},
 		{"catalog", "list host key groups and the products each activates", runCatalog},
+		{"ledger", "check the ledger in a data directory (read-only; exit 1 when damaged)", runLedger},
 	}
 }
 

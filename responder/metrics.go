@@ -81,6 +81,10 @@ var (
 		"Open client connections.", nil, nil)
 	descLedgerClients = prometheus.NewDesc(metricsNamespace+"_ledger_clients",
 		"Audit records in the ledger.", nil, nil)
+	descLedgerRefusals = prometheus.NewDesc(metricsNamespace+"_ledger_refusal_records",
+		"Records of clients only ever refused, kept within the refusal budget (--max-refusal-records).", nil, nil)
+	descLedgerRefusalsDropped = prometheus.NewDesc(metricsNamespace+"_ledger_refusal_records_dropped_total",
+		"Refusal records dropped, oldest first, to stay within the refusal budget since start.", nil, nil)
 	descLedgerBytes = prometheus.NewDesc(metricsNamespace+"_ledger_size_bytes",
 		"Size of the ledger file.", nil, nil)
 	descLedgerHealthy = prometheus.NewDesc(metricsNamespace+"_ledger_healthy",
@@ -112,7 +116,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descMaxConns
 	ch <- descMaxPerAddr
 	ch <- descTimeout
-	for _, d := range []*prometheus.Desc{descCount, descCap, descThreshold, descOpen, descLedgerClients, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered, descRepairs} {
+	for _, d := range []*prometheus.Desc{descCount, descCap, descThreshold, descOpen, descLedgerClients, descLedgerRefusals, descLedgerRefusalsDropped, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered, descRepairs} {
 		ch <- d
 	}
 }
@@ -139,6 +143,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.store != nil {
 		ch <- prometheus.MustNewConstMetric(descLedgerClients, prometheus.GaugeValue, float64(st.Ledger.Clients))
+		ls := c.store.Stats()
+		ch <- prometheus.MustNewConstMetric(descLedgerRefusals, prometheus.GaugeValue, float64(ls.Refusals))
+		ch <- prometheus.MustNewConstMetric(descLedgerRefusalsDropped, prometheus.CounterValue, float64(ls.RefusalsDropped))
 		ch <- prometheus.MustNewConstMetric(descLedgerBytes, prometheus.GaugeValue, float64(st.Ledger.FileSize))
 		ch <- prometheus.MustNewConstMetric(descLedgerHealthy, prometheus.GaugeValue, boolValue(c.store.Healthy()))
 	}

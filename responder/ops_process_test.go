@@ -148,7 +148,7 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 
 	// The ledger's record counter may trail the answers by a commit.
 	body := httpGet(t, "http://"+p.admin+"/metrics", http.StatusOK)
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(body, "kms_responder_ledger_clients 4\n") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(body, "kms_responder_ledger_refusal_records 1\n") && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 		body = httpGet(t, "http://"+p.admin+"/metrics", http.StatusOK)
 	}
@@ -159,7 +159,9 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 		`kms_responder_current_count\{application="Windows"\} 2\n`,
 		`kms_responder_count_cap\{application="Windows"\} 50\n`,
 		`kms_responder_request_duration_seconds_count\{protocol="6"\} 4\n`,
-		`kms_responder_ledger_clients 4\n`,
+		`kms_responder_ledger_clients 3\n`, // answered clients; the refused one is a refusal record
+		`kms_responder_ledger_refusal_records 1\n`,
+		`kms_responder_ledger_refusal_records_dropped_total 0\n`,
 		`kms_responder_ledger_size_bytes [1-9][0-9]*\n`,
 		`kms_responder_ledger_healthy 1\n`,
 		`kms_responder_open_connections [0-9]+\n`,

@@ -77,9 +77,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, level *slog.L
 	}
 	var store *ledger.Ledger // nil with --ledger=false (benchmarks only)
 	if cfg.Ledger {
-		store, err = ledger.Open(cfg.Data, ledger.Options{Retention: time.Duration(cfg.Retention), Logger: log})
+		store, err = ledger.Open(cfg.Data, ledger.Options{Retention: time.Duration(cfg.Retention), MaxRefusals: cfg.MaxRefusalRecords,
+			Quarantine: cfg.LedgerQuarantine, Logger: log})
 		if err != nil {
-			return exitError, fmt.Errorf("ledger: %w", err)
+			return exitError, ledgerOpenError(err, cfg.Data)
 		}
 		defer store.Close()
 	} else {

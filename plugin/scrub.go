@@ -71,11 +71,11 @@ func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 		}
 		reason := ""
 		switch {
-		case !v.cfg.approve.name(target):
+		case !v.cfg.approve.Name(target):
 			reason = "unapproved"
-		case len(v.cfg.approve.nets) > 0 && len(addrs) == 0 && len(v.cfg.approve.names) == 0:
+		case v.cfg.approve.HasNetworks() && len(addrs) == 0 && !v.cfg.approve.HasNames():
 			reason = "unapproved" // only network rules, and no address to judge
-		case !v.cfg.approve.host(target, addrs):
+		case !v.cfg.approve.Host(target, addrs):
 			reason = "unapproved"
 		case v.scrubHC != nil && !v.scrubHC.observe(memberKey{target, srv.Port}, addrs, now):
 			reason = "unhealthy"

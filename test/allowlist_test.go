@@ -2,8 +2,8 @@ package test
 
 import (
 	"net"
-	"regexp"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"

@@ -157,6 +157,13 @@ func TestScrubAliasesAndLabels(t *testing.T) {
 		t.Errorf("DNAME over _vlmcs._tcp.example.test handed out (or its CNAME lost):\n%s", out)
 	}
 
+	// DNAME questions at the DNAMEs themselves: not handed out either, in both kinds of zone.
+	for _, q := range []string{"_tcp.example.test", "_tcp.dname.test"} {
+		if out := front.Dig(t, q, "DNAME"); strings.Contains(out, "\tDNAME\t") {
+			t.Errorf("%s DNAME handed out:\n%s", q, out)
+		}
+	}
+
 	m := scrape(t, front)
 	for _, want := range []string{`reason="unapproved"`, `reason="alias"`, `reason="alias-loop"`, `reason="dname"`, `reason="glue"`} {
 		if !strings.Contains(m, "coredns_vlmcs_scrubbed_records_total{") || !strings.Contains(m, want) {

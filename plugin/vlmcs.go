@@ -124,18 +124,13 @@ func (v *Vlmcs) vlmcsBelow(name string) string {
 	if len(name) <= len(srvLabel) || !strings.EqualFold(name[:len(srvLabel)], srvLabel) {
 		return ""
 	}
-	rest := name[len(srvLabel):]
-	for _, p := range v.pools {
-		if dnsname.Below(p.zone, rest) {
-			return p.zone
+	rest, zone := name[len(srvLabel):], ""
+	for _, z := range v.cfg.zones { // the closest enclosing zone labels the metrics
+		if len(z) > len(zone) && dnsname.Below(z, rest) {
+			zone = z
 		}
 	}
-	for _, s := range v.scrubs {
-		if dnsname.Below(s.zone, rest) {
-			return s.zone
-		}
-	}
-	return ""
+	return zone
 }
 
 // hasSuffixFold reports whether name ends with "." + suffix, ignoring ASCII case: a cheap

@@ -132,6 +132,7 @@ func (v *Vlmcs) scrub(m *dns.Msg, zone string, now time.Time) *dns.Msg {
 		}
 		if !hasType(out.Answer, dns.TypeSRV) {
 			out.Answer = nil // NODATA rather than a dangling chain
+			v.logger.Logf("answering NODATA for %s: its alias chain ends at %s without an approved SRV record", qname, end)
 		}
 	}
 	out.Extra = make([]dns.RR, 0, len(extra)+len(j.added))

@@ -170,7 +170,7 @@ func TestScrubAliasesAndLabels(t *testing.T) {
 			t.Errorf("scrubbed_records_total lacks %s", want)
 		}
 	}
-	for _, want := range []string{"scrubbed rogue KMS host rogue.cname.test.", "scrubbed rogue KMS host rogue.dname.test.", `scrubbed rogue KMS host evil\.kms.esc.test.`, "alias loop at _vlmcs._tcp.loop.test.", "removed DNAME _tcp.example.test."} {
+	for _, want := range []string{"scrubbed rogue KMS host rogue.cname.test.", "scrubbed rogue KMS host rogue.dname.test.", `scrubbed rogue KMS host evil\.kms.esc.test.`, "alias loop at _vlmcs._tcp.loop.test.", "answering NODATA for _vlmcs._tcp.out.test.: its alias chain ends at _vlmcs._tcp.elsewhere.invalid.", "removed DNAME _tcp.example.test."} {
 		if !strings.Contains(front.Output(), want) {
 			t.Errorf("log lacks %q", want)
 		}

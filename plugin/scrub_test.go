@@ -302,3 +302,29 @@ func TestDNAMEGuard(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundNameAnswers: A/AAAA for a name bound by `approve NAME=ADDRESS` inside a zone of
+// vlmcs get the bound addresses, whatever the next plugin holds (issue 9, item 5).
+func TestBoundNameAnswers(t *testing.T) {
+	v := newTest(t, `vlmcs example.org ad.example.org {
+	approve *.ad.example.org kms9.ad.example.org=192.0.2.9 kms8.example.org=192.0.2.8 outside.example.net=192.0.2.7
+	scrub ad.example.org
+	probe off
+}`)
+	v.Next = upstream(rrs(t, "kms9.ad.example.org. 600 IN A 198.51.100.66", "kms9.ad.example.org. 600 IN AAAA 2001:db8::66"), nil)
+	m := query(t, v, "KMS9.ad.example.org.", dns.TypeA)
+	if len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "192.0.2.9" || !m.Authoritative {
+		t.Errorf("A of a bound name: %v", m)
+	}
+	if m := query(t, v, "kms9.ad.example.org.", dns.TypeAAAA); len(m.Answer) != 0 || m.Rcode != dns.RcodeSuccess {
+		t.Errorf("AAAA of a bound name without IPv6 addresses: want NODATA, got %v", m)
+	}
+	if m := query(t, v, "kms8.example.org.", dns.TypeAAAA); len(m.Answer) != 0 || len(m.Ns) != 1 {
+		t.Errorf("NODATA in a publish zone lacks the SOA: %v", m)
+	}
+	// A bound name outside the zones is not vlmcs's to answer.
+	v.Next = upstream(rrs(t, "outside.example.net. 600 IN A 198.51.100.7"), nil)
+	if m := query(t, v, "outside.example.net.", dns.TypeA); len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "198.51.100.7" {
+		t.Errorf("bound name outside the zones answered by vlmcs: %v", m)
+	}
+}

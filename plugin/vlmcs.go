@@ -31,6 +31,7 @@ type Vlmcs struct {
 	probe    probeFunc
 	logger   *rateLog
 	scrubHC  *scrubHealth // nil unless scrub_unhealthy
+	bound    map[string][]dns.RR // address records of `approve NAME=ADDRESS` names inside the zones, by lower-case name
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -57,6 +58,19 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 	}
 	for _, z := range cfg.scrub {
 		v.scrubs = append(v.scrubs, &scrubZone{zone: z, srvName: srvLabel + z})
+	}
+	for _, n := range cfg.approve.BoundNames() {
+		for _, z := range cfg.zones {
+			if dnsname.InZone(z, n) {
+				if v.bound == nil {
+					v.bound = map[string][]dns.RR{}
+				}
+				for _, ip := range cfg.approve.Bound(n) {
+					v.bound[n] = append(v.bound[n], addrRR(n, ip, cfg.ttl))
+				}
+				break
+			}
+		}
 	}
 	if cfg.scrubUnhealthy && len(cfg.scrub) > 0 && cfg.probe.enabled {
 		v.scrubHC = newScrubHealth()
@@ -107,6 +121,11 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 			if a := p.current(time.Now()); a.hosts[n] != nil {
 				return v.answerHost(w, r, a)
 			}
+		}
+	}
+	if v.bound != nil && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY) {
+		if rrs := v.bound[strings.ToLower(q.Name)]; rrs != nil {
+			return v.answerBound(w, r, rrs)
 		}
 	}
 	for _, p := range v.pools {
@@ -181,6 +200,31 @@ func (v *Vlmcs) answer(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
 	} else {
 		m.Ns = a.soa
 		a.empty.Inc()
+	}
+	w.WriteMsg(m)
+	return dns.RcodeSuccess, nil
+}
+
+// answerBound answers A, AAAA and ANY for a name an `approve NAME=ADDRESS` rule binds: its
+// bound addresses, whatever the next plugin holds (the configuration owns the name). A type it
+// has no address of gets NODATA, with the synthesized SOA in a publish zone.
+func (v *Vlmcs) answerBound(w dns.ResponseWriter, r *dns.Msg, rrs []dns.RR) (int, error) {
+	q := r.Question[0]
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	for _, rr := range rrs {
+		if q.Qtype == dns.TypeANY || rr.Header().Rrtype == q.Qtype {
+			m.Answer = append(m.Answer, rr)
+		}
+	}
+	if len(m.Answer) == 0 {
+		for _, p := range v.pools {
+			if dnsname.InZone(p.zone, q.Name) {
+				m.Ns = p.current(time.Now()).soa
+				break
+			}
+		}
 	}
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil

@@ -56,6 +56,7 @@ _vlmcs._tcp.sub	600 IN SRV 0 0 1688 rogue.esc.test.
 evil\.kms	600 IN A 127.0.0.1
 a.kms	600 IN A 127.0.0.1
 rogue	600 IN A 127.0.0.66
+kms9	600 IN A 127.0.0.66
 `},
 	{"db.pub", `$ORIGIN example.test.
 @	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
@@ -92,7 +93,7 @@ func TestScrubAliasesAndLabels(t *testing.T) {
 	bind 127.0.0.1
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
-		approve kms1.cname.test *.kms.esc.test 127.0.0.0/8
+		approve kms1.cname.test *.kms.esc.test 127.0.0.0/8 kms9.esc.test=127.0.0.9
 		scrub cname.test dname.test loop.test out.test esc.test
 		probe off
 	}
@@ -155,6 +156,11 @@ func TestScrubAliasesAndLabels(t *testing.T) {
 	out = front.Dig(t, "x._tcp.example.test", "A")
 	if strings.Contains(out, "\tDNAME\t") || !strings.Contains(out, "\tCNAME\t") {
 		t.Errorf("DNAME over _vlmcs._tcp.example.test handed out (or its CNAME lost):\n%s", out)
+	}
+
+	// A name bound by approve NAME=ADDRESS resolves to its bound address, not the upstream's.
+	if out := front.Dig(t, "kms9.esc.test", "A", "+short"); strings.TrimSpace(out) != "127.0.0.9" {
+		t.Errorf("bound kms9.esc.test resolves to %q, want 127.0.0.9 only", out)
 	}
 
 	// DNAME questions at the DNAMEs themselves: not handed out either, in both kinds of zone.

@@ -187,6 +187,10 @@ func (r *Rules) Bound(name string) []netip.Addr {
 	return r.bound[c]
 }
 
+// BoundNames returns the names bound to addresses by NAME=ADDRESS rules, canonical, in the
+// order first given.
+func (r *Rules) BoundNames() []string { return slices.Clone(r.order) }
+
 // Check returns nil when the host name with the addresses addrs is approved, else an error
 // wrapping ErrName or ErrAddr that says which rule failed.
 func (r *Rules) Check(name string, addrs []netip.Addr) error {

@@ -96,6 +96,9 @@ func TestBoundAndString(t *testing.T) {
 	if b := r.Bound("kms2.corp.test."); b != nil {
 		t.Errorf("unbound name has addresses %v", b)
 	}
+	if n := r.BoundNames(); len(n) != 1 || n[0] != "kms1.corp.test." {
+		t.Errorf("BoundNames = %q", n)
+	}
 	if got, want := r.String(), "*.corp.test. 10.0.0.0/8 kms1.corp.test.=192.0.2.5,192.0.2.6"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}

@@ -30,7 +30,7 @@ type Vlmcs struct {
 	scrubs   []*scrubZone
 	probe    probeFunc
 	logger   *rateLog
-	scrubHC  *scrubHealth // nil unless scrub_unhealthy
+	scrubHC  *scrubHealth        // nil unless scrub_unhealthy
 	bound    map[string][]dns.RR // address records of `approve NAME=ADDRESS` names inside the zones, by lower-case name
 
 	mu     sync.Mutex

@@ -123,24 +123,26 @@ func (p *pool) configure(cfg *config, now time.Time) {
 	p.rebuildLocked(now)
 }
 
-// addrsLocked returns the addresses of a member: registered, else configured, else resolved.
+// addrsLocked returns the addresses of a member: registered, else configured (`static`, then
+// an `approve NAME=ADDRESS` binding), else resolved.
 func (p *pool) addrsLocked(m *member, now time.Time) []netip.Addr {
+	if own := p.ownAddrsLocked(m, now); len(own) > 0 {
+		return own
+	}
+	return m.resolved
+}
+
+// ownAddrsLocked returns the addresses this server holds for m: registered, else configured
+// (`static`, then an `approve NAME=ADDRESS` binding); addresses resolved through the next
+// plugin are not its own to answer for.
+func (p *pool) ownAddrsLocked(m *member, now time.Time) []netip.Addr {
 	if h, ok := p.hosts[m.target]; ok && now.Before(h.expires) && len(h.addrs) > 0 {
 		return h.addrs
 	}
 	if len(m.staticAddrs) > 0 {
 		return m.staticAddrs
 	}
-	return m.resolved
-}
-
-// ownAddrsLocked returns the addresses this server holds for m: registered, else configured;
-// addresses resolved through the next plugin are not its own to answer for.
-func (p *pool) ownAddrsLocked(m *member, now time.Time) []netip.Addr {
-	if h, ok := p.hosts[m.target]; ok && now.Before(h.expires) && len(h.addrs) > 0 {
-		return h.addrs
-	}
-	return m.staticAddrs
+	return p.cfg.approve.Bound(m.target)
 }
 
 // registeredAddrs returns the unexpired addresses registered at target name n.
@@ -277,7 +279,7 @@ func (p *pool) rebuildLocked(now time.Time) {
 func (p *pool) classifyLocked(m *member, now time.Time) string {
 	addrs := p.addrsLocked(m, now)
 	switch {
-	case !p.cfg.approve.host(m.target, addrs):
+	case !p.cfg.approve.Host(m.target, addrs):
 		return "unapproved"
 	case !p.probeableLocked(m, addrs):
 		return "unprobeable"
@@ -355,7 +357,7 @@ func (p *pool) unscheduled(run *probeRun, now time.Time) []*member {
 		if m.state == healthPending && p.cfg.probe.enabled {
 			addrs := p.addrsLocked(m, now)
 			unresolved := len(addrs) == 0 && m.resolvedAt.IsZero()
-			if unresolved || (p.cfg.approve.host(m.target, addrs) && p.probeableLocked(m, addrs)) {
+			if unresolved || (p.cfg.approve.Host(m.target, addrs) && p.probeableLocked(m, addrs)) {
 				waiting = true
 			}
 		}
@@ -385,7 +387,7 @@ func (p *pool) probeJob(m *member, now time.Time) (probeJob, bool) {
 		j.resolve = true
 	}
 	addrs := p.addrsLocked(m, now)
-	if p.cfg.approve.host(m.target, addrs) && p.probeableLocked(m, addrs) {
+	if p.cfg.approve.Host(m.target, addrs) && p.probeableLocked(m, addrs) {
 		j.addrs = slices.Clone(addrs)
 	}
 	j.yield = m.state != healthUp

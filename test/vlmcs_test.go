@@ -294,7 +294,7 @@ func TestCorefileErrors(t *testing.T) {
 		{"unknown property", block("\t\tapprove kms1.example.test\n\t\tfrobnicate\n"), `Corefile:5 - Error during parsing: unknown property "frobnicate"`},
 		{"bad lease", block("\t\tapprove kms1.example.test\n\t\tlease 1h 2h 1h\n"), "Corefile:5 - Error during parsing: lease: minimum 2h0m0s is above maximum 1h0m0s"},
 		{"no approval", block("\t\tttl 5\n"), "Corefile:5 - Error during parsing: no `approve` rule"},
-		{"static not approved", block("\t\tapprove kms1.example.test\n\t\tstatic kms2.example.test 1688\n"), "Corefile:6 - Error during parsing: static member kms2.example.test. is not approved"},
+		{"static not approved", block("\t\tapprove kms1.example.test\n\t\tstatic kms2.example.test 1688\n"), "Corefile:5 - Error during parsing: static member kms2.example.test. is not approved"},
 		{"bad network", block("\t\tapprove 10.0.0.0/40\n"), `Corefile:4 - Error during parsing: approve: "10.0.0.0/40" is not a network`},
 		{"bad ports", block("\t\tapprove kms1.example.test\n\t\tports 1688 9000-8000\n"), `Corefile:5 - Error during parsing: ports: "9000-8000" is not a port or a range LOW-HIGH in 1..65535`},
 		{"bad probe_rate", block("\t\tapprove kms1.example.test\n\t\tprobe_rate fast\n"), `Corefile:5 - Error during parsing: probe_rate: "fast" is not a number of connections per second`},

@@ -9,6 +9,8 @@
 //	status    show what a running responder serves (like slmgr /dlv on a KMS host)
 //	bench     load-generate activations and report throughput and latency
 //	catalog   list every host key group and the products it activates
+//	audit     find every KMS host DNS publishes, classify it and say how to fix it
+//	doctor    walk one client's discovery and activation and name the failing step
 //
 // kmsdns grants no licence: run it only for products your organization is
 // licensed for under volume licensing.
@@ -24,7 +26,7 @@ import (
 	"syscall"
 )
 
-// exit codes shared by activate and discover.
+// exit codes shared by activate, discover and doctor (audit adds exitFound).
 const (
 	exitOK       = 0
 	exitError    = 1
@@ -54,6 +56,8 @@ func commands() []command {
 		{"status", "show the state of a running responder", runStatus},
 		{"bench", "load-generate activations against a host", runBench},
 		{"catalog", "list host key groups and the products each activates", runCatalog},
+		{"audit", "find every KMS host DNS publishes, classify it (rogue, stale, healthy) and say how to fix it", runAudit},
+		{"doctor", "walk one client's discovery and activation and name the step that fails", runDoctor},
 	}
 }
 

@@ -114,7 +114,7 @@ func (f *auditFlags) config() (audit.Config, error) {
 		if err != nil {
 			return cfg, usagef("--approve: %v", err)
 		}
-		cfg.Approver = rules
+		cfg.Approver, cfg.Rules = rules, *f.approve.dst
 	case f.corefile != "":
 		blocks, err := audit.ReadCorefile(f.corefile)
 		if err != nil {
@@ -129,6 +129,7 @@ func (f *auditFlags) config() (audit.Config, error) {
 			for _, z := range b.Zones {
 				cfg.Approvers[z] = rules
 			}
+			cfg.Rules = append(cfg.Rules, b.Approve...)
 			if len(*f.domains.dst) == 0 {
 				cfg.Domains = append(cfg.Domains, b.Scrub...)
 			}

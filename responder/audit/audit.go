@@ -121,6 +121,8 @@ type Config struct {
 	Parallel int
 	// Timeout bounds each probe and DNS exchange (DefaultTimeout when 0).
 	Timeout time.Duration
+	// Rules is the approve rules' text, for the scrub block reports print.
+	Rules []string
 	// Catalog decodes ePIDs (catalog.Default() when nil).
 	Catalog *catalog.Catalog
 	// Progress, when set, is called after each probe with the number done
@@ -164,6 +166,8 @@ type Report struct {
 	// Problems are lookups that failed (a domain with no answer, a
 	// refused transfer); the audit still reports what it found.
 	Problems []string `json:"problems"`
+
+	rules []string
 }
 
 // SchemaV1 is the current Report.Schema.
@@ -245,7 +249,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	start := time.Now()
 	rep := &Report{Schema: SchemaV1, Started: start.UTC(), DNSServer: server, AXFR: cfg.AXFR, Identify: cfg.Identify,
-		Summary: map[Class]int{}, Findings: []Finding{}, Problems: []string{}}
+		Summary: map[Class]int{}, Findings: []Finding{}, Problems: []string{}, rules: cfg.Rules}
 	for _, d := range cfg.Domains {
 		rep.Domains = append(rep.Domains, canonical(d))
 	}

@@ -95,7 +95,7 @@ func (rep *Report) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%d record(s) to delete: write the commands with --nsupdate-out FILE or --powershell-out FILE, or apply them with --fix.\n", len(bad))
 	fmt.Fprintln(w, "Until they are gone, the vlmcs plugin hides them from clients:")
-	rep.WriteScrubBlock(w, nil)
+	rep.WriteScrubBlock(w, rep.rules)
 }
 
 func trimDot(s string) string { return strings.TrimSuffix(s, ".") }

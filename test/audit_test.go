@@ -89,8 +89,17 @@ _vlmcs._tcp.dead   600 IN SRV 0 0 %d gone
 _vlmcs._tcp.notkms 600 IN SRV 0 0 %d web
 _vlmcs._tcp.ws     600 IN SRV 0 0 %d pc42
 _vlmcs._tcp.kms    600 IN SRV 0 0 %d kms1
-`, l.kms1.Port, l.ws.Port, l.deadPort, l.stalePort, l.kms1.Admin, l.ws.Port,
+`+bigRecords(l.kms1.Port), l.kms1.Port, l.ws.Port, l.deadPort, l.stalePort, l.kms1.Admin, l.ws.Port,
 		l.deadPort, l.kms1.Admin, l.ws.Port, l.kms1.Port)
+}
+
+// bigRecords is an SRV set too large for a UDP answer (doctor's truncation case).
+func bigRecords(port int) string {
+	var b strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&b, "_vlmcs._tcp.big 600 IN SRV 0 0 %d kms-replica-%02d.big\nkms-replica-%02d.big 600 IN A 127.0.0.1\n", port, i, i)
+	}
+	return b.String()
 }
 
 func otherZone(l *auditLab) string {

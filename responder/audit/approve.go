@@ -45,6 +45,9 @@ func ParseRules(args []string) (*Rules, error) {
 			r.nets = append(r.nets, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
 			continue
 		}
+		if strings.ContainsAny(a, "/:") || allNumeric(a) {
+			return nil, fmt.Errorf("approve %q: not a valid address or CIDR", a)
+		}
 		n := strings.TrimPrefix(a, "*.")
 		if _, ok := dns.IsDomainName(n); !ok || n == "" || n == "." || strings.Contains(n, "*") || strings.Contains(n, `\`) {
 			return nil, fmt.Errorf("approve %q: not a host name, *.suffix, address or CIDR", a)
@@ -121,6 +124,17 @@ func equalLabels(a, b []string) bool {
 	}
 	for i := range a {
 		if !strings.EqualFold(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// allNumeric reports whether every label of s is digits (an address typo,
+// not a host name).
+func allNumeric(s string) bool {
+	for _, l := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if l == "" || strings.Trim(l, "0123456789") != "" {
 			return false
 		}
 	}

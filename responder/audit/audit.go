@@ -116,7 +116,7 @@ type Config struct {
 	// blocks); a record uses the entry of its domain or the closest
 	// enclosing one, else Approver.
 	Approvers map[string]Approver
-	Identify Identify
+	Identify  Identify
 	// Parallel bounds concurrent probes (DefaultParallel when 0).
 	Parallel int
 	// Timeout bounds each probe and DNS exchange (DefaultTimeout when 0).

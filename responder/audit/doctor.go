@@ -301,7 +301,9 @@ func tryHost(ctx context.Context, cfg DoctorConfig, d *Diagnosis, ap netip.AddrP
 			return o2 != nil && o2.Status != kms.ErrInvalidTimestamp
 		})
 		cause := where + " refuses the client's clock (0xC004F06C)"
-		if ok {
+		if !ok {
+			cause += fmt.Sprintf(": the clocks differ by more than %s", (skewStep * maxSkewSteps).Round(time.Hour))
+		} else {
 			d.SkewSeconds, d.LimitSeconds = skew.Seconds(), limit.Seconds()
 			dir := "behind"
 			if skew < 0 {
@@ -335,24 +337,31 @@ func tryHost(ctx context.Context, cfg DoctorConfig, d *Diagnosis, ap netip.AddrP
 // maxSkewProbes bounds the requests measureSkew sends.
 const maxSkewProbes = 64
 
+// skewStep is measureSkew's search step: under twice the 4-hour window a
+// Windows KMS host (and kms-responder by default) accepts, so no window
+// of at least ±3.5 h is stepped over.
+const skewStep = 7 * time.Hour
+
+// maxSkewSteps bounds the search to ±skewStep*maxSkewSteps (about 5.8 days).
+const maxSkewSteps = 20
+
 // measureSkew finds how far the host's clock is from the client's, given
 // accepts(o) telling whether the host takes a client time shifted by o: it
-// accepts o when |o - skew| <= limit. It searches outward in powers of two
+// accepts o when |o - skew| <= limit. It steps outward (±7 h, ±14 h, ...)
 // for an accepted shift, then bisects both edges of the accepted window to
-// a minute: skew is the window's middle, limit its half width.
+// a minute: skew is the window's middle, limit its half width. ok is false
+// when no shift within about 6 days is accepted.
 func measureSkew(accepts func(time.Duration) bool) (skew, limit time.Duration, ok bool) {
 	n := 0
 	try := func(o time.Duration) bool { n++; return accepts(o) }
 	var in time.Duration
 	found := false
-	for step := time.Hour; step <= 1<<15*time.Hour && n < maxSkewProbes; step *= 2 {
-		if try(step) {
-			in, found = step, true
-			break
-		}
-		if try(-step) {
-			in, found = -step, true
-			break
+	for k := 1; k <= maxSkewSteps && !found; k++ {
+		for _, o := range []time.Duration{time.Duration(k) * skewStep, -time.Duration(k) * skewStep} {
+			if try(o) {
+				in, found = o, true
+				break
+			}
 		}
 	}
 	if !found {

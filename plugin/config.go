@@ -2,8 +2,10 @@ package vlmcs
 
 import (
 	"net/netip"
-	"strings"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/approval"
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 )
 
 // Defaults for the Corefile properties; README.md documents each one.
@@ -32,65 +34,6 @@ const (
 	allDownNone                           // answer NODATA
 )
 
-// approval is the allowlist: names (exact, or "*.suffix." for anything below suffix) and networks.
-// With both kinds present a host must satisfy both; with none, nothing is approved.
-type approval struct {
-	names []string // lower case, fully qualified
-	nets  []netip.Prefix
-}
-
-// name reports whether host name n passes the name rules (true when there are none).
-func (a *approval) name(n string) bool {
-	if len(a.names) == 0 {
-		return len(a.nets) > 0
-	}
-	return matchNames(a.names, n)
-}
-
-// addr reports whether a passes the network rules (true when there are none).
-func (a *approval) addr(ip netip.Addr) bool {
-	if len(a.nets) == 0 {
-		return len(a.names) > 0
-	}
-	ip = ip.Unmap()
-	for _, p := range a.nets {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// host reports whether a host with name n and addresses addrs is approved.
-func (a *approval) host(n string, addrs []netip.Addr) bool {
-	if !a.name(n) {
-		return false
-	}
-	for _, ip := range addrs {
-		if !a.addr(ip) {
-			return false
-		}
-	}
-	return true
-}
-
-// matchNames reports whether n (any case, fully qualified) matches one of the patterns.
-func matchNames(patterns []string, n string) bool {
-	for _, p := range patterns {
-		if strings.HasPrefix(p, "*.") {
-			suffix := p[1:] // ".example.org."
-			if len(n) > len(suffix) && strings.EqualFold(n[len(n)-len(suffix):], suffix) {
-				return true
-			}
-			continue
-		}
-		if strings.EqualFold(p, n) {
-			return true
-		}
-	}
-	return false
-}
-
 // staticMember is a member configured in the Corefile; it never expires.
 type staticMember struct {
 	target   string
@@ -98,6 +41,7 @@ type staticMember struct {
 	priority uint16
 	weight   uint16
 	addrs    []netip.Addr
+	where    string // file:line, for startup errors
 }
 
 // probeConfig holds the active health check settings.
@@ -121,13 +65,13 @@ type config struct {
 	publish []string // zones whose _vlmcs._tcp vlmcs answers from its pool
 	scrub   []string // zones whose _vlmcs._tcp answers vlmcs filters
 
-	approve approval
+	approve *approval.Rules // the allowlist (internal/approval)
 	static  []staticMember
 
-	keys       map[string]keyDef   // TSIG keys defined here (name → secret)
-	grants     map[string][]string // key name → target name patterns it may register
-	grantWhere map[string]string   // key name → file:line of its first grant
-	anyAddress map[string]bool     // keys that may register addresses other than their source
+	keys       map[string]keyDef            // TSIG keys defined here (name → secret)
+	grants     map[string][]dnsname.Pattern // key name → target names it may register
+	grantWhere map[string]string            // key name → file:line of its first grant
+	anyAddress map[string]bool              // keys that may register addresses other than their source
 
 	leaseDefault, leaseMin, leaseMax time.Duration
 
@@ -142,8 +86,9 @@ type config struct {
 
 func newConfig() *config {
 	return &config{
+		approve:      &approval.Rules{},
 		keys:         map[string]keyDef{},
-		grants:       map[string][]string{},
+		grants:       map[string][]dnsname.Pattern{},
 		grantWhere:   map[string]string{},
 		anyAddress:   map[string]bool{},
 		leaseDefault: defaultLease,
@@ -162,7 +107,18 @@ func newConfig() *config {
 
 // granted reports whether TSIG key k may register target name n.
 func (c *config) granted(k, n string) bool {
-	return matchNames(c.grants[k], n)
+	return dnsname.MatchAny(c.grants[k], n)
+}
+
+// isStatic reports whether target (canonical) is the target of a static member: the
+// configuration owns that name and its addresses, updates may not touch them.
+func (c *config) isStatic(target string) bool {
+	for _, s := range c.static {
+		if s.target == target {
+			return true
+		}
+	}
+	return false
 }
 
 // unsignedFrom reports whether an unsigned update from ip over tcp (or not) is allowed.

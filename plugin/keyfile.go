@@ -7,6 +7,7 @@ import (
 	"unicode"
 
 	"github.com/coredns/coredns/plugin"
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -56,7 +57,7 @@ func parseKeyFile(data []byte) (map[string]string, error) {
 			return nil, fmt.Errorf("line %d: key without a name", t.line)
 		}
 		name := plugin.Name(nt.text).Normalize()
-		if _, ok := dns.IsDomainName(name); !ok || name == "." || !plainName(nt.text) {
+		if _, ok := dns.IsDomainName(name); !ok || name == "." || !dnsname.Visible(nt.text) {
 			return nil, fmt.Errorf("line %d: key name %q is not a domain name of visible ASCII (write IDN in punycode)", nt.line, nt.text)
 		}
 		if _, dup := keys[name]; dup {

@@ -138,24 +138,26 @@ func (p *pool) configure(cfg *config, now time.Time) {
 	p.rebuildLocked(now)
 }
 
-// addrsLocked returns the addresses of a member: registered, else configured, else resolved.
+// addrsLocked returns the addresses of a member: registered, else configured (`static`, then
+// an `approve NAME=ADDRESS` binding), else resolved.
 func (p *pool) addrsLocked(m *member, now time.Time) []netip.Addr {
+	if own := p.ownAddrsLocked(m, now); len(own) > 0 {
+		return own
+	}
+	return m.resolved
+}
+
+// ownAddrsLocked returns the addresses this server holds for m: registered, else configured
+// (`static`, then an `approve NAME=ADDRESS` binding); addresses resolved through the next
+// plugin are not its own to answer for.
+func (p *pool) ownAddrsLocked(m *member, now time.Time) []netip.Addr {
 	if h, ok := p.hosts[m.target]; ok && now.Before(h.expires) && len(h.addrs) > 0 {
 		return h.addrs
 	}
 	if len(m.staticAddrs) > 0 {
 		return m.staticAddrs
 	}
-	return m.resolved
-}
-
-// ownAddrsLocked returns the addresses this server holds for m: registered, else configured;
-// addresses resolved through the next plugin are not its own to answer for.
-func (p *pool) ownAddrsLocked(m *member, now time.Time) []netip.Addr {
-	if h, ok := p.hosts[m.target]; ok && now.Before(h.expires) && len(h.addrs) > 0 {
-		return h.addrs
-	}
-	return m.staticAddrs
+	return p.cfg.approve.Bound(m.target)
 }
 
 // live reports whether m is registered at now (static members always are).
@@ -209,7 +211,7 @@ func (p *pool) rebuildLocked(now time.Time) {
 		if !m.static && (until.IsZero() || m.expires.Before(until)) {
 			until = m.expires
 		}
-		if !cfg.approve.host(m.target, p.addrsLocked(m, now)) {
+		if !cfg.approve.Host(m.target, p.addrsLocked(m, now)) {
 			counts["unapproved"]++
 			continue
 		}

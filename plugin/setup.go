@@ -16,6 +16,7 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -107,7 +108,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		}
 		args := c.RemainingArgs()
 		for _, a := range args {
-			if _, ok := dns.IsDomainName(a); !ok || !plainName(a) {
+			if _, ok := dns.IsDomainName(a); !ok || !dnsname.Visible(a) {
 				return nil, c.Errf("invalid zone %q", a)
 			}
 		}
@@ -148,17 +149,9 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			return c.ArgErr()
 		}
 		for _, a := range args {
-			if p, err := parsePrefix(a); err == nil {
-				cfg.approve.nets = append(cfg.approve.nets, p)
-				continue
-			} else if looksNumeric(a) {
+			if err := cfg.approve.Add(a); err != nil {
 				return c.Errf("approve: %v", err)
 			}
-			n, err := hostPattern(a)
-			if err != nil {
-				return c.Errf("approve: %v", err)
-			}
-			cfg.approve.names = append(cfg.approve.names, n)
 		}
 	case "static":
 		return parseStatic(c, cfg, args)
@@ -167,7 +160,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			return c.ArgErr()
 		}
 		name := plugin.Name(args[0]).Normalize()
-		if _, ok := dns.IsDomainName(name); !ok || !plainName(args[0]) {
+		if _, ok := dns.IsDomainName(name); !ok || !dnsname.Visible(args[0]) {
 			return c.Errf("key: invalid key name %q", args[0])
 		}
 		if b, err := base64.StdEncoding.DecodeString(args[1]); err != nil || len(b) == 0 {
@@ -202,7 +195,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 		}
 		k := plugin.Name(args[0]).Normalize()
 		for _, a := range args[1:] {
-			n, err := hostPattern(a)
+			n, err := dnsname.ParsePattern(a)
 			if err != nil {
 				return c.Errf("grant %s: %v", k, err)
 			}
@@ -275,7 +268,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 		}
 		for _, a := range args {
 			z := plugin.Name(a).Normalize()
-			if _, ok := dns.IsDomainName(z); !ok || !plainName(a) {
+			if _, ok := dns.IsDomainName(z); !ok || !dnsname.Visible(a) {
 				return c.Errf("scrub: invalid zone %q", a)
 			}
 			cfg.scrub = append(cfg.scrub, strings.ToLower(z))
@@ -290,7 +283,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			return c.ArgErr()
 		}
 		for _, a := range args {
-			p, err := parsePrefix(a)
+			p, err := dnsname.ParsePrefix(a)
 			if err != nil {
 				return c.Errf("unsigned: %v", err)
 			}
@@ -322,12 +315,12 @@ func finish(c *caddy.Controller, cfg *config) error {
 			cfg.publish = append(cfg.publish, z)
 		}
 	}
-	if len(cfg.approve.names) == 0 && len(cfg.approve.nets) == 0 {
+	if cfg.approve.Empty() {
 		return c.Err("no `approve` rule: nothing could ever be published or kept")
 	}
 	for _, s := range cfg.static {
-		if !cfg.approve.host(s.target, s.addrs) {
-			return c.Errf("static member %s is not approved", s.target)
+		if err := cfg.approve.Check(s.target, s.addrs); err != nil {
+			return fmt.Errorf("%s - Error during parsing: static member %s is not approved: %v", s.where, s.target, err)
 		}
 	}
 	for k := range cfg.anyAddress {
@@ -342,11 +335,11 @@ func parseStatic(c *caddy.Controller, cfg *config, args []string) error {
 	if len(args) == 0 {
 		return c.ArgErr()
 	}
-	target, err := hostName(args[0])
+	target, err := configHostName(args[0])
 	if err != nil {
 		return c.Errf("static: %v", err)
 	}
-	s := staticMember{target: target, port: defaultKMSPort}
+	s := staticMember{target: target, port: defaultKMSPort, where: where(c)}
 	nums := []*uint16{&s.port, &s.priority, &s.weight}
 	rest := args[1:]
 	for i := 0; i < len(nums) && len(rest) > 0; i++ {
@@ -450,62 +443,11 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// parsePrefix accepts an address (a host prefix) or a CIDR.
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not a network", s)
-		}
-		if p.Addr().Is4In6() {
-			return netip.Prefix{}, fmt.Errorf("%q: use the IPv4 form", s)
-		}
-		return p.Masked(), nil
+// configHostName reads a host name written in the Corefile: visible ASCII without escapes,
+// every label a host label; it returns the canonical (lower-case, fully qualified) form.
+func configHostName(s string) (string, error) {
+	if !dnsname.Visible(s) {
+		return "", fmt.Errorf("%q holds white space, escapes or non-ASCII bytes (write IDN labels in punycode)", s)
 	}
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an address", s)
-	}
-	ip = ip.Unmap()
-	return netip.PrefixFrom(ip, ip.BitLen()), nil
-}
-
-// looksNumeric reports whether s was meant as an address or network, not a name.
-func looksNumeric(s string) bool {
-	return strings.ContainsAny(s, ":/") || strings.Trim(s, "0123456789.") == ""
-}
-
-// plainName reports whether a name from the Corefile is made of visible
-// ASCII other than the backslash. Lower-casing anything else would not
-// give the name as it appears on the wire (miekg/dns presents such bytes
-// as \DDD escapes), so a key, zone or host written that way could never
-// match; it is refused at startup instead. IDN labels go in punycode.
-func plainName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-// hostName normalizes a host name: lower case, fully qualified, valid.
-func hostName(s string) (string, error) {
-	n := strings.ToLower(dns.Fqdn(s))
-	if _, ok := dns.IsDomainName(n); !ok || n == "." || !plainName(s) || strings.ContainsAny(n, "*/") {
-		return "", fmt.Errorf("%q is not a host name", s)
-	}
-	return n, nil
-}
-
-// hostPattern accepts a host name or "*.suffix" (every name below suffix).
-func hostPattern(s string) (string, error) {
-	if rest, ok := strings.CutPrefix(s, "*."); ok {
-		n, err := hostName(rest)
-		if err != nil {
-			return "", err
-		}
-		return "*." + n, nil
-	}
-	return hostName(s)
+	return dnsname.HostName(s)
 }

@@ -60,7 +60,7 @@ func TestParse(t *testing.T) {
 			if !c.granted("kms1-key.", "a.kms.example.org.") || c.granted("kms1-key.", "kms2.example.org.") || !c.anyAddress["kms1-key."] {
 				t.Errorf("grants = %v", c.grants)
 			}
-			if !c.approve.host("x.kms.example.org.", []netip.Addr{netip.MustParseAddr("192.0.2.99")}) {
+			if !c.approve.Host("x.kms.example.org.", []netip.Addr{netip.MustParseAddr("192.0.2.99")}) {
 				t.Error("approval too strict")
 			}
 		}},
@@ -100,6 +100,20 @@ func TestParse(t *testing.T) {
 		{"non-ASCII host", "vlmcs example.org {\n approve kms\xff.example.org\n}", "Testfile:2 - Error during parsing: approve", nil},
 		{"non-ASCII key name", "vlmcs example.org {\n approve kms1.example.org\n key k\xc3\xa9y c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\n}", "Testfile:3 - Error during parsing: key: invalid key name", nil},
 		{"non-ASCII scrub zone", "vlmcs example.org {\n approve kms1.example.org\n scrub \xe9xample.org\n}", "Testfile:3 - Error during parsing: scrub: invalid zone", nil},
+		{"approve binding", "vlmcs example.org {\n approve *.example.org 10.0.0.0/8 kms1.example.org=192.0.2.5,2001:db8::5\n static kms1.example.org\n}", "", func(t *testing.T, c *config) {
+			if b := c.approve.Bound("KMS1.example.org."); len(b) != 2 {
+				t.Errorf("bound = %v", b)
+			}
+			if c.approve.Host("kms1.example.org.", []netip.Addr{netip.MustParseAddr("10.0.0.5")}) {
+				t.Error("a bound name approved at another address")
+			}
+		}},
+		{"static outside binding", "vlmcs example.org {\n approve kms1.example.org=192.0.2.5\n static kms1.example.org 1688 192.0.2.6\n}", "Testfile:3 - Error during parsing: static member kms1.example.org. is not approved: address not approved: 192.0.2.6 is not an address bound to", nil},
+		{"binding to a network", "vlmcs example.org {\n approve kms1.example.org=192.0.2.0/24\n}", "Testfile:2 - Error during parsing: approve: \"kms1.example.org=192.0.2.0/24\": \"192.0.2.0/24\" is not an address", nil},
+		{"binding a wildcard", "vlmcs example.org {\n approve *.example.org=192.0.2.5\n}", "Testfile:2 - Error during parsing: approve: \"*.example.org=192.0.2.5\": only a single host name", nil},
+		{"escaped approve", "vlmcs example.org {\n approve evil\\.kms.example.org\n}", "Testfile:2 - Error during parsing: approve: ", nil},
+		{"grant odd label", "vlmcs example.org {\n approve kms1.example.org\n grant k. *.k_m+s.example.org\n}", "Testfile:3 - Error during parsing: grant k.: \"k_m+s.example.org\" is not a host name", nil},
+		{"static odd label", "vlmcs example.org {\n approve *.example.org\n static a+b.example.org\n}", "Testfile:3 - Error during parsing: static: \"a+b.example.org\" is not a host name", nil},
 		{"twice", "vlmcs example.org {\n approve kms1.example.org\n}\nvlmcs example.org {\n approve kms1.example.org\n}", "plugin", nil},
 	}
 	for _, tc := range tests {

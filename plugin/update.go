@@ -12,6 +12,7 @@ import (
 
 	"github.com/coredns/coredns/plugin"
 
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -35,6 +36,8 @@ const (
 	reasonFull             = "pool-full"
 	reasonTransport        = "transport"
 	reasonSigned           = "signed-owner"
+	reasonBadName          = "bad-name"
+	reasonStatic           = "static"
 )
 
 // Bounds on what updates can make a pool hold (a key granted `*.suffix` could otherwise grow it
@@ -239,11 +242,17 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 			return o, refuse(dns.RcodeFormatError, reasonFormat, "SRV without data")
 		}
 		o.srv = srv
-		target := strings.ToLower(dns.Fqdn(srv.Target))
+		target, err := dnsname.HostName(srv.Target)
+		if err != nil {
+			return o, refuse(dns.RcodeRefused, reasonBadName, "SRV target: %v", err)
+		}
 		if h.Class == dns.ClassINET && srv.Port == 0 {
 			return o, refuse(dns.RcodeRefused, reasonOutside, "SRV for %s has port 0", target)
 		}
-		if !cfg.approve.name(target) {
+		if cfg.isStatic(target) {
+			return o, refuse(dns.RcodeRefused, reasonStatic, "%s is a static member: the configuration owns it", target)
+		}
+		if !cfg.approve.Name(target) {
 			return o, refuse(dns.RcodeRefused, reasonUnapprovedTarget, "target %s is not approved", target)
 		}
 		if who.key != "" && !cfg.granted(who.key, target) {
@@ -257,7 +266,13 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 	default:
 		return o, refuse(dns.RcodeRefused, reasonOutside, "type %s at %s is outside what vlmcs manages", dns.TypeToString[h.Rrtype], h.Name)
 	}
-	if !cfg.approve.name(o.name) {
+	if _, err := dnsname.HostName(o.name); err != nil {
+		return o, refuse(dns.RcodeRefused, reasonBadName, "owner: %v", err)
+	}
+	if cfg.isStatic(o.name) {
+		return o, refuse(dns.RcodeRefused, reasonStatic, "%s is a static member: the configuration owns its addresses", o.name)
+	}
+	if !cfg.approve.Name(o.name) {
 		return o, refuse(dns.RcodeRefused, reasonUnapprovedTarget, "target %s is not approved", o.name)
 	}
 	if who.key != "" && !cfg.granted(who.key, o.name) {
@@ -277,7 +292,10 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 	if !ip.IsGlobalUnicast() && !ip.IsLoopback() || ip.IsMulticast() {
 		return o, refuse(dns.RcodeRefused, reasonUnapprovedAddr, "address %s of %s is not a unicast host address", ip, o.name)
 	}
-	if !cfg.approve.addr(ip) {
+	if !cfg.approve.Addr(o.name, ip) {
+		if b := cfg.approve.Bound(o.name); b != nil {
+			return o, refuse(dns.RcodeRefused, reasonUnapprovedAddr, "address %s is not bound to %s (approve %s=%s)", ip, o.name, o.name, joinAddrs(b))
+		}
 		return o, refuse(dns.RcodeRefused, reasonUnapprovedAddr, "address %s of %s is not approved", ip, o.name)
 	}
 	if (who.key != "" && cfg.anyAddress[who.key]) || ip == who.src {
@@ -688,4 +706,13 @@ func addrOf(a net.Addr) (netip.Addr, bool) {
 		return netip.Addr{}, a.Network() == "tcp"
 	}
 	return ap.Addr().Unmap(), a.Network() == "tcp"
+}
+
+// joinAddrs lists addresses for a log line.
+func joinAddrs(addrs []netip.Addr) string {
+	s := make([]string, len(addrs))
+	for i, ip := range addrs {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ",")
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coredns/coredns/plugin"
 
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -84,8 +85,11 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	}
 	for _, s := range v.scrubs {
 		if strings.EqualFold(q.Name, s.srvName) {
-			return v.serveScrub(ctx, w, r, s)
+			return v.serveScrub(ctx, w, r, s.zone)
 		}
+	}
+	if zone := v.vlmcsBelow(q.Name); zone != "" {
+		return v.serveScrub(ctx, w, r, zone)
 	}
 	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY {
 		for _, p := range v.pools {
@@ -96,7 +100,57 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 			}
 		}
 	}
-	return plugin.NextOrFailure(v.Name(), v.Next, ctx, w, r)
+	for _, p := range v.pools {
+		if hasSuffixFold(q.Name, p.srvName) && dnsname.Below(p.srvName, q.Name) {
+			return v.answerBelow(w, r, p)
+		}
+	}
+	return plugin.NextOrFailure(v.Name(), v.Next, ctx, &dnameGuard{ResponseWriter: w, v: v}, r)
+}
+
+// vlmcsBelow returns the zone when name is `_vlmcs._tcp.<name>` for a name strictly below a
+// publish or scrub zone (a client's search domain inside the zone): the next plugin answers
+// it and the answer is filtered as in a scrub zone. It returns "" otherwise.
+func (v *Vlmcs) vlmcsBelow(name string) string {
+	if len(name) <= len(srvLabel) || !strings.EqualFold(name[:len(srvLabel)], srvLabel) {
+		return ""
+	}
+	rest := name[len(srvLabel):]
+	for _, p := range v.pools {
+		if dnsname.Below(p.zone, rest) {
+			return p.zone
+		}
+	}
+	for _, s := range v.scrubs {
+		if dnsname.Below(s.zone, rest) {
+			return s.zone
+		}
+	}
+	return ""
+}
+
+// hasSuffixFold reports whether name ends with "." + suffix, ignoring ASCII case: a cheap
+// test before the label-wise one.
+func hasSuffixFold(name, suffix string) bool {
+	return len(name) > len(suffix) && name[len(name)-len(suffix)-1] == '.' && strings.EqualFold(name[len(name)-len(suffix):], suffix)
+}
+
+// answerBelow answers a name below `_vlmcs._tcp.<zone>`, which vlmcs owns: NXDOMAIN with the
+// synthesized SOA (NODATA when a member's target name lies below it).
+func (v *Vlmcs) answerBelow(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
+	a := p.current(time.Now())
+	m := new(dns.Msg)
+	m.SetRcode(r, dns.RcodeNameError)
+	m.Authoritative = true
+	for n := range a.hosts {
+		if dnsname.Below(r.Question[0].Name, n) {
+			m.Rcode = dns.RcodeSuccess
+			break
+		}
+	}
+	m.Ns = a.soa
+	w.WriteMsg(m)
+	return m.Rcode, nil
 }
 
 // answer writes the pool's answer: SRV records in a fresh random order plus glue, or NODATA

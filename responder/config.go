@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"gopkg.in/yaml.v3"
 )
 
@@ -412,20 +413,9 @@ func wildcardPort(s string) (uint16, bool) {
 	return uint16(p), true
 }
 
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, fmt.Errorf("%q is not a network (CIDR)", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a network", s)
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
+// parsePrefix reads an address or CIDR network (internal/dnsname.ParsePrefix, shared with the
+// plugin).
+func parsePrefix(s string) (netip.Prefix, error) { return dnsname.ParsePrefix(s) }
 
 func parseHwID(s string) ([8]byte, error) {
 	var h [8]byte

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -258,20 +259,10 @@ func canonicalName(field, name string) (string, error) {
 	return dns.CanonicalName(name), nil
 }
 
-// printableASCII reports whether name is made of visible ASCII characters
-// other than the backslash. Names from files and flags are checked with it
-// before they are lower-cased: lower-casing a string that is not UTF-8
-// replaces each bad byte with a three-byte U+FFFD, so a name that was a
-// valid domain name would stop being one (or change) after
-// canonicalization. Escapes are refused because nothing here needs them.
-func printableASCII(name string) bool {
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c <= ' ' || c >= 0x7f || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
+// printableASCII reports whether name is made of visible ASCII other than the backslash
+// (internal/dnsname.Visible, shared with the plugin). Names from files and flags are checked
+// with it before they are lower-cased.
+func printableASCII(name string) bool { return dnsname.Visible(name) }
 
 // normalizeServer returns host:port for a server given with or without a
 // port (53 by default).

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -81,13 +80,6 @@ func ParseIdentify(s string) (Identify, error) {
 		return Identify(s), nil
 	}
 	return "", fmt.Errorf("identify %q: want unapproved, all or none", s)
-}
-
-// Approver decides whether a KMS host is approved: the vlmcs plugin's
-// `approve` rules. name is the SRV target (fully qualified, any case),
-// addrs its addresses.
-type Approver interface {
-	Approved(name string, addrs []netip.Addr) bool
 }
 
 // Limits and defaults.

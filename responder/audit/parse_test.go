@@ -63,6 +63,8 @@ other.test {
 	}
 }
 
+// TestRules checks that the audit judges hosts with the plugin's rules
+// (internal/approval; its own tests cover the rule language).
 func TestRules(t *testing.T) {
 	r, err := ParseRules([]string{"kms1.corp.test", "*.kms.corp.test", "kms9.corp.test=10.0.0.9"})
 	if err != nil {
@@ -76,26 +78,18 @@ func TestRules(t *testing.T) {
 	}{
 		{"KMS1.Corp.Test.", nil, true},
 		{"a.kms.corp.test", []netip.Addr{a("192.0.2.1")}, true},
-		{"kms.corp.test", nil, false},            // *.suffix is below the suffix only
-		{`evil\.kms.corp.test.`, nil, false},     // one label with a dot is not below kms.corp.test
-		{"kms1.corp.test.evil.test", nil, false}, // not a suffix match
+		{"kms.corp.test", nil, false},
+		{`evil\.kms.corp.test.`, nil, false}, // one label with a dot is not below kms.corp.test
 		{"kms9.corp.test", []netip.Addr{a("10.0.0.9")}, true},
-		{"kms9.corp.test", []netip.Addr{a("10.0.0.8")}, false}, // bound to another address
+		{"kms9.corp.test", []netip.Addr{a("10.0.0.8")}, false},
 		{"pc42.corp.test", nil, false},
 	}
 	for _, c := range cases {
-		if got := r.Approved(c.name, c.addrs); got != c.want {
-			t.Errorf("Approved(%q, %v) = %v, want %v", c.name, c.addrs, got, c.want)
+		if got := r.Host(c.name, c.addrs); got != c.want {
+			t.Errorf("Host(%q, %v) = %v, want %v", c.name, c.addrs, got, c.want)
 		}
 	}
-	nets, err := ParseRules([]string{"kms1.corp.test", "10.1.0.0/24"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !nets.Approved("kms1.corp.test", []netip.Addr{a("10.1.0.5")}) || nets.Approved("kms1.corp.test", []netip.Addr{a("10.1.0.5"), a("10.9.0.1")}) {
-		t.Error("names and networks: every address must be in a network")
-	}
-	for _, bad := range [][]string{{}, {"*"}, {"a..b"}, {"x=notanaddress"}, {"1.2.3.4/33"}, {"10.0.0.256"}, {`a\.b.test`}} {
+	for _, bad := range [][]string{{}, {"1.2.3.4/33"}, {"x=notanaddress"}} {
 		if _, err := ParseRules(bad); err == nil {
 			t.Errorf("ParseRules(%q) accepted", bad)
 		}

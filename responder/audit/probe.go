@@ -65,7 +65,7 @@ func probeAll(ctx context.Context, cfg Config, r *resolver, recs []found) []Find
 	var findings []Finding
 	for _, f := range recs {
 		ap := cfg.approverFor(f.rec.Domain)
-		approved := ap != nil && ap.Approved(f.rec.Target, f.addrs)
+		approved := ap != nil && ap.Host(f.rec.Target, f.addrs)
 		if len(f.addrs) == 0 {
 			reason := "the target has no address"
 			if f.addrErr != "" {

@@ -34,7 +34,9 @@ type DoctorConfig struct {
 	Suffixes []string
 	Product  kmsclient.Product
 	Protocol int
-	// CMID and Workstation go in the request (CMID: random when nil).
+	// CMID and Workstation go in the request. CMID defaults to the fixed
+	// audit client ID (ClientMachineID), so repeated runs add at most one
+	// client to a host's count; give the client's own to count it as itself.
 	CMID        guid.GUID
 	Workstation string
 	// ClockOffset is added to this machine's clock to give the client's
@@ -93,7 +95,7 @@ func (d *Diagnosis) step(name string, ok bool, format string, args ...any) {
 
 func (d *Diagnosis) fail(step string, code kms.HRESULT, cause, fix string) *Diagnosis {
 	d.FailedStep, d.verdict, d.Code, d.Cause, d.Fix = step, code, code.Error(), cause, fix
-	if len(d.Steps) == 0 || d.Steps[len(d.Steps)-1].Step != step || d.Steps[len(d.Steps)-1].OK {
+	if n := len(d.Steps); n == 0 || d.Steps[n-1].Step != step || d.Steps[n-1].OK {
 		d.step(step, false, "%s", cause)
 	}
 	return d
@@ -218,6 +220,9 @@ func Doctor(ctx context.Context, cfg DoctorConfig) (*Diagnosis, error) {
 				return d, nil
 			}
 			failures = append(failures, where+": "+why)
+			if stepReached != StepRequest { // a refusal is already a step
+				d.step(stepReached, false, "%s: %s (a client tries the next host)", where, why)
+			}
 			if stepOrder(stepReached) > stepOrder(reached) {
 				reached = stepReached
 			}
@@ -280,7 +285,7 @@ func tryHost(ctx context.Context, cfg DoctorConfig, d *Diagnosis, ap netip.AddrP
 	d.Host = where
 	cmid := cfg.CMID
 	if cmid.IsNil() {
-		cmid = kmsclient.RandomCMID()
+		cmid = ClientMachineID
 	}
 	clientNow := func() time.Time { return time.Now().Add(cfg.ClockOffset) }
 	send := func(at time.Time) (*kmsclient.Outcome, error) {
@@ -293,7 +298,7 @@ func tryHost(ctx context.Context, cfg DoctorConfig, d *Diagnosis, ap netip.AddrP
 	switch out.Status {
 	case kms.OK:
 	case kms.ErrKMSIDMismatch:
-		d.step(StepRequest, false, "%s refuses %s: 0xC004F042", where, cfg.Product.Name)
+		d.step(StepRequest, false, "%s refuses %s: 0xC004F042 (a client tries the next host)", where, cfg.Product.Name)
 		return StepRequest, false, "0xC004F042 (its host key group does not cover " + cfg.Product.Name + ")"
 	case kms.ErrInvalidTimestamp:
 		skew, limit, ok := measureSkew(func(o time.Duration) bool {

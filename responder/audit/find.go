@@ -87,8 +87,13 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 		zones    = map[string]string{} // owner -> zone
 		hosts    = map[string][]netip.Addr{}
 	)
+	full := false
 	add := func(rec Record, glue []dns.RR) {
 		if len(out) >= maxRecords {
+			if !full {
+				full = true
+				problems = append(problems, fmt.Sprintf("more than %d records: the rest are not audited", maxRecords))
+			}
 			return
 		}
 		k := rec.key()

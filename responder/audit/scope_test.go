@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,5 +84,29 @@ func TestAuditConnectsOnlyWhereRecordsPoint(t *testing.T) {
 	}
 	if n := bystanderHits.Load(); n != 0 {
 		t.Errorf("the audit connected %d time(s) to an address no record names", n)
+	}
+}
+
+// TestDoctorTruncatedWithoutTCP: a server whose SRV answers are truncated
+// over UDP and that takes no TCP stops the doctor at the SRV step, named.
+func TestDoctorTruncatedWithoutTCP(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.Truncated = true
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	defer srv.Shutdown()
+	d, err := Doctor(context.Background(), DoctorConfig{Server: pc.LocalAddr().String(), Suffixes: []string{"corp.test"}, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.FailedStep != StepSRV || !strings.Contains(d.Cause, "truncated over UDP") || !strings.Contains(d.Fix, "TCP port 53") {
+		t.Errorf("step %q cause %q fix %q", d.FailedStep, d.Cause, d.Fix)
 	}
 }

@@ -208,6 +208,22 @@ func TestAuditFixDeletesBySignedUpdate(t *testing.T) {
 	if code, _, errOut := runKMS(t, "y\n", append(base, "--fix")...); code != 64 || !strings.Contains(errOut, "--yes") {
 		t.Errorf("--fix without --yes on a pipe: exit %d, want 64\n%s", code, errOut)
 	}
+	// On a terminal --fix asks; answering no deletes nothing.
+	if scriptTool, err := exec.LookPath("script"); err == nil {
+		line := ProcessBinary(t, "kms-responder")
+		for _, a := range append(base, "--fix", "--tsig-key-file", key) {
+			line += " '" + a + "'"
+		}
+		cmd := exec.Command(scriptTool, "-qec", line, "/dev/null")
+		cmd.Stdin = strings.NewReader("n\n")
+		out, _ := cmd.CombinedOutput()
+		if !strings.Contains(string(out), "Delete them? [y/N]") || !strings.Contains(string(out), "nothing deleted") {
+			t.Errorf("--fix on a terminal did not ask, or deleted:\n%s", out)
+		}
+		if got := zoneRRs(t, addr); strings.Join(got, "\n") != strings.Join(before, "\n") {
+			t.Fatalf("answering no to --fix changed the zone")
+		}
+	}
 	// Unsigned, the server refuses: exit 1 (the fix failed), and the error says what to do.
 	code, _, errOut := runKMS(t, "", append(base, "--fix", "--yes")...)
 	if code != 1 || !strings.Contains(errOut, "REFUSED") || !strings.Contains(errOut, "--tsig-key-file") {

@@ -233,6 +233,9 @@ func TestAuditClassifiesEveryRecord(t *testing.T) {
 		t.Fatalf("exit code %d, want 3 (rogue or stale found)\n%s\n%s", code, out, errOut)
 	}
 	a := parseAudit(t, out)
+	if len(a.Problems) != 0 {
+		t.Errorf("problems: %v", a.Problems)
+	}
 	if a.Schema != "kmsdns-audit/v1" {
 		t.Errorf("schema %q", a.Schema)
 	}

@@ -118,22 +118,43 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 			add(rec, ans.glue)
 		}
 	}
+	type xfr struct {
+		recs    []Record
+		aliases []string
+	}
+	transferred := map[string]*xfr{}
 	for _, d := range domains {
 		if axfr {
-			recs, addrs, aliases, err := r.transfer(ctx, d)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("AXFR %s: %v", d, err))
+			// Transfer the zone that holds d (once), keep what is at or below d.
+			zone := d
+			if z, err := r.zoneOf(ctx, d); err == nil {
+				zone = z
 			}
-			for n, a := range addrs {
-				hosts[n] = append(hosts[n], a...)
+			x, ok := transferred[zone]
+			if !ok {
+				recs, addrs, aliases, err := r.transfer(ctx, zone)
+				if err != nil {
+					problems = append(problems, fmt.Sprintf("AXFR %s: %v", zone, err))
+				}
+				for n, a := range addrs {
+					hosts[n] = append(hosts[n], a...)
+				}
+				x = &xfr{recs, aliases}
+				transferred[zone] = x
 			}
-			for _, rec := range recs {
-				rec.Zone = d
-				zones[rec.Owner] = d
+			for _, rec := range x.recs {
+				if !dns.IsSubDomain(d, rec.Owner) {
+					continue
+				}
+				rec.Zone = zone
+				zones[rec.Owner] = zone
 				add(rec, nil)
 			}
 			// Aliases at _vlmcs._tcp names are followed as a client would.
-			for _, name := range aliases {
+			for _, name := range x.aliases {
+				if !dns.IsSubDomain(d, name) {
+					continue
+				}
 				dom, _ := isServiceOwner(name)
 				ans, err := r.lookupSRV(ctx, name)
 				if err != nil {

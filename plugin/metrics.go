@@ -42,7 +42,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "scrubbed_records_total",
-		Help:      "Records removed from scrub-zone answers by reason (unapproved, unhealthy, glue).",
+		Help:      "Records removed from answers by reason (unapproved, unhealthy, glue, alias, alias-loop, dname).",
 	}, []string{"server", "zone", "reason"})
 
 	probesTotal = promauto.NewCounterVec(prometheus.CounterOpts{

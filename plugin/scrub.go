@@ -227,26 +227,26 @@ func followChain(answer []dns.RR, qname string) (end string, ttl uint32, aliases
 			return end, ttl, aliases, true
 		}
 		seen = append(seen, c)
-		next := ""
+		next, found := "", false
 		for _, rr := range answer {
 			switch rr := rr.(type) {
 			case *dns.CNAME:
 				if dnsname.Equal(rr.Hdr.Name, end) {
-					next, ttl = rr.Target, min(ttl, rr.Hdr.Ttl)
+					next, found, ttl = dns.Fqdn(rr.Target), true, min(ttl, rr.Hdr.Ttl)
 				}
 			case *dns.DNAME:
 				if rel, ok := dnsname.TrimZone(rr.Hdr.Name, end); ok && rel != "" {
-					next, ttl = rel+"."+dns.Fqdn(rr.Target), min(ttl, rr.Hdr.Ttl)
+					next, found, ttl = rel+"."+dns.Fqdn(rr.Target), true, min(ttl, rr.Hdr.Ttl)
 					if dns.Fqdn(rr.Target) == "." {
 						next = rel + "."
 					}
 				}
 			}
-			if next != "" {
+			if found {
 				break
 			}
 		}
-		if next == "" {
+		if !found {
 			return end, ttl, aliases, false
 		}
 		if aliases++; aliases > maxChain {

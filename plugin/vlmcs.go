@@ -93,10 +93,19 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	}
 	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY {
 		for _, p := range v.pools {
-			if dns.IsSubDomain(p.zone, q.Name) {
-				if a := p.current(time.Now()); a.hosts[strings.ToLower(q.Name)] != nil {
-					return v.answerHost(w, r, a)
-				}
+			// A string test, not a label-wise one: a name that passes it wrongly (an escaped
+			// dot before the zone) is no host name, so it is in no pool's hosts.
+			if !hasSuffixFold(q.Name, p.zone) && !strings.EqualFold(q.Name, p.zone) {
+				continue
+			}
+			// A rebuild only drops names (lapsed leases); updates rebuild at once. So a name
+			// absent from the current answer needs no clock reading.
+			n := strings.ToLower(q.Name)
+			if p.ans.Load().hosts[n] == nil {
+				continue
+			}
+			if a := p.current(time.Now()); a.hosts[n] != nil {
+				return v.answerHost(w, r, a)
 			}
 		}
 	}

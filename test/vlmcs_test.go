@@ -286,7 +286,7 @@ func TestCorefileErrors(t *testing.T) {
 		{"unknown property", block("\t\tapprove kms1.example.test\n\t\tfrobnicate\n"), `Corefile:5 - Error during parsing: unknown property "frobnicate"`},
 		{"bad lease", block("\t\tapprove kms1.example.test\n\t\tlease 1h 2h 1h\n"), "Corefile:5 - Error during parsing: lease: minimum 2h0m0s is above maximum 1h0m0s"},
 		{"no approval", block("\t\tttl 5\n"), "Corefile:5 - Error during parsing: no `approve` rule"},
-		{"static not approved", block("\t\tapprove kms1.example.test\n\t\tstatic kms2.example.test 1688\n"), "Corefile:6 - Error during parsing: static member kms2.example.test. is not approved"},
+		{"static not approved", block("\t\tapprove kms1.example.test\n\t\tstatic kms2.example.test 1688\n"), "Corefile:5 - Error during parsing: static member kms2.example.test. is not approved"},
 		{"bad network", block("\t\tapprove 10.0.0.0/40\n"), `Corefile:4 - Error during parsing: approve: "10.0.0.0/40" is not a network`},
 		{"key without secret", block("\t\tapprove kms1.example.test\n\t\tgrant k. kms1.example.test\n"), `Corefile:5: key "k." is granted but has no secret`},
 		{"key replaced by tsig", "example.test:" + strconv.Itoa(FreePort(t)) + " {\n\tbind 127.0.0.1\n\tvlmcs {\n\t\tapprove kms1.example.test\n\t\tkey k. " + secret1 + "\n\t\tgrant k. kms1.example.test\n\t}\n\ttsig {\n\t\tsecret other. " + secret2 + "\n\t}\n}\n", `Corefile:5: key "k." was replaced by another plugin's TSIG secrets`},

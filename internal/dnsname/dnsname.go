@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -173,17 +174,28 @@ func HostLabel(l string) bool {
 func HostName(name string) (string, error) {
 	labels, err := Labels(name)
 	if err != nil {
-		return "", fmt.Errorf("%q is not a host name: %w", name, err)
+		return "", fmt.Errorf("%s is not a host name: %w", quote(name), err)
 	}
 	if len(labels) == 0 {
-		return "", fmt.Errorf("%q is not a host name: the root", name)
+		return "", fmt.Errorf("%s is not a host name: the root", quote(name))
 	}
 	for _, l := range labels {
 		if !HostLabel(l) {
-			return "", fmt.Errorf("%q is not a host name: label %q holds a byte other than a letter, digit, hyphen or underscore", name, l)
+			return "", fmt.Errorf("%s is not a host name: label %q holds a byte other than a letter, digit, hyphen or underscore", quote(name), l)
 		}
 	}
 	return strings.Join(labels, ".") + ".", nil
+}
+
+// quote quotes a name for an error: as it is when it is printable ASCII without quotes (a
+// presentation-format name keeps its single backslashes), else Go-quoted.
+func quote(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f || c == '"' {
+			return strconv.Quote(s)
+		}
+	}
+	return `"` + s + `"`
 }
 
 // Visible reports whether s is made of visible ASCII (0x21..0x7e) other than the backslash.

@@ -37,7 +37,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	fs.StringVar(&f.dns, "dns", "", "DNS server `HOST:PORT` to ask (an AD domain controller; also the target of --fix)")
 	fs.Var(f.domains, "domain", "`DOMAIN` whose _VLMCS._TCP records to audit, repeatable (default with --corefile: its scrub zones)")
 	fs.BoolVar(&f.axfr, "axfr", false, "also transfer each domain's zone (AXFR) and audit _vlmcs._tcp at every name in it")
-	fs.Var(f.approve, "approve", "approved hosts, in the vlmcs plugin's `approve` syntax (NAME, *.SUFFIX, ADDRESS, CIDR, NAME=ADDRESS), repeatable")
+	fs.Var(f.approve, "approve", "approved hosts, in the vlmcs plugin's `approve` syntax (NAME, *.SUFFIX, ADDRESS, CIDR, NAME=ADDRESS), repeatable (none: every host is unapproved, an inventory)")
 	fs.StringVar(&f.corefile, "corefile", "", "read the approve rules from the vlmcs block(s) of this Corefile `file`")
 	fs.StringVar(&f.identify, "identify", string(audit.IdentifyUnapproved), "which hosts get KMS requests beyond the bind: unapproved, all or none (approved hosts' counts are left alone by default)")
 	fs.IntVar(&f.parallel, "parallel", audit.DefaultParallel, "probes run at once")
@@ -62,6 +62,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		return exitUsage, usagef("--fix asks before deleting; without a terminal on stdin give --yes")
 	}
 	cfg.Progress = progressLine(stderr)
+	if cfg.Approver == nil && cfg.Approvers == nil {
+		fmt.Fprintln(stderr, "audit: no --approve or --corefile: every host counts as unapproved (an inventory)")
+	}
 
 	rep, err := audit.Run(ctx, cfg)
 	if err != nil {
@@ -139,8 +142,8 @@ func (f *auditFlags) config() (audit.Config, error) {
 				return cfg, usagef("--corefile: no vlmcs block of %s covers %s (its approve rules would judge it)", f.corefile, d)
 			}
 		}
-	default:
-		return cfg, usagef("say which hosts are approved: --approve RULE... or --corefile FILE (the vlmcs block's approve rules)")
+	case f.fix || f.nsupdate != "" || f.psScript != "":
+		return cfg, usagef("deleting records needs to know which hosts are approved: --approve RULE... or --corefile FILE (the vlmcs block's approve rules)")
 	}
 	if len(cfg.Domains) == 0 {
 		return cfg, usagef("--domain DOMAIN is required (the Corefile names no scrub zone)")

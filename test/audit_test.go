@@ -382,7 +382,8 @@ func TestAuditExitCodes(t *testing.T) {
 		{"clean: only the approved healthy host", []string{"--domain", "kms.corp.test", "--approve", "kms1.corp.test"}, 0},
 		{"rogue found", []string{"--domain", "ws.corp.test", "--approve", "kms1.corp.test"}, 3},
 		{"stale found", []string{"--domain", "dead.corp.test", "--approve", "gone.corp.test"}, 3},
-		{"no approve rule", []string{"--domain", "kms.corp.test"}, 64},
+		{"no approve rule: an inventory, every host unapproved", []string{"--domain", "kms.corp.test"}, 3},
+		{"no approve rule with --fix", []string{"--domain", "kms.corp.test", "--fix", "--yes"}, 64},
 		{"bad identify", []string{"--domain", "kms.corp.test", "--approve", "x.test", "--identify", "some"}, 64},
 		{"DNS server down", []string{"--dns", "127.0.0.1:" + strconv.Itoa(FreePort(t)), "--domain", "kms.corp.test", "--approve", "x.test", "--timeout", "500ms"}, 1},
 	}

@@ -265,7 +265,7 @@ func (rep *Report) WritePrometheus(w io.Writer) {
 	fmt.Fprintln(w, "# TYPE kmsdns_audit_records gauge")
 	for _, d := range domains {
 		for _, c := range Classes {
-			fmt.Fprintf(w, "kmsdns_audit_records{class=%q,domain=%q} %d\n", string(c), trimDot(d), counts[d][c])
+			fmt.Fprintf(w, "kmsdns_audit_records{class=\"%s\",domain=\"%s\"} %d\n", labelValue(string(c)), labelValue(trimDot(d)), counts[d][c])
 		}
 	}
 	fmt.Fprintln(w, "# HELP kmsdns_audit_problems Lookups or transfers that failed in the last audit.")
@@ -277,6 +277,11 @@ func (rep *Report) WritePrometheus(w io.Writer) {
 	fmt.Fprintln(w, "# HELP kmsdns_audit_last_run_timestamp_seconds When the last audit finished (Unix time).")
 	fmt.Fprintln(w, "# TYPE kmsdns_audit_last_run_timestamp_seconds gauge")
 	fmt.Fprintf(w, "kmsdns_audit_last_run_timestamp_seconds %d\n", rep.Started.Add(time.Duration(rep.Duration*float64(time.Second))).Unix())
+}
+
+// labelValue escapes a Prometheus label value (backslash, quote, newline).
+func labelValue(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
 // WriteFileAtomic writes a file through a temporary file in the same

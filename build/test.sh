@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README: `make test`). Needs Go and the Debian
 # tools the end-to-end tests drive for real: dig and nsupdate (bind9-dnsutils),
-# dnsperf, and prometheus + promtool (see build/tools.sh).
+# dnsperf, prometheus + promtool, and named (bind9) for the audit deletion tests
+# (see build/tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -17,6 +17,9 @@ ensure_debian_tools() {
 		{ ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; }; then
 		need+=(prometheus)
 	fi
+	# named (bind9): a DNS server that takes RFC 2136 updates, for the audit's
+	# deletion tests (CoreDNS's file plugin takes none).
+	command -v named >/dev/null 2>&1 || [[ -x /usr/sbin/named ]] || need+=(bind9)
 	((${#need[@]})) || return 0
 	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
 		echo "tools: installing ${need[*]} with apt-get"

@@ -32,6 +32,11 @@ const DefaultTimeout = 2 * time.Second
 // be believed.
 var ErrTSIG = errors.New("answer's TSIG does not verify")
 
+// ErrUDPTruncated marks the failure of the TCP retry of an answer that was
+// truncated over UDP (a resolver reports the truncation, not only the TCP
+// error).
+var ErrUDPTruncated = errors.New("answer truncated over UDP")
+
 // ErrTruncated reports an answer truncated over TCP, where it cannot be.
 var ErrTruncated = errors.New("answer over TCP is truncated")
 
@@ -78,7 +83,11 @@ func Exchange(ctx context.Context, server string, m *dns.Msg, o Options) (Reply,
 	if err != nil || !r.Msg.Truncated {
 		return r, err
 	}
-	return once(ctx, "tcp", server, m, o)
+	r, err = once(ctx, "tcp", server, m, o)
+	if err != nil {
+		return r, fmt.Errorf("%w, and over TCP: %w", ErrUDPTruncated, err)
+	}
+	return r, nil
 }
 
 // once performs one attempt over one transport.

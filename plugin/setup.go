@@ -14,8 +14,8 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"github.com/kmsdns/kmsdns/internal/dnsname"
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"github.com/miekg/dns"
 )
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -29,24 +28,6 @@ type resolver struct {
 	server  string
 	timeout time.Duration
 	tsig    *TSIGKey
-}
-
-// ServerAddr normalizes a DNS server address: "host:port", or an address
-// or host name for port 53.
-func ServerAddr(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("no DNS server given (--dns HOST:PORT)")
-	}
-	if _, _, err := net.SplitHostPort(s); err == nil {
-		return s, nil
-	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		return netip.AddrPortFrom(a, 53).String(), nil
-	}
-	if strings.ContainsAny(s, ":[]") {
-		return "", fmt.Errorf("DNS server %q is not HOST:PORT", s)
-	}
-	return net.JoinHostPort(s, strconv.Itoa(53)), nil
 }
 
 // canonical returns a name fully qualified and in lower case.
@@ -102,41 +83,6 @@ func rcodeText(rc int) string {
 
 // maxAddrs bounds the addresses kept per target.
 const maxAddrs = 16
-
-// addrsOf returns the A/AAAA addresses of owner in rrs, without
-// duplicates, unspecified or multicast addresses, at most maxAddrs.
-func addrsOf(addrs []netip.Addr, rrs []dns.RR, owner string) []netip.Addr {
-	for _, rr := range rrs {
-		if len(addrs) == maxAddrs {
-			break
-		}
-		h := rr.Header()
-		if h.Class != dns.ClassINET || !strings.EqualFold(h.Name, owner) {
-			continue
-		}
-		var a netip.Addr
-		switch v := rr.(type) {
-		case *dns.A:
-			a, _ = netip.AddrFromSlice(v.A.To4())
-		case *dns.AAAA:
-			a, _ = netip.AddrFromSlice(v.AAAA.To16())
-		default:
-			continue
-		}
-		a = a.Unmap()
-		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
-			continue
-		}
-		dup := false
-		for _, b := range addrs {
-			dup = dup || a == b
-		}
-		if !dup {
-			addrs = append(addrs, a)
-		}
-	}
-	return addrs
-}
 
 // maxAliases bounds the CNAME/DNAME links followed from one name.
 const maxAliases = 8
@@ -197,7 +143,7 @@ func (r *resolver) resolveAddrs(ctx context.Context, name string) ([]netip.Addr,
 			continue
 		}
 		owner, _ := follow(m.Answer, dns.Fqdn(name))
-		out = addrsOf(out, m.Answer, owner)
+		out = dnsexchange.AppendAddrs(out, m.Answer, owner, maxAddrs)
 	}
 	if len(out) > 0 {
 		return out, nil
@@ -223,3 +169,6 @@ func (r *resolver) zoneOf(ctx context.Context, name string) (string, error) {
 	}
 	return "", fmt.Errorf("no SOA for %s: cannot tell which zone holds it", name)
 }
+
+// ServerAddr normalizes a DNS server address (dnsexchange.ServerAddr).
+func ServerAddr(s string) (string, error) { return dnsexchange.ServerAddr(s) }

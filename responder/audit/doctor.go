@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"github.com/kmsdns/kmsdns/internal/dnsexchange"
+
 	"context"
 	"fmt"
 	"net/netip"
@@ -161,7 +163,7 @@ func Doctor(ctx context.Context, cfg DoctorConfig) (*Diagnosis, error) {
 				continue
 			}
 			t := discover.Target{Name: canonical(s.Target), Port: s.Port, Priority: s.Priority, Weight: s.Weight, TTL: s.Hdr.Ttl}
-			t.Addrs = addrsOf(nil, ans.glue, s.Target)
+			t.Addrs = dnsexchange.AppendAddrs(nil, ans.glue, s.Target, maxAddrs)
 			ts = append(ts, t)
 		}
 		if len(ts) == 0 {

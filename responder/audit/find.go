@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"github.com/kmsdns/kmsdns/internal/dnsexchange"
+
 	"context"
 	"fmt"
 	"net/netip"
@@ -102,7 +104,7 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 		}
 		seen[k] = true
 		f := found{rec: rec}
-		f.addrs = addrsOf(nil, glue, rec.Target)
+		f.addrs = dnsexchange.AppendAddrs(nil, glue, rec.Target, maxAddrs)
 		if len(f.addrs) == 0 {
 			f.addrs = hosts[strings.ToLower(rec.Target)]
 		}
@@ -276,7 +278,7 @@ func (r *resolver) transfer(ctx context.Context, zone string) ([]Record, map[str
 				soas++
 			case *dns.A, *dns.AAAA:
 				if len(addrs[owner]) < maxAddrs {
-					addrs[owner] = addrsOf(addrs[owner], []dns.RR{v}, h.Name)
+					addrs[owner] = dnsexchange.AppendAddrs(addrs[owner], []dns.RR{v}, h.Name, maxAddrs)
 				}
 			case *dns.SRV:
 				dom, ok := isServiceOwner(owner)

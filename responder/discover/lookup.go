@@ -8,9 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -103,7 +101,7 @@ func Lookup(ctx context.Context, dnsServer, domain string) ([]Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	server, err := serverAddr(dnsServer)
+	server, err := dnsexchange.ServerAddr(dnsServer)
 	if err != nil {
 		return nil, err
 	}
@@ -133,22 +131,6 @@ func Lookup(ctx context.Context, dnsServer, domain string) ([]Target, error) {
 	return targets, nil
 }
 
-func serverAddr(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("discover: no DNS server given")
-	}
-	if _, _, err := net.SplitHostPort(s); err == nil {
-		return s, nil
-	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		return netip.AddrPortFrom(a, 53).String(), nil
-	}
-	if strings.ContainsAny(s, ":[]") {
-		return "", fmt.Errorf("discover: DNS server %q is not host:port", s)
-	}
-	return net.JoinHostPort(s, strconv.Itoa(53)), nil
-}
-
 func newQuery(name string, qtype uint16) *dns.Msg {
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)
@@ -176,7 +158,7 @@ func resolveAddrs(ctx context.Context, server, name string) []netip.Addr {
 			continue
 		}
 		owner := followCNAME(r.Answer, name)
-		out = appendAddrs(out, r.Answer, owner)
+		out = dnsexchange.AppendAddrs(out, r.Answer, owner, maxAddrs)
 	}
 	return out
 }

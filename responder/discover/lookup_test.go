@@ -202,23 +202,13 @@ func TestLookupUnreachable(t *testing.T) {
 	}
 }
 
-func TestQueryNameAndServer(t *testing.T) {
+func TestQueryName(t *testing.T) {
 	if n, err := QueryName("Corp.Example.Test"); err != nil || n != "_VLMCS._TCP.Corp.Example.Test." {
 		t.Errorf("QueryName = %q, %v", n, err)
 	}
 	for _, bad := range []string{"", ".", "a..b", strings.Repeat("a.", 130)} {
 		if _, err := QueryName(bad); err == nil {
 			t.Errorf("QueryName(%q) accepted", bad)
-		}
-	}
-	for in, want := range map[string]string{"127.0.0.1": "127.0.0.1:53", "::1": "[::1]:53", "ns.test": "ns.test:53", "[::1]:5353": "[::1]:5353"} {
-		if got, err := serverAddr(in); err != nil || got != want {
-			t.Errorf("serverAddr(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "[::1", "a:b:c]"} {
-		if _, err := serverAddr(bad); err == nil {
-			t.Errorf("serverAddr(%q) accepted", bad)
 		}
 	}
 }

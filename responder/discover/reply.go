@@ -1,8 +1,9 @@
 package discover
 
 import (
+	"github.com/kmsdns/kmsdns/internal/dnsexchange"
+
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/kmsdns/kmsdns/responder/kms"
@@ -87,8 +88,8 @@ func parseSRVReply(q, r *dns.Msg) ([]Target, error) {
 		return nil, lerr(kms.ErrDNSNoRecords, "NODATA: the name has no SRV records")
 	}
 	for i := range targets {
-		targets[i].Addrs = appendAddrs(nil, r.Extra, targets[i].Name)
-		targets[i].Addrs = appendAddrs(targets[i].Addrs, r.Answer, targets[i].Name)
+		targets[i].Addrs = dnsexchange.AppendAddrs(nil, r.Extra, targets[i].Name, maxAddrs)
+		targets[i].Addrs = dnsexchange.AppendAddrs(targets[i].Addrs, r.Answer, targets[i].Name, maxAddrs)
 	}
 	return targets, nil
 }
@@ -129,41 +130,6 @@ func followCNAME(rrs []dns.RR, name string) string {
 		name = next
 	}
 	return name
-}
-
-// appendAddrs adds the A/AAAA addresses of owner in rrs to addrs, without
-// duplicates and at most maxAddrs in all.
-func appendAddrs(addrs []netip.Addr, rrs []dns.RR, owner string) []netip.Addr {
-	for _, rr := range rrs {
-		if len(addrs) == maxAddrs {
-			break
-		}
-		h := rr.Header()
-		if h.Class != dns.ClassINET || !strings.EqualFold(h.Name, owner) {
-			continue
-		}
-		var a netip.Addr
-		switch v := rr.(type) {
-		case *dns.A:
-			a, _ = netip.AddrFromSlice(v.A.To4())
-		case *dns.AAAA:
-			a, _ = netip.AddrFromSlice(v.AAAA.To16())
-		default:
-			continue
-		}
-		a = a.Unmap()
-		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
-			continue
-		}
-		dup := false
-		for _, b := range addrs {
-			dup = dup || b == a
-		}
-		if !dup {
-			addrs = append(addrs, a)
-		}
-	}
-	return addrs
 }
 
 func rcodeName(rc int) string {

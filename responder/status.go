@@ -60,6 +60,9 @@ type registrationInfo struct {
 	LastError   string     `json:"last_error,omitempty"`
 	Suspended   string     `json:"suspended,omitempty"`
 	Repairs     uint64     `json:"repairs,omitempty"` // registrations sent because the server no longer listed this host
+	// Refusals counts the server's refusals by reason (its Extended DNS
+	// Error's reason code, else the response code).
+	Refusals map[string]uint64 `json:"refusals_by_reason,omitempty"`
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {

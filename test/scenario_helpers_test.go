@@ -91,14 +91,14 @@ func (r *kmsResponder) start(t *testing.T) {
 
 // clientReport is what `activate --json` and `discover --json` print (the fields the tests use).
 type clientReport struct {
-	Server       string   `json:"server"`
-	CMID         string   `json:"cmid"`
-	CMIDSource   string   `json:"cmid_source"`
-	Product      string   `json:"product"`
-	CurrentCount uint32   `json:"current_count"`
-	HostStatus   string   `json:"host_status"`
-	Verdict      string   `json:"verdict"`
-	Error        string   `json:"error"`
+	Server       string `json:"server"`
+	CMID         string `json:"cmid"`
+	CMIDSource   string `json:"cmid_source"`
+	Product      string `json:"product"`
+	CurrentCount uint32 `json:"current_count"`
+	HostStatus   string `json:"host_status"`
+	Verdict      string `json:"verdict"`
+	Error        string `json:"error"`
 	Targets      []struct {
 		Name      string   `json:"name"`
 		Port      uint16   `json:"port"`
@@ -106,8 +106,8 @@ type clientReport struct {
 	} `json:"targets"`
 	Attempts       []attempt `json:"attempts"`
 	CoveringGroups []string  `json:"groups_that_activate"`
-	code         int
-	raw          string
+	code           int
+	raw            string
 }
 
 // attempt is one try of one host address in a discover report.

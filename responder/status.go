@@ -21,6 +21,7 @@ type statusReport struct {
 	Groups             []groupStatus      `json:"host_key_groups"`
 	HwID               string             `json:"hwid"`
 	Counts             []countStatus      `json:"counts"`
+	Expiring           []expiringStatus   `json:"expiring_next_7_days"`
 	ActivationInterval int                `json:"activation_interval_minutes"`
 	RenewalInterval    int                `json:"renewal_interval_minutes"`
 	Requests           map[string]uint64  `json:"requests_by_result"`
@@ -41,6 +42,15 @@ type countStatus struct {
 	Count       int    `json:"current_count"`
 	Cap         int    `json:"cap"`
 	Thresholds  string `json:"thresholds"`
+}
+
+// expiringStatus is how many of an application's counted clients leave
+// the count in the next 7 days unless they come back.
+type expiringStatus struct {
+	Application string     `json:"application"`
+	Count       int        `json:"current_count"`
+	Leaving     int        `json:"leaving"`
+	First       *time.Time `json:"first_leaves,omitempty"`
 }
 
 type ledgerStatus struct {
@@ -116,6 +126,13 @@ func (r *statusReport) print(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, c := range r.Counts {
 		fmt.Fprintf(w, "Current count (%s): %d of at most %d (%s)\n", c.Application, c.Count, c.Cap, c.Thresholds)
+	}
+	for _, e := range r.Expiring {
+		fmt.Fprintf(w, "Clients that will expire from the count in the next 7 days (%s): %d of %d", e.Application, e.Leaving, e.Count)
+		if e.First != nil {
+			fmt.Fprintf(w, ", the first on %s", e.First.Format(time.RFC3339))
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
 	if len(r.Requests) == 0 {

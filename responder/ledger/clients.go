@@ -1,0 +1,148 @@
+package ledger
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kmsdns/kmsdns/responder/guid"
+)
+
+// CursorLen is the length of a ClientsPage cursor: a retention index key
+// (sortable last-seen ‖ CMID ‖ App).
+const CursorLen = 40
+
+// ClientEntry is one audit record with its standing in its application's
+// count, as a listing shows it.
+type ClientEntry struct {
+	Client
+	// Counted reports whether the client is in its application's count now
+	// (by the ledger's clock); LastCounted is its last counted request and
+	// CountedUntil when it leaves the count unless it comes back. Both are
+	// zero when the client is not in the count.
+	Counted      bool
+	LastCounted  time.Time
+	CountedUntil time.Time
+}
+
+// ClientsQuery selects one page of ClientsPage.
+type ClientsQuery struct {
+	// After is the cursor a previous page returned (Next); nil starts at
+	// the newest record.
+	After []byte
+	// Since, when not zero, ends the listing at the first record last seen
+	// before it.
+	Since time.Time
+	// Limit is the most entries the page holds (at least 1).
+	Limit int
+	// Scan is the most index entries the page reads (at least Limit): a
+	// selective Keep cannot hold the read transaction open for long.
+	Scan int
+	// Keep, when not nil, selects the entries the page returns.
+	Keep func(*ClientEntry) bool
+}
+
+// ClientsPage is one chunk of the client listing.
+type ClientsPage struct {
+	Entries []ClientEntry
+	// Next resumes the listing after this page; nil when the listing is
+	// complete.
+	Next []byte
+}
+
+// ClientsPage returns audit records newest first (by last request), in one
+// short read transaction: a long one would pin the store's pages and make
+// the file grow while activations are applied. A listing is a sequence of
+// pages, each resuming after the previous one's Next, so its memory is
+// bounded by the page size whatever the number of clients.
+//
+// Pages do not share a snapshot: a client that makes a request while a
+// listing runs moves to the head of the order and is not listed again (or,
+// if the listing had not reached it yet, not at all) by that listing.
+// Corrupt records and dangling index entries are skipped and logged.
+func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
+	if q.After != nil && len(q.After) != CursorLen {
+		return ClientsPage{}, fmt.Errorf("ledger: cursor has %d bytes, want %d", len(q.After), CursorLen)
+	}
+	if q.Limit < 1 {
+		q.Limit = 1
+	}
+	if q.Scan < q.Limit {
+		q.Scan = q.Limit
+	}
+	if q.After == nil {
+		if err := l.flushForRead(); err != nil {
+			return ClientsPage{}, err
+		}
+	}
+	cutoff := l.opts.Clock().Add(-l.opts.CountWindow)
+	var since []byte
+	if !q.Since.IsZero() {
+		since = tsKey(q.Since, guid.GUID{}, guid.GUID{})
+	}
+	var page ClientsPage
+	err := l.db.View(func(tx *bolt.Tx) error {
+		audit, counts := tx.Bucket(bucketAudit), tx.Bucket(bucketCount)
+		cur := tx.Bucket(bucketAuditTS).Cursor()
+		var k []byte
+		if q.After == nil {
+			k, _ = cur.Last()
+		} else {
+			k, _ = cur.Seek(q.After)
+			if k == nil {
+				k, _ = cur.Last()
+			}
+			// Seek lands on After itself or the next key above it.
+			for k != nil && bytes.Compare(k, q.After) >= 0 {
+				k, _ = cur.Prev()
+			}
+		}
+		var last []byte // the last index key read (valid within the transaction)
+		for scanned := 0; k != nil; k, _ = cur.Prev() {
+			if since != nil && bytes.Compare(k, since) < 0 {
+				return nil // older than Since: the listing is complete
+			}
+			if scanned == q.Scan || len(page.Entries) == q.Limit {
+				page.Next = bytes.Clone(last)
+				return nil
+			}
+			scanned++
+			last = k
+			if len(k) != CursorLen {
+				l.log.Warn("ledger: skipping malformed retention index key", "key", fmt.Sprintf("%x", k))
+				continue
+			}
+			v := audit.Get(k[8:])
+			if v == nil {
+				continue // pruned or evicted since the index entry was read
+			}
+			c, err := DecodeClient(v)
+			if err != nil {
+				l.log.Warn("ledger: skipping corrupt client record", "key", fmt.Sprintf("%x", k[8:]), "err", err)
+				continue
+			}
+			e := ClientEntry{Client: c}
+			if b := counts.Bucket(c.App[:]); b != nil {
+				if sv := b.Get(c.CMID[:]); sv != nil {
+					if t, err := decodeSeen(sv); err == nil && t.After(cutoff) {
+						e.Counted, e.LastCounted, e.CountedUntil = true, t, t.Add(l.opts.CountWindow)
+					}
+				}
+			}
+			if q.Keep == nil || q.Keep(&e) {
+				page.Entries = append(page.Entries, e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return ClientsPage{}, fmt.Errorf("ledger: list clients: %w", err)
+	}
+	return page, nil
+}
+
+// CountWindow is how long a client stays in its application's count after
+// its last counted request.
+func (l *Ledger) CountWindow() time.Duration { return l.opts.CountWindow }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/kmsdns/kmsdns/responder/ledger"
@@ -68,7 +69,7 @@ type summarizer struct {
 }
 
 func newSummarizer(now time.Time, onTime time.Duration) *summarizer {
-	return &summarizer{s: clientSummary{AsOf: now.UTC(), OnTimeWindow: onTime.String()}, now: now, onTime: onTime,
+	return &summarizer{s: clientSummary{AsOf: now.UTC(), OnTimeWindow: days(onTime)}, now: now, onTime: onTime,
 		products: map[string]*summaryCount{}, networks: map[netip.Prefix]*summaryCount{}}
 }
 
@@ -226,4 +227,24 @@ func (s *clientsService) summarize(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(z.summary())
+}
+
+// days formats d as "7d2h" (or "90m" under an hour).
+func days(d time.Duration) string {
+	if d < time.Hour {
+		return strconv.Itoa(int(d/time.Minute)) + "m"
+	}
+	out := ""
+	if n := d / (24 * time.Hour); n > 0 {
+		out = strconv.Itoa(int(n)) + "d"
+		d -= n * 24 * time.Hour
+	}
+	if h := d / time.Hour; h > 0 {
+		out += strconv.Itoa(int(h)) + "h"
+		d -= h * time.Hour
+	}
+	if m := d / time.Minute; m > 0 {
+		out += strconv.Itoa(int(m)) + "m"
+	}
+	return out
 }

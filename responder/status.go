@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 )
@@ -74,7 +73,8 @@ type registrationInfo struct {
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	admin := fs.String("admin", defaultServeConfig().Metrics, "admin `address` of the running serve (its --metrics)")
+	var af adminClientFlags
+	af.bind(fs)
 	asJSON := fs.Bool("json", false, "print the raw JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,23 +82,20 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		}
 		return exitUsage, usageError{err}
 	}
+	ac, err := af.client()
+	if err != nil {
+		return exitUsage, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*admin+"/status", nil)
+	resp, err := ac.get(ctx, "/status", nil)
 	if err != nil {
-		return exitUsage, usagef("--admin %q: %v", *admin, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return exitError, fmt.Errorf("no responder answering at %s: %w", *admin, err)
+		return exitError, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return exitError, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return exitError, fmt.Errorf("%s/status: %s", *admin, resp.Status)
 	}
 	if *asJSON {
 		_, err := stdout.Write(body)
@@ -106,7 +103,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	}
 	var r statusReport
 	if err := json.Unmarshal(body, &r); err != nil {
-		return exitError, fmt.Errorf("%s/status: %w", *admin, err)
+		return exitError, fmt.Errorf("%s/status: %w", ac.base.Host, err)
 	}
 	r.print(stdout)
 	return exitOK, nil

@@ -37,8 +37,9 @@ type ClientsQuery struct {
 	Since time.Time
 	// Limit is the most entries the page holds (at least 1).
 	Limit int
-	// Scan is the most index entries the page reads (at least Limit): a
-	// selective Keep cannot hold the read transaction open for long.
+	// Scan is the most index entries the page reads (0: Limit), so that a
+	// selective Keep cannot hold the read transaction open for long; a
+	// page that ends early returns fewer entries and a cursor.
 	Scan int
 	// Keep, when not nil, selects the entries the page returns.
 	Keep func(*ClientEntry) bool
@@ -69,7 +70,7 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 	if q.Limit < 1 {
 		q.Limit = 1
 	}
-	if q.Scan < q.Limit {
+	if q.Scan < 1 {
 		q.Scan = q.Limit
 	}
 	if q.After == nil {

@@ -155,31 +155,30 @@ func (s *clientSummary) print(w io.Writer) {
 	fmt.Fprintf(w, "Renewing on time:   %d (activated, last request within %s)\n", s.RenewingOnTime, s.OnTimeWindow)
 	fmt.Fprintf(w, "Stopped coming:     %d", s.StoppedComing)
 	if s.StoppedCounted > 0 {
-		fmt.Fprintf(w, "; %d still counted: %d leave the count in the next 7 days, from %s, the last on %s",
-			s.StoppedCounted, s.Leaving7d, s.FirstLeaving.Format("2006-01-02"), s.LastLeaving.Format("2006-01-02"))
+		fmt.Fprintf(w, "; %d still counted, leaving the count from %s to %s\n", s.StoppedCounted,
+			s.FirstLeaving.Local().Format("2006-01-02"), s.LastLeaving.Local().Format("2006-01-02"))
+		fmt.Fprintf(w, "Leaving in 7 days:  %d", s.Leaving7d)
 	}
 	fmt.Fprintln(w)
 	if s.Conflicts > 0 {
-		fmt.Fprintf(w, "Shared machine IDs: %d rows (marked !): one CMID from several workstations or addresses; an image that was not generalized (sysprep /generalize) keeps the count at 1\n", s.Conflicts)
+		fmt.Fprintf(w, "Shared machine IDs: %d (marked !): one CMID from several workstations or addresses;\n", s.Conflicts)
+		fmt.Fprintln(w, "                    an image that was not generalized (sysprep) keeps the count at 1")
 	}
 	tally := func(label string, list []summaryCount, total int) {
-		fmt.Fprintf(w, "%-20s", label)
-		for i, c := range list {
-			if i > 0 {
-				fmt.Fprint(w, ", ")
-			}
-			fmt.Fprintf(w, "%s %d", c.Name, c.Clients)
+		fmt.Fprintln(w, label)
+		if len(list) == 0 {
+			fmt.Fprintln(w, "  none")
+		}
+		for _, c := range list {
+			fmt.Fprintf(w, "  %-40s %8d", cut(c.Name, 40), c.Clients)
 			if c.Counted > 0 {
 				fmt.Fprintf(w, " (%d counted)", c.Counted)
 			}
+			fmt.Fprintln(w)
 		}
 		if total > len(list) {
-			fmt.Fprintf(w, " and %d more", total-len(list))
+			fmt.Fprintf(w, "  and %d more\n", total-len(list))
 		}
-		if len(list) == 0 {
-			fmt.Fprint(w, "none")
-		}
-		fmt.Fprintln(w)
 	}
 	tally("By product:", s.Products, len(s.Products))
 	tally("By network:", s.Networks, s.NetworksTotal)
@@ -311,7 +310,7 @@ func printClientTable(w io.Writer, body io.Reader, wide bool) (string, error) {
 		fmt.Fprintln(w, "(no clients match)")
 	}
 	if conflicts > 0 {
-		fmt.Fprintln(w, "! this machine ID was also seen from another workstation name or address (--wide or --format json shows them)")
+		fmt.Fprintln(w, "! machine ID also seen from another workstation or address (--wide shows them)")
 	}
 	return next, nil
 }

@@ -204,6 +204,7 @@ func (s *clientsService) summarize(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	var after []byte
 	for {
+		began := time.Now()
 		// Nothing is written until the pass ends: keep the connection's
 		// write deadline ahead of it, chunk by chunk.
 		_ = rc.SetWriteDeadline(time.Now().Add(clientsChunkWrite))
@@ -219,7 +220,7 @@ func (s *clientsService) summarize(w http.ResponseWriter, r *http.Request) {
 		if after = page.Next; after == nil {
 			break
 		}
-		if r.Context().Err() != nil {
+		if !rest(r, time.Since(began)) {
 			return
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -160,5 +161,19 @@ func TestAdminToken(t *testing.T) {
 	}
 	if _, err := parseServeConfig([]string{"--group", "windows-server-2025", "--metrics", "0.0.0.0:9688", "--admin-token-file", good}, nil); err != nil {
 		t.Errorf("with a token file: %v", err)
+	}
+}
+
+// TestListingRowBound: a listing whose row never ends (whatever answers at
+// --admin) is an error after maxListingRow bytes, not unbounded memory.
+func TestListingRowBound(t *testing.T) {
+	huge := `{"clients": [{"workstation": "` + strings.Repeat("x", 3*maxListingRow)
+	_, err := printClientTable(io.Discard, strings.NewReader(huge), false)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("err %v", err)
+	}
+	ok := `{"clients": [` + strings.Repeat(`{"workstation": "pc"},`, 5000) + `{"workstation": "last"}], "next": "abc"}`
+	if next, err := printClientTable(io.Discard, strings.NewReader(ok), false); err != nil || next != "abc" {
+		t.Fatalf("5001 small rows: next %q err %v", next, err)
 	}
 }

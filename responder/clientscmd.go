@@ -222,7 +222,8 @@ func shortDate(t time.Time) string {
 // a time (the wide table's columns align within each block). It returns
 // the next-page cursor.
 func printClientTable(w io.Writer, body io.Reader, wide bool) (string, error) {
-	dec := json.NewDecoder(body)
+	br := &rowBound{r: body, max: maxListingRow}
+	dec := json.NewDecoder(br)
 	expect := func(want json.Delim) error {
 		t, err := dec.Token()
 		if err != nil {
@@ -258,6 +259,7 @@ func printClientTable(w io.Writer, body io.Reader, wide bool) (string, error) {
 		if err := dec.Decode(&r); err != nil {
 			return "", fmt.Errorf("reading the listing: %w", err)
 		}
+		br.n = 0
 		n++
 		state := r.State
 		if r.CMIDConflict != "" {
@@ -321,4 +323,25 @@ func seenAs(r *clientRow) string {
 		return ""
 	}
 	return strings.Join(r.SeenAs, ", ") + " from " + strings.Join(r.SeenFrom, ", ")
+}
+
+// maxListingRow bounds what the command reads for one row of a listing
+// (a real row is under 2 KiB): whatever answers at --admin cannot make it
+// buffer without end.
+const maxListingRow = 1 << 20
+
+// rowBound fails a read once more than max bytes were read since n was
+// last reset (after each row).
+type rowBound struct {
+	r      io.Reader
+	n, max int
+}
+
+func (b *rowBound) Read(p []byte) (int, error) {
+	if b.n > b.max {
+		return 0, fmt.Errorf("a row of the listing is larger than %d bytes: is --admin a kms-responder?", b.max)
+	}
+	n, err := b.r.Read(p)
+	b.n += n
+	return n, err
 }

@@ -37,6 +37,10 @@ type adminOptions struct {
 	Token []byte
 	// Clients serves /clients; nil leaves it out.
 	Clients *clientsService
+
+	// readTimeout and writeTimeout replace adminReadTimeout and
+	// adminWriteTimeout when set (tests).
+	readTimeout, writeTimeout time.Duration
 }
 
 // adminServer serves /metrics, /status and /healthz on one listener. It is
@@ -99,13 +103,20 @@ func startAdmin(opts adminOptions, reg *prometheus.Registry, status func() any, 
 		_, _ = w.Write([]byte("OK\n"))
 	})
 	hf := newHostFilter(opts.Addr, opts.Hosts, log, func() { refused.WithLabelValues("host").Inc() })
+	readTimeout, writeTimeout := adminReadTimeout, adminWriteTimeout
+	if opts.readTimeout > 0 {
+		readTimeout = opts.readTimeout
+	}
+	if opts.writeTimeout > 0 {
+		writeTimeout = opts.writeTimeout
+	}
 	a := &adminServer{
 		ln: ln,
 		srv: &http.Server{
 			Handler:           hf.wrap(mux),
 			ReadHeaderTimeout: adminReadHeaderTimeout,
-			ReadTimeout:       adminReadTimeout,
-			WriteTimeout:      adminWriteTimeout,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      writeTimeout,
 			IdleTimeout:       adminIdleTimeout,
 			MaxHeaderBytes:    adminMaxHeaderBytes,
 			ConnState:         ln.track,

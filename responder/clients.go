@@ -417,10 +417,9 @@ type clientWriter interface {
 }
 
 type jsonClientWriter struct {
-	w     http.ResponseWriter
-	n     int
-	enc   *json.Encoder
-	wrote bool
+	w   http.ResponseWriter
+	n   int
+	enc *json.Encoder
 }
 
 func (j *jsonClientWriter) begin() error {

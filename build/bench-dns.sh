@@ -208,6 +208,7 @@ example.test:$p_fail {
 		static kms1.example.test $p_kms 0 0 127.0.0.2
 		key kmsdns-bench. $secret
 		grant kmsdns-bench. kms2.example.test
+		ports $p_kms
 	}
 }
 CF

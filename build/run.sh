@@ -3,12 +3,14 @@
 #
 # Starts, on loopback only:
 #   - a CoreDNS standing in for Active Directory DNS (127.0.0.1:1054), whose
-#     corp.test zone still carries a rogue _vlmcs._tcp record;
+#     corp.test zone still carries rogue _vlmcs._tcp records (a dead one, and
+#     pc42, a workstation on 127.0.0.4 that was given a Windows 10 KMS host key);
 #   - the custom CoreDNS with corefile.example (127.0.0.1:1053);
 #   - two kms-responders, kms1 on 127.0.0.2:1688 (Windows Server 2025 + Office
 #     LTSC 2024 host keys) and kms2 on 127.0.0.3:1688 (Windows Server 2019),
 #     which register themselves with a TSIG secret generated here.
-# Prints what runs and commands to try, runs one discovery + activation, and
+# Prints what runs and commands to try, runs one discovery + activation, an
+# audit of the AD zone next to what vlmcs answers for it, and
 # keeps running until Ctrl-C; then stops everything it started and removes its
 # state directory.
 set -euo pipefail
@@ -41,12 +43,13 @@ health=127.0.0.1:18080
 ready=127.0.0.1:18181
 kms1=127.0.0.2
 kms2=127.0.0.3
+pc42=127.0.0.4
 
 # CoreDNS binds with SO_REUSEPORT: a stale instance on these ports would
 # share them and answer silently, so insist that they are free.
 say "checking that the demo's ports are free"
 if ! go run ./build/freeport -check "$dns" -check "$ad" -check "$metrics" -check "$health" -check "$ready" \
-	-check "$kms1:1688" -check "$kms2:1688" -check "$kms1:9688" -check "$kms2:9688"; then
+	-check "$kms1:1688" -check "$kms2:1688" -check "$kms1:9688" -check "$kms2:9688" -check "$pc42:1688" -check "$pc42:9688"; then
 	echo "run: stop whatever holds those ports (a previous make run? see: ss -lntup) and try again" >&2
 	exit 1
 fi
@@ -77,9 +80,12 @@ cat >"$state/db.corp.test" <<ZONE
 @		3600	IN	SOA	dc1 hostmaster 1 7200 3600 1209600 30
 @		3600	IN	NS	dc1
 dc1		3600	IN	A	127.0.0.1
-; A workstation that was given a KMS host key by mistake published itself:
+; A machine that was given a KMS host key by mistake published itself, and is gone:
 _vlmcs._tcp	600	IN	SRV	0 0 1688 rogue-pc
 rogue-pc	600	IN	A	127.0.0.9
+; A workstation with a Windows 10 KMS host key, still answering:
+_vlmcs._tcp	600	IN	SRV	0 0 1688 pc42
+pc42		600	IN	A	$pc42
 ; ...next to the approved host.
 _vlmcs._tcp	600	IN	SRV	0 0 1688 kms1.example.test.
 ZONE
@@ -87,10 +93,18 @@ cat >"$state/Corefile.ad" <<CF
 corp.test:${ad##*:} {
 	bind ${ad%:*}
 	file $state/db.corp.test
+	transfer {
+		to *
+	}
+}
+# A conditional forwarder to kmsdns, as an AD DNS would have for example.test.
+example.test:${ad##*:} {
+	bind ${ad%:*}
+	forward . $dns
 }
 CF
 
-say "starting the AD DNS stand-in on $ad (zone corp.test, with a rogue _vlmcs record)"
+say "starting the AD DNS stand-in on $ad (zone corp.test, with rogue _vlmcs records)"
 bin/coredns -conf "$state/Corefile.ad" >"$state/ad-dns.log" 2>&1 &
 pids+=($!)
 say "starting CoreDNS with vlmcs on $dns (corefile.example; metrics $metrics, ready $ready)"
@@ -112,6 +126,10 @@ start_responder() { # NAME ADDRESS GROUP...
 }
 start_responder kms1 "$kms1" windows-server-2025 office-ltsc-2024
 start_responder kms2 "$kms2" windows-server-2019
+say "starting pc42 on $pc42:1688: a workstation holding a Windows 10 (2019) KMS host key, not registered with kmsdns"
+bin/kms-responder serve --group windows-10-2019 --host-build 17763 --listen "$pc42:1688" --data "$state/pc42" \
+	--metrics "$pc42:9688" >"$state/pc42.log" 2>&1 &
+pids+=($!)
 
 say "waiting for both responders to be registered and probed up"
 # discover lists the SRV targets it got; a fixed client machine ID keeps these
@@ -130,7 +148,8 @@ cat <<EOF
 
 run: kmsdns is running on loopback:
 run:   CoreDNS + vlmcs      $dns        publish zone example.test, scrub zone corp.test
-run:   AD DNS stand-in      $ad        corp.test (holds a rogue _vlmcs record)
+run:   AD DNS stand-in      $ad        corp.test (holds rogue _vlmcs records)
+run:   pc42 (rogue)         $pc42:1688   windows-10-2019: a misconfigured workstation
 run:   kms-responder kms1   $kms1:1688   windows-server-2025, office-ltsc-2024   status: $kms1:9688
 run:   kms-responder kms2   $kms2:1688   windows-server-2019                      status: $kms2:9688
 run:   logs                 $state/*.log
@@ -141,12 +160,20 @@ run: try:
   dig -p ${ad##*:} @${ad%:*} _vlmcs._tcp.corp.test SRV         # (AD itself, on port ${ad##*:}, still lists rogue-pc)
   bin/kms-responder discover --dns $dns --domain example.test --product "Office LTSC Professional Plus 2024"
   bin/kms-responder status --admin $kms1:9688
+  bin/kms-responder audit --dns $ad --corefile corefile.example --axfr    # every record AD holds, classified
+  bin/kms-responder doctor --dns $dns --domain corp.test --product "Windows 11 Pro"
 
 run: one discovery + activation now, as a client in the AD domain corp.test would (rogue-pc is
 run: scrubbed out of the answer). A new host starts at count 0, so the client is answered but
 run: stays below its threshold (exit code 2), exactly as with a new Microsoft KMS host:
 EOF
 bin/kms-responder discover --dns "$dns" --domain corp.test --product "Office LTSC Professional Plus 2024" || true
+echo
+say "audit of the AD stand-in's corp.test, with the approve rules of corefile.example (exit 3: rogue records found):"
+bin/kms-responder audit --dns "$ad" --corefile corefile.example --axfr || true
+echo
+say "...and the scrubbed answer clients get through vlmcs for the same name ($dns):"
+bin/kms-responder audit --dns "$dns" --corefile corefile.example --identify none || true
 echo
 say "running until Ctrl-C"
 while true; do

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command (README: `make test`). Needs Go and the Debian
-# tools the end-to-end tests drive for real: dig and nsupdate (bind9-dnsutils)
-# and dnsperf (see build/tools.sh).
+# tools the end-to-end tests drive for real: dig and nsupdate (bind9-dnsutils),
+# dnsperf, prometheus + promtool, and named (bind9) for the audit deletion tests
+# (see build/tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source build/tools.sh
-ensure_debian_tools
+ensure_debian_tools prometheus
 
 echo "test: gofmt, go vet and staticcheck"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

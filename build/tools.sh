@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sourced by test.sh and bench.sh: make sure the Debian tools the tests and
-# benchmarks drive for real are present. Missing ones are installed when we
+# benchmarks drive for real are present (`ensure_debian_tools prometheus` also
+# wants prometheus and promtool). Missing ones are installed when we
 # can (root + apt-get); otherwise we stop and name the package — never a
 # silent skip.
 ensure_debian_tools() {
@@ -10,6 +11,15 @@ ensure_debian_tools() {
 		need+=(bind9-dnsutils)
 	fi
 	command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+	# With the argument "prometheus": Debian's prometheus package, which holds
+	# prometheus and promtool (test/monitoring; the benchmarks do not need it).
+	if [[ " $* " == *" prometheus "* ]] &&
+		{ ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; }; then
+		need+=(prometheus)
+	fi
+	# named (bind9): a DNS server that takes RFC 2136 updates, for the audit's
+	# deletion tests (CoreDNS's file plugin takes none).
+	command -v named >/dev/null 2>&1 || [[ -x /usr/sbin/named ]] || need+=(bind9)
 	((${#need[@]})) || return 0
 	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
 		echo "tools: installing ${need[*]} with apt-get"

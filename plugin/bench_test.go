@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
@@ -64,6 +65,45 @@ func BenchmarkConstantAnswer(b *testing.B) {
 		m.Answer, m.Extra = a.srv, a.extra
 		if err := w.WriteMsg(m); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOtherQueries measures what vlmcs adds to a query it passes on (issue 9: the cost on
+// the other queries of its zones): an A query in a publish zone and in a scrub zone, answered
+// by a next handler that writes a fixed answer, against that handler called directly.
+func BenchmarkOtherQueries(b *testing.B) {
+	v := newTest(b, `vlmcs example.org corp.test {
+	approve kms1.example.org 192.0.2.0/24
+	static kms1.example.org 1688 0 0 192.0.2.1
+	scrub corp.test
+	probe off
+}`)
+	ans := test.A("www.example.org. 30 IN A 192.0.2.10")
+	next := plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = []dns.RR{ans}
+		return dns.RcodeSuccess, w.WriteMsg(m)
+	})
+	v.Next = next
+	for _, qname := range []string{"www.example.org.", "www.corp.test."} {
+		r := new(dns.Msg)
+		r.SetQuestion(qname, dns.TypeA)
+		w := &discard{buf: make([]byte, 512)}
+		ctx := context.Background()
+		for _, h := range []struct {
+			name string
+			h    plugin.Handler
+		}{{"vlmcs", v}, {"next-only", next}} {
+			b.Run(qname+"/"+h.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := h.h.ServeDNS(ctx, w, r); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin/test"
 
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -18,6 +19,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(updCorefile)
 	f.Add("vlmcs example.org {\n approve 10.0.0.0/8\n static kms1.example.org 1688 1 2 10.0.0.1\n probe 1s 1s 2 2\n lease 1h 1s 2h\n}")
 	f.Add("vlmcs example.org {\n approve *.example.org\n grant k. *.example.org\n keyfile /dev/zero\n}")
+	f.Add("vlmcs example.org {\n approve *.example.org\n ports 1688 1024-2000 -5 70000 3-1\n probe_rate 10\n member_limit 3 1\n}")
 	f.Fuzz(func(t *testing.T, in string) {
 		cfg, err := parse(caddy.NewTestController("dns", in))
 		if err == nil && (cfg == nil || len(cfg.zones) == 0) {
@@ -64,18 +66,6 @@ func FuzzUpdate(f *testing.F) {
 		v.ServeDNS(context.Background(), rec, q)
 		if _, err := rec.Msg.Pack(); err != nil {
 			t.Fatalf("answer does not pack: %v", err)
-		}
-	})
-}
-
-// FuzzKeyFile feeds arbitrary text to the BIND key file parser.
-func FuzzKeyFile(f *testing.F) {
-	f.Add([]byte("key \"k\" { algorithm hmac-sha256; secret \"c2VjcmV0\"; };"))
-	f.Add([]byte("key k { secret \"YQ==\"; }; // c\n# c\nkey l { algorithm hmac-sha1; secret YQ==; };"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		keys, err := parseKeyFile(data)
-		if err == nil && len(keys) == 0 {
-			t.Fatal("no error and no keys")
 		}
 	})
 }
@@ -142,6 +132,71 @@ func FuzzServeDNS(f *testing.F) {
 				if s, ok := rr.(*dns.SRV); ok && s.Target == "rogue.example.net." {
 					t.Fatalf("rogue target in the reply to %v", r.Question)
 				}
+			}
+		}
+	})
+}
+
+// FuzzScrubAnswer feeds arbitrary upstream answers (aliases, DNAMEs, SRV records at any owner)
+// to a scrub zone: the reply packs, holds no unapproved SRV target, and never hands out an
+// alias for the question name.
+func FuzzScrubAnswer(f *testing.F) {
+	seeds := [][]string{
+		{"_vlmcs._tcp.ad.example.org. 60 IN CNAME x.ad.example.org.", "x.ad.example.org. 60 IN SRV 0 0 1688 rogue.example.net."},
+		{"_tcp.ad.example.org. 60 IN DNAME evil.example.net.", "_vlmcs.evil.example.net. 60 IN SRV 0 0 1688 kms1.ad.example.org."},
+		{"_vlmcs._tcp.ad.example.org. 60 IN CNAME a.ad.example.org.", "a.ad.example.org. 60 IN CNAME _vlmcs._tcp.ad.example.org."},
+		{`_vlmcs._tcp.ad.example.org. 60 IN SRV 0 0 1688 kms1\.ad.example.org.`},
+	}
+	for _, s := range seeds {
+		m := new(dns.Msg)
+		m.SetQuestion("_vlmcs._tcp.ad.example.org.", dns.TypeSRV)
+		for _, l := range s {
+			rr, err := dns.NewRR(l)
+			if err != nil {
+				f.Fatal(err)
+			}
+			m.Answer = append(m.Answer, rr)
+		}
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	v := newTest(f, `vlmcs example.org ad.example.org {
+	approve kms1.ad.example.org
+	scrub ad.example.org
+	probe off
+}`)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		up := new(dns.Msg)
+		if err := up.Unpack(data); err != nil {
+			return
+		}
+		v.Next = upstream(up.Answer, up.Extra)
+		r := new(dns.Msg)
+		r.SetQuestion("_vlmcs._tcp.ad.example.org.", dns.TypeSRV)
+		rec := newRecorder(&updWriter{ResponseWriter: test.ResponseWriter{RemoteIP: "192.0.2.5"}})
+		if _, err := v.ServeDNS(context.Background(), rec, r); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Msg == nil {
+			t.Fatal("no reply")
+		}
+		if _, err := rec.Msg.Pack(); err != nil {
+			t.Fatalf("reply does not pack: %v", err)
+		}
+		for _, rr := range append(rec.Msg.Answer, rec.Msg.Extra...) {
+			if s, ok := rr.(*dns.SRV); ok && !strings.EqualFold(s.Target, "kms1.ad.example.org.") {
+				t.Fatalf("unapproved target %s in the reply", s.Target)
+			}
+		}
+		for _, rr := range rec.Msg.Answer {
+			if c, ok := rr.(*dns.CNAME); ok && strings.EqualFold(c.Hdr.Name, r.Question[0].Name) {
+				t.Fatalf("alias %v handed out", c)
+			}
+			if d, ok := rr.(*dns.DNAME); ok && dnsname.Below(d.Hdr.Name, r.Question[0].Name) {
+				t.Fatalf("DNAME %v over the question handed out", d)
 			}
 		}
 	})

@@ -24,6 +24,13 @@ var (
 		Help:      "DNS UPDATE messages by result (rcode name) and reason.",
 	}, []string{"server", "zone", "result", "reason"})
 
+	healthChanges = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "health_changes_total",
+		Help:      "Members changing health, by the state they changed to (up, down).",
+	}, []string{"server", "zone", "state"})
+
 	leaseExpiries = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
@@ -42,7 +49,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "scrubbed_records_total",
-		Help:      "Records removed from scrub-zone answers by reason (unapproved, unhealthy, glue).",
+		Help:      "Records removed from answers by reason (unapproved, unhealthy, glue, alias, alias-loop, dname).",
 	}, []string{"server", "zone", "reason"})
 
 	probesTotal = promauto.NewCounterVec(prometheus.CounterOpts{

@@ -12,25 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// health is a member's probe state.
-type health uint8
-
-const (
-	healthPending health = iota // registered, not yet probed up or down
-	healthUp
-	healthDown
-)
-
-func (h health) String() string {
-	switch h {
-	case healthUp:
-		return "up"
-	case healthDown:
-		return "down"
-	}
-	return "pending"
-}
-
 // memberKey identifies a member: one SRV target and port.
 type memberKey struct {
 	target string // lower case, fully qualified
@@ -43,12 +24,14 @@ type member struct {
 	priority, weight uint16
 	static           bool
 	staticAddrs      []netip.Addr
-	expires          time.Time // lease end of a registered member
-	owner            string    // TSIG key that registered it; "" when unsigned or static
+	expires          time.Time  // lease end of a registered member
+	owner            string     // TSIG key that registered it; "" when unsigned or static
+	sender           netip.Addr // who registered it unsigned (member_limit counts per sender)
 
-	state         health
-	fails, passes int
-	resolved      []netip.Addr // found through the next plugin when none are registered
+	healthCheck
+	resolved   []netip.Addr // found through the next plugin when none are registered
+	resolvedAt time.Time    // when resolved was looked up
+	run        *probeRun    // the probing whose schedule covers this member
 }
 
 // hostRecord holds the registered addresses of one target name.
@@ -87,8 +70,7 @@ type pool struct {
 
 	ans    atomic.Pointer[answer]
 	bufs   sync.Pool     // *packedBuf for the fast path (fastpath.go)
-	kick   chan struct{} // wakes the prober when a member needs a first probe
-	replay *replayGuard  // MACs of accepted signed updates, kept across reloads with the pool
+	kick   chan struct{} // wakes the pool loop when a member needs a first probe
 	events *rateLog      // members joining, leaving and changing health
 }
 
@@ -102,8 +84,11 @@ func newPool(zone, server string, cfg *config) *pool {
 		hosts:   map[string]*hostRecord{},
 		serial:  uint32(time.Now().Unix()),
 		kick:    make(chan struct{}, 1),
-		replay:  newReplayGuard(),
 		events:  newEventLog(20, time.Second),
+	}
+	// Exported from the start, so that a rate sees the first change.
+	for _, h := range []health{healthUp, healthDown} {
+		healthChanges.WithLabelValues(server, zone, h.String())
 	}
 	p.configure(cfg, time.Now())
 	return p
@@ -138,24 +123,36 @@ func (p *pool) configure(cfg *config, now time.Time) {
 	p.rebuildLocked(now)
 }
 
-// addrsLocked returns the addresses of a member: registered, else configured, else resolved.
+// addrsLocked returns the addresses of a member: registered, else configured (`static`, then
+// an `approve NAME=ADDRESS` binding), else resolved.
 func (p *pool) addrsLocked(m *member, now time.Time) []netip.Addr {
+	if own := p.ownAddrsLocked(m, now); len(own) > 0 {
+		return own
+	}
+	return m.resolved
+}
+
+// ownAddrsLocked returns the addresses this server holds for m: registered, else configured
+// (`static`, then an `approve NAME=ADDRESS` binding); addresses resolved through the next
+// plugin are not its own to answer for.
+func (p *pool) ownAddrsLocked(m *member, now time.Time) []netip.Addr {
 	if h, ok := p.hosts[m.target]; ok && now.Before(h.expires) && len(h.addrs) > 0 {
 		return h.addrs
 	}
 	if len(m.staticAddrs) > 0 {
 		return m.staticAddrs
 	}
-	return m.resolved
+	return p.cfg.approve.Bound(m.target)
 }
 
-// ownAddrsLocked returns the addresses this server holds for m: registered, else configured;
-// addresses resolved through the next plugin are not its own to answer for.
-func (p *pool) ownAddrsLocked(m *member, now time.Time) []netip.Addr {
-	if h, ok := p.hosts[m.target]; ok && now.Before(h.expires) && len(h.addrs) > 0 {
-		return h.addrs
+// registeredAddrs returns the unexpired addresses registered at target name n.
+func (p *pool) registeredAddrs(n string, now time.Time) []netip.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h, ok := p.hosts[n]; ok && now.Before(h.expires) {
+		return slices.Clone(h.addrs)
 	}
-	return m.staticAddrs
+	return nil
 }
 
 // live reports whether m is registered at now (static members always are).
@@ -200,7 +197,7 @@ func (p *pool) sweepLocked(now time.Time) bool {
 func (p *pool) rebuildLocked(now time.Time) {
 	cfg := p.cfg
 	var healthy, registered []*member
-	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0}
+	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0, "unprobeable": 0}
 	var until time.Time
 	for _, m := range p.members {
 		if !m.live(now) {
@@ -209,14 +206,10 @@ func (p *pool) rebuildLocked(now time.Time) {
 		if !m.static && (until.IsZero() || m.expires.Before(until)) {
 			until = m.expires
 		}
-		if !cfg.approve.host(m.target, p.addrsLocked(m, now)) {
-			counts["unapproved"]++
+		state := p.classifyLocked(m, now)
+		counts[state]++
+		if state == "unapproved" || state == "unprobeable" { // never served, not even as last known
 			continue
-		}
-		if cfg.probe.enabled {
-			counts[m.state.String()]++
-		} else {
-			counts["up"]++ // not probed: served as up
 		}
 		registered = append(registered, m)
 		if !cfg.probe.enabled || m.state == healthUp {
@@ -281,6 +274,34 @@ func (p *pool) rebuildLocked(now time.Time) {
 	p.ans.Store(a)
 }
 
+// classifyLocked returns the members gauge state of live member m: unapproved, unprobeable,
+// or its health (up when probes are off).
+func (p *pool) classifyLocked(m *member, now time.Time) string {
+	addrs := p.addrsLocked(m, now)
+	switch {
+	case !p.cfg.approve.Host(m.target, addrs):
+		return "unapproved"
+	case !p.probeableLocked(m, addrs):
+		return "unprobeable"
+	case !p.cfg.probe.enabled:
+		return "up"
+	}
+	return m.state.String()
+}
+
+// gaugesLocked updates the members gauge alone, for changes that leave the answer as it is.
+func (p *pool) gaugesLocked(now time.Time) {
+	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0, "unprobeable": 0}
+	for _, m := range p.members {
+		if m.live(now) {
+			counts[p.classifyLocked(m, now)]++
+		}
+	}
+	for s, n := range counts {
+		membersGauge.WithLabelValues(p.server, p.zone, s).Set(n)
+	}
+}
+
 // soaLocked synthesizes the zone's SOA for negative answers: MNAME is the zone, RNAME
 // hostmaster.<zone>, the serial counts pool changes, and TTL and MINIMUM are the answer TTL.
 func (p *pool) soaLocked() *dns.SOA {
@@ -307,73 +328,104 @@ func addrRR(name string, ip netip.Addr, ttl uint32) dns.RR {
 	return &dns.AAAA{Hdr: hdr, AAAA: ip.AsSlice()}
 }
 
-// probeTarget is one member to probe in a round.
-type probeTarget struct {
-	key   memberKey
-	addrs []netip.Addr
+// probeableLocked reports whether the prober may connect to member m with addresses addrs
+// (approved already): a registered member must use an allowed port, and with probes on there
+// must be an address to probe. A member that cannot be probed is not served.
+func (p *pool) probeableLocked(m *member, addrs []netip.Addr) bool {
+	if !m.static && !p.cfg.portAllowed(m.port) {
+		return false
+	}
+	return !p.cfg.probe.enabled || len(addrs) > 0
 }
 
-// targets sweeps lapsed registrations and lists the members to probe.
-func (p *pool) targets(now time.Time) (ts []probeTarget, unresolved []memberKey) {
+// unscheduled sweeps lapsed registrations and returns the members that no schedule of run
+// covers yet, marking them covered. It also marks the pool evaluated once no member is
+// waiting for its first probe.
+func (p *pool) unscheduled(run *probeRun, now time.Time) []*member {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.sweepLocked(now) {
 		p.rebuildLocked(now)
 	}
-	for k, m := range p.members {
-		addrs := p.addrsLocked(m, now)
-		if len(addrs) == 0 {
-			unresolved = append(unresolved, k)
+	var out []*member
+	waiting := false
+	for _, m := range p.members {
+		if m.run != run {
+			m.run = run
+			out = append(out, m)
 		}
-		ts = append(ts, probeTarget{key: k, addrs: slices.Clone(addrs)})
+		if m.state == healthPending && p.cfg.probe.enabled {
+			addrs := p.addrsLocked(m, now)
+			unresolved := len(addrs) == 0 && m.resolvedAt.IsZero()
+			if unresolved || (p.cfg.approve.Host(m.target, addrs) && p.probeableLocked(m, addrs)) {
+				waiting = true
+			}
+		}
 	}
-	return ts, unresolved
+	if !waiting {
+		p.evaluated = true
+	}
+	return out
 }
 
-// setResolved stores addresses found for a member that registered none.
-func (p *pool) setResolved(k memberKey, addrs []netip.Addr) {
+// probeJob is what one step of a member's schedule does.
+type probeJob struct {
+	resolve bool         // look the target up through the next plugin first
+	addrs   []netip.Addr // approved addresses to probe; none: skip the probe
+	yield   bool         // m is not up: its probe yields to up members' under probe_rate
+}
+
+// probeJob returns the next step for m; false when m has left the pool.
+func (p *pool) probeJob(m *member, now time.Time) (probeJob, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if m, ok := p.members[k]; ok && !slices.Equal(m.resolved, addrs) {
+	if p.members[m.memberKey] != m || !m.live(now) {
+		return probeJob{}, false
+	}
+	var j probeJob
+	if len(p.ownAddrsLocked(m, now)) == 0 && (m.resolvedAt.IsZero() || now.Sub(m.resolvedAt) >= resolveEvery) {
+		j.resolve = true
+	}
+	addrs := p.addrsLocked(m, now)
+	if p.cfg.approve.Host(m.target, addrs) && p.probeableLocked(m, addrs) {
+		j.addrs = slices.Clone(addrs)
+	}
+	j.yield = m.state != healthUp
+	return j, true
+}
+
+// setResolved stores the addresses found through the next plugin for m.
+func (p *pool) setResolved(m *member, addrs []netip.Addr, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m.resolvedAt = now
+	if !slices.Equal(m.resolved, addrs) {
 		m.resolved = addrs
-		p.rebuildLocked(time.Now())
+		if p.members[m.memberKey] == m {
+			p.rebuildLocked(now)
+		}
 	}
 }
 
-// report records one probe result and rebuilds the answer when the state changes.
-func (p *pool) report(k memberKey, ok bool, now time.Time) {
+// report records one probe result of m, rebuilds the answer when its state changes and
+// returns the wait before m's next probe.
+func (p *pool) report(m *member, ok bool, now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m, found := p.members[k]
-	if !found {
-		return
-	}
-	pc := p.cfg.probe
 	old := m.state
-	if ok {
-		m.fails = 0
-		m.passes++
-		if m.state != healthUp && m.passes >= pc.passes {
-			m.state = healthUp
-		}
-	} else {
-		m.passes = 0
-		m.fails++
-		if m.state != healthDown && m.fails >= pc.fails {
-			m.state = healthDown
-		}
-	}
-	if m.state != old {
+	if m.observe(ok, p.cfg.probe) && p.members[m.memberKey] == m {
+		healthChanges.WithLabelValues(p.server, p.zone, m.state.String()).Inc()
 		p.events.Logf("%s port %d is %s (%d failed, %d passed probes in a row)", m.target, m.port, m.state, m.fails, m.passes)
-		p.rebuildLocked(now)
+		if old == healthUp || m.state == healthUp {
+			p.rebuildLocked(now)
+		} else {
+			// Pending to down (or back) leaves the answer as it is: what is served is the up
+			// members, or else (last_known) every probeable member whatever its state. This
+			// keeps a crowd of dead registrations from rebuilding the answer each.
+			p.gaugesLocked(now)
+		}
 	}
-}
-
-// roundDone marks the pool evaluated once a full probe round has finished.
-func (p *pool) roundDone() {
-	p.mu.Lock()
-	p.evaluated = true
-	p.mu.Unlock()
+	return m.next(p.cfg.probe, jitter())
 }
 
 // ready reports whether the pool has been evaluated at least once.
@@ -389,4 +441,200 @@ func (p *pool) wake() {
 	case p.kick <- struct{}{}:
 	default:
 	}
+}
+
+// unsignedMayTouchLocked refuses an unsigned update that touches a member or addresses
+// registered with a TSIG key: an allowed network must not withdraw or redirect signed hosts.
+func (p *pool) unsignedMayTouchLocked(ops []op) *verdict {
+	for _, o := range ops {
+		if o.srv != nil {
+			if m, ok := p.members[memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}]; ok && m.owner != "" {
+				return refuse(dns.RcodeRefused, reasonSigned, "%s port %d was registered with key %s", m.target, m.port, m.owner)
+			}
+			continue
+		}
+		if h, ok := p.hosts[o.name]; ok && h.owner != "" {
+			return refuse(dns.RcodeRefused, reasonSigned, "addresses of %s were registered with key %s", o.name, h.owner)
+		}
+	}
+	return nil
+}
+
+// fitsLocked refuses an update that would grow the pool beyond its bounds.
+func (p *pool) fitsLocked(ops []op, who requester) *verdict {
+	members, hosts := len(p.members), len(p.hosts)
+	mine := 0 // members of who.key, or of an unsigned who.src
+	for _, m := range p.members {
+		if !m.static && ((who.key != "" && m.owner == who.key) || (who.key == "" && m.owner == "" && m.sender == who.src)) {
+			mine++
+		}
+	}
+	added := map[memberKey]bool{}
+	addrs := map[string]int{}
+	for _, o := range ops {
+		switch {
+		case o.srv != nil && o.class == dns.ClassINET:
+			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
+			if _, ok := p.members[k]; !ok && !added[k] {
+				added[k] = true
+				members++
+				mine++
+			}
+		case o.srv == nil && o.class == dns.ClassINET:
+			h, ok := p.hosts[o.name]
+			if _, seen := addrs[o.name]; !seen {
+				if ok {
+					addrs[o.name] = len(h.addrs)
+				} else {
+					hosts++
+				}
+			}
+			addrs[o.name]++
+		}
+	}
+	if len(added) > 0 {
+		if limit := p.cfg.membersPerKey; who.key != "" && mine > limit {
+			return refuse(dns.RcodeRefused, reasonMemberLimit, "key %s would hold %d members (member_limit %d)", who.key, mine, limit)
+		}
+		if limit := p.cfg.membersPerSender; who.key == "" && mine > limit {
+			return refuse(dns.RcodeRefused, reasonMemberLimit, "unsigned sender %s would hold %d members (member_limit %d)", who.src, mine, limit)
+		}
+	}
+	if members > maxMembers || hosts > maxHosts {
+		return refuse(dns.RcodeRefused, reasonFull, "pool would hold %d members and %d hosts (limits %d, %d)", members, hosts, maxMembers, maxHosts)
+	}
+	for n, c := range addrs {
+		if c > maxHostAddrs {
+			return refuse(dns.RcodeRefused, reasonFull, "%s would have more than %d addresses", n, maxHostAddrs)
+		}
+	}
+	return nil
+}
+
+// applyLocked performs the checked changes in order.
+func (p *pool) applyLocked(ops []op, who requester, expires, now time.Time) {
+	owner := who.key
+	woke := false
+	targets := map[string]bool{}    // targets of SRV additions: the scope of an RRset delete
+	readded := map[memberKey]bool{} // members this update adds again keep their health
+	for _, o := range ops {
+		if o.srv != nil && o.class == dns.ClassINET {
+			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
+			targets[k.target], readded[k] = true, true
+		}
+	}
+	for _, o := range ops {
+		if o.scopedDelete {
+			for k, m := range p.members {
+				if targets[k.target] && !readded[k] && !m.static && (owner != "" || m.owner == "") {
+					delete(p.members, k)
+					p.events.Logf("%s port %d replaced in %s", k.target, k.port, p.srvName)
+				}
+			}
+			continue
+		}
+		if o.srv != nil {
+			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
+			m, ok := p.members[k]
+			if ok && m.static {
+				continue // configuration owns static members
+			}
+			if o.class == dns.ClassNONE {
+				if ok {
+					delete(p.members, k)
+					p.events.Logf("%s port %d withdrawn from %s (key %q)", k.target, k.port, p.srvName, owner)
+				}
+				continue
+			}
+			if !ok {
+				m = &member{memberKey: k}
+				p.members[k] = m
+				woke = true
+				p.events.Logf("%s port %d registered in %s (key %q, lease %s)", k.target, k.port, p.srvName, owner, expires.Sub(now).Round(time.Second))
+			}
+			m.priority, m.weight, m.expires, m.owner, m.sender = o.srv.Priority, o.srv.Weight, expires, owner, netip.Addr{}
+			if owner == "" {
+				m.sender = who.src
+			}
+			continue
+		}
+		hr := p.hosts[o.name]
+		switch o.class {
+		case dns.ClassANY:
+			if hr != nil {
+				hr.addrs = slices.DeleteFunc(hr.addrs, func(ip netip.Addr) bool {
+					return o.rr.Header().Rrtype == dns.TypeANY || (ip.Is4() == (o.rr.Header().Rrtype == dns.TypeA))
+				})
+			}
+		case dns.ClassNONE:
+			if hr != nil {
+				hr.addrs = slices.DeleteFunc(hr.addrs, func(ip netip.Addr) bool { return ip == o.ip })
+			}
+		default:
+			if hr == nil {
+				hr = &hostRecord{}
+				p.hosts[o.name] = hr
+			}
+			hr.owner = owner
+			if !slices.Contains(hr.addrs, o.ip) {
+				hr.addrs = append(hr.addrs, o.ip)
+				woke = true
+			}
+			hr.expires = expires
+		}
+		if hr != nil && len(hr.addrs) == 0 {
+			delete(p.hosts, o.name)
+		}
+	}
+	p.rebuildLocked(now)
+	if woke {
+		p.wake()
+	}
+}
+
+// rrsetLocked returns the records vlmcs holds at name of type t.
+func (p *pool) rrsetLocked(name string, t uint16, now time.Time) []dns.RR {
+	var out []dns.RR
+	switch {
+	case name == p.zone && t == dns.TypeSOA:
+		out = append(out, p.soaLocked())
+	case name == p.srvName && t == dns.TypeSRV:
+		for _, m := range p.members {
+			if m.live(now) {
+				out = append(out, &dns.SRV{Hdr: dns.RR_Header{Name: p.srvName, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
+					Priority: m.priority, Weight: m.weight, Port: m.port, Target: m.target})
+			}
+		}
+	case t == dns.TypeA || t == dns.TypeAAAA:
+		seen := map[netip.Addr]bool{}
+		add := func(ip netip.Addr) {
+			if ip.Is4() == (t == dns.TypeA) && !seen[ip] {
+				seen[ip] = true
+				out = append(out, addrRR(name, ip, 0))
+			}
+		}
+		if h, ok := p.hosts[name]; ok && now.Before(h.expires) {
+			for _, ip := range h.addrs {
+				add(ip)
+			}
+		}
+		for _, m := range p.members {
+			if m.static && m.target == name {
+				for _, ip := range m.staticAddrs {
+					add(ip)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// nameInUseLocked reports whether vlmcs holds any record at name.
+func (p *pool) nameInUseLocked(name string, now time.Time) bool {
+	for _, t := range []uint16{dns.TypeSOA, dns.TypeSRV, dns.TypeA, dns.TypeAAAA} {
+		if len(p.rrsetLocked(name, t, now)) > 0 {
+			return true
+		}
+	}
+	return false
 }

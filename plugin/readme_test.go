@@ -17,7 +17,7 @@ func TestReadmeExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyfile := filepath.Join(t.TempDir(), "kms.keys")
-	os.WriteFile(keyfile, []byte("key kms1-key. { algorithm hmac-sha256; secret \"c2VjcmV0\"; };\nkey kms2-key. { algorithm hmac-sha256; secret \"c2VjcmV0\"; };\n"), 0o600)
+	os.WriteFile(keyfile, []byte("key kms1-key. { algorithm hmac-sha256; secret \"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\"; };\nkey kms2-key. { algorithm hmac-sha256; secret \"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\"; };\n"), 0o600)
 	n := 0
 	for _, part := range strings.Split(string(b), "~~~ corefile\n")[1:] {
 		example, _, _ := strings.Cut(part, "~~~")

@@ -3,12 +3,14 @@ package vlmcs
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/nonwriter"
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 
 	"github.com/miekg/dns"
 )
@@ -19,23 +21,52 @@ type scrubZone struct {
 	srvName string
 }
 
-// serveScrub lets the next plugin answer and removes every SRV record whose target is not
-// approved (and, with scrub_unhealthy, whose target fails probes), with the glue of removed
-// targets and the signatures over the SRV set.
-func (v *Vlmcs) serveScrub(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, s *scrubZone) (int, error) {
+// maxChain bounds the aliases followed from the question name; a longer chain is a loop.
+const maxChain = 8
+
+// serveScrub lets the next plugin answer a `_vlmcs._tcp` question and filters the answer by
+// what the client will use (see scrub). zone labels the metrics.
+func (v *Vlmcs) serveScrub(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, zone string) (int, error) {
 	nw := nonwriter.New(w)
 	rcode, err := plugin.NextOrFailure(v.Name(), v.Next, ctx, nw, r)
 	if nw.Msg == nil {
 		return rcode, err
 	}
-	out := v.scrub(nw.Msg, s, time.Now())
+	out := v.scrub(nw.Msg, zone, time.Now())
 	w.WriteMsg(out)
 	return dns.RcodeSuccess, err
 }
 
 // scrub returns m when nothing is removed, else a filtered copy (m itself is left alone: the
-// next plugin may share it).
-func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
+// next plugin may share it, e.g. cache).
+//
+// Every SRV record of the answer and additional sections, at any owner, is judged: an
+// unapproved target (or, with scrub_unhealthy, an unhealthy one) is removed with its glue,
+// logged and counted. When the question name is an alias (a CNAME, or a name below a DNAME,
+// at any depth), the answer is flattened: the approved SRV records at the end of the chain are
+// answered at the question name (with the smallest TTL of the chain) and the aliases are
+// removed, so that no resolver can cache an alias and later ask the alias target, a name vlmcs
+// does not filter. A chain with no approved SRV records at its end (all removed, or a chain
+// that leaves for a name whose records the answer does not hold) gives NODATA; a chain that
+// loops or is longer than maxChain gives SERVFAIL.
+func (v *Vlmcs) scrub(m *dns.Msg, zone string, now time.Time) *dns.Msg {
+	if len(m.Question) != 1 {
+		return m
+	}
+	qname := m.Question[0].Name
+	end, ttl, aliases, loop := followChain(m.Answer, qname)
+	if loop {
+		v.logger.Logf("alias loop at %s: answering SERVFAIL", qname)
+		scrubbedTotal.WithLabelValues(v.server, zone, "alias-loop").Inc()
+		out := new(dns.Msg)
+		out.SetRcode(m, dns.RcodeServerFailure)
+		out.Authoritative, out.RecursionAvailable = m.Authoritative, m.RecursionAvailable
+		if o := m.IsEdns0(); o != nil {
+			out.Extra = []dns.RR{o}
+		}
+		return out
+	}
+
 	glue := map[string][]netip.Addr{}
 	for _, rr := range m.Extra {
 		if ip, ok := rrAddr(rr); ok {
@@ -43,75 +74,217 @@ func (v *Vlmcs) scrub(m *dns.Msg, s *scrubZone, now time.Time) *dns.Msg {
 			glue[n] = append(glue[n], ip.Unmap())
 		}
 	}
-	dropped := map[string]bool{}
-	kept := map[string]bool{}
-	var added []dns.RR // glue from this server's pools for kept targets the answer left bare
-	own := map[string][]dns.RR{}
-	removedSRV := false
+	j := &judge{v: v, zone: zone, now: now, glue: glue, own: map[string][]dns.RR{}, dropped: map[string]bool{}, kept: map[string]bool{}}
+	flatten := aliases > 0
+	changed := flatten
+
 	out := new(dns.Msg)
 	*out = *m // shallow: records are shared, never modified; the sections are rebuilt
 	out.Answer = make([]dns.RR, 0, len(m.Answer))
 	for _, rr := range m.Answer {
-		srv, ok := rr.(*dns.SRV)
-		if !ok || !strings.EqualFold(srv.Hdr.Name, s.srvName) {
-			out.Answer = append(out.Answer, rr)
-			continue
-		}
-		target := strings.ToLower(srv.Target)
-		addrs := glue[target]
-		if len(addrs) == 0 {
-			if _, seen := own[target]; !seen {
-				own[target] = v.poolHost(target, now)
-			}
-			for _, rr := range own[target] {
-				if ip, ok := rrAddr(rr); ok {
-					addrs = append(addrs, ip.Unmap())
-				}
-			}
-		}
-		reason := ""
+		srv, isSRV := rr.(*dns.SRV)
 		switch {
-		case !v.cfg.approve.name(target):
-			reason = "unapproved"
-		case len(v.cfg.approve.nets) > 0 && len(addrs) == 0 && len(v.cfg.approve.names) == 0:
-			reason = "unapproved" // only network rules, and no address to judge
-		case !v.cfg.approve.host(target, addrs):
-			reason = "unapproved"
-		case v.scrubHC != nil && !v.scrubHC.observe(memberKey{target, srv.Port}, addrs, now):
-			reason = "unhealthy"
-		}
-		if reason == "" {
-			if !kept[target] && len(glue[target]) == 0 {
-				added = append(added, own[target]...)
+		case isSRV:
+			if !j.keep(srv) {
+				changed = true
+				continue
 			}
-			kept[target] = true
-			out.Answer = append(out.Answer, rr)
+			if flatten {
+				if !dnsname.Equal(srv.Hdr.Name, end) {
+					continue // not what the client uses: only the end of the chain is
+				}
+				c := dns.Copy(srv).(*dns.SRV)
+				c.Hdr.Name, c.Hdr.Ttl = qname, min(c.Hdr.Ttl, ttl)
+				rr = c
+			}
+		case flatten:
+			switch rr.Header().Rrtype {
+			case dns.TypeCNAME, dns.TypeDNAME:
+				scrubbedTotal.WithLabelValues(v.server, zone, "alias").Inc()
+				continue
+			case dns.TypeRRSIG:
+				continue // the flattened answer is not what was signed
+			}
+			if !dnsname.Equal(rr.Header().Name, qname) {
+				continue // records along the chain
+			}
+		}
+		out.Answer = append(out.Answer, rr)
+	}
+	extra := make([]dns.RR, 0, len(m.Extra))
+	for _, rr := range m.Extra {
+		if srv, ok := rr.(*dns.SRV); ok && !j.keep(srv) {
+			changed = true
 			continue
 		}
-		removedSRV = true
-		dropped[target] = true
-		scrubbedTotal.WithLabelValues(v.server, s.zone, reason).Inc()
-		if reason == "unapproved" {
-			v.logger.Logf("scrubbed rogue KMS host %s port %d from %s (addresses %v)", target, srv.Port, s.srvName, addrs)
-		}
+		extra = append(extra, rr)
 	}
-	if !removedSRV && len(added) == 0 {
+	if !changed && len(j.added) == 0 {
 		return m
 	}
-	if removedSRV {
+	if j.removed {
 		out.Answer = dropSigs(out.Answer, dns.TypeSRV)
 	}
-	out.Extra = make([]dns.RR, 0, len(m.Extra)+len(added))
-	for _, rr := range m.Extra {
+	if flatten {
+		out.Ns = nil // the authority of the chain's end, not of the question's zone
+		if out.Rcode == dns.RcodeNameError {
+			out.Rcode = dns.RcodeSuccess // the question name exists: it was an alias
+		}
+		if !hasType(out.Answer, dns.TypeSRV) {
+			out.Answer = nil // NODATA rather than a dangling chain
+			v.logger.Logf("answering NODATA for %s: its alias chain ends at %s without an approved SRV record", qname, end)
+		}
+	}
+	out.Extra = make([]dns.RR, 0, len(extra)+len(j.added))
+	for _, rr := range extra {
 		n := strings.ToLower(rr.Header().Name)
-		if dropped[n] && !kept[n] {
-			scrubbedTotal.WithLabelValues(v.server, s.zone, "glue").Inc()
-			continue
+		if j.dropped[n] && !j.kept[n] {
+			if _, ok := rrAddr(rr); ok {
+				scrubbedTotal.WithLabelValues(v.server, zone, "glue").Inc()
+				continue
+			}
 		}
 		out.Extra = append(out.Extra, rr)
 	}
-	out.Extra = append(out.Extra, added...)
+	out.Extra = append(out.Extra, j.added...)
 	return out
+}
+
+// judge decides for the SRV records of one answer.
+type judge struct {
+	v       *Vlmcs
+	zone    string
+	now     time.Time
+	glue    map[string][]netip.Addr // addresses in the answer's additional section, by lower-case name
+	own     map[string][]dns.RR     // address records this server holds, by lower-case target
+	dropped map[string]bool         // targets of removed records
+	kept    map[string]bool         // targets of kept records
+	added   []dns.RR                // glue from this server for kept targets the answer left bare
+	removed bool
+}
+
+// keep judges one SRV record; a record to remove is counted and, when rogue, logged.
+func (j *judge) keep(srv *dns.SRV) bool {
+	v, cfg := j.v, j.v.cfg
+	target := strings.ToLower(srv.Target)
+	addrs := j.glue[target]
+	if len(addrs) == 0 {
+		if _, seen := j.own[target]; !seen {
+			j.own[target] = v.ownHost(target, j.now)
+		}
+		for _, rr := range j.own[target] {
+			if ip, ok := rrAddr(rr); ok {
+				addrs = append(addrs, ip.Unmap())
+			}
+		}
+	}
+	reason := ""
+	switch {
+	case !cfg.approve.Name(target): // also refuses names a host cannot have (evil\.kms...)
+		reason = "unapproved"
+	case cfg.approve.HasNetworks() && len(addrs) == 0 && !cfg.approve.HasNames():
+		reason = "unapproved" // only network rules, and no address to judge
+	case !cfg.approve.Host(target, addrs):
+		reason = "unapproved"
+	case v.scrubHC != nil && (!cfg.portAllowed(srv.Port) || !v.scrubHC.observe(memberKey{target, srv.Port}, addrs, j.now)):
+		// A port outside `ports` is never probed: it cannot be shown healthy.
+		reason = "unhealthy"
+	}
+	if reason == "" {
+		if !j.kept[target] && len(j.glue[target]) == 0 {
+			j.added = append(j.added, j.own[target]...)
+		}
+		j.kept[target] = true
+		return true
+	}
+	j.removed = true
+	j.dropped[target] = true
+	scrubbedTotal.WithLabelValues(v.server, j.zone, reason).Inc()
+	if reason == "unapproved" {
+		rogueTargets.observe(v.server, j.zone, target, j.now)
+		v.logger.Logf("scrubbed rogue KMS host %s port %d from %s (addresses %v)", srv.Target, srv.Port, srv.Hdr.Name, addrs)
+	}
+	return false
+}
+
+// followChain follows the aliases from qname through answer: a CNAME at the current name, or a
+// DNAME at one of its ancestors (whose synthesized CNAME may be missing). It returns the name
+// at the end, the smallest TTL of the aliases followed, their number, and whether the chain
+// loops or is longer than maxChain.
+func followChain(answer []dns.RR, qname string) (end string, ttl uint32, aliases int, loop bool) {
+	end, ttl = qname, ^uint32(0)
+	hasAlias := false
+	for _, rr := range answer {
+		if t := rr.Header().Rrtype; t == dns.TypeCNAME || t == dns.TypeDNAME {
+			hasAlias = true
+			break
+		}
+	}
+	if !hasAlias {
+		return end, ttl, 0, false
+	}
+	seen := []string{}
+	for {
+		c, err := dnsname.Canonical(end)
+		if err != nil || slices.Contains(seen, c) {
+			return end, ttl, aliases, true
+		}
+		seen = append(seen, c)
+		next, found := "", false
+		for _, rr := range answer {
+			switch rr := rr.(type) {
+			case *dns.CNAME:
+				if dnsname.Equal(rr.Hdr.Name, end) {
+					next, found, ttl = dns.Fqdn(rr.Target), true, min(ttl, rr.Hdr.Ttl)
+				}
+			case *dns.DNAME:
+				if rel, ok := dnsname.TrimZone(rr.Hdr.Name, end); ok && rel != "" {
+					next, found, ttl = rel+"."+dns.Fqdn(rr.Target), true, min(ttl, rr.Hdr.Ttl)
+					if dns.Fqdn(rr.Target) == "." {
+						next = rel + "."
+					}
+				}
+			}
+			if found {
+				break
+			}
+		}
+		if !found {
+			return end, ttl, aliases, false
+		}
+		if aliases++; aliases > maxChain {
+			return end, ttl, aliases, true
+		}
+		end = next
+	}
+}
+
+// hasType reports whether rrs hold a record of type t.
+func hasType(rrs []dns.RR, t uint16) bool {
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == t {
+			return true
+		}
+	}
+	return false
+}
+
+// ownHost returns the address records this server holds for target (lower case): those of an
+// approved, registered or static member of a publish zone, else the addresses an `approve
+// NAME=ADDRESS` rule binds to it; nil when none.
+func (v *Vlmcs) ownHost(target string, now time.Time) []dns.RR {
+	if rrs := v.poolHost(target, now); rrs != nil {
+		return rrs
+	}
+	bound := v.cfg.approve.Bound(target)
+	if bound == nil {
+		return nil
+	}
+	rrs := make([]dns.RR, len(bound))
+	for i, ip := range bound {
+		rrs[i] = addrRR(target, ip, v.cfg.ttl)
+	}
+	return rrs
 }
 
 // poolHost returns the address records a publish zone of this server answers for target
@@ -147,10 +320,10 @@ type scrubHealth struct {
 }
 
 type scrubTarget struct {
-	addrs         []netip.Addr
-	seen          time.Time
-	state         health
-	fails, passes int
+	addrs []netip.Addr
+	seen  time.Time
+	run   *probeRun // the probing whose schedule covers this target
+	healthCheck
 }
 
 const scrubForget = 10 * time.Minute
@@ -179,53 +352,40 @@ func (h *scrubHealth) observe(k memberKey, addrs []netip.Addr, now time.Time) bo
 	return t.state != healthDown
 }
 
-// scrubProbeLoop probes the targets seen in scrub zones until ctx ends.
-func (v *Vlmcs) scrubProbeLoop(ctx context.Context) {
-	t := time.NewTicker(v.cfg.probe.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+// unscheduled forgets targets unseen for scrubForget and returns those that no schedule of
+// run covers yet, marking them covered.
+func (h *scrubHealth) unscheduled(run *probeRun, now time.Time) map[memberKey]*scrubTarget {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[memberKey]*scrubTarget{}
+	for k, st := range h.targets {
+		if now.Sub(st.seen) > scrubForget {
+			delete(h.targets, k)
+			continue
 		}
-		now := time.Now()
-		h := v.scrubHC
-		h.mu.Lock()
-		var ts []probeTarget
-		for k, st := range h.targets {
-			if now.Sub(st.seen) > scrubForget {
-				delete(h.targets, k)
-				continue
-			}
-			addrs := st.addrs
-			if len(addrs) == 0 {
-				continue
-			}
-			ts = append(ts, probeTarget{key: k, addrs: addrs})
+		if st.run != run {
+			st.run = run
+			out[k] = st
 		}
-		h.mu.Unlock()
-		v.probeAll(ctx, "scrub", ts, func(k memberKey, ok bool) {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			if st, found := h.targets[k]; found {
-				st.step(ok, v.cfg.probe)
-			}
-		})
 	}
+	return out
 }
 
-// step applies one probe result to a scrub target.
-func (t *scrubTarget) step(ok bool, pc probeConfig) {
-	if ok {
-		t.fails, t.passes = 0, t.passes+1
-		if t.passes >= pc.passes {
-			t.state = healthUp
-		}
-		return
+// job returns the addresses to probe for st (the approved ones its answers carried) and
+// whether its probe yields to those of up targets (see probeAddrs); false once st is forgotten.
+func (h *scrubHealth) job(k memberKey, st *scrubTarget) (addrs []netip.Addr, yield, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.targets[k] != st {
+		return nil, false, false
 	}
-	t.passes, t.fails = 0, t.fails+1
-	if t.fails >= pc.fails {
-		t.state = healthDown
-	}
+	return st.addrs, st.state != healthUp, true
+}
+
+// report applies one probe result to st and returns the wait before its next probe.
+func (h *scrubHealth) report(st *scrubTarget, ok bool, pc probeConfig) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st.observe(ok, pc)
+	return st.next(pc, jitter())
 }

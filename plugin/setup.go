@@ -3,10 +3,8 @@ package vlmcs
 import (
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +14,8 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -46,8 +46,7 @@ func setup(c *caddy.Controller) error {
 	}
 
 	server := serverLabel(dc)
-	regKey := strings.Join(c.ServerBlockKeys, ",")
-	v := newVlmcs(cfg, server, regKey, nil)
+	v := newVlmcs(cfg, server, listenerKey(dc), nil)
 
 	dc.AddPlugin(func(next plugin.Handler) plugin.Handler {
 		v.Next = next
@@ -84,6 +83,18 @@ func checkKeys(cfg *config, secrets map[string]string) error {
 	return nil
 }
 
+// listenerKey identifies a block's listener for the pool registry: transport and port. The
+// bind addresses and the block's other zones are left out, so that a reload changing them
+// keeps the pools (two blocks on one port with different bind addresses and the same zone
+// share that zone's pool).
+func listenerKey(dc *dnsserver.Config) string {
+	tr := dc.Transport
+	if tr == "" {
+		tr = "dns"
+	}
+	return tr + "://:" + dc.Port
+}
+
 // serverLabel is the value of the metrics "server" label: the block's first listen address.
 func serverLabel(dc *dnsserver.Config) string {
 	host := ""
@@ -107,7 +118,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		}
 		args := c.RemainingArgs()
 		for _, a := range args {
-			if _, ok := dns.IsDomainName(a); !ok || !plainName(a) {
+			if _, ok := dns.IsDomainName(a); !ok || !dnsname.Visible(a) {
 				return nil, c.Errf("invalid zone %q", a)
 			}
 		}
@@ -148,17 +159,9 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			return c.ArgErr()
 		}
 		for _, a := range args {
-			if p, err := parsePrefix(a); err == nil {
-				cfg.approve.nets = append(cfg.approve.nets, p)
-				continue
-			} else if looksNumeric(a) {
+			if err := cfg.approve.Add(a); err != nil {
 				return c.Errf("approve: %v", err)
 			}
-			n, err := hostPattern(a)
-			if err != nil {
-				return c.Errf("approve: %v", err)
-			}
-			cfg.approve.names = append(cfg.approve.names, n)
 		}
 	case "static":
 		return parseStatic(c, cfg, args)
@@ -167,7 +170,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			return c.ArgErr()
 		}
 		name := plugin.Name(args[0]).Normalize()
-		if _, ok := dns.IsDomainName(name); !ok || !plainName(args[0]) {
+		if _, ok := dns.IsDomainName(name); !ok || !dnsname.Visible(args[0]) {
 			return c.Errf("key: invalid key name %q", args[0])
 		}
 		if b, err := base64.StdEncoding.DecodeString(args[1]); err != nil || len(b) == 0 {
@@ -178,21 +181,12 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 		if len(args) != 1 {
 			return c.ArgErr()
 		}
-		data, err := readKeyFile(args[0])
+		keys, err := tsigkey.ReadFile(args[0])
 		if err != nil {
 			return c.Errf("keyfile: %v", err)
 		}
-		keys, err := parseKeyFile(data)
-		if err != nil {
-			return c.Errf("keyfile %s: %v", args[0], err)
-		}
-		names := make([]string, 0, len(keys))
-		for k := range keys {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		for _, k := range names {
-			if err := addKey(c, cfg, k, keys[k]); err != nil {
+		for _, k := range keys {
+			if err := addKey(c, cfg, k.Name, k.Secret); err != nil {
 				return err
 			}
 		}
@@ -202,7 +196,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 		}
 		k := plugin.Name(args[0]).Normalize()
 		for _, a := range args[1:] {
-			n, err := hostPattern(a)
+			n, err := dnsname.ParsePattern(a)
 			if err != nil {
 				return c.Errf("grant %s: %v", k, err)
 			}
@@ -275,7 +269,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 		}
 		for _, a := range args {
 			z := plugin.Name(a).Normalize()
-			if _, ok := dns.IsDomainName(z); !ok || !plainName(a) {
+			if _, ok := dns.IsDomainName(z); !ok || !dnsname.Visible(a) {
 				return c.Errf("scrub: invalid zone %q", a)
 			}
 			cfg.scrub = append(cfg.scrub, strings.ToLower(z))
@@ -290,11 +284,43 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			return c.ArgErr()
 		}
 		for _, a := range args {
-			p, err := parsePrefix(a)
+			p, err := dnsname.ParsePrefix(a)
 			if err != nil {
 				return c.Errf("unsigned: %v", err)
 			}
 			cfg.unsigned = append(cfg.unsigned, p)
+		}
+	case "ports":
+		if len(args) == 0 {
+			return c.ArgErr()
+		}
+		for _, a := range args {
+			r, err := parsePortRange(a)
+			if err != nil {
+				return c.Errf("ports: %v", err)
+			}
+			cfg.ports = append(cfg.ports, r)
+		}
+	case "probe_rate":
+		if len(args) != 1 {
+			return c.ArgErr()
+		}
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 1 || n > 100000 {
+			return c.Errf("probe_rate: %q is not a number of connections per second in 1..100000", args[0])
+		}
+		cfg.probe.rate = n
+	case "member_limit":
+		if len(args) < 1 || len(args) > 2 {
+			return c.ArgErr()
+		}
+		limits := []*int{&cfg.membersPerKey, &cfg.membersPerSender}
+		for i, a := range args {
+			n, err := strconv.Atoi(a)
+			if err != nil || n < 0 || n > maxMembers {
+				return c.Errf("member_limit: %q is not a number of members in 0..%d", a, maxMembers)
+			}
+			*limits[i] = n
 		}
 	case "unsigned_udp":
 		if len(args) != 0 {
@@ -322,12 +348,12 @@ func finish(c *caddy.Controller, cfg *config) error {
 			cfg.publish = append(cfg.publish, z)
 		}
 	}
-	if len(cfg.approve.names) == 0 && len(cfg.approve.nets) == 0 {
+	if cfg.approve.Empty() {
 		return c.Err("no `approve` rule: nothing could ever be published or kept")
 	}
 	for _, s := range cfg.static {
-		if !cfg.approve.host(s.target, s.addrs) {
-			return c.Errf("static member %s is not approved", s.target)
+		if err := cfg.approve.Check(s.target, s.addrs); err != nil {
+			return fmt.Errorf("%s - Error during parsing: static member %s is not approved: %v", s.where, s.target, err)
 		}
 	}
 	for k := range cfg.anyAddress {
@@ -342,11 +368,11 @@ func parseStatic(c *caddy.Controller, cfg *config, args []string) error {
 	if len(args) == 0 {
 		return c.ArgErr()
 	}
-	target, err := hostName(args[0])
+	target, err := configHostName(args[0])
 	if err != nil {
 		return c.Errf("static: %v", err)
 	}
-	s := staticMember{target: target, port: defaultKMSPort}
+	s := staticMember{target: target, port: defaultKMSPort, where: where(c)}
 	nums := []*uint16{&s.port, &s.priority, &s.weight}
 	rest := args[1:]
 	for i := 0; i < len(nums) && len(rest) > 0; i++ {
@@ -414,28 +440,18 @@ func addKey(c *caddy.Controller, cfg *config, name, secret string) error {
 
 func where(c *caddy.Controller) string { return fmt.Sprintf("%s:%d", c.File(), c.Line()) }
 
-// readKeyFile reads a regular file of at most maxKeyFile bytes.
-func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// parsePortRange accepts a port or LOW-HIGH.
+func parsePortRange(s string) (portRange, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	if !isRange {
+		hi = lo
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
+	a, err1 := strconv.ParseUint(lo, 10, 16)
+	b, err2 := strconv.ParseUint(hi, 10, 16)
+	if err1 != nil || err2 != nil || a == 0 || b < a {
+		return portRange{}, fmt.Errorf("%q is not a port or a range LOW-HIGH in 1..65535", s)
 	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxKeyFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxKeyFile)
-	}
-	return data, nil
+	return portRange{uint16(a), uint16(b)}, nil
 }
 
 // parseDuration accepts Go durations and plain seconds.
@@ -450,62 +466,11 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// parsePrefix accepts an address (a host prefix) or a CIDR.
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not a network", s)
-		}
-		if p.Addr().Is4In6() {
-			return netip.Prefix{}, fmt.Errorf("%q: use the IPv4 form", s)
-		}
-		return p.Masked(), nil
+// configHostName reads a host name written in the Corefile: visible ASCII without escapes,
+// every label a host label; it returns the canonical (lower-case, fully qualified) form.
+func configHostName(s string) (string, error) {
+	if !dnsname.Visible(s) {
+		return "", fmt.Errorf("%q holds white space, escapes or non-ASCII bytes (write IDN labels in punycode)", s)
 	}
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an address", s)
-	}
-	ip = ip.Unmap()
-	return netip.PrefixFrom(ip, ip.BitLen()), nil
-}
-
-// looksNumeric reports whether s was meant as an address or network, not a name.
-func looksNumeric(s string) bool {
-	return strings.ContainsAny(s, ":/") || strings.Trim(s, "0123456789.") == ""
-}
-
-// plainName reports whether a name from the Corefile is made of visible
-// ASCII other than the backslash. Lower-casing anything else would not
-// give the name as it appears on the wire (miekg/dns presents such bytes
-// as \DDD escapes), so a key, zone or host written that way could never
-// match; it is refused at startup instead. IDN labels go in punycode.
-func plainName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-// hostName normalizes a host name: lower case, fully qualified, valid.
-func hostName(s string) (string, error) {
-	n := strings.ToLower(dns.Fqdn(s))
-	if _, ok := dns.IsDomainName(n); !ok || n == "." || !plainName(s) || strings.ContainsAny(n, "*/") {
-		return "", fmt.Errorf("%q is not a host name", s)
-	}
-	return n, nil
-}
-
-// hostPattern accepts a host name or "*.suffix" (every name below suffix).
-func hostPattern(s string) (string, error) {
-	if rest, ok := strings.CutPrefix(s, "*."); ok {
-		n, err := hostName(rest)
-		if err != nil {
-			return "", err
-		}
-		return "*." + n, nil
-	}
-	return hostName(s)
+	return dnsname.HostName(s)
 }

@@ -60,7 +60,7 @@ func TestParse(t *testing.T) {
 			if !c.granted("kms1-key.", "a.kms.example.org.") || c.granted("kms1-key.", "kms2.example.org.") || !c.anyAddress["kms1-key."] {
 				t.Errorf("grants = %v", c.grants)
 			}
-			if !c.approve.host("x.kms.example.org.", []netip.Addr{netip.MustParseAddr("192.0.2.99")}) {
+			if !c.approve.Host("x.kms.example.org.", []netip.Addr{netip.MustParseAddr("192.0.2.99")}) {
 				t.Error("approval too strict")
 			}
 		}},
@@ -100,6 +100,43 @@ func TestParse(t *testing.T) {
 		{"non-ASCII host", "vlmcs example.org {\n approve kms\xff.example.org\n}", "Testfile:2 - Error during parsing: approve", nil},
 		{"non-ASCII key name", "vlmcs example.org {\n approve kms1.example.org\n key k\xc3\xa9y c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\n}", "Testfile:3 - Error during parsing: key: invalid key name", nil},
 		{"non-ASCII scrub zone", "vlmcs example.org {\n approve kms1.example.org\n scrub \xe9xample.org\n}", "Testfile:3 - Error during parsing: scrub: invalid zone", nil},
+		{"probe limits", "vlmcs example.org {\n approve kms1.example.org\n ports 1688 2000-2010 1688\n probe_rate 50\n member_limit 8 2\n}", "", func(t *testing.T, c *config) {
+			if !c.portAllowed(1688) || !c.portAllowed(2000) || !c.portAllowed(2010) || c.portAllowed(2011) || c.portAllowed(1689) {
+				t.Errorf("ports = %v", c.ports)
+			}
+			if c.probe.rate != 50 || c.membersPerKey != 8 || c.membersPerSender != 2 {
+				t.Errorf("probe_rate %d member_limit %d %d", c.probe.rate, c.membersPerKey, c.membersPerSender)
+			}
+		}},
+		{"probe limit defaults", "vlmcs example.org {\n approve kms1.example.org\n}", "", func(t *testing.T, c *config) {
+			if !c.portAllowed(1688) || c.portAllowed(1689) || c.probe.rate != defaultProbeRate ||
+				c.membersPerKey != defaultMembersPerKey || c.membersPerSender != defaultMembersPerSender {
+				t.Errorf("defaults: ports %v rate %d limits %d %d", c.ports, c.probe.rate, c.membersPerKey, c.membersPerSender)
+			}
+		}},
+		{"ports bad", "vlmcs example.org {\n approve kms1.example.org\n ports 0\n}", "Testfile:3 - Error during parsing: ports: \"0\" is not a port", nil},
+		{"ports reversed", "vlmcs example.org {\n approve kms1.example.org\n ports 2000-1000\n}", "Testfile:3 - Error during parsing: ports: \"2000-1000\"", nil},
+		{"ports too big", "vlmcs example.org {\n approve kms1.example.org\n ports 65536\n}", "Testfile:3 - Error during parsing: ports:", nil},
+		{"ports none", "vlmcs example.org {\n approve kms1.example.org\n ports\n}", "Testfile:3 - Error during parsing: Wrong argument count", nil},
+		{"probe_rate bad", "vlmcs example.org {\n approve kms1.example.org\n probe_rate 0\n}", "Testfile:3 - Error during parsing: probe_rate: \"0\"", nil},
+		{"member_limit bad", "vlmcs example.org {\n approve kms1.example.org\n member_limit many\n}", "Testfile:3 - Error during parsing: member_limit: \"many\"", nil},
+		{"member_limit above pool", "vlmcs example.org {\n approve kms1.example.org\n member_limit 1 5000\n}", "Testfile:3 - Error during parsing: member_limit: \"5000\"", nil},
+		{"member_limit args", "vlmcs example.org {\n approve kms1.example.org\n member_limit 1 2 3\n}", "Testfile:3 - Error during parsing: Wrong argument count", nil},
+		{"member_limit twice", "vlmcs example.org {\n approve kms1.example.org\n member_limit 1\n member_limit 2\n}", "Testfile:4 - Error during parsing: \"member_limit\" given more than once", nil},
+		{"approve binding", "vlmcs example.org {\n approve *.example.org 10.0.0.0/8 kms1.example.org=192.0.2.5,2001:db8::5\n static kms1.example.org\n}", "", func(t *testing.T, c *config) {
+			if b := c.approve.Bound("KMS1.example.org."); len(b) != 2 {
+				t.Errorf("bound = %v", b)
+			}
+			if c.approve.Host("kms1.example.org.", []netip.Addr{netip.MustParseAddr("10.0.0.5")}) {
+				t.Error("a bound name approved at another address")
+			}
+		}},
+		{"static outside binding", "vlmcs example.org {\n approve kms1.example.org=192.0.2.5\n static kms1.example.org 1688 192.0.2.6\n}", "Testfile:3 - Error during parsing: static member kms1.example.org. is not approved: address not approved: 192.0.2.6 is not an address bound to", nil},
+		{"binding to a network", "vlmcs example.org {\n approve kms1.example.org=192.0.2.0/24\n}", "Testfile:2 - Error during parsing: approve: \"kms1.example.org=192.0.2.0/24\": \"192.0.2.0/24\" is not an address", nil},
+		{"binding a wildcard", "vlmcs example.org {\n approve *.example.org=192.0.2.5\n}", "Testfile:2 - Error during parsing: approve: \"*.example.org=192.0.2.5\": only a single host name", nil},
+		{"escaped approve", "vlmcs example.org {\n approve evil\\.kms.example.org\n}", "Testfile:2 - Error during parsing: approve: ", nil},
+		{"grant odd label", "vlmcs example.org {\n approve kms1.example.org\n grant k. *.k_m+s.example.org\n}", "Testfile:3 - Error during parsing: grant k.: \"k_m+s.example.org\" is not a host name", nil},
+		{"static odd label", "vlmcs example.org {\n approve *.example.org\n static a+b.example.org\n}", "Testfile:3 - Error during parsing: static: \"a+b.example.org\" is not a host name", nil},
 		{"twice", "vlmcs example.org {\n approve kms1.example.org\n}\nvlmcs example.org {\n approve kms1.example.org\n}", "plugin", nil},
 	}
 	for _, tc := range tests {
@@ -125,53 +162,43 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestParseKeyfile: `keyfile` reads BIND key clauses through internal/tsigkey
+// (whose tests cover the format); here, that keys reach the config with the
+// Corefile line, and that every refusal is a Corefile error at that line.
 func TestParseKeyfile(t *testing.T) {
+	const secret1, secret2 = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA=="
 	dir := t.TempDir()
-	good := filepath.Join(dir, "good.key")
-	os.WriteFile(good, []byte("key \"kms1-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0c2VjcmV0\";\n};\n# comment\nkey kms2-key. { algorithm hmac-sha512; secret \"b3RoZXI=\"; };\n"), 0o600)
-	bad := filepath.Join(dir, "bad.key")
-	os.WriteFile(bad, []byte("key k { algorithm hmac-md5; secret \"c2VjcmV0\"; };\n"), 0o600)
-
+	write := func(name, data string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(data), mode)
+		os.Chmod(p, mode)
+		return p
+	}
+	good := write("good.key", "key \"kms1-key\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret1+"\";\n};\n# comment\nkey kms2-key. { algorithm hmac-sha512; secret \""+secret2+"\"; };\n", 0o600)
 	c := caddy.NewTestController("dns", "vlmcs example.org {\n approve kms1.example.org\n keyfile "+good+"\n grant kms1-key kms1.example.org\n}")
 	cfg, err := parse(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.keys["kms1-key."].secret != "c2VjcmV0c2VjcmV0" || cfg.keys["kms2-key."].secret != "b3RoZXI=" {
+	if cfg.keys["kms1-key."].secret != secret1 || cfg.keys["kms2-key."].secret != secret2 {
 		t.Errorf("keys = %v", cfg.keys)
 	}
 	if cfg.keys["kms1-key."].where != "Testfile:3" {
 		t.Errorf("where = %q", cfg.keys["kms1-key."].where)
 	}
-	for _, in := range []string{bad, filepath.Join(dir, "missing.key")} {
-		c := caddy.NewTestController("dns", "vlmcs example.org {\n approve kms1.example.org\n keyfile "+in+"\n}")
-		if _, err := parse(c); err == nil || !strings.Contains(err.Error(), "Testfile:3") {
-			t.Errorf("%s: error %v, want one at Testfile:3", in, err)
-		}
-	}
-}
-
-func TestParseKeyFileErrors(t *testing.T) {
-	for _, in := range []string{
-		"",
-		"key",
-		"key k",
-		"key k {",
-		"key k { secret }",
-		"key k { secret \"!!\"; };",
-		"key k { algorithm hmac-sha256; };",
-		"key k { colour blue; };",
-		"key k { secret \"YQ==\"; }; key k { secret \"YQ==\"; };",
-		"key k\xc3\xa9y { secret \"YQ==\"; };",
-		"key a..b { secret \"YQ==\"; };",
-		"nokey",
+	for _, tc := range []struct{ path, err string }{
+		{write("md5.key", "key k { algorithm hmac-md5; secret \""+secret1+"\"; };\n", 0o600), "hmac-md5 is not supported"},
+		{write("open.key", "key k { algorithm hmac-sha256; secret \""+secret1+"\"; };\n", 0o640), "permissions 0640 are too open"},
+		{write("leak.key", "key k { algorithm hmac-sha256; secret; \""+secret1+"\"; };\n", 0o600), "want a value after secret"},
+		{filepath.Join(dir, "missing.key"), "no such file"},
 	} {
-		if _, err := parseKeyFile([]byte(in)); err == nil {
-			t.Errorf("%q: parsed, want an error", in)
+		c := caddy.NewTestController("dns", "vlmcs example.org {\n approve kms1.example.org\n keyfile "+tc.path+"\n}")
+		_, err := parse(c)
+		if err == nil || !strings.Contains(err.Error(), "Testfile:3") || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: error %v, want one at Testfile:3 containing %q", tc.path, err, tc.err)
+		} else if strings.Contains(err.Error(), secret1) {
+			t.Errorf("%s: error %q holds the secret", tc.path, err)
 		}
-	}
-	if _, err := parseKeyFile(make([]byte, maxKeyFile+1)); err == nil {
-		t.Error("oversized key file parsed")
 	}
 }
 

@@ -1,6 +1,7 @@
 package vlmcs
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/coredns/coredns/plugin"
 
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -35,6 +37,12 @@ const (
 	reasonFull             = "pool-full"
 	reasonTransport        = "transport"
 	reasonSigned           = "signed-owner"
+	reasonBeforeStart      = "before-start"
+	reasonUnapprovedPort   = "unapproved-port"
+	reasonMemberLimit      = "member-limit"
+	reasonForeignTarget    = "foreign-target"
+	reasonBadName          = "bad-name"
+	reasonStatic           = "static"
 )
 
 // Bounds on what updates can make a pool hold (a key granted `*.suffix` could otherwise grow it
@@ -66,7 +74,7 @@ type requester struct {
 
 // serveUpdate handles an RFC 2136 UPDATE. Any zone other than a publish zone gets NOTZONE:
 // updates are never passed to the next plugin.
-func (v *Vlmcs) serveUpdate(w dns.ResponseWriter, r *dns.Msg) (int, error) {
+func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if len(r.Question) != 1 {
 		return v.finishUpdate(w, r, "", nil, refuse(dns.RcodeFormatError, reasonFormat, "zone section holds %d records", len(r.Question)), 0, false)
 	}
@@ -93,8 +101,15 @@ func (v *Vlmcs) serveUpdate(w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	who, vd := v.authenticate(w, r)
 	if vd == nil && who.key != "" {
 		t := r.IsTsig()
-		until := time.Unix(int64(t.TimeSigned), 0).Add(time.Duration(t.Fudge)*time.Second + time.Second)
-		if !p.replay.first(who.key+"/"+strings.ToLower(t.MAC), until, now) {
+		signed := time.Unix(int64(t.TimeSigned), 0)
+		until := signed.Add(time.Duration(t.Fudge)*time.Second + time.Second)
+		switch {
+		case signed.Before(v.started.Truncate(time.Second)):
+			// The replay memory starts empty with the process: a message signed before then
+			// (within its fudge) could be a captured one, replayed after a restart. TSIG time
+			// counts whole seconds, so the second the process started in is let through.
+			vd = refuse(dns.RcodeRefused, reasonBeforeStart, "update signed at %d, before the server started at %d", t.TimeSigned, v.started.Unix())
+		case !v.replay.first(who.key+"/"+strings.ToLower(t.MAC), until, now):
 			vd = refuse(dns.RcodeRefused, reasonReplay, "update signed at %d was seen before", t.TimeSigned)
 		}
 	}
@@ -102,7 +117,7 @@ func (v *Vlmcs) serveUpdate(w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	var ul bool
 	if vd == nil {
 		lease, ul = v.leaseFor(r)
-		vd = v.applyUpdate(r, p, who, lease, now)
+		vd = v.applyUpdate(ctx, r, p, who, lease, now)
 	}
 	return v.finishUpdate(w, r, p.zone, p, vd, lease, ul)
 }
@@ -168,7 +183,7 @@ type op struct {
 
 // applyUpdate runs the prescan, the policy and the prerequisites, then applies the changes
 // atomically. It returns the verdict.
-func (v *Vlmcs) applyUpdate(r *dns.Msg, p *pool, who requester, lease time.Duration, now time.Time) *verdict {
+func (v *Vlmcs) applyUpdate(ctx context.Context, r *dns.Msg, p *pool, who requester, lease time.Duration, now time.Time) *verdict {
 	ops := make([]op, 0, len(r.Ns))
 	for _, rr := range r.Ns {
 		o, vd := v.check(rr, p, who)
@@ -183,12 +198,17 @@ func (v *Vlmcs) applyUpdate(r *dns.Msg, p *pool, who requester, lease time.Durat
 	if vd := scopeDeletes(ops); vd != nil {
 		return vd
 	}
+	if who.key == "" {
+		if vd := v.targetsAreSender(ctx, ops, p, who.src, now); vd != nil {
+			return vd
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if vd := prerequisites(r.Answer, p, now); vd != nil {
 		return vd
 	}
-	if vd := p.fitsLocked(ops); vd != nil {
+	if vd := p.fitsLocked(ops, who); vd != nil {
 		return vd
 	}
 	if who.key == "" {
@@ -197,7 +217,7 @@ func (v *Vlmcs) applyUpdate(r *dns.Msg, p *pool, who requester, lease time.Durat
 		}
 	}
 	if len(ops) > 0 {
-		p.applyLocked(ops, who.key, now.Add(lease), now)
+		p.applyLocked(ops, who, now.Add(lease), now)
 	}
 	return &verdict{rcode: dns.RcodeSuccess, reason: reasonOK}
 }
@@ -239,12 +259,21 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 			return o, refuse(dns.RcodeFormatError, reasonFormat, "SRV without data")
 		}
 		o.srv = srv
-		target := strings.ToLower(dns.Fqdn(srv.Target))
+		target, err := dnsname.HostName(srv.Target)
+		if err != nil {
+			return o, refuse(dns.RcodeRefused, reasonBadName, "SRV target: %v", err)
+		}
 		if h.Class == dns.ClassINET && srv.Port == 0 {
 			return o, refuse(dns.RcodeRefused, reasonOutside, "SRV for %s has port 0", target)
 		}
-		if !cfg.approve.name(target) {
+		if cfg.isStatic(target) {
+			return o, refuse(dns.RcodeRefused, reasonStatic, "%s is a static member: the configuration owns it", target)
+		}
+		if !cfg.approve.Name(target) {
 			return o, refuse(dns.RcodeRefused, reasonUnapprovedTarget, "target %s is not approved", target)
+		}
+		if h.Class == dns.ClassINET && !cfg.portAllowed(srv.Port) {
+			return o, refuse(dns.RcodeRefused, reasonUnapprovedPort, "SRV for %s has port %d, not one of `ports`", target, srv.Port)
 		}
 		if who.key != "" && !cfg.granted(who.key, target) {
 			return o, refuse(dns.RcodeRefused, reasonNotGranted, "key %s may not register %s", who.key, target)
@@ -257,7 +286,13 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 	default:
 		return o, refuse(dns.RcodeRefused, reasonOutside, "type %s at %s is outside what vlmcs manages", dns.TypeToString[h.Rrtype], h.Name)
 	}
-	if !cfg.approve.name(o.name) {
+	if _, err := dnsname.HostName(o.name); err != nil {
+		return o, refuse(dns.RcodeRefused, reasonBadName, "owner: %v", err)
+	}
+	if cfg.isStatic(o.name) {
+		return o, refuse(dns.RcodeRefused, reasonStatic, "%s is a static member: the configuration owns its addresses", o.name)
+	}
+	if !cfg.approve.Name(o.name) {
 		return o, refuse(dns.RcodeRefused, reasonUnapprovedTarget, "target %s is not approved", o.name)
 	}
 	if who.key != "" && !cfg.granted(who.key, o.name) {
@@ -277,7 +312,10 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 	if !ip.IsGlobalUnicast() && !ip.IsLoopback() || ip.IsMulticast() {
 		return o, refuse(dns.RcodeRefused, reasonUnapprovedAddr, "address %s of %s is not a unicast host address", ip, o.name)
 	}
-	if !cfg.approve.addr(ip) {
+	if !cfg.approve.Addr(o.name, ip) {
+		if b := cfg.approve.Bound(o.name); b != nil {
+			return o, refuse(dns.RcodeRefused, reasonUnapprovedAddr, "address %s is not bound to %s (approve %s=%s)", ip, o.name, o.name, joinAddrs(b))
+		}
 		return o, refuse(dns.RcodeRefused, reasonUnapprovedAddr, "address %s of %s is not approved", ip, o.name)
 	}
 	if (who.key != "" && cfg.anyAddress[who.key]) || ip == who.src {
@@ -288,6 +326,36 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 	}
 	o.otherFamily = true // allowed if the same update also adds the sender's own address (dual stack)
 	return o, nil
+}
+
+// targetsAreSender refuses an unsigned update that adds an SRV record whose target does not
+// resolve to the sender, as a Windows KMS host registers itself: the target's addresses are
+// those the same update adds at it (checked to be the sender's own), else those registered
+// at it, else those the next plugin answers (Active Directory).
+func (v *Vlmcs) targetsAreSender(ctx context.Context, ops []op, p *pool, src netip.Addr, now time.Time) *verdict {
+	for _, o := range ops {
+		if o.srv == nil || o.class != dns.ClassINET {
+			continue
+		}
+		target := strings.ToLower(dns.Fqdn(o.srv.Target))
+		added := false
+		for _, a := range ops {
+			if a.srv == nil && a.class == dns.ClassINET && a.name == target && a.ip == src {
+				added = true
+			}
+		}
+		if added {
+			continue
+		}
+		addrs := p.registeredAddrs(target, now) // what the pool would publish for the target
+		if len(addrs) == 0 {
+			addrs = v.resolve(ctx, target)
+		}
+		if !slices.Contains(addrs, src) {
+			return refuse(dns.RcodeRefused, reasonForeignTarget, "unsigned SRV target %s resolves to %v, not to the sender %s", target, addrs, src)
+		}
+	}
+	return nil
 }
 
 // scopeDeletes allows a delete of the whole SRV RRset only together with SRV additions (a
@@ -324,133 +392,6 @@ func checkSelf(ops []op, src netip.Addr) *verdict {
 		}
 	}
 	return nil
-}
-
-// unsignedMayTouchLocked refuses an unsigned update that touches a member or addresses
-// registered with a TSIG key: an allowed network must not withdraw or redirect signed hosts.
-func (p *pool) unsignedMayTouchLocked(ops []op) *verdict {
-	for _, o := range ops {
-		if o.srv != nil {
-			if m, ok := p.members[memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}]; ok && m.owner != "" {
-				return refuse(dns.RcodeRefused, reasonSigned, "%s port %d was registered with key %s", m.target, m.port, m.owner)
-			}
-			continue
-		}
-		if h, ok := p.hosts[o.name]; ok && h.owner != "" {
-			return refuse(dns.RcodeRefused, reasonSigned, "addresses of %s were registered with key %s", o.name, h.owner)
-		}
-	}
-	return nil
-}
-
-// fitsLocked refuses an update that would grow the pool beyond its bounds.
-func (p *pool) fitsLocked(ops []op) *verdict {
-	members, hosts := len(p.members), len(p.hosts)
-	addrs := map[string]int{}
-	for _, o := range ops {
-		switch {
-		case o.srv != nil && o.class == dns.ClassINET:
-			if _, ok := p.members[memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}]; !ok {
-				members++
-			}
-		case o.srv == nil && o.class == dns.ClassINET:
-			h, ok := p.hosts[o.name]
-			if _, seen := addrs[o.name]; !seen {
-				if ok {
-					addrs[o.name] = len(h.addrs)
-				} else {
-					hosts++
-				}
-			}
-			addrs[o.name]++
-		}
-	}
-	if members > maxMembers || hosts > maxHosts {
-		return refuse(dns.RcodeRefused, reasonFull, "pool would hold %d members and %d hosts (limits %d, %d)", members, hosts, maxMembers, maxHosts)
-	}
-	for n, c := range addrs {
-		if c > maxHostAddrs {
-			return refuse(dns.RcodeRefused, reasonFull, "%s would have more than %d addresses", n, maxHostAddrs)
-		}
-	}
-	return nil
-}
-
-// applyLocked performs the checked changes in order.
-func (p *pool) applyLocked(ops []op, owner string, expires, now time.Time) {
-	woke := false
-	targets := map[string]bool{}    // targets of SRV additions: the scope of an RRset delete
-	readded := map[memberKey]bool{} // members this update adds again keep their health
-	for _, o := range ops {
-		if o.srv != nil && o.class == dns.ClassINET {
-			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
-			targets[k.target], readded[k] = true, true
-		}
-	}
-	for _, o := range ops {
-		if o.scopedDelete {
-			for k, m := range p.members {
-				if targets[k.target] && !readded[k] && !m.static && (owner != "" || m.owner == "") {
-					delete(p.members, k)
-					p.events.Logf("%s port %d replaced in %s", k.target, k.port, p.srvName)
-				}
-			}
-			continue
-		}
-		if o.srv != nil {
-			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
-			m, ok := p.members[k]
-			if ok && m.static {
-				continue // configuration owns static members
-			}
-			if o.class == dns.ClassNONE {
-				if ok {
-					delete(p.members, k)
-					p.events.Logf("%s port %d withdrawn from %s (key %q)", k.target, k.port, p.srvName, owner)
-				}
-				continue
-			}
-			if !ok {
-				m = &member{memberKey: k}
-				p.members[k] = m
-				woke = true
-				p.events.Logf("%s port %d registered in %s (key %q, lease %s)", k.target, k.port, p.srvName, owner, expires.Sub(now).Round(time.Second))
-			}
-			m.priority, m.weight, m.expires, m.owner = o.srv.Priority, o.srv.Weight, expires, owner
-			continue
-		}
-		hr := p.hosts[o.name]
-		switch o.class {
-		case dns.ClassANY:
-			if hr != nil {
-				hr.addrs = slices.DeleteFunc(hr.addrs, func(ip netip.Addr) bool {
-					return o.rr.Header().Rrtype == dns.TypeANY || (ip.Is4() == (o.rr.Header().Rrtype == dns.TypeA))
-				})
-			}
-		case dns.ClassNONE:
-			if hr != nil {
-				hr.addrs = slices.DeleteFunc(hr.addrs, func(ip netip.Addr) bool { return ip == o.ip })
-			}
-		default:
-			if hr == nil {
-				hr = &hostRecord{}
-				p.hosts[o.name] = hr
-			}
-			hr.owner = owner
-			if !slices.Contains(hr.addrs, o.ip) {
-				hr.addrs = append(hr.addrs, o.ip)
-				woke = true
-			}
-			hr.expires = expires
-		}
-		if hr != nil && len(hr.addrs) == 0 {
-			delete(p.hosts, o.name)
-		}
-	}
-	p.rebuildLocked(now)
-	if woke {
-		p.wake()
-	}
 }
 
 // finishUpdate counts, logs refusals, and writes the response (with the granted lease and a
@@ -585,53 +526,6 @@ func prerequisites(pre []dns.RR, p *pool, now time.Time) *verdict {
 	return nil
 }
 
-// rrsetLocked returns the records vlmcs holds at name of type t.
-func (p *pool) rrsetLocked(name string, t uint16, now time.Time) []dns.RR {
-	var out []dns.RR
-	switch {
-	case name == p.zone && t == dns.TypeSOA:
-		out = append(out, p.soaLocked())
-	case name == p.srvName && t == dns.TypeSRV:
-		for _, m := range p.members {
-			if m.live(now) {
-				out = append(out, &dns.SRV{Hdr: dns.RR_Header{Name: p.srvName, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
-					Priority: m.priority, Weight: m.weight, Port: m.port, Target: m.target})
-			}
-		}
-	case t == dns.TypeA || t == dns.TypeAAAA:
-		seen := map[netip.Addr]bool{}
-		add := func(ip netip.Addr) {
-			if ip.Is4() == (t == dns.TypeA) && !seen[ip] {
-				seen[ip] = true
-				out = append(out, addrRR(name, ip, 0))
-			}
-		}
-		if h, ok := p.hosts[name]; ok && now.Before(h.expires) {
-			for _, ip := range h.addrs {
-				add(ip)
-			}
-		}
-		for _, m := range p.members {
-			if m.static && m.target == name {
-				for _, ip := range m.staticAddrs {
-					add(ip)
-				}
-			}
-		}
-	}
-	return out
-}
-
-// nameInUseLocked reports whether vlmcs holds any record at name.
-func (p *pool) nameInUseLocked(name string, now time.Time) bool {
-	for _, t := range []uint16{dns.TypeSOA, dns.TypeSRV, dns.TypeA, dns.TypeAAAA} {
-		if len(p.rrsetLocked(name, t, now)) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // sameRdata reports whether a and b hold the same records, ignoring order, TTL and case of names.
 func sameRdata(a, b []dns.RR) bool {
 	norm := func(rrs []dns.RR) []string {
@@ -688,4 +582,13 @@ func addrOf(a net.Addr) (netip.Addr, bool) {
 		return netip.Addr{}, a.Network() == "tcp"
 	}
 	return ap.Addr().Unmap(), a.Network() == "tcp"
+}
+
+// joinAddrs lists addresses for a log line.
+func joinAddrs(addrs []netip.Addr) string {
+	s := make([]string, len(addrs))
+	for i, ip := range addrs {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ",")
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/coredns/coredns/plugin/test"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/miekg/dns"
 )
@@ -81,6 +83,7 @@ const updCorefile = `vlmcs example.org ad.example.org {
 	probe off
 	scrub ad.example.org
 	unsigned 192.0.2.0/24
+	ports 1688 1689 1700
 }`
 
 func TestUpdateRules(t *testing.T) {
@@ -446,6 +449,7 @@ func TestPoolBounds(t *testing.T) {
 	key k. c2VjcmV0
 	grant k. *.example.org
 	any_address k.
+	member_limit 1024
 	probe off
 }`)
 	// One update may not carry more addresses for a name than the bound.
@@ -510,4 +514,57 @@ func TestRegisterIPv6(t *testing.T) {
 	if ans := query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV); len(ans.Extra) != 2 {
 		t.Errorf("dual-stack glue: %v", ans.Extra)
 	}
+}
+
+// TestUpdateNamesAndOwnership: names a host cannot have, escaped dots against *.suffix grants,
+// static members and approve NAME=ADDRESS bindings (issue 9, items 2 and 5).
+func TestUpdateNamesAndOwnership(t *testing.T) {
+	v := newTest(t, `vlmcs example.org {
+	approve *.kms.example.org 192.0.2.0/24 bound.example.org=192.0.2.50
+	static s1.kms.example.org 1688 0 0 192.0.2.10
+	key k. c2VjcmV0
+	grant k. *.kms.example.org bound.example.org
+	any_address k.
+	probe off
+}`)
+	cases := []struct {
+		name   string
+		msg    *dns.Msg
+		rcode  int
+		reason string
+	}{
+		{"escaped dot matches no *.suffix label", regMsg("example.org.", `evil\.kms.example.org.`, "192.0.2.7", 1688, 0), dns.RcodeRefused, reasonBadName},
+		{"space inside a label", regMsg("example.org.", `a\032b.kms.example.org.`, "192.0.2.7", 1688, 0), dns.RcodeRefused, reasonBadName},
+		{"NUL inside a label", regMsg("example.org.", `a\000b.kms.example.org.`, "192.0.2.7", 1688, 0), dns.RcodeRefused, reasonBadName},
+		{"static member's addresses", regMsg("example.org.", "s1.kms.example.org.", "192.0.2.66", 1688, 0), dns.RcodeRefused, reasonStatic},
+		{"static member's name at another port", regMsg("example.org.", "s1.kms.example.org.", "192.0.2.10", 1689, 0), dns.RcodeRefused, reasonStatic},
+		{"bound name at another address", regMsg("example.org.", "bound.example.org.", "192.0.2.51", 1688, 0), dns.RcodeRefused, reasonUnapprovedAddr},
+		{"bound name at its address", regMsg("example.org.", "bound.example.org.", "192.0.2.50", 1688, 0), dns.RcodeSuccess, reasonOK},
+		{"plain name under the grant", regMsg("example.org.", "a.KMS.example.org.", "192.0.2.7", 1688, 0), dns.RcodeSuccess, reasonOK},
+	}
+	for _, tc := range cases {
+		before := counterValue(t, updatesTotal.WithLabelValues(v.server, "example.org.", dns.RcodeToString[tc.rcode], tc.reason))
+		m := send(t, v, sign(tc.msg, "k."), "192.0.2.7", true, nil)
+		if m.Rcode != tc.rcode {
+			t.Errorf("%s: rcode %s, want %s", tc.name, dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode])
+		}
+		if after := counterValue(t, updatesTotal.WithLabelValues(v.server, "example.org.", dns.RcodeToString[tc.rcode], tc.reason)); after != before+1 {
+			t.Errorf("%s: reason %s counted %v times", tc.name, tc.reason, after-before)
+		}
+	}
+	// The static member keeps its configured address; the pool answers it.
+	m := query(t, v, "s1.kms.example.org.", dns.TypeA)
+	if len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "192.0.2.10" {
+		t.Errorf("static member's address changed: %v", m.Answer)
+	}
+}
+
+// counterValue reads a counter (the tests in a package share the collectors: compare deltas).
+func counterValue(t testing.TB, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

@@ -13,7 +13,9 @@ import (
 
 	"github.com/coredns/coredns/plugin"
 
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
+	"golang.org/x/time/rate"
 )
 
 // Vlmcs is the plugin handler of one server block.
@@ -29,7 +31,11 @@ type Vlmcs struct {
 	scrubs   []*scrubZone
 	probe    probeFunc
 	logger   *rateLog
-	scrubHC  *scrubHealth // nil unless scrub_unhealthy
+	scrubHC  *scrubHealth        // nil unless scrub_unhealthy
+	limit    *rate.Limiter       // probe connections of the whole block
+	replay   *replayGuard        // MACs of accepted signed updates (the registry's: kept across reloads)
+	started  time.Time           // signed updates timed before this are refused (the process start)
+	bound    map[string][]dns.RR // address records of `approve NAME=ADDRESS` names inside the zones, by lower-case name
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -42,7 +48,13 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 	if probe == nil {
 		probe = defaultProbe
 	}
-	v := &Vlmcs{cfg: cfg, server: server, plainDNS: strings.HasPrefix(server, "dns://"), regKey: regKey, probe: probe, logger: newRateLog(10, time.Second)}
+	v := &Vlmcs{cfg: cfg, server: server, plainDNS: strings.HasPrefix(server, "dns://"), regKey: regKey, probe: probe, logger: newRateLog(10, time.Second),
+		limit: rate.NewLimiter(rate.Limit(cfg.probe.rate), max(1, cfg.probe.rate/10))}
+	if regKey != "" {
+		v.replay, v.started = registry.replay, registry.started
+	} else {
+		v.replay = newReplayGuard() // started stays zero: tests sign with made-up times
+	}
 	for _, z := range cfg.publish {
 		var p *pool
 		if regKey != "" {
@@ -56,6 +68,19 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 	}
 	for _, z := range cfg.scrub {
 		v.scrubs = append(v.scrubs, &scrubZone{zone: z, srvName: srvLabel + z})
+	}
+	for _, n := range cfg.approve.BoundNames() {
+		for _, z := range cfg.zones {
+			if dnsname.InZone(z, n) {
+				if v.bound == nil {
+					v.bound = map[string][]dns.RR{}
+				}
+				for _, ip := range cfg.approve.Bound(n) {
+					v.bound[n] = append(v.bound[n], addrRR(n, ip, cfg.ttl))
+				}
+				break
+			}
+		}
 	}
 	if cfg.scrubUnhealthy && len(cfg.scrub) > 0 && cfg.probe.enabled {
 		v.scrubHC = newScrubHealth()
@@ -71,7 +96,7 @@ func (v *Vlmcs) Name() string { return pluginName }
 // `_vlmcs._tcp.<scrub zone>` are passed on and their answer filtered; the rest passes through.
 func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if r.Opcode == dns.OpcodeUpdate {
-		return v.serveUpdate(w, r)
+		return v.serveUpdate(ctx, w, r)
 	}
 	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
 		return plugin.NextOrFailure(v.Name(), v.Next, ctx, w, r)
@@ -84,19 +109,81 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	}
 	for _, s := range v.scrubs {
 		if strings.EqualFold(q.Name, s.srvName) {
-			return v.serveScrub(ctx, w, r, s)
+			return v.serveScrub(ctx, w, r, s.zone)
 		}
+	}
+	if zone := v.vlmcsBelow(q.Name); zone != "" {
+		return v.serveScrub(ctx, w, r, zone)
 	}
 	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY {
 		for _, p := range v.pools {
-			if dns.IsSubDomain(p.zone, q.Name) {
-				if a := p.current(time.Now()); a.hosts[strings.ToLower(q.Name)] != nil {
-					return v.answerHost(w, r, a)
-				}
+			// A string test, not a label-wise one: a name that passes it wrongly (an escaped
+			// dot before the zone) is no host name, so it is in no pool's hosts.
+			if !hasSuffixFold(q.Name, p.zone) && !strings.EqualFold(q.Name, p.zone) {
+				continue
+			}
+			// A rebuild only drops names (lapsed leases); updates rebuild at once. So a name
+			// absent from the current answer needs no clock reading.
+			n := strings.ToLower(q.Name)
+			if p.ans.Load().hosts[n] == nil {
+				continue
+			}
+			if a := p.current(time.Now()); a.hosts[n] != nil {
+				return v.answerHost(w, r, a)
 			}
 		}
 	}
-	return plugin.NextOrFailure(v.Name(), v.Next, ctx, w, r)
+	if v.bound != nil && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY) {
+		if rrs := v.bound[strings.ToLower(q.Name)]; rrs != nil {
+			return v.answerBound(w, r, rrs)
+		}
+	}
+	for _, p := range v.pools {
+		if hasSuffixFold(q.Name, p.srvName) && dnsname.Below(p.srvName, q.Name) {
+			return v.answerBelow(w, r, p)
+		}
+	}
+	return plugin.NextOrFailure(v.Name(), v.Next, ctx, &dnameGuard{ResponseWriter: w, v: v}, r)
+}
+
+// vlmcsBelow returns the zone when name is `_vlmcs._tcp.<name>` for a name strictly below a
+// publish or scrub zone (a client's search domain inside the zone): the next plugin answers
+// it and the answer is filtered as in a scrub zone. It returns "" otherwise.
+func (v *Vlmcs) vlmcsBelow(name string) string {
+	if len(name) <= len(srvLabel) || !strings.EqualFold(name[:len(srvLabel)], srvLabel) {
+		return ""
+	}
+	rest, zone := name[len(srvLabel):], ""
+	for _, z := range v.cfg.zones { // the closest enclosing zone labels the metrics
+		if len(z) > len(zone) && dnsname.Below(z, rest) {
+			zone = z
+		}
+	}
+	return zone
+}
+
+// hasSuffixFold reports whether name ends with "." + suffix, ignoring ASCII case: a cheap
+// test before the label-wise one.
+func hasSuffixFold(name, suffix string) bool {
+	return len(name) > len(suffix) && name[len(name)-len(suffix)-1] == '.' && strings.EqualFold(name[len(name)-len(suffix):], suffix)
+}
+
+// answerBelow answers a name below `_vlmcs._tcp.<zone>`, which vlmcs owns: NXDOMAIN with the
+// synthesized SOA (NODATA when a member's target name lies below it).
+func (v *Vlmcs) answerBelow(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
+	a := p.current(time.Now())
+	m := new(dns.Msg)
+	m.SetRcode(r, dns.RcodeNameError)
+	m.Authoritative = true
+	for n := range a.hosts {
+		if dnsname.Below(r.Question[0].Name, n) {
+			m.Rcode = dns.RcodeSuccess
+			break
+		}
+	}
+	m.Ns = a.soa
+	w.WriteMsg(m)
+	return m.Rcode, nil
 }
 
 // answer writes the pool's answer: SRV records in a fresh random order plus glue, or NODATA
@@ -123,6 +210,31 @@ func (v *Vlmcs) answer(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
 	} else {
 		m.Ns = a.soa
 		a.empty.Inc()
+	}
+	w.WriteMsg(m)
+	return dns.RcodeSuccess, nil
+}
+
+// answerBound answers A, AAAA and ANY for a name an `approve NAME=ADDRESS` rule binds: its
+// bound addresses, whatever the next plugin holds (the configuration owns the name). A type it
+// has no address of gets NODATA, with the synthesized SOA in a publish zone.
+func (v *Vlmcs) answerBound(w dns.ResponseWriter, r *dns.Msg, rrs []dns.RR) (int, error) {
+	q := r.Question[0]
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	for _, rr := range rrs {
+		if q.Qtype == dns.TypeANY || rr.Header().Rrtype == q.Qtype {
+			m.Answer = append(m.Answer, rr)
+		}
+	}
+	if len(m.Answer) == 0 {
+		for _, p := range v.pools {
+			if dnsname.InZone(p.zone, q.Name) {
+				m.Ns = p.current(time.Now()).soa
+				break
+			}
+		}
 	}
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil
@@ -162,11 +274,12 @@ func (v *Vlmcs) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	v.cancel, v.done = cancel, make(chan struct{})
 	var wg sync.WaitGroup
+	run := &probeRun{ctx: ctx, wg: &wg}
 	for _, p := range v.pools {
-		wg.Go(func() { v.probeLoop(ctx, p) })
+		wg.Go(func() { v.poolLoop(run, p) })
 	}
 	if v.scrubHC != nil {
-		wg.Go(func() { v.scrubProbeLoop(ctx) })
+		wg.Go(func() { v.scrubLoop(run) })
 	}
 	go func() {
 		wg.Wait()
@@ -174,8 +287,8 @@ func (v *Vlmcs) start() {
 	}()
 }
 
-// stop ends the prober and waits for it; called from OnShutdown (also on reload, where the
-// new instance's prober takes over the same pools).
+// stop ends the probe schedules and waits for them; called from OnShutdown (also on reload,
+// where the new instance's schedules take over the same pools).
 func (v *Vlmcs) stop() {
 	v.mu.Lock()
 	cancel, done := v.cancel, v.done

@@ -87,10 +87,17 @@ func TestNodataAndFallthrough(t *testing.T) {
 		t.Errorf("TXT at owned name: %v", m)
 	}
 	// Everything else goes to the next plugin.
-	for _, n := range []string{"example.org.", "kms1.example.org.", "_vlmcs._udp.example.org.", "_vlmcs._tcp.example.net.", "x._vlmcs._tcp.example.org."} {
+	for _, n := range []string{"example.org.", "kms1.example.org.", "_vlmcs._udp.example.org.", "_vlmcs._tcp.example.net.", `x\._vlmcs._tcp.example.org.`} {
 		m := query(t, v, n, dns.TypeSRV)
 		if len(m.Answer) != 1 || m.Answer[0].Header().Rrtype != dns.TypeTXT {
 			t.Errorf("%s did not fall through: %v", n, m)
+		}
+	}
+	// Names below the owned name are vlmcs's too: NXDOMAIN, whatever the next plugin holds.
+	for _, n := range []string{"x._vlmcs._tcp.example.org.", "A.B._VLMCS._tcp.example.org."} {
+		m := query(t, v, n, dns.TypeSRV)
+		if m.Rcode != dns.RcodeNameError || len(m.Answer) != 0 || len(m.Ns) != 1 || !m.Authoritative {
+			t.Errorf("%s: want NXDOMAIN with SOA, got %v", n, m)
 		}
 	}
 }

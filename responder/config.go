@@ -10,9 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"gopkg.in/yaml.v3"
 
 	"github.com/kmsdns/kmsdns/internal/suggest"
+	"github.com/kmsdns/kmsdns/responder/publish"
+	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // serveConfig is every setting of `serve`. Each is available in the YAML
@@ -35,10 +38,14 @@ type serveConfig struct {
 	HostBuild          int               `yaml:"host_build"`
 	AllowClients       []string          `yaml:"allow_clients"`
 	MaxConnections     int               `yaml:"max_connections"`
+	MaxConnsPerAddress int               `yaml:"max_connections_per_address"`
 	FirstPDUTimeout    duration          `yaml:"first_pdu_timeout"`
 	IdleTimeout        duration          `yaml:"idle_timeout"`
+	BodyTimeout        duration          `yaml:"body_timeout"`
 	IOTimeout          duration          `yaml:"io_timeout"`
 	Retention          duration          `yaml:"retention"`
+	MaxRefusalRecords  int               `yaml:"max_refusal_records"`
+	LedgerQuarantine   bool              `yaml:"ledger_quarantine"`
 	LogFormat          string            `yaml:"log_format"`
 	LogLevel           string            `yaml:"log_level"`
 	Drain              duration          `yaml:"drain"`
@@ -66,6 +73,9 @@ type registerConfig struct {
 	Lease       duration `yaml:"lease"`
 	TSIGKey     string   `yaml:"tsig_key"`
 	TSIGKeyFile string   `yaml:"tsig_key_file"`
+	// CheckInterval is how often each DNS server is asked whether it still lists this
+	// host (0: never); a server that lost the record gets it again at once.
+	CheckInterval duration `yaml:"check_interval"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -78,17 +88,21 @@ func defaultServeConfig() serveConfig {
 		RenewalInterval:    10080,
 		LCID:               1033,
 		MaxConnections:     1024,
+		MaxConnsPerAddress: rpc.DefaultMaxConnsPerAddr,
 		FirstPDUTimeout:    duration(10 * time.Second),
 		IdleTimeout:        duration(30 * time.Second),
+		BodyTimeout:        duration(rpc.DefaultBodyTimeout),
 		IOTimeout:          duration(10 * time.Second),
 		Retention:          duration(180 * 24 * time.Hour),
+		MaxRefusalRecords:  10000,
 		LogFormat:          "text",
 		LogLevel:           "info",
 		Drain:              duration(2 * time.Second),
 		Register: registerConfig{
-			Port:  1688,
-			TTL:   60,
-			Lease: duration(10 * time.Minute),
+			Port:          1688,
+			TTL:           60,
+			Lease:         duration(10 * time.Minute),
+			CheckInterval: duration(publish.DefaultCheckInterval),
 		},
 	}
 }
@@ -210,10 +224,14 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.IntVar(&c.HostBuild, "host-build", c.HostBuild, "host OS build used in generated ePIDs (0: newest in the catalog)")
 	fs.Var(stringList{&c.AllowClients}, "allow-client", "client `network` (CIDR or address) allowed to activate, repeatable (default: all)")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "cap on concurrent client connections")
+	fs.IntVar(&c.MaxConnsPerAddress, "max-connections-per-address", c.MaxConnsPerAddress, "cap on concurrent connections from one client address")
 	fs.Var(&c.FirstPDUTimeout, "first-pdu-timeout", "time a new connection has to send its first PDU")
 	fs.Var(&c.IdleTimeout, "idle-timeout", "idle time after which a connection is closed")
-	fs.Var(&c.IOTimeout, "io-timeout", "deadline for reading one PDU or writing one response")
+	fs.Var(&c.BodyTimeout, "body-timeout", "time a connection has to send the rest of a PDU once its header arrived")
+	fs.Var(&c.IOTimeout, "io-timeout", "deadline for writing one response")
 	fs.Var(&c.Retention, "retention", "how long audit records of clients that stopped coming are kept")
+	fs.IntVar(&c.MaxRefusalRecords, "max-refusal-records", c.MaxRefusalRecords, "records kept of clients only ever refused; the oldest are dropped beyond it")
+	fs.BoolVar(&c.LedgerQuarantine, "ledger-quarantine", c.LedgerQuarantine, "start on a damaged write-ahead log: set damaged segments aside as *.corrupt and run unhealthy (see README, Recovery)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	r := &c.Register
@@ -227,6 +245,7 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.IntVar(&r.Weight, "weight", r.Weight, "SRV weight")
 	fs.IntVar(&r.TTL, "ttl", r.TTL, "TTL of the registered records")
 	fs.Var(&r.Lease, "lease", "registration lease requested from the DNS server")
+	fs.Var(&r.CheckInterval, "check-interval", "how often to ask each DNS server whether it still lists this host, registering again at once when not (0: never)")
 	fs.StringVar(&r.TSIGKeyFile, "tsig-key-file", r.TSIGKeyFile, "`file` holding the TSIG key (ALG:NAME:BASE64SECRET, or a BIND key clause); else $KMS_RESPONDER_TSIG_KEY or the config file's tsig_key")
 }
 
@@ -488,10 +507,16 @@ func (c *serveConfig) validate() error {
 			bad("admin_hosts", "admin-host", "%v", err)
 		}
 	}
-	for key, d := range map[string]duration{"first_pdu_timeout": c.FirstPDUTimeout, "idle_timeout": c.IdleTimeout, "io_timeout": c.IOTimeout} {
+	if c.MaxConnsPerAddress < 1 {
+		bad("max_connections_per_address", "max-connections-per-address", "must be at least 1")
+	}
+	for key, d := range map[string]duration{"first_pdu_timeout": c.FirstPDUTimeout, "idle_timeout": c.IdleTimeout, "body_timeout": c.BodyTimeout, "io_timeout": c.IOTimeout} {
 		if d <= 0 {
 			bad(key, strings.ReplaceAll(key, "_", "-"), "must be positive")
 		}
+	}
+	if c.MaxRefusalRecords < 1 || c.MaxRefusalRecords > 10_000_000 {
+		bad("max_refusal_records", "max-refusal-records", "%d is outside 1..10000000", c.MaxRefusalRecords)
 	}
 	if c.Retention < duration(30*24*time.Hour) {
 		bad("retention", "retention", "%s is shorter than the 30-day counting window", c.Retention)
@@ -532,6 +557,9 @@ func (c *serveConfig) validate() error {
 		if len(r.Zones) > 1 && strings.Contains(strings.TrimSuffix(r.Target, "."), ".") {
 			bad("register.target", "target", "with several zones give the target as a host label (e.g. kms1), not %q", r.Target)
 		}
+		if r.CheckInterval < 0 {
+			bad("register.check_interval", "check-interval", "%s is negative", r.CheckInterval)
+		}
 		for _, a := range r.Addresses {
 			if _, err := netip.ParseAddr(a); err != nil {
 				bad("register.addresses", "address", "%q is not an IP address", a)
@@ -555,20 +583,9 @@ func wildcardPort(s string) (uint16, bool) {
 	return uint16(p), true
 }
 
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, fmt.Errorf("%q is not a network (CIDR)", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a network", s)
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
+// parsePrefix reads an address or CIDR network (internal/dnsname.ParsePrefix, shared with the
+// plugin).
+func parsePrefix(s string) (netip.Prefix, error) { return dnsname.ParsePrefix(s) }
 
 func parseHwID(s string) ([8]byte, error) {
 	var h [8]byte

@@ -10,6 +10,9 @@
 //	clients   list the clients a running responder has seen: product, address, count standing
 //	bench     load-generate activations and report throughput and latency
 //	catalog   list every host key group and the products it activates
+//	ledger    check the durable ledger (ledger check --data DIR)
+//	audit     find every KMS host DNS publishes, classify it and say how to fix it
+//	doctor    walk one client's discovery and activation and name the failing step
 //
 // kmsdns grants no licence: run it only for products your organization is
 // licensed for under volume licensing.
@@ -25,7 +28,7 @@ import (
 	"syscall"
 )
 
-// exit codes shared by activate and discover.
+// exit codes shared by activate, discover and doctor (audit adds exitFound).
 const (
 	exitOK       = 0
 	exitError    = 1
@@ -56,6 +59,9 @@ func commands() []command {
 		{"clients", "list the clients a running responder has seen (inventory)", runClients},
 		{"bench", "load-generate activations against a host", runBench},
 		{"catalog", "list host key groups and the products each activates", runCatalog},
+		{"ledger", "check the ledger in a data directory (read-only; exit 1 when damaged)", runLedger},
+		{"audit", "find every KMS host DNS publishes, classify it (rogue, stale, healthy) and say how to fix it", runAudit},
+		{"doctor", "walk one client's discovery and activation and name the step that fails", runDoctor},
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,7 +42,7 @@ func newResponderMetrics(h *host.Host, store *ledger.Ledger) *responderMetrics {
 		}, []string{"protocol"}),
 		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "connection_events_total",
-			Help: "RPC connection events: opened, closed, refused, evicted, pdu_error, timeout, fault.",
+			Help: "RPC connection events: conn_opened, conn_closed, conn_refused, conn_evicted, conn_refused_per_address, conn_evicted_per_address, pdu_error, timeout, fault.",
 		}, []string{"event"}),
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.conns,
@@ -74,10 +75,16 @@ var (
 		"Current count per application: distinct clients seen in the last 30 days, as returned to clients.", []string{"application"}, nil)
 	descCap = prometheus.NewDesc(metricsNamespace+"_count_cap",
 		"Most the count can reach now: twice the highest threshold seen.", []string{"application"}, nil)
+	descThreshold = prometheus.NewDesc(metricsNamespace+"_count_threshold",
+		"Counts that clients of the products the configured groups activate need, one series per distinct threshold (the value is the threshold).", []string{"application", "threshold"}, nil)
 	descOpen = prometheus.NewDesc(metricsNamespace+"_open_connections",
 		"Open client connections.", nil, nil)
 	descLedgerClients = prometheus.NewDesc(metricsNamespace+"_ledger_clients",
 		"Audit records in the ledger.", nil, nil)
+	descLedgerRefusals = prometheus.NewDesc(metricsNamespace+"_ledger_refusal_records",
+		"Records of clients only ever refused, kept within the refusal budget (--max-refusal-records).", nil, nil)
+	descLedgerRefusalsDropped = prometheus.NewDesc(metricsNamespace+"_ledger_refusal_records_dropped_total",
+		"Refusal records dropped, oldest first, to stay within the refusal budget since start.", nil, nil)
 	descLedgerBytes = prometheus.NewDesc(metricsNamespace+"_ledger_size_bytes",
 		"Size of the ledger file.", nil, nil)
 	descLedgerHealthy = prometheus.NewDesc(metricsNamespace+"_ledger_healthy",
@@ -86,25 +93,30 @@ var (
 		"Seconds since the last activation request (absent before the first).", nil, nil)
 	descRegistered = prometheus.NewDesc(metricsNamespace+"_dns_registered",
 		"1 while the DNS registration in a zone at a server is accepted and its lease unexpired.", []string{"server", "zone"}, nil)
+	descRepairs = prometheus.NewDesc(metricsNamespace+"_dns_registration_repairs_total",
+		"Registrations sent at once because a check found the DNS server no longer listing this host (e.g. after the server restarted).", []string{"server", "zone"}, nil)
 )
 
 // connLimits are serve's connection limits.
 type connLimits struct {
-	maxConns           int
-	firstPDU, idle, io time.Duration
+	maxConns, maxPerAddr     int
+	firstPDU, idle, body, io time.Duration
 }
 
 var (
 	descMaxConns = prometheus.NewDesc(metricsNamespace+"_max_connections",
-		"Cap on concurrent client connections; at the cap the oldest idle connection is evicted.", nil, nil)
+		"Cap on concurrent client connections; at the cap the oldest waiting (idle or stalled) connection is evicted.", nil, nil)
+	descMaxPerAddr = prometheus.NewDesc(metricsNamespace+"_max_connections_per_address",
+		"Cap on concurrent connections from one client address; at the cap that address's oldest waiting connection is evicted.", nil, nil)
 	descTimeout = prometheus.NewDesc(metricsNamespace+"_connection_timeout_seconds",
-		"Connection deadlines in force: first_pdu, idle, io.", []string{"timeout"}, nil)
+		"Connection deadlines in force: first_pdu, idle, body, io.", []string{"timeout"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descMaxConns
+	ch <- descMaxPerAddr
 	ch <- descTimeout
-	for _, d := range []*prometheus.Desc{descCount, descCap, descOpen, descLedgerClients, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered} {
+	for _, d := range []*prometheus.Desc{descCount, descCap, descThreshold, descOpen, descLedgerClients, descLedgerRefusals, descLedgerRefusalsDropped, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered, descRepairs} {
 		ch <- d
 	}
 }
@@ -112,20 +124,28 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if l := c.m.limits; l.maxConns > 0 {
 		ch <- prometheus.MustNewConstMetric(descMaxConns, prometheus.GaugeValue, float64(l.maxConns))
+		ch <- prometheus.MustNewConstMetric(descMaxPerAddr, prometheus.GaugeValue, float64(l.maxPerAddr))
 		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.firstPDU.Seconds(), "first_pdu")
 		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.idle.Seconds(), "idle")
+		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.body.Seconds(), "body")
 		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.io.Seconds(), "io")
 	}
 	st := c.host.Status()
 	for _, a := range st.Apps {
 		ch <- prometheus.MustNewConstMetric(descCount, prometheus.GaugeValue, float64(a.Count), a.Name)
 		ch <- prometheus.MustNewConstMetric(descCap, prometheus.GaugeValue, float64(a.Cap), a.Name)
+		for _, t := range a.Thresholds {
+			ch <- prometheus.MustNewConstMetric(descThreshold, prometheus.GaugeValue, float64(t), a.Name, strconv.Itoa(t))
+		}
 	}
 	if c.m.openConns != nil {
 		ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(c.m.openConns()))
 	}
 	if c.store != nil {
 		ch <- prometheus.MustNewConstMetric(descLedgerClients, prometheus.GaugeValue, float64(st.Ledger.Clients))
+		ls := c.store.Stats()
+		ch <- prometheus.MustNewConstMetric(descLedgerRefusals, prometheus.GaugeValue, float64(ls.Refusals))
+		ch <- prometheus.MustNewConstMetric(descLedgerRefusalsDropped, prometheus.CounterValue, float64(ls.RefusalsDropped))
 		ch <- prometheus.MustNewConstMetric(descLedgerBytes, prometheus.GaugeValue, float64(st.Ledger.FileSize))
 		ch <- prometheus.MustNewConstMetric(descLedgerHealthy, prometheus.GaugeValue, boolValue(c.store.Healthy()))
 	}
@@ -135,6 +155,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.m.registration != nil {
 		for _, s := range c.m.registration.status() {
 			ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, boolValue(s.Registered), s.Server, s.Zone)
+			ch <- prometheus.MustNewConstMetric(descRepairs, prometheus.CounterValue, float64(s.Repairs), s.Server, s.Zone)
 		}
 	}
 }

@@ -54,6 +54,10 @@ func TestProcessConfigErrors(t *testing.T) {
 			"{file}:2: max_connections: want a whole number, got \"lots\""},
 		{"bad flag value", "", []string{"--group", "windows-server-2025", "--max-connections", "0"},
 			"--max-connections: must be at least 1"},
+		{"bad per-address cap", "", []string{"--group", "windows-server-2025", "--max-connections-per-address", "0"},
+			"--max-connections-per-address: must be at least 1"},
+		{"bad body timeout", "groups: [windows-server-2025]\nbody_timeout: 0s\n", nil,
+			"{file}:2: body_timeout: must be positive"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,7 +148,7 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 
 	// The ledger's record counter may trail the answers by a commit.
 	body := httpGet(t, "http://"+p.admin+"/metrics", http.StatusOK)
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(body, "kms_responder_ledger_clients 4\n") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(body, "kms_responder_ledger_refusal_records 1\n") && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 		body = httpGet(t, "http://"+p.admin+"/metrics", http.StatusOK)
 	}
@@ -155,13 +159,17 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 		`kms_responder_current_count\{application="Windows"\} 2\n`,
 		`kms_responder_count_cap\{application="Windows"\} 50\n`,
 		`kms_responder_request_duration_seconds_count\{protocol="6"\} 4\n`,
-		`kms_responder_ledger_clients 4\n`,
+		`kms_responder_ledger_clients 3\n`, // answered clients; the refused one is a refusal record
+		`kms_responder_ledger_refusal_records 1\n`,
+		`kms_responder_ledger_refusal_records_dropped_total 0\n`,
 		`kms_responder_ledger_size_bytes [1-9][0-9]*\n`,
 		`kms_responder_ledger_healthy 1\n`,
 		`kms_responder_open_connections [0-9]+\n`,
 		`kms_responder_seconds_since_last_request [0-9.e+-]+\n`,
 		`kms_responder_connection_events_total\{event="[a-z_]+"\} [1-9]`,
 		`kms_responder_max_connections [1-9][0-9]*\n`,
+		`kms_responder_max_connections_per_address 128\n`,
+		`kms_responder_connection_timeout_seconds\{timeout="body"\} 2\n`,
 		`kms_responder_connection_timeout_seconds\{timeout="first_pdu"\} [0-9.]+\n`,
 		`kms_responder_connection_timeout_seconds\{timeout="idle"\} [0-9.]+\n`,
 		`kms_responder_connection_timeout_seconds\{timeout="io"\} [0-9.]+\n`,

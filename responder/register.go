@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -42,6 +43,8 @@ func newRegistration(c *serveConfig, lns []net.Listener, log *slog.Logger) (*reg
 		Weight:   uint16(r.Weight),
 		TTL:      uint32(r.TTL),
 		Lease:    time.Duration(r.Lease),
+
+		CheckInterval: time.Duration(r.CheckInterval),
 	}
 	for _, a := range r.Addresses {
 		base.Addresses = append(base.Addresses, netip.MustParseAddr(a))
@@ -93,23 +96,28 @@ func targetIn(target, zone string, zones int) (string, error) {
 // tsigKey reads the registration key from the config file's tsig_key, the
 // key file, or $KMS_RESPONDER_TSIG_KEY — never from a command-line value,
 // which `ps` would show. Nil means unsigned updates.
-func (c *serveConfig) tsigKey() (*publish.Key, error) {
+func (c *serveConfig) tsigKey() (*tsigkey.Key, error) {
 	r := c.Register
 	var (
-		k   publish.Key
+		k   tsigkey.Key
 		err error
 	)
 	switch {
 	case r.TSIGKey != "":
-		if k, err = publish.ParseKeySpec(r.TSIGKey); err != nil {
+		if k, err = tsigkey.ParseSpec(r.TSIGKey); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.where("register.tsig_key", "tsig-key-file"), err)
 		}
 	case r.TSIGKeyFile != "":
-		if k, err = publish.LoadKeyFile(r.TSIGKeyFile); err != nil {
+		keys, err := tsigkey.ReadFile(r.TSIGKeyFile)
+		if err == nil && len(keys) != 1 {
+			err = fmt.Errorf("%s holds %d keys; the responder registers with one", r.TSIGKeyFile, len(keys))
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.where("register.tsig_key_file", "tsig-key-file"), err)
 		}
+		k = keys[0]
 	case os.Getenv(tsigKeyEnv) != "":
-		if k, err = publish.ParseKeySpec(os.Getenv(tsigKeyEnv)); err != nil {
+		if k, err = tsigkey.ParseSpec(os.Getenv(tsigKeyEnv)); err != nil {
 			return nil, fmt.Errorf("$%s: %w", tsigKeyEnv, err)
 		}
 	default:
@@ -172,7 +180,7 @@ func (r *registration) status() []registrationInfo {
 	for _, z := range r.zones {
 		ps := z.pub.State()
 		for _, s := range ps.Servers {
-			ri := registrationInfo{Server: s.Server, Zone: z.zone, Target: z.target, Registered: s.Registered, LastError: s.LastError}
+			ri := registrationInfo{Server: s.Server, Zone: z.zone, Target: z.target, Registered: s.Registered, LastError: s.LastError, Repairs: s.Repairs}
 			if s.GrantedLease > 0 {
 				ri.Lease = s.GrantedLease.String()
 			}

@@ -77,9 +77,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, level *slog.L
 	}
 	var store *ledger.Ledger // nil with --ledger=false (benchmarks only)
 	if cfg.Ledger {
-		store, err = ledger.Open(cfg.Data, ledger.Options{Retention: time.Duration(cfg.Retention), Logger: log})
+		store, err = ledger.Open(cfg.Data, ledger.Options{Retention: time.Duration(cfg.Retention), MaxRefusals: cfg.MaxRefusalRecords,
+			Quarantine: cfg.LedgerQuarantine, Logger: log})
 		if err != nil {
-			return exitError, fmt.Errorf("ledger: %w", err)
+			return exitError, ledgerOpenError(err, cfg.Data)
 		}
 		defer store.Close()
 	} else {
@@ -96,14 +97,17 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, level *slog.L
 	}
 
 	metrics := newResponderMetrics(h, store)
-	metrics.limits = connLimits{maxConns: cfg.MaxConnections, firstPDU: time.Duration(cfg.FirstPDUTimeout),
-		idle: time.Duration(cfg.IdleTimeout), io: time.Duration(cfg.IOTimeout)}
+	metrics.limits = connLimits{maxConns: cfg.MaxConnections, maxPerAddr: cfg.MaxConnsPerAddress,
+		firstPDU: time.Duration(cfg.FirstPDUTimeout), idle: time.Duration(cfg.IdleTimeout),
+		body: time.Duration(cfg.BodyTimeout), io: time.Duration(cfg.IOTimeout)}
 	handler := &kmsHandler{host: h, log: log, metrics: metrics, cat: cat}
 
 	srv := rpc.NewServer(handler, rpc.ServerConfig{
 		MaxConns:        cfg.MaxConnections,
+		MaxConnsPerAddr: cfg.MaxConnsPerAddress,
 		FirstPDUTimeout: time.Duration(cfg.FirstPDUTimeout),
 		IdleTimeout:     time.Duration(cfg.IdleTimeout),
+		BodyTimeout:     time.Duration(cfg.BodyTimeout),
 		IOTimeout:       time.Duration(cfg.IOTimeout),
 		AllowPeer:       live.allowPeer, // --allow-client, reloaded on SIGHUP
 		Logger:          log,

@@ -68,6 +68,7 @@ type registrationInfo struct {
 	LastSuccess *time.Time `json:"last_success,omitempty"`
 	LastError   string     `json:"last_error,omitempty"`
 	Suspended   string     `json:"suspended,omitempty"`
+	Repairs     uint64     `json:"repairs,omitempty"` // registrations sent because the server no longer listed this host
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {

@@ -2,6 +2,8 @@ package test
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -70,11 +72,29 @@ func registerResponder(t *testing.T, c *CoreDNS, secret string) *Process {
 	if err := os.Chmod(key, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := FreePort(t)
+	// The examples approve the KMS port only (vlmcs `ports` defaults to 1688), so the
+	// responder listens on 1688 of a loopback address of its own.
+	listen := freeKMSAddress(t)
 	return Start(t, dir, Binary(t, "kms-responder"), "serve", "--group", "windows-server-2025",
-		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--data", filepath.Join(dir, "data"), "--metrics", "",
-		"--dns-server", c.Addr(), "--zone", "corp.example", "--target", "kms1", "--port", strconv.Itoa(port),
+		"--listen", listen, "--data", filepath.Join(dir, "data"), "--metrics", "",
+		"--dns-server", c.Addr(), "--zone", "corp.example", "--target", "kms1", "--port", "1688",
 		"--lease", "1m", "--tsig-key-file", key, "--drain", "0s")
+}
+
+// freeKMSAddress returns a loopback address whose port 1688 is free (127.0.0.10-250, so
+// not the demo's), as "addr:1688".
+func freeKMSAddress(t *testing.T) string {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		addr := fmt.Sprintf("127.0.0.%d:1688", 10+rand.IntN(240))
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no loopback address with port 1688 free")
+	return ""
 }
 
 // answerA returns the A addresses the server answers for name (rcode name on failure).

@@ -17,6 +17,7 @@ const glueCorefile = `example.test:{{PORT}} corp.test:{{PORT}} {
 	errors
 	vlmcs {
 		approve kms1.example.test 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		key kms-key. ` + secret1 + `
 		grant kms-key. kms1.example.test
 		lease 1h 2s 1h

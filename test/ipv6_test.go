@@ -16,6 +16,7 @@ func TestDualStackRegistration(t *testing.T) {
 	bind 127.0.0.1 ::1
 	vlmcs {
 		approve kms1.example.test 127.0.0.0/8 ::1
+		ports 1024-65535 # KMS ports picked at run time
 		key kms1-key. `+secret1+`
 		grant kms1-key. kms1.example.test
 		probe 100ms 200ms 2 1

@@ -18,6 +18,7 @@ const responderCorefile = `example.test:{{PORT}} {
 	errors
 	vlmcs {
 		approve kms1.example.test 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		key kms1-key. ` + secret1 + `
 		grant kms1-key. kms1.example.test
 		lease 1h 2s 1h

@@ -30,6 +30,7 @@ const scenarioCorefile = `example.test:{{PORT}} {
 	errors
 	vlmcs {
 		approve kms1.example.test kms2.example.test kms3.example.test 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		key kms-key. ` + secret1 + `
 		grant kms-key. kms1.example.test kms2.example.test kms3.example.test
 		LEASE

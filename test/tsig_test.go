@@ -187,6 +187,7 @@ func TestUpdateFlood(t *testing.T) {
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
 		approve kms1.example.test 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		key kms1-key. `+secret1+`
 		grant kms1-key. kms1.example.test
 		static kms1.example.test 1688 0 0 127.0.0.1
@@ -283,6 +284,7 @@ func TestKeysFromTsigPlugin(t *testing.T) {
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
 		approve kms1.example.test 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		grant kms1-key. kms1.example.test
 		probe off
 	}

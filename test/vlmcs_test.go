@@ -28,6 +28,7 @@ const publishCorefile = `example.test:{{PORT}} {
 	vlmcs {
 		approve kms1.example.test kms2.example.test
 		approve 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		key kms1-key. ` + secret1 + `
 		key kms2-key. ` + secret2 + `
 		grant kms1-key. kms1.example.test rogue.example.test
@@ -231,6 +232,12 @@ func TestLeaseExpiryAndProbes(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// The member went down and came up at least twice (first probe, recovery).
+	for _, want := range []string{`coredns_vlmcs_health_changes_total\{[^}]*state="down"[^}]*\} [1-9]\n`, `coredns_vlmcs_health_changes_total\{[^}]*state="up"[^}]*\} [2-9]\n`} {
+		if !regexp.MustCompile(want).MatchString(m) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 func TestScrubZone(t *testing.T) {
@@ -252,6 +259,7 @@ rogue	600 IN A 127.0.0.66
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
 		approve kms1.ad.example.test 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		scrub ad.example.test
 		probe off
 	}
@@ -286,8 +294,11 @@ func TestCorefileErrors(t *testing.T) {
 		{"unknown property", block("\t\tapprove kms1.example.test\n\t\tfrobnicate\n"), `Corefile:5 - Error during parsing: unknown property "frobnicate"`},
 		{"bad lease", block("\t\tapprove kms1.example.test\n\t\tlease 1h 2h 1h\n"), "Corefile:5 - Error during parsing: lease: minimum 2h0m0s is above maximum 1h0m0s"},
 		{"no approval", block("\t\tttl 5\n"), "Corefile:5 - Error during parsing: no `approve` rule"},
-		{"static not approved", block("\t\tapprove kms1.example.test\n\t\tstatic kms2.example.test 1688\n"), "Corefile:6 - Error during parsing: static member kms2.example.test. is not approved"},
+		{"static not approved", block("\t\tapprove kms1.example.test\n\t\tstatic kms2.example.test 1688\n"), "Corefile:5 - Error during parsing: static member kms2.example.test. is not approved"},
 		{"bad network", block("\t\tapprove 10.0.0.0/40\n"), `Corefile:4 - Error during parsing: approve: "10.0.0.0/40" is not a network`},
+		{"bad ports", block("\t\tapprove kms1.example.test\n\t\tports 1688 9000-8000\n"), `Corefile:5 - Error during parsing: ports: "9000-8000" is not a port or a range LOW-HIGH in 1..65535`},
+		{"bad probe_rate", block("\t\tapprove kms1.example.test\n\t\tprobe_rate fast\n"), `Corefile:5 - Error during parsing: probe_rate: "fast" is not a number of connections per second`},
+		{"bad member_limit", block("\t\tapprove kms1.example.test\n\t\tmember_limit 8 -1\n"), `Corefile:5 - Error during parsing: member_limit: "-1" is not a number of members in 0..1024`},
 		{"key without secret", block("\t\tapprove kms1.example.test\n\t\tgrant k. kms1.example.test\n"), `Corefile:5: key "k." is granted but has no secret`},
 		{"key replaced by tsig", "example.test:" + strconv.Itoa(FreePort(t)) + " {\n\tbind 127.0.0.1\n\tvlmcs {\n\t\tapprove kms1.example.test\n\t\tkey k. " + secret1 + "\n\t\tgrant k. kms1.example.test\n\t}\n\ttsig {\n\t\tsecret other. " + secret2 + "\n\t}\n}\n", `Corefile:5: key "k." was replaced by another plugin's TSIG secrets`},
 	} {

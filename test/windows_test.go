@@ -18,6 +18,7 @@ func TestWindowsUnsignedSRV(t *testing.T) {
 	bind 127.0.0.1
 	vlmcs {
 		approve kmswin.example.test 127.0.0.0/8
+		ports 1024-65535 # KMS ports picked at run time
 		unsigned 127.0.0.0/8
 		probe 100ms 200ms 2 1
 		all_down none
@@ -53,6 +54,7 @@ func TestReady(t *testing.T) {
 	ready 127.0.0.1:{{METRICS}}
 	vlmcs {
 		approve kms1.example.test
+		ports 1024-65535 # KMS ports picked at run time
 		static kms1.example.test 1688 0 0 127.0.0.1
 		probe 100ms 100ms
 	}

@@ -12,7 +12,8 @@
 // on every query. acl and rewrite come after vlmcs, so they do not apply to vlmcs answers.
 //
 // Linked: root, bind, reload, ready, health, prometheus, errors, log, loadbalance, vlmcs,
-// tsig, acl, cache, hosts, file, forward. Nothing else is imported, which keeps the build
+// tsig, acl, transfer, cache, hosts, file, forward (transfer serves AXFR from file zones, as
+// the Active Directory stand-in of `make run` and the audit tests do). Nothing else is imported, which keeps the build
 // short and the binary small (see README.md, "Build").
 package main
 
@@ -39,6 +40,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/ready"
 	_ "github.com/coredns/coredns/plugin/reload"
 	_ "github.com/coredns/coredns/plugin/root"
+	_ "github.com/coredns/coredns/plugin/transfer"
 	_ "github.com/coredns/coredns/plugin/tsig"
 
 	_ "github.com/kmsdns/kmsdns/plugin"
@@ -47,7 +49,7 @@ import (
 // linked are the directives this binary registers (prometheus is the metrics package).
 var linked = []string{
 	"root", "bind", "reload", "ready", "health", "prometheus", "errors", "log",
-	"loadbalance", "tsig", "acl", "cache", "hosts", "file", "forward",
+	"loadbalance", "tsig", "acl", "transfer", "cache", "hosts", "file", "forward",
 }
 
 // directives returns CoreDNS's order restricted to the linked plugins, with vlmcs before tsig.

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/dnsexchange"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/miekg/dns"
 )
@@ -106,12 +107,11 @@ func Lookup(ctx context.Context, dnsServer, domain string) ([]Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := newQuery(qname, dns.TypeSRV)
-	r, err := exchange(ctx, server, q)
+	rep, err := exchange(ctx, server, newQuery(qname, dns.TypeSRV))
 	if err != nil {
 		return nil, fmt.Errorf("discover: SRV %s: %w", qname, err)
 	}
-	targets, err := parseSRVReply(q, r)
+	targets, err := parseSRVReply(rep.Sent, rep.Msg)
 	if err != nil {
 		var le *LookupError
 		if errors.As(err, &le) {
@@ -157,41 +157,9 @@ func newQuery(name string, qtype uint16) *dns.Msg {
 	return q
 }
 
-// exchange sends q over UDP and again over TCP if the answer is truncated.
-func exchange(ctx context.Context, server string, q *dns.Msg) (*dns.Msg, error) {
-	r, err := exchangeOnce(ctx, "udp", server, q)
-	if err != nil || !r.Truncated {
-		return r, err
-	}
-	return exchangeOnce(ctx, "tcp", server, q)
-}
-
-func exchangeOnce(ctx context.Context, network, server string, q *dns.Msg) (*dns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
-	defer cancel()
-	c := &dns.Client{Net: network, Timeout: exchangeTimeout}
-	conn, err := c.DialContext(ctx, server)
-	if err != nil {
-		return nil, fmt.Errorf("%s over %s: %w", server, network, err)
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	r, _, err := c.ExchangeWithConnContext(ctx, q, conn)
-	if err != nil {
-		var ne net.Error
-		switch cause := context.Cause(ctx); {
-		case cause != nil && !errors.Is(cause, context.DeadlineExceeded):
-			return nil, fmt.Errorf("%s over %s: %w", server, network, cause)
-		case cause != nil, errors.As(err, &ne) && ne.Timeout():
-			return nil, fmt.Errorf("%s over %s: no answer in time: %w", server, network, context.DeadlineExceeded)
-		}
-		return nil, fmt.Errorf("%s over %s: %w", server, network, err)
-	}
-	if r.Id != q.Id {
-		return nil, fmt.Errorf("%s over %s: answer ID %d, want %d", server, network, r.Id, q.Id)
-	}
-	return r, nil
+// exchange sends q over UDP, and again over TCP if the answer is truncated.
+func exchange(ctx context.Context, server string, q *dns.Msg) (dnsexchange.Reply, error) {
+	return dnsexchange.Exchange(ctx, server, q, dnsexchange.Options{Timeout: exchangeTimeout})
 }
 
 // resolveAddrs asks server for name's A and AAAA records; failures leave
@@ -199,9 +167,12 @@ func exchangeOnce(ctx context.Context, network, server string, q *dns.Msg) (*dns
 func resolveAddrs(ctx context.Context, server, name string) []netip.Addr {
 	var out []netip.Addr
 	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		q := newQuery(name, qt)
-		r, err := exchange(ctx, server, q)
-		if err != nil || r.Rcode != dns.RcodeSuccess || !r.Response || !questionMatches(r, name, qt) {
+		rep, err := exchange(ctx, server, newQuery(name, qt))
+		if err != nil {
+			continue
+		}
+		r := rep.Msg
+		if r.Rcode != dns.RcodeSuccess || !questionMatches(r, name, qt) {
 			continue
 		}
 		owner := followCNAME(r.Answer, name)

@@ -13,6 +13,7 @@ package host
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -210,9 +211,11 @@ type Result struct {
 
 // Activate decides one request. It returns an error, and no result to
 // send, when the decision could not be made durable (ledger failure) or ctx
-// ended: the caller must then close the connection without answering. The
-// in-memory count already includes such a client; its retry finds it
-// counted, as a real host that lost the answer in transit would.
+// ended: the caller must then close the connection without answering. When
+// the ledger failed to write it, the client's count is taken back out of
+// memory, so that every count answered is the count the ledger holds (and
+// a restart rebuilds); when ctx ended first, that happens once the
+// ledger's answer arrives, and only if it is a failure.
 func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	start := time.Now()
 	now := h.cfg.clock()
@@ -230,6 +233,7 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	}
 	var pending ledger.Pending
 	var enqueueErr error
+	var undo ledger.AddUndo
 	if res.HRESULT == kms.OK {
 		res.Group = group.Name
 		res.EPID = h.epids[group.Name]
@@ -243,7 +247,7 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 		}
 		ac.RaiseCap(2 * cid.Threshold)
 		ac.Expire(now.Add(-CountWindow))
-		res.NewClient = ac.Add(in.CMID, now)
+		res.NewClient, undo = ac.AddWithUndo(in.CMID, now)
 		res.CurrentCount = ac.Len()
 		rec.Counted, rec.Cap = true, ac.Cap()
 		h.mu.Unlock()
@@ -253,6 +257,9 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			// performed them and a restart rebuilds this very count
 			// (see ledger.CountSet).
 			pending, enqueueErr = h.store.Enqueue(ctx, rec)
+			if enqueueErr != nil {
+				h.revert(in.App, undo)
+			}
 		}
 		h.countOrder.Unlock()
 		if res.NewClient {
@@ -268,6 +275,23 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 		err := enqueueErr
 		if err == nil {
 			err = pending.Wait(ctx)
+			if err != nil && res.HRESULT == kms.OK {
+				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+					// The write may still succeed: decide when the
+					// ledger answers (it answers every queued write).
+					go func() {
+						if pending.Wait(context.Background()) != nil {
+							h.countOrder.Lock()
+							h.revert(in.App, undo)
+							h.countOrder.Unlock()
+						}
+					}()
+				} else {
+					h.countOrder.Lock()
+					h.revert(in.App, undo)
+					h.countOrder.Unlock()
+				}
+			}
 		}
 		if err != nil {
 			h.mu.Lock()
@@ -284,6 +308,16 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	h.conflicts.observe(in.CMID, in.Workstation, in.Peer)
 	h.logRequest(ctx, &in, &res, cid, time.Since(start))
 	return res, nil
+}
+
+// revert takes an activation whose write failed back out of its
+// application's count. The caller holds countOrder.
+func (h *Host) revert(app guid.GUID, u ledger.AddUndo) {
+	h.mu.Lock()
+	if ac := h.apps[app]; ac != nil {
+		ac.Revert(u)
+	}
+	h.mu.Unlock()
 }
 
 // decide applies the policy: N_Policy, clock skew, then whether a

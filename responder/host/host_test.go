@@ -535,7 +535,7 @@ func TestStatus(t *testing.T) {
 	if o := byApp[appOffice.String()]; o.Count != 0 || fmt.Sprint(o.Thresholds) != "[5]" {
 		t.Fatalf("Office status %+v", o)
 	}
-	if !st.Ledger.Enabled || !st.Ledger.Healthy || st.Ledger.Clients != 3 {
+	if !st.Ledger.Enabled || !st.Ledger.Healthy || st.Ledger.Clients != 2 || st.Ledger.Refusals != 1 {
 		t.Fatalf("ledger status %+v", st.Ledger)
 	}
 }
@@ -612,5 +612,57 @@ func TestLicenseStateBucket(t *testing.T) {
 	f.host.mu.Unlock()
 	if keys > len(licenseStates)+1 {
 		t.Errorf("%d licence-state keys kept, want at most %d", keys, len(licenseStates)+1)
+	}
+}
+
+// TestFailedWriteIsNotCounted (issue 10, item 2): a client whose activation
+// the ledger could not write is not in the count, so the count answered to
+// the next client is what the ledger holds and a restart rebuilds.
+func TestFailedWriteIsNotCounted(t *testing.T) {
+	clock := newTestClock()
+	dir := t.TempDir()
+	l, err := ledger.Open(dir, ledger.Options{Clock: clock.Now, MaxSize: 192 << 10, MaxPending: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Groups: []string{"windows-server-2025"}, Clock: clock.Now}, catalog.Default(), l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(i int, counted guid.GUID) Input {
+		return Input{App: appWindows, CountedID: counted, CMID: cmid(i), NPolicy: 25, ClientTime: clock.Now(),
+			Workstation: strings.Repeat("w", 60), Peer: strings.Repeat("p", 60)}
+	}
+	// Fill the store with refusals (no count) until writes fail.
+	unknown := guid.MustParse("00000000-0000-0000-0000-0000000000ff")
+	i := 0
+	for ; i < 100000; i++ {
+		if _, err := h.Activate(context.Background(), in(i, unknown)); err != nil {
+			break
+		}
+	}
+	if i == 100000 {
+		t.Fatal("the full ledger never failed")
+	}
+	for j := range 5 {
+		if _, err := h.Activate(context.Background(), in(1_000_000+j, idWin10)); err == nil {
+			t.Fatal("an activation was answered on the full ledger")
+		}
+	}
+	if got := h.Count(appWindows); got != 0 {
+		t.Fatalf("count %d after 5 failed writes, want 0", got)
+	}
+	l.Close()
+	l, err = ledger.Open(dir, ledger.Options{Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h2, err := New(Config{Groups: []string{"windows-server-2025"}, Clock: clock.Now}, catalog.Default(), l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h2.Count(appWindows); got != 0 {
+		t.Fatalf("count %d after restart, want 0", got)
 	}
 }

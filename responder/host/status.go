@@ -120,7 +120,10 @@ type LedgerStatus struct {
 	Healthy   bool   `json:"healthy"`
 	LastError string `json:"last_error,omitempty"`
 	Clients   uint64 `json:"clients"`
-	FileSize  int64  `json:"file_size_bytes"`
+	// Refusals is the number of records of clients only ever refused,
+	// kept within the ledger's refusal budget.
+	Refusals uint64 `json:"refusal_records"`
+	FileSize int64  `json:"file_size_bytes"`
 }
 
 // Status returns a snapshot of the host's configuration, identity, counts
@@ -192,7 +195,7 @@ func (h *Host) Status() Status {
 	sort.Slice(st.Apps, func(i, j int) bool { return st.Apps[i].AppID < st.Apps[j].AppID })
 	if h.store != nil {
 		s := h.store.Stats()
-		st.Ledger = LedgerStatus{Enabled: true, Healthy: h.store.Healthy(), Clients: s.Clients, FileSize: s.FileSize}
+		st.Ledger = LedgerStatus{Enabled: true, Healthy: h.store.Healthy(), Clients: s.Clients, Refusals: s.Refusals, FileSize: s.FileSize}
 		if err := h.store.LastError(); err != nil {
 			st.Ledger.LastError = err.Error()
 		}

@@ -90,7 +90,7 @@ func (l *Ledger) applyPending() error {
 // applyEntries writes entries to the store in one transaction and records
 // the last sequence number applied.
 func (l *Ledger) applyEntries(entries []entry) error {
-	var added uint64
+	var added, refusals, dropped uint64
 	last := entries[len(entries)-1].seq
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		b := buckets{
@@ -99,9 +99,14 @@ func (l *Ledger) applyEntries(entries []entry) error {
 			auditTS: tx.Bucket(bucketAuditTS),
 			count:   tx.Bucket(bucketCount),
 			cap:     tx.Bucket(bucketCap),
+			refused: tx.Bucket(bucketRefused),
+			refTS:   tx.Bucket(bucketRefTS),
 		}
 		var err error
 		if added, err = l.applyAudit(&b, entries); err != nil {
+			return err
+		}
+		if refusals, dropped, err = l.applyRefusalBudget(&b); err != nil {
 			return err
 		}
 		if err := l.applyCounts(&b, entries); err != nil {
@@ -120,6 +125,8 @@ func (l *Ledger) applyEntries(entries []entry) error {
 	}
 	l.appliedSeq = last
 	l.clients.Add(added)
+	l.refusals.Store(refusals)
+	l.dropped.Add(dropped)
 	l.commits.Add(1)
 	return nil
 }
@@ -144,9 +151,26 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err erro
 			end++
 		}
 		first := entries[order[start]].act
+		refusedOnly := true
+		for _, i := range order[start:end] {
+			refusedOnly = refusedOnly && entries[i].act.Result != 0
+		}
 		var c Client
 		var oldTS []byte
-		if v := b.audit.Get(k); v != nil {
+		v := b.audit.Get(k)
+		if v == nil {
+			// A client never answered before: its record lives within
+			// the refusal budget until it is answered.
+			done, err := l.applyRefused(b, k, entries, order[start:end], refusedOnly, &c)
+			if err != nil {
+				return 0, err
+			}
+			if done {
+				start = end
+				continue
+			}
+		}
+		if v != nil {
 			old, derr := DecodeClient(v)
 			if derr != nil {
 				l.log.Warn("ledger: replacing corrupt client record", "cmid", first.CMID.String(), "app", first.App.String(), "err", derr)
@@ -314,5 +338,112 @@ func (l *Ledger) dropAppliedSegments() {
 
 // buckets are the top-level buckets of one transaction.
 type buckets struct {
-	meta, audit, auditTS, count, cap *bolt.Bucket
+	meta, audit, auditTS, count, cap, refused, refTS *bolt.Bucket
+}
+
+// applyRefused handles the entries (indexes idx) of a client that has no
+// audit record. If they are all refusals, it merges them into the client's
+// refusal record and reports done. Otherwise the client is answered now: it
+// moves the refusal record, if any, into *c (which the caller then stores
+// as the new audit record) and reports not done.
+func (l *Ledger) applyRefused(b *buckets, k []byte, entries []entry, idx []int, refusedOnly bool, c *Client) (bool, error) {
+	var old Client
+	var oldTS []byte
+	if v := b.refused.Get(k); v != nil {
+		if r, err := DecodeClient(v); err == nil {
+			old = r
+			oldTS = tsKey(r.LastSeen, r.CMID, r.App)
+		}
+	}
+	if !refusedOnly {
+		if oldTS != nil {
+			*c = old
+			if err := b.refTS.Delete(oldTS); err != nil {
+				return false, fmt.Errorf("ledger: update refusal index: %w", err)
+			}
+		}
+		if b.refused.Get(k) != nil {
+			if err := b.refused.Delete(k); err != nil {
+				return false, fmt.Errorf("ledger: move refusal record: %w", err)
+			}
+			if err := putCounter(b.meta, keyRefusals, -1); err != nil {
+				return false, err
+			}
+		}
+		return false, nil
+	}
+	isNew := b.refused.Get(k) == nil
+	for _, i := range idx {
+		old.merge(entries[i].act)
+	}
+	if err := b.refused.Put(k, encodeClient(&old)); err != nil {
+		return false, fmt.Errorf("ledger: store refusal record: %w", err)
+	}
+	newTS := tsKey(old.LastSeen, old.CMID, old.App)
+	if !bytes.Equal(oldTS, newTS) {
+		if oldTS != nil {
+			if err := b.refTS.Delete(oldTS); err != nil {
+				return false, fmt.Errorf("ledger: update refusal index: %w", err)
+			}
+		}
+		if err := b.refTS.Put(newTS, nil); err != nil {
+			return false, fmt.Errorf("ledger: store refusal index: %w", err)
+		}
+	}
+	if isNew {
+		if err := putCounter(b.meta, keyRefusals, 1); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// putCounter adds delta to a meta counter.
+func putCounter(meta *bolt.Bucket, key []byte, delta int64) error {
+	var n uint64
+	if v := meta.Get(key); len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
+	}
+	if delta < 0 && n < uint64(-delta) {
+		n = 0
+	} else {
+		n = uint64(int64(n) + delta)
+	}
+	return meta.Put(key, binary.BigEndian.AppendUint64(nil, n))
+}
+
+// applyRefusalBudget drops the oldest refusal records beyond MaxRefusals
+// and returns how many are kept and how many it dropped.
+func (l *Ledger) applyRefusalBudget(b *buckets) (kept, dropped uint64, err error) {
+	if v := b.meta.Get(keyRefusals); len(v) == 8 {
+		kept = binary.BigEndian.Uint64(v)
+	}
+	limit := uint64(l.opts.MaxRefusals)
+	if kept <= limit {
+		return kept, 0, nil
+	}
+	var stale [][]byte
+	cur := b.refTS.Cursor()
+	for k, _ := cur.First(); k != nil && uint64(len(stale)) < kept-limit; k, _ = cur.Next() {
+		stale = append(stale, bytes.Clone(k))
+	}
+	for _, k := range stale {
+		if err := b.refTS.Delete(k); err != nil {
+			return 0, 0, fmt.Errorf("ledger: trim refusal index: %w", err)
+		}
+		if len(k) == 40 && b.refused.Get(k[8:]) != nil {
+			if err := b.refused.Delete(k[8:]); err != nil {
+				return 0, 0, fmt.Errorf("ledger: drop refusal record: %w", err)
+			}
+			dropped++
+		}
+	}
+	kept -= min(kept, dropped)
+	if len(stale) == 0 {
+		kept = 0 // the counter disagreed with the index: trust the index
+	}
+	if err := b.meta.Put(keyRefusals, binary.BigEndian.AppendUint64(nil, kept)); err != nil {
+		return 0, 0, err
+	}
+	return kept, dropped, nil
 }

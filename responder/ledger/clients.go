@@ -62,7 +62,9 @@ type ClientsPage struct {
 // Pages do not share a snapshot: a client that makes a request while a
 // listing runs moves to the head of the order and is not listed again (or,
 // if the listing had not reached it yet, not at all) by that listing.
-// Corrupt records and dangling index entries are skipped and logged.
+// Clients only ever refused (kept apart under the refusal-record budget)
+// are listed with the others. Corrupt records are skipped and logged,
+// dangling index entries skipped.
 func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 	if q.After != nil && len(q.After) != CursorLen {
 		return ClientsPage{}, fmt.Errorf("ledger: cursor has %d bytes, want %d", len(q.After), CursorLen)
@@ -85,23 +87,22 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 	}
 	var page ClientsPage
 	err := l.db.View(func(tx *bolt.Tx) error {
-		audit, counts := tx.Bucket(bucketAudit), tx.Bucket(bucketCount)
-		cur := tx.Bucket(bucketAuditTS).Cursor()
-		var k []byte
-		if q.After == nil {
-			k, _ = cur.Last()
-		} else {
-			k, _ = cur.Seek(q.After)
-			if k == nil {
-				k, _ = cur.Last()
-			}
-			// Seek lands on After itself or the next key above it.
-			for k != nil && bytes.Compare(k, q.After) >= 0 {
-				k, _ = cur.Prev()
-			}
+		counts := tx.Bucket(bucketCount)
+		// Two indexes with the same key form: clients with an audit record
+		// and clients only ever refused (kept apart, under their own
+		// budget). A (CMID, App) is in one of them at a time, so merging
+		// the two newest-first walks lists each client once.
+		walks := []*indexWalk{
+			newIndexWalk(tx.Bucket(bucketAuditTS), tx.Bucket(bucketAudit), q.After),
+			newIndexWalk(tx.Bucket(bucketRefTS), tx.Bucket(bucketRefused), q.After),
 		}
 		var last []byte // the last index key read (valid within the transaction)
-		for scanned := 0; k != nil; k, _ = cur.Prev() {
+		for scanned := 0; ; scanned++ {
+			w := newest(walks)
+			if w == nil {
+				return nil // the listing is complete
+			}
+			k := w.k
 			if since != nil && bytes.Compare(k, since) < 0 {
 				return nil // older than Since: the listing is complete
 			}
@@ -109,15 +110,15 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 				page.Next = bytes.Clone(last)
 				return nil
 			}
-			scanned++
 			last = k
+			w.next()
 			if len(k) != CursorLen {
-				l.log.Warn("ledger: skipping malformed retention index key", "key", fmt.Sprintf("%x", k))
+				l.log.Warn("ledger: skipping malformed index key", "key", fmt.Sprintf("%x", k))
 				continue
 			}
-			v := audit.Get(k[8:])
+			v := w.records.Get(k[8:])
 			if v == nil {
-				continue // pruned or evicted since the index entry was read
+				continue // pruned, moved or evicted since the index entry was written
 			}
 			c, err := DecodeClient(v)
 			if err != nil {
@@ -136,7 +137,6 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 				page.Entries = append(page.Entries, e)
 			}
 		}
-		return nil
 	})
 	if err != nil {
 		return ClientsPage{}, fmt.Errorf("ledger: list clients: %w", err)
@@ -147,3 +147,46 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 // CountWindow is how long a client stays in its application's count after
 // its last counted request.
 func (l *Ledger) CountWindow() time.Duration { return l.opts.CountWindow }
+
+// indexWalk walks one last-seen index from the newest key down.
+type indexWalk struct {
+	cur     *bolt.Cursor
+	records *bolt.Bucket
+	k       []byte // current key; nil when done
+}
+
+// newIndexWalk positions a walk on the newest key below after (nil: the
+// newest key). A missing bucket gives a finished walk.
+func newIndexWalk(index, records *bolt.Bucket, after []byte) *indexWalk {
+	w := &indexWalk{records: records}
+	if index == nil || records == nil {
+		return w
+	}
+	w.cur = index.Cursor()
+	if after == nil {
+		w.k, _ = w.cur.Last()
+		return w
+	}
+	// Seek lands on after itself or the next key above it.
+	if w.k, _ = w.cur.Seek(after); w.k == nil {
+		w.k, _ = w.cur.Last()
+	}
+	for w.k != nil && bytes.Compare(w.k, after) >= 0 {
+		w.k, _ = w.cur.Prev()
+	}
+	return w
+}
+
+func (w *indexWalk) next() { w.k, _ = w.cur.Prev() }
+
+// newest returns the walk with the largest current key, nil when all are
+// done.
+func newest(walks []*indexWalk) *indexWalk {
+	var best *indexWalk
+	for _, w := range walks {
+		if w.k != nil && (best == nil || bytes.Compare(w.k, best.k) > 0) {
+			best = w
+		}
+	}
+	return best
+}

@@ -101,6 +101,16 @@ func TestClientsPage(t *testing.T) {
 	if _, err := l.ClientsPage(ClientsQuery{After: []byte("short"), Limit: 1}); err == nil {
 		t.Fatal("a 5-byte cursor was accepted")
 	}
+
+	// The refused-only client (kept apart from audit records) activates:
+	// its record moves, and it is listed once, at the head.
+	if err := l.Record(ctx, act(clock, 3, appWindows)); err != nil {
+		t.Fatal(err)
+	}
+	moved, _ := listAll(t, l, ClientsQuery{Limit: 6})
+	if len(moved) != 25 || moved[0].CMID != cmid(3) || moved[0].Requests != 2 || !moved[0].Counted {
+		t.Fatalf("after client 3 activated: %d entries, head %+v", len(moved), moved[0])
+	}
 }
 
 // TestClientsPageRenewalDuringListing: a client that renews between two

@@ -115,6 +115,57 @@ func (c *CountSet) Add(cmid guid.GUID, now time.Time) (isNew bool) {
 	return true
 }
 
+// AddUndo is what one Add changed, for Revert.
+type AddUndo struct {
+	cmid    guid.GUID
+	now     time.Time
+	prev    time.Time // the client's time before, when known
+	known   bool
+	evicted []Seen
+}
+
+// AddWithUndo is Add that also returns what it changed, so that a caller
+// whose activation could not be recorded can take it back (Revert).
+func (c *CountSet) AddWithUndo(cmid guid.GUID, now time.Time) (isNew bool, u AddUndo) {
+	u = AddUndo{cmid: cmid, now: now}
+	u.prev, u.known = c.seen[cmid]
+	if u.known {
+		c.Add(cmid, now)
+		return false, u
+	}
+	c.insert(Seen{CMID: cmid, LastSeen: now})
+	for len(c.order) > c.capN && len(c.order) > 1 {
+		victim := c.order[0]
+		if victim.CMID == cmid {
+			victim = c.order[1]
+		}
+		c.remove(victim)
+		u.evicted = append(u.evicted, victim)
+	}
+	return true, u
+}
+
+// Revert takes back the Add that returned u: a new client leaves the set
+// (and the clients it pushed out come back while there is room), a known
+// one gets its former time back. Adds of other clients since are kept; if
+// the client has been counted again since, Revert changes nothing.
+func (c *CountSet) Revert(u AddUndo) {
+	t, ok := c.seen[u.cmid]
+	if !ok || !t.Equal(u.now) {
+		return
+	}
+	c.remove(Seen{CMID: u.cmid, LastSeen: t})
+	if u.known {
+		c.insert(Seen{CMID: u.cmid, LastSeen: u.prev})
+		return
+	}
+	for _, s := range u.evicted {
+		if _, in := c.seen[s.CMID]; !in && (c.capN == 0 || len(c.order) < c.capN) {
+			c.insert(s)
+		}
+	}
+}
+
 // Load fills the set from stored entries: the newest Cap of those last
 // seen after cutoff (all of them when the cap is 0). A client already in
 // the set keeps the later of its two times.

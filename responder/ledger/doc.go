@@ -30,6 +30,9 @@
 //	identity  "host"                       → Identity
 //	audit     CMID‖App                     → Client
 //	audit-ts  lastSeen‖CMID‖App            → empty (index for retention)
+//	refused   CMID‖App                     → Client, of a client only ever refused
+//	refused-ts lastSeen‖CMID‖App           → empty (index for the refusal budget)
+//	meta      "refusals"                   → uint64, number of refused records
 //	count     App                          → nested bucket: CMID → lastSeen
 //	cap       App                          → the application's client cap
 package ledger

@@ -29,6 +29,7 @@ const (
 	DefaultMaxBatch      = 1024
 	DefaultMaxPending    = 131072
 	DefaultLockTimeout   = time.Second
+	DefaultMaxRefusals   = 10000
 )
 
 // Bucket and key names.
@@ -39,11 +40,14 @@ var (
 	bucketAuditTS  = []byte("audit-ts")
 	bucketCount    = []byte("count")
 	bucketCap      = []byte("cap")
+	bucketRefused  = []byte("refused")
+	bucketRefTS    = []byte("refused-ts")
 
 	keySchema   = []byte("schema")
 	keyClients  = []byte("clients")
 	keyApplied  = []byte("applied")
 	keyIdentity = []byte("host")
+	keyRefusals = []byte("refusals")
 )
 
 // ErrClosed is returned by calls on a closed Ledger.
@@ -71,12 +75,23 @@ type Options struct {
 	// MaxSize, when positive, is the largest size in bytes the store file
 	// may grow to; writes beyond it fail as on a full disk.
 	MaxSize int
+	// MaxRefusals is how many audit records of clients that were only
+	// ever refused the ledger keeps (default 10000); beyond it the
+	// oldest are dropped, so that refused, unauthenticated requests
+	// cannot grow the store without bound. Clients ever answered keep
+	// their records for Retention.
+	MaxRefusals int
 	// LockTimeout is how long Open waits for another process to release the
 	// store (default one second).
 	LockTimeout time.Duration
 	// Clock returns the current time; nil means time.Now. Retention and the
 	// count window are measured with it.
 	Clock func() time.Time
+	// Quarantine, instead of refusing to open a damaged log, applies what
+	// can be read of each damaged segment, renames it to *.corrupt and
+	// keeps the ledger unhealthy (LastError reports the damage) until
+	// the next Open. A damaged store file is always refused.
+	Quarantine bool
 	// Logger receives warnings about skipped corrupt records, torn log
 	// tails and failed log writes or store updates; nil discards them.
 	Logger *slog.Logger
@@ -104,6 +119,9 @@ func (o *Options) setDefaults() error {
 	if o.segmentSize == 0 {
 		o.segmentSize = walSegmentSize
 	}
+	if o.MaxRefusals == 0 {
+		o.MaxRefusals = DefaultMaxRefusals
+	}
 	if o.LockTimeout == 0 {
 		o.LockTimeout = DefaultLockTimeout
 	}
@@ -124,6 +142,8 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("ledger: max batch %d is not positive", o.MaxBatch)
 	case o.MaxPending < 1:
 		return fmt.Errorf("ledger: max pending %d is not positive", o.MaxPending)
+	case o.MaxRefusals < 1:
+		return fmt.Errorf("ledger: max refusal records %d is not positive", o.MaxRefusals)
 	case o.MaxSize < 0:
 		return fmt.Errorf("ledger: max size %d is negative", o.MaxSize)
 	}
@@ -164,6 +184,8 @@ type Ledger struct {
 	appliedSeq uint64
 
 	clients  atomic.Uint64 // audit records stored
+	refusals atomic.Uint64 // refusal-only records stored
+	dropped  atomic.Uint64 // refusal-only records dropped for the budget since Open
 	batches  atomic.Uint64 // log syncs
 	records  atomic.Uint64 // activations acknowledged since Open
 	commits  atomic.Uint64 // store transactions applying the log
@@ -172,6 +194,7 @@ type Ledger struct {
 	logSize  atomic.Int64  // log segments' size, as of the last apply
 	logErr   atomic.Pointer[errorBox]
 	applyErr atomic.Pointer[errorBox]
+	damage   atomic.Pointer[errorBox] // a quarantined log, for good
 }
 
 type errorBox struct{ err error }
@@ -187,12 +210,50 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger: create data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	segs, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := checkStoreFile(path, len(segs) > 0); err != nil {
+		return nil, err
+	}
+	var l *Ledger
+	err = guardFaults(path, func() error {
+		var err error
+		l, err = open(dir, path, segs, opts)
+		return err
+	})
+	if err != nil {
+		if l != nil {
+			l.wal.close()
+			l.db.Close()
+		}
+		return nil, err
+	}
+	go l.runLog()
+	go l.runApply()
+	return l, nil
+}
+
+// boltOptions are the store's bbolt options; OpenFile never follows a
+// symbolic link.
+func boltOptions(opts *Options, readOnly bool) *bolt.Options {
+	return &bolt.Options{
 		Timeout:        opts.LockTimeout,
 		MaxSize:        opts.MaxSize,
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
-	})
+		ReadOnly:       readOnly,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			return os.OpenFile(name, flag|openNoFollow, perm)
+		},
+	}
+}
+
+// open is Open after the files were checked; on failure after the store
+// opened it returns the Ledger so that the caller can close it.
+func open(dir, path string, segs []segment, opts Options) (*Ledger, error) {
+	db, err := bolt.Open(path, 0o600, boltOptions(&opts, false))
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("ledger: %s is locked by another process (is kms-responder serve running?)", path)
 	}
@@ -214,12 +275,10 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	}
 	l.roomCond = sync.NewCond(&l.amu)
 	if err := l.init(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("ledger: %s: %w", path, err)
+		return l, fmt.Errorf("ledger: %s: %w", path, err)
 	}
-	if err := l.recover(); err != nil {
-		db.Close()
-		return nil, err
+	if err := l.recover(segs); err != nil {
+		return l, err
 	}
 	l.updateSize()
 	if err := l.prune(); err != nil {
@@ -228,15 +287,13 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	if err := l.pruneCounts(opts.Clock().Add(-opts.CountWindow)); err != nil {
 		l.log.Warn("ledger: initial count trim failed", "err", err)
 	}
-	go l.runLog()
-	go l.runApply()
 	return l, nil
 }
 
 // init creates the buckets, checks the schema version and loads counters.
 func (l *Ledger) init() error {
 	return l.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketIdentity, bucketAudit, bucketAuditTS, bucketCount, bucketCap} {
+		for _, name := range [][]byte{bucketMeta, bucketIdentity, bucketAudit, bucketAuditTS, bucketCount, bucketCap, bucketRefused, bucketRefTS} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}
@@ -257,6 +314,7 @@ func (l *Ledger) init() error {
 			dst func(uint64)
 		}{
 			{keyClients, l.clients.Store},
+			{keyRefusals, l.refusals.Store},
 			{keyApplied, func(v uint64) { l.appliedSeq = v }},
 		} {
 			if v := meta.Get(c.key); v != nil {
@@ -292,23 +350,48 @@ func (l *Ledger) Close() error {
 	close(l.stopApply)
 	<-l.applyDone
 	l.wal.close()
+	l.dropLogIfApplied()
 	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("ledger: close: %w", err)
 	}
 	return nil
 }
 
+// dropLogIfApplied removes the log segments when the store holds every
+// activation they hold, so that a clean stop leaves only ledger.db (which
+// any release reading this store format opens).
+func (l *Ledger) dropLogIfApplied() {
+	l.amu.Lock()
+	applied := len(l.pending) == 0
+	segs := l.segments
+	l.segments = nil
+	l.amu.Unlock()
+	if !applied || l.logErr.Load() != nil || l.applyErr.Load() != nil {
+		return
+	}
+	for _, s := range segs {
+		if err := os.Remove(s.path); err != nil {
+			l.log.Warn("ledger: cannot remove applied log segment", "path", s.path, "err", err)
+			return
+		}
+	}
+	syncDir(l.dir)
+}
+
 // Path returns the store's file name.
 func (l *Ledger) Path() string { return l.db.Path() }
 
 // Healthy reports whether the last log write and the last store update
-// succeeded. A host must not be published while its ledger is unhealthy;
+// succeeded and no damaged log was quarantined at Open. A host must not be published while its ledger is unhealthy;
 // the next successful write makes it healthy again.
 func (l *Ledger) Healthy() bool { return l.LastError() == nil }
 
 // LastError returns the error of the last failed log write or store update,
 // or nil when both last succeeded.
 func (l *Ledger) LastError() error {
+	if b := l.damage.Load(); b != nil {
+		return b.err
+	}
 	if b := l.logErr.Load(); b != nil {
 		return b.err
 	}
@@ -320,14 +403,18 @@ func (l *Ledger) LastError() error {
 
 // Stats are the ledger's counters for status output and metrics.
 type Stats struct {
-	Clients  uint64 // audit records stored
-	Records  uint64 // activations acknowledged since Open
-	Batches  uint64 // log syncs since Open (each acknowledges a batch)
-	Commits  uint64 // store transactions applying the log since Open
-	Pending  int    // acknowledged activations not yet in the store
-	Pruned   uint64 // audit records removed by retention since Open
-	FileSize int64  // size of the store file in bytes
-	LogSize  int64  // size of the log segments in bytes
+	Clients uint64 // audit records of clients ever answered
+	// Refusals is the number of records of clients only ever refused
+	// (at most Options.MaxRefusals); RefusalsDropped how many were
+	// dropped, oldest first, to stay within it since Open.
+	Refusals, RefusalsDropped uint64
+	Records                   uint64 // activations acknowledged since Open
+	Batches                   uint64 // log syncs since Open (each acknowledges a batch)
+	Commits                   uint64 // store transactions applying the log since Open
+	Pending                   int    // acknowledged activations not yet in the store
+	Pruned                    uint64 // audit records removed by retention since Open
+	FileSize                  int64  // size of the store file in bytes
+	LogSize                   int64  // size of the log segments in bytes
 }
 
 // Stats returns the current counters.
@@ -337,6 +424,7 @@ func (l *Ledger) Stats() Stats {
 	l.amu.Unlock()
 	return Stats{
 		Clients:  l.clients.Load(),
+		Refusals: l.refusals.Load(), RefusalsDropped: l.dropped.Load(),
 		Records:  l.records.Load(),
 		Batches:  l.batches.Load(),
 		Commits:  l.commits.Load(),

@@ -92,7 +92,7 @@ func (l *Ledger) logBatch(batch []*op) error {
 	w.buf = w.buf[:0]
 	for i, o := range batch {
 		seq := l.nextSeq + uint64(i)
-		w.payload = encodeActivation(w.payload[:0], &o.act)
+		w.payload = encodeLogActivation(w.payload[:0], &o.act, i == len(batch)-1)
 		w.buf = appendFrame(w.buf, seq, w.payload)
 	}
 	start := w.size

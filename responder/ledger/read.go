@@ -26,7 +26,8 @@ func (l *Ledger) flushForRead() error {
 	return nil
 }
 
-// Client returns the audit record of (cmid, app).
+// Client returns the audit record of (cmid, app): the record of a client
+// ever answered, else its refusal record (see Options.MaxRefusals).
 func (l *Ledger) Client(cmid, app guid.GUID) (Client, bool, error) {
 	if err := l.flushForRead(); err != nil {
 		return Client{}, false, err
@@ -35,6 +36,9 @@ func (l *Ledger) Client(cmid, app guid.GUID) (Client, bool, error) {
 	var found bool
 	err := l.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketAudit).Get(clientKey(cmid, app))
+		if v == nil {
+			v = tx.Bucket(bucketRefused).Get(clientKey(cmid, app))
+		}
 		if v == nil {
 			return nil
 		}
@@ -46,8 +50,8 @@ func (l *Ledger) Client(cmid, app guid.GUID) (Client, bool, error) {
 	return c, found, err
 }
 
-// Clients calls fn for every audit record, in CMID order, until fn returns
-// false. Corrupt records are skipped and logged.
+// Clients calls fn for every audit record of a client ever answered (not
+// the refusal records), in CMID order, until fn returns false. Corrupt records are skipped and logged.
 func (l *Ledger) Clients(fn func(Client) bool) error {
 	if err := l.flushForRead(); err != nil {
 		return err

@@ -93,15 +93,32 @@ func (c *Client) merge(a *Activation) {
 	}
 }
 
-// cleanText makes s storable: valid UTF-8 of at most MaxTextLen bytes, cut at
-// a character boundary.
+// cleanText makes s storable: valid UTF-8 without control characters (C0,
+// DEL, C1 and the Unicode line and paragraph separators, each replaced by
+// U+FFFD, so a stored name can never start a new line or steer a terminal
+// wherever it is shown), of at most MaxTextLen bytes, cut at a character
+// boundary.
 func cleanText(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
+	if strings.IndexFunc(s, isControl) >= 0 {
+		s = strings.Map(func(r rune) rune {
+			if isControl(r) {
+				return utf8.RuneError
+			}
+			return r
+		}, s)
+	}
 	for len(s) > MaxTextLen {
 		_, size := utf8.DecodeLastRuneInString(s)
 		s = s[:len(s)-size]
 	}
 	return s
+}
+
+// isControl reports whether r is a control character or a line or
+// paragraph separator.
+func isControl(r rune) bool {
+	return r < 0x20 || (r >= 0x7f && r < 0xa0) || r == '\u2028' || r == '\u2029'
 }
 
 // encodeClient returns the binary form of c (format version 1):
@@ -237,8 +254,12 @@ const activationVersion = 1
 // strings.
 const activationFixedLen = 1 + 8 + 4*16 + 4 + 4 + 1 + 1 + 2 + 2
 
-// flagCounted marks an activation that entered its application's count.
-const flagCounted = 1
+// Activation flags. flagBatchEnd belongs to the log, not the activation:
+// it marks the last frame of a batch written with one sync (see wal.go).
+const (
+	flagCounted  = 1
+	flagBatchEnd = 2
+)
 
 // encodeActivation returns the log form of a validated activation (format
 // version 1):
@@ -248,6 +269,12 @@ const flagCounted = 1
 //	counted) | Cap (uint16 BE) | Workstation (u8 length + UTF-8) |
 //	Source (u8 length + UTF-8)
 func encodeActivation(dst []byte, a *Activation) []byte {
+	return encodeLogActivation(dst, a, false)
+}
+
+// encodeLogActivation is encodeActivation with the log's batch-end flag
+// (bit 1 of flags) set when batchEnd is.
+func encodeLogActivation(dst []byte, a *Activation, batchEnd bool) []byte {
 	ws, src := cleanText(a.Workstation), cleanText(a.Source)
 	w := &writer{b: dst}
 	w.u8(activationVersion)
@@ -263,6 +290,9 @@ func encodeActivation(dst []byte, a *Activation) []byte {
 	if a.Counted {
 		flags |= flagCounted
 	}
+	if batchEnd {
+		flags |= flagBatchEnd
+	}
 	w.u8(flags)
 	w.b = append(w.b, uint8(a.Cap>>8), uint8(a.Cap))
 	w.str(ws)
@@ -274,6 +304,19 @@ func encodeActivation(dst []byte, a *Activation) []byte {
 // unknown versions and flags, truncation, a zero time, a cap above MaxCap,
 // invalid strings and trailing bytes.
 func DecodeActivation(b []byte) (Activation, error) {
+	a, _, err := decodeActivation(b, flagCounted)
+	return a, err
+}
+
+// decodeLogActivation parses a log frame's payload: an activation whose
+// flags may also carry the batch-end mark.
+func decodeLogActivation(b []byte) (Activation, bool, error) {
+	a, flags, err := decodeActivation(b, flagCounted|flagBatchEnd)
+	return a, flags&flagBatchEnd != 0, err
+}
+
+// decodeActivation parses an activation accepting the flag bits in known.
+func decodeActivation(b []byte, known uint8) (Activation, uint8, error) {
 	var a Activation
 	r := newReader("activation", b)
 	r.version(activationVersion)
@@ -292,9 +335,9 @@ func DecodeActivation(b []byte) (Activation, error) {
 	a.Protocol = r.u8("protocol")
 	flagOff := r.off
 	flags := r.u8("flags")
-	if r.err == nil && flags&^flagCounted != 0 {
+	if r.err == nil && flags&^known != 0 {
 		r.off = flagOff
-		r.fail("flags", "unknown flag bits %#02x", flags&^flagCounted)
+		r.fail("flags", "unknown flag bits %#02x", flags&^known)
 	}
 	a.Counted = flags&flagCounted != 0
 	capOff := r.off
@@ -308,7 +351,7 @@ func DecodeActivation(b []byte) (Activation, error) {
 	a.Workstation = r.str("workstation", MaxTextLen)
 	a.Source = r.str("source", MaxTextLen)
 	if err := r.end(); err != nil {
-		return Activation{}, err
+		return Activation{}, 0, err
 	}
-	return a, nil
+	return a, flags, nil
 }

@@ -20,11 +20,19 @@ import (
 //	length (uint32 BE, of the payload) | CRC-32C (uint32 BE, over
 //	sequence and payload) | sequence (uint64 BE) | payload
 //
-// and the payload is an encoded Activation. Segments are zero-filled when
-// created, so appending never changes the file size and a data-only sync
-// suffices; the log ends where a frame header starts with a zero length.
-// A crash can leave a torn frame at the end of the last segment: it was
-// never acknowledged, and reading stops there.
+// and the payload is an encoded Activation; the last frame of each batch
+// (one append and one sync) carries the batch-end flag. Sequence numbers are
+// consecutive across the whole log, and a segment's first frame holds the
+// sequence its name says. Segments are zero-filled when created, so
+// appending never changes the file size and a data-only sync suffices; the
+// log ends where a frame header starts with a zero length.
+//
+// A crash (a power cut; kill -9 loses nothing already written) can leave
+// only the batch being synced torn: the batch before it was synced, and
+// acknowledged, before its first byte was written. So a bad frame is a tear
+// only when it is in the last segment and nothing after it but remains of
+// that one batch (at most one batch end, no frame beyond it) is readable;
+// anything else is damage, and Open refuses it (see damage.go).
 
 const (
 	walPrefix      = "wal-"
@@ -59,10 +67,13 @@ func appendFrame(dst []byte, seq uint64, payload []byte) []byte {
 type frame struct {
 	seq uint64
 	act Activation
+	// batchEnd is set on the last frame of a batch (frames written by
+	// releases before the flag existed never have it).
+	batchEnd bool
 }
 
-// errTorn marks the end of the readable log: a short, oversized or
-// checksum-failing frame.
+// errTorn marks a frame that cannot be read: short, oversized or failing
+// its checksum. It is the trace of a crash only at the end of the log.
 var errTorn = errors.New("torn or corrupt frame")
 
 func allZero(b []byte) bool {
@@ -76,9 +87,12 @@ func allZero(b []byte) bool {
 
 // readFrames decodes the frames of one segment. It stops at the first frame
 // that is incomplete or fails its checksum (returning the frames before it,
-// the offset where it stopped and an error wrapping errTorn) and at the
-// first frame whose payload does not decode (a *DecodeError). A clean end
-// (the end of b, or only zero bytes from off on) returns a nil error.
+// the offset where it stopped and an error wrapping errTorn), at the first
+// frame whose payload does not decode (a *DecodeError) and at the first
+// frame whose sequence number does not follow the one before (an error
+// that does not wrap errTorn: both carry a good checksum, so they are
+// damage, never a tear). A clean end (the end of b, or only zero bytes from
+// off on) returns a nil error.
 func readFrames(b []byte) ([]frame, int, error) {
 	var out []frame
 	off := 0
@@ -106,14 +120,14 @@ func readFrames(b []byte) ([]frame, int, error) {
 			return out, off, fmt.Errorf("ledger: log at offset %d: checksum %08x, frame says %08x: %w", off, got, want, errTorn)
 		}
 		seq := binary.BigEndian.Uint64(b[off+8 : off+16])
-		a, err := DecodeActivation(b[off+frameHeaderLen : off+frameHeaderLen+n])
+		a, end, err := decodeLogActivation(b[off+frameHeaderLen : off+frameHeaderLen+n])
 		if err != nil {
 			return out, off, fmt.Errorf("ledger: log frame %d at offset %d: %w", seq, off, err)
 		}
-		if len(out) > 0 && seq <= out[len(out)-1].seq {
-			return out, off, fmt.Errorf("ledger: log at offset %d: sequence %d after %d: %w", off, seq, out[len(out)-1].seq, errTorn)
+		if len(out) > 0 && seq != out[len(out)-1].seq+1 {
+			return out, off, fmt.Errorf("ledger: log at offset %d: sequence %d follows %d", off, seq, out[len(out)-1].seq)
 		}
-		out = append(out, frame{seq: seq, act: a})
+		out = append(out, frame{seq: seq, act: a, batchEnd: end})
 		off += frameHeaderLen + n
 	}
 	return out, off, nil
@@ -150,6 +164,11 @@ func listSegments(dir string) ([]segment, error) {
 		if err != nil {
 			continue
 		}
+		if !e.Type().IsRegular() {
+			// A symbolic link (or anything else) named like a segment
+			// is not ours: never read, truncate or remove through it.
+			return nil, fmt.Errorf("ledger: %s is not a regular file (%s); remove it: log segments are regular files the responder creates", filepath.Join(dir, name), e.Type())
+		}
 		segs = append(segs, segment{start: start, path: filepath.Join(dir, name)})
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].start < segs[j].start })
@@ -184,7 +203,10 @@ const preallocChunk = 1 << 20
 // create starts a new, empty segment for sequence numbers from start on.
 func (w *walWriter) create(start uint64) (segment, error) {
 	seg := segment{start: start, path: filepath.Join(w.dir, segmentName(start))}
-	f, err := os.OpenFile(seg.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	// O_EXCL: a segment is always new; whatever already has its name
+	// (a link planted in the directory, a file a crash left) is not ours
+	// to truncate.
+	f, err := os.OpenFile(seg.path, os.O_RDWR|os.O_CREATE|os.O_EXCL|openNoFollow, 0o600)
 	if err != nil {
 		return seg, fmt.Errorf("ledger: create log segment: %w", err)
 	}

@@ -90,7 +90,7 @@ func TestReadFrames(t *testing.T) {
 		{"sequence goes back", func() []byte {
 			a := logActivation(9, at)
 			return appendFrame(bytes.Clone(log), 11, encodeActivation(nil, &a))
-		}(), 3, len(log), "sequence 11 after 12"},
+		}(), 3, len(log), "sequence 11 follows 12"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,10 +114,12 @@ func TestRecoverFromLog(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// A clean close applies everything and removes the log.
 	segs, err := listSegments(dir)
-	if err != nil || len(segs) != 1 {
+	if err != nil || len(segs) != 0 {
 		t.Fatalf("segments after a clean close: %v %v", segs, err)
 	}
+	segs = []segment{{start: 1, path: filepath.Join(dir, segmentName(1))}}
 	var log []byte
 	for i := range 5 {
 		a := logActivation(i, clock.Now())
@@ -126,6 +128,8 @@ func TestRecoverFromLog(t *testing.T) {
 	a := logActivation(99, clock.Now())
 	torn := appendFrame(nil, 6, encodeActivation(nil, &a))
 	log = append(log, torn[:len(torn)-7]...)
+	// Segments are zero-filled ahead of the frames, in whole chunks.
+	log = append(log, make([]byte, preallocChunk-len(log))...)
 	if err := os.WriteFile(segs[0].path, log, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +210,7 @@ func TestRecoverRefusesUndecodableFrame(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	segs, _ := listSegments(dir)
+	segs := []segment{{start: 1, path: filepath.Join(dir, segmentName(1))}}
 	a := logActivation(1, clock.Now())
 	payload := encodeActivation(nil, &a)
 	payload[0] = activationVersion + 1
@@ -217,7 +221,8 @@ func TestRecoverRefusesUndecodableFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Open(dir, Options{Clock: clock.Now})
-	if err == nil || !strings.Contains(err.Error(), "unsupported format version 2") || !strings.Contains(err.Error(), "refusing to start") {
+	var d *DamageError
+	if !errors.As(err, &d) || d.Offset != 0 || !strings.Contains(err.Error(), "unsupported format version 2") || !strings.Contains(err.Error(), "from sequence 1 on") {
 		t.Fatalf("Open: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"errors"
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ func FuzzUpdateAnswer(f *testing.F) {
 		}
 		s := &settings{lease: 60}
 		if signed {
-			s.key = &Key{Name: testKeyName, Algorithm: dns.HmacSHA256, Secret: testSecret}
+			s.key = &tsigkey.Key{Name: testKeyName, Algorithm: dns.HmacSHA256, Secret: testSecret}
 		}
 		rep, err := s.checkAnswer("192.0.2.53:53", "udp", r)
 		if err == nil {

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"net/netip"
 	"testing"
 
@@ -15,7 +16,7 @@ func BenchmarkRegisterMessage(b *testing.B) {
 		Zone:      "example.test",
 		Target:    "kms1.example.test",
 		Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")},
-		Key:       &Key{Name: testKeyName, Algorithm: "hmac-sha256", Secret: testSecret},
+		Key:       &tsigkey.Key{Name: testKeyName, Algorithm: "hmac-sha256", Secret: testSecret},
 	}.validate()
 	if err != nil {
 		b.Fatal(err)

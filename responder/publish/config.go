@@ -2,6 +2,7 @@ package publish
 
 import (
 	"fmt"
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"log/slog"
 	"math"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -57,7 +59,7 @@ type Config struct {
 	Lease time.Duration
 	// Key signs every update with TSIG. Nil sends unsigned updates, which
 	// servers accept only from networks they allow.
-	Key *Key
+	Key *tsigkey.Key
 	// TCP sends every update over TCP instead of UDP first. Unsigned
 	// updates always go over TCP: servers accept them only there, since
 	// a UDP source address can be spoofed.
@@ -72,6 +74,14 @@ type Config struct {
 	// which doubles per consecutive failure (0: DefaultMinBackoff,
 	// DefaultMaxBackoff).
 	MinBackoff, MaxBackoff time.Duration
+	// CheckInterval, when positive, makes the Publisher ask each server every interval
+	// (an unsigned SRV query) whether it still lists this host while the registration is
+	// fresh, and register again at once when it does not: a DNS server that restarted
+	// without its registrations serves this host again within about one interval instead
+	// of one refresh. While re-registering does not bring the record back, checks spread out
+	// after three quick repairs (doubling, up to 32 intervals). Zero or negative: no checks (DefaultCheckInterval is
+	// kms-responder serve's default).
+	CheckInterval time.Duration
 	// Logger receives registration events (nil: slog.Default()).
 	Logger *slog.Logger
 	// Clock schedules refreshes and retries (nil: the system clock). TSIG
@@ -92,12 +102,13 @@ type settings struct {
 	weight     uint16
 	ttl        uint32
 	lease      uint32 // seconds
-	key        *Key
+	key        *tsigkey.Key
 	unsigned   bool // accept unsigned answers to signed updates
 	tcpOnly    bool // skip UDP
 	timeout    time.Duration
 	minBackoff time.Duration
 	maxBackoff time.Duration
+	checkEvery time.Duration // 0: no presence checks
 	log        *slog.Logger
 	clock      Clock
 	tsigNow    func() time.Time // TSIG time source; nil: time.Now (tests skew it)
@@ -114,6 +125,7 @@ func (c Config) validate() (*settings, error) {
 		timeout:    c.Timeout,
 		minBackoff: c.MinBackoff,
 		maxBackoff: c.MaxBackoff,
+		checkEvery: max(c.CheckInterval, 0),
 		log:        c.Logger,
 		clock:      c.Clock,
 	}
@@ -209,7 +221,7 @@ func (c Config) validate() (*settings, error) {
 	s.lease = uint32(lease / time.Second)
 
 	if c.Key != nil {
-		k, err := NewKey(c.Key.Algorithm, c.Key.Name, c.Key.Secret)
+		k, err := tsigkey.New(c.Key.Algorithm, c.Key.Name, c.Key.Secret)
 		if err != nil {
 			return nil, fmt.Errorf("publish: %v", err)
 		}
@@ -258,20 +270,10 @@ func canonicalName(field, name string) (string, error) {
 	return dns.CanonicalName(name), nil
 }
 
-// printableASCII reports whether name is made of visible ASCII characters
-// other than the backslash. Names from files and flags are checked with it
-// before they are lower-cased: lower-casing a string that is not UTF-8
-// replaces each bad byte with a three-byte U+FFFD, so a name that was a
-// valid domain name would stop being one (or change) after
-// canonicalization. Escapes are refused because nothing here needs them.
-func printableASCII(name string) bool {
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c <= ' ' || c >= 0x7f || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
+// printableASCII reports whether name is made of visible ASCII other than the backslash
+// (internal/dnsname.Visible, shared with the plugin). Names from files and flags are checked
+// with it before they are lower-cased.
+func printableASCII(name string) bool { return dnsname.Visible(name) }
 
 // normalizeServer returns host:port for a server given with or without a
 // port (53 by default).

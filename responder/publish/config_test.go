@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"net/netip"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ func TestNewValidates(t *testing.T) {
 			Servers: []string{"127.0.0.1:53"},
 			Zone:    "example.test",
 			Target:  "kms1.example.test",
-			Key:     &Key{Name: "k", Algorithm: "hmac-sha256", Secret: testSecret},
+			Key:     &tsigkey.Key{Name: "k", Algorithm: "hmac-sha256", Secret: testSecret},
 		}
 	}
 	tests := []struct {
@@ -50,7 +51,7 @@ func TestNewValidates(t *testing.T) {
 		{name: "fractional lease", mod: func(c *Config) { c.Lease = 1500 * time.Millisecond }, wantErr: "not a whole number of seconds"},
 		{name: "huge lease", mod: func(c *Config) { c.Lease = (1 << 32) * time.Second }, wantErr: "exceeds 2^32-1 seconds"},
 		{name: "bad key", mod: func(c *Config) { c.Key.Secret = "short" }, wantErr: "secret is not base64"},
-		{name: "bad alg", mod: func(c *Config) { c.Key.Algorithm = "md5" }, wantErr: `unknown TSIG algorithm "md5"`},
+		{name: "bad alg", mod: func(c *Config) { c.Key.Algorithm = "md5" }, wantErr: "unknown TSIG algorithm (want hmac-sha1"},
 		{name: "negative timeout", mod: func(c *Config) { c.Timeout = -1 }, wantErr: "timeout -1ns is negative"},
 		{name: "backoff order", mod: func(c *Config) { c.MinBackoff, c.MaxBackoff = time.Minute, time.Second }, wantErr: "maximum backoff 1s is below the minimum 1m0s"},
 	}

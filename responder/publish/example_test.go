@@ -3,31 +3,17 @@ package publish_test
 import (
 	"context"
 	"fmt"
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"net/netip"
 	"time"
 
 	"github.com/kmsdns/kmsdns/responder/publish"
 )
 
-func ExampleParseKeySpec() {
-	k, err := publish.ParseKeySpec("hmac-sha256:KMS1-Key:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM=")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println(k.Name, k.Algorithm, k)
-
-	_, err = publish.ParseKeySpec("hmac-md5:k:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM=")
-	fmt.Println(err)
-	// Output:
-	// kms1-key. hmac-sha256. hmac-sha256:kms1-key.
-	// TSIG algorithm "hmac-md5" is not supported (insecure; use hmac-sha256)
-}
-
 // A responder registers with two DNS servers, withdraws while it cannot
 // record activations, and withdraws for good on shutdown.
 func ExamplePublisher() {
-	key, _ := publish.ParseKeySpec("hmac-sha256:kms1-key:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM=")
+	key, _ := tsigkey.ParseSpec("hmac-sha256:kms1-key:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM=")
 	p, err := publish.New(publish.Config{
 		Servers:   []string{"192.0.2.53:53", "192.0.2.54:53"},
 		Zone:      "example.test",

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/internal/dnsexchange"
 )
 
 // ErrUnsignedResponse reports a NOERROR answer without TSIG to a signed
@@ -56,86 +58,29 @@ type reply struct {
 
 // exchange sends the message build returns to server over UDP, and again
 // over TCP when the UDP answer is truncated (or over TCP alone when so
-// configured), and checks the answer. build is called per transport so
-// each attempt carries a fresh ID and TSIG.
+// configured), and checks the answer. Each attempt carries a fresh ID, so
+// a signed retry has its own MAC.
 func (s *settings) exchange(ctx context.Context, server string, build func() *dns.Msg) (reply, error) {
-	if s.tcpOnly {
-		r, err := s.exchangeOnce(ctx, "tcp", server, build())
-		if err != nil {
-			return reply{}, err
-		}
-		return s.checkAnswer(server, "tcp", r)
-	}
-	r, err := s.exchangeOnce(ctx, "udp", server, build())
-	if err == nil && r.Truncated {
-		r, err = s.exchangeOnce(ctx, "tcp", server, build())
-		if err == nil && r.Truncated {
-			return reply{}, fmt.Errorf("%s: answer over TCP is truncated", server)
-		}
-		if err != nil {
-			return reply{}, err
-		}
-		return s.checkAnswer(server, "tcp", r)
+	src, explicit := s.sourceFor(server)
+	rep, err := dnsexchange.Exchange(ctx, server, build(), dnsexchange.Options{
+		Timeout: s.timeout,
+		TCPOnly: s.tcpOnly,
+		Key:     s.key,
+		Source:  src,
+		// The published address may not be this host's (NAT, a VIP held
+		// elsewhere), or the server's name has no address of its family:
+		// then let the system choose.
+		SourceFallback: !explicit,
+	})
+	if errors.Is(err, dnsexchange.ErrTSIG) && rep.Msg.Rcode != dns.RcodeSuccess {
+		// A refusal (BADSIG, BADKEY: the server cannot sign) is still the
+		// server's verdict; a success is not to be believed.
+		return reply{}, s.rcodeError(server, rep.Msg)
 	}
 	if err != nil {
 		return reply{}, err
 	}
-	return s.checkAnswer(server, "udp", r)
-}
-
-// exchangeOnce performs one exchange over one transport within the
-// settings' timeout; cancelling ctx aborts it at once.
-func (s *settings) exchangeOnce(ctx context.Context, network, server string, m *dns.Msg) (*dns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	c := &dns.Client{Net: network, Timeout: s.timeout}
-	if s.key != nil {
-		c.TsigSecret = map[string]string{s.key.Name: s.key.Secret}
-	}
-	src, explicit := s.sourceFor(server)
-	if src.IsValid() {
-		c.Dialer = &net.Dialer{Timeout: s.timeout, LocalAddr: localAddr(network, src)}
-	}
-	conn, err := c.DialContext(ctx, server)
-	if err != nil && src.IsValid() && !explicit && ctx.Err() == nil {
-		// The published address is not this host's (NAT, a VIP held
-		// elsewhere), or the server's name has no address of its
-		// family: let the system choose.
-		c.Dialer = nil
-		conn, err = c.DialContext(ctx, server)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s over %s: %w", server, network, err)
-	}
-	defer conn.Close()
-	// miekg/dns honours only the context's deadline; closing the
-	// connection makes cancellation immediate too.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-
-	r, _, err := c.ExchangeWithConnContext(ctx, m, conn)
-	if err != nil {
-		// miekg/dns returns the message with the error when only the
-		// TSIG check failed (the TSIG RR is the last thing unpacked).
-		if r != nil && r.Response && r.Id == m.Id && r.IsTsig() != nil {
-			// The answer arrived but its signature did not verify. A
-			// refusal (BADSIG, BADKEY: the server cannot sign) is still
-			// the server's verdict; a success is not to be believed.
-			if r.Rcode != dns.RcodeSuccess {
-				return nil, s.rcodeError(server, r)
-			}
-			return nil, fmt.Errorf("%s over %s: answer's TSIG does not verify: %w", server, network, err)
-		}
-		var ne net.Error
-		switch cause := context.Cause(ctx); {
-		case cause != nil && !errors.Is(cause, context.DeadlineExceeded):
-			return nil, fmt.Errorf("%s over %s: %w", server, network, cause)
-		case cause != nil, errors.As(err, &ne) && ne.Timeout():
-			return nil, fmt.Errorf("%s over %s: no answer within %v", server, network, s.timeout)
-		}
-		return nil, fmt.Errorf("%s over %s: %w", server, network, err)
-	}
-	return r, nil
+	return s.checkAnswer(server, rep.Net, rep.Msg)
 }
 
 // sourceFor returns the local address to send to server from, and whether
@@ -162,13 +107,6 @@ func (s *settings) sourceFor(server string) (netip.Addr, bool) {
 		}
 	}
 	return netip.Addr{}, false
-}
-
-func localAddr(network string, a netip.Addr) net.Addr {
-	if network == "tcp" {
-		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
-	}
-	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
 }
 
 // checkAnswer accepts a NOERROR UPDATE response (signed, if the update

@@ -52,6 +52,7 @@ type server struct {
 	st           ServerState
 	registered   bool
 	withdrawnGen uint64 // gen+1 of the suspension whose withdraw succeeded
+	misses       int    // re-registrations in a row after which the record was still missing
 }
 
 // State is a snapshot of the registration for status pages and metrics.
@@ -91,6 +92,9 @@ type ServerState struct {
 	// NextAttempt is when the next refresh or retry is due; zero when none
 	// is scheduled.
 	NextAttempt time.Time
+	// Repairs counts registrations sent because a check found the server no
+	// longer listing this host (Config.CheckInterval).
+	Repairs uint64
 }
 
 // New checks cfg and returns a Publisher; nothing is sent until Run.
@@ -267,7 +271,18 @@ func (p *Publisher) loop(ctx context.Context, sv *server) {
 			return
 		}
 		wait = p.step(ctx, sv)
+		if wait > 0 && p.s.checkEvery > 0 && p.registeredAt(sv) {
+			p.watch(ctx, sv, wait)
+			wait = 0
+		}
 	}
+}
+
+// registeredAt reports whether sv holds a fresh registration that checks should watch.
+func (p *Publisher) registeredAt(sv *server) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.suspended && sv.registered && sv.st.Failures == 0
 }
 
 // step does what the Publisher's mode asks of one server and returns the

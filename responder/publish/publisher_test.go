@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"io"
 	"log/slog"
 	"net"
@@ -24,9 +25,9 @@ const (
 	otherSecret = "b3RoZXItb3RoZXItb3RoZXItb3RoZXItb3RoZXItMDE=" // 32 bytes
 )
 
-func testKey(t *testing.T, secret string) *Key {
+func testKey(t *testing.T, secret string) *tsigkey.Key {
 	t.Helper()
-	k, err := NewKey("hmac-sha256", testKeyName, secret)
+	k, err := tsigkey.New("hmac-sha256", testKeyName, secret)
 	if err != nil {
 		t.Fatal(err)
 	}

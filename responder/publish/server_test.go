@@ -40,6 +40,8 @@ type updateServer struct {
 	unsigned    bool // never sign answers
 	noLease     bool // never return the UL option
 	delay       time.Duration
+	queries     int      // SRV queries answered
+	listed      []dns.RR // the answer to SRV queries (presence checks)
 }
 
 // startUpdateServer listens on addr ("127.0.0.1:0" for a fresh port).
@@ -113,8 +115,18 @@ func (u *updateServer) set(f func(u *updateServer)) {
 	f(u)
 }
 
-// ServeDNS records the update and answers it.
+// ServeDNS records the update and answers it; a query gets the listed records.
 func (u *updateServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	if r.Opcode == dns.OpcodeQuery {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		u.mu.Lock()
+		u.queries++
+		m.Answer = append(m.Answer, u.listed...)
+		u.mu.Unlock()
+		w.WriteMsg(m)
+		return
+	}
 	u.mu.Lock()
 	maxLease, rcode, reason, trunc, unsigned, noLease, delay :=
 		u.maxLease, u.rcode, u.reason, u.truncateUDP, u.unsigned, u.noLease, u.delay

@@ -55,9 +55,10 @@ const (
 	// EventConnClosed: an admitted connection ended, for whatever reason.
 	EventConnClosed
 	// EventConnRefused: a connection was closed before any response, because
-	// AllowPeer refused the peer or the cap was reached with none idle.
+	// AllowPeer refused the peer or the cap was reached with none waiting.
 	EventConnRefused
-	// EventConnEvicted: an idle connection was closed to make room.
+	// EventConnEvicted: a waiting connection (idle, or stalled inside a
+	// PDU) was closed to make room under MaxConns.
 	EventConnEvicted
 	// EventPDUError: a malformed, oversized or unexpected PDU ended a connection.
 	EventPDUError
@@ -67,6 +68,12 @@ const (
 	EventFault
 	// EventRequest: a request was passed to the handler.
 	EventRequest
+	// EventAddrRefused: a connection was refused because its address held
+	// MaxConnsPerAddr connections, none of them waiting.
+	EventAddrRefused
+	// EventAddrEvicted: the oldest waiting connection of an address at
+	// MaxConnsPerAddr was closed to admit a new one from that address.
+	EventAddrEvicted
 )
 
 // String returns the event's name, suitable as a metric label.
@@ -88,6 +95,10 @@ func (e Event) String() string {
 		return "fault"
 	case EventRequest:
 		return "request"
+	case EventAddrRefused:
+		return "conn_refused_per_address"
+	case EventAddrEvicted:
+		return "conn_evicted_per_address"
 	}
 	return "event(" + strconv.Itoa(int(e)) + ")"
 }
@@ -95,8 +106,10 @@ func (e Event) String() string {
 // Defaults for ServerConfig's zero values.
 const (
 	DefaultMaxConns        = 1024
+	DefaultMaxConnsPerAddr = 128
 	DefaultFirstPDUTimeout = 10 * time.Second
 	DefaultIdleTimeout     = 30 * time.Second
+	DefaultBodyTimeout     = 2 * time.Second
 	DefaultIOTimeout       = 10 * time.Second
 	DefaultMaxPDUSize      = 1024
 )
@@ -108,14 +121,23 @@ const minPDUSize = 512
 // ServerConfig configures a Server. Zero values select the defaults.
 type ServerConfig struct {
 	// MaxConns caps concurrent connections over all listeners. At the cap
-	// the oldest idle connection is closed to admit a new one; when none is
-	// idle the new one is refused.
+	// the oldest waiting connection (idle between PDUs, or stalled inside
+	// one) is closed to admit a new one; when none is waiting (every one is
+	// being answered) the new one is refused.
 	MaxConns int
+	// MaxConnsPerAddr caps concurrent connections from one client address,
+	// so that one address cannot fill MaxConns. At the cap the address's
+	// oldest waiting connection is closed to admit a new one; when none is
+	// waiting the new one is refused.
+	MaxConnsPerAddr int
 	// FirstPDUTimeout bounds the time from accept to a complete first PDU.
 	FirstPDUTimeout time.Duration
 	// IdleTimeout bounds the wait for the next PDU's header.
 	IdleTimeout time.Duration
-	// IOTimeout bounds reading the rest of a PDU and writing an answer.
+	// BodyTimeout bounds reading the rest of a PDU once its header arrived
+	// (within FirstPDUTimeout for the first PDU).
+	BodyTimeout time.Duration
+	// IOTimeout bounds writing an answer.
 	IOTimeout time.Duration
 	// MaxPDUSize is the largest frag_length accepted (at least 512, at most
 	// 65535); larger PDUs close the connection before anything is allocated
@@ -155,6 +177,8 @@ type Server struct {
 	oldest    *conn // oldest connection; conns are linked in accept order
 	newest    *conn
 	nconns    int
+	perAddr   map[netip.Addr]int // open connections per client address
+	epoch     time.Time          // origin of conn.waitSince
 	wg        sync.WaitGroup
 }
 
@@ -163,8 +187,14 @@ func NewServer(h Handler, cfg ServerConfig) *Server {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if cfg.MaxConnsPerAddr <= 0 {
+		cfg.MaxConnsPerAddr = DefaultMaxConnsPerAddr
+	}
 	if cfg.FirstPDUTimeout <= 0 {
 		cfg.FirstPDUTimeout = DefaultFirstPDUTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
@@ -184,7 +214,7 @@ func NewServer(h Handler, cfg ServerConfig) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{})}
+	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{}), perAddr: make(map[netip.Addr]int), epoch: time.Now()}
 	s.hard, s.hardCancel = context.WithCancel(context.Background())
 	// Like vlmcsd: a random association group, one more per connection.
 	s.group.Store(rand.Uint32())
@@ -275,7 +305,7 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return ap
 }
 
-// admit applies AllowPeer and the connection cap, then starts serving nc.
+// admit applies AllowPeer and the connection caps, then starts serving nc.
 func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) {
 	peer := addrPort(nc.RemoteAddr())
 	if s.cfg.AllowPeer != nil && !s.cfg.AllowPeer(peer.Addr()) {
@@ -289,7 +319,10 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 	c.assoc.group = s.group.Add(1)
 	c.assoc.secAddr = strconv.Itoa(int(addrPort(nc.LocalAddr()).Port()))
 	c.assoc.noNDR64 = s.cfg.DisableNDR64
-	c.state.Store(stateBusy)
+	// A new connection waits for its first PDU: evictable from the start,
+	// before its goroutine runs.
+	c.state.Store(stateIdle)
+	c.waitSince.Store(int64(time.Since(s.epoch)))
 
 	s.mu.Lock()
 	if s.draining.Load() {
@@ -297,19 +330,27 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 		nc.Close()
 		return
 	}
+	if a := peer.Addr(); s.perAddr[a] >= s.cfg.MaxConnsPerAddr {
+		victim := s.evictableLocked(func(c *conn) bool { return c.peer.Addr() == a })
+		if victim == nil {
+			s.mu.Unlock()
+			s.observe(EventAddrRefused)
+			nc.Close()
+			s.log.Debug("rpc: per-address connection cap reached, none waiting; refused", "peer", peer.String(), "cap", s.cfg.MaxConnsPerAddr)
+			return
+		}
+		s.evictLocked(victim, EventAddrEvicted, peer)
+	}
 	if s.nconns >= s.cfg.MaxConns {
-		victim := s.oldestIdleLocked()
+		victim := s.evictableLocked(nil)
 		if victim == nil {
 			s.mu.Unlock()
 			s.observe(EventConnRefused)
 			nc.Close()
-			s.log.Debug("rpc: connection cap reached, none idle; refused", "peer", peer.String(), "cap", s.cfg.MaxConns)
+			s.log.Debug("rpc: connection cap reached, none waiting; refused", "peer", peer.String(), "cap", s.cfg.MaxConns)
 			return
 		}
-		s.unlinkLocked(victim)
-		s.observe(EventConnEvicted)
-		victim.nc.Close()
-		s.log.Debug("rpc: connection cap reached; evicted oldest idle", "evicted", victim.peer.String(), "peer", peer.String())
+		s.evictLocked(victim, EventConnEvicted, peer)
 	}
 	s.linkLocked(c)
 	s.wg.Add(1)
@@ -318,15 +359,54 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 	go c.serve()
 }
 
-// oldestIdleLocked claims (idle → closed) and returns the oldest idle
-// connection, or nil.
-func (s *Server) oldestIdleLocked() *conn {
-	for c := s.oldest; c != nil; c = c.next {
-		if c.state.CompareAndSwap(stateIdle, stateClosed) {
-			return c
+// evictableLocked claims (idle or body → closed) and returns the
+// waiting connection that matches (any when match is nil) and is the
+// likeliest to be stalled, or nil. A waiting connection waits for its peer:
+// for the next PDU's header, or for the rest of a PDU whose header arrived;
+// no request of it is in progress. Connections that have not yet completed
+// a PDU go first, then those that have; within each, the one waiting the
+// longest. So a flood that keeps opening connections which never complete
+// a PDU evicts its own, not a client that is exchanging PDUs.
+func (s *Server) evictableLocked(match func(*conn) bool) *conn {
+	for range 8 {
+		var best *conn
+		var bestSince int64
+		for c := s.oldest; c != nil; c = c.next {
+			if st := c.state.Load(); st != stateIdle && st != stateBody {
+				continue
+			}
+			if match != nil && !match(c) {
+				continue
+			}
+			served, since := c.served.Load(), c.waitSince.Load()
+			if !served {
+				// Connections are linked in accept order and one that was
+				// never served has waited since its accept: the first
+				// found has waited the longest.
+				best = c
+				break
+			}
+			if best == nil || since < bestSince {
+				best, bestSince = c, since
+			}
 		}
+		if best == nil {
+			return nil
+		}
+		if best.state.CompareAndSwap(stateIdle, stateClosed) || best.state.CompareAndSwap(stateBody, stateClosed) {
+			return best
+		}
+		// It became busy meanwhile: choose again.
 	}
 	return nil
+}
+
+// evictLocked closes a claimed connection to admit peer.
+func (s *Server) evictLocked(victim *conn, e Event, peer netip.AddrPort) {
+	s.unlinkLocked(victim)
+	s.observe(e)
+	victim.nc.Close()
+	s.log.Debug("rpc: connection cap reached; evicted a waiting connection", "reason", e.String(), "evicted", victim.peer.String(), "peer", peer.String())
 }
 
 func (s *Server) linkLocked(c *conn) {
@@ -339,6 +419,7 @@ func (s *Server) linkLocked(c *conn) {
 	s.newest = c
 	c.linked = true
 	s.nconns++
+	s.perAddr[c.peer.Addr()]++
 }
 
 func (s *Server) unlinkLocked(c *conn) {
@@ -357,6 +438,11 @@ func (s *Server) unlinkLocked(c *conn) {
 	}
 	c.prev, c.next, c.linked = nil, nil, false
 	s.nconns--
+	if a := c.peer.Addr(); s.perAddr[a] <= 1 {
+		delete(s.perAddr, a)
+	} else {
+		s.perAddr[a]--
+	}
 }
 
 // closeIdle closes the idle connections that match (all when match is nil).
@@ -413,11 +499,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Connection states; only an idle connection (waiting for a PDU header) may
-// be closed by eviction or shutdown, via idle → closed.
+// Connection states. An idle connection (waiting for a PDU header) may be
+// closed by eviction or shutdown, via idle → closed; one stalled inside a
+// PDU (body: waiting for the rest of it) by eviction, via body → closed.
 const (
 	stateBusy int32 = iota
 	stateIdle
+	stateBody
 	stateClosed
 )
 
@@ -430,6 +518,11 @@ type conn struct {
 	hctx  context.Context // the handler's
 	peer  netip.AddrPort
 	state atomic.Int32
+	// waitSince is when the connection started waiting for its peer (ns
+	// since the server's epoch); served is set once a PDU was answered.
+	// Eviction reads both.
+	waitSince atomic.Int64
+	served    atomic.Bool
 
 	// Guarded by s.mu.
 	prev, next *conn
@@ -443,6 +536,7 @@ type conn struct {
 // toIdle marks the connection idle before waiting for a header; it returns
 // false when the connection must end (closed, shutting down, cancelled).
 func (c *conn) toIdle() bool {
+	c.waitSince.Store(int64(time.Since(c.s.epoch)))
 	if !c.state.CompareAndSwap(stateBusy, stateIdle) {
 		return false
 	}
@@ -453,11 +547,39 @@ func (c *conn) toIdle() bool {
 	return true
 }
 
+// stillIdle checks a new connection, admitted idle, before its first read;
+// false means it must end.
+func (c *conn) stillIdle() bool {
+	if c.s.draining.Load() || c.ctx.Err() != nil {
+		c.state.CompareAndSwap(stateIdle, stateClosed)
+		return false
+	}
+	return c.state.Load() == stateIdle
+}
+
 // toBusy marks the connection busy after a header arrived; false means it
 // was closed meanwhile.
 func (c *conn) toBusy() bool {
 	return c.state.CompareAndSwap(stateIdle, stateBusy)
 }
+
+// readBody reads the rest of a PDU whose header arrived, by deadline, in
+// the body state, where eviction may close the connection. It returns
+// errEvicted when that happened.
+func (c *conn) readBody(p []byte, deadline time.Time) error {
+	c.nc.SetReadDeadline(deadline)
+	if !c.state.CompareAndSwap(stateBusy, stateBody) {
+		return errEvicted
+	}
+	_, err := io.ReadFull(c.nc, p)
+	if !c.state.CompareAndSwap(stateBody, stateBusy) {
+		return errEvicted
+	}
+	return err
+}
+
+// errEvicted ends a connection closed by eviction while it read.
+var errEvicted = errors.New("rpc: connection evicted")
 
 func (c *conn) serve() {
 	s := c.s
@@ -477,13 +599,18 @@ func (c *conn) serve() {
 	c.rbuf = make([]byte, s.cfg.MaxPDUSize)
 	c.wbuf = make([]byte, 0, 512)
 	first := true
+	firstDeadline := time.Now().Add(s.cfg.FirstPDUTimeout)
 	for {
-		wait := s.cfg.IdleTimeout
+		deadline := time.Now().Add(s.cfg.IdleTimeout)
 		if first {
-			wait = s.cfg.FirstPDUTimeout
+			deadline = firstDeadline
 		}
-		c.nc.SetReadDeadline(time.Now().Add(wait))
-		if !c.toIdle() {
+		c.nc.SetReadDeadline(deadline)
+		if first {
+			if !c.stillIdle() {
+				return
+			}
+		} else if !c.toIdle() {
 			return
 		}
 		_, err := io.ReadFull(c.nc, c.rbuf[:HeaderLen])
@@ -503,11 +630,17 @@ func (c *conn) serve() {
 			c.pduError(parseErr("header", 8, "frag_length %d exceeds the limit of %d", h.FragLength, len(c.rbuf)))
 			return
 		}
-		if !first {
-			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IOTimeout))
+		// A header without its body must not hold the connection: the
+		// rest has its own short deadline, and the connection is evictable
+		// meanwhile.
+		deadline = time.Now().Add(s.cfg.BodyTimeout)
+		if first && firstDeadline.Before(deadline) {
+			deadline = firstDeadline
 		}
-		if _, err := io.ReadFull(c.nc, c.rbuf[HeaderLen:h.FragLength]); err != nil {
-			c.readFailed(err, "body")
+		if err := c.readBody(c.rbuf[HeaderLen:h.FragLength], deadline); err != nil {
+			if !errors.Is(err, errEvicted) {
+				c.readFailed(err, "body")
+			}
 			return
 		}
 		out, err := c.dispatch(h, c.rbuf[:h.FragLength])
@@ -529,6 +662,7 @@ func (c *conn) serve() {
 			return
 		}
 		first = false
+		c.served.Store(true)
 	}
 }
 

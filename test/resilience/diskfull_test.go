@@ -33,7 +33,7 @@ func tmpfsPrefix(t *testing.T, dir, size string) []string {
 		t.Skipf("cannot mount a tmpfs in a private mount namespace (needs root or CAP_SYS_ADMIN): %v: %s", err, out)
 	}
 	return []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
-		`mount -t tmpfs -o size=` + size + ` tmpfs "$0" && exec "$@"`, dir}
+		`mount -t tmpfs -o mode=0700,size=` + size + ` tmpfs "$0" && exec "$@"`, dir}
 }
 
 // fill appends to path until the file system is full; called again, it

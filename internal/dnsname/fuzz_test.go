@@ -1,0 +1,61 @@
+package dnsname
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzName checks that the name functions agree with each other on any input and never panic.
+func FuzzName(f *testing.F) {
+	for _, s := range []string{"kms1.corp.test.", `evil\.kms.corp.test.`, `\065\.`, ".", "", "a..b", `\`, `a\0`, `\999.x.`, "*.kms.corp.test", strings.Repeat("a.", 130)} {
+		f.Add(s, "corp.test.")
+	}
+	f.Fuzz(func(t *testing.T, name, zone string) {
+		labels, err := Labels(name)
+		c, cerr := Canonical(name)
+		if (err == nil) != (cerr == nil) {
+			t.Fatalf("Labels and Canonical disagree on %q: %v, %v", name, err, cerr)
+		}
+		if err != nil {
+			if Equal(name, name) || InZone(zone, name) {
+				t.Fatalf("invalid name %q compared equal or in zone", name)
+			}
+			return
+		}
+		if !Equal(name, c) || !InZone(c, name) || Below(c, name) {
+			t.Fatalf("%q and its canonical form %q differ", name, c)
+		}
+		if c2, err := Canonical(c); err != nil || c2 != c {
+			t.Fatalf("Canonical(%q) = %q, %v: not stable", c, c2, err)
+		}
+		if got, _ := Labels(c); len(got) != len(labels) {
+			t.Fatalf("%q has %d labels, its canonical form %q %d", name, len(labels), c, len(got))
+		}
+		if h, err := HostName(name); err == nil {
+			if h != c {
+				t.Fatalf("HostName(%q) = %q, Canonical %q", name, h, c)
+			}
+			if p, err := ParsePattern("*." + zone); err == nil && p.Match(name) != Below(zone, name) {
+				t.Fatalf("*.%s matching %q disagrees with Below", zone, name)
+			}
+		}
+		if InZone(zone, name) {
+			rel, ok := TrimZone(zone, name)
+			if !ok {
+				t.Fatalf("TrimZone(%q, %q) failed", zone, name)
+			}
+			joined := zone
+			if rel != "" {
+				if z, _ := Canonical(zone); z == "." {
+					joined = rel + "."
+				} else {
+					joined = rel + "." + zone
+				}
+			}
+			if !Equal(joined, name) {
+				t.Fatalf("TrimZone(%q, %q) = %q does not rebuild the name (%q)", zone, name, rel, joined)
+			}
+		}
+		_, _ = ParsePrefix(name)
+	})
+}

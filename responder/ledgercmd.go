@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/kmsdns/kmsdns/responder/ledger"
+)
+
+// ledgerOpenError adds to a failure to open the ledger what the operator
+// can do about it.
+func ledgerOpenError(err error, dir string) error {
+	var d *ledger.DamageError
+	if errors.As(err, &d) {
+		return fmt.Errorf("%w\nThe ledger is damaged; nothing was changed. Run `kms-responder ledger check --data %s` for the full picture, "+
+			"then restore the data directory from a copy, or start with --ledger-quarantine to set damaged log segments aside "+
+			"and run unhealthy (responder/README.md, Recovery)", err, dir)
+	}
+	return err
+}
+
+// runLedger is `kms-responder ledger SUBCOMMAND`.
+func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprintln(stderr, "usage: kms-responder ledger check [--data DIR] [--json]")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return exitOK, nil
+		}
+		return exitUsage, usagef("ledger: want the subcommand check")
+	}
+	fs := flag.NewFlagSet("ledger check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", defaultServeConfig().Data, "data `directory` of the ledger to check")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		return exitUsage, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return exitUsage, usagef("ledger check: unexpected argument %q", fs.Arg(0))
+	}
+	rep, err := ledger.Check(*data)
+	if err != nil {
+		return exitError, err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return exitError, err
+		}
+	} else {
+		for _, f := range rep.Files {
+			fmt.Fprintf(stdout, "%-8s %s: %s\n", f.State, f.Path, f.Detail)
+		}
+		if rep.OK {
+			fmt.Fprintf(stdout, "ledger %s is intact: %d clients, %d refusal records, applied through sequence %d\n", *data, rep.Clients, rep.Refusals, rep.Applied)
+		} else {
+			fmt.Fprintf(stdout, "ledger %s is DAMAGED: serve refuses to start on it; see responder/README.md, Recovery\n", *data)
+		}
+	}
+	if !rep.OK {
+		return exitError, nil
+	}
+	return exitOK, nil
+}

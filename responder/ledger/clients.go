@@ -144,10 +144,6 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 	return page, nil
 }
 
-// CountWindow is how long a client stays in its application's count after
-// its last counted request.
-func (l *Ledger) CountWindow() time.Duration { return l.opts.CountWindow }
-
 // indexWalk walks one last-seen index from the newest key down.
 type indexWalk struct {
 	cur     *bolt.Cursor

@@ -7,6 +7,7 @@
 //	activate  activate one product against one host, as a Windows client would
 //	discover  find hosts through _VLMCS._TCP SRV records and activate against the first that serves
 //	status    show what a running responder serves (like slmgr /dlv on a KMS host)
+//	clients   list the clients a running responder has seen: product, address, count standing
 //	bench     load-generate activations and report throughput and latency
 //	catalog   list every host key group and the products it activates
 //	ledger    check the durable ledger (ledger check --data DIR)
@@ -55,6 +56,7 @@ func commands() []command {
 		{"activate", "activate one product against one KMS host", runActivate},
 		{"discover", "find KMS hosts by DNS SRV and activate against the first that serves", runDiscover},
 		{"status", "show the state of a running responder", runStatus},
+		{"clients", "list the clients a running responder has seen (inventory)", runClients},
 		{"bench", "load-generate activations against a host", runBench},
 		{"catalog", "list host key groups and the products each activates", runCatalog},
 		{"ledger", "check the ledger in a data directory (read-only; exit 1 when damaged)", runLedger},

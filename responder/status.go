@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 )
@@ -21,6 +20,7 @@ type statusReport struct {
 	Groups             []groupStatus      `json:"host_key_groups"`
 	HwID               string             `json:"hwid"`
 	Counts             []countStatus      `json:"counts"`
+	Expiring           []expiringStatus   `json:"expiring_next_7_days"`
 	ActivationInterval int                `json:"activation_interval_minutes"`
 	RenewalInterval    int                `json:"renewal_interval_minutes"`
 	Requests           map[string]uint64  `json:"requests_by_result"`
@@ -41,6 +41,15 @@ type countStatus struct {
 	Count       int    `json:"current_count"`
 	Cap         int    `json:"cap"`
 	Thresholds  string `json:"thresholds"`
+}
+
+// expiringStatus is how many of an application's counted clients leave
+// the count in the next 7 days unless they come back.
+type expiringStatus struct {
+	Application string     `json:"application"`
+	Count       int        `json:"current_count"`
+	Leaving     int        `json:"leaving"`
+	First       *time.Time `json:"first_leaves,omitempty"`
 }
 
 type ledgerStatus struct {
@@ -68,7 +77,8 @@ type registrationInfo struct {
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	admin := fs.String("admin", defaultServeConfig().Metrics, "admin `address` of the running serve (its --metrics)")
+	var af adminClientFlags
+	af.bind(fs)
 	asJSON := fs.Bool("json", false, "print the raw JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -76,23 +86,20 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		}
 		return exitUsage, usageError{err}
 	}
+	ac, err := af.client()
+	if err != nil {
+		return exitUsage, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*admin+"/status", nil)
+	resp, err := ac.get(ctx, "/status", nil)
 	if err != nil {
-		return exitUsage, usagef("--admin %q: %v", *admin, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return exitError, fmt.Errorf("no responder answering at %s: %w", *admin, err)
+		return exitError, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return exitError, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return exitError, fmt.Errorf("%s/status: %s", *admin, resp.Status)
 	}
 	if *asJSON {
 		_, err := stdout.Write(body)
@@ -100,7 +107,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	}
 	var r statusReport
 	if err := json.Unmarshal(body, &r); err != nil {
-		return exitError, fmt.Errorf("%s/status: %w", *admin, err)
+		return exitError, fmt.Errorf("%s/status: %w", ac.base.Host, err)
 	}
 	r.print(stdout)
 	return exitOK, nil
@@ -120,6 +127,13 @@ func (r *statusReport) print(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, c := range r.Counts {
 		fmt.Fprintf(w, "Current count (%s): %d of at most %d (%s)\n", c.Application, c.Count, c.Cap, c.Thresholds)
+	}
+	for _, e := range r.Expiring {
+		fmt.Fprintf(w, "Clients that will expire from the count in the next 7 days (%s): %d of %d", e.Application, e.Leaving, e.Count)
+		if e.First != nil {
+			fmt.Fprintf(w, ", the first on %s", e.First.Format(time.RFC3339))
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
 	if len(r.Requests) == 0 {

@@ -46,6 +46,8 @@ type Host struct {
 	mu    sync.Mutex
 	apps  map[guid.GUID]*ledger.CountSet
 	stats counters
+
+	conflicts *conflictTracker // machine IDs seen from several names or addresses
 }
 
 // New builds a host from cfg. store holds the count and identity across
@@ -71,6 +73,8 @@ func New(cfg Config, cat *catalog.Catalog, store *ledger.Ledger, logger *slog.Lo
 		epids: map[string]string{},
 		apps:  map[guid.GUID]*ledger.CountSet{},
 		stats: newCounters(),
+
+		conflicts: newConflictTracker(),
 	}
 	if err := h.loadIdentity(); err != nil {
 		return nil, err
@@ -307,6 +311,7 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	h.mu.Lock()
 	h.stats.record(&in, &res, now)
 	h.mu.Unlock()
+	h.conflicts.observe(in.CMID, in.Workstation, in.Peer)
 	h.logRequest(ctx, &in, &res, cid, time.Since(start))
 	return res, nil
 }

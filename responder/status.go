@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -113,6 +115,27 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	return exitOK, nil
 }
 
+// wrapList prints items after first, separated by "; ", wrapping at 100
+// columns with continuation lines indented like first.
+func wrapList(w io.Writer, first string, items []string) {
+	indent := strings.Repeat(" ", len(first))
+	line := first
+	for i, it := range items {
+		if i < len(items)-1 {
+			it += ";"
+		}
+		if len(line) > len(indent) && len(line)+1+len(it) > 100 {
+			fmt.Fprintln(w, strings.TrimRight(line, " "))
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += it
+	}
+	fmt.Fprintln(w, line)
+}
+
 func (r *statusReport) print(w io.Writer) {
 	fmt.Fprintf(w, "Key Management Service (kms-responder) since %s\n", r.Started.Format(time.RFC3339))
 	fmt.Fprintf(w, "Listening on:          %s (%d open connections)\n", strings.Join(r.Listeners, ", "), r.OpenConnections)
@@ -122,11 +145,13 @@ func (r *statusReport) print(w io.Writer) {
 	for _, g := range r.Groups {
 		fmt.Fprintf(w, "\nHost key group:        %s\n", g.Name)
 		fmt.Fprintf(w, "KMS host ePID:         %s\n", g.EPID)
-		fmt.Fprintf(w, "Activates:             %s\n", strings.Join(g.Activates, "; "))
+		wrapList(w, "Activates:             ", g.Activates)
 	}
 	fmt.Fprintln(w)
+	// As slmgr /dlv says it: the count is of distinct client machines seen in the last 30
+	// days (each counted once however often it asks), not of requests.
 	for _, c := range r.Counts {
-		fmt.Fprintf(w, "Current count (%s): %d of at most %d (%s)\n", c.Application, c.Count, c.Cap, c.Thresholds)
+		fmt.Fprintf(w, "Current count (%s): %d distinct clients in the last 30 days (cap %d; %s)\n", c.Application, c.Count, c.Cap, c.Thresholds)
 	}
 	for _, e := range r.Expiring {
 		fmt.Fprintf(w, "Clients that will expire from the count in the next 7 days (%s): %d of %d", e.Application, e.Leaving, e.Count)
@@ -136,14 +161,24 @@ func (r *statusReport) print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
-	if len(r.Requests) == 0 {
-		fmt.Fprintln(w, "Requests:              none yet")
-	}
+	var total, failed uint64
 	for k, v := range r.Requests {
-		fmt.Fprintf(w, "Requests %-13s %d\n", k+":", v)
+		total += v
+		if !strings.Contains(k, "S_OK") {
+			failed += v
+		}
 	}
-	for k, v := range r.LicenseStates {
-		fmt.Fprintf(w, "Clients in state %-22s %d\n", k+":", v)
+	if total == 0 {
+		fmt.Fprintln(w, "Requests:              none yet")
+	} else {
+		fmt.Fprintf(w, "Requests:              %d total, %d answered, %d refused\n", total, total-failed, failed)
+		for _, k := range slices.Sorted(maps.Keys(r.Requests)) {
+			fmt.Fprintf(w, "  %-46s %d\n", k+":", r.Requests[k])
+		}
+		fmt.Fprintln(w, "Requests by the licence state clients reported:")
+		for _, k := range slices.Sorted(maps.Keys(r.LicenseStates)) {
+			fmt.Fprintf(w, "  %-46s %d\n", k+":", r.LicenseStates[k])
+		}
 	}
 	if r.LastRequest != nil {
 		fmt.Fprintf(w, "Last request:          %s\n", r.LastRequest.Format(time.RFC3339))

@@ -262,8 +262,7 @@ func exitCodeFor(v kms.HRESULT) int {
 }
 
 func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := flag.NewFlagSet("activate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("activate", stderr)
 	var f clientFlags
 	server := fs.String("server", "", "KMS host `HOST:PORT` (port defaults to 1688)")
 	f.bind(fs)

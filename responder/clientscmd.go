@@ -20,8 +20,7 @@ import (
 // serve, from its admin endpoint (never from the ledger file: serve holds
 // it, and a second reader would pin its pages).
 func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := flag.NewFlagSet("clients", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("clients", stderr)
 	var af adminClientFlags
 	af.bind(fs)
 	product := fs.String("product", "", "only this product: counted ID or edition name (part of it) or GUID")
@@ -34,10 +33,6 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	summaryOnly := fs.Bool("summary", false, "only the summary (with --format json: as JSON)")
 	limit := fs.Int("limit", 0, "at most this many rows; the cursor for the next page goes to stderr (0: all)")
 	after := fs.String("after", "", "continue after this `cursor` (from --limit)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kms-responder clients [--admin ADDR|URL] [filters] [--format table|json|csv] [--wide]")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil

@@ -10,6 +10,7 @@
 //	clients   list the clients a running responder has seen: product, address, count standing
 //	bench     load-generate activations and report throughput and latency
 //	catalog   list every host key group and the products it activates
+//	completion print a bash or zsh completion script
 //	ledger    check the durable ledger (ledger check --data DIR)
 //	audit     find every KMS host DNS publishes, classify it and say how to fix it
 //	doctor    walk one client's discovery and activation and name the failing step
@@ -59,6 +60,7 @@ func commands() []command {
 		{"clients", "list the clients a running responder has seen (inventory)", runClients},
 		{"bench", "load-generate activations against a host", runBench},
 		{"catalog", "list host key groups and the products each activates", runCatalog},
+		{"completion", "print a bash or zsh completion script", runCompletion},
 		{"ledger", "check the ledger in a data directory (read-only; exit 1 when damaged)", runLedger},
 		{"audit", "find every KMS host DNS publishes, classify it (rogue, stale, healthy) and say how to fix it", runAudit},
 		{"doctor", "walk one client's discovery and activation and name the step that fails", runDoctor},

@@ -24,13 +24,11 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	cfg, err := loadServeConfig(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-		fs.SetOutput(stderr)
+		fs := newFlagSet("serve", stderr)
 		c := defaultServeConfig()
 		var p string
 		bindServeFlags(fs, &c, &p)
-		fmt.Fprintln(stderr, "usage: kms-responder serve --group NAME [flags]")
-		fs.PrintDefaults()
+		fs.Usage()
 		return exitOK, nil
 	}
 	if err != nil {

@@ -77,8 +77,7 @@ type registrationInfo struct {
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("status", stderr)
 	var af adminClientFlags
 	af.bind(fs)
 	asJSON := fs.Bool("json", false, "print the raw JSON")

@@ -9,6 +9,7 @@
 //	status    show what a running responder serves (like slmgr /dlv on a KMS host)
 //	bench     load-generate activations and report throughput and latency
 //	catalog   list every host key group and the products it activates
+//	version   print the kmsdns version, commit and date (also --version)
 //
 // kmsdns grants no licence: run it only for products your organization is
 // licensed for under volume licensing.
@@ -54,6 +55,7 @@ func commands() []command {
 		{"status", "show the state of a running responder", runStatus},
 		{"bench", "load-generate activations against a host", runBench},
 		{"catalog", "list host key groups and the products each activates", runCatalog},
+		{"version", "print the kmsdns version, commit and date (also --version)", runVersion},
 	}
 }
 
@@ -71,6 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {

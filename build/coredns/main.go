@@ -14,6 +14,11 @@
 // Linked: root, bind, reload, ready, health, prometheus, errors, log, loadbalance, vlmcs,
 // tsig, acl, cache, hosts, file, forward. Nothing else is imported, which keeps the build
 // short and the binary small (see README.md, "Build").
+//
+// `-version` (and the start-up banner) shows the kmsdns version next to CoreDNS's:
+//
+//	CoreDNS-1.15.0 (kmsdns v0.1.0-4-g1a2b3c4d5e6f, commit 1a2b3c4d5e6f, 2026-12-01T10:00:00Z)
+//	linux/amd64, go1.26.8,
 package main
 
 import (
@@ -21,6 +26,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/coremain"
 
@@ -41,6 +47,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/root"
 	_ "github.com/coredns/coredns/plugin/tsig"
 
+	"github.com/kmsdns/kmsdns/internal/version"
 	_ "github.com/kmsdns/kmsdns/plugin"
 )
 
@@ -74,6 +81,24 @@ func init() {
 		fmt.Fprintln(os.Stderr, "coredns: plugin order:", err)
 		os.Exit(2)
 	}
+	// coremain prints "CoreDNS-" + AppVersion for -version and at start.
+	caddy.AppVersion = appVersion(coremain.CoreVersion, version.Get())
+}
+
+// appVersion is CoreDNS's version followed by the kmsdns build's.
+func appVersion(core string, v version.Info) string {
+	s := core + " (kmsdns " + v.Version
+	if v.Commit != "" {
+		c := v.Commit
+		if len(c) > 12 {
+			c = c[:12]
+		}
+		s += ", commit " + c
+	}
+	if v.Date != "" {
+		s += ", " + v.Date
+	}
+	return s + ")"
 }
 
 func main() { coremain.Run() }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -95,7 +96,29 @@ func unpack(archive, root string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "health=%s\n", strings.Join(c.Healthcheck.Test, " "))
 	}
 	fmt.Fprintf(stdout, "platform=%s/%s\n", cf.OS, cf.Architecture)
+	if len(c.Entrypoint) > 0 {
+		static, err := isStatic(filepath.Join(root, c.Entrypoint[0]))
+		if err != nil {
+			return fmt.Errorf("entrypoint %s: %w", c.Entrypoint[0], err)
+		}
+		fmt.Fprintf(stdout, "static=%v\n", static)
+	}
 	return nil
+}
+
+// isStatic reports whether an ELF executable needs no dynamic loader.
+func isStatic(file string) (bool, error) {
+	f, err := elf.Open(file)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func sortedKeys(m map[string]struct{}) []string {

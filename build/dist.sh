@@ -18,9 +18,10 @@ fi
 out=${DIST_OUT:-dist}
 arches=${DIST_ARCH:-amd64 arm64}
 start=$SECONDS
-echo "dist: $KMSDNS_VERSION ($KMSDNS_COMMIT, $KMSDNS_DATE) for linux/{${arches// /,}} into $out/"
+echo "dist: $KMSDNS_VERSION ($KMSDNS_COMMIT, $KMSDNS_DATE) for linux/{${arches// /,}} into ${out%/}/"
 rm -rf "$out"
 mkdir -p "$out/.bin"
+out=$(cd "$out" && pwd)
 for arch in $arches; do
 	for b in "kms-responder ./responder" "coredns-kmsdns ./build/coredns"; do
 		set -- $b
@@ -34,5 +35,5 @@ for arch in $arches; do
 	done
 done
 echo "dist: packaging (build/dist: nfpm, go-containerregistry)"
-go -C build/dist run . build -repo "$PWD" -bin "$PWD/$out/.bin" -out "$PWD/$out" -arch "${arches// /,}" ${DIST_PKG_VERSION:+-pkg-version "$DIST_PKG_VERSION"}
+go -C build/dist run . build -repo "$PWD" -bin "$out/.bin" -out "$out" -arch "${arches// /,}" ${DIST_PKG_VERSION:+-pkg-version "$DIST_PKG_VERSION"}
 echo "dist: done in $((SECONDS - start)) s; checksums in $out/SHA256SUMS"

@@ -288,7 +288,7 @@ run_image() {
 		mounts+=" && mount -t tmpfs -o mode=0700,uid=${user%%:*},gid=${user##*:} tmpfs '$root$vol'"
 	done < <(sed -n 's/^volume=//p' "$tmp/$name.info")
 	unshare -m --propagation private -- sh -c "$mounts"' && exec "$@"' sh \
-		env -i "${ienv[@]}" "${envs[@]}" chroot --userspec="$user" "$root" "${args[@]}" >"$log" 2>&1 &
+		env -i "${ienv[@]}" "${envs[@]}" "$(command -v chroot)" --userspec="$user" "$root" "${args[@]}" >"$log" 2>&1 &
 	run_pid=$!
 	pids+=("$run_pid")
 }
@@ -309,7 +309,8 @@ for pid in $dns_pid $kms_pid; do
 		[[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */root-*/usr/bin/* ]] && break
 		sleep 0.1
 	done
-	ids=$(awk '/^Uid:|^Gid:/ {printf "%s %s ", $1, $2} /^Groups:/ {printf "Groups:%s", $2}' "/proc/$pid/status")
+	ids=$(awk '/^Uid:|^Gid:/ {printf "%s %s ", $1, $2} /^Groups:/ {printf "Groups:%s", $2}' "/proc/$pid/status" 2>/dev/null) ||
+		{ cat "$tmp/coredns.log" "$tmp/responder.log"; fail "an image's entrypoint exited (logs above)"; }
 	[[ $ids == "Uid: 65532 Gid: 65532 Groups:"* && $ids != *"Groups:0"* ]] || fail "image process $pid runs as [$ids], want 65532"
 done
 answer=""

@@ -66,7 +66,7 @@ func writePackage(o buildOptions, p product, st staged, format, arch, bin, versi
 			PreRemove:   st.scripts["deb-prerm"],
 			PostRemove:  st.scripts["deb-postrm"],
 		}
-		info.Deb.Compression = "xz"
+		info.Deb.Compression = "gzip" // xz saves ~35% but costs 5x the CPU; every dpkg and rpm reads gzip
 	case "rpm":
 		pk = rpm.DefaultRPM
 		info.Release = "1"
@@ -79,7 +79,7 @@ func writePackage(o buildOptions, p product, st staged, format, arch, bin, versi
 		info.RPM.Group = "System Environment/Daemons"
 		info.RPM.BuildHost = "kmsdns-dist" // not the build machine's name: reproducible
 		info.RPM.Packager = info.Maintainer
-		info.RPM.Compression = "xz"
+		info.RPM.Compression = "gzip"
 	}
 	info = nfpm.WithDefaults(info)
 	name := pk.ConventionalFileName(info)

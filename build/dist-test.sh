@@ -247,26 +247,35 @@ say "PASS .rpm: same files and modes as the .deb, config files noreplace, script
 
 # --- 4. the images -------------------------------------------------------------
 declare -A info_user info_args info_env
-unpack_image() { # NAME
-	local name=$1 img root
-	img=$(ls "$a"/"$1"_*_linux_"$host_arch".oci.tar)
-	root=$tmp/root-$name
-	(cd build/dist && go run . unpack -image "$img" -root "$root") >"$tmp/$name.info" || fail "unpack $img"
-	grep -qx "user=65532:65532" "$tmp/$name.info" || fail "$name image user: $(grep ^user= "$tmp/$name.info")"
-	grep -qx "platform=linux/$host_arch" "$tmp/$name.info" || fail "$name image platform"
-	grep -qx "label=org.opencontainers.image.version=$KMSDNS_VERSION" "$tmp/$name.info" || fail "$name image lacks the version label"
-	grep -qx "label=org.opencontainers.image.revision=$KMSDNS_COMMIT" "$tmp/$name.info" || fail "$name image lacks the revision label"
-	grep -qx "label=org.opencontainers.image.source=https://github.com/kmsdns/kmsdns" "$tmp/$name.info" || fail "$name image lacks the source label"
-	grep -q "^label=io.kmsdns.healthcheck=." "$tmp/$name.info" || fail "$name image does not document its health check"
-	grep -q '^port=' "$tmp/$name.info" || fail "$name image exposes no port"
+(cd build/dist && go build -o "$tmp/dist" .)
+unpack_image() { # NAME ARCH: unpacked into $tmp/root-NAME, run config in $tmp/NAME.info (host arch)
+	local name=$1 arch=$2 img root info
+	img=$(ls "$a"/"$1"_*_linux_"$arch".oci.tar)
+	root=$tmp/root-$name info=$tmp/$name.info
+	if [[ $arch != "$host_arch" ]]; then root=$tmp/root-$name-$arch info=$tmp/$name-$arch.info; fi
+	"$tmp/dist" unpack -image "$img" -root "$root" >"$info" || fail "unpack $img"
+	if command -v skopeo >/dev/null; then # a second reader, when installed
+		skopeo inspect "oci-archive:$img" >/dev/null || fail "skopeo cannot read $img as oci-archive"
+		skopeo inspect "docker-archive:$img" >/dev/null || fail "skopeo cannot read $img as docker-archive"
+	fi
+	name=${info##*/} name=${name%.info}
+	grep -qx "user=65532:65532" "$info" || fail "$name image user: $(grep ^user= "$info")"
+	grep -qx "platform=linux/$arch" "$info" || fail "$name image platform: $(grep ^platform= "$info")"
+	grep -qx "label=org.opencontainers.image.version=$KMSDNS_VERSION" "$info" || fail "$name image lacks the version label"
+	grep -qx "label=org.opencontainers.image.revision=$KMSDNS_COMMIT" "$info" || fail "$name image lacks the revision label"
+	grep -qx "label=org.opencontainers.image.source=https://github.com/kmsdns/kmsdns" "$info" || fail "$name image lacks the source label"
+	grep -q "^label=io.kmsdns.healthcheck=." "$info" || fail "$name image does not document its health check"
+	grep -q '^port=' "$info" || fail "$name image exposes no port"
 	[[ $(find "$root" -type f | wc -l) -le 6 ]] || fail "$name image holds more than its binary and configuration: $(find "$root" -type f)"
-	grep -qx "static=true" "$tmp/$name.info" || fail "$name in the image is not a static binary"
+	grep -qx "static=true" "$info" || fail "$name in the image is not a static binary"
 }
-unpack_image kms-responder
-unpack_image coredns-kmsdns
+for arch in $DIST_ARCH; do
+	unpack_image kms-responder "$arch"
+	unpack_image coredns-kmsdns "$arch"
+done
 grep -qx 'health=CMD /usr/bin/kms-responder status --admin 127.0.0.1:9688' "$tmp/kms-responder.info" || fail "kms-responder image health check"
 [[ $(stat -c '%u:%g %a' "$tmp/root-kms-responder/var/lib/kms-responder") == "65532:65532 700" ]] || fail "kms-responder image volume not owned by its user"
-say "PASS images: OCI layout and docker manifest agree; static binary, user 65532, labels, ports, health check"
+say "PASS images ($DIST_ARCH): OCI layout and docker manifest agree$(command -v skopeo >/dev/null && echo ", skopeo reads both"); static binary, user 65532, labels, ports, health check"
 
 # run_image NAME LOG [VAR=VALUE]... -- [ARGS...]: the image's entrypoint (with
 # ARGS as the command, else the image's Cmd) and environment, from its

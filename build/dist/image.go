@@ -228,6 +228,10 @@ func writeArchive(file string, img v1.Image, ref string, mtime time.Time) error 
 	if err != nil {
 		return err
 	}
+	platform := map[string]string{"architecture": cf.Architecture, "os": cf.OS}
+	if cf.Variant != "" {
+		platform["variant"] = cf.Variant
+	}
 	index, err := json.Marshal(map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     types.OCIImageIndex,
@@ -235,7 +239,7 @@ func writeArchive(file string, img v1.Image, ref string, mtime time.Time) error 
 			"mediaType": types.OCIManifestSchema1,
 			"digest":    mdigest.String(),
 			"size":      len(manifest),
-			"platform":  map[string]string{"architecture": cf.Architecture, "os": cf.OS},
+			"platform":  platform,
 			"annotations": map[string]string{
 				"org.opencontainers.image.ref.name": ref,
 				"io.containerd.image.name":          ref,

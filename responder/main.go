@@ -14,6 +14,7 @@
 //	ledger    check the durable ledger (ledger check --data DIR)
 //	audit     find every KMS host DNS publishes, classify it and say how to fix it
 //	doctor    walk one client's discovery and activation and name the failing step
+//	version   print the kmsdns version, commit and date (also --version)
 //
 // kmsdns grants no licence: run it only for products your organization is
 // licensed for under volume licensing.
@@ -64,6 +65,7 @@ func commands() []command {
 		{"ledger", "check the ledger in a data directory (read-only; exit 1 when damaged)", runLedger},
 		{"audit", "find every KMS host DNS publishes, classify it (rogue, stale, healthy) and say how to fix it", runAudit},
 		{"doctor", "walk one client's discovery and activation and name the step that fails", runDoctor},
+		{"version", "print the kmsdns version, commit and date (also --version)", runVersion},
 	}
 }
 
@@ -81,6 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {

@@ -304,7 +304,10 @@ run_image() {
 
 secret=$(head -c 32 /dev/urandom | base64)
 read -r dns_port metrics_port health_port ready_port ad_port < <(go run ./build/freeport -n 5 | xargs)
-kms_port=$(go run ./build/freeport -addr 127.0.0.2)
+# corefile.example approves the KMS port only (vlmcs `ports` defaults to 1688), as a site would.
+kms_port=1688
+go run ./build/freeport -check "127.0.0.2:$kms_port" >/dev/null ||
+	fail "127.0.0.2:$kms_port is taken (a running make run?): the image test needs it"
 run_image coredns-kmsdns "$tmp/coredns.log" KMSDNS_DNS_ADDR=127.0.0.1 KMSDNS_DNS_PORT="$dns_port" \
 	KMSDNS_AD_DNS="127.0.0.1:$ad_port" KMSDNS_TSIG_SECRET="$secret" KMSDNS_METRICS_ADDR="127.0.0.1:$metrics_port" \
 	KMSDNS_HEALTH_ADDR="127.0.0.1:$health_port" KMSDNS_READY_ADDR="127.0.0.1:$ready_port" --

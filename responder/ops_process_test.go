@@ -118,6 +118,9 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 	}
 
 	st := statusOf(t, p)
+	if st.Schema != "kmsdns-status/v1" {
+		t.Errorf("status schema %q, want kmsdns-status/v1", st.Schema)
+	}
 	if len(st.Listeners) != 1 || st.Listeners[0] != p.addr {
 		t.Errorf("listeners %v, want [%s]", st.Listeners, p.addr)
 	}

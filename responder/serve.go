@@ -325,6 +325,7 @@ func (c *serveConfig) hostConfig() (host.Config, error) {
 func buildStatus(started time.Time, listeners []string, open int, h *host.Host, store *ledger.Ledger, cfg serveConfig, reg *registration) statusReport {
 	st := h.Status()
 	r := statusReport{
+		Schema:             statusSchema,
 		Started:            started,
 		Listeners:          listeners,
 		OpenConnections:    open,

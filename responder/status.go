@@ -13,9 +13,14 @@ import (
 	"time"
 )
 
-// statusReport is what GET /status returns and `status` prints: what
-// `slmgr /dlv` shows on a KMS host, plus the listeners and DNS registration.
+// statusReport is what GET /status returns, `status --json` prints as is and
+// `status` prints for people: what `slmgr /dlv` shows on a KMS host, plus the
+// listeners and DNS registration. It is the one status schema
+// (statusSchema, documented in responder/README).
 type statusReport struct {
+	// Schema names this format and its version; a change that removes or
+	// renames a field gets a new version.
+	Schema             string             `json:"schema"`
 	Started            time.Time          `json:"started"`
 	Listeners          []string           `json:"listeners"`
 	OpenConnections    int                `json:"open_connections"`
@@ -31,6 +36,9 @@ type statusReport struct {
 	Ledger             ledgerStatus       `json:"ledger"`
 	Registration       []registrationInfo `json:"dns_registration"`
 }
+
+// statusSchema is the version of the GET /status format.
+const statusSchema = "kmsdns-status/v1"
 
 type groupStatus struct {
 	Name      string   `json:"name"`

@@ -66,64 +66,66 @@ func (c *counters) record(in *Input, res *Result, now time.Time) {
 	}
 }
 
-// Status is what `kms-responder status` shows, the counterpart of
-// `slmgr /dlv` on a KMS host. It marshals to JSON as is.
+// Status is the host's part of what `kms-responder status` shows, the
+// counterpart of `slmgr /dlv` on a KMS host. It is not a wire format: the
+// admin endpoint's GET /status (schema kmsdns-status/v1, responder/README)
+// is built from it by the responder.
 type Status struct {
-	Groups             []GroupStatus     `json:"groups"`
-	HwID               string            `json:"hwid"`
-	Apps               []AppStatus       `json:"applications"`
-	ActivationInterval int               `json:"activation_interval_minutes"`
-	RenewalInterval    int               `json:"renewal_interval_minutes"`
-	RequestsByResult   map[string]uint64 `json:"requests_by_result"`
-	RequestsByLicense  map[string]uint64 `json:"requests_by_license_state"`
-	RequestsByGroup    map[string]uint64 `json:"requests_by_group"`
+	Groups             []GroupStatus
+	HwID               string
+	Apps               []AppStatus
+	ActivationInterval int
+	RenewalInterval    int
+	RequestsByResult   map[string]uint64
+	RequestsByLicense  map[string]uint64
+	RequestsByGroup    map[string]uint64
 	// LedgerFailures counts requests left unanswered because the ledger
 	// could not write them.
-	LedgerFailures uint64       `json:"ledger_failures"`
-	LastRequest    time.Time    `json:"last_request,omitzero"`
-	Ledger         LedgerStatus `json:"ledger"`
+	LedgerFailures uint64
+	LastRequest    time.Time
+	Ledger         LedgerStatus
 }
 
 // GroupStatus describes one configured host key group.
 type GroupStatus struct {
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	AppID       string    `json:"application_id"`
-	EPID        string    `json:"epid"`
-	Activates   []Product `json:"activates"`
+	Name        string
+	Description string
+	AppID       string
+	EPID        string
+	Activates   []Product
 }
 
 // Product is a counted ID a group activates.
 type Product struct {
-	CountedID string `json:"counted_id"`
-	Name      string `json:"name"`
-	Threshold int    `json:"threshold"`
+	CountedID string
+	Name      string
+	Threshold int
 }
 
 // AppStatus is one application's count.
 type AppStatus struct {
-	AppID string `json:"application_id"`
-	Name  string `json:"name"`
+	AppID string
+	Name  string
 	// Count is the current count; Cap the most it can reach now.
-	Count int `json:"current_count"`
-	Cap   int `json:"cap"`
+	Count int
+	Cap   int
 	// Thresholds are the distinct counts that clients of the products the
 	// configured groups activate for this application need.
-	Thresholds []int `json:"thresholds"`
+	Thresholds []int
 }
 
 // LedgerStatus reports the durable store. Clients counts the audit records
 // in the store, which trails the acknowledged activations by at most the
 // ledger's apply interval.
 type LedgerStatus struct {
-	Enabled   bool   `json:"enabled"`
-	Healthy   bool   `json:"healthy"`
-	LastError string `json:"last_error,omitempty"`
-	Clients   uint64 `json:"clients"`
+	Enabled   bool
+	Healthy   bool
+	LastError string
+	Clients   uint64
 	// Refusals is the number of records of clients only ever refused,
 	// kept within the ledger's refusal budget.
-	Refusals uint64 `json:"refusal_records"`
-	FileSize int64  `json:"file_size_bytes"`
+	Refusals uint64
+	FileSize int64
 }
 
 // Status returns a snapshot of the host's configuration, identity, counts

@@ -85,44 +85,7 @@ func rcodeText(rc int) string {
 const maxAddrs = 16
 
 // maxAliases bounds the CNAME/DNAME links followed from one name.
-const maxAliases = 8
-
-// follow walks name's alias chain inside one answer: CNAME at the name, or
-// a DNAME at an ancestor (synthesizing the CNAME as RFC 6672 says when the
-// server did not). It returns the final name and the names passed.
-func follow(rrs []dns.RR, name string) (string, []string) {
-	var chain []string
-	for range maxAliases {
-		next := ""
-		for _, rr := range rrs {
-			if c, ok := rr.(*dns.CNAME); ok && c.Hdr.Class == dns.ClassINET && strings.EqualFold(c.Hdr.Name, name) {
-				next = c.Target
-				break
-			}
-		}
-		if next == "" {
-			for _, rr := range rrs {
-				d, ok := rr.(*dns.DNAME)
-				if !ok || d.Hdr.Class != dns.ClassINET || strings.EqualFold(d.Hdr.Name, name) || !dns.IsSubDomain(d.Hdr.Name, name) {
-					continue
-				}
-				prefix := name[:len(name)-len(d.Hdr.Name)]
-				if n := prefix + d.Target; len(n) <= 255 {
-					if _, ok := dns.IsDomainName(n); ok {
-						next = n
-					}
-				}
-				break
-			}
-		}
-		if next == "" || strings.EqualFold(next, name) {
-			break
-		}
-		chain = append(chain, canonical(next))
-		name = next
-	}
-	return name, chain
-}
+const maxAliases = dnsexchange.MaxAliases
 
 // resolveAddrs asks the server for name's A and AAAA records (following
 // CNAMEs in the answers); failures leave it without addresses.
@@ -142,7 +105,7 @@ func (r *resolver) resolveAddrs(ctx context.Context, name string) ([]netip.Addr,
 			lastErr = fmt.Errorf("%s %s: %s", name, dns.TypeToString[qt], rcodeText(m.Rcode))
 			continue
 		}
-		owner, _ := follow(m.Answer, dns.Fqdn(name))
+		owner, _ := dnsexchange.FollowAliases(m.Answer, dns.Fqdn(name))
 		out = dnsexchange.AppendAddrs(out, m.Answer, owner, maxAddrs)
 	}
 	if len(out) > 0 {

@@ -50,7 +50,7 @@ func (r *resolver) lookupSRV(ctx context.Context, name string) (srvAnswer, error
 		}
 		m := res.msg
 		ans.rcode = m.Rcode
-		owner, chain := follow(m.Answer, ask)
+		owner, chain := dnsexchange.FollowAliases(m.Answer, ask)
 		ans.aliases = append(ans.aliases, chain...)
 		ans.owner = owner
 		for _, rr := range m.Answer {

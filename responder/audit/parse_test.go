@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 func TestParseCorefile(t *testing.T) {
@@ -109,29 +107,6 @@ func TestParseResolvConf(t *testing.T) {
 		if _, err := ParseResolvConf([]byte(bad)); err == nil {
 			t.Errorf("ParseResolvConf(%.40q) accepted", bad)
 		}
-	}
-}
-
-func TestFollowAliases(t *testing.T) {
-	rr := func(s string) dns.RR {
-		r, err := dns.NewRR(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	ans := []dns.RR{
-		rr("legacy.corp.test. 60 IN DNAME corp.test."),
-		rr("_vlmcs._tcp.corp.test. 60 IN CNAME _vlmcs._tcp.pool.other.test."),
-	}
-	end, chain := follow(ans, "_vlmcs._tcp.legacy.corp.test.")
-	if end != "_vlmcs._tcp.pool.other.test." || strings.Join(chain, " ") != "_vlmcs._tcp.corp.test. _vlmcs._tcp.pool.other.test." {
-		t.Errorf("follow: %q %v", end, chain)
-	}
-	// A loop ends after maxAliases links.
-	loop := []dns.RR{rr("a.test. 60 IN CNAME b.test."), rr("b.test. 60 IN CNAME a.test.")}
-	if _, chain := follow(loop, "a.test."); len(chain) != maxAliases {
-		t.Errorf("loop: %d links, want %d", len(chain), maxAliases)
 	}
 }
 

@@ -157,7 +157,7 @@ func resolveAddrs(ctx context.Context, server, name string) []netip.Addr {
 		if r.Rcode != dns.RcodeSuccess || !questionMatches(r, name, qt) {
 			continue
 		}
-		owner := followCNAME(r.Answer, name)
+		owner, _ := dnsexchange.FollowAliases(r.Answer, name)
 		out = dnsexchange.AppendAddrs(out, r.Answer, owner, maxAddrs)
 	}
 	return out

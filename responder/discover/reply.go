@@ -12,8 +12,6 @@ import (
 
 // Limits on what one reply may make us keep.
 const (
-	// maxCNAME bounds the CNAME chain followed inside one answer.
-	maxCNAME = 8
 	// maxTargets bounds the targets kept from one answer.
 	maxTargets = 128
 	// maxAddrs bounds the addresses kept per target.
@@ -52,7 +50,7 @@ func parseSRVReply(q, r *dns.Msg) ([]Target, error) {
 		return nil, fmt.Errorf("discover: SRV %s: NOERROR reply has %d questions, want 1", qname, len(r.Question))
 	}
 
-	owner := followCNAME(r.Answer, qname)
+	owner, _ := dnsexchange.FollowAliases(r.Answer, qname)
 	var (
 		targets []Target
 		dot     int
@@ -111,25 +109,6 @@ func questionMatches(r *dns.Msg, name string, qtype uint16) bool {
 	}
 	q := r.Question[0]
 	return q.Qtype == qtype && q.Qclass == dns.ClassINET && strings.EqualFold(q.Name, name)
-}
-
-// followCNAME returns the name that name's CNAME chain within rrs leads
-// to (name itself without CNAMEs), following at most maxCNAME links.
-func followCNAME(rrs []dns.RR, name string) string {
-	for range maxCNAME {
-		next := ""
-		for _, rr := range rrs {
-			if c, ok := rr.(*dns.CNAME); ok && c.Hdr.Class == dns.ClassINET && strings.EqualFold(c.Hdr.Name, name) {
-				next = c.Target
-				break
-			}
-		}
-		if next == "" {
-			break
-		}
-		name = next
-	}
-	return name
 }
 
 func rcodeName(rc int) string {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -256,7 +257,7 @@ func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if err != nil {
 		return exitUsage, err
 	}
-	addr := withDefaultPort(*server, "1688")
+	addr := withDefaultPort(*server, strconv.Itoa(rpc.DefaultPort))
 	report, code := activateOnce(ctx, addr, p, req, f)
 	report.CMIDSource = source
 	report.print(stdout, f.jsonOut)

@@ -251,7 +251,7 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := Open(notDir, Options{}); err == nil {
 		t.Fatal("Open of a regular file as directory succeeded")
 	}
-	for _, o := range []Options{{Retention: time.Hour}, {CountWindow: time.Second}, {MaxBatch: -1}, {MaxSize: -1}, {PruneInterval: time.Millisecond}} {
+	for _, o := range []Options{{Retention: time.Hour}, {Retention: 29 * 24 * time.Hour}, {MaxRefusals: MaxRefusalsLimit + 1}, {CountWindow: time.Second}, {MaxBatch: -1}, {MaxSize: -1}, {PruneInterval: time.Millisecond}} {
 		if _, err := Open(t.TempDir(), o); err == nil {
 			t.Errorf("Open with %+v succeeded", o)
 		}

@@ -103,6 +103,10 @@ func (e Event) String() string {
 	return "event(" + strconv.Itoa(int(e)) + ")"
 }
 
+// DefaultPort is the TCP port KMS clients connect to and KMS hosts listen
+// on and publish in their _vlmcs._tcp SRV records.
+const DefaultPort = 1688
+
 // Defaults for ServerConfig's zero values.
 const (
 	DefaultMaxConns        = 1024

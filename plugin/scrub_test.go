@@ -73,10 +73,10 @@ func TestScrubUnhealthy(t *testing.T) {
 	scrub ad.example.org
 	scrub_unhealthy
 	probe 20ms 100ms 1 1
-	ports `+up.portString()+` `+strconv.Itoa(int(dead))+`
+	ports `+up.PortString()+` `+strconv.Itoa(int(dead))+`
 }`)
 	v.Next = upstream([]dns.RR{
-		test.SRV("_vlmcs._tcp.ad.example.org. 600 IN SRV 0 0 " + up.portString() + " kms1.ad.example.org."),
+		test.SRV("_vlmcs._tcp.ad.example.org. 600 IN SRV 0 0 " + up.PortString() + " kms1.ad.example.org."),
 		test.SRV("_vlmcs._tcp.ad.example.org. 600 IN SRV 0 0 " + strconv.Itoa(int(dead)) + " kms2.ad.example.org."),
 	}, []dns.RR{
 		test.A("kms1.ad.example.org. 600 IN A 127.0.0.1"),

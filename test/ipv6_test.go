@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 )
 
 // TestDualStackRegistration: a responder on IPv4 and IPv6 loopback registers both addresses
@@ -24,8 +26,8 @@ func TestDualStackRegistration(t *testing.T) {
 	}
 }
 `)
-	kms := startKMS(t, "127.0.0.1:0")
-	startKMS(t, net.JoinHostPort("::1", strconv.Itoa(kms.Port)))
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
+	testkit.StartKMS(t, net.JoinHostPort("::1", strconv.Itoa(kms.Port)))
 	script := fmt.Sprintf(`server ::1 %d
 zone example.test
 update delete kms1.example.test A

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/miekg/dns"
 )
 
@@ -182,7 +184,7 @@ func TestRemovalBoundWithBlackholedMembers(t *testing.T) {
 // plugin, is elsewhere), registrations on ports outside `ports` are refused, and a member
 // without an address to probe is not served, not even under all_down last_known.
 func TestProbesOnlyWhatIsApproved(t *testing.T) {
-	kms := startKMS(t, "127.0.0.1:0")
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	rogue := startSilent(t, net.JoinHostPort("127.0.0.2", strconv.Itoa(kms.Port))) // same port, unapproved address
 	c := StartCoreDNS(t, fmt.Sprintf(`example.test:{{PORT}} {
 	bind 127.0.0.1
@@ -354,7 +356,7 @@ const reloadCorefile = `example.test:{{PORT}} {
 // signed before the process started is refused.
 func TestReloadAndRestartLoseNothing(t *testing.T) {
 	c := StartCoreDNS(t, reloadCorefile)
-	kms := startKMS(t, "127.0.0.1:0")
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	qname := "_vlmcs._tcp.example.test"
 	member := "kms1.example.test.:" + strconv.Itoa(kms.Port)
 	register := func() {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/miekg/dns"
 )
 
@@ -83,7 +85,7 @@ func exchangeRaw(t *testing.T, addr, network string, b []byte) *dns.Msg {
 // classes) over UDP and TCP; every one is refused and the pool stays as it was.
 func TestTSIGAttacks(t *testing.T) {
 	c := StartCoreDNS(t, publishCorefile)
-	kms := startKMS(t, "127.0.0.1:0")
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	qname := "_vlmcs._tcp.example.test"
 	reg := func() *dns.Msg { return updateMsg("kms1.example.test.", "127.0.0.1", kms.Port, 0) }
 	now := time.Now().Unix()

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/miekg/dns"
 )
 
@@ -69,7 +71,7 @@ update add _vlmcs._tcp.example.test 60 SRV 0 0 %[3]d %[1]s`, target, ip, port)
 
 func TestRegistrationAndRefusals(t *testing.T) {
 	c := StartCoreDNS(t, publishCorefile)
-	kms := startKMS(t, "127.0.0.1:0")
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	kms1 := "kms1.example.test.:" + strconv.Itoa(kms.Port)
 	qname := "_VLMCS._TCP.example.test"
 
@@ -183,7 +185,7 @@ func updateMsg(target, ip string, port int, lease uint32) *dns.Msg {
 
 func TestLeaseExpiryAndProbes(t *testing.T) {
 	c := StartCoreDNS(t, publishCorefile)
-	kms := startKMS(t, "127.0.0.1:0")
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	qname := "_vlmcs._tcp.example.test"
 	member := "kms2.example.test.:" + strconv.Itoa(kms.Port)
 	cl := &dns.Client{Net: "udp", TsigSecret: map[string]string{"kms2-key.": secret2}, Timeout: 2 * time.Second}
@@ -223,7 +225,7 @@ func TestLeaseExpiryAndProbes(t *testing.T) {
 		t.Errorf("dead member left after %s, want ≤ 2 s", d)
 	}
 	// It comes back: served again after one good probe.
-	kms.restart(t)
+	kms.Restart(t)
 	Eventually(t, 3*time.Second, "recovered member served", func() bool { return srvSet(t, c, qname)[member] })
 
 	m := scrape(t, c)
@@ -336,7 +338,7 @@ func TestTruncationAndEDNS(t *testing.T) {
 
 func TestReloadKeepsPool(t *testing.T) {
 	c := StartCoreDNS(t, publishCorefile)
-	kms := startKMS(t, "127.0.0.1:0")
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	qname := "_vlmcs._tcp.example.test"
 	if code, out := c.NSUpdate(t, registerScript("kms1.example.test", "127.0.0.1", kms.Port), keyArg("kms1-key.", secret1)...); code != 0 {
 		t.Fatalf("registration: %s", out)

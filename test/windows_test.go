@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 )
 
 // TestWindowsUnsignedSRV registers like a genuine Windows KMS host: an unsigned update of the SRV
@@ -29,7 +31,7 @@ func TestWindowsUnsignedSRV(t *testing.T) {
 	}
 }
 `)
-	kms := startKMS(t, "127.0.0.1:0")
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	script := fmt.Sprintf("zone example.test\nupdate add _vlmcs._tcp.example.test 3600 SRV 0 0 %d kmswin.example.test", kms.Port)
 	if code, out := c.NSUpdate(t, script); code == 0 || !strings.Contains(out, "REFUSED") {
 		t.Fatalf("unsigned update over UDP: exit %d %q, want REFUSED", code, out)

@@ -1,5 +1,11 @@
+// Package test holds kmsdns's end-to-end tests: the real bin/coredns and kms-responder on
+// loopback, driven by the shared harness (test/harness) and by real peers (dig, nsupdate).
 package test
 
-import "testing"
+import (
+	"testing"
 
-func TestMain(m *testing.M) { Main(m) }
+	"github.com/kmsdns/kmsdns/test/harness"
+)
+
+func TestMain(m *testing.M) { harness.Main(m) }

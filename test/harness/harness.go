@@ -1,7 +1,8 @@
-// Package test holds kmsdns's end-to-end tests and the harness they share: it builds the real
-// binaries once per `go test` run (or uses $KMSDNS_BIN), picks free loopback ports at run
-// time, writes Corefiles, starts and stops processes, and drives Debian's dig and nsupdate.
-package test
+// Package harness is what kmsdns's end-to-end and process tests share (test/, test/resilience,
+// test/monitoring, responder's process tests): it builds the real binaries once per `go test`
+// run (or uses $KMSDNS_BIN), picks free loopback ports at run time, writes Corefiles, starts
+// and stops processes, and drives Debian's dig and nsupdate.
+package harness
 
 import (
 	"bytes"
@@ -75,7 +76,7 @@ func Binary(t testing.TB, name string) string {
 		}
 		built.dir = d
 	}
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +121,8 @@ func Cleanup() {
 	}
 }
 
-// moduleRoot finds the directory holding go.mod.
-func moduleRoot() (string, error) {
+// ModuleRoot returns the directory holding go.mod.
+func ModuleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %v", err)
@@ -316,8 +317,8 @@ func (c *CoreDNS) WaitServing(t testing.TB, d time.Duration) {
 		if c.Exited() {
 			t.Fatalf("coredns exited: %s", c.Output())
 		}
-		okU := Exchange(c.Addr(), "udp", probeQuery()) == nil
-		okT := Exchange(c.Addr(), "tcp", probeQuery()) == nil
+		okU := Exchange(c.Addr(), "udp", ProbeQuery()) == nil
+		okT := Exchange(c.Addr(), "tcp", ProbeQuery()) == nil
 		if okU && okT {
 			return
 		}
@@ -328,7 +329,8 @@ func (c *CoreDNS) WaitServing(t testing.TB, d time.Duration) {
 	}
 }
 
-func probeQuery() *dns.Msg {
+// ProbeQuery is the query WaitServing sends to learn that CoreDNS answers.
+func ProbeQuery() *dns.Msg {
 	m := new(dns.Msg)
 	m.SetQuestion("health.check.invalid.", dns.TypeA)
 	return m

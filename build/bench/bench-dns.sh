@@ -8,23 +8,23 @@
 #       file      CoreDNS's file plugin serving the same SRV record and A glue
 #       constant  build/bench/constant: the same answer packed once at startup (the bound)
 #     Runs are interleaved vlmcs file constant, vlmcs file constant, ... (BENCH_ROUNDS rounds)
-#     and compared by median. Queries/s from dnsperf; p50/p99/p99.9 from build/dnsload.
+#     and compared by median. Queries/s from dnsperf; p50/p99/p99.9 from build/bench/dnsload.
 #  2. Failover over BENCH_TRIALS trials each: a responder registered by TSIG-signed UPDATE
 #     (bin/coredns, vlmcs with its default probe settings, a second static member kept
 #     healthy) gets kill -9 or SIGTERM; the time from the signal until an answer no longer
-#     lists it (polled every 20 ms by build/dnsload).
+#     lists it (polled every 20 ms by build/bench/dnsload).
 #  3. One table of ratios with date and machine, printed and written to BENCHMARKS-DNS.md.
 #
-#   build/bench-dns.sh                                   # about 3 minutes
-#   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_TRIALS=20 build/bench-dns.sh
-#   BENCH_PROFILE=1 build/bench-dns.sh                   # also a CPU profile of each server
+#   build/bench/bench-dns.sh                                   # about 3 minutes
+#   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_TRIALS=20 build/bench/bench-dns.sh
+#   BENCH_PROFILE=1 build/bench/bench-dns.sh                   # also a CPU profile of each server
 #
 # Knobs: BENCH_SECONDS (per dnsperf and per dnsload run, default 4), BENCH_ROUNDS (5),
 # BENCH_TRIALS (20), BENCH_CLIENTS (dnsperf -c and dnsload -c, 4), BENCH_OUT (the markdown
-# file, default build/BENCHMARKS-DNS.md; "" skips it), BENCH_PROFILE (1: pprof 10 s per server
+# file, default build/bench/BENCHMARKS-DNS.md; "" skips it), BENCH_PROFILE (1: pprof 10 s per server
 # after the rounds, top entries printed, profiles kept in BENCH_PROFILE_DIR or /tmp).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 source build/tools.sh
 ensure_debian_tools
 command -v taskset >/dev/null || { echo "bench-dns: taskset (util-linux) is required" >&2; exit 1; }
@@ -32,7 +32,7 @@ secs=${BENCH_SECONDS:-4}
 rounds=${BENCH_ROUNDS:-5}
 trials=${BENCH_TRIALS:-20}
 clients=${BENCH_CLIENTS:-4}
-out=${BENCH_OUT-build/BENCHMARKS-DNS.md}
+out=${BENCH_OUT-build/bench/BENCHMARKS-DNS.md}
 server_cpu=0 load_cpu=1
 if (($(nproc) < 2)); then
 	echo "bench-dns: fewer than 2 CPUs: server and load share CPU 0" >&2
@@ -67,7 +67,7 @@ bg() {
 
 say "building the bench CoreDNS (vlmcs + file + constant + pprof) and dnsload into $work"
 go build -o "$work/coredns" ./build/bench/coredns
-go build -o "$work/dnsload" ./build/dnsload
+go build -o "$work/dnsload" ./build/bench/dnsload
 
 ports=($(go run ./build/freeport -n 6))
 p_vlmcs=${ports[0]} p_file=${ports[1]} p_const=${ports[2]} p_fail=${ports[3]} p_kms=${ports[4]} p_pprof=${ports[5]}
@@ -291,10 +291,10 @@ if [[ -n $out ]]; then
 	{
 		echo "# DNS benchmarks"
 		echo
-		echo "Written by \`build/bench-dns.sh\` (run by \`make bench\`); re-run to refresh. Figures vary by"
+		echo "Written by \`build/bench/bench-dns.sh\` (run by \`make bench\`); re-run to refresh. Figures vary by"
 		echo "±10% between runs on a shared machine (more when other tenants load the server's CPU: then"
 		echo "compare server CPU µs/query); compare within one run only. CPU profiles of each server under"
-		echo "load: \`BENCH_PROFILE=1 build/bench-dns.sh\` (pprof top printed, profiles kept in /tmp)."
+		echo "load: \`BENCH_PROFILE=1 build/bench/bench-dns.sh\` (pprof top printed, profiles kept in /tmp)."
 		echo
 		echo "$table"
 	} >"$out"

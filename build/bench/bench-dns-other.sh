@@ -9,21 +9,21 @@
 # interleaved vlmcs errors, vlmcs errors, ... (BENCH_ROUNDS rounds), compared by median
 # dnsperf q/s and server CPU time per query. Goal: vlmcs >= 0.97x errors.
 #
-#   build/bench-dns-other.sh                           # about 1 minute
-#   BENCH_SECONDS=3 BENCH_ROUNDS=3 build/bench-dns-other.sh
+#   build/bench/bench-dns-other.sh                           # about 1 minute
+#   BENCH_SECONDS=3 BENCH_ROUNDS=3 build/bench/bench-dns-other.sh
 #
 # Knobs: BENCH_SECONDS (per dnsperf run, default 4), BENCH_ROUNDS (5), BENCH_CLIENTS (4),
-# BENCH_OUT (markdown file the table is appended to, default build/BENCHMARKS-DNS.md; ""
+# BENCH_OUT (markdown file the table is appended to, default build/bench/BENCHMARKS-DNS.md; ""
 # skips it).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 source build/tools.sh
 ensure_debian_tools
 command -v taskset >/dev/null || { echo "bench-dns-other: taskset (util-linux) is required" >&2; exit 1; }
 secs=${BENCH_SECONDS:-4}
 rounds=${BENCH_ROUNDS:-5}
 clients=${BENCH_CLIENTS:-4}
-out=${BENCH_OUT-build/BENCHMARKS-DNS.md}
+out=${BENCH_OUT-build/bench/BENCHMARKS-DNS.md}
 server_cpu=0 load_cpu=1
 if (($(nproc) < 2)); then
 	echo "bench-dns-other: fewer than 2 CPUs: server and load share CPU 0" >&2
@@ -136,7 +136,7 @@ q_ratio=$(ratio "${M[qps.vlmcs]}" "${M[qps.errors]}")
 c_ratio=$(ratio "${M[cpuq.errors]}" "${M[cpuq.vlmcs]}")
 verdict() { awk -v r="$1" 'BEGIN { print (r >= 0.97) ? "met" : "NOT met" }'; }
 table=$(
-	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`${BENCH_CMD:-build/bench-dns-other.sh}\` (BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds"
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`${BENCH_CMD:-build/bench/bench-dns-other.sh}\` (BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds"
 	echo "BENCH_CLIENTS=$clients); server on CPU $server_cpu, load on CPU $load_cpu; runs interleaved vlmcs errors x $rounds, medians."
 	echo "Queries: A for www and host._tcp in a publish zone and a scrub zone, answered by file after vlmcs (or errors)."
 	echo

@@ -67,7 +67,8 @@ func (c *counters) record(in *Input, res *Result, now time.Time) {
 }
 
 // Status is what `kms-responder status` shows, the counterpart of
-// `slmgr /dlv` on a KMS host. It marshals to JSON as is.
+// `slmgr /dlv` on a KMS host. Nothing marshals it directly: serve's /status
+// and `status --json` report it through their own schema (responder/status.go).
 type Status struct {
 	Groups             []GroupStatus     `json:"groups"`
 	HwID               string            `json:"hwid"`

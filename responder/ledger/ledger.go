@@ -97,7 +97,7 @@ type Options struct {
 	// one sync (default 1024).
 	MaxBatch int
 	// MaxPending bounds the acknowledged activations not yet applied to the
-	// store (default 131072). When that many wait, Record waits for the
+	// store (default 131072). When that many wait, Wait (and Record) waits for the
 	// applier, and fails if the store cannot be written.
 	MaxPending int
 	// MaxSize, when positive, is the largest size in bytes the store file

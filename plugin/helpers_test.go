@@ -5,7 +5,6 @@ import (
 	"net"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/kmsdns/kmsdns/internal/testkit"
 
@@ -73,18 +72,6 @@ func deadPort(t testing.TB) uint16 {
 	p := uint16(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
 	return p
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // srvTargets lists "target:port" of the SRV records in m.

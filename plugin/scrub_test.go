@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
 
@@ -87,7 +89,7 @@ func TestScrubUnhealthy(t *testing.T) {
 	}
 	v.start()
 	defer v.stop()
-	waitFor(t, 2*time.Second, "dead target scrubbed", func() bool {
+	testkit.Eventually(t, 2*time.Second, "dead target scrubbed", func() bool {
 		m := query(t, v, "_vlmcs._tcp.ad.example.org.", dns.TypeSRV)
 		return len(m.Answer) == 1 && strings.HasPrefix(m.Answer[0].(*dns.SRV).Target, "kms1.") && len(m.Extra) == 1
 	})

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
@@ -120,16 +122,16 @@ func TestHealthProbes(t *testing.T) {
 	}
 	v.start()
 	defer v.stop()
-	waitFor(t, 2*time.Second, "ready", v.Ready)
+	testkit.Eventually(t, 2*time.Second, "ready", v.Ready)
 	want := "kms1.example.org.:" + up.PortString()
-	waitFor(t, 2*time.Second, "kms1 up", func() bool {
+	testkit.Eventually(t, 2*time.Second, "kms1 up", func() bool {
 		s := srvTargets(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV))
 		return len(s) == 1 && s[want]
 	})
 	// The KMS host dies: it leaves the answer after `fails` failed probes.
 	up.Stop()
 	start := time.Now()
-	waitFor(t, 2*time.Second, "kms1 down", func() bool {
+	testkit.Eventually(t, 2*time.Second, "kms1 down", func() bool {
 		return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 0
 	})
 	if d := time.Since(start); d < 20*time.Millisecond {
@@ -147,13 +149,13 @@ func TestHealthRecovery(t *testing.T) {
 }`)
 	v.start()
 	defer v.stop()
-	waitFor(t, 2*time.Second, "ready", v.Ready)
+	testkit.Eventually(t, 2*time.Second, "ready", v.Ready)
 	if m := query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV); len(m.Answer) != 0 {
 		t.Fatalf("dead member served: %v", m.Answer)
 	}
 	ln := listenOn(t, port)
 	defer ln.Stop()
-	waitFor(t, 2*time.Second, "recovery", func() bool {
+	testkit.Eventually(t, 2*time.Second, "recovery", func() bool {
 		return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 1
 	})
 }
@@ -168,8 +170,8 @@ func TestAllDownLastKnown(t *testing.T) {
 }`)
 	v.start()
 	defer v.stop()
-	waitFor(t, 2*time.Second, "ready", v.Ready)
-	waitFor(t, time.Second, "down state", func() bool {
+	testkit.Eventually(t, 2*time.Second, "ready", v.Ready)
+	testkit.Eventually(t, time.Second, "down state", func() bool {
 		v.pools[0].mu.Lock()
 		defer v.pools[0].mu.Unlock()
 		for _, m := range v.pools[0].members {

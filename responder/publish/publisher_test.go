@@ -1,20 +1,20 @@
 package publish
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 
 	"github.com/miekg/dns"
 )
@@ -646,24 +646,10 @@ func TestIPv6Server(t *testing.T) {
 	waitState(t, p, "registered", func(s State) bool { return s.Servers[0].Registered })
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// logLines decodes the JSON log lines written to buf.
+func logLines(t *testing.T, buf *testkit.SyncBuffer) []map[string]any {
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("log line %q: %v", l, err)
@@ -677,7 +663,7 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 // the server, zone and target, durations as text.
 func TestLogs(t *testing.T) {
 	srv := startTestServer(t)
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	cfg := baseConfig(t, srv.addr)
 	cfg.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Clock = newFakeClock()
@@ -690,7 +676,7 @@ func TestLogs(t *testing.T) {
 	stop()
 
 	var msgs []string
-	for _, l := range buf.lines(t) {
+	for _, l := range logLines(t, &buf) {
 		msgs = append(msgs, l["level"].(string)+" "+l["msg"].(string))
 		if l["server"] != nil && (l["server"] != srv.addr || l["zone"] != "example.test." || l["target"] != "kms1.example.test.") {
 			t.Errorf("log line without server/zone/target: %v", l)

@@ -5,7 +5,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 
 	"github.com/miekg/dns"
 )
@@ -173,26 +174,9 @@ type Process struct {
 	err  error // Wait's result, valid after done
 }
 
-// SyncBuffer is a bytes.Buffer safe for a child process's writers and the
-// test's readers, for collecting a process's output.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write appends p.
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String returns what was written so far.
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// SyncBuffer collects a process's output: safe for a child process's writers and the test's
+// readers.
+type SyncBuffer = testkit.SyncBuffer
 
 // Start runs bin with args in dir; the process is stopped (SIGTERM, then SIGKILL) at cleanup.
 func Start(t testing.TB, dir, bin string, args ...string) *Process {
@@ -396,14 +380,8 @@ func (c *CoreDNS) NSUpdate(t testing.TB, script string, args ...string) (int, st
 	return code, string(out)
 }
 
-// Eventually polls cond every 20 ms until it holds or d passes.
+// Eventually polls cond until it holds, failing the test once d has passed (testkit.Eventually).
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, d, what, cond)
 }

@@ -1,5 +1,5 @@
 # kmsdns — thin front door; the recipes live in build/.
-.PHONY: build run test bench fuzz soak clean
+.PHONY: build run test bench fuzz soak dist dist-test clean
 
 build:
 	@build/build.sh
@@ -19,5 +19,11 @@ fuzz:
 soak:
 	@build/soak.sh
 
+dist:
+	@build/dist.sh
+
+dist-test:
+	@build/dist-test.sh
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -57,7 +57,10 @@ fi
 state=$(mktemp -d /tmp/kmsdns-run.XXXXXX)
 pids=()
 stop() {
-	trap - INT TERM EXIT
+	# Ignore further signals while cleaning up (a second Ctrl-C, or timeout's signal to the
+	# group arriving twice, must not cut the clean-up short).
+	trap '' INT TERM HUP
+	trap - EXIT
 	echo
 	say "stopping ${#pids[@]} processes"
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

@@ -14,35 +14,37 @@ import (
 	"github.com/coredns/coredns/plugin"
 
 	"github.com/kmsdns/kmsdns/internal/dnsname"
+	"github.com/kmsdns/kmsdns/internal/refusal"
 	"github.com/miekg/dns"
 )
 
-// Reasons label updates_total and appear in the refusal log; the set is fixed.
+// Reasons label updates_total, appear in the refusal log and travel to the registrant in an
+// Extended DNS Error: the set is fixed, and shared with kms-responder (internal/refusal).
 const (
-	reasonOK               = "ok"
-	reasonFormat           = "format"
-	reasonNotZone          = "notzone"
-	reasonBadKey           = "tsig-badkey"
-	reasonBadSig           = "tsig-badsig"
-	reasonBadTime          = "tsig-badtime"
-	reasonUnsigned         = "unsigned"
-	reasonOutside          = "outside"
-	reasonDeleteAll        = "delete-all"
-	reasonUnapprovedTarget = "unapproved-target"
-	reasonUnapprovedAddr   = "unapproved-address"
-	reasonForeignAddr      = "foreign-address"
-	reasonNotGranted       = "key-not-granted"
-	reasonPrereq           = "prerequisite"
-	reasonReplay           = "replay"
-	reasonFull             = "pool-full"
-	reasonTransport        = "transport"
-	reasonSigned           = "signed-owner"
-	reasonBeforeStart      = "before-start"
-	reasonUnapprovedPort   = "unapproved-port"
-	reasonMemberLimit      = "member-limit"
-	reasonForeignTarget    = "foreign-target"
-	reasonBadName          = "bad-name"
-	reasonStatic           = "static"
+	reasonOK               = refusal.OK
+	reasonFormat           = refusal.Format
+	reasonNotZone          = refusal.NotZone
+	reasonBadKey           = refusal.BadKey
+	reasonBadSig           = refusal.BadSig
+	reasonBadTime          = refusal.BadTime
+	reasonUnsigned         = refusal.Unsigned
+	reasonOutside          = refusal.Outside
+	reasonDeleteAll        = refusal.DeleteAll
+	reasonUnapprovedTarget = refusal.UnapprovedTarget
+	reasonUnapprovedAddr   = refusal.UnapprovedAddr
+	reasonForeignAddr      = refusal.ForeignAddr
+	reasonNotGranted       = refusal.NotGranted
+	reasonPrereq           = refusal.Prereq
+	reasonReplay           = refusal.Replay
+	reasonFull             = refusal.Full
+	reasonTransport        = refusal.Transport
+	reasonSigned           = refusal.Signed
+	reasonBeforeStart      = refusal.BeforeStart
+	reasonUnapprovedPort   = refusal.UnapprovedPort
+	reasonMemberLimit      = refusal.MemberLimit
+	reasonForeignTarget    = refusal.ForeignTarget
+	reasonBadName          = refusal.BadName
+	reasonStatic           = refusal.Static
 )
 
 // Bounds on what updates can make a pool hold (a key granted `*.suffix` could otherwise grow it
@@ -424,6 +426,11 @@ func (v *Vlmcs) finishUpdate(w dns.ResponseWriter, r *dns.Msg, zone string, p *p
 		opt.SetUDPSize(max(o.UDPSize(), dns.MinMsgSize))
 		if ul && vd.rcode == dns.RcodeSuccess {
 			opt.Option = append(opt.Option, &dns.EDNS0_UL{Code: dns.EDNS0UL, Lease: uint32(lease / time.Second)})
+		}
+		if vd.rcode != dns.RcodeSuccess {
+			// Why, for the registrant's own log (RFC 8914): the same reason and detail as
+			// vlmcs's log line. Nothing secret goes in a detail.
+			opt.Option = append(opt.Option, refusal.EDE(vd.reason, vd.detail))
 		}
 		m.Extra = append(m.Extra, opt)
 	}

@@ -33,6 +33,7 @@ type clientFlags struct {
 	timeout     time.Duration
 	jsonOut     bool
 	catalogFile string
+	cat         *catalog.Catalog // loaded by request
 }
 
 func (f *clientFlags) bind(fs *flag.FlagSet) {
@@ -156,8 +157,11 @@ type activationReport struct {
 	HostStatus         string `json:"host_status"`
 	Verdict            string `json:"verdict"`
 	Activated          bool   `json:"activated"`
-	LatencyMicros      int64  `json:"latency_us"`
-	Error              string `json:"error,omitempty"`
+	// CoveringGroups are the host key groups that activate the product,
+	// when the host refused it with 0xC004F042 (its group is not one).
+	CoveringGroups []string `json:"groups_that_activate,omitempty"`
+	LatencyMicros  int64    `json:"latency_us"`
+	Error          string   `json:"error,omitempty"`
 }
 
 func newReport(server string, p kmsclient.Product, req *kms.Request, out *kmsclient.Outcome, syntax string) activationReport {
@@ -226,6 +230,25 @@ func (r activationReport) print(w io.Writer, asJSON bool) {
 		fmt.Fprintf(w, "Renewal interval:     %d minutes\n", r.RenewalInterval)
 	}
 	fmt.Fprintf(w, "Verdict:              %s\n", r.Verdict)
+	if len(r.CoveringGroups) > 0 {
+		fmt.Fprintf(w, "Activated by hosts of: %s\n", strings.Join(r.CoveringGroups, ", "))
+	}
+}
+
+// noteCoveringGroups fills CoveringGroups when the host refused the product
+// as not covered by its host key group (0xC004F042): which groups would.
+func (r *activationReport) noteCoveringGroups(cat *catalog.Catalog, p kmsclient.Product, verdict kms.HRESULT) {
+	if verdict != kms.ErrKMSIDMismatch || cat == nil {
+		return
+	}
+	for _, g := range cat.GroupsCovering(p.AppID, p.KMSID) {
+		r.CoveringGroups = append(r.CoveringGroups, g.Name)
+	}
+	if len(r.CoveringGroups) == 0 {
+		r.Verdict += "; no host key group in the catalog activates it (retail, preview or unknown product)"
+	} else {
+		r.Verdict += "; a host holding one of the groups below activates it"
+	}
 }
 
 // exitCodeFor maps a client verdict to activate/discover's exit code.
@@ -240,8 +263,7 @@ func exitCodeFor(v kms.HRESULT) int {
 }
 
 func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := flag.NewFlagSet("activate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("activate", stderr)
 	var f clientFlags
 	server := fs.String("server", "", "KMS host `HOST:PORT` (port defaults to 1688)")
 	f.bind(fs)
@@ -259,6 +281,9 @@ func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	}
 	addr := withDefaultPort(*server, strconv.Itoa(rpc.DefaultPort))
 	report, code := activateOnce(ctx, addr, p, req, f)
+	if code == exitError {
+		report.noteCoveringGroups(f.cat, p, hresultOf(report.HostStatus))
+	}
 	report.CMIDSource = source
 	report.print(stdout, f.jsonOut)
 	return code, nil
@@ -313,9 +338,19 @@ func (f *clientFlags) request() (p kmsclient.Product, req *kms.Request, source s
 	if err != nil {
 		return p, nil, "", usageError{err}
 	}
+	f.cat = cat
 	if p, err = f.resolveProduct(cat); err != nil {
 		return p, nil, "", err
 	}
 	req, source, err = f.newRequest(p)
 	return p, req, source, err
+}
+
+// hresultOf reads back the code of a report's "0xC004F042 (NAME)" text.
+func hresultOf(s string) kms.HRESULT {
+	var v uint32
+	if _, err := fmt.Sscanf(s, "0x%08X", &v); err != nil {
+		return 0
+	}
+	return kms.HRESULT(v)
 }

@@ -130,15 +130,16 @@ func TestProcessActivateCLI(t *testing.T) {
 	refusals := []struct {
 		name string
 		args []string
+		why  string // how the report explains the refusal
 	}{
-		{"Office not covered", []string{"--product", "Office LTSC Professional Plus 2024"}},
-		{"retail counted ID", []string{"--app", windowsApp, "--kms-id", win10RetailID}},
-		{"unknown counted ID", []string{"--app", windowsApp, "--kms-id", "01234567-89ab-cdef-0123-456789abcdef"}},
+		{"Office not covered", []string{"--product", "Office LTSC Professional Plus 2024"}, "Activated by hosts of: office-ltsc-2024"},
+		{"retail counted ID", []string{"--app", windowsApp, "--kms-id", win10RetailID}, "no host key group in the catalog activates it"},
+		{"unknown counted ID", []string{"--app", windowsApp, "--kms-id", "01234567-89ab-cdef-0123-456789abcdef"}, "no host key group in the catalog activates it"},
 	}
 	for _, r := range refusals {
-		stdout, stderr, code := runCLI(t, append([]string{"activate", "--server", p.addr}, r.args...)...)
-		if code != exitError || !strings.Contains(stdout, "0xC004F042") {
-			t.Errorf("%s: exit %d, want 1 with 0xC004F042:\n%s%s", r.name, code, stdout, stderr)
+		stdout, stderr, code := runCLI(t, append([]string{"activate", "--server", p.addr, "--cmid", "random"}, r.args...)...)
+		if code != exitError || !strings.Contains(stdout, "0xC004F042") || !strings.Contains(stdout, r.why) {
+			t.Errorf("%s: exit %d, want 1 with 0xC004F042 and %q:\n%s%s", r.name, code, r.why, stdout, stderr)
 		}
 	}
 

@@ -32,6 +32,15 @@ type adminOptions struct {
 	Hosts []string
 	// MaxConns caps open admin connections (--admin-max-connections).
 	MaxConns int
+	// Token, when set, is the bearer token /status and /clients require
+	// (--admin-token-file).
+	Token []byte
+	// Clients serves /clients; nil leaves it out.
+	Clients *clientsService
+
+	// readTimeout and writeTimeout replace adminReadTimeout and
+	// adminWriteTimeout when set (tests).
+	readTimeout, writeTimeout time.Duration
 }
 
 // adminServer serves /metrics, /status and /healthz on one listener. It is
@@ -47,7 +56,7 @@ type adminServer struct {
 func startAdmin(opts adminOptions, reg *prometheus.Registry, status func() any, healthy func() error, log *slog.Logger) (*adminServer, error) {
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Name: "admin_refused_total",
-		Help: "Admin HTTP connections and requests refused: host (Host header not this endpoint's, e.g. DNS rebinding), connection_cap (at the cap with no idle connection to evict), evicted (idle connection closed to make room).",
+		Help: "Admin HTTP connections and requests refused: host (Host header not this endpoint's, e.g. DNS rebinding), connection_cap (at the cap with no idle connection to evict), evicted (idle connection closed to make room), token (/status or /clients without the admin bearer token).",
 	}, []string{"reason"})
 	maxConns := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Name: "admin_max_connections",
@@ -57,7 +66,7 @@ func startAdmin(opts adminOptions, reg *prometheus.Registry, status func() any, 
 	if err := errors.Join(reg.Register(refused), reg.Register(maxConns)); err != nil {
 		return nil, err
 	}
-	for _, r := range []string{"host", "connection_cap", "evicted"} {
+	for _, r := range []string{"host", "connection_cap", "evicted", "token"} {
 		refused.WithLabelValues(r)
 	}
 	inner, err := net.Listen("tcp", opts.Addr)
@@ -70,12 +79,22 @@ func startAdmin(opts adminOptions, reg *prometheus.Registry, status func() any, 
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+	// Client data (names, addresses, the host's ePIDs) needs the token
+	// when one is configured; serve requires one beyond loopback.
+	guard := func(h http.HandlerFunc) http.HandlerFunc { return h }
+	if len(opts.Token) > 0 {
+		guard = newTokenAuth(opts.Token, log, func() { refused.WithLabelValues("token").Inc() }).wrap
+	}
+	mux.HandleFunc("GET /status", guard(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(status())
-	})
+	}))
+	if opts.Clients != nil {
+		mux.HandleFunc("GET /clients", guard(opts.Clients.list))
+		mux.HandleFunc("GET /clients/summary", guard(opts.Clients.summarize))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := healthy(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -84,13 +103,20 @@ func startAdmin(opts adminOptions, reg *prometheus.Registry, status func() any, 
 		_, _ = w.Write([]byte("OK\n"))
 	})
 	hf := newHostFilter(opts.Addr, opts.Hosts, log, func() { refused.WithLabelValues("host").Inc() })
+	readTimeout, writeTimeout := adminReadTimeout, adminWriteTimeout
+	if opts.readTimeout > 0 {
+		readTimeout = opts.readTimeout
+	}
+	if opts.writeTimeout > 0 {
+		writeTimeout = opts.writeTimeout
+	}
 	a := &adminServer{
 		ln: ln,
 		srv: &http.Server{
 			Handler:           hf.wrap(mux),
 			ReadHeaderTimeout: adminReadHeaderTimeout,
-			ReadTimeout:       adminReadTimeout,
-			WriteTimeout:      adminWriteTimeout,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      writeTimeout,
 			IdleTimeout:       adminIdleTimeout,
 			MaxHeaderBytes:    adminMaxHeaderBytes,
 			ConnState:         ln.track,

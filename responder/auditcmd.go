@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,8 +29,7 @@ type auditFlags struct {
 }
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("audit", stderr)
 	var f auditFlags
 	f.domains.dst, f.approve.dst = new([]string), new([]string)
 	fs.StringVar(&f.dns, "dns", "", "DNS server `HOST:PORT` to ask (an AD domain controller; also the target of --fix)")

@@ -38,8 +38,7 @@ func (r *benchResult) percentile(p float64) time.Duration {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench", stderr)
 	var f clientFlags
 	server := fs.String("server", "", "KMS host `HOST:PORT`")
 	conns := fs.Int("connections", 1, "concurrent client connections")

@@ -31,6 +31,7 @@ type serveConfig struct {
 	Metrics            string            `yaml:"metrics"`
 	AdminHosts         []string          `yaml:"admin_hosts"`
 	AdminMaxConns      int               `yaml:"admin_max_connections"`
+	AdminTokenFile     string            `yaml:"admin_token_file"`
 	ActivationInterval minutes           `yaml:"activation_interval"`
 	RenewalInterval    minutes           `yaml:"renewal_interval"`
 	EPIDs              map[string]string `yaml:"epid"`
@@ -216,6 +217,7 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "admin HTTP `address` for /metrics, /status and /healthz (empty disables)")
 	fs.Var(stringList{&c.AdminHosts}, "admin-host", "extra host `name` the admin endpoint answers to in the Host header, repeatable (always: the --metrics address, localhost, IP addresses)")
 	fs.IntVar(&c.AdminMaxConns, "admin-max-connections", c.AdminMaxConns, "cap on open admin HTTP connections (an idle one is closed to make room)")
+	fs.StringVar(&c.AdminTokenFile, "admin-token-file", c.AdminTokenFile, "`file` (mode 0600) holding the bearer token /status and /clients require; required when --metrics is not on loopback")
 	fs.Var(&c.ActivationInterval, "activation-interval", "how long a client waits before retrying a failed activation: minutes (120) or a duration (2h); 15m-30d")
 	fs.Var(&c.RenewalInterval, "renewal-interval", "time between client renewals: minutes (10080) or a duration (168h); 15m-30d")
 	fs.Var(epidFlag{&c.EPIDs}, "epid", "override a group's ePID: `GROUP=EPID`, repeatable")
@@ -499,6 +501,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.AdminMaxConns < 1 || c.AdminMaxConns > 1024 {
 		bad("admin_max_connections", "admin-max-connections", "%d is outside 1-1024", c.AdminMaxConns)
+	}
+	if c.Metrics != "" && c.AdminTokenFile == "" && !isLoopbackListen(c.Metrics) {
+		bad("metrics", "metrics", "the admin endpoint %s listens beyond loopback and its /status and /clients show client names and addresses: give it a bearer token with --admin-token-file FILE (mode 0600, e.g. from `openssl rand -hex 32`), or listen on 127.0.0.1", c.Metrics)
 	}
 	for _, h := range c.AdminHosts {
 		if err := validateAdminHost(h); err != nil {

@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 	"time"
 
+	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/discover"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
@@ -30,14 +31,80 @@ const (
 // discoverReport is activate's report plus how the host was found.
 type discoverReport struct {
 	activationReport
-	Domain   string   `json:"domain"`
-	Targets  []string `json:"targets"`
-	Attempts []string `json:"attempts"`
+	Domain   string        `json:"domain"`
+	Targets  []targetJSON  `json:"targets"`
+	Attempts []attemptJSON `json:"attempts"`
+	Stopped  string        `json:"stopped,omitempty"`
+}
+
+// targetJSON is one SRV target as discovery found it, in the order a client
+// tries them.
+type targetJSON struct {
+	Name      string   `json:"name"`
+	Port      uint16   `json:"port"`
+	Priority  uint16   `json:"priority"`
+	Weight    uint16   `json:"weight"`
+	Addresses []string `json:"addresses"`
+}
+
+// attemptJSON is one try of one host address.
+type attemptJSON struct {
+	Target  string `json:"target"`
+	Port    uint16 `json:"port"`
+	Address string `json:"address,omitempty"`
+	Served  bool   `json:"served"`
+	HRESULT string `json:"hresult,omitempty"` // the host's refusal, e.g. 0xC004F042
+	Error   string `json:"error,omitempty"`
+}
+
+func (a attemptJSON) String() string {
+	where := fmt.Sprintf("%s:%d", a.Target, a.Port)
+	if a.Address != "" {
+		where += " (" + a.Address + ")"
+	}
+	if a.Served {
+		return where + ": served"
+	}
+	return where + ": " + a.Error
+}
+
+func targetsJSON(ts []discover.Target) []targetJSON {
+	out := make([]targetJSON, 0, len(ts))
+	for _, t := range ts {
+		tj := targetJSON{Name: t.Name, Port: t.Port, Priority: t.Priority, Weight: t.Weight, Addresses: []string{}}
+		for _, a := range t.Addrs {
+			tj.Addresses = append(tj.Addresses, a.String())
+		}
+		out = append(out, tj)
+	}
+	return out
+}
+
+func attemptsJSON(as []discover.Attempt) []attemptJSON {
+	out := make([]attemptJSON, 0, len(as))
+	for _, a := range as {
+		aj := attemptJSON{Target: strings.TrimSuffix(a.Target.Name, "."), Port: a.Target.Port, Served: a.Err == nil}
+		if a.Addr.IsValid() {
+			aj.Address = a.Addr.String()
+		}
+		if a.Err != nil {
+			aj.Error = a.Err.Error()
+			var h kms.HRESULT
+			if errors.As(a.Err, &h) {
+				aj.HRESULT = fmt.Sprintf("0x%08X", uint32(h))
+			}
+		}
+		out = append(out, aj)
+	}
+	return out
+}
+
+func (t targetJSON) String() string {
+	return fmt.Sprintf("%s:%d (priority %d, weight %d, %v)", t.Name, t.Port, t.Priority, t.Weight, t.Addresses)
 }
 
 func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := flag.NewFlagSet("discover", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("discover", stderr)
 	var f clientFlags
 	dnsServer := fs.String("dns", "", "DNS server `HOST:PORT` to ask (as the client's resolver)")
 	domain := fs.String("domain", "", "`DOMAIN` to search for _VLMCS._TCP records (the client's DNS suffix)")
@@ -76,12 +143,10 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	targets, err := discover.Lookup(lookupCtx, withDefaultPort(*dnsServer, "53"), *domain)
 	cancel()
 	if err != nil {
-		return rep.fail(stdout, f.jsonOut, err)
+		return rep.fail(stdout, f.jsonOut, err, f.cat, p)
 	}
 	ordered := discover.Order(targets, nil)
-	for _, t := range ordered {
-		rep.Targets = append(rep.Targets, fmt.Sprintf("%s:%d (priority %d, weight %d, %v)", t.Name, t.Port, t.Priority, t.Weight, t.Addrs))
-	}
+	rep.Targets = targetsJSON(ordered)
 	type served struct {
 		out    *kmsclient.Outcome
 		syntax string
@@ -90,15 +155,14 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		out, syntax, err := f.dialAndActivate(ctx, addr.String(), req)
 		return served{out, syntax}, err
 	})
-	for _, a := range attempts {
-		rep.Attempts = append(rep.Attempts, a.String())
-	}
+	rep.Attempts = attemptsJSON(attempts)
 	if err != nil && res.out == nil {
-		return rep.fail(stdout, f.jsonOut, err)
+		return rep.fail(stdout, f.jsonOut, err, f.cat, p)
 	}
 	last := attempts[len(attempts)-1]
 	server := fmt.Sprintf("%s (%s)", last.Target.Name, last.Addr)
 	rep.activationReport = newReport(server, p, req, res.out, res.syntax)
+	rep.noteCoveringGroups(f.cat, p, res.out.Verdict)
 	rep.CMIDSource = source
 	rep.print(stdout, f.jsonOut)
 	return exitCodeFor(res.out.Verdict), nil
@@ -106,7 +170,7 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) (
 
 // fail reports a discovery that reached no serving host; the verdict is
 // the Windows error code for what went wrong.
-func (r discoverReport) fail(w io.Writer, asJSON bool, err error) (int, error) {
+func (r discoverReport) fail(w io.Writer, asJSON bool, err error, cat *catalog.Catalog, p kmsclient.Product) (int, error) {
 	code := kms.ErrNoKMSContacted
 	var h kms.HRESULT
 	if errors.As(err, &h) {
@@ -115,6 +179,11 @@ func (r discoverReport) fail(w io.Writer, asJSON bool, err error) (int, error) {
 	r.Verdict = verdictText(code)
 	r.HostStatus = code.Error()
 	r.Error = err.Error()
+	var te *discover.TryError
+	if errors.As(err, &te) && te.Stopped != nil {
+		r.Stopped = te.Stopped.Error()
+	}
+	r.noteCoveringGroups(cat, p, code)
 	r.print(w, asJSON)
 	return exitError, nil
 }
@@ -139,12 +208,12 @@ func (r discoverReport) print(w io.Writer, asJSON bool) {
 // lookupReport is what discover --lookup-only found: the hosts in the order a
 // client tries them, and the first that accepted a bind to the KMS interface.
 type lookupReport struct {
-	Domain   string   `json:"domain"`
-	Targets  []string `json:"targets"`
-	Attempts []string `json:"attempts"`
-	Server   string   `json:"server,omitempty"`
-	Syntax   string   `json:"transfer_syntax,omitempty"`
-	Error    string   `json:"error,omitempty"`
+	Domain   string        `json:"domain"`
+	Targets  []targetJSON  `json:"targets"`
+	Attempts []attemptJSON `json:"attempts"`
+	Server   string        `json:"server,omitempty"`
+	Syntax   string        `json:"transfer_syntax,omitempty"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // lookupOnlyDiscover runs discovery up to the RPC bind: it shows which host a
@@ -156,9 +225,7 @@ func lookupOnlyDiscover(ctx context.Context, dnsServer, domain string, f clientF
 	cancel()
 	if err == nil {
 		ordered := discover.Order(targets, nil)
-		for _, t := range ordered {
-			rep.Targets = append(rep.Targets, fmt.Sprintf("%s:%d (priority %d, weight %d, %v)", t.Name, t.Port, t.Priority, t.Weight, t.Addrs))
-		}
+		rep.Targets = targetsJSON(ordered)
 		var attempts []discover.Attempt
 		var syntax string
 		syntax, attempts, err = discover.Try(ctx, ordered, limits, func(ctx context.Context, t discover.Target, addr netip.AddrPort) (string, error) {
@@ -171,9 +238,7 @@ func lookupOnlyDiscover(ctx context.Context, dnsServer, domain string, f clientF
 			defer c.Close()
 			return bindSyntaxes(c.BindInfo()), nil
 		})
-		for _, a := range attempts {
-			rep.Attempts = append(rep.Attempts, a.String())
-		}
+		rep.Attempts = attemptsJSON(attempts)
 		if err == nil {
 			last := attempts[len(attempts)-1]
 			rep.Server, rep.Syntax = fmt.Sprintf("%s (%s)", last.Target.Name, last.Addr), syntax

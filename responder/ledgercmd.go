@@ -32,8 +32,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		}
 		return exitUsage, usagef("ledger: want the subcommand check")
 	}
-	fs := flag.NewFlagSet("ledger check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("ledger check", stderr)
 	data := fs.String("data", defaultServeConfig().Data, "data `directory` of the ledger to check")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(args[1:]); err != nil {

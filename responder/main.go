@@ -7,11 +7,14 @@
 //	activate  activate one product against one host, as a Windows client would
 //	discover  find hosts through _VLMCS._TCP SRV records and activate against the first that serves
 //	status    show what a running responder serves (like slmgr /dlv on a KMS host)
+//	clients   list the clients a running responder has seen: product, address, count standing
 //	bench     load-generate activations and report throughput and latency
 //	catalog   list every host key group and the products it activates
+//	completion print a bash or zsh completion script
 //	ledger    check the durable ledger (ledger check --data DIR)
 //	audit     find every KMS host DNS publishes, classify it and say how to fix it
 //	doctor    walk one client's discovery and activation and name the failing step
+//	version   print the kmsdns version, commit and date (also --version)
 //
 // kmsdns grants no licence: run it only for products your organization is
 // licensed for under volume licensing.
@@ -55,11 +58,14 @@ func commands() []command {
 		{"activate", "activate one product against one KMS host", runActivate},
 		{"discover", "find KMS hosts by DNS SRV and activate against the first that serves", runDiscover},
 		{"status", "show the state of a running responder", runStatus},
+		{"clients", "list the clients a running responder has seen (inventory)", runClients},
 		{"bench", "load-generate activations against a host", runBench},
 		{"catalog", "list host key groups and the products each activates", runCatalog},
+		{"completion", "print a bash or zsh completion script", runCompletion},
 		{"ledger", "check the ledger in a data directory (read-only; exit 1 when damaged)", runLedger},
 		{"audit", "find every KMS host DNS publishes, classify it (rogue, stale, healthy) and say how to fix it", runAudit},
 		{"doctor", "walk one client's discovery and activation and name the step that fails", runDoctor},
+		{"version", "print the kmsdns version, commit and date (also --version)", runVersion},
 	}
 }
 
@@ -77,6 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {

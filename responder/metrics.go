@@ -98,6 +98,8 @@ var (
 		"Seconds since the last activation request (absent before the first).", nil, nil)
 	descRegistered = prometheus.NewDesc(metricsNamespace+"_dns_registered",
 		"1 while the DNS registration in a zone at a server is accepted and its lease unexpired.", []string{"server", "zone"}, nil)
+	descRefusals = prometheus.NewDesc(metricsNamespace+"_dns_registration_refusals_total",
+		"Registrations the DNS server refused, by reason: the reason code of its Extended DNS Error (vlmcs sends one: unapproved-target, tsig-badtime, ...), else the response code.", []string{"server", "zone", "reason"}, nil)
 	descRepairs = prometheus.NewDesc(metricsNamespace+"_dns_registration_repairs_total",
 		"Registrations sent at once because a check found the DNS server no longer listing this host (e.g. after the server restarted).", []string{"server", "zone"}, nil)
 )
@@ -121,7 +123,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descMaxConns
 	ch <- descMaxPerAddr
 	ch <- descTimeout
-	for _, d := range []*prometheus.Desc{descCount, descCap, descThreshold, descOpen, descLedgerClients, descLedgerPending, descLedgerRefusals, descLedgerRefusalsDropped, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered, descRepairs} {
+	for _, d := range []*prometheus.Desc{descCount, descCap, descThreshold, descOpen, descLedgerClients, descLedgerPending, descLedgerRefusals, descLedgerRefusalsDropped, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered, descRepairs, descRefusals} {
 		ch <- d
 	}
 }
@@ -162,6 +164,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range c.m.registration.status() {
 			ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, boolValue(s.Registered), s.Server, s.Zone)
 			ch <- prometheus.MustNewConstMetric(descRepairs, prometheus.CounterValue, float64(s.Repairs), s.Server, s.Zone)
+			for reason, n := range s.Refusals {
+				ch <- prometheus.MustNewConstMetric(descRefusals, prometheus.CounterValue, float64(n), s.Server, s.Zone, reason)
+			}
 		}
 	}
 }

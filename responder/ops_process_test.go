@@ -140,7 +140,8 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 
 	stdout, _, code := runCLI(t, "status", "--admin", p.admin)
 	for _, want := range []string{"Host key group:        windows-server-2025", "KMS host ePID:         " + winEPID,
-		"Current count (Windows): 2 of at most 50", "Activation interval:   60 minutes", "DNS registration:      off"} {
+		"Current count (Windows): 2 distinct clients in the last 30 days (cap 50", "Activation interval:   60 minutes", "DNS registration:      off",
+		"Requests:              4 total, 3 answered, 1 refused", "Requests by the licence state clients reported:"} {
 		if code != exitOK || !strings.Contains(stdout, want) {
 			t.Errorf("status (exit %d) lacks %q:\n%s", code, want, stdout)
 		}

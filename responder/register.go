@@ -62,6 +62,11 @@ func newRegistration(c *serveConfig, lns []net.Listener, log *slog.Logger) (*reg
 		return nil, err
 	}
 	base.Key = key
+	if key == nil {
+		log.Warn("DNS registration is configured without a TSIG key: the vlmcs plugin refuses unsigned updates "+
+			"unless this host's network is listed with `unsigned` (over TCP); give --tsig-key-file (or $"+tsigKeyEnv+")",
+			"servers", r.Servers)
+	}
 	reg := &registration{}
 	for _, zone := range r.Zones {
 		target, err := targetIn(r.Target, zone, len(r.Zones))
@@ -70,7 +75,7 @@ func newRegistration(c *serveConfig, lns []net.Listener, log *slog.Logger) (*reg
 		}
 		pc := base
 		pc.Zone, pc.Target = zone, target
-		pc.Logger = log.With("zone", zone)
+		pc.Logger = log // the publisher names server, zone and target on every line
 		pub, err := publish.New(pc)
 		if err != nil {
 			return nil, fmt.Errorf("registration in %s: %w", zone, err)
@@ -180,7 +185,7 @@ func (r *registration) status() []registrationInfo {
 	for _, z := range r.zones {
 		ps := z.pub.State()
 		for _, s := range ps.Servers {
-			ri := registrationInfo{Server: s.Server, Zone: z.zone, Target: z.target, Registered: s.Registered, LastError: s.LastError, Repairs: s.Repairs}
+			ri := registrationInfo{Server: s.Server, Zone: z.zone, Target: z.target, Registered: s.Registered, LastError: s.LastError, Repairs: s.Repairs, Refusals: s.Refusals}
 			if s.GrantedLease > 0 {
 				ri.Lease = s.GrantedLease.String()
 			}

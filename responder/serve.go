@@ -24,13 +24,11 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	cfg, err := loadServeConfig(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-		fs.SetOutput(stderr)
+		fs := newFlagSet("serve", stderr)
 		c := defaultServeConfig()
 		var p string
 		bindServeFlags(fs, &c, &p)
-		fmt.Fprintln(stderr, "usage: kms-responder serve --group NAME [flags]")
-		fs.PrintDefaults()
+		fs.Usage()
 		return exitOK, nil
 	}
 	if err != nil {
@@ -136,9 +134,18 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, level *slog.L
 	statusFn := func() any {
 		return buildStatus(started, listenAddrs, srv.Conns(), h, store, cfg, reg)
 	}
+	metrics.registry.MustRegister(&conflictCollector{host: h})
 	var admin *adminServer
 	if cfg.Metrics != "" {
-		admin, err = startAdmin(adminOptions{Addr: cfg.Metrics, Hosts: cfg.AdminHosts, MaxConns: cfg.AdminMaxConns}, metrics.registry, statusFn, func() error {
+		var token []byte
+		if cfg.AdminTokenFile != "" {
+			if token, err = readAdminToken(cfg.AdminTokenFile, true); err != nil {
+				closeAll(listeners)
+				return exitUsage, usagef("--admin-token-file: %v", err)
+			}
+		}
+		clients := newClientsService(store, cat, h, time.Duration(cfg.RenewalInterval)*time.Minute, time.Duration(cfg.ActivationInterval)*time.Minute)
+		admin, err = startAdmin(adminOptions{Addr: cfg.Metrics, Hosts: cfg.AdminHosts, MaxConns: cfg.AdminMaxConns, Token: token, Clients: clients}, metrics.registry, statusFn, func() error {
 			if store != nil && !store.Healthy() {
 				return errors.New("ledger cannot record activations")
 			}
@@ -326,6 +333,14 @@ func buildStatus(started time.Time, listeners []string, open int, h *host.Host, 
 		Ledger:             ledgerStatus{Path: cfg.Data, Healthy: store != nil && store.Healthy(), Disabled: store == nil},
 	}
 	fillHostStatus(&r, st)
+	for _, e := range h.ExpiringWithin(7 * 24 * time.Hour) {
+		es := expiringStatus{Application: e.Name, Count: e.Count, Leaving: e.Leaving}
+		if !e.Next.IsZero() {
+			t := e.Next.UTC()
+			es.First = &t
+		}
+		r.Expiring = append(r.Expiring, es)
+	}
 	if reg != nil {
 		r.Registration = reg.status()
 	}

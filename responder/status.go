@@ -7,7 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -21,6 +22,7 @@ type statusReport struct {
 	Groups             []groupStatus      `json:"host_key_groups"`
 	HwID               string             `json:"hwid"`
 	Counts             []countStatus      `json:"counts"`
+	Expiring           []expiringStatus   `json:"expiring_next_7_days"`
 	ActivationInterval int                `json:"activation_interval_minutes"`
 	RenewalInterval    int                `json:"renewal_interval_minutes"`
 	Requests           map[string]uint64  `json:"requests_by_result"`
@@ -43,6 +45,15 @@ type countStatus struct {
 	Thresholds  string `json:"thresholds"`
 }
 
+// expiringStatus is how many of an application's counted clients leave
+// the count in the next 7 days unless they come back.
+type expiringStatus struct {
+	Application string     `json:"application"`
+	Count       int        `json:"current_count"`
+	Leaving     int        `json:"leaving"`
+	First       *time.Time `json:"first_leaves,omitempty"`
+}
+
 type ledgerStatus struct {
 	Path      string `json:"path"`
 	Healthy   bool   `json:"healthy"`
@@ -60,12 +71,15 @@ type registrationInfo struct {
 	LastError   string     `json:"last_error,omitempty"`
 	Suspended   string     `json:"suspended,omitempty"`
 	Repairs     uint64     `json:"repairs,omitempty"` // registrations sent because the server no longer listed this host
+	// Refusals counts the server's refusals by reason (its Extended DNS
+	// Error's reason code, else the response code).
+	Refusals map[string]uint64 `json:"refusals_by_reason,omitempty"`
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	admin := fs.String("admin", defaultServeConfig().Metrics, "admin `address` of the running serve (its --metrics)")
+	fs := newFlagSet("status", stderr)
+	var af adminClientFlags
+	af.bind(fs)
 	asJSON := fs.Bool("json", false, "print the raw JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -73,23 +87,20 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		}
 		return exitUsage, usageError{err}
 	}
+	ac, err := af.client()
+	if err != nil {
+		return exitUsage, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*admin+"/status", nil)
+	resp, err := ac.get(ctx, "/status", nil)
 	if err != nil {
-		return exitUsage, usagef("--admin %q: %v", *admin, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return exitError, fmt.Errorf("no responder answering at %s: %w", *admin, err)
+		return exitError, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return exitError, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return exitError, fmt.Errorf("%s/status: %s", *admin, resp.Status)
 	}
 	if *asJSON {
 		_, err := stdout.Write(body)
@@ -97,10 +108,31 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	}
 	var r statusReport
 	if err := json.Unmarshal(body, &r); err != nil {
-		return exitError, fmt.Errorf("%s/status: %w", *admin, err)
+		return exitError, fmt.Errorf("%s/status: %w", ac.base.Host, err)
 	}
 	r.print(stdout)
 	return exitOK, nil
+}
+
+// wrapList prints items after first, separated by "; ", wrapping at 100
+// columns with continuation lines indented like first.
+func wrapList(w io.Writer, first string, items []string) {
+	indent := strings.Repeat(" ", len(first))
+	line := first
+	for i, it := range items {
+		if i < len(items)-1 {
+			it += ";"
+		}
+		if len(line) > len(indent) && len(line)+1+len(it) > 100 {
+			fmt.Fprintln(w, strings.TrimRight(line, " "))
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += it
+	}
+	fmt.Fprintln(w, line)
 }
 
 func (r *statusReport) print(w io.Writer) {
@@ -112,21 +144,40 @@ func (r *statusReport) print(w io.Writer) {
 	for _, g := range r.Groups {
 		fmt.Fprintf(w, "\nHost key group:        %s\n", g.Name)
 		fmt.Fprintf(w, "KMS host ePID:         %s\n", g.EPID)
-		fmt.Fprintf(w, "Activates:             %s\n", strings.Join(g.Activates, "; "))
+		wrapList(w, "Activates:             ", g.Activates)
 	}
 	fmt.Fprintln(w)
+	// As slmgr /dlv says it: the count is of distinct client machines seen in the last 30
+	// days (each counted once however often it asks), not of requests.
 	for _, c := range r.Counts {
-		fmt.Fprintf(w, "Current count (%s): %d of at most %d (%s)\n", c.Application, c.Count, c.Cap, c.Thresholds)
+		fmt.Fprintf(w, "Current count (%s): %d distinct clients in the last 30 days (cap %d; %s)\n", c.Application, c.Count, c.Cap, c.Thresholds)
+	}
+	for _, e := range r.Expiring {
+		fmt.Fprintf(w, "Clients that will expire from the count in the next 7 days (%s): %d of %d", e.Application, e.Leaving, e.Count)
+		if e.First != nil {
+			fmt.Fprintf(w, ", the first on %s", e.First.Format(time.RFC3339))
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
-	if len(r.Requests) == 0 {
-		fmt.Fprintln(w, "Requests:              none yet")
-	}
+	var total, failed uint64
 	for k, v := range r.Requests {
-		fmt.Fprintf(w, "Requests %-13s %d\n", k+":", v)
+		total += v
+		if !strings.Contains(k, "S_OK") {
+			failed += v
+		}
 	}
-	for k, v := range r.LicenseStates {
-		fmt.Fprintf(w, "Clients in state %-22s %d\n", k+":", v)
+	if total == 0 {
+		fmt.Fprintln(w, "Requests:              none yet")
+	} else {
+		fmt.Fprintf(w, "Requests:              %d total, %d answered, %d refused\n", total, total-failed, failed)
+		for _, k := range slices.Sorted(maps.Keys(r.Requests)) {
+			fmt.Fprintf(w, "  %-46s %d\n", k+":", r.Requests[k])
+		}
+		fmt.Fprintln(w, "Requests by the licence state clients reported:")
+		for _, k := range slices.Sorted(maps.Keys(r.LicenseStates)) {
+			fmt.Fprintf(w, "  %-46s %d\n", k+":", r.LicenseStates[k])
+		}
 	}
 	if r.LastRequest != nil {
 		fmt.Fprintf(w, "Last request:          %s\n", r.LastRequest.Format(time.RFC3339))

@@ -93,18 +93,45 @@ func (r *kmsResponder) start(t *testing.T) {
 
 // clientReport is what `activate --json` and `discover --json` print (the fields the tests use).
 type clientReport struct {
-	Server       string   `json:"server"`
-	CMID         string   `json:"cmid"`
-	CMIDSource   string   `json:"cmid_source"`
-	Product      string   `json:"product"`
-	CurrentCount uint32   `json:"current_count"`
-	HostStatus   string   `json:"host_status"`
-	Verdict      string   `json:"verdict"`
-	Error        string   `json:"error"`
-	Targets      []string `json:"targets"`
-	Attempts     []string `json:"attempts"`
-	code         int
-	raw          string
+	Server       string `json:"server"`
+	CMID         string `json:"cmid"`
+	CMIDSource   string `json:"cmid_source"`
+	Product      string `json:"product"`
+	CurrentCount uint32 `json:"current_count"`
+	HostStatus   string `json:"host_status"`
+	Verdict      string `json:"verdict"`
+	Error        string `json:"error"`
+	Targets      []struct {
+		Name      string   `json:"name"`
+		Port      uint16   `json:"port"`
+		Addresses []string `json:"addresses"`
+	} `json:"targets"`
+	Attempts       []attempt `json:"attempts"`
+	CoveringGroups []string  `json:"groups_that_activate"`
+	code           int
+	raw            string
+}
+
+// attempt is one try of one host address in a discover report.
+type attempt struct {
+	Target  string `json:"target"`
+	Port    uint16 `json:"port"`
+	Address string `json:"address"`
+	Served  bool   `json:"served"`
+	HRESULT string `json:"hresult"`
+	Error   string `json:"error"`
+}
+
+// String is "target:port (address): served|error", as the text report prints it.
+func (a attempt) String() string {
+	s := fmt.Sprintf("%s:%d", a.Target, a.Port)
+	if a.Address != "" {
+		s += " (" + a.Address + ")"
+	}
+	if a.Served {
+		return s + ": served"
+	}
+	return s + ": " + a.Error
 }
 
 // ServedBy is the SRV target label that answered ("kms2"), from "kms2.example.test. (127.0.0.1:port)".

@@ -46,12 +46,12 @@ func TestScenarioGroupsDiscovery(t *testing.T) {
 				// Every attempt before the last is a host that cannot serve the product,
 				// skipped for 0xC004F042; the last is the one that served.
 				last := rep.Attempts[len(rep.Attempts)-1]
-				if !strings.HasPrefix(last, rep.ServedBy()+".example.test:") {
+				if !last.Served || !strings.HasPrefix(last.Target, rep.ServedBy()+".example.test") {
 					t.Errorf("discovery %d: last attempt %q is not the serving host %s", i, last, rep.Server)
 				}
 				for _, a := range rep.Attempts[:len(rep.Attempts)-1] {
-					host, _, _ := strings.Cut(a, ".")
-					if tc.covers[host] || !strings.Contains(strings.ToUpper(a), "C004F042") {
+					host, _, _ := strings.Cut(a.Target, ".")
+					if tc.covers[host] || a.HRESULT != "0xC004F042" {
 						t.Errorf("discovery %d: skipped %q; want only non-covering hosts skipped for 0xC004F042", i, a)
 					}
 					skipped++
@@ -112,7 +112,7 @@ func TestScenarioFailover(t *testing.T) {
 		}
 		tried := false
 		for _, a := range rep.Attempts {
-			tried = tried || strings.HasPrefix(a, killed.Name+".")
+			tried = tried || strings.HasPrefix(a.Target, killed.Name+".")
 		}
 		if tried {
 			failedOver++

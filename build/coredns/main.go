@@ -15,6 +15,11 @@
 // tsig, acl, transfer, cache, hosts, file, forward (transfer serves AXFR from file zones, as
 // the Active Directory stand-in of `make run` and the audit tests do). Nothing else is imported, which keeps the build
 // short and the binary small (see README.md, "Build").
+//
+// `-version` (and the start-up banner) shows the kmsdns version next to CoreDNS's:
+//
+//	CoreDNS-1.15.0 (kmsdns v0.1.0-4-g1a2b3c4d5e6f, commit 1a2b3c4d5e6f, 2026-12-01T10:00:00Z)
+//	linux/amd64, go1.26.8,
 package main
 
 import (
@@ -22,6 +27,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/coremain"
 
@@ -43,6 +49,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/transfer"
 	_ "github.com/coredns/coredns/plugin/tsig"
 
+	"github.com/kmsdns/kmsdns/internal/version"
 	_ "github.com/kmsdns/kmsdns/plugin"
 )
 
@@ -76,6 +83,24 @@ func init() {
 		fmt.Fprintln(os.Stderr, "coredns: plugin order:", err)
 		os.Exit(2)
 	}
+	// coremain prints "CoreDNS-" + AppVersion for -version and at start.
+	caddy.AppVersion = appVersion(coremain.CoreVersion, version.Get())
+}
+
+// appVersion is CoreDNS's version followed by the kmsdns build's.
+func appVersion(core string, v version.Info) string {
+	s := core + " (kmsdns " + v.Version
+	if v.Commit != "" {
+		c := v.Commit
+		if len(c) > 12 {
+			c = c[:12]
+		}
+		s += ", commit " + c
+	}
+	if v.Date != "" {
+		s += ", " + v.Date
+	}
+	return s + ")"
 }
 
 func main() { coremain.Run() }

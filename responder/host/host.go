@@ -46,6 +46,8 @@ type Host struct {
 	mu    sync.Mutex
 	apps  map[guid.GUID]*ledger.CountSet
 	stats counters
+
+	conflicts *conflictTracker // machine IDs seen from several names or addresses
 }
 
 // New builds a host from cfg. store holds the count and identity across
@@ -71,6 +73,8 @@ func New(cfg Config, cat *catalog.Catalog, store *ledger.Ledger, logger *slog.Lo
 		epids: map[string]string{},
 		apps:  map[guid.GUID]*ledger.CountSet{},
 		stats: newCounters(),
+
+		conflicts: newConflictTracker(),
 	}
 	if err := h.loadIdentity(); err != nil {
 		return nil, err
@@ -258,10 +262,16 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			}
 		}
 		h.countOrder.Unlock()
+		who := "known client"
 		if res.NewClient {
-			res.Reason = fmt.Sprintf("activated by %s; new client, count %d of cap %d", group.Name, res.CurrentCount, rec.Cap)
+			who = "new client"
+		}
+		// The host answers; whether the client activates is the client's decision, by the
+		// count against the threshold it sent (N_Policy).
+		if res.CurrentCount >= int(in.NPolicy) {
+			res.Reason = fmt.Sprintf("activated by %s; %s, count %d of cap %d (needs %d)", group.Name, who, res.CurrentCount, rec.Cap, in.NPolicy)
 		} else {
-			res.Reason = fmt.Sprintf("activated by %s; known client, count %d of cap %d", group.Name, res.CurrentCount, rec.Cap)
+			res.Reason = fmt.Sprintf("counted, below threshold: count %d of %d needed, by %s; %s, cap %d", res.CurrentCount, in.NPolicy, group.Name, who, rec.Cap)
 		}
 	} else if h.store != nil {
 		// A refusal changes no count; its order in the log is free.
@@ -301,6 +311,7 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	h.mu.Lock()
 	h.stats.record(&in, &res, now)
 	h.mu.Unlock()
+	h.conflicts.observe(in.CMID, in.Workstation, in.Peer)
 	h.logRequest(ctx, &in, &res, cid, time.Since(start))
 	return res, nil
 }

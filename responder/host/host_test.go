@@ -110,7 +110,8 @@ func TestRefusals(t *testing.T) {
 		want   kms.HRESULT
 		reason string
 	}{
-		{"covered client", func(*Input) {}, kms.OK, "activated by windows-server-2019"},
+		{"covered client", func(*Input) {}, kms.OK, "counted, below threshold: count 1 of 25 needed, by windows-server-2019"},
+		{"covered client at its threshold", func(in *Input) { in.NPolicy = 1 }, kms.OK, "activated by windows-server-2019"},
 		{"covered server", func(in *Input) { in.CountedID = idWS2019 }, kms.OK, "new client"},
 		{"covered Office", func(in *Input) { in.App, in.CountedID = testkit.AppOffice, idOffice16 }, kms.OK, "office-2016"},
 		{"unknown SKU still activates", func(in *Input) { in.SKU = idUnknown }, kms.OK, ""},

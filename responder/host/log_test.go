@@ -34,7 +34,7 @@ func TestRequestLogLine(t *testing.T) {
 		level, msg, result, reason string
 		count                      float64
 	}{
-		{"INFO", "kms request answered", "0x00000000", "activated by windows-server-2019", 1},
+		{"INFO", "kms request answered", "0x00000000", "counted, below threshold: count 1 of 25 needed, by windows-server-2019", 1},
 		{"WARN", "kms request refused", kms.ErrKMSIDMismatch.Error()[:10], "Windows Server 2025", 0},
 	}
 	for i, line := range lines {

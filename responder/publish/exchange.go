@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kmsdns/kmsdns/internal/dnsexchange"
+	"github.com/kmsdns/kmsdns/internal/refusal"
 )
 
 // ErrUnsignedResponse reports a NOERROR answer without TSIG to a signed
@@ -24,7 +25,26 @@ type RcodeError struct {
 	Server    string
 	Rcode     int
 	TSIGError uint16
-	Reason    string
+	// Reason is the Extended DNS Error's text (or its code's name);
+	// Code is the refusal reason it names (internal/refusal), "" without
+	// an EDE.
+	Reason string
+	Code   string
+}
+
+// Label names the refusal for a metric label: the reason code of the
+// server's Extended DNS Error, else the response code in lower case; a
+// bounded set whatever the server sends.
+func (e *RcodeError) Label() string {
+	if e.Code != "" {
+		return e.Code
+	}
+	switch e.Rcode {
+	case dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError, dns.RcodeNotImplemented,
+		dns.RcodeRefused, dns.RcodeYXDomain, dns.RcodeYXRrset, dns.RcodeNXRrset, dns.RcodeNotAuth, dns.RcodeNotZone:
+		return strings.ToLower(dns.RcodeToString[e.Rcode])
+	}
+	return refusal.Other
 }
 
 // Error says which server refused and how.
@@ -146,10 +166,8 @@ func (s *settings) rcodeError(server string, r *dns.Msg) *RcodeError {
 	if opt := r.IsEdns0(); opt != nil {
 		for _, o := range opt.Option {
 			if ede, ok := o.(*dns.EDNS0_EDE); ok {
-				e.Reason = strings.ToValidUTF8(ede.ExtraText, "?")
-				if len(e.Reason) > maxReason {
-					e.Reason = e.Reason[:maxReason] + "..."
-				}
+				e.Reason = refusal.Clean(ede.ExtraText)
+				e.Code = refusal.Reason(e.Reason)
 				if e.Reason == "" {
 					e.Reason = dns.ExtendedErrorCodeToString[ede.InfoCode]
 				}

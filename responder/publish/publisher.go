@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -95,6 +96,8 @@ type ServerState struct {
 	// Repairs counts registrations sent because a check found the server no
 	// longer listing this host (Config.CheckInterval).
 	Repairs uint64
+	// Refusals counts the server's refusals by RcodeError.Label.
+	Refusals map[string]uint64
 }
 
 // New checks cfg and returns a Publisher; nothing is sent until Run.
@@ -229,6 +232,7 @@ func (p *Publisher) State() State {
 	st := State{Suspended: p.suspended, Reason: p.reason, Withdrawn: p.withdrawn}
 	for _, sv := range p.servers {
 		ss := sv.st
+		ss.Refusals = maps.Clone(sv.st.Refusals)
 		ss.Registered = sv.registered && now.Before(ss.LeaseExpires)
 		st.Servers = append(st.Servers, ss)
 	}
@@ -371,6 +375,13 @@ func (p *Publisher) recordFailure(sv *server, op string, start time.Time, err er
 	sv.st.LastErrorTime = now
 	sv.st.Failures++
 	n := sv.st.Failures
+	var rc *RcodeError
+	if errors.As(err, &rc) {
+		if sv.st.Refusals == nil {
+			sv.st.Refusals = map[string]uint64{}
+		}
+		sv.st.Refusals[rc.Label()]++
+	}
 	if next > 0 {
 		sv.st.NextAttempt = now.Add(next)
 	} else {
@@ -379,8 +390,7 @@ func (p *Publisher) recordFailure(sv *server, op string, start time.Time, err er
 	p.mu.Unlock()
 
 	level := slog.LevelWarn
-	var rc *RcodeError
-	if errors.As(err, &rc) {
+	if rc != nil {
 		// A refusal is a configuration problem, not a passing outage.
 		level = slog.LevelError
 	}

@@ -240,6 +240,17 @@ func mustActivate(t testing.TB, addr string, limit time.Duration) time.Duration 
 	return took
 }
 
+// tryActivate is mustActivate that returns the failure instead.
+func tryActivate(t testing.TB, addr string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	out, err := activate(ctx, t, addr)
+	if err == nil && out.Status != kms.OK {
+		err = fmt.Errorf("status %v", out.Status)
+	}
+	return err
+}
+
 // raiseNoFile lifts the soft open-file limit to min(want, hard) and returns
 // the new soft limit.
 func raiseNoFile(t testing.TB, want uint64) uint64 {

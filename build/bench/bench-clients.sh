@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Client-inventory export vs activations (issue 14): fills a loopback
+# `kms-responder serve` (ledger on) with BENCH_CLIENTS distinct clients, then
+# measures the activation rate without an export, with full exports of the
+# inventory running back to back (`kms-responder clients --format csv`), and
+# without again, in the same run; and serve's RSS during the exports.
+# Every process it starts is stopped.
+#
+#   build/bench/bench-clients.sh
+#   BENCH_CLIENTS=100000 BENCH_REQUESTS=30000 build/bench/bench-clients.sh
+#
+# BENCH_CLIENTS   clients in the ledger before measuring (default 1000000)
+# BENCH_REQUESTS  activations per measured bench (default 50000)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+clients=${BENCH_CLIENTS:-1000000}
+n=${BENCH_REQUESTS:-50000}
+bin=bin/kms-responder
+[[ -x $bin ]] || go build -trimpath -o "$bin" ./responder
+
+work=$(mktemp -d /tmp/kmsdns-bench-clients.XXXXXX)
+serve_pid="" sampler_pid="" export_pid=""
+cleanup() {
+	for p in $export_pid $sampler_pid; do kill "$p" 2>/dev/null || true; done
+	[[ -f $work/export.pid ]] && kill "$(cat "$work/export.pid")" 2>/dev/null || true
+	if [[ -n $serve_pid ]]; then
+		kill -TERM "$serve_pid" 2>/dev/null || true
+		wait "$serve_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+ports=($(go run ./build/freeport -n 2))
+kms=127.0.0.1:${ports[0]}
+admin=127.0.0.1:${ports[1]}
+$bin serve --group windows-server-2025 --listen "$kms" --metrics "$admin" --data "$work/data" --log-level warn >"$work/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 100); do
+	$bin status --admin "$admin" --json >/dev/null 2>&1 && break
+	sleep 0.1
+done
+kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$serve_pid/status"; }
+
+echo "bench-clients: filling the ledger with $clients clients" >&2
+t0=$(date +%s.%N)
+$bin bench --server "$kms" --connections 64 --requests "$clients" --clients "$clients" >/dev/null 2>&1
+echo "bench-clients: filled in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.0f", b - a}')s; RSS $(($(kib VmRSS) / 1024)) MiB, peak so far $(($(kib VmHWM) / 1024)) MiB" >&2
+sleep 3 # let the applier settle
+
+# rate: one bench of n activations by 1000 clients (renewals after the first
+# 1000): prints activations/s.
+rate() {
+	$bin bench --server "$kms" --connections 64 --requests "$n" --clients 1000 2>/dev/null | awk '/^throughput:/ {print $2}'
+}
+
+# export: one full CSV export; prints rows and seconds.
+export_once() {
+	local s e rows
+	s=$(date +%s.%N)
+	rows=$($bin clients --admin "$admin" --format csv | wc -l)
+	e=$(date +%s.%N)
+	echo "$((rows - 1)) $(awk -v a="$s" -v b="$e" 'BEGIN {printf "%.1f", b - a}')"
+}
+
+rss_before=$(kib VmRSS)
+# RSS sampled every 100 ms from here on.
+(while :; do
+	kib VmRSS
+	sleep 0.1
+done >"$work/rss") &
+sampler_pid=$!
+first=$(export_once) # one export alone: its duration and row count
+
+# BENCH_PAIRS interleaved pairs (no export, then exports back to back), so
+# slow spells from other load on the machine hit both sides.
+pairs=${BENCH_PAIRS:-3}
+ratios=()
+for i in $(seq "$pairs"); do
+	off=$(rate)
+	(while :; do
+		$bin clients --admin "$admin" --format csv >/dev/null 2>&1 &
+		echo $! >"$work/export.pid"
+		wait $!
+	done) &
+	export_pid=$!
+	sleep 1
+	on=$(rate)
+	kill "$export_pid" 2>/dev/null || true
+	wait "$export_pid" 2>/dev/null || true
+	kill "$(cat "$work/export.pid")" 2>/dev/null || true
+	export_pid=""
+	r=$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2f", a / b}')
+	ratios+=("$r")
+	echo "pair $i: no export $off act/s, during an export $on act/s, ratio $r"
+done
+kill "$sampler_pid" 2>/dev/null || true
+wait "$sampler_pid" 2>/dev/null || true
+sampler_pid=""
+
+read -r rows secs <<<"$first"
+peak=$(sort -n "$work/rss" | tail -1)
+echo
+echo "clients in the ledger:        $rows (one full export alone: ${secs}s)"
+echo "median ratio (activations/s during an export / without, $n activations each, 64 connections): $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(((pairs + 1) / 2))p")"
+echo "serve RSS before the exports: $((rss_before / 1024)) MiB; peak during them: $((peak / 1024)) MiB (sampled every 100 ms; includes the ledger file's mmap)"

@@ -17,39 +17,8 @@
 # skips it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source build/tools.sh
-ensure_debian_tools
-command -v taskset >/dev/null || { echo "bench-dns-other: taskset (util-linux) is required" >&2; exit 1; }
-secs=${BENCH_SECONDS:-4}
-rounds=${BENCH_ROUNDS:-5}
-clients=${BENCH_CLIENTS:-4}
-out=${BENCH_OUT-build/bench/BENCHMARKS-DNS.md}
-server_cpu=0 load_cpu=1
-if (($(nproc) < 2)); then
-	echo "bench-dns-other: fewer than 2 CPUs: server and load share CPU 0" >&2
-	load_cpu=0
-fi
-work=$(mktemp -d /tmp/kmsdns-bench-other.XXXXXX)
-pids=()
-cur=
-cleanup() {
-	trap - EXIT INT TERM
-	[[ -z $cur ]] || kill -TERM "$cur" 2>/dev/null || true
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-say() { echo "bench-dns-other: $*"; }
-bg() { # see bench-dns.sh: a background load generator, waited for, so INT/TERM stop it
-	"$@" &
-	cur=$!
-	local rc=0
-	wait "$cur" || rc=$?
-	cur=
-	return "$rc"
-}
+bench_name=bench-dns-other
+source build/bench/lib.sh
 
 say "building the bench CoreDNS into $work"
 go build -o "$work/coredns" ./build/bench/coredns

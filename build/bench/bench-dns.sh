@@ -25,45 +25,10 @@
 # after the rounds, top entries printed, profiles kept in BENCH_PROFILE_DIR or /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source build/tools.sh
-ensure_debian_tools
-command -v taskset >/dev/null || { echo "bench-dns: taskset (util-linux) is required" >&2; exit 1; }
-secs=${BENCH_SECONDS:-4}
-rounds=${BENCH_ROUNDS:-5}
+bench_name=bench-dns
+source build/bench/lib.sh
 trials=${BENCH_TRIALS:-20}
-clients=${BENCH_CLIENTS:-4}
-out=${BENCH_OUT-build/bench/BENCHMARKS-DNS.md}
-server_cpu=0 load_cpu=1
-if (($(nproc) < 2)); then
-	echo "bench-dns: fewer than 2 CPUs: server and load share CPU 0" >&2
-	load_cpu=0
-fi
-
 [[ -x bin/coredns && -x bin/kms-responder ]] || build/build.sh >/dev/null
-work=$(mktemp -d /tmp/kmsdns-bench-dns.XXXXXX)
-pids=()
-cur=
-cleanup() {
-	trap - EXIT INT TERM
-	[[ -z $cur ]] || kill -TERM "$cur" 2>/dev/null || true
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-say() { echo "bench-dns: $*"; }
-# bg CMD...: run a load generator in the background and wait for it. bash runs the INT/TERM
-# trap only after a foreground child exits, and takes a child that exits normally on SIGINT
-# (dnsperf prints its statistics) as having handled it; wait returns at once instead.
-bg() {
-	"$@" &
-	cur=$!
-	local rc=0
-	wait "$cur" || rc=$?
-	cur=
-	return "$rc"
-}
 
 say "building the bench CoreDNS (vlmcs + file + constant + pprof) and dnsload into $work"
 go build -o "$work/coredns" ./build/bench/coredns

@@ -72,16 +72,11 @@ if ! cmp -s "$work/answer.$p_vlmcs" "$work/answer.$p_errors" || ! [[ -s "$work/a
 fi
 
 declare -A qps cpuq
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 measure() {
-	local s=$1 port=$2 r=$3 f="$work/$1.$3.perf" t0 t1
-	t0=$(ticks "$server_pid")
-	bg taskset -c "$load_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" \
-		-c "$clients" -T 1 -q 100 >"$f" 2>&1 || true
-	t1=$(ticks "$server_pid")
+	local s=$1 port=$2 r=$3 f="$work/$1.$3.perf"
+	dnsperf_run "$port" "$f"
 	qps[$s.$r]=$(awk '/Queries per second/ {printf "%.0f", $4}' "$f")
-	cpuq[$s.$r]=$(awk -v t=$((t1 - t0)) -v hz="$hz" '/Queries completed/ { if ($3 > 0) printf "%.2f", t * 1e6 / hz / $3 }' "$f")
+	cpuq[$s.$r]=$perf_cpuq
 	say "round $r $s: ${qps[$s.$r]:-?} q/s, server ${cpuq[$s.$r]:-?} CPU µs/query"
 	[[ -n ${qps[$s.$r]} ]] || { say "$s round $r failed:"; cat "$f" >&2; exit 1; }
 }

@@ -100,19 +100,12 @@ say "all three answer: $(tr '\n' ' ' <"$work/answer.vlmcs")"
 echo "$name SRV" >"$work/queries.txt"
 
 declare -A qps p50 p99 p999 lost cpuq
-# ticks PID: CPU time (user + system, clock ticks) the process has used so far.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 # measure NAME PORT ROUND: one dnsperf run and one dnsload run. Besides q/s, the server's CPU
-# time per answered dnsperf query: other tenants of a shared machine steal wall time from the
-# pinned server, which moves q/s by tens of percent, but hardly its CPU time per query.
+# time per answered dnsperf query (dnsperf_run in lib.sh).
 measure() {
-	local s=$1 port=$2 r=$3 f="$work/$1.$3" t0 t1
-	t0=$(ticks "$server_pid")
-	bg taskset -c "$load_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" \
-		-c "$clients" -T 1 -q 100 >"$f.perf" 2>&1 || true
-	t1=$(ticks "$server_pid")
-	cpuq[$s.$r]=$(awk -v t=$((t1 - t0)) -v hz="$hz" '/Queries completed/ { if ($3 > 0) printf "%.2f", t * 1e6 / hz / $3 }' "$f.perf")
+	local s=$1 port=$2 r=$3 f="$work/$1.$3"
+	dnsperf_run "$port" "$f.perf"
+	cpuq[$s.$r]=$perf_cpuq
 	bg taskset -c "$load_cpu" "$work/dnsload" load -server "127.0.0.1:$port" -name "$name" \
 		-c "$clients" -d "${secs}s" >"$f.load" 2>&1 || true
 	qps[$s.$r]=$(awk '/Queries per second/ {printf "%.0f", $4}' "$f.perf")

@@ -38,3 +38,18 @@ bg() {
 	cur=
 	return "$rc"
 }
+# ticks PID: CPU time (user + system, clock ticks) the process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+# dnsperf_run PORT FILE: one dnsperf run of $work/queries.txt against PORT from the load CPU,
+# its output in FILE; sets perf_cpuq to the server's ($server_pid) CPU µs per completed query.
+# Other tenants of a shared machine steal wall time from the pinned server, which moves q/s by
+# tens of percent, but hardly its CPU time per query.
+dnsperf_run() {
+	local port=$1 f=$2 t0 t1
+	t0=$(ticks "$server_pid")
+	bg taskset -c "$load_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" \
+		-c "$clients" -T 1 -q 100 >"$f" 2>&1 || true
+	t1=$(ticks "$server_pid")
+	perf_cpuq=$(awk -v t=$((t1 - t0)) -v hz="$hz" '/Queries completed/ { if ($3 > 0) printf "%.2f", t * 1e6 / hz / $3 }' "$f")
+}

@@ -11,7 +11,7 @@ test:
 	@build/test.sh
 
 bench:
-	@build/bench.sh
+	@build/bench/bench.sh
 
 fuzz:
 	@build/fuzz.sh

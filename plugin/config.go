@@ -1,6 +1,7 @@
 package vlmcs
 
 import (
+	"github.com/kmsdns/kmsdns/responder/rpc"
 	"net/netip"
 	"time"
 
@@ -27,7 +28,7 @@ const (
 	// srvLabel is the owner name prefix vlmcs owns in every publish zone.
 	srvLabel = "_vlmcs._tcp."
 	// defaultKMSPort is the port of a static member when none is given.
-	defaultKMSPort = 1688
+	defaultKMSPort = rpc.DefaultPort
 )
 
 // allDownPolicy says what a publish zone answers when no member is healthy.

@@ -3,17 +3,15 @@ package vlmcs
 import (
 	"context"
 	"net"
-	"net/netip"
 	"strconv"
 	"testing"
-	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
-
-	"github.com/kmsdns/kmsdns/responder/rpc"
 
 	"github.com/miekg/dns"
 )
@@ -57,43 +55,12 @@ func query(t testing.TB, v *Vlmcs, name string, qt uint16) *dns.Msg {
 	return rec.Msg
 }
 
-// kmsListener is a real DCE/RPC server on loopback (the responder's rpc package) standing in
-// for a KMS host: the probes bind to it for real.
-type kmsListener struct {
-	ln   net.Listener
-	srv  *rpc.Server
-	port uint16
-}
-
-func listenKMS(t testing.TB) *kmsListener {
+// listenKMS serves DCE/RPC on a loopback port chosen by the system: a real endpoint the probes
+// bind to, standing in for a KMS host.
+func listenKMS(t testing.TB) *testkit.KMSHost {
 	t.Helper()
-	return serveKMS(t, "127.0.0.1:0")
+	return testkit.StartKMS(t, "127.0.0.1:0")
 }
-
-func serveKMS(t testing.TB, addr string) *kmsListener {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := &kmsListener{ln: ln, port: uint16(ln.Addr().(*net.TCPAddr).Port)}
-	k.srv = rpc.NewServer(rpc.HandlerFunc(func(context.Context, netip.AddrPort, []byte) ([]byte, uint32) {
-		return nil, 0x8007000D
-	}), rpc.ServerConfig{})
-	go k.srv.Serve(context.Background(), ln)
-	t.Cleanup(k.Close)
-	return k
-}
-
-// Close stops the server: later probes fail.
-func (k *kmsListener) Close() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	k.srv.Shutdown(ctx)
-	k.ln.Close()
-}
-
-func (k *kmsListener) portString() string { return strconv.Itoa(int(k.port)) }
 
 // deadPort returns a loopback port with nothing listening.
 func deadPort(t testing.TB) uint16 {
@@ -105,18 +72,6 @@ func deadPort(t testing.TB) uint16 {
 	p := uint16(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
 	return p
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // srvTargets lists "target:port" of the SRV records in m.
@@ -133,9 +88,9 @@ func srvTargets(m *dns.Msg) map[string]bool {
 func newController(in string) *caddy.Controller { return caddy.NewTestController("dns", in) }
 
 // listenOn serves DCE/RPC on a given loopback port (after it was found free).
-func listenOn(t testing.TB, port uint16) *kmsListener {
+func listenOn(t testing.TB, port uint16) *testkit.KMSHost {
 	t.Helper()
-	return serveKMS(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+	return testkit.StartKMS(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
 }
 
 // wireRecorder is a dnstest.Recorder that also records replies written as wire bytes (the

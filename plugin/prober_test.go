@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
 
@@ -85,7 +87,7 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 	v.probe = f.probe
 	v.start()
 	defer v.stop()
-	waitFor(t, 3*time.Second, "kms1 up", func() bool { return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 1 })
+	testkit.Eventually(t, 3*time.Second, "kms1 up", func() bool { return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 1 })
 	before := f.probes("192.0.2.1:1688")
 	time.Sleep(time.Second)
 	if n := f.probes("192.0.2.1:1688") - before; n < 10 {
@@ -93,7 +95,7 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 	}
 	f.set("192.0.2.1:1688", false)
 	died := time.Now()
-	waitFor(t, 3*time.Second, "kms1 removed", func() bool { return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 0 })
+	testkit.Eventually(t, 3*time.Second, "kms1 removed", func() bool { return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 0 })
 	// About 2 × 20 ms; a round that waited for the slow probes would take two of their
 	// 500 ms timeouts at least. The slack is for a loaded machine.
 	if d := time.Since(died); d > 800*time.Millisecond {
@@ -140,10 +142,10 @@ func TestProbeOnlyApprovedAddresses(t *testing.T) {
 	}
 	v.start()
 	defer v.stop()
-	waitFor(t, 2*time.Second, "ready", v.Ready)
-	waitFor(t, 2*time.Second, "kms3 served", func() bool { return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 1 })
+	testkit.Eventually(t, 2*time.Second, "ready", v.Ready)
+	testkit.Eventually(t, 2*time.Second, "kms3 served", func() bool { return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 1 })
 	f.set("192.0.2.3:1688", false) // all down: last_known serves what can be probed only
-	waitFor(t, 2*time.Second, "last known", func() bool { return v.pools[0].ans.Load().kind == "last_known" })
+	testkit.Eventually(t, 2*time.Second, "last known", func() bool { return v.pools[0].ans.Load().kind == "last_known" })
 	time.Sleep(100 * time.Millisecond)
 	got := srvTargets(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV))
 	if len(got) != 1 || !got["kms3.example.org.:1688"] {

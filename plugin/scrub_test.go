@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
 
@@ -73,10 +75,10 @@ func TestScrubUnhealthy(t *testing.T) {
 	scrub ad.example.org
 	scrub_unhealthy
 	probe 20ms 100ms 1 1
-	ports `+up.portString()+` `+strconv.Itoa(int(dead))+`
+	ports `+up.PortString()+` `+strconv.Itoa(int(dead))+`
 }`)
 	v.Next = upstream([]dns.RR{
-		test.SRV("_vlmcs._tcp.ad.example.org. 600 IN SRV 0 0 " + up.portString() + " kms1.ad.example.org."),
+		test.SRV("_vlmcs._tcp.ad.example.org. 600 IN SRV 0 0 " + up.PortString() + " kms1.ad.example.org."),
 		test.SRV("_vlmcs._tcp.ad.example.org. 600 IN SRV 0 0 " + strconv.Itoa(int(dead)) + " kms2.ad.example.org."),
 	}, []dns.RR{
 		test.A("kms1.ad.example.org. 600 IN A 127.0.0.1"),
@@ -87,7 +89,7 @@ func TestScrubUnhealthy(t *testing.T) {
 	}
 	v.start()
 	defer v.stop()
-	waitFor(t, 2*time.Second, "dead target scrubbed", func() bool {
+	testkit.Eventually(t, 2*time.Second, "dead target scrubbed", func() bool {
 		m := query(t, v, "_vlmcs._tcp.ad.example.org.", dns.TypeSRV)
 		return len(m.Answer) == 1 && strings.HasPrefix(m.Answer[0].(*dns.SRV).Target, "kms1.") && len(m.Extra) == 1
 	})

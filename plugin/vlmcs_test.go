@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
@@ -107,7 +109,7 @@ func TestHealthProbes(t *testing.T) {
 	dead := deadPort(t)
 	v := newTest(t, `vlmcs example.org {
 	approve kms1.example.org kms2.example.org
-	static kms1.example.org `+up.portString()+` 0 0 127.0.0.1
+	static kms1.example.org `+up.PortString()+` 0 0 127.0.0.1
 	static kms2.example.org `+strconv.Itoa(int(dead))+` 0 0 127.0.0.1
 	probe 20ms 100ms 2 1
 	all_down none
@@ -120,16 +122,16 @@ func TestHealthProbes(t *testing.T) {
 	}
 	v.start()
 	defer v.stop()
-	waitFor(t, 2*time.Second, "ready", v.Ready)
-	want := "kms1.example.org.:" + up.portString()
-	waitFor(t, 2*time.Second, "kms1 up", func() bool {
+	testkit.Eventually(t, 2*time.Second, "ready", v.Ready)
+	want := "kms1.example.org.:" + up.PortString()
+	testkit.Eventually(t, 2*time.Second, "kms1 up", func() bool {
 		s := srvTargets(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV))
 		return len(s) == 1 && s[want]
 	})
 	// The KMS host dies: it leaves the answer after `fails` failed probes.
-	up.Close()
+	up.Stop()
 	start := time.Now()
-	waitFor(t, 2*time.Second, "kms1 down", func() bool {
+	testkit.Eventually(t, 2*time.Second, "kms1 down", func() bool {
 		return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 0
 	})
 	if d := time.Since(start); d < 20*time.Millisecond {
@@ -147,13 +149,13 @@ func TestHealthRecovery(t *testing.T) {
 }`)
 	v.start()
 	defer v.stop()
-	waitFor(t, 2*time.Second, "ready", v.Ready)
+	testkit.Eventually(t, 2*time.Second, "ready", v.Ready)
 	if m := query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV); len(m.Answer) != 0 {
 		t.Fatalf("dead member served: %v", m.Answer)
 	}
 	ln := listenOn(t, port)
-	defer ln.Close()
-	waitFor(t, 2*time.Second, "recovery", func() bool {
+	defer ln.Stop()
+	testkit.Eventually(t, 2*time.Second, "recovery", func() bool {
 		return len(query(t, v, "_vlmcs._tcp.example.org.", dns.TypeSRV).Answer) == 1
 	})
 }
@@ -168,8 +170,8 @@ func TestAllDownLastKnown(t *testing.T) {
 }`)
 	v.start()
 	defer v.stop()
-	waitFor(t, 2*time.Second, "ready", v.Ready)
-	waitFor(t, time.Second, "down state", func() bool {
+	testkit.Eventually(t, 2*time.Second, "ready", v.Ready)
+	testkit.Eventually(t, time.Second, "down state", func() bool {
 		v.pools[0].mu.Lock()
 		defer v.pools[0].mu.Unlock()
 		for _, m := range v.pools[0].members {
@@ -254,11 +256,11 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	for i := range 200 {
 		target := []string{"kms1.example.org.", "kms2.example.org."}[i%2]
-		register(t, v, target, "127.0.0.1", kms.port, uint32(1+i%3))
+		register(t, v, target, "127.0.0.1", uint16(kms.Port), uint32(1+i%3))
 		if i%5 == 0 {
 			w := new(dns.Msg)
 			w.SetUpdate("example.org.")
-			w.Ns = []dns.RR{&dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp.example.org.", Rrtype: dns.TypeSRV, Class: dns.ClassNONE}, Port: kms.port, Target: target}}
+			w.Ns = []dns.RR{&dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp.example.org.", Rrtype: dns.TypeSRV, Class: dns.ClassNONE}, Port: uint16(kms.Port), Target: target}}
 			send(t, v, sign(w, "k."), "127.0.0.1", false, nil)
 		}
 	}

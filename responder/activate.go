@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -278,7 +279,7 @@ func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if err != nil {
 		return exitUsage, err
 	}
-	addr := withDefaultPort(*server, "1688")
+	addr := withDefaultPort(*server, strconv.Itoa(rpc.DefaultPort))
 	report, code := activateOnce(ctx, addr, p, req, f)
 	if code == exitError {
 		report.noteCoveringGroups(f.cat, p, hresultOf(report.HostStatus))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,7 +71,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	for range *distinct {
 		cmids = append(cmids, kmsclient.RandomCMID())
 	}
-	addr := withDefaultPort(*server, "1688")
+	addr := withDefaultPort(*server, strconv.Itoa(rpc.DefaultPort))
 	if err := benchTargetAllowed(ctx, addr, *allowRemote); err != nil {
 		return exitUsage, err
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	harness "github.com/kmsdns/kmsdns/test"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // clientsDoc is GET /clients's JSON as `clients --format json` prints it.

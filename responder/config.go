@@ -14,6 +14,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kmsdns/kmsdns/internal/suggest"
+	"github.com/kmsdns/kmsdns/responder/host"
+	"github.com/kmsdns/kmsdns/responder/ledger"
 	"github.com/kmsdns/kmsdns/responder/publish"
 	"github.com/kmsdns/kmsdns/responder/rpc"
 )
@@ -84,24 +86,24 @@ func defaultServeConfig() serveConfig {
 		Ledger:             true,
 		Metrics:            "127.0.0.1:9688",
 		AdminMaxConns:      16,
-		ActivationInterval: 120,
-		RenewalInterval:    10080,
-		LCID:               1033,
-		MaxConnections:     1024,
+		ActivationInterval: host.DefaultActivationInterval,
+		RenewalInterval:    host.DefaultRenewalInterval,
+		LCID:               host.DefaultLCID,
+		MaxConnections:     rpc.DefaultMaxConns,
 		MaxConnsPerAddress: rpc.DefaultMaxConnsPerAddr,
-		FirstPDUTimeout:    duration(10 * time.Second),
-		IdleTimeout:        duration(30 * time.Second),
+		FirstPDUTimeout:    duration(rpc.DefaultFirstPDUTimeout),
+		IdleTimeout:        duration(rpc.DefaultIdleTimeout),
 		BodyTimeout:        duration(rpc.DefaultBodyTimeout),
-		IOTimeout:          duration(10 * time.Second),
-		Retention:          duration(180 * 24 * time.Hour),
-		MaxRefusalRecords:  10000,
+		IOTimeout:          duration(rpc.DefaultIOTimeout),
+		Retention:          duration(ledger.DefaultRetention),
+		MaxRefusalRecords:  ledger.DefaultMaxRefusals,
 		LogFormat:          "text",
 		LogLevel:           "info",
 		Drain:              duration(2 * time.Second),
 		Register: registerConfig{
-			Port:          1688,
-			TTL:           60,
-			Lease:         duration(10 * time.Minute),
+			Port:          publish.DefaultPort,
+			TTL:           publish.DefaultTTL,
+			Lease:         duration(publish.DefaultLease),
 			CheckInterval: duration(publish.DefaultCheckInterval),
 		},
 	}
@@ -207,7 +209,7 @@ func (e epidFlag) Set(v string) error {
 // bindServeFlags registers every setting on fs, writing into c.
 func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.StringVar(configPath, "config", "", "YAML config `file` (flags override it)")
-	fs.Var(stringList{&c.Listen}, "listen", "TCP `address` to serve KMS on, repeatable; :PORT means every IPv4 and IPv6 address (default :1688)")
+	fs.Var(stringList{&c.Listen}, "listen", "TCP `address` to serve KMS on, repeatable; :PORT means every IPv4 and IPv6 address (default :"+strconv.Itoa(rpc.DefaultPort)+")")
 	fs.Var(stringList{&c.Groups}, "group", "host key `group` this host holds, repeatable (see `kms-responder catalog`)")
 	fs.StringVar(&c.CatalogFile, "catalog-file", c.CatalogFile, "catalog overlay `file` adding or correcting products, host key groups and editions (see responder/README.md)")
 	fs.StringVar(&c.Data, "data", c.Data, "`directory` for the durable ledger")
@@ -478,20 +480,21 @@ func (c *serveConfig) validate() error {
 			bad("allow_clients", "allow-client", "%v", err)
 		}
 	}
-	interval := func(key, flagName string, v minutes) {
-		if v < 15 || v > 43200 {
-			bad(key, flagName, "%d minutes is outside 15-43200", v)
-		}
+	// The host, ledger and publish packages own their settings' rules;
+	// serve asks them so that errors name the file:line or flag.
+	if err := host.CheckInterval(int(c.ActivationInterval)); err != nil {
+		bad("activation_interval", "activation-interval", "%v", err)
 	}
-	interval("activation_interval", "activation-interval", c.ActivationInterval)
-	interval("renewal_interval", "renewal-interval", c.RenewalInterval)
+	if err := host.CheckInterval(int(c.RenewalInterval)); err != nil {
+		bad("renewal_interval", "renewal-interval", "%v", err)
+	}
 	if c.HwID != "" {
-		if _, err := parseHwID(c.HwID); err != nil {
+		if _, err := host.ParseHwID(c.HwID); err != nil {
 			bad("hwid", "hwid", "%v", err)
 		}
 	}
-	if c.LCID <= 0 || c.LCID > 0xFFFF {
-		bad("lcid", "lcid", "%d is not a valid LCID", c.LCID)
+	if err := host.CheckLCID(c.LCID); err != nil {
+		bad("lcid", "lcid", "%v", err)
 	}
 	if c.MaxConnections < 1 {
 		bad("max_connections", "max-connections", "must be at least 1")
@@ -515,11 +518,11 @@ func (c *serveConfig) validate() error {
 			bad(key, strings.ReplaceAll(key, "_", "-"), "must be positive")
 		}
 	}
-	if c.MaxRefusalRecords < 1 || c.MaxRefusalRecords > 10_000_000 {
-		bad("max_refusal_records", "max-refusal-records", "%d is outside 1..10000000", c.MaxRefusalRecords)
+	if err := ledger.CheckMaxRefusals(c.MaxRefusalRecords); err != nil {
+		bad("max_refusal_records", "max-refusal-records", "%v", err)
 	}
-	if c.Retention < duration(30*24*time.Hour) {
-		bad("retention", "retention", "%s is shorter than the 30-day counting window", c.Retention)
+	if err := ledger.CheckRetention(time.Duration(c.Retention), ledger.DefaultCountWindow); err != nil {
+		bad("retention", "retention", "%v", err)
 	}
 	switch c.LogFormat {
 	case "text", "json":
@@ -586,30 +589,3 @@ func wildcardPort(s string) (uint16, bool) {
 // parsePrefix reads an address or CIDR network (internal/dnsname.ParsePrefix, shared with the
 // plugin).
 func parsePrefix(s string) (netip.Prefix, error) { return dnsname.ParsePrefix(s) }
-
-func parseHwID(s string) ([8]byte, error) {
-	var h [8]byte
-	if len(s) != 16 {
-		return h, fmt.Errorf("HwId %q must be 16 hex digits", s)
-	}
-	for i := range 8 {
-		var b byte
-		for j := range 2 {
-			ch := s[2*i+j]
-			var v byte
-			switch {
-			case ch >= '0' && ch <= '9':
-				v = ch - '0'
-			case ch >= 'a' && ch <= 'f':
-				v = ch - 'a' + 10
-			case ch >= 'A' && ch <= 'F':
-				v = ch - 'A' + 10
-			default:
-				return h, fmt.Errorf("HwId %q has a non-hex digit", s)
-			}
-			b = b<<4 | v
-		}
-		h[i] = b
-	}
-	return h, nil
-}

@@ -7,6 +7,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/responder/host"
+	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/publish"
+	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 func fakeFile(content string) func(string) ([]byte, error) {
@@ -42,7 +47,10 @@ func TestServeConfigErrors(t *testing.T) {
 		{"file type error", []string{"--config", "kms.yaml"}, "groups: [g]\nmax_connections: [1]\n", "kms.yaml:2: max_connections: want a whole number, got a list"},
 		{"file syntax", []string{"--config", "kms.yaml"}, "groups: [g\n", "kms.yaml:1: did not find expected"},
 		{"missing file", []string{"--config", "nope.yaml"}, "", "config: file does not exist"},
-		{"bad hwid", []string{"--group", "g", "--hwid", "xyz"}, "", "--hwid: HwId \"xyz\" must be 16 hex digits"},
+		// serve reads HwID as the host does (it once refused the 0x prefix the host accepts).
+		{"hwid 0x", []string{"--group", "windows-server-2025", "--hwid", "0x3A1C049600B60076"}, "", ""},
+		{"max refusals over the ledger's limit", []string{"--group", "g", "--max-refusal-records", "10000001"}, "", "--max-refusal-records: 10000001 is outside 1-10000000"},
+		{"bad hwid", []string{"--group", "g", "--hwid", "xyz"}, "", "--hwid: HwID \"xyz\" is not 16 hex digits"},
 		{"bad client net", []string{"--group", "g", "--allow-client", "10.0.0.0/33"}, "", "is not a network"},
 		{"registration needs zone", []string{"--group", "g", "--dns-server", "127.0.0.1:53"}, "", "--zone: registration needs the zone"},
 		{"retention short", []string{"--group", "g", "--retention", "24h"}, "", "shorter than the 30-day counting window"},
@@ -110,4 +118,39 @@ func FuzzServeConfigYAML(f *testing.F) {
 			t.Fatalf("error does not say where: %v", err)
 		}
 	})
+}
+
+// serve's defaults are the packages' own: a setting left out of the
+// config behaves as the package documents (the lease was 10m in serve
+// but 2m in publish).
+func TestServeDefaultsArePackageDefaults(t *testing.T) {
+	c := defaultServeConfig()
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"activation interval", int(c.ActivationInterval), host.DefaultActivationInterval},
+		{"renewal interval", int(c.RenewalInterval), host.DefaultRenewalInterval},
+		{"lcid", c.LCID, host.DefaultLCID},
+		{"max connections", c.MaxConnections, rpc.DefaultMaxConns},
+		{"per address", c.MaxConnsPerAddress, rpc.DefaultMaxConnsPerAddr},
+		{"first pdu", time.Duration(c.FirstPDUTimeout), rpc.DefaultFirstPDUTimeout},
+		{"idle", time.Duration(c.IdleTimeout), rpc.DefaultIdleTimeout},
+		{"body", time.Duration(c.BodyTimeout), rpc.DefaultBodyTimeout},
+		{"io", time.Duration(c.IOTimeout), rpc.DefaultIOTimeout},
+		{"retention", time.Duration(c.Retention), ledger.DefaultRetention},
+		{"refusals", c.MaxRefusalRecords, ledger.DefaultMaxRefusals},
+		{"port", c.Register.Port, publish.DefaultPort},
+		{"ttl", c.Register.TTL, publish.DefaultTTL},
+		{"lease", time.Duration(c.Register.Lease), publish.DefaultLease},
+		{"lease documented", time.Duration(c.Register.Lease), 10 * time.Minute},
+		{"kms port", publish.DefaultPort, 1688},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: serve default %v, package default %v", tc.name, tc.got, tc.want)
+		}
+	}
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "no host key group") {
+		t.Errorf("defaults validate with %v, want only the missing group", err)
+	}
 }

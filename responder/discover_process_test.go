@@ -9,7 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	harness "github.com/kmsdns/kmsdns/test"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // silentHosts listens on 127.0.0.{first..first+n-1}:port (one port found

@@ -12,7 +12,7 @@ import (
 
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	harness "github.com/kmsdns/kmsdns/test"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // TestProcessClosedStderr: when whatever reads serve's log goes away (a

@@ -79,8 +79,13 @@ var (
 		"Counts that clients of the products the configured groups activate need, one series per distinct threshold (the value is the threshold).", []string{"application", "threshold"}, nil)
 	descOpen = prometheus.NewDesc(metricsNamespace+"_open_connections",
 		"Open client connections.", nil, nil)
-	descLedgerClients = prometheus.NewDesc(metricsNamespace+"_ledger_clients",
-		"Audit records in the ledger.", nil, nil)
+	// The store's record counter trails the answers: the ledger applies its
+	// log to the store in the background. The metric is named for that
+	// store; ledger_pending_activations says how far it trails.
+	descLedgerClients = prometheus.NewDesc(metricsNamespace+"_ledger_stored_clients",
+		"Audit records of clients ever answered in the ledger's store; trails the answers by ledger_pending_activations until the ledger applies its log (within seconds).", nil, nil)
+	descLedgerPending = prometheus.NewDesc(metricsNamespace+"_ledger_pending_activations",
+		"Activations answered and durable in the ledger's log but not yet applied to its store.", nil, nil)
 	descLedgerRefusals = prometheus.NewDesc(metricsNamespace+"_ledger_refusal_records",
 		"Records of clients only ever refused, kept within the refusal budget (--max-refusal-records).", nil, nil)
 	descLedgerRefusalsDropped = prometheus.NewDesc(metricsNamespace+"_ledger_refusal_records_dropped_total",
@@ -118,7 +123,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descMaxConns
 	ch <- descMaxPerAddr
 	ch <- descTimeout
-	for _, d := range []*prometheus.Desc{descCount, descCap, descThreshold, descOpen, descLedgerClients, descLedgerRefusals, descLedgerRefusalsDropped, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered, descRepairs, descRefusals} {
+	for _, d := range []*prometheus.Desc{descCount, descCap, descThreshold, descOpen, descLedgerClients, descLedgerPending, descLedgerRefusals, descLedgerRefusalsDropped, descLedgerBytes, descLedgerHealthy, descSinceLast, descRegistered, descRepairs, descRefusals} {
 		ch <- d
 	}
 }
@@ -144,8 +149,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(c.m.openConns()))
 	}
 	if c.store != nil {
-		ch <- prometheus.MustNewConstMetric(descLedgerClients, prometheus.GaugeValue, float64(st.Ledger.Clients))
 		ls := c.store.Stats()
+		ch <- prometheus.MustNewConstMetric(descLedgerClients, prometheus.GaugeValue, float64(ls.Clients))
+		ch <- prometheus.MustNewConstMetric(descLedgerPending, prometheus.GaugeValue, float64(ls.Pending))
 		ch <- prometheus.MustNewConstMetric(descLedgerRefusals, prometheus.GaugeValue, float64(ls.Refusals))
 		ch <- prometheus.MustNewConstMetric(descLedgerRefusalsDropped, prometheus.CounterValue, float64(ls.RefusalsDropped))
 		ch <- prometheus.MustNewConstMetric(descLedgerBytes, prometheus.GaugeValue, float64(st.Ledger.FileSize))

@@ -18,7 +18,7 @@ import (
 
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	harness "github.com/kmsdns/kmsdns/test"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // TestProcessConfigErrors: configuration mistakes stop serve before it
@@ -163,7 +163,8 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 		`kms_responder_current_count\{application="Windows"\} 2\n`,
 		`kms_responder_count_cap\{application="Windows"\} 50\n`,
 		`kms_responder_request_duration_seconds_count\{protocol="6"\} 4\n`,
-		`kms_responder_ledger_clients 3\n`, // answered clients; the refused one is a refusal record
+		`kms_responder_ledger_stored_clients 3\n`, // answered clients; the refused one is a refusal record
+		`kms_responder_ledger_pending_activations [0-9]+\n`,
 		`kms_responder_ledger_refusal_records 1\n`,
 		`kms_responder_ledger_refusal_records_dropped_total 0\n`,
 		`kms_responder_ledger_size_bytes [1-9][0-9]*\n`,
@@ -380,7 +381,7 @@ func TestProcessLedgerDisabled(t *testing.T) {
 		if !st.Ledger.Disabled || st.Ledger.Healthy {
 			t.Errorf("status ledger %+v, want disabled", st.Ledger)
 		}
-		if body := httpGet(t, "http://"+p.admin+"/metrics", http.StatusOK); strings.Contains(body, "kms_responder_ledger_clients") {
+		if body := httpGet(t, "http://"+p.admin+"/metrics", http.StatusOK); strings.Contains(body, "kms_responder_ledger_") {
 			t.Errorf("/metrics reports a ledger that is disabled")
 		}
 		if code := p.stop(syscall.SIGTERM); code != 0 {

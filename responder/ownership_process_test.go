@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	harness "github.com/kmsdns/kmsdns/test"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // throwawayUser creates a system user for this test and removes it at the

@@ -22,7 +22,7 @@ import (
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/rpc"
-	harness "github.com/kmsdns/kmsdns/test"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }

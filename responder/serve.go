@@ -252,7 +252,7 @@ wait:
 func openListeners(addrs []string, log *slog.Logger) ([]net.Listener, error) {
 	var lc net.ListenConfig
 	if len(addrs) == 0 {
-		addrs = []string{":1688"}
+		addrs = []string{":" + strconv.Itoa(rpc.DefaultPort)}
 	}
 	var lns []net.Listener
 	for _, a := range addrs {
@@ -312,7 +312,7 @@ func (c *serveConfig) hostConfig() (host.Config, error) {
 		HostBuild:          c.HostBuild,
 	}
 	if c.HwID != "" {
-		h, err := parseHwID(c.HwID)
+		h, err := host.ParseHwID(c.HwID)
 		if err != nil {
 			return hc, err
 		}

@@ -9,13 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/test/harness"
+
 	"github.com/miekg/dns"
 )
 
 // upstreamZones stands in for Active Directory DNS: file zones whose _vlmcs._tcp names reach
 // rogue and approved SRV targets through every kind of alias (issue 9, items 1 and 2).
-var upstreamZones = []File{
-	{"db.cname", `$ORIGIN cname.test.
+var upstreamZones = []harness.File{
+	{Name: "db.cname", Content: `$ORIGIN cname.test.
 @	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
 @	3600 IN NS ns1
 ns1	3600 IN A 127.0.0.1
@@ -25,7 +27,7 @@ rec	300 IN SRV 0 0 1688 rogue
 kms1	600 IN A 127.0.0.1
 rogue	600 IN A 127.0.0.66
 `},
-	{"db.dname", `$ORIGIN dname.test.
+	{Name: "db.dname", Content: `$ORIGIN dname.test.
 @	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
 @	3600 IN NS ns1
 ns1	3600 IN A 127.0.0.1
@@ -33,20 +35,20 @@ _tcp	600 IN DNAME evil
 _vlmcs.evil	600 IN SRV 0 0 1688 rogue
 rogue	600 IN A 127.0.0.66
 `},
-	{"db.loop", `$ORIGIN loop.test.
+	{Name: "db.loop", Content: `$ORIGIN loop.test.
 @	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
 @	3600 IN NS ns1
 ns1	3600 IN A 127.0.0.1
 _vlmcs._tcp	600 IN CNAME a
 a	600 IN CNAME _vlmcs._tcp
 `},
-	{"db.out", `$ORIGIN out.test.
+	{Name: "db.out", Content: `$ORIGIN out.test.
 @	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
 @	3600 IN NS ns1
 ns1	3600 IN A 127.0.0.1
 _vlmcs._tcp	600 IN CNAME _vlmcs._tcp.elsewhere.invalid.
 `},
-	{"db.esc", `$ORIGIN esc.test.
+	{Name: "db.esc", Content: `$ORIGIN esc.test.
 @	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
 @	3600 IN NS ns1
 ns1	3600 IN A 127.0.0.1
@@ -58,7 +60,7 @@ a.kms	600 IN A 127.0.0.1
 rogue	600 IN A 127.0.0.66
 kms9	600 IN A 127.0.0.66
 `},
-	{"db.pub", `$ORIGIN example.test.
+	{Name: "db.pub", Content: `$ORIGIN example.test.
 @	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
 @	3600 IN NS ns1
 ns1	3600 IN A 127.0.0.1
@@ -82,14 +84,14 @@ const upstreamCorefile = `cname.test:{{PORT}} dname.test:{{PORT}} loop.test:{{PO
 `
 
 func TestScrubAliasesAndLabels(t *testing.T) {
-	up := StartCoreDNS(t, upstreamCorefile, upstreamZones...)
+	up := harness.StartCoreDNS(t, upstreamCorefile, upstreamZones...)
 	// The upstream really serves the rogue targets through the aliases, so the test means something.
 	for _, q := range []string{"_vlmcs._tcp.cname.test", "_vlmcs._tcp.dname.test", "_vlmcs._tcp.esc.test", "_vlmcs._tcp.sub.example.test"} {
 		if out := up.Dig(t, q, "SRV"); !strings.Contains(out, "rogue") && !strings.Contains(out, `evil\.kms`) {
 			t.Fatalf("upstream answer for %s holds no rogue target:\n%s", q, out)
 		}
 	}
-	front := StartCoreDNS(t, `cname.test:{{PORT}} dname.test:{{PORT}} loop.test:{{PORT}} out.test:{{PORT}} esc.test:{{PORT}} example.test:{{PORT}} {
+	front := harness.StartCoreDNS(t, `cname.test:{{PORT}} dname.test:{{PORT}} loop.test:{{PORT}} out.test:{{PORT}} esc.test:{{PORT}} example.test:{{PORT}} {
 	bind 127.0.0.1
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
@@ -189,11 +191,11 @@ func TestScrubAliasesAndLabels(t *testing.T) {
 func TestUpdateNamesStaticAndBindings(t *testing.T) {
 	// A real KMS host at the bound address only: the static member without addresses is probed
 	// there, so it is served only if the probe used the binding.
-	kmsPort := FreePort(t)
+	kmsPort := harness.FreePort(t)
 	dir := t.TempDir()
-	kms := Start(t, dir, Binary(t, "kms-responder"), "serve", "--listen", net.JoinHostPort("127.0.0.50", strconv.Itoa(kmsPort)),
+	kms := harness.Start(t, dir, harness.Binary(t, "kms-responder"), "serve", "--listen", net.JoinHostPort("127.0.0.50", strconv.Itoa(kmsPort)),
 		"--data", filepath.Join(dir, "data"), "--metrics", "", "--drain", "0s", "--log-format", "text", "--group", "office-ltsc-2024")
-	c := StartCoreDNS(t, `example.test:{{PORT}} {
+	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {
 	bind 127.0.0.1
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
@@ -209,7 +211,7 @@ func TestUpdateNamesStaticAndBindings(t *testing.T) {
 	}
 }
 `)
-	Eventually(t, 10*time.Second, "the bound static member probed up at its bound address", func() bool {
+	harness.Eventually(t, 10*time.Second, "the bound static member probed up at its bound address", func() bool {
 		if kms.Exited() {
 			t.Fatalf("kms-responder exited:\n%s", kms.Output())
 		}
@@ -256,11 +258,11 @@ func TestUpdateNamesStaticAndBindings(t *testing.T) {
 }
 
 // TestQueryClassLikeFile: queries of another class than IN at publish names get what CoreDNS's
-// file plugin gives for its names (issue 9, item 6): CoreDNS refuses them before any plugin
+// file plugin gives for its names (issue 9, item 6): harness.CoreDNS refuses them before any plugin
 // unless a plugin such as forward is loaded on the server; then file answers its IN data
 // (authoritative, class IN records, the question's class echoed), and so does vlmcs.
 func TestQueryClassLikeFile(t *testing.T) {
-	c := StartCoreDNS(t, `example.test:{{PORT}} {
+	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {
 	bind 127.0.0.1
 	vlmcs {
 		approve kms1.example.test
@@ -276,7 +278,7 @@ other.test:{{PORT}} {
 	bind 127.0.0.1
 	forward . 127.0.0.1:9
 }
-`, File{"db.ref", `$ORIGIN ref.test.
+`, harness.File{Name: "db.ref", Content: `$ORIGIN ref.test.
 @	2 IN SOA ns1 hostmaster 1 3600 600 86400 2
 @	2 IN NS ns1
 ns1	2 IN A 127.0.0.1

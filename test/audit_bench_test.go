@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/test/harness"
+
 	"github.com/kmsdns/kmsdns/responder/audit"
 	"github.com/kmsdns/kmsdns/responder/rpc"
 )
@@ -22,9 +24,9 @@ const benchRecords = 1000
 // each naming its own loopback address: half answered by four real
 // kms-responders (125 listen addresses each; a quarter of all records
 // approved, a quarter rogue and identified), half with nothing listening.
-func startBenchLab(b *testing.B) (*CoreDNS, []netip.AddrPort) {
+func startBenchLab(b *testing.B) (*harness.CoreDNS, []netip.AddrPort) {
 	b.Helper()
-	port := FreePort(b)
+	port := harness.FreePort(b)
 	var zone strings.Builder
 	zone.WriteString("$ORIGIN big.test.\n@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 30\n@ 3600 IN NS ns\nns 3600 IN A 127.0.0.1\n")
 	var addrs []netip.AddrPort
@@ -49,19 +51,19 @@ func startBenchLab(b *testing.B) (*CoreDNS, []netip.AddrPort) {
 		for _, l := range listen[k] {
 			args = append(args, "--listen", l)
 		}
-		Start(b, dir, ProcessBinary(b, "kms-responder"), args...)
+		harness.Start(b, dir, harness.ProcessBinary(b, "kms-responder"), args...)
 	}
 	for _, ap := range []netip.AddrPort{addrs[0], addrs[2], addrs[4], addrs[6]} { // one per responder
-		Eventually(b, 30*time.Second, "responders listening", func() bool {
+		harness.Eventually(b, 30*time.Second, "responders listening", func() bool {
 			return rpc.Probe(context.Background(), ap.String(), time.Second) == nil
 		})
 	}
-	c := StartCoreDNS(b, "big.test:{{PORT}} {\n\tbind 127.0.0.1\n\tfile {{DIR}}/db.big.test big.test\n}\n", File{"db.big.test", zone.String()})
+	c := harness.StartCoreDNS(b, "big.test:{{PORT}} {\n\tbind 127.0.0.1\n\tfile {{DIR}}/db.big.test big.test\n}\n", harness.File{Name: "db.big.test", Content: zone.String()})
 	return c, addrs
 }
 
 // BenchmarkAudit1000Records audits 1000 records (SRV lookup, 1000 address
-// lookups, 1000 probes, 250 identified rogue hosts) against real CoreDNS
+// lookups, 1000 probes, 250 identified rogue hosts) against real harness.CoreDNS
 // and kms-responders, and reports it as a ratio of the same run's baseline:
 // bare RPC binds to the same 1000 addresses at the same parallelism (the
 // least any audit must do).

@@ -16,12 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/test/harness"
+
 	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // auditHost is a real kms-responder on a loopback port.
 type auditHost struct {
-	*Process
+	*harness.Process
 	Port, Admin int
 }
 
@@ -29,12 +31,12 @@ type auditHost struct {
 // extra flags), without DNS registration, and waits until it binds.
 func startAuditHost(t *testing.T, args ...string) *auditHost {
 	t.Helper()
-	h := &auditHost{Port: FreePort(t), Admin: FreePort(t)}
+	h := &auditHost{Port: harness.FreePort(t), Admin: harness.FreePort(t)}
 	dir := t.TempDir()
 	all := append([]string{"serve", "--listen", "127.0.0.1:" + strconv.Itoa(h.Port), "--data", filepath.Join(dir, "data"),
 		"--metrics", "127.0.0.1:" + strconv.Itoa(h.Admin)}, args...)
-	h.Process = Start(t, dir, ProcessBinary(t, "kms-responder"), all...)
-	Eventually(t, 15*time.Second, "kms-responder binding on "+strconv.Itoa(h.Port), func() bool {
+	h.Process = harness.Start(t, dir, harness.ProcessBinary(t, "kms-responder"), all...)
+	harness.Eventually(t, 15*time.Second, "kms-responder binding on "+strconv.Itoa(h.Port), func() bool {
 		if h.Exited() {
 			t.Fatalf("kms-responder exited:\n%s", h.Output())
 		}
@@ -45,10 +47,10 @@ func startAuditHost(t *testing.T, args ...string) *auditHost {
 	return h
 }
 
-// auditLab is the AD stand-in (CoreDNS serving file zones with transfer)
+// auditLab is the AD stand-in (harness.CoreDNS serving file zones with transfer)
 // and the hosts its records name.
 type auditLab struct {
-	dns                 *CoreDNS
+	dns                 *harness.CoreDNS
 	kms1, ws, srv       *auditHost
 	deadPort, stalePort int
 }
@@ -134,18 +136,18 @@ const approvedCorefile = `corp.test:1053 {
 
 func startAuditLab(t *testing.T) *auditLab {
 	t.Helper()
-	l := &auditLab{deadPort: FreePort(t), stalePort: FreePort(t)}
+	l := &auditLab{deadPort: harness.FreePort(t), stalePort: harness.FreePort(t)}
 	l.kms1 = startAuditHost(t, "--group", "windows-server-2025", "--group", "office-ltsc-2024")
 	l.ws = startAuditHost(t, "--group", "windows-10-2019", "--host-build", "17763")
 	l.srv = startAuditHost(t, "--group", "windows-server-2019")
-	l.dns = StartCoreDNS(t, adCorefile, File{"db.corp.test", adZone(l)}, File{"db.other.test", otherZone(l)})
+	l.dns = harness.StartCoreDNS(t, adCorefile, harness.File{Name: "db.corp.test", Content: adZone(l)}, harness.File{Name: "db.other.test", Content: otherZone(l)})
 	return l
 }
 
 // runKMS runs kms-responder with args and returns exit code, stdout and stderr.
 func runKMS(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(ProcessBinary(t, "kms-responder"), args...)
+	cmd := exec.Command(harness.ProcessBinary(t, "kms-responder"), args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, &errb, strings.NewReader(stdin)
 	err := cmd.Run()
@@ -223,7 +225,7 @@ func classOf(a auditJSON) map[string]string {
 func TestAuditClassifiesEveryRecord(t *testing.T) {
 	l := startAuditLab(t)
 	dir := t.TempDir()
-	core := WriteFile(t, dir, "Corefile", approvedCorefile)
+	core := harness.WriteFile(t, dir, "Corefile", approvedCorefile)
 	prom := filepath.Join(dir, "audit.prom")
 	p := strconv.Itoa
 	args := []string{"audit", "--dns", l.dns.Addr(), "--domain", "corp.test", "--domain", "branch.corp.test", "--axfr",
@@ -385,7 +387,7 @@ func TestAuditExitCodes(t *testing.T) {
 		{"no approve rule: an inventory, every host unapproved", []string{"--domain", "kms.corp.test"}, 3},
 		{"no approve rule with --fix", []string{"--domain", "kms.corp.test", "--fix", "--yes"}, 64},
 		{"bad identify", []string{"--domain", "kms.corp.test", "--approve", "x.test", "--identify", "some"}, 64},
-		{"DNS server down", []string{"--dns", "127.0.0.1:" + strconv.Itoa(FreePort(t)), "--domain", "kms.corp.test", "--approve", "x.test", "--timeout", "500ms"}, 1},
+		{"DNS server down", []string{"--dns", "127.0.0.1:" + strconv.Itoa(harness.FreePort(t)), "--domain", "kms.corp.test", "--approve", "x.test", "--timeout", "500ms"}, 1},
 	}
 	for _, c := range cases {
 		args := append([]string{"audit", "--dns", l.dns.Addr()}, c.args...)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/test/harness"
+
 	"github.com/miekg/dns"
 )
 
@@ -22,7 +24,7 @@ const auditKeySecret = "c2VjcmV0LWtleS1mb3ItdGhlLWF1ZGl0LWZpeC10ZXN0IQ=="
 
 // startNamed runs named in the foreground on a free loopback port serving
 // zone corp.test from zone text, with the given allow-update clause.
-func startNamed(t *testing.T, zone, allowUpdate string) (*Process, string) {
+func startNamed(t *testing.T, zone, allowUpdate string) (*harness.Process, string) {
 	t.Helper()
 	named, err := exec.LookPath("named")
 	if err != nil {
@@ -36,9 +38,9 @@ func startNamed(t *testing.T, zone, allowUpdate string) (*Process, string) {
 		t.Fatal("named not found: install bind9 (apt-get install bind9); build/tools.sh does")
 	}
 	dir := t.TempDir()
-	port := FreePort(t)
-	WriteFile(t, dir, "db.corp.test", zone)
-	WriteFile(t, dir, "named.conf", fmt.Sprintf(`options {
+	port := harness.FreePort(t)
+	harness.WriteFile(t, dir, "db.corp.test", zone)
+	harness.WriteFile(t, dir, "named.conf", fmt.Sprintf(`options {
 	directory "%[1]s";
 	pid-file "%[1]s/named.pid";
 	session-keyfile "%[1]s/session.key";
@@ -54,9 +56,9 @@ controls { };
 key "audit-key." { algorithm hmac-sha256; secret "%[3]s"; };
 zone "corp.test" { type primary; file "%[1]s/db.corp.test"; allow-update { %[4]s }; };
 `, dir, port, auditKeySecret, allowUpdate))
-	p := Start(t, dir, named, "-g", "-n", "1", "-c", filepath.Join(dir, "named.conf"))
+	p := harness.Start(t, dir, named, "-g", "-n", "1", "-c", filepath.Join(dir, "named.conf"))
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	Eventually(t, 20*time.Second, "named answering", func() bool {
+	harness.Eventually(t, 20*time.Second, "named answering", func() bool {
 		if p.Exited() {
 			t.Fatalf("named exited:\n%s", p.Output())
 		}
@@ -148,7 +150,7 @@ func wantRemoved(ws, dead, stale int) []string {
 func TestAuditNSUpdateScriptRemovesExactlyTheBadRecords(t *testing.T) {
 	kms1 := startAuditHost(t, "--group", "windows-server-2025")
 	ws := startAuditHost(t, "--group", "windows-10-2019", "--host-build", "17763")
-	dead, stale := FreePort(t), FreePort(t)
+	dead, stale := harness.FreePort(t), harness.FreePort(t)
 	_, addr := startNamed(t, namedZone(kms1.Port, ws.Port, dead, stale), "127.0.0.1;")
 	before := zoneRRs(t, addr)
 
@@ -164,7 +166,7 @@ func TestAuditNSUpdateScriptRemovesExactlyTheBadRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("nsupdate script:\n%s", b)
-	nsu := exec.Command(Tool(t, "nsupdate"), "-v", script)
+	nsu := exec.Command(harness.Tool(t, "nsupdate"), "-v", script)
 	if o, err := nsu.CombinedOutput(); err != nil {
 		t.Fatalf("nsupdate %s: %v\n%s", script, err, o)
 	}
@@ -194,11 +196,11 @@ func TestAuditNSUpdateScriptRemovesExactlyTheBadRecords(t *testing.T) {
 func TestAuditFixDeletesBySignedUpdate(t *testing.T) {
 	kms1 := startAuditHost(t, "--group", "windows-server-2025")
 	ws := startAuditHost(t, "--group", "windows-10-2019", "--host-build", "17763")
-	dead, stale := FreePort(t), FreePort(t)
+	dead, stale := harness.FreePort(t), harness.FreePort(t)
 	_, addr := startNamed(t, namedZone(kms1.Port, ws.Port, dead, stale), `key "audit-key.";`)
 	before := zoneRRs(t, addr)
 	dir := t.TempDir()
-	key := WriteFile(t, dir, "audit.key", "key \"audit-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+auditKeySecret+"\";\n};\n")
+	key := harness.WriteFile(t, dir, "audit.key", "key \"audit-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+auditKeySecret+"\";\n};\n")
 	if err := os.Chmod(key, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +212,7 @@ func TestAuditFixDeletesBySignedUpdate(t *testing.T) {
 	}
 	// On a terminal --fix asks; answering no deletes nothing.
 	if scriptTool, err := exec.LookPath("script"); err == nil {
-		line := ProcessBinary(t, "kms-responder")
+		line := harness.ProcessBinary(t, "kms-responder")
 		for _, a := range append(base, "--fix", "--tsig-key-file", key) {
 			line += " '" + a + "'"
 		}

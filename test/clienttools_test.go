@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // TestClientToolsCountThisMachineOnce (issue 12): activate and discover send
@@ -12,7 +14,7 @@ import (
 // random adds a client; discover --lookup-only adds none; bench refuses a
 // target off loopback unless told.
 func TestClientToolsCountThisMachineOnce(t *testing.T) {
-	c := StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 1m", 1))
+	c := harness.StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 1m", 1))
 	kms1 := startKMSResponder(t, c, "kms1", "1m", "windows-server-2019")
 	waitMembers(t, c, 10*time.Second, kms1)
 

@@ -7,17 +7,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // TestCorefileExampleUnsetVariables (issue 12): corefile.example started
 // without its environment fails at once, naming the file, the line and each
 // {$VAR} to set, instead of "expecting data after last colon".
 func TestCorefileExampleUnsetVariables(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := ProcessBinary(t, "coredns")
+	bin := harness.ProcessBinary(t, "coredns")
 	cmd := exec.Command(bin, "-conf", filepath.Join(root, "corefile.example"))
 	cmd.Dir = t.TempDir()
 	for _, kv := range os.Environ() {

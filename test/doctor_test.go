@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // doctorJSON is the part of doctor --json the tests read.
@@ -30,7 +32,7 @@ type doctorJSON struct {
 func TestDoctorNamesEachFailingStep(t *testing.T) {
 	l := startAuditLab(t)
 	dir := t.TempDir()
-	noSuffix := WriteFile(t, dir, "resolv.conf", "# a workgroup client\nnameserver 127.0.0.1\noptions ndots:1\n")
+	noSuffix := harness.WriteFile(t, dir, "resolv.conf", "# a workgroup client\nnameserver 127.0.0.1\noptions ndots:1\n")
 	server := "Windows Server 2022 Standard"
 	cases := []struct {
 		name      string

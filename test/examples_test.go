@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/test/harness"
+
 	"github.com/miekg/dns"
 )
 
 // adStandIn is the AD DNS of the deployment examples: corp.example with a rogue and a genuine
 // _vlmcs._tcp record and an ordinary host, and example.net for "everything else".
-func adStandIn(t *testing.T, genuinePort int) *CoreDNS {
+func adStandIn(t *testing.T, genuinePort int) *harness.CoreDNS {
 	t.Helper()
 	zone := fmt.Sprintf(`$ORIGIN corp.example.
 @	3600	IN	SOA	dc1 hostmaster 1 7200 3600 1209600 30
@@ -29,15 +31,15 @@ _vlmcs._tcp	600	IN	SRV	0 0 1688 rogue-pc
 rogue-pc	600	IN	A	127.0.0.9
 `, genuinePort)
 	net := "$ORIGIN example.net.\n@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 30\n@ 3600 IN NS ns\nns 3600 IN A 127.0.0.1\nwww 3600 IN A 127.0.0.81\n"
-	return StartCoreDNS(t, "corp.example:{{PORT}} {\n\tbind 127.0.0.1\n\tfile {{DIR}}/db.corp\n}\nexample.net:{{PORT}} {\n\tbind 127.0.0.1\n\tfile {{DIR}}/db.net\n}\n",
-		File{"db.corp", zone}, File{"db.net", net})
+	return harness.StartCoreDNS(t, "corp.example:{{PORT}} {\n\tbind 127.0.0.1\n\tfile {{DIR}}/db.corp\n}\nexample.net:{{PORT}} {\n\tbind 127.0.0.1\n\tfile {{DIR}}/db.net\n}\n",
+		harness.File{Name: "db.corp", Content: zone}, harness.File{Name: "db.net", Content: net})
 }
 
 // startExample runs the shipped Corefile build/examples/NAME with its environment set for
 // loopback, and returns the server and the TSIG secret its key file holds.
-func startExample(t *testing.T, name string, ad *CoreDNS) (*CoreDNS, string) {
+func startExample(t *testing.T, name string, ad *harness.CoreDNS) (*harness.CoreDNS, string) {
 	t.Helper()
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,37 +47,37 @@ func startExample(t *testing.T, name string, ad *CoreDNS) (*CoreDNS, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &CoreDNS{Dir: t.TempDir(), Port: FreePort(t)}
+	c := &harness.CoreDNS{Dir: t.TempDir(), Port: harness.FreePort(t)}
 	secret := "c2VjcmV0LWZvci10aGUtZXhhbXBsZXMtdGVzdC0wMTIzNDU2Nzg5YWI="
-	keyfile := WriteFile(t, c.Dir, "kms.keys", "key \"kmsdns-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n")
+	keyfile := harness.WriteFile(t, c.Dir, "kms.keys", "key \"kmsdns-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n")
 	if err := os.Chmod(keyfile, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
 		"KMSDNS_DNS_ADDR": "127.0.0.1", "KMSDNS_DNS_PORT": strconv.Itoa(c.Port), "KMSDNS_AD_DNS": ad.Addr(),
-		"KMSDNS_KMS_NETWORK": "127.0.0.0/8", "KMSDNS_METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(FreePort(t)),
+		"KMSDNS_KMS_NETWORK": "127.0.0.0/8", "KMSDNS_METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(harness.FreePort(t)),
 		"KMSDNS_KEYFILE": keyfile,
 	} {
 		t.Setenv(k, v)
 	}
-	WriteFile(t, c.Dir, "Corefile", string(corefile))
-	c.Process = Start(t, c.Dir, Binary(t, "coredns"), "-conf", "Corefile")
+	harness.WriteFile(t, c.Dir, "Corefile", string(corefile))
+	c.Process = harness.Start(t, c.Dir, harness.Binary(t, "coredns"), "-conf", "Corefile")
 	c.WaitServing(t, 10*time.Second)
 	return c, secret
 }
 
 // registerResponder starts kms-responder registering kms1.corp.example with c.
-func registerResponder(t *testing.T, c *CoreDNS, secret string) *Process {
+func registerResponder(t *testing.T, c *harness.CoreDNS, secret string) *harness.Process {
 	t.Helper()
 	dir := t.TempDir()
-	key := WriteFile(t, dir, "tsig.key", "hmac-sha256:kmsdns-key.:"+secret+"\n")
+	key := harness.WriteFile(t, dir, "tsig.key", "hmac-sha256:kmsdns-key.:"+secret+"\n")
 	if err := os.Chmod(key, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The examples approve the KMS port only (vlmcs `ports` defaults to 1688), so the
 	// responder listens on 1688 of a loopback address of its own.
 	listen := freeKMSAddress(t)
-	return Start(t, dir, Binary(t, "kms-responder"), "serve", "--group", "windows-server-2025",
+	return harness.Start(t, dir, harness.Binary(t, "kms-responder"), "serve", "--group", "windows-server-2025",
 		"--listen", listen, "--data", filepath.Join(dir, "data"), "--metrics", "",
 		"--dns-server", c.Addr(), "--zone", "corp.example", "--target", "kms1", "--port", "1688",
 		"--lease", "1m", "--tsig-key-file", key, "--drain", "0s")
@@ -128,7 +130,7 @@ func TestShippedCorefiles(t *testing.T) {
 		ad := adStandIn(t, genuine.Port)
 		c, secret := startExample(t, "Corefile.resolver", ad)
 		registerResponder(t, c, secret)
-		Eventually(t, 15*time.Second, "the registered responder in the SRV answer", func() bool {
+		harness.Eventually(t, 15*time.Second, "the registered responder in the SRV answer", func() bool {
 			targets, err := srvTargetsIn(c.Addr(), "corp.example")
 			return err == nil && len(targets) == 1 && anyHasPrefix(targets, "kms1.corp.example.:")
 		})
@@ -165,7 +167,7 @@ func TestShippedCorefiles(t *testing.T) {
 		ad := adStandIn(t, genuine.Port)
 		c, secret := startExample(t, "Corefile.delegated", ad)
 		registerResponder(t, c, secret)
-		Eventually(t, 15*time.Second, "the registered responder in the SRV answer", func() bool {
+		harness.Eventually(t, 15*time.Second, "the registered responder in the SRV answer", func() bool {
 			targets, err := srvTargetsIn(c.Addr(), "corp.example")
 			return err == nil && len(targets) == 1 && anyHasPrefix(targets, "kms1.corp.example.:")
 		})

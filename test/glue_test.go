@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // glueCorefile publishes example.test and scrubs corp.test, whose records come from a file
@@ -41,8 +43,8 @@ _vlmcs._tcp 600 IN SRV 0 0 PORT kms1.example.test.
 var addrLine = regexp.MustCompile(`(?m)^kms1\.example\.test\.\s+\d+\s+IN\s+A\s+127\.\d+\.\d+\.\d+$`)
 
 func TestGlueForRegisteredTarget(t *testing.T) {
-	port := FreePort(t)
-	c := StartCoreDNS(t, glueCorefile, File{"db.corp", strings.Replace(corpZone, "PORT", strconv.Itoa(port), 1)})
+	port := harness.FreePort(t)
+	c := harness.StartCoreDNS(t, glueCorefile, harness.File{Name: "db.corp", Content: strings.Replace(corpZone, "PORT", strconv.Itoa(port), 1)})
 
 	// Before registration the name is unknown to the pool and not answered from it.
 	if out := c.Dig(t, "kms1.example.test", "A"); addrLine.MatchString(out) {
@@ -50,15 +52,15 @@ func TestGlueForRegisteredTarget(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	WriteFile(t, dir, "tsig.key", "hmac-sha256:kms-key.:"+secret1+"\n")
+	harness.WriteFile(t, dir, "tsig.key", "hmac-sha256:kms-key.:"+secret1+"\n")
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	r := Start(t, dir, Binary(t, "kms-responder"), "serve", "--listen", addr,
+	r := harness.Start(t, dir, harness.Binary(t, "kms-responder"), "serve", "--listen", addr,
 		"--data", filepath.Join(dir, "data"), "--metrics", "", "--drain", "0s", "--log-format", "text",
 		"--group", "office-ltsc-2024",
 		"--dns-server", c.Addr(), "--zone", "example.test", "--target", "kms1",
 		"--port", strconv.Itoa(port), "--lease", "30s", "--tsig-key-file", filepath.Join(dir, "tsig.key"))
 	member := "kms1.example.test.:" + strconv.Itoa(port)
-	Eventually(t, 10*time.Second, "the responder's registration", func() bool {
+	harness.Eventually(t, 10*time.Second, "the responder's registration", func() bool {
 		if r.Exited() {
 			t.Fatalf("responder exited:\n%s", r.Output())
 		}

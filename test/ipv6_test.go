@@ -7,12 +7,16 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 )
 
 // TestDualStackRegistration: a responder on IPv4 and IPv6 loopback registers both addresses
 // over IPv6 with nsupdate; the answer carries A and AAAA glue and the member is probed.
 func TestDualStackRegistration(t *testing.T) {
-	c := StartCoreDNS(t, `example.test:{{PORT}} {
+	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {
 	bind 127.0.0.1 ::1
 	vlmcs {
 		approve kms1.example.test 127.0.0.0/8 ::1
@@ -24,8 +28,8 @@ func TestDualStackRegistration(t *testing.T) {
 	}
 }
 `)
-	kms := startKMS(t, "127.0.0.1:0")
-	startKMS(t, net.JoinHostPort("::1", strconv.Itoa(kms.Port)))
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
+	testkit.StartKMS(t, net.JoinHostPort("::1", strconv.Itoa(kms.Port)))
 	script := fmt.Sprintf(`server ::1 %d
 zone example.test
 update delete kms1.example.test A
@@ -37,7 +41,7 @@ update add _vlmcs._tcp.example.test 60 SRV 0 0 %d kms1.example.test`, c.Port, km
 	if code, out := c.NSUpdate(t, script, keyArg("kms1-key.", secret1)...); code != 0 {
 		t.Fatalf("dual-stack registration over IPv6: exit %d %q", code, out)
 	}
-	Eventually(t, 3*time.Second, "dual-stack member served", func() bool {
+	harness.Eventually(t, 3*time.Second, "dual-stack member served", func() bool {
 		return srvSet(t, c, "_vlmcs._tcp.example.test")["kms1.example.test.:"+strconv.Itoa(kms.Port)]
 	})
 	out := c.Dig(t, "_vlmcs._tcp.example.test", "SRV")

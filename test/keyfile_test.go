@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // keyfileCases are key files both binaries must refuse, with what the
@@ -44,8 +46,8 @@ func TestKeyFileRefusedByCoreDNS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			p := writeKeyFile(t, dir, tc.content, tc.mode)
-			corefile := fmt.Sprintf("example.test:%d {\n\tbind 127.0.0.1\n\tvlmcs {\n\t\tapprove kms1.example.test\n\t\tkeyfile %s\n\t}\n}\n", FreePort(t), p)
-			code, out := RunCoreDNS(t, corefile, 10*time.Second)
+			corefile := fmt.Sprintf("example.test:%d {\n\tbind 127.0.0.1\n\tvlmcs {\n\t\tapprove kms1.example.test\n\t\tkeyfile %s\n\t}\n}\n", harness.FreePort(t), p)
+			code, out := harness.RunCoreDNS(t, corefile, 10*time.Second)
 			if code == 0 || code == -1 {
 				t.Fatalf("exit code %d, want a startup failure; output:\n%s", code, out)
 			}
@@ -60,7 +62,7 @@ func TestKeyFileRefusedByCoreDNS(t *testing.T) {
 	// The same file at 0600 is used.
 	dir := t.TempDir()
 	p := writeKeyFile(t, dir, keyfileCases[0].content, 0o600)
-	c := StartCoreDNS(t, fmt.Sprintf("example.test:{{PORT}} {\n\tbind 127.0.0.1\n\tvlmcs {\n\t\tapprove kms1.example.test\n\t\tkeyfile %s\n\t\tgrant kms1-key. kms1.example.test\n\t}\n}\n", p))
+	c := harness.StartCoreDNS(t, fmt.Sprintf("example.test:{{PORT}} {\n\tbind 127.0.0.1\n\tvlmcs {\n\t\tapprove kms1.example.test\n\t\tkeyfile %s\n\t\tgrant kms1-key. kms1.example.test\n\t}\n}\n", p))
 	if code, out := c.NSUpdate(t, registerScript("kms1.example.test.", "127.0.0.1", 1688), keyArg("kms1-key.", secret1)...); code != 0 {
 		t.Errorf("update signed with the key file's key: exit %d\n%s", code, out)
 	}
@@ -74,7 +76,7 @@ func TestKeyFileRefusedByResponder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			p := writeKeyFile(t, dir, tc.content, tc.mode)
-			WriteFile(t, dir, "config.yaml", fmt.Sprintf(`groups: [windows-server-2025]
+			harness.WriteFile(t, dir, "config.yaml", fmt.Sprintf(`groups: [windows-server-2025]
 listen: ["127.0.0.1:%d"]
 data: %s/data
 metrics: ""
@@ -84,8 +86,8 @@ register:
   target: kms1.example.test
   addresses: [127.0.0.1]
   tsig_key_file: %s
-`, FreePort(t), dir, FreePort(t), p))
-			r := Start(t, dir, Binary(t, "kms-responder"), "serve", "--config", "config.yaml")
+`, harness.FreePort(t), dir, harness.FreePort(t), p))
+			r := harness.Start(t, dir, harness.Binary(t, "kms-responder"), "serve", "--config", "config.yaml")
 			code := r.Wait(10 * time.Second)
 			out := r.Output()
 			if code != 64 {

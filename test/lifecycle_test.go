@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // lifecycleConfig is the responder's config for the lifecycle test; level
@@ -41,16 +43,16 @@ func TestResponderLifecycleSignals(t *testing.T) {
 	for _, stop := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(stop.String(), func(t *testing.T) {
 			// Slow probes: a member that leaves within seconds left because it withdrew.
-			c := StartCoreDNS(t, strings.Replace(responderCorefile, "PROBE", "probe 10s 1s 3 1", 1))
-			port := FreePort(t)
+			c := harness.StartCoreDNS(t, strings.Replace(responderCorefile, "PROBE", "probe 10s 1s 3 1", 1))
+			port := harness.FreePort(t)
 			dir := t.TempDir()
-			WriteFile(t, dir, "tsig.key", "hmac-sha256:kms1-key.:"+secret1+"\n")
-			cfg := WriteFile(t, dir, "config.yaml", lifecycleConfig(port, dir, c.Addr(), "info", "windows-server-2025"))
-			bin := Binary(t, "kms-responder")
-			r := Start(t, dir, bin, "serve", "--config", "config.yaml")
+			harness.WriteFile(t, dir, "tsig.key", "hmac-sha256:kms1-key.:"+secret1+"\n")
+			cfg := harness.WriteFile(t, dir, "config.yaml", lifecycleConfig(port, dir, c.Addr(), "info", "windows-server-2025"))
+			bin := harness.Binary(t, "kms-responder")
+			r := harness.Start(t, dir, bin, "serve", "--config", "config.yaml")
 			member := "kms1.example.test.:" + strconv.Itoa(port)
 			registered := func() bool { return srvSet(t, c, "_vlmcs._tcp.example.test")[member] }
-			Eventually(t, 10*time.Second, "the responder's registration", registered)
+			harness.Eventually(t, 10*time.Second, "the responder's registration", registered)
 			if rep := discoverOnce(t, c, windowsClient); !rep.answered() || rep.CurrentCount != 1 {
 				t.Fatalf("first client: exit %d, count %d:\n%s", rep.code, rep.CurrentCount, rep.raw)
 			}
@@ -62,7 +64,7 @@ func TestResponderLifecycleSignals(t *testing.T) {
 			if err := r.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
-			Eventually(t, 5*time.Second, "the SIGHUP reload in the log", func() bool {
+			harness.Eventually(t, 5*time.Second, "the SIGHUP reload in the log", func() bool {
 				return strings.Contains(r.Output(), "SIGHUP: configuration reloaded")
 			})
 			out := r.Output()
@@ -89,7 +91,7 @@ func TestResponderLifecycleSignals(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			Eventually(t, 3*time.Second, "withdrawal at the DNS server", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
+			harness.Eventually(t, 3*time.Second, "withdrawal at the DNS server", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
 			t.Logf("withdrawn %s after %v", time.Since(start).Round(time.Millisecond), stop)
 			if code := r.Wait(15 * time.Second); code != 0 {
 				t.Fatalf("exit code %d after %v:\n%s", code, stop, r.Output())
@@ -99,8 +101,8 @@ func TestResponderLifecycleSignals(t *testing.T) {
 			}
 
 			// The restart (config as edited: two groups) keeps both clients.
-			r2 := Start(t, dir, bin, "serve", "--config", "config.yaml")
-			Eventually(t, 10*time.Second, "the registration after restart", registered)
+			r2 := harness.Start(t, dir, bin, "serve", "--config", "config.yaml")
+			harness.Eventually(t, 10*time.Second, "the registration after restart", registered)
 			if rep := discoverOnce(t, c, windowsClient); !rep.answered() || rep.CurrentCount != 3 {
 				t.Fatalf("client after restart: exit %d, count %d (want 3: two before the stop and this one):\n%s", rep.code, rep.CurrentCount, rep.raw)
 			}

@@ -1,5 +1,9 @@
 package test
 
-import "testing"
+import (
+	"testing"
 
-func TestMain(m *testing.M) { Main(m) }
+	"github.com/kmsdns/kmsdns/test/harness"
+)
+
+func TestMain(m *testing.M) { harness.Main(m) }

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/kmsdns/kmsdns/test/harness"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -51,7 +53,7 @@ func TestMakeRunCtrlC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the demo; skipped with -short")
 	}
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,13 +80,13 @@ func TestMakeRunCtrlC(t *testing.T) {
 		t.Fatal(err)
 	}
 	terminal.Close()
-	var out SyncBuffer
+	var out harness.SyncBuffer
 	copied := make(chan struct{})
 	go func() { _, _ = io.Copy(&out, controller); close(copied) }()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	Eventually(t, 3*time.Minute, "make run to say it is running", func() bool {
+	harness.Eventually(t, 3*time.Minute, "make run to say it is running", func() bool {
 		select {
 		case err := <-exited:
 			t.Fatalf("make run exited early (%v):\n%s", err, out.String())
@@ -119,7 +121,7 @@ func TestMakeRunCtrlC(t *testing.T) {
 	if err := to.Start(); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, 3*time.Minute, "make run under timeout to say it is running", func() bool {
+	harness.Eventually(t, 3*time.Minute, "make run under timeout to say it is running", func() bool {
 		return strings.Contains(buf.String(), "running until Ctrl-C") || to.ProcessState != nil
 	})
 	_ = to.Process.Signal(syscall.SIGINT) // what timeout does when it expires, to its group
@@ -143,7 +145,7 @@ func assertRunCleanedUp(t *testing.T, text string) {
 	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
 		t.Errorf("state directory %s still exists (%v):\n%s", m[1], err, text)
 	}
-	Eventually(t, 10*time.Second, "the demo's processes to be gone", func() bool {
+	harness.Eventually(t, 10*time.Second, "the demo's processes to be gone", func() bool {
 		ps, _ := exec.Command("pgrep", "-f", regexp.QuoteMeta(filepath.Base(m[1]))).Output()
 		return len(bytes.TrimSpace(ps)) == 0
 	})

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/test/harness"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/miekg/dns"
 )
 
@@ -69,7 +73,7 @@ func metricLine(text, name string, labels ...string) float64 {
 }
 
 // signedUpdate sends m signed with key over TCP and returns the response code.
-func signedUpdate(t *testing.T, c *CoreDNS, m *dns.Msg, key, secret string) int {
+func signedUpdate(t *testing.T, c *harness.CoreDNS, m *dns.Msg, key, secret string) int {
 	t.Helper()
 	m.SetTsig(key, dns.HmacSHA256, 300, time.Now().Unix())
 	cl := &dns.Client{Net: "tcp", Timeout: 5 * time.Second, TsigSecret: map[string]string{key: secret}}
@@ -82,7 +86,7 @@ func signedUpdate(t *testing.T, c *CoreDNS, m *dns.Msg, key, secret string) int 
 
 // registerFlood registers n members hole<i>.example.test:port at 127.0.0.1 with key, 100 per
 // update.
-func registerFlood(t *testing.T, c *CoreDNS, key, secret string, n, port int) {
+func registerFlood(t *testing.T, c *harness.CoreDNS, key, secret string, n, port int) {
 	t.Helper()
 	for start := 0; start < n; start += 100 {
 		m := new(dns.Msg)
@@ -131,7 +135,7 @@ const probeFloodCorefile = `example.test:{{PORT}} {
 func TestRemovalBoundWithBlackholedMembers(t *testing.T) {
 	for _, holes := range []int{0, 1000} {
 		t.Run(fmt.Sprintf("%d blackholed", holes), func(t *testing.T) {
-			c := StartCoreDNS(t, probeFloodCorefile)
+			c := harness.StartCoreDNS(t, probeFloodCorefile)
 			kms1 := startKMSResponder(t, c, "kms1", "1m", "windows-server-2019")
 			kms2 := startKMSResponder(t, c, "kms2", "1m", "windows-server-2025")
 			waitMembers(t, c, 10*time.Second, kms1, kms2)
@@ -155,7 +159,7 @@ func TestRemovalBoundWithBlackholedMembers(t *testing.T) {
 				silent := startSilent(t, "127.0.0.1:0")
 				registerFlood(t, c, "flood-key.", secret2, holes, silent.Port)
 				kill(0) // at once, while the blackholed members' first probes hang
-				Eventually(t, 20*time.Second, "every blackholed member down", func() bool {
+				harness.Eventually(t, 20*time.Second, "every blackholed member down", func() bool {
 					return metricLine(scrape(t, c), "coredns_vlmcs_members", `state="down"`) == float64(holes)
 				})
 				if n := silent.accepted.Load(); n < int64(holes) {
@@ -182,9 +186,9 @@ func TestRemovalBoundWithBlackholedMembers(t *testing.T) {
 // plugin, is elsewhere), registrations on ports outside `ports` are refused, and a member
 // without an address to probe is not served, not even under all_down last_known.
 func TestProbesOnlyWhatIsApproved(t *testing.T) {
-	kms := startKMS(t, "127.0.0.1:0")
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	rogue := startSilent(t, net.JoinHostPort("127.0.0.2", strconv.Itoa(kms.Port))) // same port, unapproved address
-	c := StartCoreDNS(t, fmt.Sprintf(`example.test:{{PORT}} {
+	c := harness.StartCoreDNS(t, fmt.Sprintf(`example.test:{{PORT}} {
 	bind 127.0.0.1
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
@@ -223,8 +227,8 @@ func TestProbesOnlyWhatIsApproved(t *testing.T) {
 		t.Fatalf("kmsd: %s", out)
 	}
 	want := "kmsd.example.test.:" + strconv.Itoa(kms.Port)
-	Eventually(t, 5*time.Second, "kmsd served", func() bool { s := srvSet(t, c, "_vlmcs._tcp.example.test"); return len(s) == 1 && s[want] })
-	Eventually(t, 5*time.Second, "kmsa unapproved and kmsc unprobeable", func() bool {
+	harness.Eventually(t, 5*time.Second, "kmsd served", func() bool { s := srvSet(t, c, "_vlmcs._tcp.example.test"); return len(s) == 1 && s[want] })
+	harness.Eventually(t, 5*time.Second, "kmsa unapproved and kmsc unprobeable", func() bool {
 		text := scrape(t, c)
 		return metricLine(text, "coredns_vlmcs_members", `state="unapproved"`) == 1 &&
 			metricLine(text, "coredns_vlmcs_members", `state="unprobeable"`) == 1
@@ -240,7 +244,7 @@ func TestProbesOnlyWhatIsApproved(t *testing.T) {
 	// With kmsd gone, all_down last_known serves the approved, registered members that can be
 	// probed: kmsd, never kmsa or kmsc.
 	kms.Stop()
-	Eventually(t, 5*time.Second, "kmsd down", func() bool {
+	harness.Eventually(t, 5*time.Second, "kmsd down", func() bool {
 		return metricLine(scrape(t, c), "coredns_vlmcs_members", `state="down"`) == 1
 	})
 	if s := srvSet(t, c, "_vlmcs._tcp.example.test"); len(s) != 1 || !s[want] {
@@ -251,7 +255,7 @@ func TestProbesOnlyWhatIsApproved(t *testing.T) {
 // TestMemberLimits (issue 9.3): a key and an unsigned sender may hold only member_limit
 // members; more are refused and counted.
 func TestMemberLimits(t *testing.T) {
-	c := StartCoreDNS(t, `example.test:{{PORT}} {
+	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {
 	bind 127.0.0.1
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
@@ -293,7 +297,7 @@ func TestMemberLimits(t *testing.T) {
 // its target resolves to the sender, as a Windows KMS host registers itself: through the next
 // plugin, or through addresses the same update adds.
 func TestUnsignedSRVTiedToSender(t *testing.T) {
-	c := StartCoreDNS(t, `example.test:{{PORT}} {
+	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {
 	bind 127.0.0.1
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
@@ -353,8 +357,8 @@ const reloadCorefile = `example.test:{{PORT}} {
 // replayed after the reload, is refused); after a restart, which forgets both, a message
 // signed before the process started is refused.
 func TestReloadAndRestartLoseNothing(t *testing.T) {
-	c := StartCoreDNS(t, reloadCorefile)
-	kms := startKMS(t, "127.0.0.1:0")
+	c := harness.StartCoreDNS(t, reloadCorefile)
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	qname := "_vlmcs._tcp.example.test"
 	member := "kms1.example.test.:" + strconv.Itoa(kms.Port)
 	register := func() {
@@ -362,7 +366,7 @@ func TestReloadAndRestartLoseNothing(t *testing.T) {
 		if code, out := c.NSUpdate(t, registerScript("kms1.example.test", "127.0.0.1", kms.Port), keyArg("kms1-key.", secret1)...); code != 0 {
 			t.Fatalf("registration: %s", out)
 		}
-		Eventually(t, 5*time.Second, "kms1 served", func() bool { return srvSet(t, c, qname)[member] })
+		harness.Eventually(t, 5*time.Second, "kms1 served", func() bool { return srvSet(t, c, qname)[member] })
 	}
 	register()
 	// A withdraw, captured on the wire: accepted once, then kms1 registers again.
@@ -383,8 +387,8 @@ func TestReloadAndRestartLoseNothing(t *testing.T) {
 	if err := c.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, 10*time.Second, "reload on 127.0.0.3", func() bool {
-		return Exchange(net.JoinHostPort("127.0.0.3", strconv.Itoa(c.Port)), "udp", probeQuery()) == nil
+	harness.Eventually(t, 10*time.Second, "reload on 127.0.0.3", func() bool {
+		return harness.Exchange(net.JoinHostPort("127.0.0.3", strconv.Itoa(c.Port)), "udp", harness.ProbeQuery()) == nil
 	})
 	if s := srvSet(t, c, qname); !s[member] {
 		t.Fatalf("registration lost on a reload that changed zones and bind addresses: %v", s)
@@ -402,37 +406,37 @@ func TestReloadAndRestartLoseNothing(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.Stop()
-	c.Process = Start(t, c.Dir, Binary(t, "coredns"), "-conf", "Corefile")
+	c.Process = harness.Start(t, c.Dir, harness.Binary(t, "coredns"), "-conf", "Corefile")
 	c.WaitServing(t, 10*time.Second)
 	register()
 	if r := exchangeRaw(t, c.Addr(), "tcp", captured); r.Rcode != dns.RcodeRefused {
 		t.Errorf("captured withdraw replayed after a restart: %s, want REFUSED", dns.RcodeToString[r.Rcode])
 	}
-	Eventually(t, 3*time.Second, "the before-start refusal in the log", func() bool { return strings.Contains(c.Output(), "before-start") })
+	harness.Eventually(t, 3*time.Second, "the before-start refusal in the log", func() bool { return strings.Contains(c.Output(), "before-start") })
 	if s := srvSet(t, c, qname); !s[member] {
 		t.Errorf("a replayed withdraw removed kms1 after the restart: %v", s)
 	}
 }
 
-// TestCoreDNSRestartGap (issue 9.5): with the responders' default 10-minute lease, a CoreDNS
+// TestCoreDNSRestartGap (issue 9.5): with the responders' default 10-minute lease, a harness.CoreDNS
 // killed and restarted on the same port answers with both members again within 5 s: each
 // responder checks its record every 2 s and registers again when it is missing. Three
 // restarts; the gaps are logged.
 func TestCoreDNSRestartGap(t *testing.T) {
-	c := StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 1h 2s 1h", 1))
+	c := harness.StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 1h 2s 1h", 1))
 	kms1 := startKMSResponder(t, c, "kms1", "10m", "windows-server-2019")
 	kms2 := startKMSResponder(t, c, "kms2", "10m", "windows-server-2025")
 	waitMembers(t, c, 10*time.Second, kms1, kms2)
 	var gaps []time.Duration
 	for range 3 {
 		c.Kill()
-		c.Process = Start(t, c.Dir, Binary(t, "coredns"), "-conf", "Corefile")
+		c.Process = harness.Start(t, c.Dir, harness.Binary(t, "coredns"), "-conf", "Corefile")
 		c.WaitServing(t, 10*time.Second)
 		back := time.Now()
 		waitMembers(t, c, 15*time.Second, kms1, kms2)
 		gaps = append(gaps, time.Since(back))
 	}
-	t.Logf("CoreDNS kill -9 and restart: both members answered again %v after it served", gaps)
+	t.Logf("harness.CoreDNS kill -9 and restart: both members answered again %v after it served", gaps)
 	for _, g := range gaps {
 		if g > 5*time.Second {
 			t.Errorf("gap %s; want ≤ 5 s", g)

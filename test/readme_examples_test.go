@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // readmeBlock returns the first block of kind (e.g. "corefile", "txt") in plugin/README.md
 // that contains marker.
 func readmeBlock(t *testing.T, kind, marker string) string {
 	t.Helper()
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,13 +39,13 @@ func readmeBlock(t *testing.T, kind, marker string) string {
 // site's 10.1.0.x addresses by loopback ones (127.0.0.x), the listen port and the metrics
 // address by free ones, the key file path and the secret by a real key file.
 func TestPluginReadmeExamplesAsPrinted(t *testing.T) {
-	Tool(t, "nsupdate")
+	harness.Tool(t, "nsupdate")
 	corefile := readmeBlock(t, "corefile", "static kms.ad.example.org")
 	script := readmeBlock(t, "txt", "nsupdate -y")
 
 	secret := "c2VjcmV0LWZvci10aGUtcmVhZG1lLWV4YW1wbGUtMDEyMzQ1Ng=="
 	dir := t.TempDir()
-	keyfile := WriteFile(t, dir, "kms.keys", "key \"kms1-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n"+
+	keyfile := harness.WriteFile(t, dir, "kms.keys", "key \"kms1-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n"+
 		"key \"kms2-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n")
 	if err := os.Chmod(keyfile, 0o600); err != nil {
 		t.Fatal(err)
@@ -53,7 +55,7 @@ func TestPluginReadmeExamplesAsPrinted(t *testing.T) {
 	corefile = strings.Replace(corefile, "example.org ad.example.org {", "example.org:{{PORT}} ad.example.org:{{PORT}} {\n    bind 127.0.0.1", 1)
 	corefile = strings.Replace(corefile, "    prometheus\n", "    prometheus 127.0.0.1:{{METRICS}}\n", 1)
 	corefile = strings.ReplaceAll(corefile, "/etc/coredns/kms.keys", keyfile)
-	c := StartCoreDNS(t, corefile)
+	c := harness.StartCoreDNS(t, corefile)
 
 	script = site.Replace(script)
 	script = strings.Replace(script, "server 127.0.0.53", "server 127.0.0.1 "+strconv.Itoa(c.Port), 1)
@@ -63,12 +65,12 @@ func TestPluginReadmeExamplesAsPrinted(t *testing.T) {
 	if len(args) < 3 || args[0] != "nsupdate" {
 		t.Fatalf("unexpected nsupdate command line %q", cmdline)
 	}
-	cmd := exec.Command(Tool(t, "nsupdate"), args[1:]...)
+	cmd := exec.Command(harness.Tool(t, "nsupdate"), args[1:]...)
 	cmd.Stdin = strings.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the README's nsupdate example failed: %v\n%s\nscript:\n%s\nCoreDNS:\n%s", err, out, body, c.Output())
 	}
-	Eventually(t, 5*time.Second, "kms1's registered address", func() bool {
+	harness.Eventually(t, 5*time.Second, "kms1's registered address", func() bool {
 		return answerA(t, c.Addr(), "kms1.example.org") == "127.0.0.21"
 	})
 }

@@ -8,19 +8,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // TestRefusalReasonReachesTheResponder (issue 12): a registration vlmcs refuses carries the
 // reason in an Extended DNS Error; the responder logs it, shows it in status and counts it by
 // reason in its metrics. A registration configured without a key warns at start.
 func TestRefusalReasonReachesTheResponder(t *testing.T) {
-	c := StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 1m", 1))
+	c := harness.StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 1m", 1))
 	kms9 := startKMSResponder(t, c, "kms9", "1m", "windows-server-2025") // not approved
 	var regs []struct {
 		Refusals  map[string]uint64 `json:"refusals_by_reason"`
 		LastError string            `json:"last_error"`
 	}
-	Eventually(t, 15*time.Second, "status to count the refusal by reason", func() bool {
+	harness.Eventually(t, 15*time.Second, "status to count the refusal by reason", func() bool {
 		resp, err := http.Get("http://" + kms9.Admin + "/status")
 		if err != nil {
 			return false
@@ -52,12 +54,12 @@ func TestRefusalReasonReachesTheResponder(t *testing.T) {
 	}
 
 	// No key: a warning at start, before anything is sent.
-	r := &kmsResponder{Name: "kms1", Port: FreePort(t), Admin: "127.0.0.1:" + strconv.Itoa(FreePort(t)), dir: t.TempDir()}
+	r := &kmsResponder{Name: "kms1", Port: harness.FreePort(t), Admin: "127.0.0.1:" + strconv.Itoa(harness.FreePort(t)), dir: t.TempDir()}
 	r.args = []string{"serve", "--listen", r.Addr(), "--data", r.dir + "/data", "--metrics", r.Admin, "--drain", "0s",
 		"--group", "windows-server-2025", "--dns-server", c.Addr(), "--zone", "example.test", "--target", "kms1", "--port", strconv.Itoa(r.Port)}
 	t.Setenv("KMS_RESPONDER_TSIG_KEY", "")
 	r.start(t)
-	Eventually(t, 5*time.Second, "the no-key warning", func() bool {
+	harness.Eventually(t, 5*time.Second, "the no-key warning", func() bool {
 		return strings.Contains(r.Output(), "configured without a TSIG key")
 	})
 }

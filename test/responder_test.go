@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/test/harness"
+
 	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
@@ -31,12 +33,12 @@ const responderCorefile = `example.test:{{PORT}} {
 
 // startResponder runs the real kms-responder serving KMS on a free loopback port and
 // registering with c as kms1.example.test (key read from a file, lease 10 s).
-func startResponder(t *testing.T, c *CoreDNS) (*Process, int) {
+func startResponder(t *testing.T, c *harness.CoreDNS) (*harness.Process, int) {
 	t.Helper()
-	port := FreePort(t)
+	port := harness.FreePort(t)
 	dir := t.TempDir()
-	WriteFile(t, dir, "tsig.key", "hmac-sha256:kms1-key.:"+secret1+"\n")
-	WriteFile(t, dir, "config.yaml", fmt.Sprintf(`groups: [windows-server-2025]
+	harness.WriteFile(t, dir, "tsig.key", "hmac-sha256:kms1-key.:"+secret1+"\n")
+	harness.WriteFile(t, dir, "config.yaml", fmt.Sprintf(`groups: [windows-server-2025]
 listen: ["127.0.0.1:%d"]
 data: %s/data
 metrics: ""
@@ -49,20 +51,20 @@ register:
   lease: 10s
   tsig_key_file: %s/tsig.key
 `, port, dir, c.Addr(), port, dir))
-	return Start(t, dir, Binary(t, "kms-responder"), "serve", "--config", "config.yaml"), port
+	return harness.Start(t, dir, harness.Binary(t, "kms-responder"), "serve", "--config", "config.yaml"), port
 }
 
 func TestResponderSIGTERMWithdraws(t *testing.T) {
 	// Slow probes: a member that leaves within a second left because it withdrew.
-	c := StartCoreDNS(t, strings.Replace(responderCorefile, "PROBE", "probe 10s 1s 3 1", 1))
+	c := harness.StartCoreDNS(t, strings.Replace(responderCorefile, "PROBE", "probe 10s 1s 3 1", 1))
 	r, port := startResponder(t, c)
 	member := "kms1.example.test.:" + strconv.Itoa(port)
-	Eventually(t, 10*time.Second, "the responder's registration", func() bool { return srvSet(t, c, "_vlmcs._tcp.example.test")[member] })
+	harness.Eventually(t, 10*time.Second, "the responder's registration", func() bool { return srvSet(t, c, "_vlmcs._tcp.example.test")[member] })
 	if err := r.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	Eventually(t, 3*time.Second, "withdrawal", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
+	harness.Eventually(t, 3*time.Second, "withdrawal", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
 	t.Logf("withdrawn %s after SIGTERM", time.Since(start).Round(time.Millisecond))
 	if code := r.Wait(15 * time.Second); code != 0 {
 		t.Errorf("responder exit code %d after SIGTERM:\n%s", code, r.Output())
@@ -71,13 +73,13 @@ func TestResponderSIGTERMWithdraws(t *testing.T) {
 
 func TestResponderKillRemoved(t *testing.T) {
 	// probe 200ms 300ms 2: a crashed responder leaves within 2 × 0.2 s + 0.3 s = 0.7 s.
-	c := StartCoreDNS(t, strings.Replace(responderCorefile, "PROBE", "probe 200ms 300ms 2 1", 1))
+	c := harness.StartCoreDNS(t, strings.Replace(responderCorefile, "PROBE", "probe 200ms 300ms 2 1", 1))
 	r, port := startResponder(t, c)
 	member := "kms1.example.test.:" + strconv.Itoa(port)
-	Eventually(t, 10*time.Second, "the responder's registration", func() bool { return srvSet(t, c, "_vlmcs._tcp.example.test")[member] })
+	harness.Eventually(t, 10*time.Second, "the responder's registration", func() bool { return srvSet(t, c, "_vlmcs._tcp.example.test")[member] })
 	r.Kill()
 	start := time.Now()
-	Eventually(t, 3*time.Second, "removal of the crashed responder", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
+	harness.Eventually(t, 3*time.Second, "removal of the crashed responder", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
 	if d := time.Since(start); d > 1500*time.Millisecond {
 		t.Errorf("crashed responder removed after %s; want ≤ N × interval + timeout (0.7 s) plus query slack", d)
 	}
@@ -87,11 +89,11 @@ func TestResponderKillRemoved(t *testing.T) {
 // records first, then keeps answering for the drain period (clients that
 // resolved it just before may still come), then exits 0.
 func TestResponderDrainsAfterWithdrawal(t *testing.T) {
-	c := StartCoreDNS(t, strings.Replace(responderCorefile, "PROBE", "probe 10s 1s 3 1", 1))
-	port := FreePort(t)
+	c := harness.StartCoreDNS(t, strings.Replace(responderCorefile, "PROBE", "probe 10s 1s 3 1", 1))
+	port := harness.FreePort(t)
 	dir := t.TempDir()
-	WriteFile(t, dir, "tsig.key", "hmac-sha256:kms1-key.:"+secret1+"\n")
-	WriteFile(t, dir, "config.yaml", fmt.Sprintf(`groups: [windows-server-2025]
+	harness.WriteFile(t, dir, "tsig.key", "hmac-sha256:kms1-key.:"+secret1+"\n")
+	harness.WriteFile(t, dir, "config.yaml", fmt.Sprintf(`groups: [windows-server-2025]
 listen: ["127.0.0.1:%d"]
 data: %s/data
 metrics: ""
@@ -105,14 +107,14 @@ register:
   lease: 10s
   tsig_key_file: %s/tsig.key
 `, port, dir, c.Addr(), port, dir))
-	r := Start(t, dir, Binary(t, "kms-responder"), "serve", "--config", "config.yaml")
+	r := harness.Start(t, dir, harness.Binary(t, "kms-responder"), "serve", "--config", "config.yaml")
 	member := "kms1.example.test.:" + strconv.Itoa(port)
-	Eventually(t, 10*time.Second, "the responder's registration", func() bool { return srvSet(t, c, "_vlmcs._tcp.example.test")[member] })
+	harness.Eventually(t, 10*time.Second, "the responder's registration", func() bool { return srvSet(t, c, "_vlmcs._tcp.example.test")[member] })
 	if err := r.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	Eventually(t, time.Second, "withdrawal", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
+	harness.Eventually(t, time.Second, "withdrawal", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	if err := rpc.Probe(context.Background(), addr, time.Second); err != nil {
 		t.Fatalf("responder stopped answering right after withdrawing (%s after SIGTERM); want it to drain: %v", time.Since(stopped), err)

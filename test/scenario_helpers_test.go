@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/test/harness"
+
 	"github.com/miekg/dns"
 )
 
@@ -43,7 +45,7 @@ const scenarioCorefile = `example.test:{{PORT}} {
 
 // kmsResponder is a running `kms-responder serve` registering as Name.example.test.
 type kmsResponder struct {
-	*Process
+	*harness.Process
 	Name  string // label in example.test (kms1)
 	Port  int    // KMS port on 127.0.0.1
 	Admin string // status/metrics address
@@ -59,10 +61,10 @@ func (r *kmsResponder) Addr() string { return net.JoinHostPort("127.0.0.1", strc
 
 // startKMSResponder starts kms-responder with host key groups, registering with c (nil: no
 // registration) for lease, its ledger in a fresh directory.
-func startKMSResponder(t *testing.T, c *CoreDNS, name, lease string, groups ...string) *kmsResponder {
+func startKMSResponder(t *testing.T, c *harness.CoreDNS, name, lease string, groups ...string) *kmsResponder {
 	t.Helper()
-	r := &kmsResponder{Name: name, Port: FreePort(t), Admin: net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t))), dir: t.TempDir()}
-	WriteFile(t, r.dir, "tsig.key", "hmac-sha256:kms-key.:"+secret1+"\n")
+	r := &kmsResponder{Name: name, Port: harness.FreePort(t), Admin: net.JoinHostPort("127.0.0.1", strconv.Itoa(harness.FreePort(t))), dir: t.TempDir()}
+	harness.WriteFile(t, r.dir, "tsig.key", "hmac-sha256:kms-key.:"+secret1+"\n")
 	r.args = []string{"serve", "--listen", r.Addr(), "--data", filepath.Join(r.dir, "data"),
 		"--metrics", r.Admin, "--drain", "0s", "--log-format", "text"}
 	for _, g := range groups {
@@ -79,8 +81,8 @@ func startKMSResponder(t *testing.T, c *CoreDNS, name, lease string, groups ...s
 // start (re)starts the process with the same arguments and waits for its status endpoint.
 func (r *kmsResponder) start(t *testing.T) {
 	t.Helper()
-	r.Process = Start(t, r.dir, Binary(t, "kms-responder"), r.args...)
-	Eventually(t, 10*time.Second, r.Name+" status endpoint", func() bool {
+	r.Process = harness.Start(t, r.dir, harness.Binary(t, "kms-responder"), r.args...)
+	harness.Eventually(t, 10*time.Second, r.Name+" status endpoint", func() bool {
 		if r.Exited() {
 			t.Fatalf("%s exited: %s", r.Name, r.Output())
 		}
@@ -142,7 +144,7 @@ func (r clientReport) ServedBy() string {
 func runClient(t *testing.T, args ...string) clientReport {
 	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := exec.Command(Binary(t, "kms-responder"), append(args, "--json", "--timeout", "2s")...)
+	cmd := exec.Command(harness.Binary(t, "kms-responder"), append(args, "--json", "--timeout", "2s")...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	rep := clientReport{raw: out.String() + errb.String()}
@@ -162,7 +164,7 @@ func runClient(t *testing.T, args ...string) clientReport {
 // runCLIText runs kms-responder with args and returns its combined output and exit code.
 func runCLIText(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	out, err := exec.Command(Binary(t, "kms-responder"), args...).CombinedOutput()
+	out, err := exec.Command(harness.Binary(t, "kms-responder"), args...).CombinedOutput()
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
@@ -174,7 +176,7 @@ func runCLIText(t *testing.T, args ...string) (string, int) {
 }
 
 // discoverOnce runs `kms-responder discover` against c for product with a fresh client ID.
-func discoverOnce(t *testing.T, c *CoreDNS, product string) clientReport {
+func discoverOnce(t *testing.T, c *harness.CoreDNS, product string) clientReport {
 	t.Helper()
 	return runClient(t, "discover", "--dns", c.Addr(), "--domain", "example.test", "--product", product, "--cmid", "random")
 }
@@ -194,7 +196,7 @@ type status struct {
 // statusJSON asks the running responder at admin for its status via `kms-responder status`.
 func statusJSON(t *testing.T, admin string) (status, error) {
 	t.Helper()
-	out, err := exec.Command(Binary(t, "kms-responder"), "status", "--admin", admin, "--json").Output()
+	out, err := exec.Command(harness.Binary(t, "kms-responder"), "status", "--admin", admin, "--json").Output()
 	var s status
 	if err != nil {
 		return s, err
@@ -225,9 +227,9 @@ func srvTargetsIn(addr, domain string) (map[string]bool, error) {
 }
 
 // waitMembers waits until the SRV answer lists exactly the given responders.
-func waitMembers(t *testing.T, c *CoreDNS, d time.Duration, rs ...*kmsResponder) {
+func waitMembers(t *testing.T, c *harness.CoreDNS, d time.Duration, rs ...*kmsResponder) {
 	t.Helper()
-	Eventually(t, d, "the SRV answer to list every responder", func() bool {
+	harness.Eventually(t, d, "the SRV answer to list every responder", func() bool {
 		set, err := srvTargets(c.Addr())
 		if err != nil || len(set) != len(rs) {
 			return false

@@ -6,13 +6,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // TestScenarioGroupsDiscovery (issue 5, e2e 1): three responders with different host key groups
 // register with one CoreDNS; discovery of a Windows client and of Office LTSC 2024 always lands
 // on a responder whose group covers the product, skipping hosts that refuse with 0xC004F042.
 func TestScenarioGroupsDiscovery(t *testing.T) {
-	c := StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 1h 2s 1h", 1))
+	c := harness.StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 1h 2s 1h", 1))
 	kms1 := startKMSResponder(t, c, "kms1", "1m", "windows-server-2019")
 	kms2 := startKMSResponder(t, c, "kms2", "1m", "windows-server-2025", "office-ltsc-2024")
 	kms3 := startKMSResponder(t, c, "kms3", "1m", "office-2016")
@@ -68,7 +70,7 @@ func TestScenarioGroupsDiscovery(t *testing.T) {
 // while DNS still listed the dead host try it (and fail over); the time until DNS drops it
 // is logged and bounded by the probe settings (2 × 200 ms + 300 ms).
 func TestScenarioFailover(t *testing.T) {
-	c := StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 1h 2s 1h", 1))
+	c := harness.StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 1h 2s 1h", 1))
 	rs := map[string]*kmsResponder{
 		"kms1": startKMSResponder(t, c, "kms1", "1m", "windows-server-2019"),
 		"kms2": startKMSResponder(t, c, "kms2", "1m", "windows-server-2025", "office-ltsc-2024"),
@@ -204,17 +206,17 @@ func windowsCount(t *testing.T, r *kmsResponder) int {
 	return 0
 }
 
-// TestScenarioCoreDNSRestartRelearns (issue 5, e2e 5): CoreDNS keeps no pool on disk; restarted
+// TestScenarioCoreDNSRestartRelearns (issue 5, e2e 5): harness.CoreDNS keeps no pool on disk; restarted
 // on the same port it learns the responders again from their refreshes (lease 4 s: refreshed
 // every 1.6–2 s) within one refresh interval plus a probe round.
 func TestScenarioCoreDNSRestartRelearns(t *testing.T) {
-	c := StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 4s 2s 1m", 1))
+	c := harness.StartCoreDNS(t, strings.Replace(scenarioCorefile, "LEASE", "lease 4s 2s 1m", 1))
 	kms1 := startKMSResponder(t, c, "kms1", "4s", "windows-server-2019")
 	kms2 := startKMSResponder(t, c, "kms2", "4s", "windows-server-2025", "office-ltsc-2024")
 	waitMembers(t, c, 10*time.Second, kms1, kms2)
 
 	c.Stop()
-	c.Process = Start(t, c.Dir, Binary(t, "coredns"), "-conf", "Corefile")
+	c.Process = harness.Start(t, c.Dir, harness.Binary(t, "coredns"), "-conf", "Corefile")
 	c.WaitServing(t, 10*time.Second)
 	back := time.Now()
 	first, err := srvTargets(c.Addr())

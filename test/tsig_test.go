@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/test/harness"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/miekg/dns"
 )
 
@@ -82,8 +86,8 @@ func exchangeRaw(t *testing.T, addr, network string, b []byte) *dns.Msg {
 // TestTSIGAttacks sends hostile signed updates (RFC 8945 and CVE-2017-3142/3143, CVE-2017-11104
 // classes) over UDP and TCP; every one is refused and the pool stays as it was.
 func TestTSIGAttacks(t *testing.T) {
-	c := StartCoreDNS(t, publishCorefile)
-	kms := startKMS(t, "127.0.0.1:0")
+	c := harness.StartCoreDNS(t, publishCorefile)
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	qname := "_vlmcs._tcp.example.test"
 	reg := func() *dns.Msg { return updateMsg("kms1.example.test.", "127.0.0.1", kms.Port, 0) }
 	now := time.Now().Unix()
@@ -93,7 +97,7 @@ func TestTSIGAttacks(t *testing.T) {
 		t.Fatalf("registration: %v", resp)
 	}
 	member := fmt.Sprintf("kms1.example.test.:%d", kms.Port)
-	Eventually(t, 3*time.Second, "member served", func() bool { return srvSet(t, c, qname)[member] })
+	harness.Eventually(t, 3*time.Second, "member served", func() bool { return srvSet(t, c, qname)[member] })
 
 	withdraw := func() *dns.Msg {
 		m := new(dns.Msg)
@@ -109,7 +113,7 @@ func TestTSIGAttacks(t *testing.T) {
 	if resp := exchangeRaw(t, c.Addr(), "tcp", signWire(t, reg(), "kms1-key.", secret1, dns.HmacSHA256, now, 300)); resp.Rcode != dns.RcodeSuccess {
 		t.Fatalf("re-registration: %v", resp)
 	}
-	Eventually(t, 3*time.Second, "member served again", func() bool { return srvSet(t, c, qname)[member] })
+	harness.Eventually(t, 3*time.Second, "member served again", func() bool { return srvSet(t, c, qname)[member] })
 	// A short-fudge signature, to replay after its window.
 	shortFudge := signWire(t, withdraw(), "kms1-key.", secret1, dns.HmacSHA256, time.Now().Unix(), 1)
 
@@ -182,7 +186,7 @@ func TestTSIGAttacks(t *testing.T) {
 // TestUpdateFlood sends wrong-key, unsigned and unapproved updates from many goroutines while
 // querying: every query is answered, every update counted, and the log stays rate-limited.
 func TestUpdateFlood(t *testing.T) {
-	c := StartCoreDNS(t, `example.test:{{PORT}} {
+	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {
 	bind 127.0.0.1
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
@@ -279,7 +283,7 @@ func grepLines(text, sub string) string {
 // TestKeysFromTsigPlugin uses secrets defined by CoreDNS's tsig plugin: vlmcs (before tsig)
 // still sees, judges and counts every update.
 func TestKeysFromTsigPlugin(t *testing.T) {
-	c := StartCoreDNS(t, `example.test:{{PORT}} {
+	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {
 	bind 127.0.0.1
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/test/harness"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/miekg/dns"
 )
 
@@ -42,7 +46,7 @@ const publishCorefile = `example.test:{{PORT}} {
 `
 
 // srvSet returns "target:port" of the SRV records dig prints for _vlmcs._tcp.example.test.
-func srvSet(t *testing.T, c *CoreDNS, qname string) map[string]bool {
+func srvSet(t *testing.T, c *harness.CoreDNS, qname string) map[string]bool {
 	t.Helper()
 	out := c.Dig(t, qname, "SRV", "+short")
 	set := map[string]bool{}
@@ -68,8 +72,8 @@ update add _vlmcs._tcp.example.test 60 SRV 0 0 %[3]d %[1]s`, target, ip, port)
 }
 
 func TestRegistrationAndRefusals(t *testing.T) {
-	c := StartCoreDNS(t, publishCorefile)
-	kms := startKMS(t, "127.0.0.1:0")
+	c := harness.StartCoreDNS(t, publishCorefile)
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	kms1 := "kms1.example.test.:" + strconv.Itoa(kms.Port)
 	qname := "_VLMCS._TCP.example.test"
 
@@ -84,7 +88,7 @@ func TestRegistrationAndRefusals(t *testing.T) {
 	if code, out := c.NSUpdate(t, registerScript("kms1.example.test", "127.0.0.1", kms.Port), keyArg("kms1-key.", secret1)...); code != 0 {
 		t.Fatalf("signed registration failed (%d): %s", code, out)
 	}
-	Eventually(t, 3*time.Second, "kms1 in the answer", func() bool { return srvSet(t, c, qname)[kms1] })
+	harness.Eventually(t, 3*time.Second, "kms1 in the answer", func() bool { return srvSet(t, c, qname)[kms1] })
 	if out := c.Dig(t, qname, "SRV"); !regexp.MustCompile(`(?m)^kms1\.example\.test\.\s+1\s+IN\s+A\s+127\.0\.0\.1$`).MatchString(out) {
 		t.Errorf("no glue in the answer:\n%s", out)
 	}
@@ -182,8 +186,8 @@ func updateMsg(target, ip string, port int, lease uint32) *dns.Msg {
 }
 
 func TestLeaseExpiryAndProbes(t *testing.T) {
-	c := StartCoreDNS(t, publishCorefile)
-	kms := startKMS(t, "127.0.0.1:0")
+	c := harness.StartCoreDNS(t, publishCorefile)
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	qname := "_vlmcs._tcp.example.test"
 	member := "kms2.example.test.:" + strconv.Itoa(kms.Port)
 	cl := &dns.Client{Net: "udp", TsigSecret: map[string]string{"kms2-key.": secret2}, Timeout: 2 * time.Second}
@@ -206,25 +210,25 @@ func TestLeaseExpiryAndProbes(t *testing.T) {
 	if o == nil || len(o.Option) != 1 || o.Option[0].(*dns.EDNS0_UL).Lease != 1 {
 		t.Fatalf("granted lease missing: %v", resp)
 	}
-	Eventually(t, 2*time.Second, "registration served", func() bool { return srvSet(t, c, qname)[member] })
-	Eventually(t, 3*time.Second, "lease expiry", func() bool { return len(srvSet(t, c, qname)) == 0 })
+	harness.Eventually(t, 2*time.Second, "registration served", func() bool { return srvSet(t, c, qname)[member] })
+	harness.Eventually(t, 3*time.Second, "lease expiry", func() bool { return len(srvSet(t, c, qname)) == 0 })
 
 	// A lease above the maximum is clamped.
 	if ul := send(1 << 30).IsEdns0().Option[0].(*dns.EDNS0_UL).Lease; ul != 3600 {
 		t.Fatalf("granted %d, want the 3600 s maximum", ul)
 	}
-	Eventually(t, 2*time.Second, "registration served", func() bool { return srvSet(t, c, qname)[member] })
+	harness.Eventually(t, 2*time.Second, "registration served", func() bool { return srvSet(t, c, qname)[member] })
 
 	// The KMS host dies: it leaves within fails × interval + timeout (here 0.4 s; allow slack).
 	kms.Stop()
 	start := time.Now()
-	Eventually(t, 3*time.Second, "dead member removed", func() bool { return len(srvSet(t, c, qname)) == 0 })
+	harness.Eventually(t, 3*time.Second, "dead member removed", func() bool { return len(srvSet(t, c, qname)) == 0 })
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("dead member left after %s, want ≤ 2 s", d)
 	}
 	// It comes back: served again after one good probe.
-	kms.restart(t)
-	Eventually(t, 3*time.Second, "recovered member served", func() bool { return srvSet(t, c, qname)[member] })
+	kms.Restart(t)
+	harness.Eventually(t, 3*time.Second, "recovered member served", func() bool { return srvSet(t, c, qname)[member] })
 
 	m := scrape(t, c)
 	for _, want := range []string{"coredns_vlmcs_lease_expiries_total", `coredns_vlmcs_probes_total{result="failure"`, `coredns_vlmcs_members{server=`} {
@@ -250,11 +254,11 @@ _vlmcs._tcp 600 IN SRV 0 0 1688 rogue
 kms1	600 IN A 127.0.0.1
 rogue	600 IN A 127.0.0.66
 `
-	up := StartCoreDNS(t, "ad.example.test:{{PORT}} {\n\tbind 127.0.0.1\n\tfile {{DIR}}/db.ad\n}\n", File{"db.ad", zone})
+	up := harness.StartCoreDNS(t, "ad.example.test:{{PORT}} {\n\tbind 127.0.0.1\n\tfile {{DIR}}/db.ad\n}\n", harness.File{Name: "db.ad", Content: zone})
 	if out := up.Dig(t, "_vlmcs._tcp.ad.example.test", "SRV"); !strings.Contains(out, "rogue.ad.example.test") {
 		t.Fatalf("the upstream does not serve the rogue record, so this test proves nothing:\n%s", out)
 	}
-	front := StartCoreDNS(t, `ad.example.test:{{PORT}} {
+	front := harness.StartCoreDNS(t, `ad.example.test:{{PORT}} {
 	bind 127.0.0.1
 	prometheus 127.0.0.1:{{METRICS}}
 	vlmcs {
@@ -286,7 +290,7 @@ rogue	600 IN A 127.0.0.66
 
 func TestCorefileErrors(t *testing.T) {
 	block := func(body string) string {
-		return "example.test:" + strconv.Itoa(FreePort(t)) + " {\n\tbind 127.0.0.1\n\tvlmcs {\n" + body + "\t}\n}\n"
+		return "example.test:" + strconv.Itoa(harness.FreePort(t)) + " {\n\tbind 127.0.0.1\n\tvlmcs {\n" + body + "\t}\n}\n"
 	}
 	for _, c := range []struct {
 		name, corefile, want string
@@ -300,10 +304,10 @@ func TestCorefileErrors(t *testing.T) {
 		{"bad probe_rate", block("\t\tapprove kms1.example.test\n\t\tprobe_rate fast\n"), `Corefile:5 - Error during parsing: probe_rate: "fast" is not a number of connections per second`},
 		{"bad member_limit", block("\t\tapprove kms1.example.test\n\t\tmember_limit 8 -1\n"), `Corefile:5 - Error during parsing: member_limit: "-1" is not a number of members in 0..1024`},
 		{"key without secret", block("\t\tapprove kms1.example.test\n\t\tgrant k. kms1.example.test\n"), `Corefile:5: key "k." is granted but has no secret`},
-		{"key replaced by tsig", "example.test:" + strconv.Itoa(FreePort(t)) + " {\n\tbind 127.0.0.1\n\tvlmcs {\n\t\tapprove kms1.example.test\n\t\tkey k. " + secret1 + "\n\t\tgrant k. kms1.example.test\n\t}\n\ttsig {\n\t\tsecret other. " + secret2 + "\n\t}\n}\n", `Corefile:5: key "k." was replaced by another plugin's TSIG secrets`},
+		{"key replaced by tsig", "example.test:" + strconv.Itoa(harness.FreePort(t)) + " {\n\tbind 127.0.0.1\n\tvlmcs {\n\t\tapprove kms1.example.test\n\t\tkey k. " + secret1 + "\n\t\tgrant k. kms1.example.test\n\t}\n\ttsig {\n\t\tsecret other. " + secret2 + "\n\t}\n}\n", `Corefile:5: key "k." was replaced by another plugin's TSIG secrets`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			code, out := RunCoreDNS(t, c.corefile, 10*time.Second)
+			code, out := harness.RunCoreDNS(t, c.corefile, 10*time.Second)
 			if code == 0 || code == -1 {
 				t.Fatalf("exit code %d, want a startup failure; output:\n%s", code, out)
 			}
@@ -321,7 +325,7 @@ func TestTruncationAndEDNS(t *testing.T) {
 		fmt.Fprintf(&b, "\t\tstatic kms-host-%02d.example.test 1688 0 0 127.0.1.%d\n", i, i+1)
 	}
 	b.WriteString("\t}\n}\n")
-	c := StartCoreDNS(t, b.String())
+	c := harness.StartCoreDNS(t, b.String())
 	qname := "_vlmcs._tcp.example.test"
 	if out := c.Dig(t, qname, "SRV", "+noedns", "+ignore"); !regexp.MustCompile(`flags: qr aa tc`).MatchString(out) {
 		t.Errorf("512-byte UDP answer not truncated:\n%s", out)
@@ -335,13 +339,13 @@ func TestTruncationAndEDNS(t *testing.T) {
 }
 
 func TestReloadKeepsPool(t *testing.T) {
-	c := StartCoreDNS(t, publishCorefile)
-	kms := startKMS(t, "127.0.0.1:0")
+	c := harness.StartCoreDNS(t, publishCorefile)
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
 	qname := "_vlmcs._tcp.example.test"
 	if code, out := c.NSUpdate(t, registerScript("kms1.example.test", "127.0.0.1", kms.Port), keyArg("kms1-key.", secret1)...); code != 0 {
 		t.Fatalf("registration: %s", out)
 	}
-	Eventually(t, 3*time.Second, "registration served", func() bool { return len(srvSet(t, c, qname)) == 1 })
+	harness.Eventually(t, 3*time.Second, "registration served", func() bool { return len(srvSet(t, c, qname)) == 1 })
 	// A reload that fails in a plugin after vlmcs (here forward) keeps the running config and
 	// pool, although the new vlmcs block would no longer approve kms1.
 	broken := strings.Replace(publishCorefile, "approve kms1.example.test kms2.example.test", "approve kms2.example.test", 1)
@@ -350,7 +354,7 @@ func TestReloadKeepsPool(t *testing.T) {
 	if err := c.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, 5*time.Second, "the failed reload to be logged", func() bool { return strings.Contains(c.Output(), "not-an-address") })
+	harness.Eventually(t, 5*time.Second, "the failed reload to be logged", func() bool { return strings.Contains(c.Output(), "not-an-address") })
 	if s := srvSet(t, c, qname); len(s) != 1 || c.Exited() {
 		t.Fatalf("a failed reload changed the pool: %v (exited %v)", s, c.Exited())
 	}
@@ -358,7 +362,7 @@ func TestReloadKeepsPool(t *testing.T) {
 	if err := c.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, 5*time.Second, "reloaded configuration (ttl 7)", func() bool {
+	harness.Eventually(t, 5*time.Second, "reloaded configuration (ttl 7)", func() bool {
 		return regexp.MustCompile(`(?m)^_vlmcs\._tcp\.example\.test\.\s+7\s+IN\s+SRV`).MatchString(c.Dig(t, qname, "SRV"))
 	})
 	if s := srvSet(t, c, qname); len(s) != 1 {
@@ -367,7 +371,7 @@ func TestReloadKeepsPool(t *testing.T) {
 }
 
 // scrape fetches the server's /metrics.
-func scrape(t *testing.T, c *CoreDNS) string {
+func scrape(t *testing.T, c *harness.CoreDNS) string {
 	t.Helper()
 	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(c.Metrics) + "/metrics")
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/ledger"
@@ -32,7 +34,7 @@ func benchHost(b *testing.B, durable bool) *Host {
 }
 
 func benchInput(i int) Input {
-	return Input{App: appWindows, CountedID: idWin10, SKU: skuWS2025DC, CMID: cmid(i), NPolicy: 25,
+	return Input{App: testkit.AppWindows, CountedID: testkit.KMSWin10, SKU: skuWS2025DC, CMID: testkit.CMID(i), NPolicy: 25,
 		ClientTime: time.Now(), Workstation: "DESKTOP-0123456.corp.example.com", LicenseStatus: 1,
 		ProtocolMajor: 6, Peer: "10.1.2.3:49152"}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 )
 
 // TestClockJumpSequences moves the host clock forward and backward between
@@ -57,15 +59,15 @@ func TestClockJumpSequences(t *testing.T) {
 				f := newFixture(t, "windows-server-2025")
 				for i, s := range tc.steps {
 					f.clock.Advance(s.jump)
-					if got := f.count(s.client, appWindows, idWS2025); got != s.want {
+					if got := f.count(s.client, testkit.AppWindows, idWS2025); got != s.want {
 						t.Fatalf("step %d (jump %v, client %d): told count %d, want %d", i, s.jump, s.client, got, s.want)
 					}
-					if got := f.host.Count(appWindows); got != s.want {
+					if got := f.host.Count(testkit.AppWindows); got != s.want {
 						t.Fatalf("step %d: host reports count %d, told %d", i, got, s.want)
 					}
 					if everyStep || i == len(tc.steps)-1 {
 						f.restart()
-						if got := f.host.Count(appWindows); got != s.want {
+						if got := f.host.Count(testkit.AppWindows); got != s.want {
 							t.Fatalf("step %d (jump %v): count %d after a restart, %d before: memory and ledger disagree", i, s.jump, got, s.want)
 						}
 					}
@@ -83,10 +85,10 @@ func TestClockJumpSequences(t *testing.T) {
 func TestReadsAndPrunesDoNotExpire(t *testing.T) {
 	f := newFixture(t, "windows-server-2025")
 	for i := 1; i <= 3; i++ {
-		f.count(i, appWindows, idWS2025)
+		f.count(i, testkit.AppWindows, idWS2025)
 	}
 	f.clock.Advance(365 * 24 * time.Hour)
-	if got := f.host.Count(appWindows); got != 0 {
+	if got := f.host.Count(testkit.AppWindows); got != 0 {
 		t.Fatalf("a year on: count %d, want 0 (all expired from view)", got)
 	}
 	if st := f.host.Status(); len(st.Apps) == 0 || st.Apps[0].Count != 0 {
@@ -96,11 +98,11 @@ func TestReadsAndPrunesDoNotExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(-365*24*time.Hour + time.Hour)
-	if got := f.host.Count(appWindows); got != 3 {
+	if got := f.host.Count(testkit.AppWindows); got != 3 {
 		t.Fatalf("clock back: count %d, want 3", got)
 	}
 	f.restart()
-	if got := f.host.Count(appWindows); got != 3 {
+	if got := f.host.Count(testkit.AppWindows); got != 3 {
 		t.Fatalf("clock back, after a restart: count %d, want 3 as before it", got)
 	}
 }

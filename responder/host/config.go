@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/responder/catalog"
+	"github.com/kmsdns/kmsdns/responder/ledger"
 )
 
 // Defaults and limits of the host's settings.
@@ -30,7 +31,7 @@ const (
 	DefaultMaxClockSkew = 4 * time.Hour
 	// CountWindow is how long a client stays in its application's count
 	// after its last successful request.
-	CountWindow = 30 * 24 * time.Hour
+	CountWindow = ledger.DefaultCountWindow
 	// MaxNPolicy is the largest minimum count a request may ask for.
 	MaxNPolicy = 1000
 )
@@ -126,14 +127,14 @@ func resolve(cfg Config, cat *catalog.Catalog) (*settings, error) {
 	if windows != nil {
 		s.windowsGroupName = windows.Name
 	}
-	if err := checkInterval("activation", s.activation); err != nil {
-		return nil, err
+	if err := CheckInterval(s.activation); err != nil {
+		return nil, fmt.Errorf("host: activation interval %w", err)
 	}
-	if err := checkInterval("renewal", s.renewal); err != nil {
-		return nil, err
+	if err := CheckInterval(s.renewal); err != nil {
+		return nil, fmt.Errorf("host: renewal interval %w", err)
 	}
-	if s.lcid < 1 || s.lcid > 0xFFFF {
-		return nil, fmt.Errorf("host: LCID %d is not a locale ID (1-65535)", s.lcid)
+	if err := CheckLCID(s.lcid); err != nil {
+		return nil, fmt.Errorf("host: %w", err)
 	}
 	if s.skew < 0 {
 		return nil, fmt.Errorf("host: maximum clock skew %v is negative", s.skew)
@@ -165,13 +166,11 @@ func resolve(cfg Config, cat *catalog.Catalog) (*settings, error) {
 		s.epidOverride[g.Name] = e
 	}
 	if cfg.HwID != "" {
-		h := strings.TrimPrefix(strings.TrimSpace(cfg.HwID), "0x")
-		b, err := hex.DecodeString(h)
-		if err != nil || len(b) != 8 {
-			return nil, fmt.Errorf("host: HwID %q is not 16 hex digits", cfg.HwID)
+		h, err := ParseHwID(cfg.HwID)
+		if err != nil {
+			return nil, fmt.Errorf("host: %w", err)
 		}
-		copy(s.hwid[:], b)
-		s.hasHwID = true
+		s.hwid, s.hasHwID = h, true
 	}
 	return s, nil
 }
@@ -183,9 +182,32 @@ func orDefault(v, def int) int {
 	return v
 }
 
-func checkInterval(which string, minutes int) error {
+// CheckInterval reports whether minutes is a valid activation or renewal
+// interval (MinInterval to MaxInterval). Config users that read the
+// setting themselves call it to report the error where it was written.
+func CheckInterval(minutes int) error {
 	if minutes < MinInterval || minutes > MaxInterval {
-		return fmt.Errorf("host: %s interval %d minutes is outside %d-%d", which, minutes, MinInterval, MaxInterval)
+		return fmt.Errorf("%d minutes is outside %d-%d", minutes, MinInterval, MaxInterval)
 	}
 	return nil
+}
+
+// CheckLCID reports whether lcid is a locale ID (1-65535).
+func CheckLCID(lcid int) error {
+	if lcid < 1 || lcid > 0xFFFF {
+		return fmt.Errorf("LCID %d is not a locale ID (1-65535)", lcid)
+	}
+	return nil
+}
+
+// ParseHwID reads a hardware ID: 16 hex digits, optionally prefixed with
+// 0x and surrounded by spaces.
+func ParseHwID(s string) ([8]byte, error) {
+	var h [8]byte
+	b, err := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(s), "0x"))
+	if err != nil || len(b) != len(h) {
+		return h, fmt.Errorf("HwID %q is not 16 hex digits", s)
+	}
+	copy(h[:], b)
+	return h, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 )
 
 // TestConflicts: a machine ID seen from a second workstation name is
@@ -12,7 +14,7 @@ import (
 // bounded; the counters say how many.
 func TestConflicts(t *testing.T) {
 	f := newFixture(t, "windows-server-2025")
-	in := f.request(1, appWindows, idWin10)
+	in := f.request(1, testkit.AppWindows, testkit.KMSWin10)
 	f.activate(in)
 	in.Workstation = "pc-001" // same name, other case
 	f.activate(in)
@@ -32,7 +34,7 @@ func TestConflicts(t *testing.T) {
 		t.Fatalf("addresses %v", c.Addresses)
 	}
 
-	roam := f.request(2, appWindows, idWin10)
+	roam := f.request(2, testkit.AppWindows, testkit.KMSWin10)
 	f.activate(roam)
 	roam.Peer = "[::ffff:192.0.2.9]:1"
 	f.activate(roam)
@@ -40,8 +42,8 @@ func TestConflicts(t *testing.T) {
 	if !ok || c.Names() || len(c.Addresses) != 2 || c.Addresses[1] != "192.0.2.9" {
 		t.Fatalf("roaming client: %+v ok=%v", c, ok)
 	}
-	f.activate(f.request(3, appWindows, idWin10))
-	if _, ok := f.host.Conflict(cmid(3)); ok {
+	f.activate(f.request(3, testkit.AppWindows, testkit.KMSWin10))
+	if _, ok := f.host.Conflict(testkit.CMID(3)); ok {
 		t.Fatal("a client seen once is a conflict")
 	}
 	st := f.host.ConflictStats()
@@ -56,7 +58,7 @@ func TestConflicts(t *testing.T) {
 func TestConflictTrackerBound(t *testing.T) {
 	tr := newConflictTracker()
 	for i := range MaxTrackedCMIDs + 100 {
-		tr.observe(cmid(i), "PC", "10.0.0.1:1")
+		tr.observe(testkit.CMID(i), "PC", "10.0.0.1:1")
 	}
 	if len(tr.seen) != MaxTrackedCMIDs || tr.untracked != 100 {
 		t.Fatalf("%d tracked, %d forgotten", len(tr.seen), tr.untracked)
@@ -64,9 +66,9 @@ func TestConflictTrackerBound(t *testing.T) {
 	tr = newConflictTracker()
 	n := MaxConflicts + 10
 	for i := range n {
-		tr.observe(cmid(i), "A", "10.0.0.1:1")
-		tr.observe(cmid(i), "B", "10.0.0.1:1")
-		tr.observe(cmid(i), "C", "10.0.0.1:1")
+		tr.observe(testkit.CMID(i), "A", "10.0.0.1:1")
+		tr.observe(testkit.CMID(i), "B", "10.0.0.1:1")
+		tr.observe(testkit.CMID(i), "C", "10.0.0.1:1")
 	}
 	if len(tr.conflicts) != MaxConflicts || tr.names != n {
 		t.Fatalf("%d conflicts kept, %d counted; want %d kept, %d counted", len(tr.conflicts), tr.names, MaxConflicts, n)
@@ -80,13 +82,13 @@ func TestExpiringWithin(t *testing.T) {
 	f := newFixture(t, "windows-server-2025")
 	start := f.clock.Now()
 	for i := range 5 {
-		f.count(i, appWindows, idWin10)
+		f.count(i, testkit.AppWindows, testkit.KMSWin10)
 		f.clock.Advance(5 * 24 * time.Hour) // clients at days 0, 5, 10, 15, 20
 	}
 	f.clock.Advance(24 * time.Hour) // now: day 26
 	var got *Expiring
 	for _, e := range f.host.ExpiringWithin(7 * 24 * time.Hour) {
-		if e.AppID == appWindows {
+		if e.AppID == testkit.AppWindows {
 			got = &e
 		}
 	}
@@ -97,7 +99,7 @@ func TestExpiringWithin(t *testing.T) {
 	}
 	f.clock.Advance(10 * 24 * time.Hour) // day 36: day 0 and 5 are out
 	for _, e := range f.host.ExpiringWithin(7 * 24 * time.Hour) {
-		if e.AppID == appWindows && (e.Count != 3 || e.Leaving != 1) { // day 10 leaves at 40
+		if e.AppID == testkit.AppWindows && (e.Count != 3 || e.Leaving != 1) { // day 10 leaves at 40
 			t.Fatalf("day 36: %+v", e)
 		}
 	}

@@ -2,12 +2,13 @@ package host
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/guid"
@@ -15,33 +16,8 @@ import (
 	"github.com/kmsdns/kmsdns/responder/ledger"
 )
 
-// testClock is a settable clock.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newTestClock() *testClock {
-	return &testClock{now: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 var (
-	appWindows  = guid.MustParse("55c92734-d682-4d71-983e-d6ec3f16059f")
-	appOffice   = guid.MustParse("0ff1ce15-a989-479d-af46-f275c6370663")
 	app2010     = guid.MustParse("59a52881-a989-479d-af46-f275c6370663")
-	idWin10     = guid.MustParse("58e2134f-8e11-4d17-9cb2-91069c151148")
 	idWin10R    = guid.MustParse("e1c51358-fe3e-4203-a4a2-3b6b20c9734e") // retail
 	idWinPrev   = guid.MustParse("5f94a0bb-d5a0-4081-a685-5819418b2fe0") // preview
 	idMulti     = guid.MustParse("cbdcb1ba-e093-4c81-a463-10775291fdf9") // Azure-only
@@ -55,17 +31,9 @@ var (
 	skuWS2025DC = guid.MustParse("c052f164-cdf6-409a-a0cb-853ba0f0f55a")
 )
 
-// cmid returns a distinct, random-looking CMID for i.
-func cmid(i int) guid.GUID {
-	var g guid.GUID
-	binary.BigEndian.PutUint64(g[:], uint64(i)*0x9E3779B97F4A7C15)
-	binary.BigEndian.PutUint64(g[8:], uint64(i))
-	return g
-}
-
 type fixture struct {
 	t     *testing.T
-	clock *testClock
+	clock *testkit.Clock
 	dir   string
 	cfg   Config
 	store *ledger.Ledger
@@ -75,7 +43,7 @@ type fixture struct {
 // newFixture starts a host with a ledger in a fresh directory.
 func newFixture(t *testing.T, groups ...string) *fixture {
 	t.Helper()
-	f := &fixture{t: t, clock: newTestClock(), dir: t.TempDir()}
+	f := &fixture{t: t, clock: testkit.NewClock(), dir: t.TempDir()}
 	f.cfg = Config{Groups: groups, Clock: f.clock.Now}
 	f.start()
 	return f
@@ -109,7 +77,7 @@ func (f *fixture) restart() {
 // request is a well-formed request from client i for (app, counted ID).
 func (f *fixture) request(i int, app, counted guid.GUID) Input {
 	return Input{
-		App: app, CountedID: counted, SKU: skuWS2025DC, CMID: cmid(i),
+		App: app, CountedID: counted, SKU: skuWS2025DC, CMID: testkit.CMID(i),
 		NPolicy: 25, ClientTime: f.clock.Now(), Workstation: fmt.Sprintf("PC-%03d", i),
 		LicenseStatus: 2, ProtocolMajor: 6, Peer: "127.0.0.1:50000",
 	}
@@ -145,16 +113,16 @@ func TestRefusals(t *testing.T) {
 		{"covered client", func(*Input) {}, kms.OK, "counted, below threshold: count 1 of 25 needed, by windows-server-2019"},
 		{"covered client at its threshold", func(in *Input) { in.NPolicy = 1 }, kms.OK, "activated by windows-server-2019"},
 		{"covered server", func(in *Input) { in.CountedID = idWS2019 }, kms.OK, "new client"},
-		{"covered Office", func(in *Input) { in.App, in.CountedID = appOffice, idOffice16 }, kms.OK, "office-2016"},
+		{"covered Office", func(in *Input) { in.App, in.CountedID = testkit.AppOffice, idOffice16 }, kms.OK, "office-2016"},
 		{"unknown SKU still activates", func(in *Input) { in.SKU = idUnknown }, kms.OK, ""},
 		{"newer server than the group", func(in *Input) { in.CountedID = idWS2025 }, kms.ErrKMSIDMismatch, "not activated by the configured host key group"},
-		{"other Office version", func(in *Input) { in.App, in.CountedID = appOffice, idOffice19 }, kms.ErrKMSIDMismatch, "Office 2019"},
+		{"other Office version", func(in *Input) { in.App, in.CountedID = testkit.AppOffice, idOffice19 }, kms.ErrKMSIDMismatch, "Office 2019"},
 		{"Office 2010 without its group", func(in *Input) { in.App, in.CountedID = app2010, idOffice10 }, kms.ErrKMSIDMismatch, "not activated"},
 		{"retail", func(in *Input) { in.CountedID = idWin10R }, kms.ErrKMSIDMismatch, "is retail"},
 		{"preview", func(in *Input) { in.CountedID = idWinPrev }, kms.ErrKMSIDMismatch, "preview/lab"},
 		{"Azure-only", func(in *Input) { in.CountedID = idMulti }, kms.ErrKMSIDMismatch, "Azure-only"},
 		{"unknown counted ID", func(in *Input) { in.CountedID = idUnknown }, kms.ErrKMSIDMismatch, "unknown counted ID"},
-		{"counted ID under the wrong app", func(in *Input) { in.App = appOffice }, kms.ErrKMSIDMismatch, "belongs to application"},
+		{"counted ID under the wrong app", func(in *Input) { in.App = testkit.AppOffice }, kms.ErrKMSIDMismatch, "belongs to application"},
 		{"clock 4h ahead is fine", func(in *Input) { in.ClientTime = in.ClientTime.Add(4 * time.Hour) }, kms.OK, ""},
 		{"clock 4h01 ahead", func(in *Input) { in.ClientTime = in.ClientTime.Add(4*time.Hour + time.Minute) }, kms.ErrInvalidTimestamp, "limit 4h0m0s"},
 		{"clock 5h behind", func(in *Input) { in.ClientTime = in.ClientTime.Add(-5 * time.Hour) }, kms.ErrInvalidTimestamp, "5h0m0s"},
@@ -166,7 +134,7 @@ func TestRefusals(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := f.request(i, appWindows, idWin10)
+			in := f.request(i, testkit.AppWindows, testkit.KMSWin10)
 			tt.mod(&in)
 			res := f.activate(in)
 			if res.HRESULT != tt.want || !strings.Contains(res.Reason, tt.reason) {
@@ -195,14 +163,14 @@ func TestCounting(t *testing.T) {
 		app, id guid.GUID
 		want    int
 	}{
-		{"first server", 1, appWindows, idWS2025, 1},
-		{"second server", 2, appWindows, idWS2022, 2},
-		{"third server", 3, appWindows, idWS2019, 3},
-		{"repeat of the first", 1, appWindows, idWS2025, 3},
-		{"fourth", 4, appWindows, idWS2025, 4},
-		{"Office counts apart", 1, appOffice, guid.MustParse("a8973cb5-bf03-0a4c-9cef-703099645ab3"), 1},
+		{"first server", 1, testkit.AppWindows, idWS2025, 1},
+		{"second server", 2, testkit.AppWindows, idWS2022, 2},
+		{"third server", 3, testkit.AppWindows, idWS2019, 3},
+		{"repeat of the first", 1, testkit.AppWindows, idWS2025, 3},
+		{"fourth", 4, testkit.AppWindows, idWS2025, 4},
+		{"Office counts apart", 1, testkit.AppOffice, guid.MustParse("a8973cb5-bf03-0a4c-9cef-703099645ab3"), 1},
 		{"Office 2010 apart again", 1, app2010, idOffice10, 1},
-		{"Windows unchanged by Office", 4, appWindows, idWS2025, 4},
+		{"Windows unchanged by Office", 4, testkit.AppWindows, idWS2025, 4},
 	}
 	for _, s := range steps {
 		if got := f.count(s.client, s.app, s.id); got != s.want {
@@ -216,40 +184,40 @@ func TestCapGrowsAndNeverShrinks(t *testing.T) {
 	var got int
 	// Servers only: threshold 5, so the host keeps 10.
 	for i := 1; i <= 14; i++ {
-		got = f.count(i, appWindows, idWS2025)
+		got = f.count(i, testkit.AppWindows, idWS2025)
 		if want := min(i, 10); got != want {
 			t.Fatalf("server %d: count %d, want %d", i, got, want)
 		}
 	}
 	// A Windows client (threshold 25) raises the cap to 50: the ten cached
 	// servers plus the client.
-	if got = f.count(100, appWindows, idWin10); got != 11 {
+	if got = f.count(100, testkit.AppWindows, testkit.KMSWin10); got != 11 {
 		t.Fatalf("first Windows client: count %d, want 11", got)
 	}
 	for i := 101; i < 150; i++ {
-		got = f.count(i, appWindows, idWin10)
+		got = f.count(i, testkit.AppWindows, testkit.KMSWin10)
 	}
 	if got != 50 {
 		t.Fatalf("after 60 distinct clients: count %d, want the cap of 50", got)
 	}
 	// Back to servers only, and a restart: the cap stays 50.
 	f.restart()
-	if got = f.count(200, appWindows, idWS2025); got != 50 {
+	if got = f.count(200, testkit.AppWindows, idWS2025); got != 50 {
 		t.Fatalf("after restart: count %d, want 50", got)
 	}
 	st := f.host.Status()
 	for _, a := range st.Apps {
-		if a.AppID == appWindows.String() && (a.Cap != 50 || a.Count != 50 || fmt.Sprint(a.Thresholds) != "[5 25]") {
+		if a.AppID == testkit.AppWindows.String() && (a.Cap != 50 || a.Count != 50 || fmt.Sprint(a.Thresholds) != "[5 25]") {
 			t.Fatalf("status %+v", a)
 		}
 	}
 	// All age out; the cap does not shrink, the count starts again at 1.
 	f.clock.Advance(31 * 24 * time.Hour)
-	if got = f.count(300, appWindows, idWS2025); got != 1 {
+	if got = f.count(300, testkit.AppWindows, idWS2025); got != 1 {
 		t.Fatalf("after 31 days: count %d, want 1", got)
 	}
 	for i := 301; i < 330; i++ {
-		got = f.count(i, appWindows, idWS2025)
+		got = f.count(i, testkit.AppWindows, idWS2025)
 	}
 	if got != 30 {
 		t.Fatalf("30 servers after the cap reached 50: count %d, want 30", got)
@@ -259,27 +227,27 @@ func TestCapGrowsAndNeverShrinks(t *testing.T) {
 func TestAgeing(t *testing.T) {
 	f := newFixture(t, "windows-server-2025")
 	for i := 1; i <= 3; i++ {
-		f.count(i, appWindows, idWin10)
+		f.count(i, testkit.AppWindows, testkit.KMSWin10)
 	}
 	f.clock.Advance(29 * 24 * time.Hour)
-	if got := f.count(1, appWindows, idWin10); got != 3 { // renewal refreshes client 1
+	if got := f.count(1, testkit.AppWindows, testkit.KMSWin10); got != 3 { // renewal refreshes client 1
 		t.Fatalf("renewal at day 29: count %d, want 3", got)
 	}
 	f.clock.Advance(2 * 24 * time.Hour) // day 31: clients 2 and 3 are gone
-	if got := f.count(4, appWindows, idWin10); got != 2 {
+	if got := f.count(4, testkit.AppWindows, testkit.KMSWin10); got != 2 {
 		t.Fatalf("day 31: count %d, want 2 (renewed client and requester)", got)
 	}
-	if got := f.host.Count(appWindows); got != 2 {
+	if got := f.host.Count(testkit.AppWindows); got != 2 {
 		t.Fatalf("Count: %d, want 2", got)
 	}
 	// The same holds after a restart rebuilt the count from the ledger.
 	f.restart()
-	if got := f.count(5, appWindows, idWin10); got != 3 {
+	if got := f.count(5, testkit.AppWindows, testkit.KMSWin10); got != 3 {
 		t.Fatalf("after restart: count %d, want 3", got)
 	}
 	f.clock.Advance(29*24*time.Hour + time.Hour) // client 1 (day 29) expired, 4 and 5 (day 31) not
 	f.restart()
-	if got := f.host.Count(appWindows); got != 2 {
+	if got := f.host.Count(testkit.AppWindows); got != 2 {
 		t.Fatalf("after expiry across restart: count %d, want 2", got)
 	}
 }
@@ -287,32 +255,32 @@ func TestAgeing(t *testing.T) {
 func TestClockJumps(t *testing.T) {
 	f := newFixture(t, "windows-server-2025")
 	for i := 1; i <= 3; i++ {
-		f.count(i, appWindows, idWS2025)
+		f.count(i, testkit.AppWindows, idWS2025)
 	}
 	// The host clock jumps back a day: known clients keep their later
 	// time, a new one still counts.
 	f.clock.Advance(-24 * time.Hour)
-	if got := f.count(4, appWindows, idWS2025); got != 4 {
+	if got := f.count(4, testkit.AppWindows, idWS2025); got != 4 {
 		t.Fatalf("after a backward jump: count %d, want 4", got)
 	}
 	// And forward past the window: only the requester remains.
 	f.clock.Advance(60 * 24 * time.Hour)
-	if got := f.count(5, appWindows, idWS2025); got != 1 {
+	if got := f.count(5, testkit.AppWindows, idWS2025); got != 1 {
 		t.Fatalf("after a forward jump: count %d, want 1", got)
 	}
 }
 
 func TestStateAcrossRestart(t *testing.T) {
 	f := newFixture(t, "windows-server-2022", "office-2019")
-	f.count(1, appWindows, idWS2022)
-	f.count(2, appWindows, idWin10)
-	f.count(1, appOffice, idOffice19)
+	f.count(1, testkit.AppWindows, idWS2022)
+	f.count(2, testkit.AppWindows, testkit.KMSWin10)
+	f.count(1, testkit.AppOffice, idOffice19)
 	epids, hwid := f.host.EPIDs(), f.host.HwID()
 	f.restart()
-	if got := f.count(3, appWindows, idWS2019); got != 3 {
+	if got := f.count(3, testkit.AppWindows, idWS2019); got != 3 {
 		t.Fatalf("Windows count after restart %d, want 3", got)
 	}
-	if got := f.count(2, appOffice, idOffice19); got != 2 {
+	if got := f.count(2, testkit.AppOffice, idOffice19); got != 2 {
 		t.Fatalf("Office count after restart %d, want 2", got)
 	}
 	if got := f.host.EPIDs(); fmt.Sprint(got) != fmt.Sprint(epids) {
@@ -321,7 +289,7 @@ func TestStateAcrossRestart(t *testing.T) {
 	if f.host.HwID() != hwid {
 		t.Fatalf("HwID changed across restart")
 	}
-	res := f.activate(f.request(9, appWindows, idWin10))
+	res := f.activate(f.request(9, testkit.AppWindows, testkit.KMSWin10))
 	if res.EPID != epids["windows-server-2022"] || res.HwID != hwid {
 		t.Fatalf("response identity %q %X, want %q %X", res.EPID, res.HwID, epids["windows-server-2022"], hwid)
 	}
@@ -329,7 +297,7 @@ func TestStateAcrossRestart(t *testing.T) {
 	f.store.Close()
 	f.dir = t.TempDir()
 	f.start()
-	if got := f.host.Count(appWindows); got != 0 {
+	if got := f.host.Count(testkit.AppWindows); got != 0 {
 		t.Fatalf("fresh host count %d, want 0", got)
 	}
 	if f.host.HwID() == hwid {
@@ -341,7 +309,7 @@ func TestEPIDGeneration(t *testing.T) {
 	cat := catalog.Default()
 	for _, g := range cat.Groups() {
 		t.Run(g.Name, func(t *testing.T) {
-			clock := newTestClock()
+			clock := testkit.NewClock()
 			h, err := New(Config{Groups: []string{g.Name}, Clock: clock.Now, LCID: 1031}, cat, nil, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -453,7 +421,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := h.Activate(context.Background(), Input{App: appOffice, CountedID: idOffice19, CMID: cmid(1), NPolicy: 5, ClientTime: time.Now()})
+	res, err := h.Activate(context.Background(), Input{App: testkit.AppOffice, CountedID: idOffice19, CMID: testkit.CMID(1), NPolicy: 5, ClientTime: time.Now()})
 	if err != nil || res.HRESULT != kms.OK {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -466,7 +434,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestLedgerFailureRefusesToAnswer(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	dir := t.TempDir()
 	l, err := ledger.Open(dir, ledger.Options{Clock: clock.Now, MaxSize: 192 << 10, MaxPending: 50})
 	if err != nil {
@@ -479,7 +447,7 @@ func TestLedgerFailureRefusesToAnswer(t *testing.T) {
 	}
 	var failure error
 	for i := 0; i < 100000 && failure == nil; i++ {
-		in := Input{App: appWindows, CountedID: idWin10, CMID: cmid(i), NPolicy: 25, ClientTime: clock.Now(),
+		in := Input{App: testkit.AppWindows, CountedID: testkit.KMSWin10, CMID: testkit.CMID(i), NPolicy: 25, ClientTime: clock.Now(),
 			Workstation: strings.Repeat("w", 60), Peer: strings.Repeat("p", 60)}
 		var res Result
 		res, failure = h.Activate(context.Background(), in)
@@ -504,9 +472,9 @@ func TestLedgerFailureRefusesToAnswer(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	f := newFixture(t, "windows-server-2025", "office-ltsc-2024")
-	f.count(1, appWindows, idWin10)
-	f.count(2, appWindows, idWS2025)
-	f.activate(f.request(3, appWindows, idUnknown))
+	f.count(1, testkit.AppWindows, testkit.KMSWin10)
+	f.count(2, testkit.AppWindows, idWS2025)
+	f.activate(f.request(3, testkit.AppWindows, idUnknown))
 	if err := f.store.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -530,10 +498,10 @@ func TestStatus(t *testing.T) {
 	for _, a := range st.Apps {
 		byApp[a.AppID] = a
 	}
-	if w := byApp[appWindows.String()]; w.Count != 2 || w.Cap != 50 || fmt.Sprint(w.Thresholds) != "[5 25]" || w.Name == "" {
+	if w := byApp[testkit.AppWindows.String()]; w.Count != 2 || w.Cap != 50 || fmt.Sprint(w.Thresholds) != "[5 25]" || w.Name == "" {
 		t.Fatalf("Windows status %+v", w)
 	}
-	if o := byApp[appOffice.String()]; o.Count != 0 || fmt.Sprint(o.Thresholds) != "[5]" {
+	if o := byApp[testkit.AppOffice.String()]; o.Count != 0 || fmt.Sprint(o.Thresholds) != "[5]" {
 		t.Fatalf("Office status %+v", o)
 	}
 	if !st.Ledger.Enabled || !st.Ledger.Healthy || st.Ledger.Clients != 2 || st.Ledger.Refusals != 1 {
@@ -550,7 +518,7 @@ func TestConcurrentActivations(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 3 {
-				res, err := f.host.Activate(context.Background(), f.request(w*3+i, appWindows, idWin10))
+				res, err := f.host.Activate(context.Background(), f.request(w*3+i, testkit.AppWindows, testkit.KMSWin10))
 				if err == nil && (res.HRESULT != kms.OK || res.CurrentCount < 1 || res.CurrentCount > 50) {
 					err = fmt.Errorf("result %+v", res)
 				}
@@ -566,12 +534,12 @@ func TestConcurrentActivations(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if got := f.host.Count(appWindows); got != 50 {
+	if got := f.host.Count(testkit.AppWindows); got != 50 {
 		t.Fatalf("count %d after 192 clients, want 50", got)
 	}
 	// The ledger agrees after a restart.
 	f.restart()
-	if got := f.host.Count(appWindows); got != 50 {
+	if got := f.host.Count(testkit.AppWindows); got != 50 {
 		t.Fatalf("count %d after restart, want 50", got)
 	}
 	if s := f.store.Stats(); s.Clients != 192 {
@@ -593,14 +561,14 @@ func TestLicenseStateBucket(t *testing.T) {
 	f := newFixture(t, "windows-server-2025")
 	const n = 200
 	for i := range n {
-		in := f.request(1, appWindows, idWin10)
+		in := f.request(1, testkit.AppWindows, testkit.KMSWin10)
 		in.LicenseStatus = 7 + uint32(i)*21474836 // 7 .. ~2^32
 		f.activate(in)
 	}
-	in := f.request(1, appWindows, idWin10)
+	in := f.request(1, testkit.AppWindows, testkit.KMSWin10)
 	in.LicenseStatus = 0xFFFFFFFF
 	f.activate(in)
-	f.activate(f.request(1, appWindows, idWin10)) // 2: OOB grace
+	f.activate(f.request(1, testkit.AppWindows, testkit.KMSWin10)) // 2: OOB grace
 	st := f.host.Status()
 	if got := st.RequestsByLicense[UnknownLicenseStates]; got != n+1 {
 		t.Errorf("%q = %d, want %d", UnknownLicenseStates, got, n+1)
@@ -620,7 +588,7 @@ func TestLicenseStateBucket(t *testing.T) {
 // the ledger could not write is not in the count, so the count answered to
 // the next client is what the ledger holds and a restart rebuilds.
 func TestFailedWriteIsNotCounted(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	dir := t.TempDir()
 	l, err := ledger.Open(dir, ledger.Options{Clock: clock.Now, MaxSize: 192 << 10, MaxPending: 50})
 	if err != nil {
@@ -631,7 +599,7 @@ func TestFailedWriteIsNotCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := func(i int, counted guid.GUID) Input {
-		return Input{App: appWindows, CountedID: counted, CMID: cmid(i), NPolicy: 25, ClientTime: clock.Now(),
+		return Input{App: testkit.AppWindows, CountedID: counted, CMID: testkit.CMID(i), NPolicy: 25, ClientTime: clock.Now(),
 			Workstation: strings.Repeat("w", 60), Peer: strings.Repeat("p", 60)}
 	}
 	// Fill the store with refusals (no count) until writes fail.
@@ -646,11 +614,11 @@ func TestFailedWriteIsNotCounted(t *testing.T) {
 		t.Fatal("the full ledger never failed")
 	}
 	for j := range 5 {
-		if _, err := h.Activate(context.Background(), in(1_000_000+j, idWin10)); err == nil {
+		if _, err := h.Activate(context.Background(), in(1_000_000+j, testkit.KMSWin10)); err == nil {
 			t.Fatal("an activation was answered on the full ledger")
 		}
 	}
-	if got := h.Count(appWindows); got != 0 {
+	if got := h.Count(testkit.AppWindows); got != 0 {
 		t.Fatalf("count %d after 5 failed writes, want 0", got)
 	}
 	l.Close()
@@ -663,7 +631,7 @@ func TestFailedWriteIsNotCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := h2.Count(appWindows); got != 0 {
+	if got := h2.Count(testkit.AppWindows); got != 0 {
 		t.Fatalf("count %d after restart, want 0", got)
 	}
 }

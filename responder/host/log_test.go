@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 )
@@ -15,15 +17,15 @@ import (
 // host's event 12290 plus the decision, and a reason on refusals.
 func TestRequestLogLine(t *testing.T) {
 	var buf bytes.Buffer
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	h, err := New(Config{Groups: []string{"windows-server-2019"}, Clock: clock.Now}, catalog.Default(), nil,
 		slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, clock: clock, host: h}
-	f.activate(f.request(1, appWindows, idWin10))
-	f.activate(f.request(2, appWindows, idWS2025))
+	f.activate(f.request(1, testkit.AppWindows, testkit.KMSWin10))
+	f.activate(f.request(2, testkit.AppWindows, idWS2025))
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("%d log lines for 2 requests:\n%s", len(lines), buf.String())
@@ -50,7 +52,7 @@ func TestRequestLogLine(t *testing.T) {
 			!strings.Contains(m["reason"].(string), w.reason) || m["count"] != w.count {
 			t.Errorf("line %d: %s", i, line)
 		}
-		if m["cmid"] != cmid(i+1).String() || m["license_state"] != "OOB grace" || m["min_count"] != float64(25) {
+		if m["cmid"] != testkit.CMID(i+1).String() || m["license_state"] != "OOB grace" || m["min_count"] != float64(25) {
 			t.Errorf("line %d carries the wrong request fields: %s", i, line)
 		}
 	}

@@ -9,13 +9,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 )
 
 var benchClients = flag.Int("ledger.clients", 100000, "distinct clients for BenchmarkClients (1000000 for the 1M figure)")
 
 func benchActivation(i int, now time.Time) Activation {
 	return Activation{
-		Time: now, CMID: cmid(i), App: appWindows, CountedID: kmsWin10,
+		Time: now, CMID: testkit.CMID(i), App: testkit.AppWindows, CountedID: testkit.KMSWin10,
 		Workstation: fmt.Sprintf("DESKTOP-%07d.corp.example.com", i), Source: "10.1.2.3:49152",
 		Protocol: 6, Counted: true, Cap: 50,
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 )
 
 // listAll pages through the listing with q (After ignored) and returns the
@@ -41,12 +43,12 @@ func listAll(t *testing.T, l *Ledger, q ClientsQuery) ([]ClientEntry, int) {
 // page, and each entry's count standing follows the count window by the
 // ledger's clock (an injected clock: 31 days later nobody counts).
 func TestClientsPage(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	l := openTest(t, t.TempDir(), clock, Options{})
 	ctx := context.Background()
 	start := clock.Now()
 	for i := range 25 {
-		a := act(clock, i, appWindows)
+		a := act(clock, i, testkit.AppWindows)
 		if i == 3 { // a refusal: recorded, never counted
 			a.Counted, a.Cap, a.Result = false, 0, 0xC004F042
 		}
@@ -65,7 +67,7 @@ func TestClientsPage(t *testing.T) {
 			t.Fatalf("entry %d (%s) listed twice", i, e.CMID)
 		}
 		seen[e.CMID] = true
-		want := cmid(24 - i) // newest first
+		want := testkit.CMID(24 - i) // newest first
 		if e.CMID != want {
 			t.Fatalf("entry %d is %s, want %s", i, e.CMID, want)
 		}
@@ -80,7 +82,7 @@ func TestClientsPage(t *testing.T) {
 	}
 
 	since, _ := listAll(t, l, ClientsQuery{Limit: 100, Since: start.Add(20 * time.Minute)})
-	if len(since) != 5 || since[4].CMID != cmid(20) {
+	if len(since) != 5 || since[4].CMID != testkit.CMID(20) {
 		t.Fatalf("since minute 20: %d entries, want clients 24..20", len(since))
 	}
 
@@ -104,11 +106,11 @@ func TestClientsPage(t *testing.T) {
 
 	// The refused-only client (kept apart from audit records) activates:
 	// its record moves, and it is listed once, at the head.
-	if err := l.Record(ctx, act(clock, 3, appWindows)); err != nil {
+	if err := l.Record(ctx, act(clock, 3, testkit.AppWindows)); err != nil {
 		t.Fatal(err)
 	}
 	moved, _ := listAll(t, l, ClientsQuery{Limit: 6})
-	if len(moved) != 25 || moved[0].CMID != cmid(3) || moved[0].Requests != 2 || !moved[0].Counted {
+	if len(moved) != 25 || moved[0].CMID != testkit.CMID(3) || moved[0].Requests != 2 || !moved[0].Counted {
 		t.Fatalf("after client 3 activated: %d entries, head %+v", len(moved), moved[0])
 	}
 }
@@ -117,11 +119,11 @@ func TestClientsPage(t *testing.T) {
 // pages moves to the head and is not listed twice; every other client is
 // listed once.
 func TestClientsPageRenewalDuringListing(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	l := openTest(t, t.TempDir(), clock, Options{})
 	ctx := context.Background()
 	for i := range 10 {
-		if err := l.Record(ctx, act(clock, i, appWindows)); err != nil {
+		if err := l.Record(ctx, act(clock, i, testkit.AppWindows)); err != nil {
 			t.Fatal(err)
 		}
 		clock.Advance(time.Minute)
@@ -134,7 +136,7 @@ func TestClientsPageRenewalDuringListing(t *testing.T) {
 	for _, e := range p.Entries {
 		got[e.CMID]++
 	}
-	if err := l.Record(ctx, act(clock, 8, appWindows)); err != nil { // listed already
+	if err := l.Record(ctx, act(clock, 8, testkit.AppWindows)); err != nil { // listed already
 		t.Fatal(err)
 	}
 	if err := l.Flush(ctx); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 )
 
 // TestClockJumpsKeepRecordsAndWindow moves the ledger's clock backward and
@@ -14,14 +16,14 @@ import (
 func TestClockJumpsKeepRecordsAndWindow(t *testing.T) {
 	const day = 24 * time.Hour
 	ctx := context.Background()
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	t0 := clock.Now()
 	dir := t.TempDir()
 	l := openTest(t, dir, clock, Options{})
 
 	record := func(i int) {
 		t.Helper()
-		if err := l.Record(ctx, act(clock, i, appWindows)); err != nil {
+		if err := l.Record(ctx, act(clock, i, testkit.AppWindows)); err != nil {
 			t.Fatalf("Record client %d at %v: %v", i, clock.Now(), err)
 		}
 	}
@@ -29,7 +31,7 @@ func TestClockJumpsKeepRecordsAndWindow(t *testing.T) {
 	present := func(step string, want map[int]bool) {
 		t.Helper()
 		for i, w := range want {
-			_, ok, err := l.Client(cmid(i), appWindows)
+			_, ok, err := l.Client(testkit.CMID(i), testkit.AppWindows)
 			if err != nil {
 				t.Fatalf("%s: Client %d: %v", step, i, err)
 			}
@@ -38,7 +40,7 @@ func TestClockJumpsKeepRecordsAndWindow(t *testing.T) {
 			}
 		}
 	}
-	// counted returns how many clients of appWindows are in the window.
+	// counted returns how many clients of testkit.AppWindows are in the window.
 	counted := func(step string) int {
 		t.Helper()
 		cs, err := l.Counts()
@@ -46,7 +48,7 @@ func TestClockJumpsKeepRecordsAndWindow(t *testing.T) {
 			t.Fatalf("%s: Counts: %v", step, err)
 		}
 		for _, c := range cs {
-			if c.App == appWindows {
+			if c.App == testkit.AppWindows {
 				return len(c.Clients)
 			}
 		}
@@ -65,7 +67,7 @@ func TestClockJumpsKeepRecordsAndWindow(t *testing.T) {
 	// Back ten days: client 1 again. Its last-seen time stays t0.
 	clock.Advance(-10 * day)
 	record(1)
-	c, ok, err := l.Client(cmid(1), appWindows)
+	c, ok, err := l.Client(testkit.CMID(1), testkit.AppWindows)
 	if err != nil || !ok {
 		t.Fatalf("client 1: %v %v", ok, err)
 	}

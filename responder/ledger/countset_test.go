@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"github.com/kmsdns/kmsdns/responder/guid"
 )
 
@@ -31,7 +33,7 @@ func TestCountSetMatchesModel(t *testing.T) {
 			case r < 18:
 				now = now.Add(-time.Duration(rng.IntN(48)) * time.Hour)
 			}
-			id := cmid(rng.IntN(80))
+			id := testkit.CMID(rng.IntN(80))
 			cutoff := now.Add(-DefaultCountWindow)
 			live := 0
 			for _, ts := range a.seen {
@@ -96,7 +98,7 @@ func TestStoredCountReplaysCountSet(t *testing.T) {
 	const day = 24 * time.Hour
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	dir := t.TempDir()
 	l := openTest(t, dir, clock, Options{})
 	model := NewCountSet()
@@ -109,7 +111,7 @@ func TestStoredCountReplaysCountSet(t *testing.T) {
 		cutoff := clock.Now().Add(-DefaultCountWindow)
 		var stored []Seen
 		for _, c := range cs {
-			if c.App == appWindows {
+			if c.App == testkit.AppWindows {
 				stored = c.Clients
 			}
 		}
@@ -151,7 +153,7 @@ func TestStoredCountReplaysCountSet(t *testing.T) {
 			model = fresh
 		}
 		clock.Advance(time.Minute)
-		a := act(clock, rng.IntN(40), appWindows)
+		a := act(clock, rng.IntN(40), testkit.AppWindows)
 		if rng.IntN(4) == 0 {
 			a.Cap = 50
 		}

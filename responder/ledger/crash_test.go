@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/kmsdns/kmsdns/responder/guid"
@@ -64,8 +66,8 @@ func TestHelperProcess(t *testing.T) {
 	for w := range 8 {
 		go func() {
 			for i := 0; ; i++ {
-				id := cmid(run<<24 | w<<20 | i)
-				a := Activation{Time: time.Now(), CMID: id, App: appWindows, CountedID: kmsWin10,
+				id := testkit.CMID(run<<24 | w<<20 | i)
+				a := Activation{Time: time.Now(), CMID: id, App: testkit.AppWindows, CountedID: testkit.KMSWin10,
 					Workstation: "crash-" + strconv.Itoa(i), Source: "127.0.0.1:1", Counted: true, Cap: 50}
 				if err := l.Record(context.Background(), a); err != nil {
 					fmt.Fprintln(os.Stderr, "helper: record:", err)
@@ -111,7 +113,7 @@ func TestKill9LosesNothing(t *testing.T) {
 			t.Fatalf("run %d: consistency check: %v", run, err)
 		}
 		for _, id := range acked {
-			if _, ok, err := l.Client(id, appWindows); !ok || err != nil {
+			if _, ok, err := l.Client(id, testkit.AppWindows); !ok || err != nil {
 				l.Close()
 				t.Fatalf("run %d: acknowledged CMID %s missing after kill -9 (err %v)", run, id, err)
 			}
@@ -199,7 +201,7 @@ func recordUntilFull(dir string, limit uint64) {
 		os.Exit(2)
 	}
 	for i := 0; ; i++ {
-		a := Activation{Time: time.Now(), CMID: cmid(i), App: appWindows, CountedID: kmsWin10,
+		a := Activation{Time: time.Now(), CMID: testkit.CMID(i), App: testkit.AppWindows, CountedID: testkit.KMSWin10,
 			Workstation: strings.Repeat("w", 200), Source: "127.0.0.1:1", Counted: true, Cap: 50}
 		if err := l.Record(context.Background(), a); err != nil {
 			fmt.Printf("fail %v\nhealthy %v\n", err, l.Healthy())
@@ -256,7 +258,7 @@ func TestLogWriteFailure(t *testing.T) {
 	}
 	l := openTest(t, dir, nil, Options{})
 	for _, id := range acked {
-		if _, ok, err := l.Client(id, appWindows); !ok || err != nil {
+		if _, ok, err := l.Client(id, testkit.AppWindows); !ok || err != nil {
 			t.Fatalf("acknowledged %s missing after the write failure (err %v)", id, err)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 )
 
 // TestScanSegment classifies bad spots in a log segment: a crash can tear
@@ -96,11 +98,11 @@ func TestCountSetRevert(t *testing.T) {
 	c := NewCountSet()
 	c.RaiseCap(3)
 	for i := range 3 {
-		c.Add(cmid(i), at.Add(time.Duration(i)*time.Minute))
+		c.Add(testkit.CMID(i), at.Add(time.Duration(i)*time.Minute))
 	}
 	before := c.Entries()
 	// A new client at the cap evicts the oldest; Revert brings it back.
-	isNew, u := c.AddWithUndo(cmid(9), at.Add(time.Hour))
+	isNew, u := c.AddWithUndo(testkit.CMID(9), at.Add(time.Hour))
 	if !isNew || c.Len() != 3 {
 		t.Fatalf("add at cap: new %v, len %d", isNew, c.Len())
 	}
@@ -109,7 +111,7 @@ func TestCountSetRevert(t *testing.T) {
 		t.Fatalf("after revert %v, want %v", got, before)
 	}
 	// A known client gets its former time back.
-	_, u = c.AddWithUndo(cmid(0), at.Add(2*time.Hour))
+	_, u = c.AddWithUndo(testkit.CMID(0), at.Add(2*time.Hour))
 	c.Revert(u)
 	if got := c.Entries(); got[0] != before[0] {
 		t.Fatalf("known client after revert %v, want %v", got, before)

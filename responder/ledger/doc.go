@@ -2,11 +2,15 @@
 // state of every application, the host's identity (ePIDs and HwID) and one
 // audit record per client.
 //
-// Durability comes from a write-ahead log: Record returns only after its
-// activation has been appended to the log and the log synced to disk, and
-// concurrent callers share one append and one sync (group commit), so many
-// connections share the cost of one fsync. A host answers a client only
-// after Record returned nil. An applier goroutine folds logged activations
+// Durability comes from a write-ahead log. The host calls Enqueue while it
+// holds the lock that orders its count changes, so the log receives
+// activations in the order the host counted them, and then, outside that
+// lock, calls Wait on the returned Pending: Wait returns nil only after the activation has been appended to
+// the log and the log synced to disk. Concurrent activations share one
+// append and one sync (group commit), so many connections share the cost of
+// one fsync. A host answers a client only after Wait returned nil. Record
+// is Enqueue followed by Wait, for callers that need no ordering with
+// their own state. An applier goroutine folds logged activations
 // into a bbolt store in large transactions (every two seconds, or sooner
 // when many are pending), which is far cheaper per activation than one
 // B-tree transaction per batch; Open replays whatever the log holds that the

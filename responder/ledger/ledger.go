@@ -30,7 +30,35 @@ const (
 	DefaultMaxPending    = 131072
 	DefaultLockTimeout   = time.Second
 	DefaultMaxRefusals   = 10000
+	// MaxRefusalsLimit is the largest Options.MaxRefusals accepted.
+	MaxRefusalsLimit = 10_000_000
 )
+
+// CheckRetention reports whether retention keeps audit records at least
+// one day and at least as long as the count window, so that every client
+// a count includes still has its record.
+func CheckRetention(retention, countWindow time.Duration) error {
+	switch {
+	case retention < 24*time.Hour:
+		return fmt.Errorf("%v is shorter than one day", retention)
+	case retention < countWindow:
+		w := countWindow.String()
+		if countWindow%(24*time.Hour) == 0 {
+			w = fmt.Sprintf("%d-day", countWindow/(24*time.Hour))
+		}
+		return fmt.Errorf("%v is shorter than the %s counting window", retention, w)
+	}
+	return nil
+}
+
+// CheckMaxRefusals reports whether n is a valid Options.MaxRefusals
+// (1 to MaxRefusalsLimit).
+func CheckMaxRefusals(n int) error {
+	if n < 1 || n > MaxRefusalsLimit {
+		return fmt.Errorf("%d is outside 1-%d", n, MaxRefusalsLimit)
+	}
+	return nil
+}
 
 // Bucket and key names.
 var (
@@ -69,7 +97,7 @@ type Options struct {
 	// one sync (default 1024).
 	MaxBatch int
 	// MaxPending bounds the acknowledged activations not yet applied to the
-	// store (default 131072). When that many wait, Record waits for the
+	// store (default 131072). When that many wait, Wait (and Record) waits for the
 	// applier, and fails if the store cannot be written.
 	MaxPending int
 	// MaxSize, when positive, is the largest size in bytes the store file
@@ -131,9 +159,13 @@ func (o *Options) setDefaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := CheckRetention(o.Retention, o.CountWindow); err != nil {
+		return fmt.Errorf("ledger: retention %w", err)
+	}
+	if err := CheckMaxRefusals(o.MaxRefusals); err != nil {
+		return fmt.Errorf("ledger: max refusal records %w", err)
+	}
 	switch {
-	case o.Retention < 24*time.Hour:
-		return fmt.Errorf("ledger: retention %v is shorter than one day", o.Retention)
 	case o.CountWindow < time.Minute:
 		return fmt.Errorf("ledger: count window %v is shorter than one minute", o.CountWindow)
 	case o.PruneInterval < time.Second:
@@ -142,8 +174,6 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("ledger: max batch %d is not positive", o.MaxBatch)
 	case o.MaxPending < 1:
 		return fmt.Errorf("ledger: max pending %d is not positive", o.MaxPending)
-	case o.MaxRefusals < 1:
-		return fmt.Errorf("ledger: max refusal records %d is not positive", o.MaxRefusals)
 	case o.MaxSize < 0:
 		return fmt.Errorf("ledger: max size %d is negative", o.MaxSize)
 	}

@@ -11,45 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/kmsdns/kmsdns/responder/guid"
 )
 
-// testClock is a settable clock for tests.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newTestClock() *testClock {
-	return &testClock{now: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-var (
-	appWindows = guid.MustParse("55c92734-d682-4d71-983e-d6ec3f16059f")
-	appOffice  = guid.MustParse("0ff1ce15-a989-479d-af46-f275c6370663")
-	kmsWin10   = guid.MustParse("58e2134f-8e11-4d17-9cb2-91069c151148")
-)
-
-// cmid returns a distinct CMID for i.
-func cmid(i int) guid.GUID {
-	return guid.MustParse(fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i))
-}
-
-func openTest(t testing.TB, dir string, clock *testClock, opts Options) *Ledger {
+func openTest(t testing.TB, dir string, clock *testkit.Clock, opts Options) *Ledger {
 	t.Helper()
 	if clock != nil {
 		opts.Clock = clock.Now
@@ -62,38 +31,38 @@ func openTest(t testing.TB, dir string, clock *testClock, opts Options) *Ledger 
 	return l
 }
 
-func act(clock *testClock, i int, app guid.GUID) Activation {
+func act(clock *testkit.Clock, i int, app guid.GUID) Activation {
 	return Activation{
-		Time: clock.Now(), CMID: cmid(i), App: app, CountedID: kmsWin10,
+		Time: clock.Now(), CMID: testkit.CMID(i), App: app, CountedID: testkit.KMSWin10,
 		Workstation: fmt.Sprintf("PC-%04d", i), Source: "127.0.0.1:4000", Protocol: 6,
 		Counted: true, Cap: 10,
 	}
 }
 
 func TestRecordAndReadBack(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	l := openTest(t, t.TempDir(), clock, Options{})
 	ctx := context.Background()
 	first := clock.Now()
-	a := act(clock, 1, appWindows)
+	a := act(clock, 1, testkit.AppWindows)
 	if err := l.Record(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Hour)
-	a = act(clock, 1, appWindows)
+	a = act(clock, 1, testkit.AppWindows)
 	a.Result, a.Workstation = 0xC004F06C, "PC-renamed"
 	if err := l.Record(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	c, ok, err := l.Client(cmid(1), appWindows)
+	c, ok, err := l.Client(testkit.CMID(1), testkit.AppWindows)
 	if err != nil || !ok {
 		t.Fatalf("Client: ok=%v err=%v", ok, err)
 	}
 	if c.Requests != 2 || !c.FirstSeen.Equal(first) || !c.LastSeen.Equal(clock.Now()) ||
-		c.Workstation != "PC-renamed" || c.LastResult != 0xC004F06C || c.CountedID != kmsWin10 {
+		c.Workstation != "PC-renamed" || c.LastResult != 0xC004F06C || c.CountedID != testkit.KMSWin10 {
 		t.Fatalf("record %+v", c)
 	}
-	if _, ok, _ := l.Client(cmid(1), appOffice); ok {
+	if _, ok, _ := l.Client(testkit.CMID(1), testkit.AppOffice); ok {
 		t.Fatal("record found under the wrong application")
 	}
 	if s := l.Stats(); s.Clients != 1 || s.Records != 2 || s.FileSize == 0 || s.LogSize == 0 {
@@ -105,7 +74,7 @@ func TestRecordAndReadBack(t *testing.T) {
 }
 
 func TestRecordValidation(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	l := openTest(t, t.TempDir(), clock, Options{})
 	tests := []struct {
 		name string
@@ -120,7 +89,7 @@ func TestRecordValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := act(clock, 1, appWindows)
+			a := act(clock, 1, testkit.AppWindows)
 			tt.mod(&a)
 			err := l.Record(context.Background(), a)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -144,13 +113,13 @@ func countsOf(t *testing.T, l *Ledger) map[guid.GUID]AppCount {
 }
 
 func TestCountsAndCaps(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	l := openTest(t, t.TempDir(), clock, Options{})
 	ctx := context.Background()
 	for i, a := range []Activation{
-		act(clock, 1, appWindows),
-		act(clock, 2, appWindows),
-		act(clock, 1, appOffice),
+		act(clock, 1, testkit.AppWindows),
+		act(clock, 2, testkit.AppWindows),
+		act(clock, 1, testkit.AppOffice),
 	} {
 		if i == 1 {
 			a.Cap = 50
@@ -161,30 +130,30 @@ func TestCountsAndCaps(t *testing.T) {
 	}
 	// A refused request is audited but not counted, and a smaller cap
 	// never lowers the stored one.
-	refused := act(clock, 3, appWindows)
+	refused := act(clock, 3, testkit.AppWindows)
 	refused.Counted, refused.Cap, refused.Result = false, 10, 0xC004F042
 	if err := l.Record(ctx, refused); err != nil {
 		t.Fatal(err)
 	}
 	m := countsOf(t, l)
-	if w := m[appWindows]; w.Cap != 50 || len(w.Clients) != 2 {
+	if w := m[testkit.AppWindows]; w.Cap != 50 || len(w.Clients) != 2 {
 		t.Fatalf("windows count %+v", w)
 	}
-	if o := m[appOffice]; o.Cap != 10 || len(o.Clients) != 1 || o.Clients[0].CMID != cmid(1) {
+	if o := m[testkit.AppOffice]; o.Cap != 10 || len(o.Clients) != 1 || o.Clients[0].CMID != testkit.CMID(1) {
 		t.Fatalf("office count %+v", o)
 	}
-	if _, ok, _ := l.Client(cmid(3), appWindows); !ok {
+	if _, ok, _ := l.Client(testkit.CMID(3), testkit.AppWindows); !ok {
 		t.Fatal("refused request not audited")
 	}
 }
 
 func TestPersistenceAcrossReopen(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	dir := t.TempDir()
 	l := openTest(t, dir, clock, Options{})
 	ctx := context.Background()
 	for i := range 5 {
-		if err := l.Record(ctx, act(clock, i, appWindows)); err != nil {
+		if err := l.Record(ctx, act(clock, i, testkit.AppWindows)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -195,14 +164,14 @@ func TestPersistenceAcrossReopen(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Record(ctx, act(clock, 9, appWindows)); !errors.Is(err, ErrClosed) {
+	if err := l.Record(ctx, act(clock, 9, testkit.AppWindows)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Record after Close: %v, want ErrClosed", err)
 	}
 	l2 := openTest(t, dir, clock, Options{})
 	if s := l2.Stats(); s.Clients != 5 {
 		t.Fatalf("clients after reopen %d, want 5", s.Clients)
 	}
-	if w := countsOf(t, l2)[appWindows]; len(w.Clients) != 5 || w.Cap != 10 {
+	if w := countsOf(t, l2)[testkit.AppWindows]; len(w.Clients) != 5 || w.Cap != 10 {
 		t.Fatalf("count after reopen %+v", w)
 	}
 	got, err := l2.Identity()
@@ -251,7 +220,7 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := Open(notDir, Options{}); err == nil {
 		t.Fatal("Open of a regular file as directory succeeded")
 	}
-	for _, o := range []Options{{Retention: time.Hour}, {CountWindow: time.Second}, {MaxBatch: -1}, {MaxSize: -1}, {PruneInterval: time.Millisecond}} {
+	for _, o := range []Options{{Retention: time.Hour}, {Retention: 29 * 24 * time.Hour}, {MaxRefusals: MaxRefusalsLimit + 1}, {CountWindow: time.Second}, {MaxBatch: -1}, {MaxSize: -1}, {PruneInterval: time.Millisecond}} {
 		if _, err := Open(t.TempDir(), o); err == nil {
 			t.Errorf("Open with %+v succeeded", o)
 		}
@@ -259,24 +228,24 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestRetention(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	l := openTest(t, t.TempDir(), clock, Options{Retention: 10 * 24 * time.Hour, CountWindow: 3 * 24 * time.Hour})
 	ctx := context.Background()
 	for i := range 4 {
-		if err := l.Record(ctx, act(clock, i, appWindows)); err != nil {
+		if err := l.Record(ctx, act(clock, i, testkit.AppWindows)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	clock.Advance(2 * 24 * time.Hour)
 	// Client 0 comes back: it must survive both prunes below.
-	if err := l.Record(ctx, act(clock, 0, appWindows)); err != nil {
+	if err := l.Record(ctx, act(clock, 0, testkit.AppWindows)); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * 24 * time.Hour) // 4 days: clients 1..3 left the count window
 	if err := l.Prune(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if w := countsOf(t, l)[appWindows]; len(w.Clients) != 1 || w.Clients[0].CMID != cmid(0) {
+	if w := countsOf(t, l)[testkit.AppWindows]; len(w.Clients) != 1 || w.Clients[0].CMID != testkit.CMID(0) {
 		t.Fatalf("count after window %+v", w)
 	}
 	if s := l.Stats(); s.Clients != 4 {
@@ -289,41 +258,41 @@ func TestRetention(t *testing.T) {
 	if s := l.Stats(); s.Clients != 1 || s.Pruned != 3 {
 		t.Fatalf("stats after retention %+v", s)
 	}
-	if _, ok, _ := l.Client(cmid(0), appWindows); !ok {
+	if _, ok, _ := l.Client(testkit.CMID(0), testkit.AppWindows); !ok {
 		t.Fatal("refreshed client pruned")
 	}
-	if _, ok, _ := l.Client(cmid(1), appWindows); ok {
+	if _, ok, _ := l.Client(testkit.CMID(1), testkit.AppWindows); ok {
 		t.Fatal("expired client kept")
 	}
 }
 
 func TestPruneTrimsToCap(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	l := openTest(t, t.TempDir(), clock, Options{})
 	ctx := context.Background()
 	for i := range 25 {
 		clock.Advance(time.Minute)
-		if err := l.Record(ctx, act(clock, i, appWindows)); err != nil { // cap 10
+		if err := l.Record(ctx, act(clock, i, testkit.AppWindows)); err != nil { // cap 10
 			t.Fatal(err)
 		}
 	}
 	if err := l.Prune(ctx); err != nil {
 		t.Fatal(err)
 	}
-	w := countsOf(t, l)[appWindows]
+	w := countsOf(t, l)[testkit.AppWindows]
 	if len(w.Clients) != 10 {
 		t.Fatalf("kept %d count entries, want the cap of 10", len(w.Clients))
 	}
 	SortNewestFirst(w.Clients)
 	for i, s := range w.Clients {
-		if want := cmid(24 - i); s.CMID != want {
+		if want := testkit.CMID(24 - i); s.CMID != want {
 			t.Fatalf("entry %d is %v, want %v (newest kept)", i, s.CMID, want)
 		}
 	}
 }
 
 func TestConcurrentRecordsBatch(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	l := openTest(t, t.TempDir(), clock, Options{})
 	const writers, each = 64, 10
 	var wg sync.WaitGroup
@@ -333,7 +302,7 @@ func TestConcurrentRecordsBatch(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				errs <- l.Record(context.Background(), act(clock, w*each+i, appWindows))
+				errs <- l.Record(context.Background(), act(clock, w*each+i, testkit.AppWindows))
 			}
 		}()
 	}
@@ -358,14 +327,14 @@ func TestConcurrentRecordsBatch(t *testing.T) {
 }
 
 func TestDiskFullMakesUnhealthy(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	dir := t.TempDir()
 	l := openTest(t, dir, clock, Options{MaxSize: 256 << 10, MaxPending: 100})
 	ctx := context.Background()
 	acked := 0
 	var failure error
 	for i := 0; i < 100000 && failure == nil; i++ {
-		a := act(clock, i, appWindows)
+		a := act(clock, i, testkit.AppWindows)
 		a.Workstation = strings.Repeat("w", 200)
 		if failure = l.Record(ctx, a); failure == nil {
 			acked++
@@ -387,20 +356,20 @@ func TestDiskFullMakesUnhealthy(t *testing.T) {
 	if got := l2.Stats().Clients; got != uint64(acked) {
 		t.Fatalf("%d acknowledged records, %d stored", acked, got)
 	}
-	if err := l2.Record(ctx, act(clock, 1<<20, appWindows)); err != nil || !l2.Healthy() {
+	if err := l2.Record(ctx, act(clock, 1<<20, testkit.AppWindows)); err != nil || !l2.Healthy() {
 		t.Fatalf("after reopen with room: %v healthy=%v", err, l2.Healthy())
 	}
 }
 
 func TestRecordContextCancelled(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	l := openTest(t, t.TempDir(), clock, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := l.Record(ctx, act(clock, 1, appWindows)); !errors.Is(err, context.Canceled) {
+	if err := l.Record(ctx, act(clock, 1, testkit.AppWindows)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Record with a cancelled context: %v", err)
 	}
-	if _, ok, _ := l.Client(cmid(1), appWindows); ok {
+	if _, ok, _ := l.Client(testkit.CMID(1), testkit.AppWindows); ok {
 		t.Fatal("a request whose context was already cancelled was stored")
 	}
 }

@@ -3,13 +3,15 @@ package ledger
 import (
 	"context"
 	"testing"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 )
 
 // TestRefusalBudget (issue 10, item 3): records of clients only ever
 // refused stay within MaxRefusals, oldest dropped; a refused client that is
 // later answered becomes an ordinary audit record, outside the budget.
 func TestRefusalBudget(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	dir := t.TempDir()
 	l := openTest(t, dir, clock, Options{MaxRefusals: 100})
 	ctx := context.Background()
@@ -39,13 +41,13 @@ func TestRefusalBudget(t *testing.T) {
 	if s.Refusals != 99 || s.RefusalsDropped != 900 {
 		t.Fatalf("refusal records %d, dropped %d; want 99 and 900", s.Refusals, s.RefusalsDropped)
 	}
-	if c, ok, _ := l.Client(cmid(999), appWindows); !ok || c.Requests != 2 || c.LastResult != 0 {
+	if c, ok, _ := l.Client(testkit.CMID(999), testkit.AppWindows); !ok || c.Requests != 2 || c.LastResult != 0 {
 		t.Fatalf("answered client's record %+v (found %v): want both requests, last answered", c, ok)
 	}
-	if _, ok, _ := l.Client(cmid(899), appWindows); ok {
+	if _, ok, _ := l.Client(testkit.CMID(899), testkit.AppWindows); ok {
 		t.Fatal("the oldest refusal records were kept")
 	}
-	if _, ok, _ := l.Client(cmid(900), appWindows); !ok {
+	if _, ok, _ := l.Client(testkit.CMID(900), testkit.AppWindows); !ok {
 		t.Fatal("a recent refusal record was dropped")
 	}
 	// Reopening keeps the budget's counter.

@@ -9,17 +9,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 )
 
 func logActivation(i int, at time.Time) Activation {
-	return Activation{Time: at, CMID: cmid(i), App: appWindows, CountedID: kmsWin10,
+	return Activation{Time: at, CMID: testkit.CMID(i), App: testkit.AppWindows, CountedID: testkit.KMSWin10,
 		Workstation: "PC", Source: "127.0.0.1:1", Counted: true, Cap: 50}
 }
 
 func TestActivationRoundTrip(t *testing.T) {
 	a := Activation{
-		Time: time.Date(2026, 11, 22, 9, 0, 0, 123, time.UTC), CMID: cmid(1), App: appWindows, CountedID: kmsWin10,
-		SKU: cmid(2), Workstation: "Рабочая", Source: "[::1]:1688", Result: 0xC004F042, LicenseStatus: 5,
+		Time: time.Date(2026, 11, 22, 9, 0, 0, 123, time.UTC), CMID: testkit.CMID(1), App: testkit.AppWindows, CountedID: testkit.KMSWin10,
+		SKU: testkit.CMID(2), Workstation: "Рабочая", Source: "[::1]:1688", Result: 0xC004F042, LicenseStatus: 5,
 		Protocol: 6, Counted: true, Cap: MaxCap,
 	}
 	b := encodeActivation(nil, &a)
@@ -67,7 +69,7 @@ func TestReadFrames(t *testing.T) {
 		log = appendFrame(log, uint64(10+i), encodeActivation(nil, &a))
 	}
 	frames, off, err := readFrames(log)
-	if err != nil || off != len(log) || len(frames) != 3 || frames[2].seq != 12 || frames[1].act.CMID != cmid(1) {
+	if err != nil || off != len(log) || len(frames) != 3 || frames[2].seq != 12 || frames[1].act.CMID != testkit.CMID(1) {
 		t.Fatalf("clean log: %d frames, offset %d/%d, err %v", len(frames), off, len(log), err)
 	}
 	padded := append(bytes.Clone(log), make([]byte, 1000)...)
@@ -107,7 +109,7 @@ func TestReadFrames(t *testing.T) {
 // that Open applies the frames, ignores the torn tail, deletes the old
 // segment and continues the sequence.
 func TestRecoverFromLog(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	dir := t.TempDir()
 	// A store that has applied nothing yet.
 	l := openTest(t, dir, clock, Options{})
@@ -135,14 +137,14 @@ func TestRecoverFromLog(t *testing.T) {
 	}
 	l = openTest(t, dir, clock, Options{})
 	for i := range 5 {
-		if _, ok, err := l.Client(cmid(i), appWindows); !ok || err != nil {
+		if _, ok, err := l.Client(testkit.CMID(i), testkit.AppWindows); !ok || err != nil {
 			t.Fatalf("logged client %d not recovered (%v)", i, err)
 		}
 	}
-	if _, ok, _ := l.Client(cmid(99), appWindows); ok {
+	if _, ok, _ := l.Client(testkit.CMID(99), testkit.AppWindows); ok {
 		t.Fatal("the torn frame was applied")
 	}
-	if w := countsOf(t, l)[appWindows]; len(w.Clients) != 5 || w.Cap != 50 {
+	if w := countsOf(t, l)[testkit.AppWindows]; len(w.Clients) != 5 || w.Cap != 50 {
 		t.Fatalf("recovered count %+v", w)
 	}
 	if _, err := os.Stat(segs[0].path); !os.IsNotExist(err) {
@@ -156,7 +158,7 @@ func TestRecoverFromLog(t *testing.T) {
 	}
 	// Reopening replays nothing twice: request counts stay at one.
 	l = openTest(t, dir, clock, Options{})
-	c, ok, err := l.Client(cmid(3), appWindows)
+	c, ok, err := l.Client(testkit.CMID(3), testkit.AppWindows)
 	if !ok || err != nil || c.Requests != 1 {
 		t.Fatalf("client 3 after two reopens: %+v %v %v", c, ok, err)
 	}
@@ -170,7 +172,7 @@ func TestRecoverFromLog(t *testing.T) {
 }
 
 func TestSegmentRotation(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	dir := t.TempDir()
 	l := openTest(t, dir, clock, Options{segmentSize: 2048})
 	ctx := context.Background()
@@ -204,7 +206,7 @@ func TestSegmentRotation(t *testing.T) {
 // A frame with a good checksum whose payload this build cannot decode (a
 // newer format) must stop Open: the frames after it were acknowledged.
 func TestRecoverRefusesUndecodableFrame(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock()
 	dir := t.TempDir()
 	l := openTest(t, dir, clock, Options{})
 	if err := l.Close(); err != nil {

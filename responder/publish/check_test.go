@@ -25,7 +25,7 @@ func TestCheckDelay(t *testing.T) {
 // once it does not (a restarted server that lost its state), the Publisher registers again
 // at once, counts a repair, and spreads its checks out while the record stays missing.
 func TestCheckReregistersWhenMissing(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	own := &dns.SRV{Hdr: dns.RR_Header{Name: "_vlmcs._tcp.example.test.", Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 30},
 		Priority: 10, Weight: 100, Port: 1688, Target: "kms1.example.test."}
 	other := &dns.SRV{Hdr: own.Hdr, Port: 1688, Target: "kms2.example.test."}
@@ -33,10 +33,7 @@ func TestCheckReregistersWhenMissing(t *testing.T) {
 	cfg := baseConfig(t, srv.addr)
 	cfg.Lease = time.Hour // refreshes are 30 min apart: every update below is a repair
 	cfg.CheckInterval = 50 * time.Millisecond
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg)
 	stop := runPublisher(t, p)
 	defer stop()
 	srv.next(2 * time.Second) // the first registration

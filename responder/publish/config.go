@@ -12,14 +12,15 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/internal/dnsname"
+	"github.com/kmsdns/kmsdns/responder/rpc"
 	"github.com/miekg/dns"
 )
 
 // Defaults applied by New to zero Config fields.
 const (
-	DefaultPort       = 1688
+	DefaultPort       = rpc.DefaultPort
 	DefaultTTL        = 60
-	DefaultLease      = 2 * time.Minute
+	DefaultLease      = 10 * time.Minute
 	DefaultTimeout    = 3 * time.Second
 	DefaultMinBackoff = time.Second
 	DefaultMaxBackoff = 30 * time.Second
@@ -47,7 +48,7 @@ type Config struct {
 	// first of Addresses for a server given by name) when this host has
 	// that address, else whatever the system chooses.
 	Source netip.Addr
-	// Port is the SRV port (0: DefaultPort, 1688).
+	// Port is the SRV port (0: DefaultPort, the KMS port 1688).
 	Port uint16
 	// Priority and Weight are the SRV priority and weight.
 	Priority, Weight uint16

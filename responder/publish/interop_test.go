@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 
 	"github.com/kmsdns/kmsdns/responder/discover"
 	"github.com/kmsdns/kmsdns/responder/kms"
@@ -83,27 +84,6 @@ type coreDNS struct {
 	done   chan struct{}
 }
 
-// freePort returns a port free for both UDP and TCP on 127.0.0.1 at the
-// time of the call.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for UDP and TCP")
-	return 0
-}
-
 const interopZone = `example.test:%d {
 	bind 127.0.0.1
 	vlmcs example.test {
@@ -121,7 +101,7 @@ const interopZone = `example.test:%d {
 func startCoreDNS(t *testing.T) *coreDNS {
 	t.Helper()
 	c := &coreDNS{t: t, bin: corednsBinary(t)}
-	port := freePort(t)
+	port := harness.FreePort(t)
 	c.addr = fmt.Sprintf("127.0.0.1:%d", port)
 	c.conf = filepath.Join(t.TempDir(), "Corefile")
 	if err := os.WriteFile(c.conf, []byte(fmt.Sprintf(interopZone, port, testSecret)), 0o600); err != nil {

@@ -1,20 +1,20 @@
 package publish
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
+	"github.com/kmsdns/kmsdns/internal/tsigkey"
 
 	"github.com/miekg/dns"
 )
@@ -58,6 +58,23 @@ func baseConfig(t *testing.T, servers ...string) Config {
 }
 
 func serverSecrets() map[string]string { return map[string]string{testKeyName: testSecret} }
+
+// startTestServer starts an UPDATE server on a loopback port that knows
+// the test key.
+func startTestServer(t *testing.T) *updateServer {
+	t.Helper()
+	return startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+}
+
+// newPublisher is New that fails the test on error.
+func newPublisher(t *testing.T, cfg Config) *Publisher {
+	t.Helper()
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // runPublisher starts Run and returns a function that stops it and
 // returns Run's result.
@@ -114,12 +131,9 @@ func leaseOption(t *testing.T, m *dns.Msg) (uint32, bool) {
 }
 
 func TestRegisterMessageOnTheWire(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	srv.set(func(u *updateServer) { u.maxLease = 25 })
-	p, err := New(baseConfig(t, srv.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, baseConfig(t, srv.addr))
 	runPublisher(t, p)
 
 	got := srv.next(5 * time.Second)
@@ -170,11 +184,8 @@ func TestRegisterMessageOnTheWire(t *testing.T) {
 }
 
 func TestWithdrawMessageAndRunEnds(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
-	p, err := New(baseConfig(t, srv.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := startTestServer(t)
+	p := newPublisher(t, baseConfig(t, srv.addr))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	res := make(chan error, 1)
@@ -218,13 +229,10 @@ func TestWithdrawMessageAndRunEnds(t *testing.T) {
 }
 
 func TestSRVOnlyWithoutAddresses(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	cfg := baseConfig(t, srv.addr)
 	cfg.Addresses = nil
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg)
 	runPublisher(t, p)
 	got := srv.next(5 * time.Second)
 	want := []string{"_vlmcs._tcp.example.test. 30 IN SRV 10 100 1688 kms1.example.test."}
@@ -236,15 +244,12 @@ func TestSRVOnlyWithoutAddresses(t *testing.T) {
 // TestRefreshTiming moves a fake clock: each refresh is scheduled at 40-50%
 // of the lease the server granted, and fires a new, identical update.
 func TestRefreshTiming(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	srv.set(func(u *updateServer) { u.maxLease = 10 })
 	clk := newFakeClock()
 	cfg := baseConfig(t, srv.addr)
 	cfg.Clock = clk
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg)
 	runPublisher(t, p)
 
 	first := srv.next(5 * time.Second)
@@ -273,13 +278,10 @@ func TestRefreshTiming(t *testing.T) {
 // TestRefreshRealClock runs with the system clock and a 2 s lease: the
 // second and third updates come about one second apart.
 func TestRefreshRealClock(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	cfg := baseConfig(t, srv.addr)
 	cfg.Lease = 2 * time.Second
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg)
 	runPublisher(t, p)
 	srv.next(5 * time.Second)
 	start := time.Now()
@@ -294,15 +296,12 @@ func TestRefreshRealClock(t *testing.T) {
 // exponentially (jittered, capped); when it comes back the next attempt
 // registers and refreshes resume.
 func TestBackoffThenReregister(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	srv.stop()
 	clk := newFakeClock()
 	cfg := baseConfig(t, srv.addr)
 	cfg.Clock = clk
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg)
 	runPublisher(t, p)
 
 	// MinBackoff 100ms, MaxBackoff 800ms: [50,100], [100,200], [200,400],
@@ -340,14 +339,11 @@ func TestBackoffThenReregister(t *testing.T) {
 // TestServerRestartLosesPool: a server that restarts (and forgets the
 // registration) gets it back at the next refresh.
 func TestServerRestartGetsRefresh(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	clk := newFakeClock()
 	cfg := baseConfig(t, srv.addr)
 	cfg.Clock = clk
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg)
 	runPublisher(t, p)
 	srv.next(5 * time.Second)
 	d := clk.nextTimer(t)
@@ -357,16 +353,13 @@ func TestServerRestartGetsRefresh(t *testing.T) {
 }
 
 func TestSlowServerTimesOut(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	srv.set(func(u *updateServer) { u.delay = 600 * time.Millisecond })
 	clk := newFakeClock()
 	cfg := baseConfig(t, srv.addr)
 	cfg.Timeout = 150 * time.Millisecond
 	cfg.Clock = clk
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg)
 	runPublisher(t, p)
 	srv.next(5 * time.Second)
 	d := clk.nextTimer(t)
@@ -380,12 +373,9 @@ func TestSlowServerTimesOut(t *testing.T) {
 }
 
 func TestTruncatedAnswerFallsBackToTCP(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	srv.set(func(u *updateServer) { u.truncateUDP = true })
-	p, err := New(baseConfig(t, srv.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, baseConfig(t, srv.addr))
 	runPublisher(t, p)
 	a, b := srv.next(5*time.Second), srv.next(5*time.Second)
 	if a.net != "udp" || b.net != "tcp" {
@@ -439,7 +429,7 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+			srv := startTestServer(t)
 			if tt.configure != nil {
 				srv.set(tt.configure)
 			}
@@ -470,14 +460,11 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestUnsignedAnswerAllowedWhenConfigured(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	srv.set(func(u *updateServer) { u.unsigned, u.noLease = true, true })
 	cfg := baseConfig(t, srv.addr)
 	cfg.AllowUnsignedResponses = true
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg)
 	runPublisher(t, p)
 	st := waitState(t, p, "registered", func(s State) bool { return s.Servers[0].Registered })
 	if st.Servers[0].GrantedLease != 40*time.Second {
@@ -488,12 +475,9 @@ func TestUnsignedAnswerAllowedWhenConfigured(t *testing.T) {
 // TestSuspendResume: Suspend withdraws at every server and stops refreshes;
 // Resume registers again at once.
 func TestSuspendResume(t *testing.T) {
-	a := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
-	b := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
-	p, err := New(baseConfig(t, a.addr, b.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := startTestServer(t)
+	b := startTestServer(t)
+	p := newPublisher(t, baseConfig(t, a.addr, b.addr))
 	runPublisher(t, p)
 	for _, s := range []*updateServer{a, b} {
 		if got := s.next(5 * time.Second); len(got.msg.Ns) != 5 {
@@ -530,20 +514,17 @@ func TestSuspendResume(t *testing.T) {
 
 // TestOneServerDownOthersServed: a dead server does not hold up another.
 func TestOneServerDownOthersServed(t *testing.T) {
-	dead := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	dead := startTestServer(t)
 	dead.stop()
-	live := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
-	p, err := New(baseConfig(t, dead.addr, live.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	live := startTestServer(t)
+	p := newPublisher(t, baseConfig(t, dead.addr, live.addr))
 	runPublisher(t, p)
 	live.next(5 * time.Second)
 	st := waitState(t, p, "one registered", func(s State) bool { return s.Servers[1].Registered && s.Servers[0].Failures > 0 })
 	if st.Servers[0].Registered {
 		t.Errorf("dead server reported registered: %+v", st.Servers[0])
 	}
-	err = p.Withdraw(context.Background())
+	err := p.Withdraw(context.Background())
 	if err == nil || !strings.Contains(err.Error(), dead.addr) {
 		t.Errorf("Withdraw error %v, want one naming %s", err, dead.addr)
 	}
@@ -553,11 +534,8 @@ func TestOneServerDownOthersServed(t *testing.T) {
 }
 
 func TestWithdrawWithoutRun(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
-	p, err := New(baseConfig(t, srv.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := startTestServer(t)
+	p := newPublisher(t, baseConfig(t, srv.addr))
 	if err := p.Withdraw(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -567,11 +545,8 @@ func TestWithdrawWithoutRun(t *testing.T) {
 }
 
 func TestRunTwice(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
-	p, err := New(baseConfig(t, srv.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := startTestServer(t)
+	p := newPublisher(t, baseConfig(t, srv.addr))
 	stop := runPublisher(t, p)
 	srv.next(5 * time.Second)
 	if err := p.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "already running") {
@@ -602,7 +577,7 @@ func TestSourceAddress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+			srv := startTestServer(t)
 			srv.set(func(u *updateServer) { u.truncateUDP = true })
 			cfg := baseConfig(t, srv.addr)
 			if tt.server != "" {
@@ -634,15 +609,12 @@ func TestSourceAddress(t *testing.T) {
 // TestLeaseLapsesInState: while refreshes fail, State reports the
 // registration until the granted lease runs out, then no longer.
 func TestLeaseLapsesInState(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	srv.set(func(u *updateServer) { u.maxLease = 10 })
 	clk := newFakeClock()
 	cfg := baseConfig(t, srv.addr)
 	cfg.Clock = clk
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg)
 	runPublisher(t, p)
 	srv.next(5 * time.Second)
 	registeredAt := clk.Now()
@@ -665,10 +637,7 @@ func TestLeaseLapsesInState(t *testing.T) {
 // address.
 func TestIPv6Server(t *testing.T) {
 	srv := startUpdateServer(t, "[::1]:0", serverSecrets())
-	p, err := New(baseConfig(t, srv.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, baseConfig(t, srv.addr))
 	runPublisher(t, p)
 	got := srv.next(5 * time.Second)
 	if got.from != netip.MustParseAddr("::1") || got.tsig != nil || len(got.msg.Ns) != 5 {
@@ -677,24 +646,10 @@ func TestIPv6Server(t *testing.T) {
 	waitState(t, p, "registered", func(s State) bool { return s.Servers[0].Registered })
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// logLines decodes the JSON log lines written to buf.
+func logLines(t *testing.T, buf *testkit.SyncBuffer) []map[string]any {
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("log line %q: %v", l, err)
@@ -707,15 +662,12 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 // TestLogs: registration, failure and withdrawal each log one line with
 // the server, zone and target, durations as text.
 func TestLogs(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
-	var buf syncBuffer
+	srv := startTestServer(t)
+	var buf testkit.SyncBuffer
 	cfg := baseConfig(t, srv.addr)
 	cfg.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Clock = newFakeClock()
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg)
 	stop := runPublisher(t, p)
 	waitState(t, p, "registered", func(s State) bool { return s.Servers[0].Registered })
 	srv.set(func(u *updateServer) { u.rcode = dns.RcodeRefused })
@@ -724,7 +676,7 @@ func TestLogs(t *testing.T) {
 	stop()
 
 	var msgs []string
-	for _, l := range buf.lines(t) {
+	for _, l := range logLines(t, &buf) {
 		msgs = append(msgs, l["level"].(string)+" "+l["msg"].(string))
 		if l["server"] != nil && (l["server"] != srv.addr || l["zone"] != "example.test." || l["target"] != "kms1.example.test.") {
 			t.Errorf("log line without server/zone/target: %v", l)
@@ -747,13 +699,10 @@ func TestLogs(t *testing.T) {
 }
 
 func TestTCPOnly(t *testing.T) {
-	srv := startUpdateServer(t, "127.0.0.1:0", serverSecrets())
+	srv := startTestServer(t)
 	cfg := baseConfig(t, srv.addr)
 	cfg.TCP = true
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg)
 	runPublisher(t, p)
 	if got := srv.next(5 * time.Second); got.net != "tcp" || got.tsig != nil || !got.signed {
 		t.Errorf("update over %s (TSIG %v, signed %v), want a signed update over tcp", got.net, got.tsig, got.signed)

@@ -39,13 +39,13 @@ func BenchmarkServerRoundTrip(b *testing.B) {
 			}
 			hdr, _ := ParseHeader(buf)
 			io.ReadFull(nc, buf[HeaderLen:hdr.FragLength])
-			_, ack, err := ParseBindAck(buf[:hdr.FragLength])
-			if err != nil || ack.Results[0].Result != ResultAcceptance {
+			_, ack, err := parseBindAck(buf[:hdr.FragLength])
+			if err != nil || ack.Results[0].Result != resultAcceptance {
 				b.Fatalf("bind: %+v %v", ack, err)
 			}
 			h.Type = PTypeRequest
 			req := AppendRequest(nil, h, &Request{Stub: AppendRequestStub(nil, syn, payloadOf(260, 2))})
-			respLen := len(AppendKMSResponse(nil, h, 0, syn, payloadOf(260, 1), 0))
+			respLen := len(appendKMSResponse(nil, h, 0, syn, payloadOf(260, 1), 0))
 			b.SetBytes(int64(len(req) + respLen))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -86,11 +86,11 @@ func BenchmarkParseRequest(b *testing.B) {
 	b.SetBytes(int64(len(pdu)))
 	b.ReportAllocs()
 	for b.Loop() {
-		_, q, err := ParseRequest(pdu)
+		_, q, err := parseRequest(pdu)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := ParseRequestStub(NDR64, q.Stub); err != nil {
+		if _, err := parseRequestStub(NDR64, q.Stub); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -100,24 +100,24 @@ func BenchmarkAppendKMSResponse(b *testing.B) {
 	h := Header{Flags: FlagFirstFrag | FlagLastFrag, DataRep: DataRepLE, CallID: 2}
 	payload := payloadOf(260, 1)
 	buf := make([]byte, 0, 512)
-	b.SetBytes(int64(len(AppendKMSResponse(nil, h, 1, NDR64, payload, 0))))
+	b.SetBytes(int64(len(appendKMSResponse(nil, h, 1, NDR64, payload, 0))))
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = AppendKMSResponse(buf[:0], h, 1, NDR64, payload, 0)
+		buf = appendKMSResponse(buf[:0], h, 1, NDR64, payload, 0)
 	}
 }
 
 func BenchmarkParseResponse(b *testing.B) {
 	h := Header{Flags: FlagFirstFrag | FlagLastFrag, DataRep: DataRepLE, CallID: 2}
-	pdu := AppendKMSResponse(nil, h, 1, NDR64, payloadOf(260, 1), 0)
+	pdu := appendKMSResponse(nil, h, 1, NDR64, payloadOf(260, 1), 0)
 	b.SetBytes(int64(len(pdu)))
 	b.ReportAllocs()
 	for b.Loop() {
-		_, r, err := ParseResponse(pdu)
+		_, r, err := parseResponse(pdu)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := ParseResponseStub(NDR64, r.Stub); err != nil {
+		if _, _, err := parseResponseStub(NDR64, r.Stub); err != nil {
 			b.Fatal(err)
 		}
 	}

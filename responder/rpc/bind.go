@@ -16,14 +16,14 @@ type boundContext struct {
 	syn Syntax
 }
 
-// lookup returns the transfer syntax accepted for context id, or NoSyntax.
+// lookup returns the transfer syntax accepted for context id, or noSyntax.
 func (a *association) lookup(id uint16) Syntax {
 	for i := 0; i < a.n; i++ {
 		if a.ctx[i].id == id {
 			return a.ctx[i].syn
 		}
 	}
-	return NoSyntax
+	return noSyntax
 }
 
 // accept records (or replaces) the syntax of context id; it reports false
@@ -59,7 +59,7 @@ func (a *association) accept(id uint16, syn Syntax) bool {
 // copies the bind's flags and carries the secondary address, an
 // alter_context_resp has flags FIRST|LAST and no secondary address.
 func (a *association) negotiate(dst, pdu []byte) ([]byte, error) {
-	h, b, err := ParseBind(pdu)
+	h, b, err := parseBind(pdu)
 	if err != nil {
 		return dst, err
 	}
@@ -67,13 +67,13 @@ func (a *association) negotiate(dst, pdu []byte) ([]byte, error) {
 	offers64 := false
 	if !a.noNDR64 {
 		for _, c := range b.Contexts {
-			if c.Abstract == KMSInterface && hasSyntax(c.Transfer, NDR64Syntax) {
+			if c.Abstract == KMSInterface && hasSyntax(c.Transfer, ndr64Syntax) {
 				offers64 = true
 			}
 		}
 	}
-	var results [maxBindContexts]Result
-	ack := BindAck{
+	var results [maxBindContexts]result
+	ack := bindAck{
 		MaxXmitFrag: b.MaxXmitFrag,
 		MaxRecvFrag: b.MaxRecvFrag,
 		AssocGroup:  a.group,
@@ -86,36 +86,36 @@ func (a *association) negotiate(dst, pdu []byte) ([]byte, error) {
 	if isBind {
 		ack.SecAddr = a.secAddr
 	} else {
-		out.Type = PTypeAlterContextResp
+		out.Type = ptypeAlterContextResp
 		out.Flags = FlagFirstFrag | FlagLastFrag
 	}
-	return AppendBindAck(dst, out, &ack), nil
+	return appendBindAck(dst, out, &ack), nil
 }
 
 // decide returns the result for one context item and records an accepted
 // syntax. rejectNDR32 is set for a bind that offers NDR64.
-func (a *association) decide(c ContextItem, rejectNDR32 bool) Result {
+func (a *association) decide(c ContextItem, rejectNDR32 bool) result {
 	if c.Abstract != KMSInterface {
-		return Result{Result: ResultProviderRejection, Reason: ReasonAbstractSyntaxNotSupported}
+		return result{Result: resultProviderRejection, Reason: reasonAbstractSyntaxNotSupported}
 	}
 	for _, t := range c.Transfer {
-		if bits, ok := BTFNFeatures(t); ok {
-			return Result{Result: ResultNegotiateAck, Reason: bits & (FeatureSecurityContextMultiplexing | FeatureKeepConnectionOnOrphan)}
+		if bits, ok := btfnFeatures(t); ok {
+			return result{Result: resultNegotiateAck, Reason: bits & (featureSecurityContextMultiplexing | featureKeepConnectionOnOrphan)}
 		}
 	}
-	syn := NoSyntax
+	syn := noSyntax
 	switch {
-	case !a.noNDR64 && hasSyntax(c.Transfer, NDR64Syntax):
+	case !a.noNDR64 && hasSyntax(c.Transfer, ndr64Syntax):
 		syn = NDR64
 	case !rejectNDR32 && hasSyntax(c.Transfer, NDR32Syntax):
 		syn = NDR32
 	default:
-		return Result{Result: ResultProviderRejection, Reason: ReasonTransferSyntaxNotSupported}
+		return result{Result: resultProviderRejection, Reason: reasonTransferSyntaxNotSupported}
 	}
 	if !a.accept(c.ID, syn) {
-		return Result{Result: ResultProviderRejection, Reason: ReasonLocalLimitExceeded}
+		return result{Result: resultProviderRejection, Reason: reasonLocalLimitExceeded}
 	}
-	return Result{Result: ResultAcceptance, Transfer: syn.ID()}
+	return result{Result: resultAcceptance, Transfer: syn.ID()}
 }
 
 func hasSyntax(list []SyntaxID, s SyntaxID) bool {

@@ -121,7 +121,7 @@ func (c *Client) BindInfo() BindInfo {
 	return c.info
 }
 
-// LastSyntax returns the transfer syntax of the last Call, or NoSyntax
+// LastSyntax returns the transfer syntax of the last Call, or the zero Syntax (none negotiated)
 // before the first.
 func (c *Client) LastSyntax() Syntax {
 	c.mu.Lock()
@@ -137,20 +137,20 @@ func bindItems(cfg ClientConfig) ([]ContextItem, []Syntax) {
 	items := []ContextItem{{ID: 0, Abstract: KMSInterface, Transfer: []SyntaxID{NDR32Syntax}}}
 	kinds := []Syntax{NDR32}
 	if !cfg.DisableNDR64 {
-		items = append(items, ContextItem{ID: 1, Abstract: KMSInterface, Transfer: []SyntaxID{NDR64Syntax}})
+		items = append(items, ContextItem{ID: 1, Abstract: KMSInterface, Transfer: []SyntaxID{ndr64Syntax}})
 		kinds = append(kinds, NDR64)
 	}
 	if !cfg.DisableBTFN {
-		btfn := BTFNSyntax(FeatureSecurityContextMultiplexing | FeatureKeepConnectionOnOrphan)
+		btfn := btfnSyntax(featureSecurityContextMultiplexing | featureKeepConnectionOnOrphan)
 		items = append(items, ContextItem{ID: uint16(len(items)), Abstract: KMSInterface, Transfer: []SyntaxID{btfn}})
-		kinds = append(kinds, NoSyntax)
+		kinds = append(kinds, noSyntax)
 	}
 	return items, kinds
 }
 
 func (c *Client) bind(ctx context.Context, cfg ClientConfig) error {
 	items, kinds := bindItems(cfg)
-	h := Header{Type: PTypeBind, Flags: FlagFirstFrag | FlagLastFrag | FlagConcMPX, DataRep: DataRepLE, CallID: c.callID}
+	h := Header{Type: PTypeBind, Flags: FlagFirstFrag | FlagLastFrag | flagConcMPX, DataRep: DataRepLE, CallID: c.callID}
 	req := Bind{MaxXmitFrag: clientMaxFrag, MaxRecvFrag: clientMaxFrag, Contexts: items}
 	ack, err := c.bindRoundTrip(ctx, h, &req, PTypeBindAck)
 	if err != nil {
@@ -165,30 +165,30 @@ func (c *Client) bind(ctx context.Context, cfg ClientConfig) error {
 	for i, res := range ack.Results {
 		switch kinds[i] {
 		case NDR32:
-			if res.Result == ResultAcceptance && res.Transfer == NDR32Syntax {
+			if res.Result == resultAcceptance && res.Transfer == NDR32Syntax {
 				c.info.NDR32, c.ctx32 = true, items[i].ID
 			}
 		case NDR64:
-			if res.Result == ResultAcceptance && res.Transfer == NDR64Syntax {
+			if res.Result == resultAcceptance && res.Transfer == ndr64Syntax {
 				c.info.NDR64, c.ctx64 = true, items[i].ID
 			}
 		default:
-			if res.Result == ResultNegotiateAck {
+			if res.Result == resultNegotiateAck {
 				c.info.Features = res.Reason
 			}
 		}
 	}
 	if !c.info.NDR32 && c.info.NDR64 {
-		h.Type = PTypeAlterContext
+		h.Type = ptypeAlterContext
 		alter := Bind{MaxXmitFrag: clientMaxFrag, MaxRecvFrag: clientMaxFrag, Contexts: items[:1]}
-		resp, err := c.bindRoundTrip(ctx, h, &alter, PTypeAlterContextResp)
+		resp, err := c.bindRoundTrip(ctx, h, &alter, ptypeAlterContextResp)
 		if err != nil {
 			return fmt.Errorf("alter_context: %w", err)
 		}
 		if len(resp.Results) != 1 {
 			return fmt.Errorf("rpc: alter_context_resp has %d results for 1 context item", len(resp.Results))
 		}
-		if resp.Results[0].Result == ResultAcceptance && resp.Results[0].Transfer == NDR32Syntax {
+		if resp.Results[0].Result == resultAcceptance && resp.Results[0].Transfer == NDR32Syntax {
 			c.info.NDR32, c.ctx32, c.info.AlterContext = true, items[0].ID, true
 		}
 	}
@@ -198,22 +198,22 @@ func (c *Client) bind(ctx context.Context, cfg ClientConfig) error {
 	return nil
 }
 
-func (c *Client) bindRoundTrip(ctx context.Context, h Header, b *Bind, want PType) (BindAck, error) {
+func (c *Client) bindRoundTrip(ctx context.Context, h Header, b *Bind, want PType) (bindAck, error) {
 	c.wbuf = AppendBind(c.wbuf[:0], h, b)
 	rh, pdu, err := c.roundTrip(ctx, c.wbuf)
 	if err != nil {
-		return BindAck{}, err
+		return bindAck{}, err
 	}
 	if rh.Type != want {
-		return BindAck{}, &UnexpectedPDUError{Want: want, Got: rh.Type}
+		return bindAck{}, &UnexpectedPDUError{Want: want, Got: rh.Type}
 	}
 	if rh.CallID != h.CallID {
-		return BindAck{}, fmt.Errorf("rpc: %v call_id %d, want %d", want, rh.CallID, h.CallID)
+		return bindAck{}, fmt.Errorf("rpc: %v call_id %d, want %d", want, rh.CallID, h.CallID)
 	}
 	if rh.Flags&(FlagFirstFrag|FlagLastFrag) != FlagFirstFrag|FlagLastFrag {
-		return BindAck{}, fmt.Errorf("rpc: %v flags 0x%02x: fragmented answers are not supported", want, rh.Flags)
+		return bindAck{}, fmt.Errorf("rpc: %v flags 0x%02x: fragmented answers are not supported", want, rh.Flags)
 	}
-	_, ack, err := ParseBindAck(pdu)
+	_, ack, err := parseBindAck(pdu)
 	return ack, err
 }
 
@@ -305,28 +305,28 @@ func (c *Client) Call(ctx context.Context, payload []byte) (response []byte, sta
 // answer checks and decodes the server's answer to request h.
 func (c *Client) answer(h, rh Header, pdu []byte, ctxID uint16, syn Syntax) ([]byte, uint32, error) {
 	switch rh.Type {
-	case PTypeResponse:
-	case PTypeFault:
+	case ptypeResponse:
+	case ptypeFault:
 		// vlmcsd does not echo the call_id in faults, so it is not checked.
-		_, f, err := ParseFault(pdu)
+		_, f, err := parseFault(pdu)
 		if err != nil {
 			return nil, 0, err
 		}
 		return nil, 0, &FaultError{Status: f.Status}
 	default:
-		return nil, 0, &UnexpectedPDUError{Want: PTypeResponse, Got: rh.Type}
+		return nil, 0, &UnexpectedPDUError{Want: ptypeResponse, Got: rh.Type}
 	}
 	if rh.CallID != h.CallID {
 		return nil, 0, fmt.Errorf("rpc: response call_id %d, want %d", rh.CallID, h.CallID)
 	}
-	_, r, err := ParseResponse(pdu)
+	_, r, err := parseResponse(pdu)
 	if err != nil {
 		return nil, 0, err
 	}
 	if r.ContextID != ctxID {
 		return nil, 0, fmt.Errorf("rpc: response p_cont_id %d, want %d", r.ContextID, ctxID)
 	}
-	payload, status, err := ParseResponseStub(syn, r.Stub)
+	payload, status, err := parseResponseStub(syn, r.Stub)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -86,10 +86,10 @@ func TestDialRejectsBadBindAck(t *testing.T) {
 		want   string
 	}{
 		{"wrong call_id", func(b []byte) []byte { b[12] = 9; return b }, "call_id"},
-		{"bind_nak type", func(b []byte) []byte { b[2] = byte(PTypeBindNak); return b }, "expected bind_ack"},
+		{"bind_nak type", func(b []byte) []byte { b[2] = byte(ptypeBindNak); return b }, "expected bind_ack"},
 		{"all rejected", func(b []byte) []byte {
 			// The NDR32-only bind's single result: make it a rejection.
-			b[len(b)-24] = ResultProviderRejection
+			b[len(b)-24] = resultProviderRejection
 			return b
 		}, "accepted no transfer syntax"},
 		{"truncated results", func(b []byte) []byte {
@@ -129,7 +129,7 @@ func TestDialRejectsBadBindAck(t *testing.T) {
 
 func TestCallRejectsBadResponse(t *testing.T) {
 	good := func(h Header) []byte {
-		return AppendKMSResponse(nil, Header{Flags: 3, DataRep: DataRepLE, CallID: h.CallID}, 0, NDR32, []byte("ok"), 0)
+		return appendKMSResponse(nil, Header{Flags: 3, DataRep: DataRepLE, CallID: h.CallID}, 0, NDR32, []byte("ok"), 0)
 	}
 	tests := []struct {
 		name   string
@@ -153,7 +153,7 @@ func TestCallRejectsBadResponse(t *testing.T) {
 			binary.LittleEndian.PutUint16(b[8:], uint16(len(b)))
 			return b
 		}, "trailing"},
-		{"truncated fault", func(h Header) []byte { return AppendFault(nil, h, 0, 1)[:24] }, "truncated"},
+		{"truncated fault", func(h Header) []byte { return appendFault(nil, h, 0, 1)[:24] }, "truncated"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,7 +35,7 @@ func parseErr(what string, off int, format string, args ...any) error {
 }
 
 // FaultError is returned by Client.Call when the server answered with a
-// fault PDU. Status is the DCE/RPC status code, e.g. NCAUnknownInterface.
+// fault PDU. Status is the DCE/RPC status code, e.g. 0x1C010003 (nca_unk_if).
 type FaultError struct {
 	Status uint32
 }
@@ -44,13 +44,13 @@ type FaultError struct {
 func (e *FaultError) Error() string {
 	name := ""
 	switch e.Status {
-	case NCAUnknownInterface:
+	case ncaUnknownInterface:
 		name = " (nca_unk_if)"
-	case NCAOpRangeError:
+	case ncaOpRangeError:
 		name = " (nca_op_rng_error)"
-	case NCAProtoError:
+	case ncaProtoError:
 		name = " (nca_proto_error)"
-	case BadStubData:
+	case badStubData:
 		name = " (rpc_x_bad_stub_data)"
 	}
 	return fmt.Sprintf("rpc: server sent fault 0x%08X%s", e.Status, name)

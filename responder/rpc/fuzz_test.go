@@ -50,22 +50,22 @@ func FuzzParsePDU(f *testing.F) {
 // checkRepack verifies that a parsed client PDU packs back to bytes that
 // parse to the same value.
 func checkRepack(t *testing.T, pdu []byte) {
-	if h, b, err := ParseBind(pdu); err == nil {
+	if h, b, err := parseBind(pdu); err == nil {
 		re := AppendBind(nil, h, &b)
-		h2, b2, err := ParseBind(re)
+		h2, b2, err := parseBind(re)
 		if err != nil || h2 != h || !bindEqual(b, b2) {
 			t.Fatalf("bind %x repacked to %x: %v", pdu, re, err)
 		}
 	}
-	if h, q, err := ParseRequest(pdu); err == nil {
+	if h, q, err := parseRequest(pdu); err == nil {
 		re := AppendRequest(nil, h, &q)
-		h2, q2, err := ParseRequest(re)
+		h2, q2, err := parseRequest(re)
 		if err != nil || h2.CallID != h.CallID || q2.ContextID != q.ContextID || !bytes.Equal(q2.Stub, q.Stub) {
 			t.Fatalf("request %x repacked to %x: %v", pdu, re, err)
 		}
 		for _, syn := range []Syntax{NDR32, NDR64} {
-			if p, err := ParseRequestStub(syn, q.Stub); err == nil {
-				p2, err := ParseRequestStub(syn, AppendRequestStub(nil, syn, p))
+			if p, err := parseRequestStub(syn, q.Stub); err == nil {
+				p2, err := parseRequestStub(syn, AppendRequestStub(nil, syn, p))
 				if err != nil || !bytes.Equal(p, p2) {
 					t.Fatalf("%v request stub %x: payload does not round-trip: %v", syn, q.Stub, err)
 				}
@@ -102,14 +102,14 @@ func FuzzClientResponse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, ack, err := ParseBindAck(pdu); err == nil {
-			re := AppendBindAck(nil, h, &ack)
-			_, ack2, err := ParseBindAck(re)
+		if _, ack, err := parseBindAck(pdu); err == nil {
+			re := appendBindAck(nil, h, &ack)
+			_, ack2, err := parseBindAck(re)
 			if err != nil || ack2.SecAddr != ack.SecAddr || len(ack2.Results) != len(ack.Results) {
 				t.Fatalf("bind_ack %x repacked to %x: %v", pdu, re, err)
 			}
 		}
-		ParseFault(pdu)
+		parseFault(pdu)
 		c := &Client{}
 		req := Header{Type: PTypeRequest, CallID: h.CallID}
 		var ctxID uint16
@@ -121,7 +121,7 @@ func FuzzClientResponse(f *testing.F) {
 			if err != nil || status != 0 {
 				continue
 			}
-			p2, s2, err := ParseResponseStub(syn, AppendResponseStub(nil, syn, payload, 0))
+			p2, s2, err := parseResponseStub(syn, appendResponseStub(nil, syn, payload, 0))
 			if err != nil || s2 != 0 || !bytes.Equal(p2, payload) {
 				t.Fatalf("%v response payload %x does not round-trip: %v", syn, payload, err)
 			}

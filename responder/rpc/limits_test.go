@@ -59,7 +59,7 @@ func TestConnectionCapEvictsStalledPDU(t *testing.T) {
 	if _, err := c.Write(requestPDU(2, 0, 0, AppendRequestStub(nil, NDR32, []byte("x")))); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ParseResponse(readPDU(t, c)); err != nil {
+	if _, _, err := parseResponse(readPDU(t, c)); err != nil {
 		t.Fatalf("the admitted client got no answer: %v", err)
 	}
 	if s.Conns() != 2 {
@@ -142,7 +142,7 @@ func TestEvictionPrefersConnectionsWithoutAPDU(t *testing.T) {
 	if _, err := client.Write(requestPDU(2, 0, 0, AppendRequestStub(nil, NDR32, []byte("x")))); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ParseResponse(readPDU(t, client)); err != nil {
+	if _, _, err := parseResponse(readPDU(t, client)); err != nil {
 		t.Fatalf("the client was evicted: %v", err)
 	}
 }

@@ -21,8 +21,8 @@ var (
 	KMSInterface = SyntaxID{guid.MustParse("51c82175-844e-4750-b0d8-ec255555bc06"), 1}
 	// NDR32Syntax is the classic NDR transfer syntax, version 2.
 	NDR32Syntax = SyntaxID{guid.MustParse("8a885d04-1ceb-11c9-9fe8-08002b104860"), 2}
-	// NDR64Syntax is the 64-bit NDR transfer syntax, version 1.
-	NDR64Syntax = SyntaxID{guid.MustParse("71710533-beba-4937-8319-b5dbef9ccc36"), 1}
+	// ndr64Syntax is the 64-bit NDR transfer syntax, version 1.
+	ndr64Syntax = SyntaxID{guid.MustParse("71710533-beba-4937-8319-b5dbef9ccc36"), 1}
 )
 
 // btfnPrefix is the first eight wire bytes of the bind-time feature
@@ -32,13 +32,13 @@ var btfnPrefix = [8]byte{0x2c, 0x1c, 0xb7, 0x6c, 0x12, 0x98, 0x40, 0x45}
 
 // BTFN feature bits.
 const (
-	FeatureSecurityContextMultiplexing = 0x0001
-	FeatureKeepConnectionOnOrphan      = 0x0002
+	featureSecurityContextMultiplexing = 0x0001
+	featureKeepConnectionOnOrphan      = 0x0002
 )
 
-// BTFNSyntax returns the bind-time feature negotiation pseudo transfer
+// btfnSyntax returns the bind-time feature negotiation pseudo transfer
 // syntax requesting the given feature bits.
-func BTFNSyntax(features uint16) SyntaxID {
+func btfnSyntax(features uint16) SyntaxID {
 	var s SyntaxID
 	copy(s.UUID[:8], btfnPrefix[:])
 	binary.LittleEndian.PutUint16(s.UUID[8:], features)
@@ -46,9 +46,9 @@ func BTFNSyntax(features uint16) SyntaxID {
 	return s
 }
 
-// BTFNFeatures reports whether s is a bind-time feature negotiation pseudo
+// btfnFeatures reports whether s is a bind-time feature negotiation pseudo
 // syntax and, if so, the feature bits it requests.
-func BTFNFeatures(s SyntaxID) (uint16, bool) {
+func btfnFeatures(s SyntaxID) (uint16, bool) {
 	if [8]byte(s.UUID[:8]) != btfnPrefix || [6]byte(s.UUID[10:]) != [6]byte{} {
 		return 0, false
 	}
@@ -60,8 +60,8 @@ type Syntax uint8
 
 // Transfer syntaxes.
 const (
-	// NoSyntax means none negotiated.
-	NoSyntax Syntax = iota
+	// noSyntax means none negotiated.
+	noSyntax Syntax = iota
 	NDR32
 	NDR64
 )
@@ -83,7 +83,7 @@ func (s Syntax) ID() SyntaxID {
 	case NDR32:
 		return NDR32Syntax
 	case NDR64:
-		return NDR64Syntax
+		return ndr64Syntax
 	}
 	return SyntaxID{}
 }
@@ -111,11 +111,11 @@ func AppendRequestStub(dst []byte, syn Syntax, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
-// ParseRequestStub decodes RequestActivation's [in] stub and returns the
+// parseRequestStub decodes RequestActivation's [in] stub and returns the
 // request bytes, which alias stub. The size must be non-negative and equal
 // the conformance, the bytes must be present, and at most a few bytes of
 // alignment padding may follow.
-func ParseRequestStub(syn Syntax, stub []byte) ([]byte, error) {
+func parseRequestStub(syn Syntax, stub []byte) ([]byte, error) {
 	r := reader{b: stub, what: "request stub"}
 	var size, conf uint64
 	if syn == NDR64 {
@@ -145,13 +145,13 @@ func ParseRequestStub(syn Syntax, stub []byte) ([]byte, error) {
 	return payload, nil
 }
 
-// AppendResponseStub appends the NDR stub of RequestActivation's [out]
+// appendResponseStub appends the NDR stub of RequestActivation's [out]
 // parameters and return value. With status 0 it is the size, the referent
 // 0x20000, the conformance, the bytes, padding to 4 and the u32 return
 // value. With a non-zero status payload is ignored and the stub is size 0,
 // a null referent and the status (12 bytes in NDR32, 20 in NDR64), as a KMS
 // host reports an HRESULT.
-func AppendResponseStub(dst []byte, syn Syntax, payload []byte, status uint32) []byte {
+func appendResponseStub(dst []byte, syn Syntax, payload []byte, status uint32) []byte {
 	start := len(dst)
 	if status != 0 {
 		if syn == NDR64 {
@@ -176,11 +176,11 @@ func AppendResponseStub(dst []byte, syn Syntax, payload []byte, status uint32) [
 	return binary.LittleEndian.AppendUint32(dst, 0)
 }
 
-// ParseResponseStub decodes RequestActivation's [out] stub. A null referent
+// parseResponseStub decodes RequestActivation's [out] stub. A null referent
 // means an error stub: the HRESULT follows and payload is nil. Otherwise the
 // conformance must equal the size, the bytes must be present, and the
 // return value follows after padding to 4. The payload aliases stub.
-func ParseResponseStub(syn Syntax, stub []byte) (payload []byte, status uint32, err error) {
+func parseResponseStub(syn Syntax, stub []byte) (payload []byte, status uint32, err error) {
 	r := reader{b: stub, what: "response stub"}
 	var size, ref, conf uint64
 	if syn == NDR64 {

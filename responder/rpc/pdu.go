@@ -16,13 +16,13 @@ type PType uint8
 // PDU types of the connection-oriented protocol that KMS uses.
 const (
 	PTypeRequest          PType = 0
-	PTypeResponse         PType = 2
-	PTypeFault            PType = 3
+	ptypeResponse         PType = 2
+	ptypeFault            PType = 3
 	PTypeBind             PType = 11
 	PTypeBindAck          PType = 12
-	PTypeBindNak          PType = 13
-	PTypeAlterContext     PType = 14
-	PTypeAlterContextResp PType = 15
+	ptypeBindNak          PType = 13
+	ptypeAlterContext     PType = 14
+	ptypeAlterContextResp PType = 15
 )
 
 // String returns the PDU type's name as in the DCE/RPC specification.
@@ -30,19 +30,19 @@ func (t PType) String() string {
 	switch t {
 	case PTypeRequest:
 		return "request"
-	case PTypeResponse:
+	case ptypeResponse:
 		return "response"
-	case PTypeFault:
+	case ptypeFault:
 		return "fault"
 	case PTypeBind:
 		return "bind"
 	case PTypeBindAck:
 		return "bind_ack"
-	case PTypeBindNak:
+	case ptypeBindNak:
 		return "bind_nak"
-	case PTypeAlterContext:
+	case ptypeAlterContext:
 		return "alter_context"
-	case PTypeAlterContextResp:
+	case ptypeAlterContextResp:
 		return "alter_context_resp"
 	}
 	return fmt.Sprintf("ptype(%d)", uint8(t))
@@ -52,11 +52,11 @@ func (t PType) String() string {
 const (
 	FlagFirstFrag     = 0x01
 	FlagLastFrag      = 0x02
-	FlagPendingCancel = 0x04
-	FlagConcMPX       = 0x10
-	FlagDidNotExecute = 0x20
-	FlagMaybe         = 0x40
-	FlagObjectUUID    = 0x80
+	flagPendingCancel = 0x04
+	flagConcMPX       = 0x10
+	flagDidNotExecute = 0x20
+	flagMaybe         = 0x40
+	flagObjectUUID    = 0x80
 )
 
 // DataRepLE is the data representation label for little-endian integers,
@@ -282,12 +282,12 @@ const maxBindContexts = 16
 // maxTransferSyntaxes bounds the transfer syntaxes of one context item.
 const maxTransferSyntaxes = 8
 
-// ParseBind decodes a bind or alter_context PDU (header included). The
+// parseBind decodes a bind or alter_context PDU (header included). The
 // number of context items and of transfer syntaxes per item is bounded, and
 // every item must be complete.
-func ParseBind(pdu []byte) (Header, Bind, error) {
+func parseBind(pdu []byte) (Header, Bind, error) {
 	var b Bind
-	h, err := checkPDU("bind", pdu, PTypeBind, PTypeAlterContext)
+	h, err := checkPDU("bind", pdu, PTypeBind, ptypeAlterContext)
 	if err != nil {
 		return h, b, err
 	}
@@ -353,31 +353,31 @@ func AppendBind(dst []byte, h Header, b *Bind) []byte {
 
 // Presentation context results (p_cont_def_result_t).
 const (
-	ResultAcceptance        = 0
-	ResultUserRejection     = 1
-	ResultProviderRejection = 2
-	ResultNegotiateAck      = 3
+	resultAcceptance        = 0
+	resultUserRejection     = 1
+	resultProviderRejection = 2
+	resultNegotiateAck      = 3
 )
 
 // Provider rejection reasons (p_provider_reason_t).
 const (
-	ReasonNotSpecified               = 0
-	ReasonAbstractSyntaxNotSupported = 1
-	ReasonTransferSyntaxNotSupported = 2
-	ReasonLocalLimitExceeded         = 3
+	reasonNotSpecified               = 0
+	reasonAbstractSyntaxNotSupported = 1
+	reasonTransferSyntaxNotSupported = 2
+	reasonLocalLimitExceeded         = 3
 )
 
-// Result is one presentation context result in a bind_ack or
+// result is one presentation context result in a bind_ack or
 // alter_context_resp. For a negotiate_ack (BTFN) Reason carries the
 // accepted feature bits.
-type Result struct {
+type result struct {
 	Result   uint16
 	Reason   uint16
 	Transfer SyntaxID
 }
 
-// BindAck is the body of a bind_ack or alter_context_resp PDU.
-type BindAck struct {
+// bindAck is the body of a bind_ack or alter_context_resp PDU.
+type bindAck struct {
 	MaxXmitFrag uint16
 	MaxRecvFrag uint16
 	AssocGroup  uint32
@@ -387,16 +387,16 @@ type BindAck struct {
 	// Pad holds the bytes written to align after the secondary address. A
 	// parsed PDU keeps what the peer sent; nil packs zeros.
 	Pad     []byte
-	Results []Result
+	Results []result
 }
 
 // maxSecAddr bounds the secondary address; a port number needs six bytes.
 const maxSecAddr = 64
 
-// ParseBindAck decodes a bind_ack or alter_context_resp PDU (header included).
-func ParseBindAck(pdu []byte) (Header, BindAck, error) {
-	var a BindAck
-	h, err := checkPDU("bind_ack", pdu, PTypeBindAck, PTypeAlterContextResp)
+// parseBindAck decodes a bind_ack or alter_context_resp PDU (header included).
+func parseBindAck(pdu []byte) (Header, bindAck, error) {
+	var a bindAck
+	h, err := checkPDU("bind_ack", pdu, PTypeBindAck, ptypeAlterContextResp)
 	if err != nil {
 		return h, a, err
 	}
@@ -428,10 +428,10 @@ func ParseBindAck(pdu []byte) (Header, BindAck, error) {
 		r.fail(r.off-4, "%d results, at most %d supported", nr, maxBindContexts)
 	}
 	if r.err == nil {
-		a.Results = make([]Result, 0, nr)
+		a.Results = make([]result, 0, nr)
 	}
 	for i := 0; i < nr && r.err == nil; i++ {
-		var res Result
+		var res result
 		res.Result = r.u16("result")
 		res.Reason = r.u16("reason")
 		res.Transfer = r.syntax("transfer_syntax")
@@ -439,14 +439,14 @@ func ParseBindAck(pdu []byte) (Header, BindAck, error) {
 	}
 	r.end()
 	if r.err != nil {
-		return h, BindAck{}, r.err
+		return h, bindAck{}, r.err
 	}
 	return h, a, nil
 }
 
-// AppendBindAck appends a bind_ack or alter_context_resp PDU (h.Type says
+// appendBindAck appends a bind_ack or alter_context_resp PDU (h.Type says
 // which) and sets its frag_length.
-func AppendBindAck(dst []byte, h Header, a *BindAck) []byte {
+func appendBindAck(dst []byte, h Header, a *bindAck) []byte {
 	start := len(dst)
 	dst = appendHeader(dst, h)
 	dst = binary.LittleEndian.AppendUint16(dst, a.MaxXmitFrag)
@@ -476,14 +476,14 @@ type Request struct {
 	AllocHint uint32
 	ContextID uint16
 	Opnum     uint16
-	// Object is set when the header has FlagObjectUUID.
+	// Object is set when the header has the object-UUID flag (0x80).
 	Object guid.GUID
 	Stub   []byte
 }
 
-// ParseRequest decodes a request PDU (header included). The PDU must be a
+// parseRequest decodes a request PDU (header included). The PDU must be a
 // single fragment (FIRST|LAST both set).
-func ParseRequest(pdu []byte) (Header, Request, error) {
+func parseRequest(pdu []byte) (Header, Request, error) {
 	var q Request
 	h, err := checkPDU("request", pdu, PTypeRequest)
 	if err != nil {
@@ -496,7 +496,7 @@ func ParseRequest(pdu []byte) (Header, Request, error) {
 	q.AllocHint = r.u32("alloc_hint")
 	q.ContextID = r.u16("p_cont_id")
 	q.Opnum = r.u16("opnum")
-	if h.Flags&FlagObjectUUID != 0 {
+	if h.Flags&flagObjectUUID != 0 {
 		q.Object = r.guid("object")
 	}
 	if r.err != nil {
@@ -518,26 +518,26 @@ func AppendRequest(dst []byte, h Header, q *Request) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, hint)
 	dst = binary.LittleEndian.AppendUint16(dst, q.ContextID)
 	dst = binary.LittleEndian.AppendUint16(dst, q.Opnum)
-	if h.Flags&FlagObjectUUID != 0 {
+	if h.Flags&flagObjectUUID != 0 {
 		dst = append(dst, q.Object[:]...)
 	}
 	dst = append(dst, q.Stub...)
 	return finishPDU(dst, start)
 }
 
-// Response is the body of a response PDU. Stub aliases the parsed buffer.
-type Response struct {
+// response is the body of a response PDU. Stub aliases the parsed buffer.
+type response struct {
 	AllocHint   uint32
 	ContextID   uint16
 	CancelCount uint8
 	Stub        []byte
 }
 
-// ParseResponse decodes a response PDU (header included). The PDU must be a
+// parseResponse decodes a response PDU (header included). The PDU must be a
 // single fragment.
-func ParseResponse(pdu []byte) (Header, Response, error) {
-	var p Response
-	h, err := checkPDU("response", pdu, PTypeResponse)
+func parseResponse(pdu []byte) (Header, response, error) {
+	var p response
+	h, err := checkPDU("response", pdu, ptypeResponse)
 	if err != nil {
 		return h, p, err
 	}
@@ -550,7 +550,7 @@ func ParseResponse(pdu []byte) (Header, Response, error) {
 	p.CancelCount = r.u8("cancel_count")
 	r.skip(1, "reserved")
 	if r.err != nil {
-		return h, Response{}, r.err
+		return h, response{}, r.err
 	}
 	p.Stub = pdu[r.off:len(pdu):len(pdu)]
 	return h, p, nil
@@ -560,9 +560,9 @@ func ParseResponse(pdu []byte) (Header, Response, error) {
 // header: alloc_hint, p_cont_id, cancel_count, reserved.
 const responseBodyLen = 8
 
-// AppendResponse appends a response PDU carrying p.Stub and sets its
+// appendResponse appends a response PDU carrying p.Stub and sets its
 // frag_length. AllocHint is written as given; zero means len(Stub).
-func AppendResponse(dst []byte, h Header, p *Response) []byte {
+func appendResponse(dst []byte, h Header, p *response) []byte {
 	start := len(dst)
 	dst = appendHeader(dst, h)
 	hint := p.AllocHint
@@ -576,52 +576,52 @@ func AppendResponse(dst []byte, h Header, p *Response) []byte {
 	return finishPDU(dst, start)
 }
 
-// AppendKMSResponse appends a complete response PDU for the KMS
+// appendKMSResponse appends a complete response PDU for the KMS
 // RequestActivation call: the NDR stub for payload and status in the given
 // transfer syntax, with alloc_hint and frag_length set. It does not allocate
 // when dst has room.
-func AppendKMSResponse(dst []byte, h Header, contextID uint16, syn Syntax, payload []byte, status uint32) []byte {
+func appendKMSResponse(dst []byte, h Header, contextID uint16, syn Syntax, payload []byte, status uint32) []byte {
 	start := len(dst)
-	h.Type = PTypeResponse
+	h.Type = ptypeResponse
 	dst = appendHeader(dst, h)
 	dst = append(dst, 0, 0, 0, 0)
 	dst = binary.LittleEndian.AppendUint16(dst, contextID)
 	dst = append(dst, 0, 0)
 	stubStart := len(dst)
-	dst = AppendResponseStub(dst, syn, payload, status)
+	dst = appendResponseStub(dst, syn, payload, status)
 	binary.LittleEndian.PutUint32(dst[start+HeaderLen:], uint32(len(dst)-stubStart))
 	return finishPDU(dst, start)
 }
 
 // Fault status codes sent by the server.
 const (
-	// NCAUnknownInterface (nca_unk_if) answers a request on a presentation
+	// ncaUnknownInterface (nca_unk_if) answers a request on a presentation
 	// context that was never accepted.
-	NCAUnknownInterface = 0x1c010003
-	// NCAOpRangeError (nca_op_rng_error) answers an opnum other than 0.
-	NCAOpRangeError = 0x1c010002
-	// NCAProtoError (nca_proto_error) is a generic protocol error.
-	NCAProtoError = 0x1c01000b
-	// BadStubData (RPC_X_BAD_STUB_DATA) answers a malformed NDR stub.
-	BadStubData = 0x000006f7
+	ncaUnknownInterface = 0x1c010003
+	// ncaOpRangeError (nca_op_rng_error) answers an opnum other than 0.
+	ncaOpRangeError = 0x1c010002
+	// ncaProtoError (nca_proto_error) is a generic protocol error.
+	ncaProtoError = 0x1c01000b
+	// badStubData (RPC_X_BAD_STUB_DATA) answers a malformed NDR stub.
+	badStubData = 0x000006f7
 )
 
-// Fault is the body of a fault PDU.
-type Fault struct {
+// fault is the body of a fault PDU.
+type fault struct {
 	AllocHint   uint32
 	ContextID   uint16
 	CancelCount uint8
 	Status      uint32
 }
 
-// FaultPDULen is the length of the fault PDUs this package writes.
-const FaultPDULen = 32
+// faultPDULen is the length of the fault PDUs this package writes.
+const faultPDULen = 32
 
-// ParseFault decodes a fault PDU (header included). Any stub data after the
+// parseFault decodes a fault PDU (header included). Any stub data after the
 // status and reserved word is ignored.
-func ParseFault(pdu []byte) (Header, Fault, error) {
-	var f Fault
-	h, err := checkPDU("fault", pdu, PTypeFault)
+func parseFault(pdu []byte) (Header, fault, error) {
+	var f fault
+	h, err := checkPDU("fault", pdu, ptypeFault)
 	if err != nil {
 		return h, f, err
 	}
@@ -632,21 +632,21 @@ func ParseFault(pdu []byte) (Header, Fault, error) {
 	r.skip(1, "reserved")
 	f.Status = r.u32("status")
 	if r.err != nil {
-		return h, Fault{}, r.err
+		return h, fault{}, r.err
 	}
 	return h, f, nil
 }
 
-// AppendFault appends a 32-byte fault PDU the way Windows and vlmcsd write
+// appendFault appends a 32-byte fault PDU the way Windows and vlmcsd write
 // it: flags FIRST|LAST|DID_NOT_EXECUTE, alloc_hint 32, the status and four
 // reserved zero bytes. h supplies the call_id and data representation.
-func AppendFault(dst []byte, h Header, contextID uint16, status uint32) []byte {
+func appendFault(dst []byte, h Header, contextID uint16, status uint32) []byte {
 	start := len(dst)
-	h.Type = PTypeFault
-	h.Flags = FlagFirstFrag | FlagLastFrag | FlagDidNotExecute
+	h.Type = ptypeFault
+	h.Flags = FlagFirstFrag | FlagLastFrag | flagDidNotExecute
 	h.AuthLength = 0
 	dst = appendHeader(dst, h)
-	dst = binary.LittleEndian.AppendUint32(dst, FaultPDULen)
+	dst = binary.LittleEndian.AppendUint32(dst, faultPDULen)
 	dst = binary.LittleEndian.AppendUint16(dst, contextID)
 	dst = append(dst, 0, 0)
 	dst = binary.LittleEndian.AppendUint32(dst, status)

@@ -103,6 +103,10 @@ func (e Event) String() string {
 	return "event(" + strconv.Itoa(int(e)) + ")"
 }
 
+// DefaultPort is the TCP port KMS clients connect to and KMS hosts listen
+// on and publish in their _vlmcs._tcp SRV records.
+const DefaultPort = 1688
+
 // Defaults for ServerConfig's zero values.
 const (
 	DefaultMaxConns        = 1024
@@ -689,7 +693,7 @@ func (c *conn) pduError(err error) {
 // connection.
 func (c *conn) dispatch(h Header, pdu []byte) ([]byte, error) {
 	switch h.Type {
-	case PTypeBind, PTypeAlterContext:
+	case PTypeBind, ptypeAlterContext:
 		if h.Flags&(FlagFirstFrag|FlagLastFrag) != FlagFirstFrag|FlagLastFrag {
 			return nil, parseErr(h.Type.String(), 3, "flags 0x%02x: fragmented PDUs are not supported", h.Flags)
 		}
@@ -705,22 +709,22 @@ func (c *conn) dispatch(h Header, pdu []byte) ([]byte, error) {
 const maxResponse = 0xffff - HeaderLen - responseBodyLen - 32
 
 func (c *conn) request(pdu []byte) ([]byte, error) {
-	h, q, err := ParseRequest(pdu)
+	h, q, err := parseRequest(pdu)
 	if err != nil {
 		return nil, err
 	}
 	out := Header{Flags: FlagFirstFrag | FlagLastFrag, DataRep: DataRepLE, CallID: h.CallID}
 	syn := c.assoc.lookup(q.ContextID)
-	if syn == NoSyntax {
-		return c.fault(out, NCAUnknownInterface, "context not accepted", q.ContextID), nil
+	if syn == noSyntax {
+		return c.fault(out, ncaUnknownInterface, "context not accepted", q.ContextID), nil
 	}
 	if q.Opnum != 0 {
-		return c.fault(out, NCAOpRangeError, "opnum not 0", q.Opnum), nil
+		return c.fault(out, ncaOpRangeError, "opnum not 0", q.Opnum), nil
 	}
-	payload, err := ParseRequestStub(syn, q.Stub)
+	payload, err := parseRequestStub(syn, q.Stub)
 	if err != nil {
 		c.s.log.Debug("rpc: bad request stub", "peer", c.peer.String(), "err", err)
-		return c.fault(out, BadStubData, "bad stub", q.ContextID), nil
+		return c.fault(out, badStubData, "bad stub", q.ContextID), nil
 	}
 	c.s.observe(EventRequest)
 	resp, status := c.s.h.ServeKMS(c.hctx, c.peer, payload)
@@ -729,14 +733,14 @@ func (c *conn) request(pdu []byte) ([]byte, error) {
 	}
 	if status == 0 && len(resp) > maxResponse {
 		c.s.log.Error("rpc: handler response too large", "size", len(resp))
-		return c.fault(out, NCAProtoError, "response too large", q.ContextID), nil
+		return c.fault(out, ncaProtoError, "response too large", q.ContextID), nil
 	}
-	return AppendKMSResponse(c.wbuf[:0], out, q.ContextID, syn, resp, status), nil
+	return appendKMSResponse(c.wbuf[:0], out, q.ContextID, syn, resp, status), nil
 }
 
 func (c *conn) fault(h Header, status uint32, why string, val uint16) []byte {
 	c.s.observe(EventFault)
 	c.s.log.Debug("rpc: fault", "peer", c.peer.String(), "status", status, "why", why, "value", val)
 	// vlmcsd and Windows send p_cont_id 0 in faults.
-	return AppendFault(c.wbuf[:0], h, 0, status)
+	return appendFault(c.wbuf[:0], h, 0, status)
 }

@@ -110,8 +110,8 @@ func boundConn(t *testing.T, addr string) net.Conn {
 	if _, err := nc.Write(bindPDU(1, PTypeBind, ndr32Item(0))); err != nil {
 		t.Fatal(err)
 	}
-	_, ack, err := ParseBindAck(readPDU(t, nc))
-	if err != nil || len(ack.Results) != 1 || ack.Results[0].Result != ResultAcceptance {
+	_, ack, err := parseBindAck(readPDU(t, nc))
+	if err != nil || len(ack.Results) != 1 || ack.Results[0].Result != resultAcceptance {
 		t.Fatalf("bind_ack %+v, %v", ack, err)
 	}
 	return nc
@@ -147,7 +147,7 @@ func TestMalformedInputClosesConnection(t *testing.T) {
 		{"big-endian data representation", withHeader(func(b []byte) { b[4] = 0 }), false, false},
 		{"auth trailer", withHeader(func(b []byte) { b[10] = 8 }), false, false},
 		{"unknown PTYPE 9", withHeader(func(b []byte) { b[2] = 9 }), false, false},
-		{"response PTYPE from a client", withHeader(func(b []byte) { b[2] = byte(PTypeResponse) }), false, false},
+		{"response PTYPE from a client", withHeader(func(b []byte) { b[2] = byte(ptypeResponse) }), false, false},
 		{"fragmented bind", withHeader(func(b []byte) { b[3] = FlagFirstFrag }), false, false},
 		{"garbage bind body", withHeader(func(b []byte) {
 			for i := HeaderLen; i < len(b); i++ {
@@ -208,11 +208,11 @@ func TestFaults(t *testing.T) {
 		req    []byte
 		status uint32
 	}{
-		{"request before any bind", false, requestPDU(5, 0, 0, good), NCAUnknownInterface},
-		{"request on a context never bound", true, requestPDU(5, 3, 0, good), NCAUnknownInterface},
-		{"opnum 1", true, requestPDU(5, 0, 1, good), NCAOpRangeError},
-		{"conformance mismatch", true, requestPDU(5, 0, 0, badStub), BadStubData},
-		{"size beyond the stub", true, requestPDU(5, 0, 0, good[:10]), BadStubData},
+		{"request before any bind", false, requestPDU(5, 0, 0, good), ncaUnknownInterface},
+		{"request on a context never bound", true, requestPDU(5, 3, 0, good), ncaUnknownInterface},
+		{"opnum 1", true, requestPDU(5, 0, 1, good), ncaOpRangeError},
+		{"conformance mismatch", true, requestPDU(5, 0, 0, badStub), badStubData},
+		{"size beyond the stub", true, requestPDU(5, 0, 0, good[:10]), badStubData},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,11 +227,11 @@ func TestFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			pdu := readPDU(t, nc)
-			h, f, err := ParseFault(pdu)
+			h, f, err := parseFault(pdu)
 			if err != nil {
 				t.Fatalf("want a fault PDU, got %x: %v", pdu, err)
 			}
-			if len(pdu) != FaultPDULen || h.Flags != 0x23 || h.CallID != 5 || f.Status != tt.status || f.AllocHint != 32 {
+			if len(pdu) != faultPDULen || h.Flags != 0x23 || h.CallID != 5 || f.Status != tt.status || f.AllocHint != 32 {
 				t.Errorf("fault %x: flags %#x call %d status %#x, want flags 0x23 call 5 status %#x", pdu, h.Flags, h.CallID, f.Status, tt.status)
 			}
 			if ev.count(EventFault) != before+1 {
@@ -244,11 +244,11 @@ func TestFaults(t *testing.T) {
 			if _, err := nc.Write(requestPDU(6, 0, 0, good)); err != nil {
 				t.Fatal(err)
 			}
-			h2, r, err := ParseResponse(readPDU(t, nc))
+			h2, r, err := parseResponse(readPDU(t, nc))
 			if err != nil || h2.CallID != 6 {
 				t.Fatalf("after the fault: %+v %v", h2, err)
 			}
-			payload, status, err := ParseResponseStub(NDR32, r.Stub)
+			payload, status, err := parseResponseStub(NDR32, r.Stub)
 			if err != nil || status != 0 || string(payload) != echoPrefix+"hello" {
 				t.Fatalf("after the fault: %q 0x%08X %v", payload, status, err)
 			}
@@ -269,7 +269,7 @@ func TestClientSeesFault(t *testing.T) {
 	c.ctx32 = 9 // a context the server never accepted
 	_, _, err = c.Call(context.Background(), []byte("x"))
 	var fe *FaultError
-	if !errors.As(err, &fe) || fe.Status != NCAUnknownInterface {
+	if !errors.As(err, &fe) || fe.Status != ncaUnknownInterface {
 		t.Fatalf("Call = %v, want FaultError nca_unk_if", err)
 	}
 	c.ctx32 = 0
@@ -284,24 +284,24 @@ func TestNegotiationRules(t *testing.T) {
 		name  string
 		ptype PType
 		items []ContextItem
-		want  []Result
+		want  []result
 	}{
 		{"wrong interface", PTypeBind, []ContextItem{{ID: 0, Abstract: NDR32Syntax, Transfer: []SyntaxID{NDR32Syntax}}},
-			[]Result{{ResultProviderRejection, ReasonAbstractSyntaxNotSupported, SyntaxID{}}}},
+			[]result{{resultProviderRejection, reasonAbstractSyntaxNotSupported, SyntaxID{}}}},
 		{"wrong interface version", PTypeBind, []ContextItem{{ID: 0, Abstract: other, Transfer: []SyntaxID{NDR32Syntax}}},
-			[]Result{{ResultProviderRejection, ReasonAbstractSyntaxNotSupported, SyntaxID{}}}},
+			[]result{{resultProviderRejection, reasonAbstractSyntaxNotSupported, SyntaxID{}}}},
 		{"NDR32 only", PTypeBind, []ContextItem{ndr32Item(0)},
-			[]Result{{ResultAcceptance, 0, NDR32Syntax}}},
+			[]result{{resultAcceptance, 0, NDR32Syntax}}},
 		{"unknown transfer syntax", PTypeBind, []ContextItem{{ID: 0, Abstract: KMSInterface, Transfer: []SyntaxID{KMSInterface}}},
-			[]Result{{ResultProviderRejection, ReasonTransferSyntaxNotSupported, SyntaxID{}}}},
-		{"BTFN bits masked", PTypeBind, []ContextItem{{ID: 0, Abstract: KMSInterface, Transfer: []SyntaxID{BTFNSyntax(0xff)}}},
-			[]Result{{ResultNegotiateAck, 3, SyntaxID{}}}},
-		{"BTFN bit 1 only", PTypeBind, []ContextItem{{ID: 0, Abstract: KMSInterface, Transfer: []SyntaxID{BTFNSyntax(2)}}},
-			[]Result{{ResultNegotiateAck, 2, SyntaxID{}}}},
-		{"NDR32+NDR64 in one item", PTypeBind, []ContextItem{{ID: 0, Abstract: KMSInterface, Transfer: []SyntaxID{NDR32Syntax, NDR64Syntax}}},
-			[]Result{{ResultAcceptance, 0, NDR64Syntax}}},
-		{"alter_context NDR32 with NDR64 offered", PTypeAlterContext, []ContextItem{ndr32Item(0), {ID: 1, Abstract: KMSInterface, Transfer: []SyntaxID{NDR64Syntax}}},
-			[]Result{{ResultAcceptance, 0, NDR32Syntax}, {ResultAcceptance, 0, NDR64Syntax}}},
+			[]result{{resultProviderRejection, reasonTransferSyntaxNotSupported, SyntaxID{}}}},
+		{"BTFN bits masked", PTypeBind, []ContextItem{{ID: 0, Abstract: KMSInterface, Transfer: []SyntaxID{btfnSyntax(0xff)}}},
+			[]result{{resultNegotiateAck, 3, SyntaxID{}}}},
+		{"BTFN bit 1 only", PTypeBind, []ContextItem{{ID: 0, Abstract: KMSInterface, Transfer: []SyntaxID{btfnSyntax(2)}}},
+			[]result{{resultNegotiateAck, 2, SyntaxID{}}}},
+		{"NDR32+NDR64 in one item", PTypeBind, []ContextItem{{ID: 0, Abstract: KMSInterface, Transfer: []SyntaxID{NDR32Syntax, ndr64Syntax}}},
+			[]result{{resultAcceptance, 0, ndr64Syntax}}},
+		{"alter_context NDR32 with NDR64 offered", ptypeAlterContext, []ContextItem{ndr32Item(0), {ID: 1, Abstract: KMSInterface, Transfer: []SyntaxID{ndr64Syntax}}},
+			[]result{{resultAcceptance, 0, NDR32Syntax}, {resultAcceptance, 0, ndr64Syntax}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -310,7 +310,7 @@ func TestNegotiationRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h, ack, err := ParseBindAck(out)
+			h, ack, err := parseBindAck(out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -559,11 +559,11 @@ func TestServeContextCancel(t *testing.T) {
 	if err := <-h.ctxErr; err != nil {
 		t.Errorf("handler context: %v, want not cancelled", err)
 	}
-	hdr, r, err := ParseResponse(readPDU(t, busy))
+	hdr, r, err := parseResponse(readPDU(t, busy))
 	if err != nil || hdr.CallID != 4 {
 		t.Fatalf("in-flight response: %+v %v", hdr, err)
 	}
-	if p, _, err := ParseResponseStub(NDR32, r.Stub); err != nil || string(p) != "done:z" {
+	if p, _, err := parseResponseStub(NDR32, r.Stub); err != nil || string(p) != "done:z" {
 		t.Fatalf("in-flight response %q, %v", p, err)
 	}
 	expectClosed(t, busy)
@@ -576,25 +576,25 @@ func TestContextTableLimit(t *testing.T) {
 	a := association{group: 1, secAddr: "1688"}
 	// Fill the table with one alter_context per context id, then one more.
 	for id := range uint16(maxBindContexts + 1) {
-		out, err := a.negotiate(nil, bindPDU(3, PTypeAlterContext, ndr32Item(id)))
+		out, err := a.negotiate(nil, bindPDU(3, ptypeAlterContext, ndr32Item(id)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, ack, err := ParseBindAck(out)
+		_, ack, err := parseBindAck(out)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Result{ResultAcceptance, 0, NDR32Syntax}
+		want := result{resultAcceptance, 0, NDR32Syntax}
 		if id == maxBindContexts {
-			want = Result{ResultProviderRejection, ReasonLocalLimitExceeded, SyntaxID{}}
+			want = result{resultProviderRejection, reasonLocalLimitExceeded, SyntaxID{}}
 		}
 		if ack.Results[0] != want {
 			t.Errorf("context %d: %+v, want %+v", id, ack.Results[0], want)
 		}
 	}
 	// Re-binding a known id still works.
-	out, _ := a.negotiate(nil, bindPDU(3, PTypeAlterContext, ndr32Item(0)))
-	if _, ack, _ := ParseBindAck(out); ack.Results[0].Result != ResultAcceptance {
+	out, _ := a.negotiate(nil, bindPDU(3, ptypeAlterContext, ndr32Item(0)))
+	if _, ack, _ := parseBindAck(out); ack.Results[0].Result != resultAcceptance {
 		t.Errorf("re-binding context 0: %+v", ack.Results[0])
 	}
 }

@@ -42,7 +42,7 @@ func TestNegotiateTranscript(t *testing.T) {
 		if !bytes.Equal(got, bindAck.b) {
 			t.Errorf("%s conn %d: bind_ack\n got %x\nwant %x", tc.file, tc.conn, got, bindAck.b)
 		}
-		if a.lookup(0) != NoSyntax || a.lookup(1) != NDR64 || a.lookup(2) != NoSyntax {
+		if a.lookup(0) != noSyntax || a.lookup(1) != NDR64 || a.lookup(2) != noSyntax {
 			t.Errorf("after bind: ctx0 %v ctx1 %v ctx2 %v, want none, NDR64, none", a.lookup(0), a.lookup(1), a.lookup(2))
 		}
 		got, err = a.negotiate(nil, alter.b)
@@ -71,20 +71,20 @@ func TestBindRepack(t *testing.T) {
 		for _, p := range pdus[:4] {
 			var got []byte
 			if p.fromClient {
-				h, b, err := ParseBind(p.b)
+				h, b, err := parseBind(p.b)
 				if err != nil {
 					t.Fatalf("ParseBind: %v", err)
 				}
 				got = AppendBind(nil, h, &b)
 			} else {
-				h, a, err := ParseBindAck(p.b)
+				h, a, err := parseBindAck(p.b)
 				if err != nil {
 					t.Fatalf("ParseBindAck: %v", err)
 				}
 				if h.Type == PTypeBindAck && (a.SecAddr != tc.port || a.AssocGroup != tc.group) {
 					t.Errorf("bind_ack sec_addr %q group %#x, want %q %#x", a.SecAddr, a.AssocGroup, tc.port, tc.group)
 				}
-				got = AppendBindAck(nil, h, &a)
+				got = appendBindAck(nil, h, &a)
 			}
 			if !bytes.Equal(got, p.b) {
 				t.Errorf("%s conn %d repack\n got %x\nwant %x", tc.file, tc.conn, got, p.b)
@@ -108,7 +108,7 @@ func TestRequestResponseRepack(t *testing.T) {
 			switch h.Type {
 			case PTypeRequest:
 				requests++
-				_, q, err := ParseRequest(p.b)
+				_, q, err := parseRequest(p.b)
 				if err != nil {
 					t.Fatalf("ParseRequest: %v", err)
 				}
@@ -116,7 +116,7 @@ func TestRequestResponseRepack(t *testing.T) {
 					t.Errorf("request repack\n got %x\nwant %x", got, p.b)
 				}
 				syn := syntaxOf[q.ContextID]
-				payload, err := ParseRequestStub(syn, q.Stub)
+				payload, err := parseRequestStub(syn, q.Stub)
 				if err != nil {
 					t.Fatalf("ParseRequestStub(%v): %v", syn, err)
 				}
@@ -128,23 +128,23 @@ func TestRequestResponseRepack(t *testing.T) {
 					t.Errorf("request rebuilt from its payload\n got %x\nwant %x", got, p.b)
 				}
 				lastSyntax = syn
-			case PTypeResponse:
+			case ptypeResponse:
 				responses++
-				_, r, err := ParseResponse(p.b)
+				_, r, err := parseResponse(p.b)
 				if err != nil {
 					t.Fatalf("ParseResponse: %v", err)
 				}
-				if got := AppendResponse(nil, h, &r); !bytes.Equal(got, p.b) {
+				if got := appendResponse(nil, h, &r); !bytes.Equal(got, p.b) {
 					t.Errorf("response repack\n got %x\nwant %x", got, p.b)
 				}
-				payload, status, err := ParseResponseStub(lastSyntax, r.Stub)
+				payload, status, err := parseResponseStub(lastSyntax, r.Stub)
 				if err != nil {
 					t.Fatalf("ParseResponseStub(%v): %v", lastSyntax, err)
 				}
 				if (status == 0) != (payload != nil) {
 					t.Errorf("status 0x%08X with %d payload bytes", status, len(payload))
 				}
-				if got := AppendKMSResponse(nil, h, r.ContextID, lastSyntax, payload, status); !bytes.Equal(got, p.b) {
+				if got := appendKMSResponse(nil, h, r.ContextID, lastSyntax, payload, status); !bytes.Equal(got, p.b) {
 					t.Errorf("response rebuilt from payload/status\n got %x\nwant %x", got, p.b)
 				}
 			}
@@ -161,7 +161,7 @@ func TestErrorResponseExact(t *testing.T) {
 	pdus := loadCapture(t, "capture-error.hex")
 	want := pdus[len(pdus)-1].b
 	h := Header{Flags: FlagFirstFrag | FlagLastFrag, DataRep: DataRepLE, CallID: 2}
-	got := AppendKMSResponse(nil, h, 0, NDR32, []byte("ignored payload"), statusFail)
+	got := appendKMSResponse(nil, h, 0, NDR32, []byte("ignored payload"), statusFail)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("error response\n got %x\nwant %x", got, want)
 	}
@@ -170,8 +170,8 @@ func TestErrorResponseExact(t *testing.T) {
 		t.Fatalf("error response %x differs from the reference's %s", got, quoted)
 	}
 	// NDR64: 8-byte size, 8-byte null referent, HRESULT.
-	got64 := AppendKMSResponse(nil, h, 1, NDR64, nil, statusFail)
-	_, r, err := ParseResponse(got64)
+	got64 := appendKMSResponse(nil, h, 1, NDR64, nil, statusFail)
+	_, r, err := parseResponse(got64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,17 +217,17 @@ func TestClientTranscript(t *testing.T) {
 	}()
 
 	// The request payloads: the captured requests' stubs, decoded.
-	_, q1, _ := ParseRequest(pdus[4].b)
-	_, q2, _ := ParseRequest(pdus[6].b)
-	p1, err1 := ParseRequestStub(NDR32, q1.Stub)
-	p2, err2 := ParseRequestStub(NDR64, q2.Stub)
+	_, q1, _ := parseRequest(pdus[4].b)
+	_, q2, _ := parseRequest(pdus[6].b)
+	p1, err1 := parseRequestStub(NDR32, q1.Stub)
+	p2, err2 := parseRequestStub(NDR64, q2.Stub)
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
-	_, r1, _ := ParseResponse(pdus[5].b)
-	_, r2, _ := ParseResponse(pdus[7].b)
-	want1, _, _ := ParseResponseStub(NDR32, r1.Stub)
-	want2, _, _ := ParseResponseStub(NDR64, r2.Stub)
+	_, r1, _ := parseResponse(pdus[5].b)
+	_, r2, _ := parseResponse(pdus[7].b)
+	want1, _, _ := parseResponseStub(NDR32, r1.Stub)
+	want2, _, _ := parseResponseStub(NDR64, r2.Stub)
 
 	ctx := context.Background()
 	c, err := Dial(ctx, "tcp", ln.Addr().String(), ClientConfig{})

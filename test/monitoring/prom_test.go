@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	harness "github.com/kmsdns/kmsdns/test"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }

@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/rpc"
-	harness "github.com/kmsdns/kmsdns/test"
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/responder/rpc"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // stalledFlood holds connections that each sent one complete PDU header

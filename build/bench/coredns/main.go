@@ -1,6 +1,6 @@
 // Command coredns (bench build) is the kmsdns CoreDNS build plus two benchmark-only plugins:
 // constant (build/bench/constant, the prepacked-answer baseline) and pprof (CPU profiles of a
-// benchmark run). build/bench-dns.sh builds it into a temporary directory; it is never
+// benchmark run). build/bench/bench-dns.sh builds it into a temporary directory; it is never
 // installed. The plugin order is CoreDNS's own with vlmcs and then constant before tsig, as in
 // build/coredns.
 package main

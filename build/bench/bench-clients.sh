@@ -6,13 +6,13 @@
 # without again, in the same run; and serve's RSS during the exports.
 # Every process it starts is stopped.
 #
-#   build/bench-clients.sh
-#   BENCH_CLIENTS=100000 BENCH_REQUESTS=30000 build/bench-clients.sh
+#   build/bench/bench-clients.sh
+#   BENCH_CLIENTS=100000 BENCH_REQUESTS=30000 build/bench/bench-clients.sh
 #
 # BENCH_CLIENTS   clients in the ledger before measuring (default 1000000)
 # BENCH_REQUESTS  activations per measured bench (default 50000)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 clients=${BENCH_CLIENTS:-1000000}
 n=${BENCH_REQUESTS:-50000}
 bin=bin/kms-responder

@@ -9,47 +9,16 @@
 # interleaved vlmcs errors, vlmcs errors, ... (BENCH_ROUNDS rounds), compared by median
 # dnsperf q/s and server CPU time per query. Goal: vlmcs >= 0.97x errors.
 #
-#   build/bench-dns-other.sh                           # about 1 minute
-#   BENCH_SECONDS=3 BENCH_ROUNDS=3 build/bench-dns-other.sh
+#   build/bench/bench-dns-other.sh                           # about 1 minute
+#   BENCH_SECONDS=3 BENCH_ROUNDS=3 build/bench/bench-dns-other.sh
 #
 # Knobs: BENCH_SECONDS (per dnsperf run, default 4), BENCH_ROUNDS (5), BENCH_CLIENTS (4),
-# BENCH_OUT (markdown file the table is appended to, default build/BENCHMARKS-DNS.md; ""
+# BENCH_OUT (markdown file the table is appended to, default build/bench/BENCHMARKS-DNS.md; ""
 # skips it).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source build/tools.sh
-ensure_debian_tools
-command -v taskset >/dev/null || { echo "bench-dns-other: taskset (util-linux) is required" >&2; exit 1; }
-secs=${BENCH_SECONDS:-4}
-rounds=${BENCH_ROUNDS:-5}
-clients=${BENCH_CLIENTS:-4}
-out=${BENCH_OUT-build/BENCHMARKS-DNS.md}
-server_cpu=0 load_cpu=1
-if (($(nproc) < 2)); then
-	echo "bench-dns-other: fewer than 2 CPUs: server and load share CPU 0" >&2
-	load_cpu=0
-fi
-work=$(mktemp -d /tmp/kmsdns-bench-other.XXXXXX)
-pids=()
-cur=
-cleanup() {
-	trap - EXIT INT TERM
-	[[ -z $cur ]] || kill -TERM "$cur" 2>/dev/null || true
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-say() { echo "bench-dns-other: $*"; }
-bg() { # see bench-dns.sh: a background load generator, waited for, so INT/TERM stop it
-	"$@" &
-	cur=$!
-	local rc=0
-	wait "$cur" || rc=$?
-	cur=
-	return "$rc"
-}
+cd "$(dirname "$0")/../.."
+bench_name=bench-dns-other
+source build/bench/lib.sh
 
 say "building the bench CoreDNS into $work"
 go build -o "$work/coredns" ./build/bench/coredns
@@ -103,16 +72,11 @@ if ! cmp -s "$work/answer.$p_vlmcs" "$work/answer.$p_errors" || ! [[ -s "$work/a
 fi
 
 declare -A qps cpuq
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 measure() {
-	local s=$1 port=$2 r=$3 f="$work/$1.$3.perf" t0 t1
-	t0=$(ticks "$server_pid")
-	bg taskset -c "$load_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" \
-		-c "$clients" -T 1 -q 100 >"$f" 2>&1 || true
-	t1=$(ticks "$server_pid")
+	local s=$1 port=$2 r=$3 f="$work/$1.$3.perf"
+	dnsperf_run "$port" "$f"
 	qps[$s.$r]=$(awk '/Queries per second/ {printf "%.0f", $4}' "$f")
-	cpuq[$s.$r]=$(awk -v t=$((t1 - t0)) -v hz="$hz" '/Queries completed/ { if ($3 > 0) printf "%.2f", t * 1e6 / hz / $3 }' "$f")
+	cpuq[$s.$r]=$perf_cpuq
 	say "round $r $s: ${qps[$s.$r]:-?} q/s, server ${cpuq[$s.$r]:-?} CPU µs/query"
 	[[ -n ${qps[$s.$r]} ]] || { say "$s round $r failed:"; cat "$f" >&2; exit 1; }
 }
@@ -136,7 +100,7 @@ q_ratio=$(ratio "${M[qps.vlmcs]}" "${M[qps.errors]}")
 c_ratio=$(ratio "${M[cpuq.errors]}" "${M[cpuq.vlmcs]}")
 verdict() { awk -v r="$1" 'BEGIN { print (r >= 0.97) ? "met" : "NOT met" }'; }
 table=$(
-	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`${BENCH_CMD:-build/bench-dns-other.sh}\` (BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds"
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`${BENCH_CMD:-build/bench/bench-dns-other.sh}\` (BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds"
 	echo "BENCH_CLIENTS=$clients); server on CPU $server_cpu, load on CPU $load_cpu; runs interleaved vlmcs errors x $rounds, medians."
 	echo "Queries: A for www and host._tcp in a publish zone and a scrub zone, answered by file after vlmcs (or errors)."
 	echo

@@ -1,10 +1,10 @@
-// Package test holds kmsdns's end-to-end tests and the harness they share: it builds the real
-// binaries once per `go test` run (or uses $KMSDNS_BIN), picks free loopback ports at run
-// time, writes Corefiles, starts and stops processes, and drives Debian's dig and nsupdate.
-package test
+// Package harness is what kmsdns's end-to-end and process tests share (test/, test/resilience,
+// test/monitoring, responder's process tests): it builds the real binaries once per `go test`
+// run (or uses $KMSDNS_BIN), picks free loopback ports at run time, writes Corefiles, starts
+// and stops processes, and drives Debian's dig and nsupdate.
+package harness
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/internal/testkit"
 
 	"github.com/miekg/dns"
 )
@@ -75,7 +77,7 @@ func Binary(t testing.TB, name string) string {
 		}
 		built.dir = d
 	}
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +122,8 @@ func Cleanup() {
 	}
 }
 
-// moduleRoot finds the directory holding go.mod.
-func moduleRoot() (string, error) {
+// ModuleRoot returns the directory holding go.mod.
+func ModuleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %v", err)
@@ -172,26 +174,9 @@ type Process struct {
 	err  error // Wait's result, valid after done
 }
 
-// SyncBuffer is a bytes.Buffer safe for a child process's writers and the
-// test's readers, for collecting a process's output.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write appends p.
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String returns what was written so far.
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// SyncBuffer collects a process's output: safe for a child process's writers and the test's
+// readers.
+type SyncBuffer = testkit.SyncBuffer
 
 // Start runs bin with args in dir; the process is stopped (SIGTERM, then SIGKILL) at cleanup.
 func Start(t testing.TB, dir, bin string, args ...string) *Process {
@@ -316,8 +301,8 @@ func (c *CoreDNS) WaitServing(t testing.TB, d time.Duration) {
 		if c.Exited() {
 			t.Fatalf("coredns exited: %s", c.Output())
 		}
-		okU := Exchange(c.Addr(), "udp", probeQuery()) == nil
-		okT := Exchange(c.Addr(), "tcp", probeQuery()) == nil
+		okU := Exchange(c.Addr(), "udp", ProbeQuery()) == nil
+		okT := Exchange(c.Addr(), "tcp", ProbeQuery()) == nil
 		if okU && okT {
 			return
 		}
@@ -328,7 +313,8 @@ func (c *CoreDNS) WaitServing(t testing.TB, d time.Duration) {
 	}
 }
 
-func probeQuery() *dns.Msg {
+// ProbeQuery is the query WaitServing sends to learn that CoreDNS answers.
+func ProbeQuery() *dns.Msg {
 	m := new(dns.Msg)
 	m.SetQuestion("health.check.invalid.", dns.TypeA)
 	return m
@@ -394,14 +380,8 @@ func (c *CoreDNS) NSUpdate(t testing.TB, script string, args ...string) (int, st
 	return code, string(out)
 }
 
-// Eventually polls cond every 20 ms until it holds or d passes.
+// Eventually polls cond until it holds, failing the test once d has passed (testkit.Eventually).
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, d, what, cond)
 }

@@ -6,8 +6,8 @@
 # fixed-decision equivalent; benchmarks only, counts are lost at restart).
 # Prints one table; every process it starts is stopped.
 #
-#   build/bench-responder.sh
-#   BENCH_REQUESTS=20000 BENCH_CLIENTS="100000 1000000" build/bench-responder.sh
+#   build/bench/bench-responder.sh
+#   BENCH_REQUESTS=20000 BENCH_CLIENTS="100000 1000000" build/bench/bench-responder.sh
 #
 # BENCH_REQUESTS         requests per throughput case (default 50000)
 # BENCH_SERIAL_REQUESTS  requests on one connection with the ledger (default 5000)
@@ -17,7 +17,7 @@
 # BENCH_AB_ARGS          extra bench flags for those pairs, e.g.
 #                        --new-connection-per-request (as Windows clients connect)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 n=${BENCH_REQUESTS:-50000}
 serial=${BENCH_SERIAL_REQUESTS:-5000}
 clients=${BENCH_CLIENTS:-100000}

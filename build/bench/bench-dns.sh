@@ -8,66 +8,31 @@
 #       file      CoreDNS's file plugin serving the same SRV record and A glue
 #       constant  build/bench/constant: the same answer packed once at startup (the bound)
 #     Runs are interleaved vlmcs file constant, vlmcs file constant, ... (BENCH_ROUNDS rounds)
-#     and compared by median. Queries/s from dnsperf; p50/p99/p99.9 from build/dnsload.
+#     and compared by median. Queries/s from dnsperf; p50/p99/p99.9 from build/bench/dnsload.
 #  2. Failover over BENCH_TRIALS trials each: a responder registered by TSIG-signed UPDATE
 #     (bin/coredns, vlmcs with its default probe settings, a second static member kept
 #     healthy) gets kill -9 or SIGTERM; the time from the signal until an answer no longer
-#     lists it (polled every 20 ms by build/dnsload).
+#     lists it (polled every 20 ms by build/bench/dnsload).
 #  3. One table of ratios with date and machine, printed and written to BENCHMARKS-DNS.md.
 #
-#   build/bench-dns.sh                                   # about 3 minutes
-#   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_TRIALS=20 build/bench-dns.sh
-#   BENCH_PROFILE=1 build/bench-dns.sh                   # also a CPU profile of each server
+#   build/bench/bench-dns.sh                                   # about 3 minutes
+#   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_TRIALS=20 build/bench/bench-dns.sh
+#   BENCH_PROFILE=1 build/bench/bench-dns.sh                   # also a CPU profile of each server
 #
 # Knobs: BENCH_SECONDS (per dnsperf and per dnsload run, default 4), BENCH_ROUNDS (5),
 # BENCH_TRIALS (20), BENCH_CLIENTS (dnsperf -c and dnsload -c, 4), BENCH_OUT (the markdown
-# file, default build/BENCHMARKS-DNS.md; "" skips it), BENCH_PROFILE (1: pprof 10 s per server
+# file, default build/bench/BENCHMARKS-DNS.md; "" skips it), BENCH_PROFILE (1: pprof 10 s per server
 # after the rounds, top entries printed, profiles kept in BENCH_PROFILE_DIR or /tmp).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source build/tools.sh
-ensure_debian_tools
-command -v taskset >/dev/null || { echo "bench-dns: taskset (util-linux) is required" >&2; exit 1; }
-secs=${BENCH_SECONDS:-4}
-rounds=${BENCH_ROUNDS:-5}
+cd "$(dirname "$0")/../.."
+bench_name=bench-dns
+source build/bench/lib.sh
 trials=${BENCH_TRIALS:-20}
-clients=${BENCH_CLIENTS:-4}
-out=${BENCH_OUT-build/BENCHMARKS-DNS.md}
-server_cpu=0 load_cpu=1
-if (($(nproc) < 2)); then
-	echo "bench-dns: fewer than 2 CPUs: server and load share CPU 0" >&2
-	load_cpu=0
-fi
-
 [[ -x bin/coredns && -x bin/kms-responder ]] || build/build.sh >/dev/null
-work=$(mktemp -d /tmp/kmsdns-bench-dns.XXXXXX)
-pids=()
-cur=
-cleanup() {
-	trap - EXIT INT TERM
-	[[ -z $cur ]] || kill -TERM "$cur" 2>/dev/null || true
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-say() { echo "bench-dns: $*"; }
-# bg CMD...: run a load generator in the background and wait for it. bash runs the INT/TERM
-# trap only after a foreground child exits, and takes a child that exits normally on SIGINT
-# (dnsperf prints its statistics) as having handled it; wait returns at once instead.
-bg() {
-	"$@" &
-	cur=$!
-	local rc=0
-	wait "$cur" || rc=$?
-	cur=
-	return "$rc"
-}
 
 say "building the bench CoreDNS (vlmcs + file + constant + pprof) and dnsload into $work"
 go build -o "$work/coredns" ./build/bench/coredns
-go build -o "$work/dnsload" ./build/dnsload
+go build -o "$work/dnsload" ./build/bench/dnsload
 
 ports=($(go run ./build/freeport -n 6))
 p_vlmcs=${ports[0]} p_file=${ports[1]} p_const=${ports[2]} p_fail=${ports[3]} p_kms=${ports[4]} p_pprof=${ports[5]}
@@ -135,19 +100,12 @@ say "all three answer: $(tr '\n' ' ' <"$work/answer.vlmcs")"
 echo "$name SRV" >"$work/queries.txt"
 
 declare -A qps p50 p99 p999 lost cpuq
-# ticks PID: CPU time (user + system, clock ticks) the process has used so far.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 # measure NAME PORT ROUND: one dnsperf run and one dnsload run. Besides q/s, the server's CPU
-# time per answered dnsperf query: other tenants of a shared machine steal wall time from the
-# pinned server, which moves q/s by tens of percent, but hardly its CPU time per query.
+# time per answered dnsperf query (dnsperf_run in lib.sh).
 measure() {
-	local s=$1 port=$2 r=$3 f="$work/$1.$3" t0 t1
-	t0=$(ticks "$server_pid")
-	bg taskset -c "$load_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" \
-		-c "$clients" -T 1 -q 100 >"$f.perf" 2>&1 || true
-	t1=$(ticks "$server_pid")
-	cpuq[$s.$r]=$(awk -v t=$((t1 - t0)) -v hz="$hz" '/Queries completed/ { if ($3 > 0) printf "%.2f", t * 1e6 / hz / $3 }' "$f.perf")
+	local s=$1 port=$2 r=$3 f="$work/$1.$3"
+	dnsperf_run "$port" "$f.perf"
+	cpuq[$s.$r]=$perf_cpuq
 	bg taskset -c "$load_cpu" "$work/dnsload" load -server "127.0.0.1:$port" -name "$name" \
 		-c "$clients" -d "${secs}s" >"$f.load" 2>&1 || true
 	qps[$s.$r]=$(awk '/Queries per second/ {printf "%.0f", $4}' "$f.perf")
@@ -291,10 +249,10 @@ if [[ -n $out ]]; then
 	{
 		echo "# DNS benchmarks"
 		echo
-		echo "Written by \`build/bench-dns.sh\` (run by \`make bench\`); re-run to refresh. Figures vary by"
+		echo "Written by \`build/bench/bench-dns.sh\` (run by \`make bench\`); re-run to refresh. Figures vary by"
 		echo "±10% between runs on a shared machine (more when other tenants load the server's CPU: then"
 		echo "compare server CPU µs/query); compare within one run only. CPU profiles of each server under"
-		echo "load: \`BENCH_PROFILE=1 build/bench-dns.sh\` (pprof top printed, profiles kept in /tmp)."
+		echo "load: \`BENCH_PROFILE=1 build/bench/bench-dns.sh\` (pprof top printed, profiles kept in /tmp)."
 		echo
 		echo "$table"
 	} >"$out"

@@ -4,17 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -112,15 +109,9 @@ type diskFault struct {
 
 func newDiskFault(t *testing.T) *diskFault {
 	f := &diskFault{data: t.TempDir()}
-	if _, err := exec.LookPath("unshare"); err == nil {
-		probe := t.TempDir()
-		if out, err := exec.Command("unshare", "-m", "--propagation", "private",
-			"mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", probe).CombinedOutput(); err == nil {
-			f.prefix = []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
-				`mount -t tmpfs -o mode=0700,size=16m tmpfs "$0" && exec "$@"`, f.data}
-		} else {
-			t.Logf("no tmpfs in a private mount namespace (%v: %s); using RLIMIT_FSIZE for the disk fault", err, out)
-		}
+	var err error
+	if f.prefix, err = harness.TmpfsPrefix(f.data, "16m"); err != nil {
+		t.Logf("%v; using RLIMIT_FSIZE for the disk fault", err)
 	}
 	return f
 }
@@ -140,23 +131,11 @@ func (f *diskFault) induce(t *testing.T, pid int) string {
 	}
 	// The test sees the namespace's tmpfs through the responder's root.
 	f.filler = filepath.Join(fmt.Sprintf("/proc/%d/root", pid), f.data, "filler")
-	file, err := os.OpenFile(f.filler, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	n, err := harness.Fill(f.filler)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer file.Close()
-	buf := make([]byte, 64<<10)
-	var n int64
-	for {
-		k, err := file.Write(buf)
-		n += int64(k)
-		if errors.Is(err, syscall.ENOSPC) {
-			return fmt.Sprintf("tmpfs filled with %d bytes", n)
-		}
-		if err != nil {
-			t.Fatalf("filling %s: %v", f.filler, err)
-		}
-	}
+	return fmt.Sprintf("tmpfs filled with %d bytes", n)
 }
 
 // clear ends the fault.

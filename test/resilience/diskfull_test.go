@@ -7,56 +7,35 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/rpc"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
-// tmpfsPrefix runs a command in a private mount namespace with a tmpfs of
-// the given size mounted on dir; it skips the test when that is impossible.
+// tmpfsPrefix is harness.TmpfsPrefix, skipping the test when no tmpfs can be mounted.
 func tmpfsPrefix(t *testing.T, dir, size string) []string {
 	t.Helper()
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare not found: the disk-full test needs a private mount namespace")
-	}
-	probe := t.TempDir()
-	out, err := exec.Command("unshare", "-m", "--propagation", "private",
-		"mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", probe).CombinedOutput()
+	p, err := harness.TmpfsPrefix(dir, size)
 	if err != nil {
-		t.Skipf("cannot mount a tmpfs in a private mount namespace (needs root or CAP_SYS_ADMIN): %v: %s", err, out)
+		t.Skipf("the disk-full test needs a private mount namespace: %v", err)
 	}
-	return []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
-		`mount -t tmpfs -o mode=0700,size=` + size + ` tmpfs "$0" && exec "$@"`, dir}
+	return p
 }
 
-// fill appends to path until the file system is full; called again, it
-// takes whatever space was freed since.
+// fill is harness.Fill, failing the test on errors other than a full disk.
 func fill(t *testing.T, path string) int64 {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	n, err := harness.Fill(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	buf := make([]byte, 16<<10)
-	var n int64
-	for {
-		k, err := f.Write(buf)
-		n += int64(k)
-		if errors.Is(err, syscall.ENOSPC) {
-			return n
-		}
-		if err != nil {
-			t.Fatalf("filling %s: %v", path, err)
-		}
-	}
+	return n
 }
 
 // unanswered reports whether an activation attempt ended without any

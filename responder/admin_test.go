@@ -163,3 +163,19 @@ func FuzzAdminHost(f *testing.F) {
 		}
 	})
 }
+
+func TestLogLimiter(t *testing.T) {
+	var l logLimiter
+	t0 := time.Unix(1000, 0)
+	if ok, held := l.allow(t0); !ok || held != 0 {
+		t.Fatalf("first line: %v %d", ok, held)
+	}
+	for i := range 5 {
+		if ok, _ := l.allow(t0.Add(time.Duration(i) * 100 * time.Millisecond)); ok {
+			t.Fatalf("line %d within the second let through", i)
+		}
+	}
+	if ok, held := l.allow(t0.Add(time.Second)); !ok || held != 5 {
+		t.Errorf("after a second: %v, held back %d, want true and 5", ok, held)
+	}
+}

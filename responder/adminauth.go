@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -113,9 +112,7 @@ type tokenAuth struct {
 	sum   [sha256.Size]byte
 	log   *slog.Logger
 	count func()
-	mu    sync.Mutex
-	last  time.Time
-	quiet int
+	limit logLimiter
 }
 
 func newTokenAuth(token []byte, log *slog.Logger, count func()) *tokenAuth {
@@ -148,16 +145,10 @@ func (a *tokenAuth) wrap(next http.HandlerFunc) http.HandlerFunc {
 }
 
 func (a *tokenAuth) logRefusal(r *http.Request) {
-	a.mu.Lock()
-	now := time.Now()
-	if now.Sub(a.last) < time.Second {
-		a.quiet++
-		a.mu.Unlock()
+	ok, quiet := a.limit.allow(time.Now())
+	if !ok {
 		return
 	}
-	quiet := a.quiet
-	a.last, a.quiet = now, 0
-	a.mu.Unlock()
 	reason := "no bearer token"
 	if r.Header.Get("Authorization") != "" {
 		reason = "wrong token"

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -21,9 +20,7 @@ type hostFilter struct {
 	names  map[string]bool
 	log    *slog.Logger
 	count  func()
-	mu     sync.Mutex
-	last   time.Time
-	quiet  int // refusals not logged since last
+	limit  logLimiter
 	listen string
 }
 
@@ -75,16 +72,10 @@ func (f *hostFilter) wrap(next http.Handler) http.Handler {
 }
 
 func (f *hostFilter) logRefusal(r *http.Request) {
-	f.mu.Lock()
-	now := time.Now()
-	if now.Sub(f.last) < time.Second {
-		f.quiet++
-		f.mu.Unlock()
+	ok, quiet := f.limit.allow(time.Now())
+	if !ok {
 		return
 	}
-	quiet := f.quiet
-	f.last, f.quiet = now, 0
-	f.mu.Unlock()
 	host := r.Host
 	if len(host) > 100 {
 		host = host[:100] + "..."

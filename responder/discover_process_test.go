@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"fmt"
 	"net"
 	"strings"
@@ -91,30 +93,18 @@ func srvServer(t *testing.T, zone string, targets int, addrs []string, port uint
 		m.Compress = true
 		_ = w.WriteMsg(m)
 	})
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		if err != nil {
-			ln.Close()
-			continue
-		}
-		started := make(chan struct{}, 2)
-		for _, srv := range []*dns.Server{
-			{PacketConn: pc, Handler: h, NotifyStartedFunc: func() { started <- struct{}{} }},
-			{Listener: ln, Handler: h, NotifyStartedFunc: func() { started <- struct{}{} }},
-		} {
-			go func() { _ = srv.ActivateAndServe() }()
-			t.Cleanup(func() { _ = srv.Shutdown() })
-		}
-		<-started
-		<-started
-		return ln.Addr().String()
+	ln, pc := testkit.ListenUDPTCP(t, "127.0.0.1:0")
+	started := make(chan struct{}, 2)
+	for _, srv := range []*dns.Server{
+		{PacketConn: pc, Handler: h, NotifyStartedFunc: func() { started <- struct{}{} }},
+		{Listener: ln, Handler: h, NotifyStartedFunc: func() { started <- struct{}{} }},
+	} {
+		go func() { _ = srv.ActivateAndServe() }()
+		t.Cleanup(func() { _ = srv.Shutdown() })
 	}
-	t.Fatal("no port free for UDP and TCP")
-	return ""
+	<-started
+	<-started
+	return ln.Addr().String()
 }
 
 // TestProcessDiscoverBounded: 128 SRV targets x 16 addresses that accept

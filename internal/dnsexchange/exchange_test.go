@@ -1,9 +1,10 @@
 package dnsexchange
 
 import (
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -40,21 +41,7 @@ func startServer(t *testing.T, key *tsigkey.Key, configure func(*server)) *serve
 	if configure != nil {
 		configure(s)
 	}
-	var ln net.Listener
-	var pc net.PacketConn
-	var err error
-	for range 20 {
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if pc, err = net.ListenPacket("udp", ln.Addr().String()); err == nil {
-			break
-		}
-		ln.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, pc := testkit.ListenUDPTCP(t, "127.0.0.1:0")
 	s.addr = ln.Addr().String()
 	secrets := map[string]string{}
 	if key != nil {

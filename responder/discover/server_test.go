@@ -1,7 +1,8 @@
 package discover
 
 import (
-	"net"
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"strings"
 	"sync"
 	"testing"
@@ -29,23 +30,7 @@ type dnsServer struct {
 func startDNS(t *testing.T, answer func(q *dns.Msg, network string) *dns.Msg) *dnsServer {
 	t.Helper()
 	s := &dnsServer{answer: answer}
-	var (
-		ln  net.Listener
-		pc  net.PacketConn
-		err error
-	)
-	for range 20 {
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if pc, err = net.ListenPacket("udp", ln.Addr().String()); err == nil {
-			break
-		}
-		ln.Close()
-	}
-	if err != nil {
-		t.Fatalf("no port free for UDP and TCP: %v", err)
-	}
+	ln, pc := testkit.ListenUDPTCP(t, "127.0.0.1:0")
 	s.addr = ln.Addr().String()
 	started := make(chan struct{}, 2)
 	for _, srv := range []*dns.Server{

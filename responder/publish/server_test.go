@@ -1,8 +1,9 @@
 package publish
 
 import (
+	"github.com/kmsdns/kmsdns/internal/testkit"
+
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -55,28 +56,7 @@ func startUpdateServer(t *testing.T, addr string, secrets map[string]string) *up
 
 func (u *updateServer) listen(addr string) {
 	u.t.Helper()
-	var (
-		ln  net.Listener
-		pc  net.PacketConn
-		err error
-	)
-	for range 20 {
-		ln, err = net.Listen("tcp", addr)
-		if err != nil {
-			u.t.Fatalf("listen tcp %s: %v", addr, err)
-		}
-		pc, err = net.ListenPacket("udp", ln.Addr().String())
-		if err == nil {
-			break
-		}
-		ln.Close()
-		if !strings.HasSuffix(addr, ":0") {
-			u.t.Fatalf("listen udp %s: %v", addr, err)
-		}
-	}
-	if err != nil {
-		u.t.Fatalf("no port free for both UDP and TCP: %v", err)
-	}
+	ln, pc := testkit.ListenUDPTCP(u.t, addr)
 	u.addr = ln.Addr().String()
 	accept := func(dh dns.Header) dns.MsgAcceptAction {
 		if dh.Bits&(1<<15) != 0 {

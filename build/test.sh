@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 source build/tools.sh
 ensure_debian_tools prometheus
 
+echo "test: nothing built or oversized is tracked"
+build/check-tree.sh
+
 echo "test: gofmt, go vet and staticcheck"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [[ -n "$unformatted" ]]; then

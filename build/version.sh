@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one place a kmsdns version comes from: git. Sourced by build.sh and
-# dist.sh (internal/version documents what the binaries do with it).
+# dist.sh (plugin/pkg/version documents what the binaries do with it).
 #
 #   KMSDNS_VERSION  `git describe` (v1.2.0, v1.2.0-4-g1a2b3c4d5e6f; before the
 #                   first v* tag: v0.0.0-<commits>-g<hash>), "-dirty" when the
@@ -25,7 +25,7 @@ kmsdns_version() {
 		KMSDNS_VERSION="v0.0.0-$(git rev-list --count HEAD)-g$(git rev-parse --short=12 HEAD)"
 		git diff-index --quiet HEAD -- || KMSDNS_VERSION+="-dirty"
 	fi
-	local p=github.com/kmsdns/kmsdns/internal/version
+	local p=github.com/kmsdns/kmsdns/plugin/pkg/version
 	KMSDNS_LDFLAGS="-X $p.version=$KMSDNS_VERSION -X $p.commit=$KMSDNS_COMMIT -X $p.date=$KMSDNS_DATE"
 	export KMSDNS_VERSION KMSDNS_COMMIT KMSDNS_DATE SOURCE_DATE_EPOCH KMSDNS_LDFLAGS
 }

@@ -1,12 +1,12 @@
 package vlmcs
 
 import (
-	"github.com/kmsdns/kmsdns/responder/rpc"
 	"net/netip"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/approval"
-	"github.com/kmsdns/kmsdns/internal/dnsname"
+	"github.com/kmsdns/kmsdns/plugin/pkg/approval"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
 )
 
 // Defaults for the Corefile properties; README.md documents each one.
@@ -28,7 +28,7 @@ const (
 	// srvLabel is the owner name prefix vlmcs owns in every publish zone.
 	srvLabel = "_vlmcs._tcp."
 	// defaultKMSPort is the port of a static member when none is given.
-	defaultKMSPort = rpc.DefaultPort
+	defaultKMSPort = dcerpc.DefaultPort
 )
 
 // allDownPolicy says what a publish zone answers when no member is healthy.
@@ -71,7 +71,7 @@ type config struct {
 	publish []string // zones whose _vlmcs._tcp vlmcs answers from its pool
 	scrub   []string // zones whose _vlmcs._tcp answers vlmcs filters
 
-	approve *approval.Rules // the allowlist (internal/approval)
+	approve *approval.Rules // the allowlist (plugin/pkg/approval)
 	static  []staticMember
 
 	keys       map[string]keyDef            // TSIG keys defined here (name → secret)

@@ -1,8 +1,9 @@
 package vlmcs
 
 import (
-	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
 )
 
 // dnameGuard wraps the ResponseWriter of queries vlmcs passes on, and removes from their

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/coredns/coredns/plugin/test"
-
 	"github.com/miekg/dns"
 )
 

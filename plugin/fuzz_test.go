@@ -7,9 +7,9 @@ import (
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin/test"
-
-	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
 )
 
 // FuzzParse feeds arbitrary Corefile text to the vlmcs parser: it must fail with an error or

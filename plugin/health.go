@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/rpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 )
 
 // health is the probe state of a pool member or a scrub-zone target.
@@ -82,7 +82,7 @@ type probeFunc func(ctx context.Context, addr string, timeout time.Duration) err
 // defaultProbe binds to the KMS interface with the project's DCE/RPC client (the same
 // client works against Windows KMS hosts): healthy means a bind was accepted.
 func defaultProbe(ctx context.Context, addr string, timeout time.Duration) error {
-	return rpc.Probe(ctx, addr, timeout)
+	return dcerpc.Probe(ctx, addr, timeout)
 }
 
 // probeAddrs reports whether any of addrs answers the probe on port, and whether it probed

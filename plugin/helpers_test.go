@@ -6,14 +6,13 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // newTest parses corefile and builds a private (unregistered) handler whose next plugin

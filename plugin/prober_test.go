@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // fakeHosts is a probeFunc over made-up addresses: "slow" ones hang until the timeout, "up"

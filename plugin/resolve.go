@@ -6,7 +6,6 @@ import (
 	"net/netip"
 
 	"github.com/coredns/coredns/plugin"
-
 	"github.com/miekg/dns"
 )
 

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/coredns/coredns/plugin"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 

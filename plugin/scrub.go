@@ -10,9 +10,9 @@ import (
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/nonwriter"
-	"github.com/kmsdns/kmsdns/internal/dnsname"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
 )
 
 // scrubZone is a zone whose `_vlmcs._tcp` answers come from the next plugin and are filtered.

@@ -7,12 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // upstream answers `_vlmcs._tcp.ad.example.org` with a fixed response, like a forwarded AD zone.

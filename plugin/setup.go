@@ -13,10 +13,10 @@ import (
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
-
-	"github.com/kmsdns/kmsdns/internal/dnsname"
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
+	"github.com/kmsdns/kmsdns/plugin/pkg/tsigkey"
 )
 
 // pluginName is the directive and the metrics subsystem.

@@ -162,7 +162,7 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// TestParseKeyfile: `keyfile` reads BIND key clauses through internal/tsigkey
+// TestParseKeyfile: `keyfile` reads BIND key clauses through plugin/pkg/tsigkey
 // (whose tests cover the format); here, that keys reach the config with the
 // Corefile line, and that every refusal is a Corefile error at that line.
 func TestParseKeyfile(t *testing.T) {

@@ -12,14 +12,14 @@ import (
 	"time"
 
 	"github.com/coredns/coredns/plugin"
-
-	"github.com/kmsdns/kmsdns/internal/dnsname"
-	"github.com/kmsdns/kmsdns/internal/refusal"
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
+	"github.com/kmsdns/kmsdns/plugin/pkg/refusal"
 )
 
 // Reasons label updates_total, appear in the refusal log and travel to the registrant in an
-// Extended DNS Error: the set is fixed, and shared with kms-responder (internal/refusal).
+// Extended DNS Error: the set is fixed, and shared with kms-responder (plugin/pkg/refusal).
 const (
 	reasonOK               = refusal.OK
 	reasonFormat           = refusal.Format

@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/coredns/coredns/plugin/test"
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/miekg/dns"
 )
 
 // updWriter is a test.ResponseWriter whose TSIG verdict is set by the test (the real MAC check

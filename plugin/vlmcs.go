@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/coredns/coredns/plugin"
-
-	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"github.com/miekg/dns"
 	"golang.org/x/time/rate"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
 )
 
 // Vlmcs is the plugin handler of one server block.

@@ -7,11 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	"github.com/coredns/coredns/plugin/test"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 func TestAnswerStatic(t *testing.T) {

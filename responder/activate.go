@@ -13,11 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/catalog"
-	"github.com/kmsdns/kmsdns/responder/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // clientFlags are the request-shaping flags shared by activate, discover and bench.
@@ -279,7 +279,7 @@ func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if err != nil {
 		return exitUsage, err
 	}
-	addr := withDefaultPort(*server, strconv.Itoa(rpc.DefaultPort))
+	addr := withDefaultPort(*server, strconv.Itoa(dcerpc.DefaultPort))
 	report, code := activateOnce(ctx, addr, p, req, f)
 	if code == exitError {
 		report.noteCoveringGroups(f.cat, p, hresultOf(report.HostStatus))
@@ -307,7 +307,7 @@ func activateOnce(ctx context.Context, addr string, p kmsclient.Product, req *km
 func (f *clientFlags) dialAndActivate(ctx context.Context, addr string, req *kms.Request) (*kmsclient.Outcome, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{DisableNDR64: !f.ndr64, Timeout: f.timeout})
+	c, err := dcerpc.Dial(ctx, "tcp", addr, dcerpc.ClientConfig{DisableNDR64: !f.ndr64, Timeout: f.timeout})
 	if err != nil {
 		return nil, "", err
 	}

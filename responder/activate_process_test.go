@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 const (
@@ -30,12 +30,12 @@ func TestProcessActivateMatrix(t *testing.T) {
 	var count uint32
 	var epid string
 	for _, proto := range []int{4, 5, 6} {
-		for _, syn := range []rpc.Syntax{rpc.NDR32, rpc.NDR64} {
+		for _, syn := range []dcerpc.Syntax{dcerpc.NDR32, dcerpc.NDR64} {
 			name := fmt.Sprintf("V%d/%s", proto, syn)
 			pp := win
 			pp.Protocol = proto
 			// NDR64 is used from the second call on a connection that offered it.
-			ndr64, calls := syn == rpc.NDR64, 1
+			ndr64, calls := syn == dcerpc.NDR64, 1
 			if ndr64 {
 				calls = 2
 			}

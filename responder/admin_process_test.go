@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // adminGet sends GET path to the admin endpoint with the given Host header.
@@ -176,7 +176,7 @@ func TestProcessLicenseStateBucket(t *testing.T) {
 	win := testProduct(t, clientFlags{product: "Windows 10/11 Enterprise"})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := rpc.Dial(ctx, "tcp", p.addr, rpc.ClientConfig{Timeout: 10 * time.Second})
+	c, err := dcerpc.Dial(ctx, "tcp", p.addr, dcerpc.ClientConfig{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

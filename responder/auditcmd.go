@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
+	"github.com/kmsdns/kmsdns/plugin/pkg/tsigkey"
 	"github.com/kmsdns/kmsdns/responder/audit"
 )
 

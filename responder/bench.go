@@ -13,10 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // benchResult is what one bench run measured.
@@ -71,7 +71,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	for range *distinct {
 		cmids = append(cmids, kmsclient.RandomCMID())
 	}
-	addr := withDefaultPort(*server, strconv.Itoa(rpc.DefaultPort))
+	addr := withDefaultPort(*server, strconv.Itoa(dcerpc.DefaultPort))
 	if err := benchTargetAllowed(ctx, addr, *allowRemote); err != nil {
 		return exitUsage, err
 	}
@@ -145,7 +145,7 @@ func benchmark(ctx context.Context, plan benchPlan) *benchResult {
 	var wg sync.WaitGroup
 	for w := range plan.conns {
 		wg.Go(func() {
-			var c *rpc.Client
+			var c *dcerpc.Client
 			defer func() {
 				if c != nil {
 					c.Close()
@@ -158,7 +158,7 @@ func benchmark(ctx context.Context, plan benchPlan) *benchResult {
 				}
 				if c == nil {
 					var err error
-					c, err = rpc.Dial(ctx, "tcp", plan.addr, rpc.ClientConfig{DisableNDR64: !plan.flags.ndr64, Timeout: plan.flags.timeout})
+					c, err = dcerpc.Dial(ctx, "tcp", plan.addr, dcerpc.ClientConfig{DisableNDR64: !plan.flags.ndr64, Timeout: plan.flags.timeout})
 					if err != nil {
 						fail(err)
 						continue

@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/ledger"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // benchServer runs serve's request path in process (RPC server, handler,
@@ -39,7 +39,7 @@ func benchServer(b *testing.B, withLedger bool) (string, *ledger.Ledger) {
 		b.Fatal(err)
 	}
 	metrics := newResponderMetrics(h, store)
-	srv := rpc.NewServer(&kmsHandler{host: h, cat: cat, log: log, metrics: metrics}, rpc.ServerConfig{
+	srv := dcerpc.NewServer(&kmsHandler{host: h, cat: cat, log: log, metrics: metrics}, dcerpc.ServerConfig{
 		MaxConns: 1024, Logger: log, Observe: metrics.observeConn,
 	})
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -89,7 +89,7 @@ func BenchmarkActivateV6(b *testing.B) {
 					return
 				}
 				b.RunParallel(func(pb *testing.PB) {
-					c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{})
+					c, err := dcerpc.Dial(ctx, "tcp", addr, dcerpc.ClientConfig{})
 					if err != nil {
 						b.Error(err)
 						return
@@ -105,7 +105,7 @@ func BenchmarkActivateV6(b *testing.B) {
 }
 
 func benchSerial(b *testing.B, ctx context.Context, addr string, p kmsclient.Product) {
-	c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{})
+	c, err := dcerpc.Dial(ctx, "tcp", addr, dcerpc.ClientConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func benchSerial(b *testing.B, ctx context.Context, addr string, p kmsclient.Pro
 	}
 }
 
-func activateBench(b *testing.B, ctx context.Context, c *rpc.Client, p kmsclient.Product) {
+func activateBench(b *testing.B, ctx context.Context, c *dcerpc.Client, p kmsclient.Product) {
 	req := kmsclient.NewRequest(p, p.Protocol, kmsclient.RandomCMID(), "bench", time.Now())
 	out, err := kmsclient.Activate(ctx, c, req, nil)
 	if err != nil || out.Status != kms.OK {

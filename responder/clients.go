@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/catalog"
-	"github.com/kmsdns/kmsdns/responder/guid"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/ledger"

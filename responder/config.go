@@ -10,14 +10,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/dnsname"
 	"gopkg.in/yaml.v3"
 
-	"github.com/kmsdns/kmsdns/internal/suggest"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
+	"github.com/kmsdns/kmsdns/plugin/pkg/suggest"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 	"github.com/kmsdns/kmsdns/responder/publish"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // serveConfig is every setting of `serve`. Each is available in the YAML
@@ -89,12 +89,12 @@ func defaultServeConfig() serveConfig {
 		ActivationInterval: host.DefaultActivationInterval,
 		RenewalInterval:    host.DefaultRenewalInterval,
 		LCID:               host.DefaultLCID,
-		MaxConnections:     rpc.DefaultMaxConns,
-		MaxConnsPerAddress: rpc.DefaultMaxConnsPerAddr,
-		FirstPDUTimeout:    duration(rpc.DefaultFirstPDUTimeout),
-		IdleTimeout:        duration(rpc.DefaultIdleTimeout),
-		BodyTimeout:        duration(rpc.DefaultBodyTimeout),
-		IOTimeout:          duration(rpc.DefaultIOTimeout),
+		MaxConnections:     dcerpc.DefaultMaxConns,
+		MaxConnsPerAddress: dcerpc.DefaultMaxConnsPerAddr,
+		FirstPDUTimeout:    duration(dcerpc.DefaultFirstPDUTimeout),
+		IdleTimeout:        duration(dcerpc.DefaultIdleTimeout),
+		BodyTimeout:        duration(dcerpc.DefaultBodyTimeout),
+		IOTimeout:          duration(dcerpc.DefaultIOTimeout),
 		Retention:          duration(ledger.DefaultRetention),
 		MaxRefusalRecords:  ledger.DefaultMaxRefusals,
 		LogFormat:          "text",
@@ -209,7 +209,7 @@ func (e epidFlag) Set(v string) error {
 // bindServeFlags registers every setting on fs, writing into c.
 func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.StringVar(configPath, "config", "", "YAML config `file` (flags override it)")
-	fs.Var(stringList{&c.Listen}, "listen", "TCP `address` to serve KMS on, repeatable; :PORT means every IPv4 and IPv6 address (default :"+strconv.Itoa(rpc.DefaultPort)+")")
+	fs.Var(stringList{&c.Listen}, "listen", "TCP `address` to serve KMS on, repeatable; :PORT means every IPv4 and IPv6 address (default :"+strconv.Itoa(dcerpc.DefaultPort)+")")
 	fs.Var(stringList{&c.Groups}, "group", "host key `group` this host holds, repeatable (see `kms-responder catalog`)")
 	fs.StringVar(&c.CatalogFile, "catalog-file", c.CatalogFile, "catalog overlay `file` adding or correcting products, host key groups and editions (see responder/README.md)")
 	fs.StringVar(&c.Data, "data", c.Data, "`directory` for the durable ledger")
@@ -586,6 +586,6 @@ func wildcardPort(s string) (uint16, bool) {
 	return uint16(p), true
 }
 
-// parsePrefix reads an address or CIDR network (internal/dnsname.ParsePrefix, shared with the
+// parsePrefix reads an address or CIDR network (plugin/pkg/dnsname.ParsePrefix, shared with the
 // plugin).
 func parsePrefix(s string) (netip.Prefix, error) { return dnsname.ParsePrefix(s) }

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 	"github.com/kmsdns/kmsdns/responder/publish"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 func fakeFile(content string) func(string) ([]byte, error) {
@@ -132,12 +132,12 @@ func TestServeDefaultsArePackageDefaults(t *testing.T) {
 		{"activation interval", int(c.ActivationInterval), host.DefaultActivationInterval},
 		{"renewal interval", int(c.RenewalInterval), host.DefaultRenewalInterval},
 		{"lcid", c.LCID, host.DefaultLCID},
-		{"max connections", c.MaxConnections, rpc.DefaultMaxConns},
-		{"per address", c.MaxConnsPerAddress, rpc.DefaultMaxConnsPerAddr},
-		{"first pdu", time.Duration(c.FirstPDUTimeout), rpc.DefaultFirstPDUTimeout},
-		{"idle", time.Duration(c.IdleTimeout), rpc.DefaultIdleTimeout},
-		{"body", time.Duration(c.BodyTimeout), rpc.DefaultBodyTimeout},
-		{"io", time.Duration(c.IOTimeout), rpc.DefaultIOTimeout},
+		{"max connections", c.MaxConnections, dcerpc.DefaultMaxConns},
+		{"per address", c.MaxConnsPerAddress, dcerpc.DefaultMaxConnsPerAddr},
+		{"first pdu", time.Duration(c.FirstPDUTimeout), dcerpc.DefaultFirstPDUTimeout},
+		{"idle", time.Duration(c.IdleTimeout), dcerpc.DefaultIdleTimeout},
+		{"body", time.Duration(c.BodyTimeout), dcerpc.DefaultBodyTimeout},
+		{"io", time.Duration(c.IOTimeout), dcerpc.DefaultIOTimeout},
 		{"retention", time.Duration(c.Retention), ledger.DefaultRetention},
 		{"refusals", c.MaxRefusalRecords, ledger.DefaultMaxRefusals},
 		{"port", c.Register.Port, publish.DefaultPort},

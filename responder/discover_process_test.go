@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	"fmt"
 	"net"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kmsdns/kmsdns/test/harness"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // silentHosts listens on 127.0.0.{first..first+n-1}:port (one port found

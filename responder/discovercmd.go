@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/discover"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // Discovery limits. A Windows client tries each host of the SRV answer
@@ -231,7 +231,7 @@ func lookupOnlyDiscover(ctx context.Context, dnsServer, domain string, f clientF
 		syntax, attempts, err = discover.Try(ctx, ordered, limits, func(ctx context.Context, t discover.Target, addr netip.AddrPort) (string, error) {
 			ctx, cancel := context.WithTimeout(ctx, f.timeout)
 			defer cancel()
-			c, err := rpc.Dial(ctx, "tcp", addr.String(), rpc.ClientConfig{DisableNDR64: !f.ndr64, Timeout: f.timeout})
+			c, err := dcerpc.Dial(ctx, "tcp", addr.String(), dcerpc.ClientConfig{DisableNDR64: !f.ndr64, Timeout: f.timeout})
 			if err != nil {
 				return "", err
 			}
@@ -272,7 +272,7 @@ func lookupOnlyDiscover(ctx context.Context, dnsServer, domain string, f clientF
 }
 
 // bindSyntaxes names the transfer syntaxes a bind obtained.
-func bindSyntaxes(b rpc.BindInfo) string {
+func bindSyntaxes(b dcerpc.BindInfo) string {
 	switch {
 	case b.NDR32 && b.NDR64:
 		return "NDR32 and NDR64"

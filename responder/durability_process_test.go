@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/ledger"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // statusOf fetches `status --json` from a running serve.
@@ -126,7 +126,7 @@ func stream(ctx context.Context, addr string, p kmsclient.Product, workers int, 
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{Timeout: 10 * time.Second})
+			c, err := dcerpc.Dial(ctx, "tcp", addr, dcerpc.ClientConfig{Timeout: 10 * time.Second})
 			if err != nil {
 				got.fail(err)
 				return

@@ -9,10 +9,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/kms"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // kmsHandler answers RequestActivation calls: decode, decide, encode.
@@ -23,7 +23,7 @@ type kmsHandler struct {
 	metrics *responderMetrics
 }
 
-// ServeKMS implements rpc.Handler.
+// ServeKMS implements dcerpc.Handler.
 func (k *kmsHandler) ServeKMS(ctx context.Context, peer netip.AddrPort, request []byte) ([]byte, uint32) {
 	start := time.Now()
 	in, err := kms.ParseRequest(request)
@@ -49,7 +49,7 @@ func (k *kmsHandler) ServeKMS(ctx context.Context, peer netip.AddrPort, request 
 	if err != nil {
 		// Not durable: say nothing, so the client tries another host.
 		k.metrics.observeRequest(app, unknownLabel, proto, "unrecorded", time.Since(start))
-		return nil, rpc.StatusCloseConnection
+		return nil, dcerpc.StatusCloseConnection
 	}
 	if res.HRESULT != kms.OK {
 		k.metrics.observeRequest(app, unknownLabel, proto, res.HRESULT.Label(), time.Since(start))
@@ -66,7 +66,7 @@ func (k *kmsHandler) ServeKMS(ctx context.Context, peer netip.AddrPort, request 
 	if err != nil {
 		k.log.Error("encoding response", "peer", peer.String(), "err", err)
 		k.metrics.observeRequest(app, res.Group, proto, "encode_error", time.Since(start))
-		return nil, rpc.StatusCloseConnection
+		return nil, dcerpc.StatusCloseConnection
 	}
 	k.metrics.observeRequest(app, res.Group, proto, "activated", time.Since(start))
 	return out, 0

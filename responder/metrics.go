@@ -7,9 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 const metricsNamespace = "kms_responder"
@@ -56,8 +56,8 @@ func (m *responderMetrics) observeRequest(app, group, protocol, result string, d
 	m.duration.WithLabelValues(protocol).Observe(d.Seconds())
 }
 
-func (m *responderMetrics) observeConn(e rpc.Event) {
-	if e == rpc.EventRequest {
+func (m *responderMetrics) observeConn(e dcerpc.Event) {
+	if e == dcerpc.EventRequest {
 		return // counted per result in requests_total
 	}
 	m.conns.WithLabelValues(e.String()).Inc()

@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/catalog"
-	"github.com/kmsdns/kmsdns/responder/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
@@ -182,14 +182,14 @@ func testProduct(t testing.TB, f clientFlags) kmsclient.Product {
 // goActivation is what one in-process client activation saw.
 type goActivation struct {
 	out    *kmsclient.Outcome
-	syntax rpc.Syntax
+	syntax dcerpc.Syntax
 }
 
 // activateGo sends calls activations of p with cmid on one new connection
 // (the first call goes over NDR32, later ones over NDR64 when offered and
 // accepted) and returns the last one.
 func activateGo(ctx context.Context, addr string, p kmsclient.Product, cmid guid.GUID, ndr64 bool, calls int) (goActivation, error) {
-	c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{DisableNDR64: !ndr64, Timeout: 10 * time.Second})
+	c, err := dcerpc.Dial(ctx, "tcp", addr, dcerpc.ClientConfig{DisableNDR64: !ndr64, Timeout: 10 * time.Second})
 	if err != nil {
 		return goActivation{}, err
 	}

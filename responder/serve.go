@@ -16,9 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -100,7 +100,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, level *slog.L
 		body: time.Duration(cfg.BodyTimeout), io: time.Duration(cfg.IOTimeout)}
 	handler := &kmsHandler{host: h, log: log, metrics: metrics, cat: cat}
 
-	srv := rpc.NewServer(handler, rpc.ServerConfig{
+	srv := dcerpc.NewServer(handler, dcerpc.ServerConfig{
 		MaxConns:        cfg.MaxConnections,
 		MaxConnsPerAddr: cfg.MaxConnsPerAddress,
 		FirstPDUTimeout: time.Duration(cfg.FirstPDUTimeout),
@@ -165,7 +165,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, level *slog.L
 	serveErr := make(chan error, len(listeners))
 	for _, ln := range listeners {
 		wg.Go(func() {
-			if err := srv.Serve(serveCtx, ln); err != nil && !errors.Is(err, rpc.ErrServerClosed) {
+			if err := srv.Serve(serveCtx, ln); err != nil && !errors.Is(err, dcerpc.ErrServerClosed) {
 				serveErr <- fmt.Errorf("listener %s: %w", ln.Addr(), err)
 			}
 		})
@@ -252,7 +252,7 @@ wait:
 func openListeners(addrs []string, log *slog.Logger) ([]net.Listener, error) {
 	var lc net.ListenConfig
 	if len(addrs) == 0 {
-		addrs = []string{":" + strconv.Itoa(rpc.DefaultPort)}
+		addrs = []string{":" + strconv.Itoa(dcerpc.DefaultPort)}
 	}
 	var lns []net.Listener
 	for _, a := range addrs {

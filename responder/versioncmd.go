@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/kmsdns/kmsdns/internal/version"
+	"github.com/kmsdns/kmsdns/plugin/pkg/version"
 )
 
 // runVersion prints the kmsdns version, commit and commit date of this

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/test/harness"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // upstreamZones stands in for Active Directory DNS: file zones whose _vlmcs._tcp names reach

@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/test/harness"
-
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/audit"
-	"github.com/kmsdns/kmsdns/responder/rpc"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // benchRecords is the size of the benchmark's SRV set.
@@ -55,7 +54,7 @@ func startBenchLab(b *testing.B) (*harness.CoreDNS, []netip.AddrPort) {
 	}
 	for _, ap := range []netip.AddrPort{addrs[0], addrs[2], addrs[4], addrs[6]} { // one per responder
 		harness.Eventually(b, 30*time.Second, "responders listening", func() bool {
-			return rpc.Probe(context.Background(), ap.String(), time.Second) == nil
+			return dcerpc.Probe(context.Background(), ap.String(), time.Second) == nil
 		})
 	}
 	c := harness.StartCoreDNS(b, "big.test:{{PORT}} {\n\tbind 127.0.0.1\n\tfile {{DIR}}/db.big.test big.test\n}\n", harness.File{Name: "db.big.test", Content: zone.String()})
@@ -85,7 +84,7 @@ func BenchmarkAudit1000Records(b *testing.B) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				_ = rpc.Probe(context.Background(), ap.String(), 5*time.Second)
+				_ = dcerpc.Probe(context.Background(), ap.String(), 5*time.Second)
 			})
 		}
 		wg.Wait()

@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/test/harness"
-
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // auditHost is a real kms-responder on a loopback port.
@@ -42,7 +41,7 @@ func startAuditHost(t *testing.T, args ...string) *auditHost {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		return rpc.Probe(ctx, "127.0.0.1:"+strconv.Itoa(h.Port), time.Second) == nil
+		return dcerpc.Probe(ctx, "127.0.0.1:"+strconv.Itoa(h.Port), time.Second) == nil
 	})
 	return h
 }

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/test/harness"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // The deletion tests need a DNS server that takes RFC 2136 updates, which

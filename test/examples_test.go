@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/test/harness"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // adStandIn is the AD DNS of the deployment examples: corp.example with a rogue and a genuine

@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/test/harness"
-
-	"github.com/kmsdns/kmsdns/internal/testkit"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // TestDualStackRegistration: a responder on IPv4 and IPv6 loopback registers both addresses

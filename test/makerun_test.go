@@ -15,9 +15,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/kmsdns/kmsdns/test/harness"
-
 	"golang.org/x/sys/unix"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // openPTY returns a new pseudo-terminal's controller and its terminal.

@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/test/harness"
-
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // responderCorefile publishes example.test with kms1-key; PROBE is filled in per test.
@@ -116,7 +115,7 @@ register:
 	stopped := time.Now()
 	harness.Eventually(t, time.Second, "withdrawal", func() bool { return len(srvSet(t, c, "_vlmcs._tcp.example.test")) == 0 })
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if err := rpc.Probe(context.Background(), addr, time.Second); err != nil {
+	if err := dcerpc.Probe(context.Background(), addr, time.Second); err != nil {
 		t.Fatalf("responder stopped answering right after withdrawing (%s after SIGTERM); want it to drain: %v", time.Since(stopped), err)
 	}
 	if code := r.Wait(10 * time.Second); code != 0 {
@@ -125,7 +124,7 @@ register:
 	if d := time.Since(stopped); d < 1500*time.Millisecond {
 		t.Errorf("exited %s after SIGTERM, before the 1.5 s drain period", d)
 	}
-	if err := rpc.Probe(context.Background(), addr, 500*time.Millisecond); err == nil {
+	if err := dcerpc.Probe(context.Background(), addr, 500*time.Millisecond); err == nil {
 		t.Errorf("still answering after exit")
 	}
 }

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/test/harness"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // Editions the scenarios activate, and the host key groups of the catalog that cover them.

@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/test/harness"
-
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/harness"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // signWire signs m with key/secret at time signed, with fudge, and returns the wire bytes.

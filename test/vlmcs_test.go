@@ -12,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/test/harness"
-
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/harness"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 const (

@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/test/harness"
-
-	"github.com/kmsdns/kmsdns/internal/testkit"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // TestWindowsUnsignedSRV registers like a genuine Windows KMS host: an unsigned update of the SRV

@@ -49,8 +49,8 @@ import (
 	_ "github.com/coredns/coredns/plugin/transfer"
 	_ "github.com/coredns/coredns/plugin/tsig"
 
-	"github.com/kmsdns/kmsdns/internal/version"
 	_ "github.com/kmsdns/kmsdns/plugin"
+	"github.com/kmsdns/kmsdns/plugin/pkg/version"
 )
 
 // linked are the directives this binary registers (prometheus is the metrics package).

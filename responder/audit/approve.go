@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/netip"
 
-	"github.com/kmsdns/kmsdns/internal/approval"
+	"github.com/kmsdns/kmsdns/plugin/pkg/approval"
 )
 
 // Approver decides whether a KMS host is approved: the vlmcs plugin's
@@ -15,7 +15,7 @@ type Approver interface {
 }
 
 // ParseRules parses `approve` arguments with the plugin's own rules
-// (internal/approval); at least one rule is required.
+// (plugin/pkg/approval); at least one rule is required.
 func ParseRules(args []string) (*approval.Rules, error) {
 	if len(args) == 0 {
 		return nil, errors.New("no approve rule given")

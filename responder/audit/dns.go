@@ -11,8 +11,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/kmsdns/kmsdns/internal/dnsexchange"
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsexchange"
+	"github.com/kmsdns/kmsdns/plugin/pkg/tsigkey"
 )
 
 // TSIGKey is a TSIG key (name, algorithm, base64 secret) for zone
@@ -51,7 +51,7 @@ type exchangeResult struct {
 }
 
 // exchange sends q over UDP and again over TCP when the answer is
-// truncated (internal/dnsexchange). The answer must match q (ID, QR,
+// truncated (plugin/pkg/dnsexchange). The answer must match q (ID, QR,
 // question).
 func (r *resolver) exchange(ctx context.Context, q *dns.Msg) (exchangeResult, error) {
 	rep, err := dnsexchange.Exchange(ctx, r.server, q, dnsexchange.Options{Timeout: r.timeout, Key: r.tsig})

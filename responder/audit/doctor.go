@@ -1,21 +1,21 @@
 package audit
 
 import (
-	"github.com/kmsdns/kmsdns/internal/dnsexchange"
-
 	"context"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsexchange"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/discover"
-	"github.com/kmsdns/kmsdns/responder/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
-	"github.com/miekg/dns"
 )
 
 // Doctor steps, in the order a Windows client takes them.
@@ -271,8 +271,8 @@ func stepOrder(s string) int {
 func tryHost(ctx context.Context, cfg DoctorConfig, d *Diagnosis, ap netip.AddrPort, where string) (step string, done bool, why string) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout*4)
 	defer cancel()
-	dial := func() (*rpc.Client, error) {
-		return rpc.Dial(ctx, "tcp", ap.String(), rpc.ClientConfig{Timeout: cfg.Timeout, DisableNDR64: cfg.DisableNDR64})
+	dial := func() (*dcerpc.Client, error) {
+		return dcerpc.Dial(ctx, "tcp", ap.String(), dcerpc.ClientConfig{Timeout: cfg.Timeout, DisableNDR64: cfg.DisableNDR64})
 	}
 	c, err := dial()
 	if err != nil {

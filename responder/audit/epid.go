@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/kmsdns/kmsdns/responder/catalog"
-	"github.com/kmsdns/kmsdns/responder/host"
+	"github.com/kmsdns/kmsdns/responder/kms"
 )
 
 // Host key kinds.
@@ -46,13 +46,13 @@ type HostKey struct {
 // key-ID range name the host key group (and so its kind), the build the
 // host's OS.
 func DecodeEPID(cat *catalog.Catalog, epid string) (HostKey, error) {
-	e, err := host.ParseEPID(epid)
+	e, err := kms.ParseEPID(epid)
 	if err != nil {
 		return HostKey{}, err
 	}
 	hk := HostKey{EPIDGroup: e.Group, KeyID: e.KeyID, Build: e.Build, Channel: fmt.Sprintf("%02d", e.Channel),
 		Activated: fmt.Sprintf("%04d day %03d", e.Year, e.DayOfYear)}
-	if e.Channel == host.ChannelVolume {
+	if e.Channel == kms.ChannelVolume {
 		hk.Channel = "volume"
 	}
 	var match *catalog.HostKeyGroup

@@ -1,8 +1,6 @@
 package audit
 
 import (
-	"github.com/kmsdns/kmsdns/internal/dnsexchange"
-
 	"context"
 	"fmt"
 	"net/netip"
@@ -10,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsexchange"
 )
 
 // Service is the owner-name prefix of KMS SRV records, in the case

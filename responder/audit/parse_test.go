@@ -62,7 +62,7 @@ other.test {
 }
 
 // TestRules checks that the audit judges hosts with the plugin's rules
-// (internal/approval; its own tests cover the rule language).
+// (plugin/pkg/approval; its own tests cover the rule language).
 func TestRules(t *testing.T) {
 	r, err := ParseRules([]string{"kms1.corp.test", "*.kms.corp.test", "kms9.corp.test=10.0.0.9"})
 	if err != nil {

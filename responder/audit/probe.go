@@ -11,11 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/catalog"
-	"github.com/kmsdns/kmsdns/responder/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // ClientMachineID is the fixed client machine ID every audit request
@@ -144,8 +144,8 @@ func probeHost(ctx context.Context, cfg Config, addr netip.AddrPort, identify bo
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	dial := func() (*rpc.Client, error) {
-		return rpc.Dial(ctx, "tcp", addr.String(), rpc.ClientConfig{Timeout: cfg.Timeout})
+	dial := func() (*dcerpc.Client, error) {
+		return dcerpc.Dial(ctx, "tcp", addr.String(), dcerpc.ClientConfig{Timeout: cfg.Timeout})
 	}
 	c, err := dial()
 	p := Probe{LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
@@ -173,8 +173,8 @@ func isDialError(err error) bool {
 func probeError(err error) string {
 	var (
 		op  *net.OpError
-		up  *rpc.UnexpectedPDUError
-		pe  *rpc.ParseError
+		up  *dcerpc.UnexpectedPDUError
+		pe  *dcerpc.ParseError
 		ne  net.Error
 		msg = err.Error()
 	)
@@ -189,7 +189,7 @@ func probeError(err error) string {
 		return "cannot connect: " + op.Err.Error()
 	case errors.As(err, &up):
 		return fmt.Sprintf("the DCE/RPC bind was answered with %v, not bind_ack: the KMS interface is not offered", up.Got)
-	case errors.Is(err, rpc.ErrNoSyntax):
+	case errors.Is(err, dcerpc.ErrNoSyntax):
 		return "the DCE/RPC bind was accepted for no transfer syntax of the KMS interface"
 	case errors.As(err, &pe):
 		return "the port does not speak DCE/RPC: " + pe.Error()
@@ -203,7 +203,7 @@ func probeError(err error) string {
 
 // identifyApps asks the host once per application (trying the counted IDs
 // that cover the most host key groups first, until one is not refused).
-func identifyApps(ctx context.Context, c *rpc.Client, dial func() (*rpc.Client, error), cat *catalog.Catalog) []AppAnswer {
+func identifyApps(ctx context.Context, c *dcerpc.Client, dial func() (*dcerpc.Client, error), cat *catalog.Catalog) []AppAnswer {
 	defer func() { c.Close() }()
 	var out []AppAnswer
 	for _, app := range cat.Applications() {

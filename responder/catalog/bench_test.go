@@ -3,7 +3,7 @@ package catalog
 import (
 	"testing"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // BenchmarkCovers measures the per-request decision on the largest group,

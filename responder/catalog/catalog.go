@@ -18,7 +18,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // Kind classifies a counted ID by the client policy it carries.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 func TestEmbeddedDataParses(t *testing.T) {

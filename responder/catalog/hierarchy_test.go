@@ -3,7 +3,7 @@ package catalog
 import (
 	"testing"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // Counted IDs by their published GUIDs (kms-host-semantics.md §3.2), written

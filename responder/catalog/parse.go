@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // Column layouts of the data tables.

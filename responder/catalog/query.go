@@ -3,7 +3,7 @@ package catalog
 import (
 	"strings"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // Matching returns the host key groups, in table order, that a filter

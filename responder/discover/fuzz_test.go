@@ -5,8 +5,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/responder/kms"
 )
 
 // FuzzLookupResponse feeds packed DNS replies to the SRV reply handling:

@@ -13,9 +13,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/dnsexchange"
-	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsexchange"
+	"github.com/kmsdns/kmsdns/responder/kms"
 )
 
 // Service is the owner-name prefix Windows queries, in its case.

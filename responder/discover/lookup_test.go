@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/responder/kms"
 )
 
 const qname = "_vlmcs._tcp.example.test. SRV"

@@ -1,13 +1,13 @@
 package discover
 
 import (
-	"github.com/kmsdns/kmsdns/internal/dnsexchange"
-
 	"fmt"
 	"strings"
 
-	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsexchange"
+	"github.com/kmsdns/kmsdns/responder/kms"
 )
 
 // Limits on what one reply may make us keep.

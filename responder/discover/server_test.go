@@ -1,13 +1,13 @@
 package discover
 
 import (
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // seen is one query as the test DNS server received it.

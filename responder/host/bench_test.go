@@ -7,11 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // benchHost returns a Windows Server 2025 host, with a ledger in a

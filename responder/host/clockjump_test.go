@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // TestClockJumpSequences moves the host clock forward and backward between

@@ -1,15 +1,15 @@
 package host
 
 import (
-	"github.com/kmsdns/kmsdns/internal/suggest"
-
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/suggest"
 	"github.com/kmsdns/kmsdns/responder/catalog"
+	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 )
 
@@ -69,7 +69,7 @@ type settings struct {
 	groups           []*catalog.HostKeyGroup
 	activation       int
 	renewal          int
-	epidOverride     map[string]EPID // by canonical group name
+	epidOverride     map[string]kms.EPID // by canonical group name
 	hwid             [8]byte
 	hasHwID          bool
 	lcid, build      int
@@ -153,13 +153,13 @@ func resolve(cfg Config, cat *catalog.Catalog) (*settings, error) {
 	if s.platform = cat.PlatformID(s.build); s.platform == 0 {
 		return nil, fmt.Errorf("host: host build %d predates every build in the catalog", s.build)
 	}
-	s.epidOverride = map[string]EPID{}
+	s.epidOverride = map[string]kms.EPID{}
 	for name, text := range cfg.EPIDs {
 		g, ok := cat.Group(name)
 		if !ok || !seen[g.Name] {
 			return nil, fmt.Errorf("host: ePID given for %q, which is not a configured host key group", name)
 		}
-		e, err := ParseEPID(strings.TrimSpace(text))
+		e, err := kms.ParseEPID(strings.TrimSpace(text))
 		if err != nil {
 			return nil, fmt.Errorf("host: ePID for %s: %w", g.Name, err)
 		}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // Bounds of the machine-ID conflict tracker.

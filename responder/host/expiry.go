@@ -4,7 +4,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // Expiring is how many of an application's counted clients leave the count

@@ -19,8 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/catalog"
-	"github.com/kmsdns/kmsdns/responder/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 )
@@ -104,7 +104,7 @@ func (h *Host) loadIdentity() error {
 			continue
 		}
 		if stored, ok := id.EPIDs[g.Name]; ok {
-			if _, err := ParseEPID(stored); err == nil {
+			if _, err := kms.ParseEPID(stored); err == nil {
 				h.epids[g.Name] = stored
 				continue
 			}

@@ -8,12 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/catalog"
-	"github.com/kmsdns/kmsdns/responder/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 var (
@@ -315,13 +314,13 @@ func TestEPIDGeneration(t *testing.T) {
 				t.Fatal(err)
 			}
 			text := h.EPIDs()[g.Name]
-			e, err := ParseEPID(text)
+			e, err := kms.ParseEPID(text)
 			if err != nil {
 				t.Fatalf("generated ePID %q does not parse: %v", text, err)
 			}
 			builds := cat.HostBuilds()
 			newest := builds[len(builds)-1].Build
-			want := EPID{Platform: cat.PlatformID(newest), Group: g.EPIDGroupID, KeyID: e.KeyID, Channel: 3,
+			want := kms.EPID{Platform: cat.PlatformID(newest), Group: g.EPIDGroupID, KeyID: e.KeyID, Channel: 3,
 				LCID: 1031, Build: newest, DayOfYear: 326, Year: 2026}
 			if e != want {
 				t.Fatalf("ePID %q = %+v, want %+v", text, e, want)
@@ -428,7 +427,7 @@ func TestDefaults(t *testing.T) {
 	if res.ActivationInterval != 120 || res.RenewalInterval != 10080 || res.CurrentCount != 1 {
 		t.Fatalf("defaults: %+v", res)
 	}
-	if e, _ := ParseEPID(res.EPID); e.LCID != 1033 {
+	if e, _ := kms.ParseEPID(res.EPID); e.LCID != 1033 {
 		t.Fatalf("default LCID in %q", res.EPID)
 	}
 }

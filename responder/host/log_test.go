@@ -7,10 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // TestRequestLogLine checks the one line per request: the fields of a KMS

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 )
 

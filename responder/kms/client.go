@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // Sizes of the authenticated trailers after the RESPONSE.

@@ -2,7 +2,7 @@ package kms
 
 import "testing"
 
-func TestValidateEPID(t *testing.T) {
+func TestParseEPIDRanges(t *testing.T) {
 	good := []string{
 		"03612-00206-555-926461-03-1088-14393.0000-0172022",
 		"55041-00096-199-799188-03-1033-7601.0000-3652010",
@@ -10,8 +10,8 @@ func TestValidateEPID(t *testing.T) {
 		"03612-04919-123-456789-03-1-26100.0000-0012025",
 	}
 	for _, s := range good {
-		if err := ValidateEPID(s); err != nil {
-			t.Errorf("ValidateEPID(%q): %v", s, err)
+		if _, err := ParseEPID(s); err != nil {
+			t.Errorf("ParseEPID(%q): %v", s, err)
 		}
 	}
 	bad := []string{
@@ -19,7 +19,6 @@ func TestValidateEPID(t *testing.T) {
 		"03612-00206-555-926461-03-1088-14393.0000-017202",   // short year
 		"03612-00206-555-926461-03-1088-14393.0000-01720221", // trailing
 		"0361-00206-555-926461-03-1088-14393.0000-0172022",   // short platform
-		"03612-00206-555-926461-02-1088-14393.0000-0172022",  // retail channel
 		"03612-00206-555-926461-03-0-14393.0000-0172022",     // LCID 0
 		"03612-00206-555-926461-03-99999-14393.0000-0172022", // LCID > 65535
 		"03612-00206-555-926461-03-1088-0.0000-0172022",      // build 0
@@ -31,8 +30,19 @@ func TestValidateEPID(t *testing.T) {
 		"03612-00206-555-926461-03-1088-14393.0000-0172022\x00",
 	}
 	for _, s := range bad {
-		if err := ValidateEPID(s); err == nil {
-			t.Errorf("ValidateEPID(%q) accepted", s)
+		if _, err := ParseEPID(s); err == nil {
+			t.Errorf("ParseEPID(%q) accepted", s)
 		}
+	}
+}
+
+// A retail channel parses (audit reports it); it is not ChannelVolume.
+func TestParseEPIDRetailChannel(t *testing.T) {
+	e, err := ParseEPID("03612-00206-555-926461-02-1088-14393.0000-0172022")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Channel == ChannelVolume {
+		t.Fatalf("channel 02 parsed as volume")
 	}
 }

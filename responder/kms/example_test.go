@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 )
 

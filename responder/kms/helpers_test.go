@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // sampleRequest is a Windows 10 client's request like the transcripts'.

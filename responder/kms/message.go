@@ -7,7 +7,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // Sizes of the plain message bodies.

@@ -11,9 +11,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // Defaults a Windows client puts in a first activation request.
@@ -87,7 +87,7 @@ func (o *Outcome) Activated() bool { return o.Verdict == kms.OK }
 // reported in the Outcome and also returned as the error (a kms.HRESULT), so
 // callers can fail over on kms.ErrKMSIDMismatch. Transport and verification
 // failures return a descriptive error and no Outcome.
-func Activate(ctx context.Context, c *rpc.Client, req *kms.Request, rnd io.Reader) (*Outcome, error) {
+func Activate(ctx context.Context, c *dcerpc.Client, req *kms.Request, rnd io.Reader) (*Outcome, error) {
 	if rnd == nil {
 		rnd = rand.Reader
 	}

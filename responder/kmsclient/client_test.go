@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 var windows10 = Product{
@@ -56,13 +56,13 @@ func (h host) ServeKMS(ctx context.Context, peer netip.AddrPort, request []byte)
 	return out, 0
 }
 
-func serve(t *testing.T, h rpc.Handler) string {
+func serve(t *testing.T, h dcerpc.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := rpc.NewServer(h, rpc.ServerConfig{})
+	s := dcerpc.NewServer(h, dcerpc.ServerConfig{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(ctx, ln) }()
@@ -93,7 +93,7 @@ func TestActivateVerdicts(t *testing.T) {
 			addr := serve(t, tc.host)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{})
+			c, err := dcerpc.Dial(ctx, "tcp", addr, dcerpc.ClientConfig{})
 			if err != nil {
 				t.Fatal(err)
 			}

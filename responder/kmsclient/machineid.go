@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // machineIDFiles are where systemd and D-Bus keep the machine's identity, in

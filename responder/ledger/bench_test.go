@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 var benchClients = flag.Int("ledger.clients", 100000, "distinct clients for BenchmarkClients (1000000 for the 1M figure)")

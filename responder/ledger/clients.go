@@ -7,7 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // CursorLen is the length of a ClientsPage cursor: a retention index key

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // TestClockJumpsKeepRecordsAndWindow moves the ledger's clock backward and

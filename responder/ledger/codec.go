@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // DecodeError says which stored value is malformed, in which field, at which

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 func sampleClient() Client {

@@ -4,7 +4,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // CountSet is one application's client count as a KMS host keeps it: the

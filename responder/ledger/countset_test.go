@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // TestCountSetMatchesModel drives CountSet with random adds, cap raises,

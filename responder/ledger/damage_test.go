@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // TestScanSegment classifies bad spots in a log segment: a crash can tear

@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 func openTest(t testing.TB, dir string, clock *testkit.Clock, opts Options) *Ledger {

@@ -6,7 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/kmsdns/kmsdns/responder/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // MaxTextLen is the longest workstation name or source address, in bytes of

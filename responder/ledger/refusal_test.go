@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // TestRefusalBudget (issue 10, item 3): records of clients only ever

@@ -2,11 +2,12 @@ package publish
 
 import (
 	"errors"
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/tsigkey"
 )
 
 // FuzzUpdateAnswer feeds packed UPDATE answers (what a server, or anyone

@@ -1,11 +1,12 @@
 package publish
 
 import (
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/tsigkey"
 )
 
 // BenchmarkRegisterMessage measures building, signing and packing one

@@ -8,7 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/kmsdns/kmsdns/internal/dnsexchange"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsexchange"
 )
 
 // DefaultCheckInterval is how often kms-responder serve checks, by default, that each DNS

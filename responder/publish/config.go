@@ -2,7 +2,6 @@ package publish
 
 import (
 	"fmt"
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"log/slog"
 	"math"
 	"net"
@@ -11,14 +10,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/dnsname"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
+	"github.com/kmsdns/kmsdns/plugin/pkg/tsigkey"
 )
 
 // Defaults applied by New to zero Config fields.
 const (
-	DefaultPort       = rpc.DefaultPort
+	DefaultPort       = dcerpc.DefaultPort
 	DefaultTTL        = 60
 	DefaultLease      = 10 * time.Minute
 	DefaultTimeout    = 3 * time.Second
@@ -272,7 +273,7 @@ func canonicalName(field, name string) (string, error) {
 }
 
 // printableASCII reports whether name is made of visible ASCII other than the backslash
-// (internal/dnsname.Visible, shared with the plugin). Names from files and flags are checked
+// (plugin/pkg/dnsname.Visible, shared with the plugin). Names from files and flags are checked
 // with it before they are lower-cased.
 func printableASCII(name string) bool { return dnsname.Visible(name) }
 

@@ -1,11 +1,12 @@
 package publish
 
 import (
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/tsigkey"
 )
 
 func TestNewValidates(t *testing.T) {

@@ -3,10 +3,10 @@ package publish_test
 import (
 	"context"
 	"fmt"
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
 	"net/netip"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/tsigkey"
 	"github.com/kmsdns/kmsdns/responder/publish"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/kmsdns/kmsdns/internal/dnsexchange"
-	"github.com/kmsdns/kmsdns/internal/refusal"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsexchange"
+	"github.com/kmsdns/kmsdns/plugin/pkg/refusal"
 )
 
 // ErrUnsignedResponse reports a NOERROR answer without TSIG to a signed
@@ -26,7 +26,7 @@ type RcodeError struct {
 	Rcode     int
 	TSIGError uint16
 	// Reason is the Extended DNS Error's text (or its code's name);
-	// Code is the refusal reason it names (internal/refusal), "" without
+	// Code is the refusal reason it names (plugin/pkg/refusal), "" without
 	// an EDE.
 	Reason string
 	Code   string

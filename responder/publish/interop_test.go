@@ -14,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/test/harness"
-
 	"github.com/kmsdns/kmsdns/responder/discover"
 	"github.com/kmsdns/kmsdns/responder/kms"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // The interop tests run the project's real CoreDNS build (vlmcs plugin)

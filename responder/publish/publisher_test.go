@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmsdns/kmsdns/internal/testkit"
-	"github.com/kmsdns/kmsdns/internal/tsigkey"
-
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/tsigkey"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 const (

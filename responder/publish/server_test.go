@@ -1,8 +1,6 @@
 package publish
 
 import (
-	"github.com/kmsdns/kmsdns/internal/testkit"
-
 	"fmt"
 	"net/netip"
 	"strings"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // received is one UPDATE as the test server saw it.

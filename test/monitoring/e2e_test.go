@@ -17,10 +17,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
@@ -166,7 +166,7 @@ func client(t testing.TB) kmsclient.Product {
 // activate runs one activation from a new client; nil when it was answered.
 func activate(ctx context.Context, t testing.TB, addr string) error {
 	p := client(t)
-	c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{Timeout: 5 * time.Second})
+	c, err := dcerpc.Dial(ctx, "tcp", addr, dcerpc.ClientConfig{Timeout: 5 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func pumpUntilUnanswered(t *testing.T, addr string, limit time.Duration) int64 {
 	done := make(chan error, 4)
 	for range 4 {
 		go func() {
-			c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{Timeout: 5 * time.Second})
+			c, err := dcerpc.Dial(ctx, "tcp", addr, dcerpc.ClientConfig{Timeout: 5 * time.Second})
 			if err != nil {
 				done <- err
 				return

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
@@ -206,7 +206,7 @@ func pumpUntilRefused(t *testing.T, addr string, limit time.Duration) (int, erro
 	for range 4 {
 		go func() {
 			for ctx.Err() == nil {
-				c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{Timeout: 5 * time.Second})
+				c, err := dcerpc.Dial(ctx, "tcp", addr, dcerpc.ClientConfig{Timeout: 5 * time.Second})
 				if err != nil {
 					errc <- fmt.Errorf("dial: %w", err)
 					return

@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
@@ -214,7 +214,7 @@ func product(t testing.TB) kmsclient.Product {
 // activate is one well-behaved client: dial, bind, one activation.
 func activate(ctx context.Context, t testing.TB, addr string) (*kmsclient.Outcome, error) {
 	p := product(t)
-	c, err := rpc.Dial(ctx, "tcp", addr, rpc.ClientConfig{Timeout: 5 * time.Second})
+	c, err := dcerpc.Dial(ctx, "tcp", addr, dcerpc.ClientConfig{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, err
 	}

@@ -9,16 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 // bindPDU is a single-fragment bind offering NDR32 for the KMS interface.
 func bindPDU(callID uint32) []byte {
-	h := rpc.Header{Type: rpc.PTypeBind, Flags: rpc.FlagFirstFrag | rpc.FlagLastFrag, DataRep: rpc.DataRepLE, CallID: callID}
-	return rpc.AppendBind(nil, h, &rpc.Bind{MaxXmitFrag: 5840, MaxRecvFrag: 5840,
-		Contexts: []rpc.ContextItem{{ID: 0, Abstract: rpc.KMSInterface, Transfer: []rpc.SyntaxID{rpc.NDR32Syntax}}}})
+	h := dcerpc.Header{Type: dcerpc.PTypeBind, Flags: dcerpc.FlagFirstFrag | dcerpc.FlagLastFrag, DataRep: dcerpc.DataRepLE, CallID: callID}
+	return dcerpc.AppendBind(nil, h, &dcerpc.Bind{MaxXmitFrag: 5840, MaxRecvFrag: 5840,
+		Contexts: []dcerpc.ContextItem{{ID: 0, Abstract: dcerpc.KMSInterface, Transfer: []dcerpc.SyntaxID{dcerpc.NDR32Syntax}}}})
 }
 
 // requestPDU is an NDR32 activation request with the given pfc_flags.
@@ -29,21 +29,21 @@ func requestPDU(t testing.TB, callID uint32, flags uint8) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := rpc.Header{Type: rpc.PTypeRequest, Flags: flags, DataRep: rpc.DataRepLE, CallID: callID}
-	return rpc.AppendRequest(nil, h, &rpc.Request{ContextID: 0, Stub: rpc.AppendRequestStub(nil, rpc.NDR32, wire)})
+	h := dcerpc.Header{Type: dcerpc.PTypeRequest, Flags: flags, DataRep: dcerpc.DataRepLE, CallID: callID}
+	return dcerpc.AppendRequest(nil, h, &dcerpc.Request{ContextID: 0, Stub: dcerpc.AppendRequestStub(nil, dcerpc.NDR32, wire)})
 }
 
 // readPDU reads one PDU; it returns its header.
-func readPDU(c net.Conn) (rpc.Header, error) {
-	var hdr [rpc.HeaderLen]byte
+func readPDU(c net.Conn) (dcerpc.Header, error) {
+	var hdr [dcerpc.HeaderLen]byte
 	if _, err := io.ReadFull(c, hdr[:]); err != nil {
-		return rpc.Header{}, err
+		return dcerpc.Header{}, err
 	}
-	h, err := rpc.ParseHeader(hdr[:])
+	h, err := dcerpc.ParseHeader(hdr[:])
 	if err != nil {
 		return h, err
 	}
-	_, err = io.CopyN(io.Discard, c, int64(h.FragLength)-rpc.HeaderLen)
+	_, err = io.CopyN(io.Discard, c, int64(h.FragLength)-dcerpc.HeaderLen)
 	return h, err
 }
 
@@ -78,7 +78,7 @@ func TestHostilePDUs(t *testing.T) {
 		c := dial(t)
 		c.Write(bindPDU(1))
 		c.SetReadDeadline(time.Now().Add(3 * time.Second))
-		if h, err := readPDU(c); err != nil || h.Type != rpc.PTypeBindAck {
+		if h, err := readPDU(c); err != nil || h.Type != dcerpc.PTypeBindAck {
 			t.Fatalf("bind: %v %v", h.Type, err)
 		}
 		return c
@@ -101,7 +101,7 @@ func TestHostilePDUs(t *testing.T) {
 			sent := 0
 			c.SetWriteDeadline(time.Now().Add(3 * time.Second))
 			for i := range 1000 {
-				if _, err := c.Write(requestPDU(t, uint32(2+i), rpc.FlagFirstFrag)); err != nil {
+				if _, err := c.Write(requestPDU(t, uint32(2+i), dcerpc.FlagFirstFrag)); err != nil {
 					break
 				}
 				sent++
@@ -165,7 +165,7 @@ func TestHostilePDUs(t *testing.T) {
 			c.SetWriteDeadline(time.Now().Add(3 * ioTimeout))
 			sent := 0
 			for i := range 1000 {
-				if _, err := c.Write(requestPDU(t, uint32(2+i), rpc.FlagFirstFrag|rpc.FlagLastFrag)); err != nil {
+				if _, err := c.Write(requestPDU(t, uint32(2+i), dcerpc.FlagFirstFrag|dcerpc.FlagLastFrag)); err != nil {
 					break
 				}
 				sent++

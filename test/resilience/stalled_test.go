@@ -15,7 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/kmsdns/kmsdns/responder/rpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
@@ -35,7 +35,7 @@ type stalledFlood struct {
 // the flood ends in t.Cleanup at the latest.
 func startStalledFlood(t testing.TB, addr string, srcs []string, n int) *stalledFlood {
 	f := &stalledFlood{conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
-	hdr := bindPDU(1)[:rpc.HeaderLen]
+	hdr := bindPDU(1)[:dcerpc.HeaderLen]
 	for i := range n {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(srcs[i%len(srcs)])}, Timeout: 2 * time.Second}
 		f.wg.Go(func() {
@@ -138,7 +138,7 @@ func TestStalledHeadersCannotLockOut(t *testing.T) {
 		flood int
 	}{
 		{"cap 20", []string{"--max-connections", "20"}, 20, []string{"127.0.0.2"}, 60},
-		{"default caps", nil, rpc.DefaultMaxConns, tenAddrs, 1200},
+		{"default caps", nil, dcerpc.DefaultMaxConns, tenAddrs, 1200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := raiseNoFile(t, uint64(4*tc.flood)); got < uint64(2*tc.flood+200) {
@@ -218,8 +218,8 @@ func TestPerAddressLimit(t *testing.T) {
 	if got := r.metric(t, "kms_responder_max_connections_per_address"); got != 10 {
 		t.Fatalf("kms_responder_max_connections_per_address = %v, want 10", got)
 	}
-	if got := r.metric(t, "kms_responder_connection_timeout_seconds", `timeout="body"`); got != rpc.DefaultBodyTimeout.Seconds() {
-		t.Errorf("body timeout metric = %v, want %v", got, rpc.DefaultBodyTimeout.Seconds())
+	if got := r.metric(t, "kms_responder_connection_timeout_seconds", `timeout="body"`); got != dcerpc.DefaultBodyTimeout.Seconds() {
+		t.Errorf("body timeout metric = %v, want %v", got, dcerpc.DefaultBodyTimeout.Seconds())
 	}
 	f := startStalledFlood(t, r.addr, []string{"127.0.0.3"}, 50)
 	harness.Eventually(t, 10*time.Second, "per-address evictions", func() bool { return r.event(t, "conn_evicted_per_address") >= 40 })
@@ -286,7 +286,7 @@ func TestStalledFloodLatency(t *testing.T) {
 		held int // connections the server is expected to hold
 	}{
 		{"1000 stalled from 8 addresses (all held)", spread, flood * 9 / 10},
-		{"1000 stalled from 1 address (per-address cap)", []string{"127.0.9.100"}, rpc.DefaultMaxConnsPerAddr},
+		{"1000 stalled from 1 address (per-address cap)", []string{"127.0.9.100"}, dcerpc.DefaultMaxConnsPerAddr},
 	} {
 		f := startStalledFlood(t, r.addr, ph.srcs, flood)
 		harness.Eventually(t, 20*time.Second, ph.name, func() bool {

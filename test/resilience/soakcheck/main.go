@@ -26,12 +26,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/catalog"
-	"github.com/kmsdns/kmsdns/responder/guid"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/ledger"
-	"github.com/kmsdns/kmsdns/responder/rpc"
 )
 
 func main() {
@@ -138,7 +138,7 @@ func load(args []string) error {
 // reported success.
 func client(ctx context.Context, server string, p kmsclient.Product, log *answeredLog, failed, reconnects *atomic.Int64) {
 	for ctx.Err() == nil {
-		c, err := rpc.Dial(ctx, "tcp", server, rpc.ClientConfig{Timeout: 2 * time.Second})
+		c, err := dcerpc.Dial(ctx, "tcp", server, dcerpc.ClientConfig{Timeout: 2 * time.Second})
 		if err != nil {
 			reconnects.Add(1)
 			select {

@@ -137,3 +137,11 @@ func dirHandler(addrs map[string][]string) plugin.Handler {
 		return m.Rcode, nil
 	})
 }
+
+// countingHandler counts the queries it passes to next.
+func countingHandler(n *int, next plugin.Handler) plugin.Handler {
+	return plugin.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		*n++
+		return next.ServeDNS(ctx, w, r)
+	})
+}

@@ -415,6 +415,15 @@ func TestTSIGWindow(t *testing.T) {
 			t.Errorf("fudge %d: window %v..%v, want %v long", tc.fudge, signed, until, tc.want)
 		}
 	}
+	// Through the handler: a fudge-0 update signed 5 s ago is still remembered.
+	v := newTest(t, updCorefile)
+	m := regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 60)
+	m.SetTsig("k.", dns.HmacSHA256, 0, time.Now().Unix()-5)
+	for i, want := range []int{dns.RcodeSuccess, dns.RcodeRefused} {
+		if r := send(t, v, m.Copy(), "127.0.0.1", false, nil); r.Rcode != want {
+			t.Errorf("fudge 0, send %d: %s, want %s", i+1, dns.RcodeToString[r.Rcode], dns.RcodeToString[want])
+		}
+	}
 }
 
 func TestRefusalsAreRateLimitedLogged(t *testing.T) {

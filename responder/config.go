@@ -62,6 +62,8 @@ type serveConfig struct {
 	// args are the command-line arguments the config came from, read
 	// again on SIGHUP.
 	args []string `yaml:"-"`
+	// hwid is HwID parsed by validate (nil: none given).
+	hwid *[8]byte `yaml:"-"`
 }
 
 // registerConfig is the DNS registration (RFC 2136 UPDATE) part of serve.
@@ -491,8 +493,10 @@ func (c *serveConfig) validate() error {
 		bad("renewal_interval", "renewal-interval", "%v", err)
 	}
 	if c.HwID != "" {
-		if _, err := host.ParseHwID(c.HwID); err != nil {
+		if h, err := host.ParseHwID(c.HwID); err != nil {
 			bad("hwid", "hwid", "%v", err)
+		} else {
+			c.hwid = &h
 		}
 	}
 	if err := host.CheckLCID(c.LCID); err != nil {

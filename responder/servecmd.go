@@ -98,13 +98,9 @@ func runServeConfig(ctx context.Context, cfg serveConfig, log *slog.Logger, leve
 // runConfig turns the settings into serve's configuration; errors name
 // the file:line or flag.
 func (c *serveConfig) runConfig() (serve.Config, error) {
-	hc, err := c.hostConfig()
-	if err != nil {
-		return serve.Config{}, err
-	}
 	sc := serve.Config{
 		Listen: c.Listen,
-		Host:   hc,
+		Host:   c.hostConfig(),
 		Data:   c.Data,
 		Ledger: c.Ledger,
 		LedgerOptions: ledger.Options{Retention: time.Duration(c.Retention), MaxRefusals: c.MaxRefusalRecords,
@@ -120,6 +116,7 @@ func (c *serveConfig) runConfig() (serve.Config, error) {
 		Admin: serve.AdminConfig{Addr: c.Metrics, Hosts: c.AdminHosts, MaxConns: c.AdminMaxConns},
 		Drain: time.Duration(c.Drain),
 	}
+	var err error
 	if c.Metrics != "" && c.AdminTokenFile != "" {
 		if sc.Admin.Token, err = readAdminToken(c.AdminTokenFile, true); err != nil {
 			return sc, fmt.Errorf("--admin-token-file: %v", err)
@@ -132,21 +129,14 @@ func (c *serveConfig) runConfig() (serve.Config, error) {
 }
 
 // hostConfig turns the settings into the host policy's configuration.
-func (c *serveConfig) hostConfig() (host.Config, error) {
-	hc := host.Config{
+func (c *serveConfig) hostConfig() host.Config {
+	return host.Config{
 		Groups:             c.Groups,
 		ActivationInterval: int(c.ActivationInterval),
 		RenewalInterval:    int(c.RenewalInterval),
 		EPIDs:              c.EPIDs,
 		LCID:               c.LCID,
 		HostBuild:          c.HostBuild,
+		HwID:               c.hwid,
 	}
-	if c.HwID != "" {
-		h, err := host.ParseHwID(c.HwID)
-		if err != nil {
-			return hc, err
-		}
-		hc.HwID = fmt.Sprintf("%X", h[:])
-	}
-	return hc, nil
 }

@@ -39,7 +39,7 @@ func benchServer(b *testing.B, withLedger bool) (string, *ledger.Ledger) {
 		b.Fatal(err)
 	}
 	metrics := newResponderMetrics()
-	srv := dcerpc.NewServer(&kmsHandler{host: h, cat: cat, log: log, metrics: metrics}, dcerpc.ServerConfig{
+	srv := dcerpc.NewServer(&kmsHandler{host: h, log: log, metrics: metrics}, dcerpc.ServerConfig{
 		Limits: dcerpc.Limits{MaxConns: 1024}, Logger: log, Observe: metrics.observeConn,
 	})
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -136,7 +136,7 @@ func BenchmarkServeKMS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	k := &kmsHandler{host: h, cat: cat, log: log, metrics: newResponderMetrics()}
+	k := &kmsHandler{host: h, log: log, metrics: newResponderMetrics()}
 	for _, proto := range []int{4, 5, 6} {
 		b.Run(fmt.Sprintf("V%d", proto), func(b *testing.B) {
 			p := benchProduct(b, "Windows 10/11 Enterprise", proto)

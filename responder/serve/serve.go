@@ -106,7 +106,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 
 	metrics := newResponderMetrics()
-	handler := &kmsHandler{host: h, log: log, metrics: metrics, cat: cat}
+	handler := &kmsHandler{host: h, log: log, metrics: metrics}
 	srv := dcerpc.NewServer(handler, dcerpc.ServerConfig{
 		Limits:    cfg.Limits,
 		AllowPeer: opts.AllowPeer, // --allow-client, reloaded on SIGHUP

@@ -20,6 +20,10 @@ ensure_debian_tools() {
 	# named (bind9): a DNS server that takes RFC 2136 updates, for the audit's
 	# deletion tests (CoreDNS's file plugin takes none).
 	command -v named >/dev/null 2>&1 || [[ -x /usr/sbin/named ]] || need+=(bind9)
+	# dnsmasq (dnsmasq-base): a forwarding cache in front of CoreDNS (--cache-rr=SRV), for
+	# the tests where a cache is the attacker's tool (test/passthrough_test.go); named is the
+	# other one (a forward-only resolver).
+	command -v dnsmasq >/dev/null 2>&1 || [[ -x /usr/sbin/dnsmasq ]] || need+=(dnsmasq-base)
 	((${#need[@]})) || return 0
 	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
 		echo "tools: installing ${need[*]} with apt-get"

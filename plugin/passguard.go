@@ -1,7 +1,10 @@
 package vlmcs
 
 import (
+	"context"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -12,32 +15,122 @@ import (
 // `_vlmcs._tcp` name of its zones). A cache in front of CoreDNS (BIND, dnsmasq, Windows DNS
 // forwarding) stores every RRset of an answer by owner and later answers from it, so
 // whatever the question, an answer must not carry records that would answer a `_vlmcs._tcp`
-// question of vlmcs's zones without vlmcs judging them. The guard removes, from every section:
+// question of vlmcs's zones without vlmcs judging them:
 //
-//   - each DNAME whose owner is at or below a zone of vlmcs, or above one (with its RRSIGs):
-//     a DNAME at owner O covers `_vlmcs._tcp.O`, and one above a zone covers the zone's own
-//     `_vlmcs._tcp` name, so a resolver that cached it would rewrite such a question itself
+//   - when the alias chain from the question name reaches a `_vlmcs._tcp` name N of a zone of
+//     vlmcs (`lure CNAME _vlmcs._tcp.<zone>`), the part of the answer from N on is scrubbed as
+//     the answer to N would be (scrub: unapproved targets and their addresses removed, an
+//     alias at N flattened), and the aliases that lead to N stay. A cache that stores N's
+//     records so stores what vlmcs would answer for N;
+//   - every other record owned by such a name, in any section, is removed (nothing follows
+//     it);
+//   - each DNAME whose owner is at or below a zone of vlmcs, or above one, is removed with its
+//     RRSIGs: a DNAME at owner O covers `_vlmcs._tcp.O`, and one above a zone covers the zone's
+//     own `_vlmcs._tcp` name, so a resolver that cached it would rewrite such a question itself
 //     and ask the DNAME target, which vlmcs does not see. The synthesized CNAME of the asked
 //     name stays, so the answer still leads where the DNAME led for that name (RFC 6672 §3.4
-//     lets clients use the CNAME alone);
-//   - each record owned by a `_vlmcs._tcp` name at or below a zone of vlmcs (SRV, CNAME,
-//     RRSIG, anything): such a record is in a passed-on answer only when an alias chain
-//     (`lure CNAME _vlmcs._tcp.<zone>`) or an odd upstream put it there. The chain is cut at
-//     that name: a resolver following it asks the `_vlmcs._tcp` name itself, which vlmcs
-//     answers or judges.
+//     lets clients use the CNAME alone).
 //
-// Answers that hold neither pass untouched and unallocated.
+// Answers that hold neither a DNAME nor a record at a `_vlmcs._tcp` name pass untouched and
+// unallocated.
 type passGuard struct {
 	dns.ResponseWriter
-	v *Vlmcs
+	v   *Vlmcs
+	ctx context.Context // for the look-ups of scrub
 }
 
 // WriteMsg implements dns.ResponseWriter.
 func (g *passGuard) WriteMsg(m *dns.Msg) error {
 	if g.v.needsGuard(m) {
-		m = g.v.guard(m, true)
+		m = g.v.guardPassed(g.ctx, m)
 	}
 	return g.ResponseWriter.WriteMsg(m)
+}
+
+// guardPassed applies passGuard's rules to m, an answer to a question vlmcs passed on.
+func (v *Vlmcs) guardPassed(ctx context.Context, m *dns.Msg) *dns.Msg {
+	keep := ""
+	if len(m.Question) == 1 {
+		if n, before := v.chainToSRVName(m.Answer, m.Question[0].Name); n != "" {
+			m, keep = v.scrubFrom(ctx, m, n, before), n
+		}
+	}
+	return v.guard(m, true, keep)
+}
+
+// chainToSRVName follows the aliases from qname through answer (as followChain does) and
+// returns the first `_vlmcs._tcp` name of a zone of vlmcs it reaches, with the names before
+// it on the chain; "" when it reaches none.
+func (v *Vlmcs) chainToSRVName(answer []dns.RR, qname string) (string, []string) {
+	var before []string
+	name := qname
+	for range maxChain + 1 {
+		if v.srvZone(name) != "" {
+			return name, before
+		}
+		before = append(before, name)
+		next, ok := nextInChain(answer, name)
+		if !ok {
+			return "", nil
+		}
+		name = next
+	}
+	return "", nil
+}
+
+// scrubFrom returns m with the records from n on (all but those owned by the names before n
+// on the chain, and DNAMEs) replaced by what vlmcs answers for n: the pool's records when n
+// is a publish zone's `_vlmcs._tcp` name, else what scrub makes of them as the answer to n.
+func (v *Vlmcs) scrubFrom(ctx context.Context, m *dns.Msg, n string, before []string) *dns.Msg {
+	var prefix, rest []dns.RR
+	for _, rr := range m.Answer {
+		h := rr.Header()
+		sig, isSig := rr.(*dns.RRSIG)
+		if h.Rrtype == dns.TypeDNAME || isSig && sig.TypeCovered == dns.TypeDNAME || slices.ContainsFunc(before, func(b string) bool { return dnsname.Equal(b, h.Name) }) {
+			prefix = append(prefix, rr)
+		} else {
+			rest = append(rest, rr)
+		}
+	}
+	for _, p := range v.pools {
+		if dnsname.Equal(n, p.srvName) {
+			return v.poolFrom(m, prefix, p)
+		}
+	}
+	sub := new(dns.Msg)
+	*sub = *m // shallow: records are shared, never modified
+	sub.Question = []dns.Question{{Name: n, Qtype: m.Question[0].Qtype, Qclass: m.Question[0].Qclass}}
+	sub.Answer = rest
+	s := v.scrub(ctx, sub, v.srvZone(n), time.Now())
+	if s == sub {
+		return m
+	}
+	out := new(dns.Msg)
+	*out = *s
+	out.Question = m.Question
+	if s.Rcode != dns.RcodeServerFailure { // an alias loop from n: SERVFAIL for the whole answer
+		out.Answer = append(prefix, s.Answer...)
+	}
+	return out
+}
+
+// poolFrom returns m with its answer cut after prefix and the pool's SRV records and glue
+// in their place (for an SRV or ANY question; none else); the rest of the additional
+// section, but EDNS, goes with the records it belonged to.
+func (v *Vlmcs) poolFrom(m *dns.Msg, prefix []dns.RR, p *pool) *dns.Msg {
+	a := p.current(time.Now())
+	out := new(dns.Msg)
+	*out = *m
+	out.Answer, out.Ns, out.Extra = prefix, nil, nil
+	if qt := m.Question[0].Qtype; qt == dns.TypeSRV || qt == dns.TypeANY {
+		out.Answer = append(slices.Clip(prefix), a.srv...)
+		out.Extra = append(out.Extra, a.extra...)
+	}
+	if o := m.IsEdns0(); o != nil {
+		out.Extra = append(out.Extra, o)
+	}
+	scrubbedTotal.WithLabelValues(v.server, p.zone, "passthrough").Inc()
+	return out
 }
 
 // needsGuard is the cheap test of the common case: whether m holds a DNAME or a record whose
@@ -86,13 +179,14 @@ func (v *Vlmcs) relatedZone(owner string) string {
 	return ""
 }
 
-// guard returns m without the records passGuard removes, or m itself when there is none;
-// m is left alone (the next plugin, cache, may share it). With all false only DNAMEs and the
-// CNAMEs of `_vlmcs._tcp` names go (a scrubbed answer, whose SRV records scrub judged).
-func (v *Vlmcs) guard(m *dns.Msg, all bool) *dns.Msg {
-	ans, cutA := v.guardSection(m.Answer, all)
-	ns, cutN := v.guardSection(m.Ns, all)
-	extra, cutE := v.guardSection(m.Extra, all)
+// guard returns m without the DNAMEs passGuard removes and without the records owned by a
+// `_vlmcs._tcp` name of a zone of vlmcs other than keep (all of them with all, else only
+// CNAMEs: a scrubbed answer, whose SRV records scrub judged), or m itself when there is none
+// of them; m is left alone (the next plugin, cache, may share it).
+func (v *Vlmcs) guard(m *dns.Msg, all bool, keep string) *dns.Msg {
+	ans, cutA := v.guardSection(m.Answer, all, keep)
+	ns, cutN := v.guardSection(m.Ns, all, keep)
+	extra, cutE := v.guardSection(m.Extra, all, keep)
 	if !cutA && !cutN && !cutE {
 		return m
 	}
@@ -103,7 +197,7 @@ func (v *Vlmcs) guard(m *dns.Msg, all bool) *dns.Msg {
 }
 
 // guardSection returns rrs without the records guard removes, and whether it removed any.
-func (v *Vlmcs) guardSection(rrs []dns.RR, all bool) ([]dns.RR, bool) {
+func (v *Vlmcs) guardSection(rrs []dns.RR, all bool, keep string) ([]dns.RR, bool) {
 	var out []dns.RR
 	cut := false
 	for i, rr := range rrs {
@@ -119,7 +213,7 @@ func (v *Vlmcs) guardSection(rrs []dns.RR, all bool) ([]dns.RR, bool) {
 		case *dns.RRSIG:
 			drop = rr.TypeCovered == dns.TypeDNAME && v.relatedZone(h.Name) != ""
 		}
-		if !drop && hasSRVLabel(h.Name) {
+		if !drop && hasSRVLabel(h.Name) && (keep == "" || !dnsname.Equal(h.Name, keep)) {
 			if z := v.srvZone(h.Name); z != "" {
 				t := h.Rrtype
 				if sig, ok := rr.(*dns.RRSIG); ok {

@@ -41,10 +41,13 @@ func rrStrings(m *dns.Msg) []string {
 // question), nor a DNAME that covers one; everything else passes untouched.
 func TestPassGuard(t *testing.T) {
 	v := newTest(t, `vlmcs example.org ad.example.org {
-	approve *.ad.example.org
+	approve *.ad.example.org kms1.example.org
+	static kms1.example.org 1688 0 0 192.0.2.1
 	scrub ad.example.org
 	probe off
 }`)
+	v.start()
+	defer v.stop()
 	const srv = "_vlmcs._tcp.ad.example.org."
 	cases := []struct {
 		name              string
@@ -52,21 +55,30 @@ func TestPassGuard(t *testing.T) {
 		qtype             uint16
 		answer, ns, extra []string
 		cut               []string // records (as in the input) that must not reach the client
+		add               []string // records vlmcs puts in their place
 	}{
-		{name: "lure CNAME to the scrub name, asked as SRV", qname: "lure.ad.example.org.", qtype: dns.TypeSRV,
+		{name: "lure CNAME to the scrub name, asked as SRV: judged there", qname: "lure.ad.example.org.", qtype: dns.TypeSRV,
 			answer: []string{"lure.ad.example.org. 60 IN CNAME " + srv, srv + " 60 IN SRV 0 0 1688 rogue.example.net.",
+				srv + " 60 IN SRV 0 0 1688 kms1.ad.example.org.",
 				srv + " 60 IN RRSIG SRV 8 4 60 20300101000000 20200101000000 1 ad.example.org. YQ=="},
 			extra: []string{"rogue.example.net. 60 IN A 6.6.6.6"},
-			cut:   []string{srv + " 60 IN SRV 0 0 1688 rogue.example.net.", srv + " 60 IN RRSIG SRV 8 4 60 20300101000000 20200101000000 1 ad.example.org. YQ=="}},
-		{name: "lure to the publish name", qname: "lure.example.org.", qtype: dns.TypeSRV,
+			cut: []string{srv + " 60 IN SRV 0 0 1688 rogue.example.net.", srv + " 60 IN RRSIG SRV 8 4 60 20300101000000 20200101000000 1 ad.example.org. YQ==",
+				"rogue.example.net. 60 IN A 6.6.6.6"}},
+		{name: "lure to the publish name: the pool's answer", qname: "lure.example.org.", qtype: dns.TypeSRV,
 			answer: []string{"lure.example.org. 60 IN CNAME _vlmcs._tcp.example.org.", "_vlmcs._tcp.example.org. 60 IN SRV 0 0 1688 rogue.example.net."},
-			cut:    []string{"_vlmcs._tcp.example.org. 60 IN SRV 0 0 1688 rogue.example.net."}},
+			extra:  []string{"rogue.example.net. 60 IN A 6.6.6.6"},
+			cut:    []string{"_vlmcs._tcp.example.org. 60 IN SRV 0 0 1688 rogue.example.net.", "rogue.example.net. 60 IN A 6.6.6.6"},
+			add:    []string{"_vlmcs._tcp.example.org. 2 IN SRV 0 0 1688 kms1.example.org.", "kms1.example.org. 2 IN A 192.0.2.1"}},
 		{name: "lure to a search domain's name, mixed case", qname: "lure.ad.example.org.", qtype: dns.TypeANY,
 			answer: []string{"lure.ad.example.org. 60 IN CNAME _VLMCS._TCP.sub.AD.example.org.", "_VLMCS._TCP.sub.AD.example.org. 60 IN SRV 0 0 1688 rogue.example.net."},
 			cut:    []string{"_VLMCS._TCP.sub.AD.example.org. 60 IN SRV 0 0 1688 rogue.example.net."}},
-		{name: "alias at the scrub name in a chain", qname: "lure.ad.example.org.", qtype: dns.TypeA,
-			answer: []string{"lure.ad.example.org. 60 IN CNAME " + srv, srv + " 60 IN CNAME evil.example.net.", "evil.example.net. 60 IN A 6.6.6.6"},
-			cut:    []string{srv + " 60 IN CNAME evil.example.net."}},
+		{name: "alias at the scrub name in a chain: flattened, nothing approved at its end", qname: "lure.ad.example.org.", qtype: dns.TypeSRV,
+			answer: []string{"lure.ad.example.org. 60 IN CNAME " + srv, srv + " 60 IN CNAME evil.example.net.", "evil.example.net. 60 IN SRV 0 0 1688 rogue.example.net."},
+			cut:    []string{srv + " 60 IN CNAME evil.example.net.", "evil.example.net. 60 IN SRV 0 0 1688 rogue.example.net."}},
+		{name: "alias at the scrub name in a chain: flattened to the approved target", qname: "lure.ad.example.org.", qtype: dns.TypeSRV,
+			answer: []string{"lure.ad.example.org. 60 IN CNAME " + srv, srv + " 30 IN CNAME x.example.net.", "x.example.net. 60 IN SRV 0 0 1688 kms1.ad.example.org."},
+			cut:    []string{srv + " 30 IN CNAME x.example.net.", "x.example.net. 60 IN SRV 0 0 1688 kms1.ad.example.org."},
+			add:    []string{srv + " 30 IN SRV 0 0 1688 kms1.ad.example.org."}},
 		{name: "SRV at the scrub name in the additional section", qname: "_ldap._tcp.ad.example.org.", qtype: dns.TypeSRV,
 			answer: []string{"_ldap._tcp.ad.example.org. 60 IN SRV 0 0 389 dc1.ad.example.org."},
 			extra:  []string{srv + " 60 IN SRV 0 0 1688 rogue.example.net."},
@@ -110,6 +122,9 @@ func TestPassGuard(t *testing.T) {
 				}
 				delete(want, s)
 			}
+			for _, a := range tc.add {
+				want[strings.ReplaceAll(rrs(t, a)[0].String(), "\t", " ")] = true
+			}
 			m := query(t, v, tc.qname, tc.qtype)
 			got := map[string]bool{}
 			for _, s := range rrStrings(m) {
@@ -118,7 +133,7 @@ func TestPassGuard(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("reply holds\n%v\nwant\n%v", strings.Join(rrStrings(m), "\n"), want)
 			}
-			if len(tc.cut) == 0 && v.guard(in, true) != in {
+			if len(tc.cut) == 0 && v.guard(in, true, "") != in {
 				t.Errorf("an answer with nothing to remove was copied")
 			}
 		})

@@ -61,7 +61,7 @@ func (v *Vlmcs) serveScrub(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 // passGuard does.
 func (v *Vlmcs) scrub(ctx context.Context, m *dns.Msg, zone string, now time.Time) *dns.Msg {
 	if len(m.Question) != 1 {
-		return v.guard(m, false)
+		return v.guard(m, false, "")
 	}
 	qname := m.Question[0].Name
 	end, ttl, aliases, loop := followChain(m.Answer, qname)
@@ -127,7 +127,7 @@ func (v *Vlmcs) scrub(ctx context.Context, m *dns.Msg, zone string, now time.Tim
 	extra, extraCut := j.keepSection(m.Extra)
 	changed = changed || nsCut || extraCut
 	if !changed && len(j.added) == 0 {
-		return v.guard(m, false)
+		return v.guard(m, false, "")
 	}
 	if j.removed {
 		out.Answer = dropSigs(out.Answer, dns.TypeSRV)
@@ -146,7 +146,7 @@ func (v *Vlmcs) scrub(ctx context.Context, m *dns.Msg, zone string, now time.Tim
 	out.Answer = j.dropGlue(out.Answer)
 	out.Ns = j.dropGlue(ns)
 	out.Extra = append(j.dropGlue(extra), j.added...)
-	return v.guard(out, false)
+	return v.guard(out, false, "")
 }
 
 // judge decides for the SRV records of one answer.
@@ -293,33 +293,43 @@ func followChain(answer []dns.RR, qname string) (end string, ttl uint32, aliases
 			return end, ttl, aliases, true
 		}
 		seen = append(seen, c)
-		next, found := "", false
-		for _, rr := range answer {
-			switch rr := rr.(type) {
-			case *dns.CNAME:
-				if dnsname.Equal(rr.Hdr.Name, end) {
-					next, found, ttl = dns.Fqdn(rr.Target), true, min(ttl, rr.Hdr.Ttl)
-				}
-			case *dns.DNAME:
-				if rel, ok := dnsname.TrimZone(rr.Hdr.Name, end); ok && rel != "" {
-					next, found, ttl = rel+"."+dns.Fqdn(rr.Target), true, min(ttl, rr.Hdr.Ttl)
-					if dns.Fqdn(rr.Target) == "." {
-						next = rel + "."
-					}
-				}
-			}
-			if found {
-				break
-			}
-		}
+		next, found, t := step(answer, end)
 		if !found {
 			return end, ttl, aliases, false
 		}
+		ttl = min(ttl, t)
 		if aliases++; aliases > maxChain {
 			return end, ttl, aliases, true
 		}
 		end = next
 	}
+}
+
+// nextInChain returns the name the alias at name leads to (a CNAME at name, or a DNAME at one
+// of its ancestors) and whether answer holds one.
+func nextInChain(answer []dns.RR, name string) (string, bool) {
+	next, found, _ := step(answer, name)
+	return next, found
+}
+
+// step is nextInChain with the TTL of the alias followed.
+func step(answer []dns.RR, name string) (next string, found bool, ttl uint32) {
+	for _, rr := range answer {
+		switch rr := rr.(type) {
+		case *dns.CNAME:
+			if dnsname.Equal(rr.Hdr.Name, name) {
+				return dns.Fqdn(rr.Target), true, rr.Hdr.Ttl
+			}
+		case *dns.DNAME:
+			if rel, ok := dnsname.TrimZone(rr.Hdr.Name, name); ok && rel != "" {
+				if dns.Fqdn(rr.Target) == "." {
+					return rel + ".", true, rr.Hdr.Ttl
+				}
+				return rel + "." + dns.Fqdn(rr.Target), true, rr.Hdr.Ttl
+			}
+		}
+	}
+	return "", false, 0
 }
 
 // hasType reports whether rrs hold a record of type t.

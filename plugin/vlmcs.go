@@ -155,7 +155,7 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 
 // passOn hands a query to the next plugin, guarding its answer (passguard.go).
 func (v *Vlmcs) passOn(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	return plugin.NextOrFailure(v.Name(), v.Next, ctx, &passGuard{ResponseWriter: w, v: v}, r)
+	return plugin.NextOrFailure(v.Name(), v.Next, ctx, &passGuard{ResponseWriter: w, v: v, ctx: ctx}, r)
 }
 
 // vlmcsBelow returns the zone when name is `_vlmcs._tcp.<name>` for a name strictly below a

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -86,8 +87,9 @@ func startPassFront(t *testing.T) (up, front *harness.CoreDNS) {
 }
 
 // startNamedResolver runs BIND's named as a caching, forward-only resolver in front of
-// forwardTo ("127.0.0.1:port"), without DNSSEC validation (the test zones are unsigned).
-func startNamedResolver(t *testing.T, forwardTo string) string {
+// forwardTo ("127.0.0.1:port"). Without options it does not validate (the test zones are
+// unsigned); options go into named.conf's options block, conf after it.
+func startNamedResolver(t *testing.T, forwardTo, options, conf string) string {
 	t.Helper()
 	named, err := exec.LookPath("named")
 	if err != nil {
@@ -111,11 +113,12 @@ func startNamedResolver(t *testing.T, forwardTo string) string {
 	allow-recursion { 127.0.0.1; };
 	forward only;
 	forwarders { %[3]s port %[4]s; };
-	dnssec-validation no;
 	notify no;
+	%[5]s
 };
 controls { };
-`, dir, port, host, fport))
+%[6]s
+`, dir, port, host, fport, cmp.Or(options, "dnssec-validation no;"), conf))
 	p := harness.Start(t, dir, named, "-g", "-n", "1", "-c", filepath.Join(dir, "named.conf"))
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	harness.Eventually(t, 20*time.Second, "named answering", func() bool {
@@ -125,8 +128,8 @@ controls { };
 		m := new(dns.Msg)
 		m.SetQuestion("ns1.other.test.", dns.TypeA)
 		m.RecursionDesired = true
-		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, addr)
-		return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1
+		_, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, addr)
+		return err == nil // any reply: named serves
 	})
 	return addr
 }
@@ -169,6 +172,7 @@ func ask(t *testing.T, addr, name string, qt uint16) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qt)
 	m.RecursionDesired = true
+	m.AuthenticatedData = true // a validating resolver says whether it validated (RFC 6840 §5.7)
 	m.SetEdns0(4096, false)
 	r, _, err := (&dns.Client{Timeout: 3 * time.Second}).Exchange(m, addr)
 	if err != nil {
@@ -199,7 +203,7 @@ func TestDNAMEBelowZoneThroughBIND(t *testing.T) {
 	if r := ask(t, up.Addr(), "x._tcp.sub.ad.test.", dns.TypeA); !hasRRType(r.Answer, dns.TypeDNAME) {
 		t.Fatalf("upstream answer holds no DNAME: %v", r)
 	}
-	bind := startNamedResolver(t, front.Addr())
+	bind := startNamedResolver(t, front.Addr(), "", "")
 	r := ask(t, bind, "x._tcp.sub.ad.test.", dns.TypeA)
 	if hasRRType(r.Answer, dns.TypeDNAME) || !hasRRType(r.Answer, dns.TypeCNAME) || !holds(r, "127.0.0.66") {
 		t.Errorf("x._tcp.sub.ad.test A through BIND: want the CNAME and its address, no DNAME:\n%v", r)
@@ -359,4 +363,87 @@ func hasRRType(rrs []dns.RR, t uint16) bool {
 		}
 	}
 	return false
+}
+
+// TestDNSSECValidatingResolver: what plugin/README.md's "DNSSEC" says a validating resolver in
+// front sees for a signed scrub zone. BIND validates sig.test (a trust anchor for its key):
+// an answer vlmcs did not change validates (AD set); one it changed (a rogue target removed,
+// with the SRV RRSIGs) is bogus, so SERVFAIL, never the rogue target. A negative trust anchor
+// for the zone (validate-except) gives the scrubbed answer.
+func TestDNSSECValidatingResolver(t *testing.T) {
+	dir := t.TempDir()
+	zone := `$ORIGIN sig.test.
+$TTL 600
+@	IN SOA ns1 hostmaster 1 3600 600 86400 60
+@	IN NS ns1
+ns1	IN A 127.0.0.1
+_vlmcs._tcp	IN SRV 0 0 1688 kms1
+_vlmcs._tcp	IN SRV 0 0 1688 rogue
+_vlmcs._tcp.clean	IN SRV 0 0 1688 kms1
+kms1	IN A 127.0.0.1
+rogue	IN A 127.0.0.66
+`
+	harness.WriteFile(t, dir, "db.sig", zone)
+	run := func(name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s (install bind9-utils; build/tools.sh does)", name, args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	ksk := run("dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", "-f", "KSK", "sig.test")
+	run("dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", "sig.test")
+	run("dnssec-signzone", "-q", "-S", "-K", ".", "-o", "sig.test", "-f", "db.sig.signed", "db.sig")
+	signed, err := os.ReadFile(filepath.Join(dir, "db.sig.signed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyText, err := os.ReadFile(filepath.Join(dir, ksk+".key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var anchor string
+	for _, l := range strings.Split(string(keyText), "\n") {
+		if rr, err := dns.NewRR(l); err == nil && rr != nil {
+			if k, ok := rr.(*dns.DNSKEY); ok {
+				anchor = fmt.Sprintf(`trust-anchors { sig.test. static-key %d %d %d "%s"; };`, k.Flags, k.Protocol, k.Algorithm, k.PublicKey)
+			}
+		}
+	}
+	if anchor == "" {
+		t.Fatalf("no DNSKEY in %s.key:\n%s", ksk, keyText)
+	}
+	up := harness.StartCoreDNS(t, `sig.test:{{PORT}} {
+	bind 127.0.0.1
+	file {{DIR}}/db.sig.signed sig.test
+}
+`, harness.File{Name: "db.sig.signed", Content: string(signed)})
+	front := harness.StartCoreDNS(t, `.:{{PORT}} {
+	bind 127.0.0.1
+	vlmcs sig.test {
+		approve *.sig.test 127.0.0.1
+		scrub sig.test
+		probe off
+	}
+	forward . `+up.Addr()+`
+}
+`)
+	validating := startNamedResolver(t, front.Addr(), "dnssec-validation yes;", anchor)
+	if r := ask(t, validating, "kms1.sig.test.", dns.TypeA); r.Rcode != dns.RcodeSuccess || !r.AuthenticatedData {
+		t.Fatalf("the signed zone does not validate through vlmcs (want AD set): %v", r)
+	}
+	if r := ask(t, validating, "_vlmcs._tcp.clean.sig.test.", dns.TypeSRV); r.Rcode != dns.RcodeSuccess || !r.AuthenticatedData || !holds(r, "kms1.sig.test.") {
+		t.Errorf("an answer vlmcs left alone: want it validated (AD set): %v", r)
+	}
+	if r := ask(t, validating, "_vlmcs._tcp.sig.test.", dns.TypeSRV); r.Rcode != dns.RcodeServerFailure || holds(r, "rogue") {
+		t.Errorf("a changed answer through a validating resolver: want SERVFAIL (bogus): %v", r)
+	}
+	nta := startNamedResolver(t, front.Addr(), `dnssec-validation yes;
+	validate-except { "sig.test"; };`, anchor)
+	if r := ask(t, nta, "_vlmcs._tcp.sig.test.", dns.TypeSRV); r.Rcode != dns.RcodeSuccess || holds(r, "rogue") || !holds(r, "kms1.sig.test.") {
+		t.Errorf("with a negative trust anchor: want the scrubbed answer: %v", r)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kmsdns/kmsdns/test/harness"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // Every answer that passes a scrub zone is judged, whatever the question (issue 19, item 2).
@@ -445,5 +446,65 @@ rogue	IN A 127.0.0.66
 	validate-except { "sig.test"; };`, anchor)
 	if r := ask(t, nta, "_vlmcs._tcp.sig.test.", dns.TypeSRV); r.Rcode != dns.RcodeSuccess || holds(r, "rogue") || !holds(r, "kms1.sig.test.") {
 		t.Errorf("with a negative trust anchor: want the scrubbed answer: %v", r)
+	}
+}
+
+// TestOddSectionsJudged: an upstream that puts SRV records in the authority section and
+// address records of the targets in the answer section (no DNS server behind CoreDNS in these
+// tests does, so a miekg/dns server on loopback stands in for one that would). The authority
+// section's rogue SRV is removed; a target with an unapproved address in the answer section
+// is removed with all its addresses; one whose answer-section address is approved is kept.
+func TestOddSectionsJudged(t *testing.T) {
+	rr := func(s string) dns.RR {
+		r, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	answers := map[string]*dns.Msg{
+		"_vlmcs._tcp.odd.test.": {
+			Answer: []dns.RR{rr("_vlmcs._tcp.odd.test. 60 IN SRV 0 0 1688 kms1.odd.test."), rr("kms1.odd.test. 60 IN A 6.6.6.6")},
+			Ns:     []dns.RR{rr("_vlmcs._tcp.odd.test. 60 IN SRV 0 0 1688 rogue.odd.test."), rr("odd.test. 60 IN NS ns1.odd.test.")},
+			Extra:  []dns.RR{rr("kms1.odd.test. 60 IN A 127.0.0.1"), rr("rogue.odd.test. 60 IN A 127.0.0.66")},
+		},
+		"_vlmcs._tcp.ok.odd.test.": {
+			Answer: []dns.RR{rr("_vlmcs._tcp.ok.odd.test. 60 IN SRV 0 0 1688 kms2.odd.test."), rr("kms2.odd.test. 60 IN A 127.0.0.1")},
+		},
+	}
+	ln, pc := testkit.ListenUDPTCP(t, "127.0.0.1:0")
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Authoritative = true
+		if a, ok := answers[strings.ToLower(r.Question[0].Name)]; ok && r.Question[0].Qtype == dns.TypeSRV {
+			m.Answer, m.Ns, m.Extra = a.Answer, a.Ns, a.Extra
+		}
+		w.WriteMsg(m)
+	})
+	for _, s := range []*dns.Server{{Listener: ln, Handler: handler}, {PacketConn: pc, Handler: handler}} {
+		go s.ActivateAndServe()
+		t.Cleanup(func() { s.Shutdown() })
+	}
+	front := harness.StartCoreDNS(t, `odd.test:{{PORT}} {
+	bind 127.0.0.1
+	vlmcs {
+		approve *.odd.test 127.0.0.1
+		scrub odd.test
+		probe off
+	}
+	forward . `+ln.Addr().String()+`
+}
+`)
+	out := front.Dig(t, "_vlmcs._tcp.odd.test", "SRV")
+	if strings.Contains(out, "rogue") || strings.Contains(out, "kms1.odd.test") || strings.Contains(out, "6.6.6.6") || !strings.Contains(out, "status: NOERROR") {
+		t.Errorf("odd sections: rogue SRV in the authority section or a target with an unapproved address passed:\n%s", out)
+	}
+	if !strings.Contains(out, "odd.test.\t\t60\tIN\tNS") && !strings.Contains(out, "IN\tNS\tns1.odd.test.") {
+		t.Errorf("authority section's other records lost:\n%s", out)
+	}
+	out = front.Dig(t, "_vlmcs._tcp.ok.odd.test", "SRV")
+	if !strings.Contains(out, "1688 kms2.odd.test.") || !strings.Contains(out, "127.0.0.1") {
+		t.Errorf("approved target with its address in the answer section lost:\n%s", out)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
-// Every answer that passes a scrub zone is judged, whatever the question (issue 19, item 2).
+// Every answer that passes a scrub zone is judged, whatever the question.
 // The real attackers' tools are the caches in front of CoreDNS: BIND 9.18 as a forward-only
 // resolver and dnsmasq with --cache-rr=SRV (Debian bind9 and dnsmasq-base; build/tools.sh
 // installs both). An upstream CoreDNS with file zones stands in for Active Directory.
@@ -310,7 +310,7 @@ func TestZoneTransferRefused(t *testing.T) {
 
 // TestScrubUnhealthyFullTable: scrub_unhealthy tracks at most 4096 targets. Five answers of
 // 1000 glue-less approved targets fill the table; a target it cannot track (here one with no
-// KMS host behind it) is not kept, where it used to pass unjudged.
+// KMS host behind it) is not kept: no probe could judge it.
 func TestScrubUnhealthyFullTable(t *testing.T) {
 	var zone strings.Builder
 	zone.WriteString(`$ORIGIN big.test.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/kms"
@@ -82,10 +83,32 @@ func csvTime(t time.Time) string {
 }
 
 func (r *clientRow) csv() []string {
-	return []string{r.CMID, r.Workstation, r.Address, r.Source, r.Application, r.ApplicationID, r.Product,
+	return csvCells(r.CMID, r.Workstation, r.Address, r.Source, r.Application, r.ApplicationID, r.Product,
 		r.CountedID, r.Edition, r.SKU, csvTime(r.FirstRequest), csvTime(r.LastRequest), strconv.FormatUint(uint64(r.Requests), 10),
 		r.LastResult, r.LastResultHex, r.LicenseState, strconv.Itoa(r.Protocol), r.State, csvTime(r.LastCounted),
-		csvTime(r.CountedUntil), r.CMIDConflict, strings.Join(r.SeenAs, ";"), strings.Join(r.SeenFrom, ";")}
+		csvTime(r.CountedUntil), r.CMIDConflict, strings.Join(r.SeenAs, ";"), strings.Join(r.SeenFrom, ";"))
+}
+
+// csvCells neutralizes each cell for spreadsheets (printable.CSVCell).
+func csvCells(cells ...string) []string {
+	for i, c := range cells {
+		cells[i] = printable.CSVCell(c)
+	}
+	return cells
+}
+
+// escape makes every text field of a row printable (printable.Escape),
+// for a terminal: the row came from whatever answered at --admin.
+func (r *clientRow) escape() {
+	for _, p := range []*string{&r.CMID, &r.Workstation, &r.Address, &r.Source, &r.Application, &r.ApplicationID,
+		&r.Product, &r.CountedID, &r.Edition, &r.SKU, &r.LastResult, &r.LastResultHex, &r.LicenseState, &r.State, &r.CMIDConflict} {
+		*p = printable.Escape(*p)
+	}
+	for _, l := range [][]string{r.SeenAs, r.SeenFrom} {
+		for i := range l {
+			l[i] = printable.Escape(l[i])
+		}
+	}
 }
 
 // hresultName is the listing's name of a result: the symbolic name, or the
@@ -124,7 +147,7 @@ func clientState(e *ledger.ClientEntry) string {
 // host's machine-ID conflicts (nil: none).
 func newClientRow(e *ledger.ClientEntry, cat *catalog.Catalog, conflict func(guid.GUID) (host.Conflict, bool)) clientRow {
 	r := clientRow{
-		CMID: e.CMID.String(), Workstation: e.Workstation, Source: e.Source,
+		CMID: e.CMID.String(), Workstation: printable.Escape(e.Workstation), Source: e.Source,
 		ApplicationID: e.App.String(), CountedID: e.CountedID.String(), SKU: e.SKU.String(),
 		FirstRequest: e.FirstSeen.UTC(), LastRequest: e.LastSeen.UTC(), Requests: e.Requests,
 		LastResult: hresultName(e.LastResult), LastResultHex: fmt.Sprintf("0x%08X", e.LastResult),

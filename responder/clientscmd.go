@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 )
 
 // runClients is `kms-responder clients`: the client inventory of a running
@@ -256,6 +258,7 @@ func printClientTable(w io.Writer, body io.Reader, wide bool) (string, error) {
 		}
 		br.n = 0
 		n++
+		r.escape()
 		state := r.State
 		if r.CMIDConflict != "" {
 			state += "!"
@@ -300,7 +303,7 @@ func printClientTable(w io.Writer, body io.Reader, wide bool) (string, error) {
 		case "next":
 			next = v
 		case "error":
-			return "", fmt.Errorf("the listing is incomplete: %s", v)
+			return "", fmt.Errorf("the listing is incomplete: %s", printable.Escape(v))
 		}
 	}
 	if n == 0 {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/ledger"
@@ -218,6 +219,9 @@ type Result struct {
 // ledger's answer arrives, and only if it is a failure.
 func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	start := time.Now()
+	// The workstation name is the client's choice: it is escaped here, once,
+	// for the ledger, the conflict tracker, logs and every listing.
+	in.Workstation = printable.Escape(in.Workstation)
 	now := h.cfg.clock()
 	res := Result{
 		ActivationInterval: h.cfg.activation,

@@ -179,6 +179,7 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 				if !dns.IsSubDomain(d, name) {
 					continue
 				}
+				zones[name] = zone
 				dom, _ := isServiceOwner(name)
 				ans, err := r.lookupSRV(ctx, name)
 				if err != nil {
@@ -217,9 +218,15 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 	for i := range out {
 		f := &out[i]
 		if a := f.rec.Alias; a != nil && a.Zone == "" {
+			// A CNAME's owner holds no SOA (a question for it follows the
+			// alias): its zone is its parent's.
+			ask := a.Owner
+			if i, end := dns.NextLabel(ask, 0); a.Type == "CNAME" && !end {
+				ask = ask[i:]
+			}
 			if z, ok := zones[a.Owner]; ok {
 				a.Zone = z
-			} else if z, err := r.zoneOf(ctx, a.Owner); err == nil {
+			} else if z, err := r.zoneOf(ctx, ask); err == nil {
 				zones[a.Owner], a.Zone = z, z
 			}
 		}

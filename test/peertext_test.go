@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
 	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/test/harness"
@@ -163,5 +165,65 @@ func TestWorkstationNamesAreInert(t *testing.T) {
 		if strings.HasPrefix(strings.TrimSpace(l), "WS-FAKE") {
 			t.Errorf("a workstation name forged a table row: %q", l)
 		}
+	}
+}
+
+// TestDNSServerRefusalTextIsInert: a DNS server that refuses the responder's
+// registration with an Extended DNS Error whose text carries the 8-bit CSI
+// (U+009B), a bidi override, zero-width and C0 controls: `status` (table
+// and JSON) shows the reason code and the text with those characters
+// replaced, never raw.
+func TestDNSServerRefusalTextIsInert(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler := mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) {
+		m := new(mdns.Msg)
+		m.SetReply(q)
+		if q.Opcode == mdns.OpcodeUpdate {
+			m.Rcode = mdns.RcodeRefused
+			m.SetEdns0(1232, false)
+			opt := m.IsEdns0()
+			opt.Option = append(opt.Option, &mdns.EDNS0_EDE{InfoCode: mdns.ExtendedErrorCodeProhibited,
+				ExtraText: "unapproved-target: " + hostileText + "\r\nforged"})
+		} else if len(q.Question) == 1 && q.Question[0].Qtype == mdns.TypeSOA {
+			rr, _ := mdns.NewRR("example.test. 60 IN SOA ns. h. 1 2 3 4 5")
+			m.Answer = append(m.Answer, rr)
+		}
+		if ts := q.IsTsig(); ts != nil {
+			m.SetTsig(ts.Hdr.Name, ts.Algorithm, 300, time.Now().Unix())
+		}
+		w.WriteMsg(m)
+	})
+	const secret = "c2VjcmV0LWtleS1mb3ItdGhlLWF1ZGl0LWZpeC10ZXN0IQ=="
+	accept := func(mdns.Header) mdns.MsgAcceptAction { return mdns.MsgAccept }
+	tsig := map[string]string{"kmsdns-key.": secret}
+	for _, s := range []*mdns.Server{{PacketConn: pc, Handler: handler, MsgAcceptFunc: accept, TsigSecret: tsig},
+		{Listener: tcp, Handler: handler, MsgAcceptFunc: accept, TsigSecret: tsig}} {
+		go s.ActivateAndServe()
+		t.Cleanup(func() { s.Shutdown() })
+	}
+	key := harness.WriteFile(t, t.TempDir(), "kms.key", "hmac-sha256:kmsdns-key.:"+secret+"\n")
+	h := startAuditHost(t, "--group", "windows-server-2025", "--dns-server", pc.LocalAddr().String(), "--zone", "example.test",
+		"--target", "kms1.example.test", "--tsig-key-file", key)
+	admin := "127.0.0.1:" + strconv.Itoa(h.Admin)
+	var out string
+	harness.Eventually(t, 15*time.Second, "the refusal in status", func() bool {
+		_, out, _ = runKMS(t, "", "status", "--admin", admin)
+		return strings.Contains(out, "unapproved-target")
+	})
+	assertInert(t, "status", out)
+	if strings.Contains(out, "\r") || strings.Contains(out, "\nforged") {
+		t.Errorf("status passes the refusal's line break:\n%q", out)
+	}
+	_, js, _ := runKMS(t, "", "status", "--admin", admin, "--json")
+	assertInert(t, "status --json", js)
+	if !strings.Contains(js, `unapproved-target`) {
+		t.Errorf("status --json lacks the reason:\n%s", js)
 	}
 }

@@ -22,15 +22,10 @@ import (
 
 const auditKeySecret = "c2VjcmV0LWtleS1mb3ItdGhlLWF1ZGl0LWZpeC10ZXN0IQ=="
 
-// startNamed runs named in the foreground on a free loopback port serving
+// startNamedZones runs named in the foreground on a free loopback port serving
 // zone corp.test from zone text, with the given allow-update clause.
-func startNamed(t *testing.T, zone, allowUpdate string) (*harness.Process, string) {
-	return startNamedZones(t, zone, "", allowUpdate)
-}
-
-// startNamedZones is startNamed with a second zone, partner.test, when
-// partner is not empty (updates allowed there as well: nothing but the
-// tool's scope keeps a fix out of it).
+// With partner not empty it also serves partner.test from it (updates
+// allowed there as well: nothing but the tool's scope keeps a fix out).
 func startNamedZones(t *testing.T, zone, partner, allowUpdate string) (*harness.Process, string) {
 	t.Helper()
 	named, err := exec.LookPath("named")

@@ -244,19 +244,6 @@ func relativeName(owner, zone string) string {
 	return strings.TrimSuffix(o, "."+z)
 }
 
-func zonesOf(recs []Record) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range recs {
-		if !seen[r.Zone] {
-			seen[r.Zone] = true
-			out = append(out, r.Zone)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 func splitServer(s string) (string, string) {
 	i := strings.LastIndex(s, ":")
 	if i < 0 {

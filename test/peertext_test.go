@@ -125,7 +125,9 @@ func TestWorkstationNamesAreInert(t *testing.T) {
 	h := startAuditHost(t, "--group", "windows-server-2025")
 	server, admin := "127.0.0.1:"+strconv.Itoa(h.Port), "127.0.0.1:"+strconv.Itoa(h.Admin)
 	const cmid = "0f6b8a9e-1d2c-4b3a-8f7e-6d5c4b3a2f10"
-	names := []string{"=cmd|' /C calc'!A0", "@SUM(1+1)" + hostileText, "WS-01\nWS-FAKE  0.0.0.0  counted"}
+	// The last name is 64 UTF-16 units of bidi overrides: escaped it is
+	// longer than a ledger record's text, and must still be answered.
+	names := []string{"=cmd|' /C calc'!A0", "@SUM(1+1)" + hostileText, strings.Repeat("\u202e", 64), "WS-01\nWS-FAKE  0.0.0.0  counted"}
 	for _, n := range names {
 		if code, out, errOut := runKMS(t, "", "activate", "--server", server, "--product", "Windows Server 2025 Standard", "--cmid", cmid, "--workstation", n); code != 0 && code != 2 {
 			t.Fatalf("activate as %q: exit %d\n%s%s", n, code, out, errOut)

@@ -220,8 +220,9 @@ type Result struct {
 func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	start := time.Now()
 	// The workstation name is the client's choice: it is escaped here, once,
-	// for the ledger, the conflict tracker, logs and every listing.
-	in.Workstation = printable.Escape(in.Workstation)
+	// for the ledger, the conflict tracker, logs and every listing, and cut
+	// to what a ledger record holds (escapes make it longer).
+	in.Workstation = printable.Truncate(printable.Escape(in.Workstation), ledger.MaxTextLen)
 	now := h.cfg.clock()
 	res := Result{
 		ActivationInterval: h.cfg.activation,

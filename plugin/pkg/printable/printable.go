@@ -105,3 +105,20 @@ func CSVCell(s string) string {
 	}
 	return Escape(s)
 }
+
+// Truncate returns s cut to at most max bytes at a character boundary.
+// Cut after Escape, it may end inside an escape (`\u20`), which stays
+// printable text.
+func Truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	if max <= 0 {
+		return ""
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}

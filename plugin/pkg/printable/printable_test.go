@@ -44,6 +44,20 @@ func TestReplace(t *testing.T) {
 	}
 }
 
+func TestTruncate(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"abc", 5, "abc"}, {"abcdef", 3, "abc"}, {"aé", 2, "a"}, {"é", 0, ""}, {"a\U000e0041", 4, "a"},
+	} {
+		if got := Truncate(tc.in, tc.max); got != tc.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+		}
+	}
+}
+
 func TestCSVCell(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"WS-01", "WS-01"},
@@ -84,6 +98,9 @@ func FuzzEscape(f *testing.F) {
 		r := Replace(s, '?')
 		if !Valid(r) || utf8.ValidString(s) && utf8.RuneCountInString(r) != utf8.RuneCountInString(s) {
 			t.Fatalf("Replace(%q) = %q", s, r)
+		}
+		if tr := Truncate(e, 255); len(tr) > 255 || !utf8.ValidString(tr) || !Valid(tr) {
+			t.Fatalf("Truncate(Escape(%q)) = %q", s, tr)
 		}
 		c := CSVCell(s)
 		if c != "" && strings.IndexByte("=+-@\t\r", c[0]) >= 0 {

@@ -162,11 +162,15 @@ func TestRemovalsStayInsideAuditedDomains(t *testing.T) {
 		{Record: via("_vlmcs._tcp.mixed.ad.example.org.", "_vlmcs._tcp.mixed.ad.example.org.", "ad.example.org.", "_vlmcs._tcp.other.test.", "rogue3.other.test."), Address: "10.9.0.3", Class: ClassRogue},
 		{Record: via("_vlmcs._tcp.mixed.ad.example.org.", "_vlmcs._tcp.mixed.ad.example.org.", "ad.example.org.", "_vlmcs._tcp.other.test.", "kms.other.test."), Address: "10.9.0.4", Class: ClassHealthy, Approved: true},
 		{Record: via("_vlmcs._tcp.x.ad.example.org.", "example.org.", "example.org.", "_vlmcs._tcp.x.elsewhere.test.", "rogue4.elsewhere.test."), Address: "10.9.0.5", Class: ClassRogue},
+		{Record: Record{Domain: "dn.ad.example.org.", Name: "_vlmcs._tcp.dn.ad.example.org.", Owner: "_vlmcs._tcp.dn.elsewhere.test.", Zone: "elsewhere.test.",
+			Target: "rogue6.elsewhere.test.", Port: 1688, Alias: &Alias{Type: "DNAME", Owner: "dn.ad.example.org.", Target: "dn.elsewhere.test.", Zone: "ad.example.org."}},
+			Address: "10.9.0.7", Class: ClassRogueDead},
 		{Record: Record{Domain: "partner.test.", Name: "_vlmcs._tcp.partner.test.", Owner: "_vlmcs._tcp.partner.test.", Zone: "partner.test.", Target: "rogue5.partner.test.", Port: 1688}, Address: "10.9.0.6", Class: ClassRogue},
 	}
 	rems, skipped := rep.Removals()
-	if len(rems) != 1 || rems[0].Type != "CNAME" || rems[0].Owner != "_vlmcs._tcp.lab.ad.example.org." || rems[0].Zone != "ad.example.org." || len(rems[0].Records) != 2 {
-		t.Fatalf("removals %+v, want the one CNAME at _vlmcs._tcp.lab.ad.example.org. for both records", rems)
+	if len(rems) != 2 || rems[0].Type != "CNAME" || rems[0].Owner != "_vlmcs._tcp.lab.ad.example.org." || rems[0].Zone != "ad.example.org." || len(rems[0].Records) != 2 ||
+		rems[1].Type != "DNAME" || rems[1].Owner != "dn.ad.example.org." || rems[1].RData() != "dn.elsewhere.test." {
+		t.Fatalf("removals %+v, want the CNAME at _vlmcs._tcp.lab.ad.example.org. for both its records and the DNAME at dn.ad.example.org.", rems)
 	}
 	if len(skipped) != 3 {
 		t.Errorf("skipped %q, want the mixed alias, the alias above the domains and the foreign record", skipped)
@@ -183,7 +187,8 @@ func TestRemovalsStayInsideAuditedDomains(t *testing.T) {
 				continue
 			}
 			for _, foreign := range []string{"partner.test", "other.test", "elsewhere.test", "zone example.org", "ZoneName 'example.org'"} {
-				if strings.Contains(l, foreign) && !strings.Contains(l, "CNAME _vlmcs._tcp.partner.test.") && !strings.Contains(l, "HostNameAlias -eq '_vlmcs._tcp.partner.test.'") {
+				if strings.Contains(l, foreign) && !strings.Contains(l, "CNAME _vlmcs._tcp.partner.test.") && !strings.Contains(l, "HostNameAlias -eq '_vlmcs._tcp.partner.test.'") &&
+					!strings.Contains(l, "DNAME dn.elsewhere.test.") && !strings.Contains(l, "DomainNameAlias -eq 'dn.elsewhere.test.'") {
 					t.Errorf("a command touches %s outside the audited domains: %s", foreign, l)
 				}
 			}

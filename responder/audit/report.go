@@ -93,6 +93,9 @@ func (rep *Report) WriteTable(w io.Writer) {
 	case len(bad) == 0 && len(rep.Problems) == 0:
 		fmt.Fprintln(w, "Clean: every record names an approved KMS host that answers.")
 		return
+	case len(bad) == 0 && len(rep.Findings) == 0:
+		fmt.Fprintf(w, "Incomplete: %d lookup(s) failed (the problems above) and no record was found: nothing was audited there.\n", len(rep.Problems))
+		return
 	case len(bad) == 0:
 		fmt.Fprintf(w, "Incomplete: %d lookup(s) failed (the problems above); the records found name approved KMS hosts that answer, but what failed was not audited.\n", len(rep.Problems))
 		return

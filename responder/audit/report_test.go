@@ -198,3 +198,27 @@ func TestRemovalsStayInsideAuditedDomains(t *testing.T) {
 		t.Errorf("PowerShell does not delete the alias:\n%s", ps.String())
 	}
 }
+
+// TestTableNeverCleanWithProblems: the table's last word is Clean only when
+// nothing is to delete and no lookup failed.
+func TestTableNeverCleanWithProblems(t *testing.T) {
+	healthy := Finding{Record: Record{Domain: "corp.test.", Owner: "_vlmcs._tcp.corp.test.", Zone: "corp.test.", Target: "kms1.corp.test.", Port: 1688},
+		Address: "10.0.0.1", Class: ClassHealthy, Approved: true}
+	for _, tc := range []struct {
+		name     string
+		findings []Finding
+		problems []string
+		want     string
+	}{
+		{"healthy only", []Finding{healthy}, nil, "Clean:"},
+		{"healthy and a failed lookup", []Finding{healthy}, []string{"SRV _VLMCS._TCP.b.test.: connection refused"}, "Incomplete:"},
+		{"nothing found, a failed lookup", nil, []string{"SRV _VLMCS._TCP.b.test.: connection refused"}, "Incomplete:"},
+	} {
+		rep := &Report{Domains: []string{"corp.test."}, Findings: tc.findings, Problems: tc.problems, Summary: map[Class]int{}}
+		var b bytes.Buffer
+		rep.WriteTable(&b)
+		if !strings.Contains(b.String(), tc.want) || tc.want != "Clean:" && strings.Contains(b.String(), "Clean") {
+			t.Errorf("%s: want %q and never Clean with problems:\n%s", tc.name, tc.want, b.String())
+		}
+	}
+}

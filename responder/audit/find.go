@@ -221,8 +221,8 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 			// A CNAME's owner holds no SOA (a question for it follows the
 			// alias): its zone is its parent's.
 			ask := a.Owner
-			if i, end := dns.NextLabel(ask, 0); a.Type == "CNAME" && !end {
-				ask = ask[i:]
+			if j, end := dns.NextLabel(ask, 0); a.Type == "CNAME" && !end {
+				ask = ask[j:]
 			}
 			if z, ok := zones[a.Owner]; ok {
 				a.Zone = z

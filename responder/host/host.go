@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/ledger"
@@ -223,6 +224,10 @@ type Result struct {
 // ledger's answer arrives, and only if it is a failure.
 func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	start := time.Now()
+	// The workstation name is the client's choice: it is escaped here, once,
+	// for the ledger, the conflict tracker, logs and every listing, and cut
+	// to what a ledger record holds (escapes make it longer).
+	in.Workstation = printable.Truncate(printable.Escape(in.Workstation), ledger.MaxTextLen)
 	now := h.cfg.clock()
 	res := Result{
 		ActivationInterval: h.cfg.activation,

@@ -231,11 +231,7 @@ func (l *Ledger) applyCounts(b *buckets, entries []entry) error {
 			}
 			sets[a.App] = sc
 		}
-		sc.set.RaiseCap(a.Cap)
-		if a.Counted {
-			sc.set.Expire(a.Time.Add(-l.opts.CountWindow))
-			sc.set.Add(a.CMID, a.Time)
-		}
+		replayCount(sc.set, a, l.opts.CountWindow)
 	}
 	for app, sc := range sets {
 		if err := sc.store(b, app); err != nil {
@@ -243,6 +239,20 @@ func (l *Ledger) applyCounts(b *buckets, entries []entry) error {
 		}
 	}
 	return nil
+}
+
+// replayCount runs one logged activation's count operation on its
+// application's set: raise the cap to the one the activation carries and,
+// when it was counted, expire the clients last seen a count window before
+// it and add its client. The store (applyCounts) and the log writer's
+// durable counts (logBatch) both replay the log through it, so the count
+// the writer reports for an activation is the count the store holds at it.
+func replayCount(set *CountSet, a *Activation, window time.Duration) {
+	set.RaiseCap(a.Cap)
+	if a.Counted {
+		set.Expire(a.Time.Add(-window))
+		set.Add(a.CMID, a.Time)
+	}
 }
 
 // storedCount is an application's count as loaded from the store, and the

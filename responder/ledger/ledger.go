@@ -13,6 +13,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // FileName is the name of the store inside the data directory.
@@ -124,6 +126,13 @@ type Options struct {
 	// tails and failed log writes or store updates; nil discards them.
 	Logger *slog.Logger
 
+	// WriteFault injects log write failures, for tests only: when set, it
+	// is called before each append to the log with the segment offset
+	// the append starts at, its length and the end of the segment's
+	// zero-filled space; a non-nil error fails the append as a full disk
+	// would. Production code leaves it nil.
+	WriteFault func(off int64, n int, alloc int64) error
+
 	// segmentSize is the log segment size (tests shrink it).
 	segmentSize int64
 }
@@ -197,6 +206,10 @@ type Ledger struct {
 	// Log writer state (writer goroutine only, or Open before it starts).
 	wal     walWriter
 	nextSeq uint64
+	// durable is every application's count as the synced log holds it:
+	// the store's counts at Open, then every logged activation replayed
+	// (see replayCount). Pending.Count reports from it.
+	durable map[guid.GUID]*CountSet
 
 	// Hand-off from the log writer to the applier, guarded by amu.
 	amu      sync.Mutex
@@ -301,7 +314,7 @@ func open(dir, path string, segs []segment, opts Options) (*Ledger, error) {
 		applyReqs: make(chan applyReq),
 		stopApply: make(chan struct{}),
 		applyDone: make(chan struct{}),
-		wal:       walWriter{dir: dir},
+		wal:       walWriter{dir: dir, fault: opts.WriteFault},
 	}
 	l.roomCond = sync.NewCond(&l.amu)
 	if err := l.init(); err != nil {
@@ -317,7 +330,40 @@ func open(dir, path string, segs []segment, opts Options) (*Ledger, error) {
 	if err := l.pruneCounts(opts.Clock().Add(-opts.CountWindow)); err != nil {
 		l.log.Warn("ledger: initial count trim failed", "err", err)
 	}
+	if err := l.loadDurable(); err != nil {
+		return l, fmt.Errorf("ledger: %s: %w", path, err)
+	}
 	return l, nil
+}
+
+// loadDurable fills the log writer's durable counts from the store, which
+// holds the whole log once Open has recovered it.
+func (l *Ledger) loadDurable() error {
+	l.durable = map[guid.GUID]*CountSet{}
+	return l.db.View(func(tx *bolt.Tx) error {
+		b := buckets{cap: tx.Bucket(bucketCap), count: tx.Bucket(bucketCount)}
+		apps := map[guid.GUID]bool{}
+		collect := func(k []byte) error {
+			if len(k) == 16 {
+				apps[guid.GUID(k)] = true
+			}
+			return nil
+		}
+		if err := b.cap.ForEach(func(k, _ []byte) error { return collect(k) }); err != nil {
+			return err
+		}
+		if err := b.count.ForEachBucket(collect); err != nil {
+			return err
+		}
+		for app := range apps {
+			sc, err := loadCount(&b, app)
+			if err != nil {
+				return err
+			}
+			l.durable[app] = sc.set
+		}
+		return nil
+	})
 }
 
 // init creates the buckets, checks the schema version and loads counters.

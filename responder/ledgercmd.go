@@ -25,12 +25,15 @@ func ledgerOpenError(err error, dir string) error {
 
 // runLedger is `kms-responder ledger SUBCOMMAND`.
 func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) > 0 && args[0] == "acknowledge" {
+		return runLedgerAcknowledge(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: kms-responder ledger check [--data DIR] [--json]")
+		fmt.Fprintln(stderr, "usage: kms-responder ledger check [--data DIR] [--json]\n       kms-responder ledger acknowledge [--data DIR]")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return exitOK, nil
 		}
-		return exitUsage, usagef("ledger: want the subcommand check")
+		return exitUsage, usagef("ledger: want the subcommand check or acknowledge")
 	}
 	fs := newFlagSet("ledger check", stderr)
 	data := fs.String("data", defaultServeConfig().Data, "data `directory` of the ledger to check")
@@ -67,5 +70,32 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	if !rep.OK {
 		return exitError, nil
 	}
+	return exitOK, nil
+}
+
+// runLedgerAcknowledge is `kms-responder ledger acknowledge`: the
+// operator accepts the loss a quarantine recorded, and serve runs healthy
+// again. It prints what is acknowledged.
+func runLedgerAcknowledge(args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlagSet("ledger acknowledge", stderr)
+	data := fs.String("data", defaultServeConfig().Data, "data `directory` of the ledger")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		return exitUsage, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return exitUsage, usagef("ledger acknowledge: unexpected argument %q", fs.Arg(0))
+	}
+	was, err := ledger.Acknowledge(*data, 0)
+	if err != nil {
+		return exitError, err
+	}
+	if was == "" {
+		fmt.Fprintf(stdout, "ledger %s: no recorded damage to acknowledge\n", *data)
+		return exitOK, nil
+	}
+	fmt.Fprintf(stdout, "acknowledged; serve runs healthy again on ledger %s. The loss was:\n%s\nThe *.corrupt files stay until you remove them.\n", *data, was)
 	return exitOK, nil
 }

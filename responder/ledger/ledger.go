@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,8 +19,11 @@ import (
 // FileName is the name of the store inside the data directory.
 const FileName = "ledger.db"
 
-// schemaVersion is the layout version written to the meta bucket.
-const schemaVersion = 1
+// schemaVersion is the layout version written to the meta bucket. Version
+// 2 seals every value with a CRC-32C (see seal.go); Open upgrades a
+// version-1 store in place (migrateV1), and a build that reads only
+// version 1 refuses a version-2 store by its schema byte.
+const schemaVersion = 2
 
 // Defaults for Options.
 const (
@@ -78,6 +80,10 @@ var (
 	keyApplied  = []byte("applied")
 	keyIdentity = []byte("host")
 	keyRefusals = []byte("refusals")
+	// keyDamage holds, once a damaged log was quarantined, what was lost:
+	// the ledger stays unhealthy, across restarts, until the operator
+	// acknowledges it (Acknowledge).
+	keyDamage = []byte("damage")
 )
 
 // ErrClosed is returned by calls on a closed Ledger.
@@ -327,7 +333,9 @@ func open(dir, path string, segs []segment, opts Options) (*Ledger, error) {
 	if err := l.prune(); err != nil {
 		l.log.Warn("ledger: initial prune failed", "err", err)
 	}
-	if err := l.pruneCounts(opts.Clock().Add(-opts.CountWindow)); err != nil {
+	if why, err := l.clockImplausible(opts.Clock()); why != "" || err != nil {
+		l.log.Warn("ledger: not trimming expired count entries at open", "reason", why, "err", err)
+	} else if err := l.pruneCounts(opts.Clock().Add(-opts.CountWindow)); err != nil {
 		l.log.Warn("ledger: initial count trim failed", "err", err)
 	}
 	if err := l.loadDurable(); err != nil {
@@ -366,8 +374,24 @@ func (l *Ledger) loadDurable() error {
 	})
 }
 
-// init creates the buckets, checks the schema version and loads counters.
+// init checks every stored value (verifyStore, the code Check runs),
+// upgrades a schema-1 store, creates the buckets and loads counters.
 func (l *Ledger) init() error {
+	path := l.db.Path()
+	var schema byte
+	err := l.db.View(func(tx *bolt.Tx) error {
+		var err error
+		if schema, err = readSchema(tx); err != nil {
+			return err
+		}
+		if schema == schemaVersion {
+			return verifyStore(tx, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	return l.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketMeta, bucketIdentity, bucketAudit, bucketAuditTS, bucketCount, bucketCap, bucketRefused, bucketRefTS} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -375,15 +399,19 @@ func (l *Ledger) init() error {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		switch v := meta.Get(keySchema); {
-		case v == nil:
+		switch schema {
+		case 0:
 			if err := meta.Put(keySchema, []byte{schemaVersion}); err != nil {
 				return err
 			}
-		case len(v) != 1:
-			return fmt.Errorf("schema version value has %d bytes, want 1", len(v))
-		case v[0] != schemaVersion:
-			return fmt.Errorf("store has schema version %d; this build reads version %d", v[0], schemaVersion)
+		case 1:
+			if err := migrateV1(tx, path); err != nil {
+				return err
+			}
+			l.log.Info("ledger: store upgraded to schema 2 (a CRC-32C on every value); releases that read only schema 1 refuse it now", "path", path)
+		case schemaVersion:
+		default:
+			return fmt.Errorf("store has schema version %d; this build reads versions 1 and %d", schema, schemaVersion)
 		}
 		for _, c := range []struct {
 			key []byte
@@ -393,12 +421,18 @@ func (l *Ledger) init() error {
 			{keyRefusals, l.refusals.Store},
 			{keyApplied, func(v uint64) { l.appliedSeq = v }},
 		} {
-			if v := meta.Get(c.key); v != nil {
-				if len(v) != 8 {
-					return fmt.Errorf("meta value %q has %d bytes, want 8", c.key, len(v))
-				}
-				c.dst(binary.BigEndian.Uint64(v))
+			v, err := getCounter(meta, c.key)
+			if err != nil {
+				return err
 			}
+			c.dst(v)
+		}
+		dmg, err := getSealed(meta, "meta \"damage\"", keyDamage)
+		if err != nil {
+			return err
+		}
+		if dmg != nil {
+			l.damage.Store(&errorBox{fmt.Errorf("ledger: damaged log quarantined, not yet acknowledged (kms-responder ledger acknowledge): %s", dmg)})
 		}
 		counts := tx.Bucket(bucketCount)
 		return counts.ForEachBucket(func(k []byte) error {

@@ -5,7 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // recover checks the log segments (see scanLog), applies their activations
@@ -32,7 +39,7 @@ func (l *Ledger) recover(segs []segment) error {
 		return damaged[0]
 	}
 	last := l.appliedSeq
-	var remove []string
+	var remove, damage []string
 	for i := range scans {
 		sc := &scans[i]
 		if s, ok := sc.lastSeq(); ok {
@@ -46,14 +53,27 @@ func (l *Ledger) recover(segs []segment) error {
 			if err != nil {
 				return fmt.Errorf("ledger: quarantine %s: %w (%w)", sc.seg.path, err, d)
 			}
-			l.log.Error("ledger: damaged log segment set aside; the ledger stays unhealthy until it is repaired", "err", d, "moved_to", to)
-			if d.Offset == 0 {
+			var missing string
+			if d.Offset == 0 && len(frames) > 0 && frames[0].seq != sc.seg.start {
 				frames = nil // misnamed: its frames cannot be placed
+				missing = "all of its frames (misnamed: they cannot be placed)"
+			} else {
+				// Every intact frame is applied, those past the damage
+				// too; only what cannot be read is missing.
+				frames = append(append([]frame(nil), sc.frames...), sc.after...)
+				end := uint64(0)
+				if i+1 < len(scans) {
+					end = scans[i+1].seg.start
+				}
+				missing = missingSeqs(sc.seg.start, frames, end)
 			}
-			l.damage.Store(&errorBox{fmt.Errorf("%w (set aside as %s)", d, to)})
+			msg := fmt.Sprintf("%v; set aside as %s; %d intact frames applied; sequence numbers not read: %s", d, to, len(frames), missing)
+			l.log.Error("ledger: damaged log segment set aside; the ledger stays unhealthy until `kms-responder ledger acknowledge`",
+				"err", d, "moved_to", to, "applied_frames", len(frames), "missing", missing)
+			damage = append(damage, msg)
 		case d != nil:
-			l.log.Error("ledger: log gap; the ledger stays unhealthy until it is repaired", "err", d)
-			l.damage.Store(&errorBox{d})
+			l.log.Error("ledger: log gap; the ledger stays unhealthy until `kms-responder ledger acknowledge`", "err", d)
+			damage = append(damage, d.Error())
 			remove = append(remove, sc.seg.path)
 		case sc.tornAt > 0:
 			// The trace of a crash: the batch being synced was never
@@ -84,6 +104,11 @@ func (l *Ledger) recover(segs []segment) error {
 			l.log.Info("ledger: applied log after restart", "path", sc.seg.path, "frames", len(frames))
 		}
 	}
+	if len(damage) > 0 {
+		if err := l.recordDamage(strings.Join(damage, "\n")); err != nil {
+			return err
+		}
+	}
 	// Everything is in the store now: remove the old segments before
 	// creating the new one (whose name one of them may have).
 	for _, p := range remove {
@@ -103,6 +128,103 @@ func (l *Ledger) recover(segs []segment) error {
 	}
 	l.segments = []segment{seg}
 	return nil
+}
+
+// missingSeqs lists the sequence numbers from start on that frames (in
+// order) lack, up to end-1 when end is set (the next segment's start), as
+// ranges; after the last frame of the newest segment it says so.
+func missingSeqs(start uint64, frames []frame, end uint64) string {
+	var out []string
+	add := func(a, b uint64) {
+		if a == b {
+			out = append(out, strconv.FormatUint(a, 10))
+		} else {
+			out = append(out, fmt.Sprintf("%d-%d", a, b))
+		}
+	}
+	next := start
+	for _, f := range frames {
+		if f.seq > next {
+			add(next, f.seq-1)
+		}
+		next = f.seq + 1
+	}
+	switch {
+	case end > next:
+		add(next, end-1)
+	case end == 0:
+		out = append(out, fmt.Sprintf("any from %d on that the damage hid at the end of the newest segment", next))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
+// recordDamage adds what a quarantine lost to the store, so that the
+// ledger stays unhealthy across restarts until Acknowledge.
+func (l *Ledger) recordDamage(msg string) error {
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		old, err := getSealed(meta, "meta \"damage\"", keyDamage)
+		if err != nil {
+			return err
+		}
+		if len(old) > 0 {
+			msg = string(old) + "\n" + msg
+		}
+		return putSealed(meta, keyDamage, []byte(msg))
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: record the quarantine in the store: %w", err)
+	}
+	l.damage.Store(&errorBox{fmt.Errorf("ledger: damaged log quarantined, not yet acknowledged: %s", msg)})
+	return nil
+}
+
+// Acknowledge clears the damage a quarantine recorded in the store in dir,
+// so that serve runs healthy again: the operator's explicit acceptance of
+// what was lost (kms-responder ledger acknowledge). It returns what was
+// recorded, or "" when there was nothing to acknowledge. The *.corrupt files
+// are left in place. It fails while serve runs.
+func Acknowledge(dir string, lockTimeout time.Duration) (string, error) {
+	path := filepath.Join(dir, FileName)
+	exists, err := checkStoreFile(path, false)
+	if err != nil || !exists {
+		return "", err
+	}
+	opts := Options{LockTimeout: lockTimeout}
+	if err := opts.setDefaults(); err != nil {
+		return "", err
+	}
+	db, err := bolt.Open(path, 0o600, boltOptions(&opts, false))
+	if errors.Is(err, berrors.ErrTimeout) {
+		return "", fmt.Errorf("ledger: %s is locked by another process (stop kms-responder serve first)", path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	defer db.Close()
+	var was string
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		if s, err := readSchema(tx); err != nil || s != schemaVersion {
+			return err
+		}
+		v, err := getSealed(meta, "meta \"damage\"", keyDamage)
+		if err != nil || v == nil {
+			return err
+		}
+		was = string(v)
+		return meta.Delete(keyDamage)
+	})
+	if err != nil {
+		return "", fmt.Errorf("ledger: acknowledge: %w", err)
+	}
+	return was, nil
 }
 
 // quarantine renames a damaged file to <path>.corrupt (or .corrupt.N when

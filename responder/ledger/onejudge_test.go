@@ -1,0 +1,165 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kmsdns/kmsdns/test/testkit"
+)
+
+// recordN writes n counted activations of clients 0..n-1 and closes the
+// ledger, leaving only ledger.db.
+func recordN(t *testing.T, dir string, clock *testkit.Clock, n int) {
+	t.Helper()
+	l, err := Open(dir, Options{Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := l.Record(context.Background(), act(clock, i, testkit.AppWindows)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFlippedCountByteRefusedByOpenAndCheck flips one byte of one count
+// entry in ledger.db: Open refuses the store and Check says damaged, with
+// the same message, and neither changes the file.
+func TestFlippedCountByteRefusedByOpenAndCheck(t *testing.T) {
+	for _, where := range []string{"value", "key"} {
+		t.Run(where, func(t *testing.T) {
+			clock := testkit.NewClock()
+			dir := t.TempDir()
+			recordN(t, dir, clock, 3)
+			path := filepath.Join(dir, FileName)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A count entry is the CMID key followed by its sealed
+			// last-seen time in a leaf page.
+			cmid := testkit.CMID(1)
+			entry := append(cmid[:], seal(cmid[:], encodeSeen(clock.Now()))...)
+			i := bytes.Index(b, entry)
+			if i < 0 || bytes.Index(b[i+1:], entry) >= 0 {
+				t.Fatalf("count entry found %d times", bytes.Count(b, entry))
+			}
+			off := i + 20 // inside the time
+			if where == "key" {
+				off = i + 3
+			}
+			b[off] ^= 0x10
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, openErr := Open(dir, Options{Clock: clock.Now})
+			var d *DamageError
+			if !errors.As(openErr, &d) || !strings.Contains(d.Error(), "checksum") {
+				t.Fatalf("Open: %v, want a DamageError about a checksum", openErr)
+			}
+			rep, err := Check(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK || len(rep.Files) == 0 || rep.Files[0].State != "damaged" || rep.Files[0].Detail != d.Error() {
+				t.Fatalf("Check %+v disagrees with Open's %q", rep, d.Error())
+			}
+			after, _ := os.ReadFile(path)
+			if !bytes.Equal(after, b) {
+				t.Fatal("Open or Check changed the damaged store")
+			}
+		})
+	}
+}
+
+// TestSchema1Upgrade writes a schema-1 store (values without checksums),
+// opens it: the counts, records and identity survive, the store is now
+// schema 2 and verifies, and Check agrees.
+func TestSchema1Upgrade(t *testing.T) {
+	clock := testkit.NewClock()
+	dir := t.TempDir()
+	l := openTest(t, dir, clock, Options{})
+	if err := l.SetIdentity(context.Background(), Identity{HwID: [8]byte{1, 2, 3}, EPIDs: map[string]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	recordN(t, dir, clock, 4)
+	path := filepath.Join(dir, FileName)
+	// Strip every seal and set the schema byte to 1.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		var vals []storedValue
+		if err := forEachValue(tx, func(sv storedValue) error {
+			sv.k, sv.v = bytes.Clone(sv.k), bytes.Clone(sv.v[:len(sv.v)-sealLen])
+			vals = append(vals, sv)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, sv := range vals {
+			if err := sv.bucket.Put(sv.k, sv.v); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte{1})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Check(dir); err != nil || !rep.OK || rep.Schema != 1 || rep.Clients != 4 {
+		t.Fatalf("Check of the schema-1 store: %+v %v", rep, err)
+	}
+	l = openTest(t, dir, clock, Options{})
+	if w := countsOf(t, l)[testkit.AppWindows]; len(w.Clients) != 4 {
+		t.Fatalf("count after upgrade %+v", w)
+	}
+	if id, err := l.Identity(); err != nil || id.HwID != [8]byte{1, 2, 3} {
+		t.Fatalf("identity after upgrade %+v %v", id, err)
+	}
+	if _, ok, err := l.Client(testkit.CMID(2), testkit.AppWindows); !ok || err != nil {
+		t.Fatalf("client record after upgrade: %v %v", ok, err)
+	}
+	l.Close()
+	if rep, err := Check(dir); err != nil || !rep.OK || rep.Schema != schemaVersion {
+		t.Fatalf("Check after upgrade: %+v %v", rep, err)
+	}
+}
+
+// TestClockAheadDeletesNothing reopens the ledger with the clock 31 and
+// 181 days ahead and prunes: nothing is deleted, and back at the right
+// time the count and the audit records are all there.
+func TestClockAheadDeletesNothing(t *testing.T) {
+	clock := testkit.NewClock()
+	dir := t.TempDir()
+	recordN(t, dir, clock, 5)
+	for _, days := range []int{31, 181} {
+		at := clock.Now().Add(time.Duration(days) * 24 * time.Hour)
+		l := openTest(t, dir, nil, Options{Clock: func() time.Time { return at }})
+		if err := l.Prune(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if s := l.Stats(); s.Clients != 5 || s.Pruned != 0 {
+			t.Fatalf("%d days ahead: %+v", days, s)
+		}
+		l.Close()
+	}
+	l := openTest(t, dir, clock, Options{})
+	if w := countsOf(t, l)[testkit.AppWindows]; len(w.Clients) != 5 {
+		t.Fatalf("count after the clock came back: %+v", w)
+	}
+}

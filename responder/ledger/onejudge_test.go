@@ -52,7 +52,7 @@ func TestFlippedCountByteRefusedByOpenAndCheck(t *testing.T) {
 			cmid := testkit.CMID(1)
 			entry := append(cmid[:], seal(cmid[:], encodeSeen(clock.Now()))...)
 			i := bytes.Index(b, entry)
-			if i < 0 || bytes.Index(b[i+1:], entry) >= 0 {
+			if i < 0 || bytes.Contains(b[i+1:], entry) {
 				t.Fatalf("count entry found %d times", bytes.Count(b, entry))
 			}
 			off := i + 20 // inside the time

@@ -195,4 +195,3 @@ func readSchema(tx *bolt.Tx) (byte, error) {
 		return v[0], nil
 	}
 }
-

@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/kmsdns/kmsdns/responder/ledger"
 )
@@ -59,7 +62,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		}
 	} else {
 		for _, f := range rep.Files {
-			fmt.Fprintf(stdout, "%-8s %s: %s\n", f.State, f.Path, f.Detail)
+			fmt.Fprintf(stdout, "%-8s %s: %s\n", f.State, printable(f.Path), printable(f.Detail))
 		}
 		if rep.OK {
 			fmt.Fprintf(stdout, "ledger %s is intact: %d clients, %d refusal records, applied through sequence %d\n", *data, rep.Clients, rep.Refusals, rep.Applied)
@@ -96,6 +99,21 @@ func runLedgerAcknowledge(args []string, stdout, stderr io.Writer) (int, error) 
 		fmt.Fprintf(stdout, "ledger %s: no recorded damage to acknowledge\n", *data)
 		return exitOK, nil
 	}
-	fmt.Fprintf(stdout, "acknowledged; serve runs healthy again on ledger %s. The loss was:\n%s\nThe *.corrupt files stay until you remove them.\n", *data, was)
+	fmt.Fprintf(stdout, "acknowledged; serve runs healthy again on ledger %s. The loss was:\n%s\nThe *.corrupt files stay until you remove them.\n", *data, printable(was))
 	return exitOK, nil
+}
+
+// printable replaces what a terminal would act on (C0 but newline, DEL, C1
+// and Unicode format characters) in text read from the data directory:
+// ledger.db is a file, and its bytes reach the operator's terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n':
+			return r
+		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0, unicode.Is(unicode.Cf, r), r == utf8.RuneError:
+			return '?'
+		}
+		return r
+	}, s)
 }

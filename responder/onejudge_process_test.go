@@ -52,7 +52,7 @@ func TestProcessFlippedCountByte(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The count entry of client 1: its CMID as the key, then a 9-byte
-	// value and the CRC-32C over both.
+	// value and the CRC-32C over the application, the CMID and the value.
 	table := crc32.MakeTable(crc32.Castagnoli)
 	at := -1
 	for off := 0; ; off++ {
@@ -63,7 +63,7 @@ func TestProcessFlippedCountByte(t *testing.T) {
 		off += i
 		if off+16+13 <= len(b) {
 			v := b[off+16 : off+16+9]
-			sum := crc32.Update(crc32.Checksum(cmids[1][:], table), table, v)
+			sum := crc32.Update(crc32.Update(crc32.Checksum(win.AppID[:], table), table, cmids[1][:]), table, v)
 			if binary.BigEndian.Uint32(b[off+25:]) == sum {
 				at = off
 				break

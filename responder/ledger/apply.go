@@ -320,7 +320,7 @@ func (sc *storedCount) store(b *buckets, app guid.GUID) error {
 		if old, ok := sc.stored[id]; ok && bytes.Equal(old, v) {
 			continue
 		}
-		if err := putSealed(bucket, id[:], v); err != nil {
+		if err := bucket.Put(id[:], seal(countSealKey(app, id[:]), v)); err != nil {
 			return fmt.Errorf("ledger: store count entry of %s: %w", app, err)
 		}
 	}

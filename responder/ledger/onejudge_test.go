@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,7 @@ func TestFlippedCountByteRefusedByOpenAndCheck(t *testing.T) {
 			// A count entry is the CMID key followed by its sealed
 			// last-seen time in a leaf page.
 			cmid := testkit.CMID(1)
-			entry := append(cmid[:], seal(cmid[:], encodeSeen(clock.Now()))...)
+			entry := append(cmid[:], seal(countSealKey(testkit.AppWindows, cmid[:]), encodeSeen(clock.Now()))...)
 			i := bytes.Index(b, entry)
 			if i < 0 || bytes.Contains(b[i+1:], entry) {
 				t.Fatalf("count entry found %d times", bytes.Count(b, entry))
@@ -161,5 +162,48 @@ func TestClockAheadDeletesNothing(t *testing.T) {
 	l := openTest(t, dir, clock, Options{})
 	if w := countsOf(t, l)[testkit.AppWindows]; len(w.Clients) != 5 {
 		t.Fatalf("count after the clock came back: %+v", w)
+	}
+}
+
+// TestPendingCountIsTheLogsCount: a batch whose append fails (the write
+// fault hook) leaves no trace in the counts later activations report:
+// each reports the count a reopened ledger holds at it.
+func TestPendingCountIsTheLogsCount(t *testing.T) {
+	clock := testkit.NewClock()
+	dir := t.TempDir()
+	var calls int
+	fault := func(off int64, n int, alloc int64) error {
+		calls++
+		if calls == 2 {
+			return errors.New("injected: no space left on device")
+		}
+		return nil
+	}
+	l, err := Open(dir, Options{Clock: clock.Now, WriteFault: fault})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var counts []int
+	for i := range 4 {
+		p, err := l.Enqueue(ctx, act(clock, i, testkit.AppWindows))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Wait(ctx); err != nil {
+			if i != 1 {
+				t.Fatalf("activation %d: %v", i, err)
+			}
+			continue
+		}
+		counts = append(counts, p.Count())
+	}
+	if fmt.Sprint(counts) != "[1 2 3]" {
+		t.Fatalf("counts reported %v, want [1 2 3] (client 1's write failed)", counts)
+	}
+	l.Close()
+	l = openTest(t, dir, clock, Options{})
+	if w := countsOf(t, l)[testkit.AppWindows]; len(w.Clients) != 3 {
+		t.Fatalf("reopened count %d, want 3", len(w.Clients))
 	}
 }

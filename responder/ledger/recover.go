@@ -67,7 +67,11 @@ func (l *Ledger) recover(segs []segment) error {
 				}
 				missing = missingSeqs(sc.seg.start, frames, end)
 			}
-			msg := fmt.Sprintf("%v; set aside as %s; %d intact frames applied; sequence numbers not read: %s", d, to, len(frames), missing)
+			where := d.Path
+			if d.Offset >= 0 {
+				where += fmt.Sprintf(" at offset %d", d.Offset)
+			}
+			msg := fmt.Sprintf("ledger: %s: %s; set aside as %s; %d intact frames applied; sequence numbers not read: %s", where, d.What, to, len(frames), missing)
 			l.log.Error("ledger: damaged log segment set aside; the ledger stays unhealthy until `kms-responder ledger acknowledge`",
 				"err", d, "moved_to", to, "applied_frames", len(frames), "missing", missing)
 			damage = append(damage, msg)

@@ -70,12 +70,19 @@ func putCounterValue(meta *bolt.Bucket, key []byte, n uint64) error {
 	return putSealed(meta, key, binary.BigEndian.AppendUint64(nil, n))
 }
 
+// countSealKey is what a count entry's checksum covers besides its value:
+// the application (its bucket's name) and the CMID (its key), so that an
+// entry that moved to another application's bucket fails it too.
+func countSealKey(app guid.GUID, cmid []byte) []byte {
+	return append(append(make([]byte, 0, 32), app[:]...), cmid...)
+}
+
 // decodeCountEntry checks and decodes one entry of app's count bucket.
 func decodeCountEntry(app guid.GUID, k, sv []byte) (time.Time, error) {
 	if len(k) != 16 {
 		return time.Time{}, &DecodeError{Value: "count entry of " + app.String(), Field: "key", Reason: fmt.Sprintf("%d bytes, want 16", len(k))}
 	}
-	v, err := unseal("count entry of "+app.String(), k, sv)
+	v, err := unseal("count entry of "+app.String(), countSealKey(app, k), sv)
 	if err != nil {
 		return time.Time{}, err
 	}

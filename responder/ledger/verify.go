@@ -18,6 +18,15 @@ type storedValue struct {
 	what   string
 	app    guid.GUID // count entries only
 	k, v   []byte
+	count  bool // a count entry: its seal covers app and k (countSealKey)
+}
+
+// sealKey is what the value's checksum covers besides the value.
+func (sv *storedValue) sealKey() []byte {
+	if sv.count {
+		return countSealKey(sv.app, sv.k)
+	}
+	return sv.k
 }
 
 // forEachValue calls fn for every value the store seals: the meta
@@ -67,7 +76,7 @@ func forEachValue(tx *bolt.Tx, fn func(sv storedValue) error) error {
 			if v == nil {
 				return &DecodeError{Value: "count entry of " + guid.GUID(app).String(), Field: "key", Reason: fmt.Sprintf("%x is a bucket", k)}
 			}
-			return fn(storedValue{bucket: b, what: "count entry of " + guid.GUID(app).String(), app: guid.GUID(app), k: k, v: v})
+			return fn(storedValue{bucket: b, what: "count entry of " + guid.GUID(app).String(), app: guid.GUID(app), k: k, v: v, count: true})
 		})
 	})
 }
@@ -94,7 +103,7 @@ func decodeValue(sv storedValue, v []byte) error {
 		} else {
 			_, err = decodeCap(v)
 		}
-	default: // count entry
+	case sv.count:
 		if len(sv.k) != 16 {
 			err = fmt.Errorf("key has %d bytes, want 16", len(sv.k))
 		} else {
@@ -112,7 +121,7 @@ func verifyStore(tx *bolt.Tx, path string) error {
 	var bad []string
 	n := 0
 	err := forEachValue(tx, func(sv storedValue) error {
-		v, err := unseal(sv.what, sv.k, sv.v)
+		v, err := unseal(sv.what, sv.sealKey(), sv.v)
 		if err == nil {
 			err = decodeValue(sv, v)
 		}
@@ -149,7 +158,7 @@ func migrateV1(tx *bolt.Tx, path string) error {
 		return err
 	}
 	for _, sv := range vals {
-		if err := putSealed(sv.bucket, sv.k, sv.v); err != nil {
+		if err := sv.bucket.Put(sv.k, seal(sv.sealKey(), sv.v)); err != nil {
 			return fmt.Errorf("upgrade %s %x: %w", sv.what, sv.k, err)
 		}
 	}

@@ -90,12 +90,12 @@ func (p Pending) Wait(ctx context.Context) error {
 	}
 }
 
-// Count returns, once Wait has returned nil, the number of clients in the
-// activation's application count right after it in the log: the count the
-// durable log holds at this activation, which is what a restart rebuilds
-// at this point (later activations only add to it, or expire clients by
-// time). It is 0 for an activation that is not counted, and before Wait
-// returned nil. A host answers with this count rather than the one it
+// Count returns the number of clients in the activation's application
+// count right after it in the log: the count the durable log holds at this
+// activation, which is what a restart rebuilds at this point (later
+// activations only add to it, or expire clients by time). Call it only
+// after Wait returned nil; it is 0 for an activation that is not counted.
+// A host answers with this count rather than the one it
 // computed in memory: an earlier activation counted in memory whose write
 // failed is in the memory count until the host reverts it, but never in
 // this one.

@@ -207,3 +207,39 @@ func TestPendingCountIsTheLogsCount(t *testing.T) {
 		t.Fatalf("reopened count %d, want 3", len(w.Clients))
 	}
 }
+
+// TestSchema1FileUpgrade opens a copy of testdata/schema1/ledger.db, a
+// store written by the release before checksums (serve, three Windows 11
+// clients, then SIGTERM): Check accepts it as schema 1, Open upgrades it
+// with the counts, records and identity intact, and Check then verifies
+// it as schema 2.
+func TestSchema1FileUpgrade(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "schema1", FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, FileName), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Check(dir); err != nil || !rep.OK || rep.Schema != 1 || rep.Clients != 3 {
+		t.Fatalf("Check of the schema-1 file: %+v %v", rep, err)
+	}
+	// The file was written on 2026-12-07 at about 02:55 UTC.
+	at := time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
+	l := openTest(t, dir, nil, Options{Clock: func() time.Time { return at }})
+	if s := l.Stats(); s.Clients != 3 {
+		t.Fatalf("stats after upgrade %+v", s)
+	}
+	cs, err := l.Counts()
+	if err != nil || len(cs) != 1 || len(cs[0].Clients) != 3 || cs[0].Cap != 50 {
+		t.Fatalf("counts after upgrade %+v %v", cs, err)
+	}
+	if id, err := l.Identity(); err != nil || id.EPIDs["windows-server-2025"] == "" {
+		t.Fatalf("identity after upgrade %+v %v", id, err)
+	}
+	l.Close()
+	if rep, err := Check(dir); err != nil || !rep.OK || rep.Schema != schemaVersion || rep.Clients != 3 {
+		t.Fatalf("Check after upgrade: %+v %v", rep, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -18,6 +19,10 @@ import (
 // can do about it.
 func ledgerOpenError(err error, dir string) error {
 	var d *ledger.DamageError
+	if errors.As(err, &d) && filepath.Base(d.Path) == ledger.FileName {
+		return fmt.Errorf("%w\nThe ledger's store is damaged; nothing was changed. Run `kms-responder ledger check --data %s` for the full picture, "+
+			"then restore ledger.db from a copy (a damaged store cannot be quarantined: it holds the host identity; responder/README.md, Recovery)", err, dir)
+	}
 	if errors.As(err, &d) {
 		return fmt.Errorf("%w\nThe ledger is damaged; nothing was changed. Run `kms-responder ledger check --data %s` for the full picture, "+
 			"then restore the data directory from a copy, or start with --ledger-quarantine to set damaged log segments aside "+

@@ -243,3 +243,50 @@ func TestSchema1FileUpgrade(t *testing.T) {
 		t.Fatalf("Check after upgrade: %+v %v", rep, err)
 	}
 }
+
+// TestDamageWhileRunningIsNotReplaced: a count entry that fails its
+// checksum while the ledger runs is neither believed nor replaced: the
+// apply fails, the ledger turns unhealthy, and the bad value stays for
+// Check.
+func TestDamageWhileRunningIsNotReplaced(t *testing.T) {
+	clock := testkit.NewClock()
+	dir := t.TempDir()
+	l := openTest(t, dir, clock, Options{})
+	ctx := context.Background()
+	for i := range 2 {
+		if err := l.Record(ctx, act(clock, i, testkit.AppWindows)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cmid := testkit.CMID(1)
+	var bad []byte
+	if err := l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCount).Bucket(testkit.AppWindows[:])
+		bad = bytes.Clone(b.Get(cmid[:]))
+		bad[3] ^= 0x40
+		return b.Put(cmid[:], bad)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	if err := l.Record(ctx, act(clock, 2, testkit.AppWindows)); err != nil {
+		t.Fatal(err) // the log write succeeds; the store apply does not
+	}
+	if err := l.Flush(ctx); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("Flush over a damaged count entry: %v", err)
+	}
+	if l.Healthy() {
+		t.Fatal("ledger healthy over a damaged count entry")
+	}
+	if err := l.db.View(func(tx *bolt.Tx) error {
+		if got := tx.Bucket(bucketCount).Bucket(testkit.AppWindows[:]).Get(cmid[:]); !bytes.Equal(got, bad) {
+			t.Errorf("damaged entry replaced: %x, was %x", got, bad)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -48,15 +48,15 @@ func (l *Ledger) recover(segs []segment) error {
 		}
 		frames := sc.frames
 		switch d := sc.damage; {
-		case d != nil && d.Offset >= 0:
+		case d != nil && (d.Offset >= 0 || sc.unplaceable):
 			to, err := quarantine(sc.seg.path)
 			if err != nil {
 				return fmt.Errorf("ledger: quarantine %s: %w (%w)", sc.seg.path, err, d)
 			}
 			var missing string
-			if d.Offset == 0 && len(frames) > 0 && frames[0].seq != sc.seg.start {
-				frames = nil // misnamed: its frames cannot be placed
-				missing = "all of its frames (misnamed: they cannot be placed)"
+			if sc.unplaceable {
+				frames = nil
+				missing = "all of its frames (they cannot be placed in the log)"
 			} else {
 				// Every intact frame is applied, those past the damage
 				// too; only what cannot be read is missing.
@@ -76,8 +76,15 @@ func (l *Ledger) recover(segs []segment) error {
 				"err", d, "moved_to", to, "applied_frames", len(frames), "missing", missing)
 			damage = append(damage, msg)
 		case d != nil:
-			l.log.Error("ledger: log gap; the ledger stays unhealthy until `kms-responder ledger acknowledge`", "err", d)
-			damage = append(damage, d.Error())
+			// A gap before an intact segment: its frames are applied
+			// (and it is removed once they are in the store); what the
+			// gap held is missing.
+			missing := fmt.Sprintf("%d-%d", sc.gapFrom, sc.seg.start-1)
+			if sc.gapFrom == sc.seg.start-1 {
+				missing = strconv.FormatUint(sc.gapFrom, 10)
+			}
+			l.log.Error("ledger: log gap; the ledger stays unhealthy until `kms-responder ledger acknowledge`", "err", d, "missing", missing)
+			damage = append(damage, fmt.Sprintf("%v; sequence numbers not read: %s", d, missing))
 			remove = append(remove, sc.seg.path)
 		case sc.tornAt > 0:
 			// The trace of a crash: the batch being synced was never

@@ -19,8 +19,9 @@ import (
 // newer than the store's applied sequence number, deletes the segments and
 // starts a new one. Damage refuses the start (returning the first
 // *DamageError) before anything is changed, unless Options.Quarantine is
-// set: then a damaged segment's readable frames before the damage are
-// applied, the file is renamed to *.corrupt and the ledger stays unhealthy.
+// set: then what each damaged segment lost is recorded in the store, every
+// intact frame of it is applied, the file is renamed to *.corrupt, and the
+// ledger stays unhealthy, across restarts, until Acknowledge.
 func (l *Ledger) recover(segs []segment) error {
 	scans, err := scanLog(segs, l.appliedSeq)
 	if err != nil {
@@ -38,53 +39,78 @@ func (l *Ledger) recover(segs []segment) error {
 		}
 		return damaged[0]
 	}
+	// First decide, without changing anything, what each damaged
+	// segment costs, and record it in the store before any file is
+	// renamed or removed: a crash in between then leaves the ledger
+	// unhealthy, never a quarantine nobody is told about.
 	last := l.appliedSeq
-	var remove, damage []string
+	apply := make([][]frame, len(scans))
+	setAside := make([]string, len(scans))
+	var damage []string
+	for i := range scans {
+		sc := &scans[i]
+		apply[i] = sc.frames
+		d := sc.damage
+		if d == nil {
+			continue
+		}
+		var missing string
+		switch {
+		case sc.unplaceable:
+			apply[i] = nil
+			missing = "all of its frames (they cannot be placed in the log)"
+		case d.Offset >= 0:
+			// Every intact frame is applied, those past the damage
+			// too; only what cannot be read is missing.
+			apply[i] = append(append([]frame(nil), sc.frames...), sc.after...)
+			end := uint64(0)
+			if i+1 < len(scans) {
+				end = scans[i+1].seg.start
+			}
+			missing = missingSeqs(sc.seg.start, apply[i], end)
+		default:
+			// A gap before an intact segment: its frames are applied
+			// (and it is removed once they are in the store).
+			missing = fmt.Sprintf("%d-%d", sc.gapFrom, sc.seg.start-1)
+			if sc.gapFrom == sc.seg.start-1 {
+				missing = strconv.FormatUint(sc.gapFrom, 10)
+			}
+			l.log.Error("ledger: log gap; the ledger stays unhealthy until `kms-responder ledger acknowledge`", "err", d, "missing", missing)
+			damage = append(damage, fmt.Sprintf("%v; sequence numbers not read: %s", d, missing))
+			continue
+		}
+		to, err := quarantineName(sc.seg.path)
+		if err != nil {
+			return fmt.Errorf("ledger: quarantine %s: %w (%w)", sc.seg.path, err, d)
+		}
+		setAside[i] = to
+		where := d.Path
+		if d.Offset >= 0 {
+			where += fmt.Sprintf(" at offset %d", d.Offset)
+		}
+		damage = append(damage, fmt.Sprintf("ledger: %s: %s; set aside as %s; %d intact frames read; sequence numbers not read: %s", where, d.What, to, len(apply[i]), missing))
+		l.log.Error("ledger: damaged log segment set aside; the ledger stays unhealthy until `kms-responder ledger acknowledge`",
+			"err", d, "moved_to", to, "intact_frames", len(apply[i]), "missing", missing)
+	}
+	if len(damage) > 0 {
+		if err := l.recordDamage(strings.Join(damage, "\n")); err != nil {
+			return err
+		}
+	}
+	var remove []string
 	for i := range scans {
 		sc := &scans[i]
 		if s, ok := sc.lastSeq(); ok {
 			// Never reuse a sequence number some file holds.
 			last = max(last, s)
 		}
-		frames := sc.frames
-		switch d := sc.damage; {
-		case d != nil && (d.Offset >= 0 || sc.unplaceable):
-			to, err := quarantine(sc.seg.path)
-			if err != nil {
-				return fmt.Errorf("ledger: quarantine %s: %w (%w)", sc.seg.path, err, d)
+		frames := apply[i]
+		switch {
+		case setAside[i] != "":
+			if err := os.Rename(sc.seg.path, setAside[i]); err != nil {
+				return fmt.Errorf("ledger: quarantine %s: %w", sc.seg.path, err)
 			}
-			var missing string
-			if sc.unplaceable {
-				frames = nil
-				missing = "all of its frames (they cannot be placed in the log)"
-			} else {
-				// Every intact frame is applied, those past the damage
-				// too; only what cannot be read is missing.
-				frames = append(append([]frame(nil), sc.frames...), sc.after...)
-				end := uint64(0)
-				if i+1 < len(scans) {
-					end = scans[i+1].seg.start
-				}
-				missing = missingSeqs(sc.seg.start, frames, end)
-			}
-			where := d.Path
-			if d.Offset >= 0 {
-				where += fmt.Sprintf(" at offset %d", d.Offset)
-			}
-			msg := fmt.Sprintf("ledger: %s: %s; set aside as %s; %d intact frames applied; sequence numbers not read: %s", where, d.What, to, len(frames), missing)
-			l.log.Error("ledger: damaged log segment set aside; the ledger stays unhealthy until `kms-responder ledger acknowledge`",
-				"err", d, "moved_to", to, "applied_frames", len(frames), "missing", missing)
-			damage = append(damage, msg)
-		case d != nil:
-			// A gap before an intact segment: its frames are applied
-			// (and it is removed once they are in the store); what the
-			// gap held is missing.
-			missing := fmt.Sprintf("%d-%d", sc.gapFrom, sc.seg.start-1)
-			if sc.gapFrom == sc.seg.start-1 {
-				missing = strconv.FormatUint(sc.gapFrom, 10)
-			}
-			l.log.Error("ledger: log gap; the ledger stays unhealthy until `kms-responder ledger acknowledge`", "err", d, "missing", missing)
-			damage = append(damage, fmt.Sprintf("%v; sequence numbers not read: %s", d, missing))
+		case sc.damage != nil:
 			remove = append(remove, sc.seg.path)
 		case sc.tornAt > 0:
 			// The trace of a crash: the batch being synced was never
@@ -113,11 +139,6 @@ func (l *Ledger) recover(segs []segment) error {
 		}
 		if len(frames) > 0 {
 			l.log.Info("ledger: applied log after restart", "path", sc.seg.path, "frames", len(frames))
-		}
-	}
-	if len(damage) > 0 {
-		if err := l.recordDamage(strings.Join(damage, "\n")); err != nil {
-			return err
 		}
 	}
 	// Everything is in the store now: remove the old segments before
@@ -238,20 +259,20 @@ func Acknowledge(dir string, lockTimeout time.Duration) (string, error) {
 	return was, nil
 }
 
-// quarantine renames a damaged file to <path>.corrupt (or .corrupt.N when
-// that exists) and returns the new name.
-func quarantine(path string) (string, error) {
+// quarantineName returns the name a damaged file is set aside as:
+// <path>.corrupt, or .corrupt.N when that exists.
+func quarantineName(path string) (string, error) {
 	to := path + ".corrupt"
 	for n := 1; ; n++ {
-		if _, err := os.Lstat(to); errors.Is(err, fs.ErrNotExist) {
-			break
+		_, err := os.Lstat(to)
+		if errors.Is(err, fs.ErrNotExist) {
+			return to, nil
+		}
+		if err != nil {
+			return "", err
 		}
 		to = fmt.Sprintf("%s.corrupt.%d", path, n)
 	}
-	if err := os.Rename(path, to); err != nil {
-		return "", err
-	}
-	return to, nil
 }
 
 // readSegment reads one log segment: a regular file (never through a

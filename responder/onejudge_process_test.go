@@ -122,3 +122,55 @@ func serveUnhealthy(t *testing.T, data string) (statusReport, int) {
 	resp.Body.Close()
 	return st, resp.StatusCode
 }
+
+// TestProcessClockAheadDeletesNothing: serve starts on a ledger whose
+// newest client was answered 31 or 181 days before the machine's clock (as
+// after a restart with the clock that far ahead): it deletes neither count
+// entries nor audit records, says why in its log, and the ledger read at
+// the records' own time still holds them all.
+func TestProcessClockAheadDeletesNothing(t *testing.T) {
+	for _, days := range []int{31, 181} {
+		t.Run(strconv.Itoa(days)+" days", func(t *testing.T) {
+			data := t.TempDir()
+			past := time.Now().Add(-time.Duration(days) * 24 * time.Hour)
+			clock := func() time.Time { return past }
+			l, err := ledger.Open(data, ledger.Options{Clock: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			win := testProduct(t, clientFlags{product: "Windows 10/11 Enterprise"})
+			for range 3 {
+				a := ledger.Activation{Time: past, CMID: kmsclient.RandomCMID(), App: win.AppID, CountedID: win.KMSID, SKU: win.SKUID,
+					Workstation: "PC", Source: "127.0.0.1:1", Protocol: 6, Counted: true, Cap: 50}
+				if err := l.Record(context.Background(), a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			p := startResponder(t, data, "--group", "windows-server-2025")
+			if code := p.stop(syscall.SIGTERM); code != 0 {
+				t.Fatalf("serve exit %d", code)
+			}
+			if !strings.Contains(p.stderr.String(), "not pruning audit records") || !strings.Contains(p.stderr.String(), "not trimming expired count entries") {
+				t.Errorf("serve's log does not say why it did not prune:\n%s", p.stderr.String())
+			}
+			l, err = ledger.Open(data, ledger.Options{Clock: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if s := l.Stats(); s.Clients != 3 {
+				t.Errorf("%d audit records left, want 3", s.Clients)
+			}
+			cs, err := l.Counts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cs) != 1 || len(cs[0].Clients) != 3 {
+				t.Errorf("counts left %+v, want the 3 clients", cs)
+			}
+		})
+	}
+}

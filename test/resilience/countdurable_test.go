@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,20 +32,25 @@ import (
 func TestDiskFullCountNeverAheadOfLedger(t *testing.T) {
 	data := t.TempDir()
 	prefix := tmpfsPrefix(t, data, "8m")
-	r := startResponderCmd(t, prefix, nil, data)
-	e, ok := catalog.Default().Edition("Windows 10/11 Enterprise")
-	if !ok {
-		t.Fatal("edition Windows 10/11 Enterprise not in the catalog")
+	r := startResponderCmd(t, prefix, nil, data, "--group", "office-ltsc-2024")
+	edition := func(name string, threshold uint32) kmsclient.Product {
+		e, ok := catalog.Default().Edition(name)
+		if !ok {
+			t.Fatalf("edition %s not in the catalog", name)
+		}
+		return kmsclient.Product{Name: e.Name, AppID: e.AppID, KMSID: e.CountedID, SKUID: e.SKUID, Protocol: e.Protocol, Threshold: threshold}
 	}
-	// A client edition: its counted ID's cap (50) leaves room for the
-	// count to grow during the wave.
-	p := kmsclient.Product{Name: e.Name, AppID: e.AppID, KMSID: e.CountedID, SKUID: e.SKUID, Protocol: e.Protocol, Threshold: 25}
+	// Office clients renew (their count is another application's); the
+	// wave is of Windows clients, whose cap (50) leaves room for the
+	// count to grow.
+	office := edition("Office LTSC Professional Plus 2024", 5)
+	win := edition("Windows 10/11 Enterprise", 25)
 	root := fmt.Sprintf("/proc/%d/root", r.cmd.Process.Pid)
 	fill(t, filepath.Join(root, data, "filler"))
 
 	// Many renewers at once make batches of many frames, so the first
 	// one that does not fit leaves room for smaller ones.
-	renewers := make([]guid.GUID, 12)
+	renewers := make([]guid.GUID, 32)
 	for i := range renewers {
 		renewers[i] = kmsclient.RandomCMID()
 	}
@@ -54,7 +60,7 @@ func TestDiskFullCountNeverAheadOfLedger(t *testing.T) {
 	// run activates from workers persistent connections (a new one after
 	// each unanswered request) until d has passed, or until the first
 	// unanswered request when stopOnRefusal is set.
-	run := func(d time.Duration, workers int, cmid func(int) guid.GUID, stopOnRefusal bool) {
+	run := func(d time.Duration, workers int, p kmsclient.Product, cmid func(int) guid.GUID, stopOnRefusal bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
 		var wg sync.WaitGroup
@@ -75,12 +81,12 @@ func TestDiskFullCountNeverAheadOfLedger(t *testing.T) {
 							}
 							break
 						}
-						mu.Lock()
-						told = max(told, int(out.Response.CurrentCount))
 						if !stopOnRefusal {
+							mu.Lock()
+							told = max(told, int(out.Response.CurrentCount))
 							answers++
+							mu.Unlock()
 						}
-						mu.Unlock()
 					}
 					c.Close()
 				}
@@ -89,9 +95,9 @@ func TestDiskFullCountNeverAheadOfLedger(t *testing.T) {
 		wg.Wait()
 	}
 	// Renewals until the log cannot grow.
-	run(30*time.Second, len(renewers), func(w int) guid.GUID { return renewers[w] }, true)
+	run(30*time.Second, len(renewers), office, func(w int) guid.GUID { return renewers[w] }, true)
 	// The wave of new clients.
-	run(3*time.Second, 16, func(int) guid.GUID { return kmsclient.RandomCMID() }, false)
+	run(3*time.Second, 16, win, func(int) guid.GUID { return kmsclient.RandomCMID() }, false)
 	t.Logf("%d new clients answered on the full disk; highest count told %d", answers, told)
 
 	// Freeze, copy what is on disk, kill -9.
@@ -132,9 +138,14 @@ func TestDiskFullCountNeverAheadOfLedger(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatalf("/status: %v\n%s", err, body)
 	}
-	held := 0
+	held := -1
 	for _, c := range st.Counts {
-		held += c.Count // only the one application was activated
+		if strings.Contains(c.Application, "Windows") {
+			held = c.Count
+		}
+	}
+	if held < 0 && told > 0 {
+		t.Fatalf("/status has no Windows count after restart:\n%s", body)
 	}
 	t.Logf("ledger holds count %d after kill -9 and restart", held)
 	if told > held {

@@ -21,6 +21,7 @@ import (
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
 
 // TestProcessFlippedCountByte: one flipped byte in a count entry of
@@ -91,7 +92,7 @@ func TestProcessFlippedCountByte(t *testing.T) {
 // serveUnhealthy runs serve on data without waiting for a healthy
 // /healthz, reads its status and /healthz code once it answers, and stops
 // it with SIGTERM.
-func serveUnhealthy(t *testing.T, data string) (statusReport, int) {
+func serveUnhealthy(t *testing.T, data string) (statusapi.Report, int) {
 	t.Helper()
 	admin := "127.0.0.1:" + strconv.Itoa(harness.FreePort(t))
 	cmd := exec.Command(harness.ProcessBinary(t, "kms-responder"), "serve", "--data", data, "--group", "windows-server-2025",
@@ -102,7 +103,7 @@ func serveUnhealthy(t *testing.T, data string) (statusReport, int) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	var st statusReport
+	var st statusapi.Report
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		stdout, _, code := runCLI(t, "status", "--admin", admin, "--json")
 		if code == exitOK {

@@ -275,17 +275,6 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			}
 		}
 		h.countOrder.Unlock()
-		who := "known client"
-		if res.NewClient {
-			who = "new client"
-		}
-		// The host answers; whether the client activates is the client's decision, by the
-		// count against the threshold it sent (N_Policy).
-		if res.CurrentCount >= int(in.NPolicy) {
-			res.Reason = fmt.Sprintf("activated by %s; %s, count %d of cap %d (needs %d)", group.Name, who, res.CurrentCount, rec.Cap, in.NPolicy)
-		} else {
-			res.Reason = fmt.Sprintf("counted, below threshold: count %d of %d needed, by %s; %s, cap %d", res.CurrentCount, in.NPolicy, group.Name, who, rec.Cap)
-		}
 	} else if h.store != nil {
 		// A refusal changes no count; its order in the log is free.
 		pending, enqueueErr = h.store.Enqueue(ctx, rec)
@@ -319,6 +308,25 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			h.log.LogAttrs(ctx, slog.LevelError, "kms request not answered: ledger write failed",
 				slog.String("cmid", in.CMID.String()), slog.String("peer", in.Peer.String()), slog.Any("err", err))
 			return Result{Application: res.Application}, fmt.Errorf("host: not answering %s: %w", in.Peer, err)
+		}
+	}
+	if res.HRESULT == kms.OK {
+		if h.store != nil {
+			// The count the durable log holds at this activation, not
+			// the memory count: that one still includes clients counted
+			// before it whose write failed until they are reverted.
+			res.CurrentCount = pending.Count()
+		}
+		who := "known client"
+		if res.NewClient {
+			who = "new client"
+		}
+		// The host answers; whether the client activates is the client's decision, by the
+		// count against the threshold it sent (N_Policy).
+		if res.CurrentCount >= int(in.NPolicy) {
+			res.Reason = fmt.Sprintf("activated by %s; %s, count %d of cap %d (needs %d)", group.Name, who, res.CurrentCount, rec.Cap, in.NPolicy)
+		} else {
+			res.Reason = fmt.Sprintf("counted, below threshold: count %d of %d needed, by %s; %s, cap %d", res.CurrentCount, in.NPolicy, group.Name, who, rec.Cap)
 		}
 	}
 	h.mu.Lock()

@@ -49,6 +49,8 @@ type answer struct {
 	soa        []dns.RR
 	hosts      map[string][]dns.RR // address records of approved live targets, by lower-case name
 	kind       string              // answersTotal label: members, last_known or empty
+	zone       string              // the pool's zone
+	server     string              // the pool's server label, for which served and empty are resolved
 	served     prometheus.Counter  // answersTotal for kind, resolved once per rebuild
 	empty      prometheus.Counter  // answersTotal for NODATA answers
 	validUntil time.Time           // the earliest lease end; the answer must be rebuilt then
@@ -189,6 +191,26 @@ func (p *pool) answerAddrsLocked(m *member, now time.Time) []netip.Addr {
 	return p.cfg.approve.Bound(m.target)
 }
 
+// countServed counts an answer with members (kind members or last_known) for server, the
+// listener the query came in on. The counter of the pool's own server label is resolved once
+// per rebuild; a pool shared by listeners with other bind addresses resolves theirs per query.
+func (a *answer) countServed(server string) {
+	if server == a.server {
+		a.served.Inc()
+		return
+	}
+	answersTotal.WithLabelValues(server, a.zone, a.kind).Inc()
+}
+
+// countEmpty counts a NODATA answer for server (see countServed).
+func (a *answer) countEmpty(server string) {
+	if server == a.server {
+		a.empty.Inc()
+		return
+	}
+	answersTotal.WithLabelValues(server, a.zone, "empty").Inc()
+}
+
 // live reports whether m is registered at now (static members always are).
 func (m *member) live(now time.Time) bool { return m.static || now.Before(m.expires) }
 
@@ -231,7 +253,7 @@ func (p *pool) sweepLocked(now time.Time) bool {
 func (p *pool) rebuildLocked(now time.Time) {
 	cfg := p.cfg
 	var healthy, registered []*member
-	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0, "unprobeable": 0}
+	counts := newStateCounts()
 	var until time.Time
 	for _, m := range p.members {
 		if !m.live(now) {
@@ -301,11 +323,24 @@ func (p *pool) rebuildLocked(now time.Time) {
 	}
 	p.serial++
 	a.soa = []dns.RR{p.soaLocked()}
+	a.zone, a.server = p.zone, p.server
 	a.served = answersTotal.WithLabelValues(p.server, p.zone, a.kind)
 	a.empty = answersTotal.WithLabelValues(p.server, p.zone, "empty")
 	a.srv, a.extra = slices.Clip(a.srv), slices.Clip(a.extra)
 	a.qname, a.packed = strings.ToLower(p.srvName), packAnswers(p.srvName, a.srv, a.extra)
 	p.ans.Store(a)
+}
+
+// memberStates are the values of the members gauge's state label (see classifyLocked).
+var memberStates = [...]string{"up", "down", "pending", "unapproved", "unprobeable"}
+
+// newStateCounts returns a zero count for every member state, so that each gauge is set.
+func newStateCounts() map[string]float64 {
+	counts := make(map[string]float64, len(memberStates))
+	for _, s := range memberStates {
+		counts[s] = 0
+	}
+	return counts
 }
 
 // classifyLocked returns the members gauge state of live member m: unapproved, unprobeable,
@@ -325,7 +360,7 @@ func (p *pool) classifyLocked(m *member, now time.Time) string {
 
 // gaugesLocked updates the members gauge alone, for changes that leave the answer as it is.
 func (p *pool) gaugesLocked(now time.Time) {
-	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0, "unprobeable": 0}
+	counts := newStateCounts()
 	for _, m := range p.members {
 		if m.live(now) {
 			counts[p.classifyLocked(m, now)]++

@@ -114,7 +114,7 @@ func (v *Vlmcs) scrubTargetLoop(ctx context.Context, k memberKey, st *scrubTarge
 		}
 		wait := v.cfg.probe.interval
 		if v.cfg.portAllowed(k.port) && len(addrs) > 0 {
-			res, probed := v.probeAddrs(ctx, "scrub", addrs, k.port, yield)
+			res, probed := v.probeAddrs(ctx, st.zone, addrs, k.port, yield)
 			if ctx.Err() != nil {
 				return
 			}

@@ -69,7 +69,7 @@ type requester struct {
 // updates are never passed to the next plugin.
 func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if len(r.Question) != 1 {
-		return v.finishUpdate(w, r, "", nil, refuse(dns.RcodeFormatError, reasonFormat, "zone section holds %d records", len(r.Question)), 0, false)
+		return v.finishUpdate(ctx, w, r, "", nil, refuse(dns.RcodeFormatError, reasonFormat, "zone section holds %d records", len(r.Question)), 0, false)
 	}
 	q := r.Question[0]
 	var p *pool
@@ -82,13 +82,13 @@ func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if p == nil {
 		// Never passed on: forward would relay it (unauthenticated, from this server's
 		// address) to the DNS behind, e.g. Active Directory.
-		return v.finishUpdate(w, r, "", nil, refuse(dns.RcodeNotZone, reasonNotZone, "zone %s is not a vlmcs publish zone", q.Name), 0, false)
+		return v.finishUpdate(ctx, w, r, "", nil, refuse(dns.RcodeNotZone, reasonNotZone, "zone %s is not a vlmcs publish zone", q.Name), 0, false)
 	}
 	if !v.plainDNS {
-		return v.finishUpdate(w, r, p.zone, p, refuse(dns.RcodeRefused, reasonTransport, "updates are accepted over plain DNS (UDP, TCP) only"), 0, false)
+		return v.finishUpdate(ctx, w, r, p.zone, p, refuse(dns.RcodeRefused, reasonTransport, "updates are accepted over plain DNS (UDP, TCP) only"), 0, false)
 	}
 	if q.Qtype != dns.TypeSOA {
-		return v.finishUpdate(w, r, p.zone, p, refuse(dns.RcodeFormatError, reasonFormat, "zone section type is %s, not SOA", dns.TypeToString[q.Qtype]), 0, false)
+		return v.finishUpdate(ctx, w, r, p.zone, p, refuse(dns.RcodeFormatError, reasonFormat, "zone section type is %s, not SOA", dns.TypeToString[q.Qtype]), 0, false)
 	}
 	now := time.Now()
 	who, vd := v.authenticate(w, r)
@@ -101,7 +101,7 @@ func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		lease, ul = v.leaseFor(r)
 		vd = v.applyUpdate(ctx, r, p, who, lease, now)
 	}
-	return v.finishUpdate(w, r, p.zone, p, vd, lease, ul)
+	return v.finishUpdate(ctx, w, r, p.zone, p, vd, lease, ul)
 }
 
 // notReplayed refuses a verified signed update that could be a replay: signed before the
@@ -184,12 +184,12 @@ func (v *Vlmcs) leaseFor(r *dns.Msg) (time.Duration, bool) {
 
 // finishUpdate counts, logs refusals, and writes the response (with the granted lease and a
 // TSIG record when the request was signed).
-func (v *Vlmcs) finishUpdate(w dns.ResponseWriter, r *dns.Msg, zone string, p *pool, vd *verdict, lease time.Duration, ul bool) (int, error) {
+func (v *Vlmcs) finishUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, zone string, p *pool, vd *verdict, lease time.Duration, ul bool) (int, error) {
 	label := zone
 	if label == "" {
-		label = "other"
+		label = v.updateZoneLabel(r)
 	}
-	updatesTotal.WithLabelValues(v.server, label, dns.RcodeToString[vd.rcode], vd.reason).Inc()
+	updatesTotal.WithLabelValues(v.serverOf(ctx), label, dns.RcodeToString[vd.rcode], vd.reason).Inc()
 	if vd.rcode != dns.RcodeSuccess {
 		src := "?"
 		if a := w.RemoteAddr(); a != nil {
@@ -245,6 +245,24 @@ func (v *Vlmcs) finishUpdate(w dns.ResponseWriter, r *dns.Msg, zone string, p *p
 		log.Errorf("writing update response: %v", err)
 	}
 	return dns.RcodeSuccess, nil
+}
+
+// updateZoneLabel returns the metrics zone of an update that names no publish zone: the
+// closest zone of vlmcs holding the zone section's name, else the closest zone of the server
+// block (CoreDNS routed the update to this block by that name, so one holds it), else the root.
+// The name itself is the sender's choice and never a label.
+func (v *Vlmcs) updateZoneLabel(r *dns.Msg) string {
+	if len(r.Question) == 0 {
+		return "."
+	}
+	name := r.Question[0].Name
+	if z := plugin.Zones(v.cfg.zones).Matches(name); z != "" {
+		return z
+	}
+	if z := plugin.Zones(v.cfg.block).Matches(name); z != "" {
+		return z
+	}
+	return "."
 }
 
 // tsigMisplaced reports whether a TSIG record appears before the last additional record.

@@ -177,7 +177,7 @@ func (v *Vlmcs) vlmcsBelow(name string) string {
 
 // serverOf returns the metrics "server" label of a request: the listener it came in on, as
 // CoreDNS's metrics.WithServer reports it; the block's own label (serverLabel) for a context
-// that carries none (requests vlmcs makes itself, tests).
+// that carries no server (a handler called outside a CoreDNS server, as in unit tests).
 func (v *Vlmcs) serverOf(ctx context.Context) string {
 	if s := metrics.WithServer(ctx); s != "" {
 		return s

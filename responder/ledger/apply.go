@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -327,7 +326,7 @@ func (l *Ledger) dropAppliedSegments() {
 	}
 	l.amu.Unlock()
 	for _, s := range drop {
-		if err := os.Remove(s.path); err != nil {
+		if err := l.dir.remove(s.path); err != nil {
 			l.log.Warn("ledger: cannot remove applied log segment", "path", s.path, "err", err)
 		}
 	}

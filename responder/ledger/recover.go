@@ -42,7 +42,7 @@ func (l *Ledger) recover(segs []segment) error {
 		frames := sc.frames
 		switch d := sc.damage; {
 		case d != nil && d.Offset >= 0:
-			to, err := quarantine(sc.seg.path)
+			to, err := quarantine(sc.seg.dir, sc.seg.path)
 			if err != nil {
 				return fmt.Errorf("ledger: quarantine %s: %w (%w)", sc.seg.path, err, d)
 			}
@@ -87,7 +87,7 @@ func (l *Ledger) recover(segs []segment) error {
 	// Everything is in the store now: remove the old segments before
 	// creating the new one (whose name one of them may have).
 	for _, p := range remove {
-		if err := os.Remove(p); err != nil {
+		if err := l.dir.remove(p); err != nil {
 			return fmt.Errorf("ledger: remove applied log segment: %w", err)
 		}
 	}
@@ -107,15 +107,15 @@ func (l *Ledger) recover(segs []segment) error {
 
 // quarantine renames a damaged file to <path>.corrupt (or .corrupt.N when
 // that exists) and returns the new name.
-func quarantine(path string) (string, error) {
+func quarantine(dir *dataDir, path string) (string, error) {
 	to := path + ".corrupt"
 	for n := 1; ; n++ {
-		if _, err := os.Lstat(to); errors.Is(err, fs.ErrNotExist) {
+		if _, err := dir.lstat(to); errors.Is(err, fs.ErrNotExist) {
 			break
 		}
 		to = fmt.Sprintf("%s.corrupt.%d", path, n)
 	}
-	if err := os.Rename(path, to); err != nil {
+	if err := dir.rename(path, to); err != nil {
 		return "", err
 	}
 	return to, nil
@@ -123,8 +123,8 @@ func quarantine(path string) (string, error) {
 
 // readSegment reads one log segment: a regular file (never through a
 // symbolic link), of plausible size.
-func readSegment(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|openNoFollow, 0)
+func readSegment(dir *dataDir, path string) ([]byte, error) {
+	f, err := dir.openFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open log segment: %w", err)
 	}

@@ -1,0 +1,235 @@
+// Package fileperm holds the rules both binaries apply to the files they
+// trust: secrets (TSIG keys, admin tokens), policy (configs, catalog
+// overlays) and the responder's data directory.
+//
+// A file decides what a server does, so whoever can change it controls the
+// server. The rules:
+//
+//   - a policy file is owned by root or the running user and is writable by
+//     neither group nor others;
+//   - a secret file is owned by root or the running user and is not
+//     accessible by group or others at all (as ssh requires of private keys);
+//   - every directory above either is owned by root or the running user and
+//     is writable by group or others only with the sticky bit (as /tmp),
+//     where others cannot rename or delete entries they do not own;
+//   - a file systemd hands the service as a credential (LoadCredential=,
+//     inside $CREDENTIALS_DIRECTORY) is exempt from the owner and mode rules:
+//     systemd writes it 0400 on a private file system, owned by root and
+//     readable by the service's user through an ACL whose mask shows as the
+//     group's read bit. Its source file is checked by CheckSources.
+//
+// Errors name the file and say what to run (chmod, chown).
+package fileperm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Kind says which rules a file must meet.
+type Kind int
+
+const (
+	// Policy files must not be writable by group or others.
+	Policy Kind = iota
+	// Secret files must not be accessible by group or others.
+	Secret
+)
+
+// CredentialsEnv is the environment variable systemd sets to the
+// directory holding a service's credentials.
+const CredentialsEnv = "CREDENTIALS_DIRECTORY"
+
+// ReadFile reads the regular file path, of at most max bytes, after
+// checking it (on the opened descriptor) and the directories above it
+// against kind's rules. what names the file in errors ("config file").
+func ReadFile(what, path string, kind Kind, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	if err := Check(what, path, fi, kind); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s %s is larger than %d bytes", what, path, max)
+	}
+	return data, nil
+}
+
+// Check applies kind's rules to path, whose FileInfo fi the caller took
+// from the descriptor it reads: a regular file, its owner and mode, and
+// the directories above it. Files in $CREDENTIALS_DIRECTORY are exempt
+// from the owner, mode and parent rules.
+func Check(what, path string, fi fs.FileInfo, kind Kind) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s %s is not a regular file (%s)", what, path, fi.Mode().Type())
+	}
+	if InCredentialsDir(path) {
+		return nil
+	}
+	if err := CheckFile(what, path, fi, kind); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	return CheckParents(what+" "+path, abs)
+}
+
+// CheckFile applies kind's owner and mode rules to fi alone.
+func CheckFile(what, path string, fi fs.FileInfo, kind Kind) error {
+	uid, ok := Owner(fi)
+	if !ok {
+		return nil // no ownership on this platform
+	}
+	me := uint32(os.Geteuid())
+	if uid != 0 && uid != me {
+		return fmt.Errorf("%s %s is owned by %s, not by root or %s that this runs as: that user decides what it says; run `chown %s %s`",
+			what, path, UserName(uid), UserName(me), userOnly(me), path)
+	}
+	perm := fi.Mode().Perm()
+	switch kind {
+	case Secret:
+		if perm&0o077 != 0 {
+			return fmt.Errorf("%s %s holds a secret and is accessible by group or others (mode %04o); run `chmod 600 %s`",
+				what, path, perm, path)
+		}
+	default:
+		if perm&0o022 != 0 {
+			return fmt.Errorf("%s %s is writable by group or others (mode %04o); run `chmod go-w %s`",
+				what, path, perm, path)
+		}
+	}
+	return nil
+}
+
+// CheckParents checks every directory above path, both as written and
+// with symbolic links resolved: each must be owned by root or the running
+// user and not writable by group or others without the sticky bit.
+func CheckParents(what, path string) error {
+	chains := []string{path}
+	if real, err := filepath.EvalSymlinks(path); err == nil && real != path {
+		chains = append(chains, real)
+	}
+	for _, p := range chains {
+		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+			fi, err := os.Stat(d)
+			if err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			if err := checkParent(what, d, fi); err != nil {
+				return err
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// checkParent applies the rule for a directory above a trusted file to d.
+func checkParent(what, d string, fi fs.FileInfo) error {
+	uid, ok := Owner(fi)
+	if !ok {
+		return nil
+	}
+	me := uint32(os.Geteuid())
+	if uid != 0 && uid != me {
+		return fmt.Errorf("%s: the directory above it, %s, is owned by %s: that user can replace what is inside; move it under a directory owned by root or %s, or run `chown root %s`",
+			what, d, UserName(uid), UserName(me), d)
+	}
+	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+		return fmt.Errorf("%s: the directory above it, %s, is writable by group or others (mode %04o) without the sticky bit: anyone there can replace what is inside; run `chmod go-w %s`",
+			what, d, fi.Mode().Perm(), d)
+	}
+	return nil
+}
+
+// InCredentialsDir reports whether path names a file inside
+// $CREDENTIALS_DIRECTORY (which only the service manager sets).
+func InCredentialsDir(path string) bool {
+	dir := os.Getenv(CredentialsEnv)
+	if dir == "" || !filepath.IsAbs(dir) {
+		return false
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(filepath.Clean(dir), abs)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel)
+}
+
+// CheckSources checks the files a systemd unit hands over as credentials
+// (LoadCredential=ID:PATH) against kind's rules, as root sees them before
+// the start (ExecStartPre=+). A source that is missing is reported too:
+// systemd would refuse to start.
+func CheckSources(kind Kind, paths ...string) error {
+	var errs []error
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("credential source: %w", err))
+			continue
+		}
+		fi, err := f.Stat()
+		f.Close()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("credential source %s: %w", p, err))
+			continue
+		}
+		if !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("credential source %s is not a regular file (%s)", p, fi.Mode().Type()))
+			continue
+		}
+		if err := CheckFile("credential source", p, fi, kind); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		abs, err := filepath.Abs(p)
+		if err == nil {
+			err = CheckParents("credential source "+p, abs)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// UserName names a uid for messages: "alice (uid 1000)".
+func UserName(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username + " (uid " + id + ")"
+	}
+	return "uid " + id
+}
+
+// userOnly names a uid as chown takes it: the user name, else the number.
+func userOnly(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username
+	}
+	return id
+}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/fileperm"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 )
@@ -65,17 +65,16 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, level *slog.L
 	defer stopSignals()
 	live := newReloadable(cfg, level, log)
 
-	if cfg.Ledger {
-		if err = os.MkdirAll(cfg.Data, 0o750); err != nil {
-			return exitError, fmt.Errorf("data directory: %w", err)
-		}
-		if err = checkDataDir(cfg.Data); err != nil {
-			return exitError, err
-		}
-	}
 	var store *ledger.Ledger // nil with --ledger=false (benchmarks only)
 	if cfg.Ledger {
-		store, err = ledger.Open(cfg.Data, ledger.Options{Retention: time.Duration(cfg.Retention), MaxRefusals: cfg.MaxRefusalRecords,
+		// Opened and checked once, by descriptor: the ledger works
+		// relative to it, whatever the path comes to name later.
+		dataDir, err := fileperm.OpenDir("data directory", cfg.Data, 0o750)
+		if err != nil {
+			return exitError, err
+		}
+		defer dataDir.Close()
+		store, err = ledger.Open(cfg.Data, ledger.Options{Root: dataDir, Retention: time.Duration(cfg.Retention), MaxRefusals: cfg.MaxRefusalRecords,
 			Quarantine: cfg.LedgerQuarantine, Logger: log})
 		if err != nil {
 			return exitError, ledgerOpenError(err, cfg.Data)

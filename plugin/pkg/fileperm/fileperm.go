@@ -109,7 +109,7 @@ func CheckFile(what, path string, fi fs.FileInfo, kind Kind) error {
 	switch kind {
 	case Secret:
 		if perm&0o077 != 0 {
-			return fmt.Errorf("%s %s holds a secret and is accessible by group or others (mode %04o); run `chmod 600 %s`",
+			return fmt.Errorf("%s %s: permissions %04o are too open: it holds a secret, which group and others must not access; run `chmod 600 %s`",
 				what, path, perm, path)
 		}
 	default:

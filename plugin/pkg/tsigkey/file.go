@@ -152,4 +152,3 @@ func ReadFile(path string) ([]Key, error) {
 	}
 	return keys, nil
 }
-

@@ -49,26 +49,30 @@ const CredentialsEnv = "CREDENTIALS_DIRECTORY"
 
 // ReadFile reads the regular file path, of at most max bytes, after
 // checking it (on the opened descriptor) and the directories above it
-// against kind's rules. what names the file in errors ("config file").
+// against kind's rules. what names the file in errors ("config file"; empty
+// for the path alone).
 func ReadFile(what, path string, kind Kind, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
+		if what == "" {
+			return nil, err // names the path
+		}
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+		return nil, fmt.Errorf("%s: %w", named(what, path), err)
 	}
 	if err := Check(what, path, fi, kind); err != nil {
 		return nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+		return nil, fmt.Errorf("%s: %w", named(what, path), err)
 	}
 	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s %s is larger than %d bytes", what, path, max)
+		return nil, fmt.Errorf("%s is larger than %d bytes", named(what, path), max)
 	}
 	return data, nil
 }
@@ -79,7 +83,7 @@ func ReadFile(what, path string, kind Kind, max int64) ([]byte, error) {
 // from the owner, mode and parent rules.
 func Check(what, path string, fi fs.FileInfo, kind Kind) error {
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s %s is not a regular file (%s)", what, path, fi.Mode().Type())
+		return fmt.Errorf("%s is not a regular file (%s)", named(what, path), fi.Mode().Type())
 	}
 	if InCredentialsDir(path) {
 		return nil
@@ -89,9 +93,9 @@ func Check(what, path string, fi fs.FileInfo, kind Kind) error {
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, path, err)
+		return fmt.Errorf("%s: %w", named(what, path), err)
 	}
-	return CheckParents(what+" "+path, abs)
+	return CheckParents(named(what, path), abs)
 }
 
 // CheckFile applies kind's owner and mode rules to fi alone.
@@ -102,20 +106,20 @@ func CheckFile(what, path string, fi fs.FileInfo, kind Kind) error {
 	}
 	me := uint32(os.Geteuid())
 	if uid != 0 && uid != me {
-		return fmt.Errorf("%s %s is owned by %s, not by root or %s that this runs as: that user decides what it says; run `chown %s %s`",
-			what, path, UserName(uid), UserName(me), userOnly(me), path)
+		return fmt.Errorf("%s is owned by %s, not by root or %s that this runs as: that user decides what it says; run `chown %s %s`",
+			named(what, path), UserName(uid), UserName(me), userOnly(me), path)
 	}
 	perm := fi.Mode().Perm()
 	switch kind {
 	case Secret:
 		if perm&0o077 != 0 {
-			return fmt.Errorf("%s %s: permissions %04o are too open: it holds a secret, which group and others must not access; run `chmod 600 %s`",
-				what, path, perm, path)
+			return fmt.Errorf("%s: permissions %04o are too open: it holds a secret, which group and others must not access; run `chmod 600 %s`",
+				named(what, path), perm, path)
 		}
 	default:
 		if perm&0o022 != 0 {
-			return fmt.Errorf("%s %s is writable by group or others (mode %04o); run `chmod go-w %s`",
-				what, path, perm, path)
+			return fmt.Errorf("%s is writable by group or others (mode %04o); run `chmod go-w %s`",
+				named(what, path), perm, path)
 		}
 	}
 	return nil
@@ -214,6 +218,14 @@ func CheckSources(kind Kind, paths ...string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// named is "what path" for messages, or path alone when what is empty.
+func named(what, path string) string {
+	if what == "" {
+		return path
+	}
+	return what + " " + path
 }
 
 // UserName names a uid for messages: "alice (uid 1000)".

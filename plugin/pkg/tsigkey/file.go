@@ -142,7 +142,7 @@ func parseClause(lx *lexer, kw token) (Key, error) {
 // exempt. A key file others could read or change is refused, not used.
 // Errors name the file.
 func ReadFile(path string) ([]Key, error) {
-	data, err := fileperm.ReadFile("TSIG key file", path, fileperm.Secret, MaxFileSize+1)
+	data, err := fileperm.ReadFile("", path, fileperm.Secret, MaxFileSize+1)
 	if err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func TestReadConfigFile(t *testing.T) {
 		if err := os.Chown(p, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := parseServeConfig([]string{"--config", p}, nil); err == nil || !strings.Contains(err.Error(), "not by root or") {
+		if _, err := parseServeConfig([]string{"--config", p}, nil); err == nil || !strings.Contains(err.Error(), "is owned by ") {
 			t.Errorf("a config file owned by uid 65534: %v", err)
 		}
 	}

@@ -154,8 +154,8 @@ func (w *walker) walk(abs string) (*os.Root, error) {
 // must be owned by root or the running user.
 func (w *walker) follow(cur held, name, at string, fi fs.FileInfo, todo *[]string) error {
 	if uid, ok := Owner(fi); ok && uid != 0 && uid != w.me {
-		return fmt.Errorf("%s %s: the symbolic link %s is owned by %s, not by root or %s that this runs as: its owner can point it elsewhere at any time; give the real directory (or a link root owns)",
-			w.what, w.display, at, UserName(uid), UserName(w.me))
+		return fmt.Errorf("%s %s: the symbolic link %s is owned by %s, not by %s: its owner can point it elsewhere at any time; give the real directory (or a link root owns)",
+			w.what, w.display, at, UserName(uid), trusted(w.me))
 	}
 	if w.links++; w.links > maxLinks {
 		return fmt.Errorf("%s %s: more than %d symbolic links", w.what, w.display, maxLinks)

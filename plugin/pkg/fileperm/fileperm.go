@@ -106,8 +106,8 @@ func CheckFile(what, path string, fi fs.FileInfo, kind Kind) error {
 	}
 	me := uint32(os.Geteuid())
 	if uid != 0 && uid != me {
-		return fmt.Errorf("%s is owned by %s, not by root or %s that this runs as: that user decides what it says; run `chown %s %s`",
-			named(what, path), UserName(uid), UserName(me), userOnly(me), path)
+		return fmt.Errorf("%s is owned by %s, not by %s: that user decides what it says; run `chown %s %s`",
+			named(what, path), UserName(uid), trusted(me), userOnly(me), path)
 	}
 	perm := fi.Mode().Perm()
 	switch kind {
@@ -158,8 +158,8 @@ func checkParent(what, d string, fi fs.FileInfo) error {
 	}
 	me := uint32(os.Geteuid())
 	if uid != 0 && uid != me {
-		return fmt.Errorf("%s: the directory above it, %s, is owned by %s: that user can replace what is inside; move it under a directory owned by root or %s, or run `chown root %s`",
-			what, d, UserName(uid), UserName(me), d)
+		return fmt.Errorf("%s: the directory above it, %s, is owned by %s: that user can replace what is inside; move it under a directory owned by %s, or run `chown root %s`",
+			what, d, UserName(uid), trusted(me), d)
 	}
 	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
 		return fmt.Errorf("%s: the directory above it, %s, is writable by group or others (mode %04o) without the sticky bit: anyone there can replace what is inside; run `chmod go-w %s`",
@@ -226,6 +226,15 @@ func named(what, path string) string {
 		return path
 	}
 	return what + " " + path
+}
+
+// trusted names the owners the rules accept: "root (uid 0)", or "root or
+// alice (uid 1000) that this runs as".
+func trusted(me uint32) string {
+	if me == 0 {
+		return UserName(0)
+	}
+	return "root or " + UserName(me) + " that this runs as"
 }
 
 // UserName names a uid for messages: "alice (uid 1000)".

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -221,5 +222,134 @@ register:
 	}
 	if strings.Contains(r.Output()+c.Output(), secret1) {
 		t.Error("a log shows the secret")
+	}
+}
+
+// unitLines returns the values of key= in the unit file build/systemd/name.
+func unitLines(t *testing.T, name, key string) []string {
+	t.Helper()
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "build", "systemd", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// TestUnitsCheckCredentialSources runs the units' ExecStartPre= checks
+// (root, "+") on credential sources laid out in a temporary /etc: the
+// files root owns at 0600 pass; one readable by others, or owned by
+// another user, stops the start (exit 1) with what to run.
+func TestUnitsCheckCredentialSources(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the checks run as root and files are given to another user")
+	}
+	bin := harness.Binary(t, "kms-responder")
+	type check func(etc string) (int, string)
+	run := func(name string, args ...string) (int, string) {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if ee != nil {
+			return ee.ExitCode(), string(out)
+		}
+		return 0, string(out)
+	}
+	var responder []check
+	for _, v := range unitLines(t, "kms-responder.service", "ExecStartPre") {
+		v, ok := strings.CutPrefix(v, "+")
+		if !ok {
+			t.Fatalf("ExecStartPre=%s does not run as root (+): a dynamic user cannot see the sources", v)
+		}
+		f := strings.Fields(v)
+		if f[0] != "/usr/local/bin/kms-responder" {
+			t.Fatalf("ExecStartPre=%s runs something else", v)
+		}
+		responder = append(responder, func(etc string) (int, string) {
+			args := make([]string, 0, len(f)-1)
+			for _, a := range f[1:] {
+				args = append(args, strings.ReplaceAll(a, "/etc/kms-responder/", etc+"/"))
+			}
+			return run(bin, args...)
+		})
+	}
+	if len(responder) != 2 {
+		t.Fatalf("kms-responder.service checks %d sources, want config.yaml and tsig.key", len(responder))
+	}
+	pre := unitLines(t, "coredns-kmsdns.service", "ExecStartPre")
+	if len(pre) != 1 || !strings.HasPrefix(pre[0], "+/bin/sh -c '") || !strings.HasSuffix(pre[0], "'") {
+		t.Fatalf("coredns-kmsdns.service ExecStartPre=%q, want one +/bin/sh -c '...'", pre)
+	}
+	// systemd's unquoting: "$$" is "$", "\\" is "\".
+	script := strings.TrimSuffix(strings.TrimPrefix(pre[0], "+/bin/sh -c '"), "'")
+	script = strings.NewReplacer("$$", "$", `\\`, `\`).Replace(script)
+	coredns := func(etc string) (int, string) {
+		return run("/bin/sh", "-c", strings.ReplaceAll(script, "/etc/coredns-kmsdns/", etc+"/"))
+	}
+
+	for _, tc := range []struct {
+		name       string
+		file       string
+		mode       os.FileMode
+		uid        int
+		checks     []check
+		wantFailed string // "" for every check passing
+	}{
+		{"responder sources root's and 0600", "", 0, 0, responder, ""},
+		{"responder config readable by others", "config.yaml", 0o644, 0, responder, "permissions 0644 are too open"},
+		{"responder key owned by another user", "tsig.key", 0o600, 65534, responder, "run `chown root "},
+		{"coredns key root's and 0600", "", 0, 0, []check{coredns}, ""},
+		{"coredns key readable by group", "vlmcs.keys", 0o640, 0, []check{coredns}, "must be root-owned and accessible by root alone: run chown root"},
+		{"coredns key owned by another user", "vlmcs.keys", 0o600, 65534, []check{coredns}, "chmod 600"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			etc := filepath.Join(t.TempDir(), "etc")
+			if err := os.Mkdir(etc, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []string{"config.yaml", "tsig.key", "vlmcs.keys"} {
+				mode, uid := os.FileMode(0o600), 0
+				if n == tc.file {
+					mode, uid = tc.mode, tc.uid
+				}
+				p := filepath.Join(etc, n)
+				if err := os.WriteFile(p, []byte("x\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(p, mode); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chown(p, uid, uid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			failed := ""
+			for _, c := range tc.checks {
+				code, out := c(etc)
+				if code != 0 {
+					if code != 1 {
+						t.Errorf("exit %d, want 1:\n%s", code, out)
+					}
+					failed += out
+				}
+			}
+			switch {
+			case tc.wantFailed == "" && failed != "":
+				t.Errorf("the start would be refused:\n%s", failed)
+			case tc.wantFailed != "" && !strings.Contains(failed, tc.wantFailed):
+				t.Errorf("the start would go on, or says no fix (want %q):\n%s", tc.wantFailed, failed)
+			}
+		})
 	}
 }

@@ -69,6 +69,7 @@ func startOrExit(t *testing.T, p *harness.Process) bool {
 // (its directory stays byte for byte as it was) nor mix the two, and each
 // start that does not serve says why.
 func TestProcessDataDirLinkFlip(t *testing.T) {
+	bin := harness.ProcessBinary(t, "kms-responder")
 	attacker, uid := throwawayUser(t)
 	const knob = "/proc/sys/fs/protected_symlinks"
 	old, err := os.ReadFile(knob)
@@ -83,7 +84,6 @@ func TestProcessDataDirLinkFlip(t *testing.T) {
 			t.Errorf("restore %s: %v", knob, err)
 		}
 	})
-	bin := harness.ProcessBinary(t, "kms-responder")
 	tmp := t.TempDir()
 	for _, d := range []string{filepath.Dir(tmp), tmp} { // the attacker must get in
 		if err := os.Chmod(d, 0o755); err != nil {

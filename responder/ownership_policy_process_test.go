@@ -18,6 +18,7 @@ import (
 // says what to run; the same overlay, root's and 0644, is used (and
 // answers the product it adds).
 func TestProcessCatalogOverlayOwnership(t *testing.T) {
+	harness.ProcessBinary(t, "kms-responder") // skips with -short
 	attacker, uid := throwawayUser(t)
 	src, err := os.ReadFile("catalog/testdata/overlay-office-ltsc-2027.tsv")
 	if err != nil {

@@ -127,6 +127,7 @@ func TestSystemdCredentials(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: lays out root-owned credentials and runs the binaries as another uid")
 	}
+	harness.ProcessBinary(t, "kms-responder") // skips with -short
 	uid := unusedUID(t)
 	base := t.TempDir()
 	for _, d := range []string{filepath.Dir(base), base} { // the service must get in
@@ -253,7 +254,7 @@ func TestUnitsCheckCredentialSources(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the checks run as root and files are given to another user")
 	}
-	bin := harness.Binary(t, "kms-responder")
+	bin := harness.ProcessBinary(t, "kms-responder")
 	type check func(etc string) (int, string)
 	run := func(name string, args ...string) (int, string) {
 		out, err := exec.Command(name, args...).CombinedOutput()

@@ -36,6 +36,16 @@ func openDataDir(dir string, root *os.Root) (*dataDir, error) {
 	return &dataDir{root: r, path: filepath.Clean(dir), own: true}, nil
 }
 
+// openExistingDataDir opens dir, which must exist, for the read-mostly
+// commands (Check, Acknowledge).
+func openExistingDataDir(dir string) (*dataDir, error) {
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	return &dataDir{root: r, path: filepath.Clean(dir), own: true}, nil
+}
+
 func (d *dataDir) close() {
 	if d.own {
 		d.root.Close()

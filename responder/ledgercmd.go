@@ -9,9 +9,8 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 )
 
@@ -67,7 +66,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		}
 	} else {
 		for _, f := range rep.Files {
-			fmt.Fprintf(stdout, "%-8s %s: %s\n", f.State, printable(f.Path), printable(f.Detail))
+			fmt.Fprintf(stdout, "%-8s %s: %s\n", f.State, inert(f.Path), inert(f.Detail))
 		}
 		if rep.OK {
 			fmt.Fprintf(stdout, "ledger %s is intact: %d clients, %d refusal records, applied through sequence %d\n", *data, rep.Clients, rep.Refusals, rep.Applied)
@@ -104,21 +103,17 @@ func runLedgerAcknowledge(args []string, stdout, stderr io.Writer) (int, error) 
 		fmt.Fprintf(stdout, "ledger %s: no recorded damage to acknowledge\n", *data)
 		return exitOK, nil
 	}
-	fmt.Fprintf(stdout, "acknowledged; serve runs healthy again on ledger %s. The loss was:\n%s\nThe *.corrupt files stay until you remove them.\n", *data, printable(was))
+	fmt.Fprintf(stdout, "acknowledged; serve runs healthy again on ledger %s. The loss was:\n%s\nThe *.corrupt files stay until you remove them.\n", *data, inert(was))
 	return exitOK, nil
 }
 
-// printable replaces what a terminal would act on (C0 but newline, DEL, C1
-// and Unicode format characters) in text read from the data directory:
-// ledger.db is a file, and its bytes reach the operator's terminal.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n':
-			return r
-		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0, unicode.Is(unicode.Cf, r), r == utf8.RuneError:
-			return '?'
-		}
-		return r
-	}, s)
+// inert replaces what a terminal would act on (the shared printable rule),
+// line by line, in text read from the data directory: ledger.db is a file,
+// and its bytes reach the operator's terminal.
+func inert(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = printable.Replace(l, '?')
+	}
+	return strings.Join(lines, "\n")
 }

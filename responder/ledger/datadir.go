@@ -102,12 +102,6 @@ func (d *dataDir) openFile(p string, flag int, perm os.FileMode) (*os.File, erro
 	return f, nil
 }
 
-// boltOpen is bbolt's Options.OpenFile: the store is opened relative to
-// the directory.
-func (d *dataDir) boltOpen(p string, flag int, perm os.FileMode) (*os.File, error) {
-	return d.openFile(p, flag, perm)
-}
-
 func (d *dataDir) remove(p string) error {
 	name, err := d.name(p)
 	if err != nil {

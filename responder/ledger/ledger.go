@@ -301,7 +301,7 @@ func boltOptions(opts *Options, readOnly bool, d *dataDir) *bolt.Options {
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 		ReadOnly:       readOnly,
-		OpenFile:       d.boltOpen,
+		OpenFile:       d.openFile,
 	}
 }
 

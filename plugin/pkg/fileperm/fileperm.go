@@ -16,7 +16,9 @@
 //     inside $CREDENTIALS_DIRECTORY) is exempt from the owner and mode rules:
 //     systemd writes it 0400 on a private file system, owned by root and
 //     readable by the service's user through an ACL whose mask shows as the
-//     group's read bit. Its source file is checked by CheckSources.
+//     group's read bit. The directory itself must be as systemd makes it
+//     (owned by root or the running user, writable by no one else). Its
+//     source file is checked by CheckSources.
 //
 // Errors name the file and say what to run (chmod, chown).
 package fileperm
@@ -85,7 +87,7 @@ func Check(what, path string, fi fs.FileInfo, kind Kind) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file (%s)", named(what, path), fi.Mode().Type())
 	}
-	if InCredentialsDir(path) {
+	if InCredentialsDir(path) && credentialsDirSafe() {
 		return nil
 	}
 	if err := CheckFile(what, path, fi, kind); err != nil {
@@ -181,6 +183,25 @@ func InCredentialsDir(path string) bool {
 	}
 	rel, err := filepath.Rel(filepath.Clean(dir), abs)
 	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel)
+}
+
+// credentialsDirSafe reports whether $CREDENTIALS_DIRECTORY is as systemd
+// makes it: owned by root or the running user, writable by neither group
+// nor others, in directories only they can change. A directory anyone
+// else could fill earns its files no exemption.
+func credentialsDirSafe() bool {
+	dir := filepath.Clean(os.Getenv(CredentialsEnv))
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	if uid, ok := Owner(fi); ok && uid != 0 && uid != uint32(os.Geteuid()) {
+		return false
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return false
+	}
+	return CheckParents("credentials directory", dir) == nil
 }
 
 // CheckSources checks the files a systemd unit hands over as credentials

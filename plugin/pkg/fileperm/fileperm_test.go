@@ -69,14 +69,22 @@ func TestReadFileRules(t *testing.T) {
 }
 
 // TestCredentialsExempt: a copy systemd made (0440 through its ACL mask)
-// inside $CREDENTIALS_DIRECTORY is read; the same file elsewhere, or with
-// the variable naming another directory, is refused.
+// inside $CREDENTIALS_DIRECTORY is read; the same file elsewhere, with the
+// variable naming another directory, or in a credentials directory others
+// can write, is refused.
 func TestCredentialsExempt(t *testing.T) {
 	creds := mkdirMode(t, filepath.Join(t.TempDir(), "creds"), 0o700)
 	p := writeMode(t, filepath.Join(creds, "tsig.key"), 0o440)
 	t.Setenv(CredentialsEnv, creds)
 	if _, err := ReadFile("TSIG key file", p, Secret, 100); err != nil {
 		t.Errorf("credential copy refused: %v", err)
+	}
+	// A credentials directory others can write in exempts nothing.
+	loose := mkdirMode(t, filepath.Join(t.TempDir(), "loose"), 0o777)
+	lp := writeMode(t, filepath.Join(loose, "tsig.key"), 0o440)
+	t.Setenv(CredentialsEnv, loose)
+	if _, err := ReadFile("TSIG key file", lp, Secret, 100); err == nil {
+		t.Error("a 0440 secret in a world-writable $CREDENTIALS_DIRECTORY was read")
 	}
 	for _, env := range []string{filepath.Join(creds, "sub"), "relative", ""} {
 		t.Setenv(CredentialsEnv, env)

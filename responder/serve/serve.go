@@ -37,7 +37,8 @@ type Config struct {
 	Catalog *catalog.Catalog
 	// Host is the host policy's configuration.
 	Host host.Config
-	// Data is the ledger's directory, created and checked by the caller.
+	// Data names the ledger's directory; the caller opens and checks it
+	// and hands it over held open in LedgerOptions.Root.
 	Data string
 	// Ledger keeps the durable ledger; false is for benchmarks only.
 	Ledger bool

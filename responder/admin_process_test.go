@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,7 +128,8 @@ func TestProcessAdminConnectionsCannotStarveKMS(t *testing.T) {
 	}
 	win := testProduct(t, clientFlags{product: "Windows 10/11 Enterprise"})
 	run := func(t *testing.T, adminCap string) (activated bool, healthy bool) {
-		p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--admin-max-connections", adminCap)
+		p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--admin-max-connections", adminCap,
+			"--admin-max-connections-per-address", adminCap)
 		pid := p.cmd.Process.Pid
 		limit := openFDs(t, pid) + 24 // room for the 16 admin connections of the default cap and a few clients
 		if out, err := exec.Command(prlimit, "--pid", strconv.Itoa(pid), "--nofile="+strconv.Itoa(limit)+":"+strconv.Itoa(limit)).CombinedOutput(); err != nil {
@@ -165,6 +167,103 @@ func TestProcessAdminConnectionsCannotStarveKMS(t *testing.T) {
 			t.Error("the flood did not exhaust descriptors without a cap: the default-cap case proves nothing")
 		}
 	})
+}
+
+// TestProcessAdminSilentConnectionsCannotHold: 16 connections that send
+// nothing and reconnect as soon as they are closed, from one address or
+// from several, fill the admin endpoint's default cap (16) over and over;
+// /healthz and /metrics must still answer every time, since a silent
+// connection is evicted, oldest first, to admit a new one. Without that,
+// every health check is closed at the cap.
+//
+// The checks send their request as soon as they connect, as curl or a
+// load balancer does: a new connection outlives the 15 older silent ones,
+// and the attackers, reconnecting in a loop, close one about every
+// millisecond here.
+func TestProcessAdminSilentConnectionsCannotHold(t *testing.T) {
+	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025")
+	for _, tc := range []struct {
+		name  string
+		from  func(i int) byte // last octet of attacker i's 127.0.0.x
+		addrs int
+	}{
+		{"one address", func(int) byte { return 1 }, 1},
+		{"eight addresses", func(i int) byte { return byte(2 + i%8) }, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			var connects atomic.Int64
+			for i := range 16 {
+				wg.Go(func() { holdSilently(ctx, p.admin, tc.from(i), &connects) })
+			}
+			defer func() { cancel(); wg.Wait() }()
+			// Let the silent connections fill the cap first.
+			for deadline := time.Now().Add(10 * time.Second); connects.Load() < 16 && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			failed := 0
+			for i := range 23 {
+				path := "/healthz"
+				if i%4 == 3 {
+					path = "/metrics"
+				}
+				if code, err := promptGet(p.admin, path); err != nil || code != http.StatusOK {
+					failed++
+					t.Logf("GET %s: %d %v", path, code, err)
+				}
+			}
+			if failed > 0 {
+				_, m := adminGet(t, p.admin, "127.0.0.1", "/metrics")
+				t.Log(grepLines(m, "admin_refused_total{"))
+				t.Errorf("%d of 23 admin requests failed while 16 silent connections (from %d addresses, %d connects) held the port", failed, tc.addrs, connects.Load())
+			}
+		})
+	}
+	_, metrics := adminGet(t, p.admin, "127.0.0.1", "/metrics")
+	if !regexp.MustCompile(`kms_responder_admin_refused_total\{reason="evicted"\} [1-9]`).MatchString(metrics) {
+		t.Errorf("no eviction counted in admin_refused_total:\n%s", grepLines(metrics, "admin_refused_total"))
+	}
+}
+
+// promptGet sends GET path to addr on a new connection right after
+// connecting and returns the response's status code.
+func promptGet(addr, path string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, err
+}
+
+// holdSilently connects to addr from 127.0.0.<from>, sends nothing, waits
+// for the server to close the connection and connects again, until ctx
+// ends; connects counts the connections made.
+func holdSilently(ctx context.Context, addr string, from byte, connects *atomic.Int64) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, from)}, Timeout: time.Second}
+	for ctx.Err() == nil {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		connects.Add(1)
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		_, _ = c.Read(make([]byte, 1))
+		stop()
+		c.Close()
+	}
 }
 
 // TestProcessLicenseStateBucket: /status counts requests by the licence

@@ -189,6 +189,12 @@ func TestProcessClients(t *testing.T) {
 		{[]string{"--address", "127.0.0.0/8", "--product", "Office"}, []string{"office-b"}},
 		{[]string{"--since", "1h"}, []string{"*6"}},
 		{[]string{"--since", time.Now().Add(24 * time.Hour).Format("2006-01-02")}, nil},
+		// Times int64 nanoseconds cannot hold are clamped, not wrapped:
+		// before every record is everyone, after the last possible none.
+		{[]string{"--since", "1600-01-01"}, []string{"*6"}},
+		{[]string{"--since", "0001-01-01T00:00:00Z"}, []string{"*6"}},
+		{[]string{"--since", "2262-04-12T00:00:00Z"}, nil},
+		{[]string{"--since", "9999-12-31"}, nil},
 	} {
 		d := clientsJSON(t, append([]string{"--admin", p.admin}, tc.args...)...)
 		var got []string

@@ -13,7 +13,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "members",
-		Help:      "Registered pool members by state (up, down, pending, unapproved).",
+		Help:      "Registered pool members by state: up, down, pending (not yet probed), unapproved (name or address not approved), unprobeable (approved but with no address or port that may be probed; not served).",
 	}, []string{"server", "zone", "state"})
 
 	updatesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -55,7 +55,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "probes_total",
-		Help:      "Health probes by result (success, failure).",
+		Help:      "Health probes by result: success, failure, skipped (a pending or down target found no free probe_rate slot).",
 	}, []string{"server", "zone", "result"})
 
 	probeDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{

@@ -69,8 +69,8 @@ func TestProcessCatalogOverlayOwnership(t *testing.T) {
 	}
 	// The same overlay as a policy file should be: used.
 	good := write(etc, "good.tsv", 0o644, 0)
-	p := startResponder(t, t.TempDir(), "--group", "office-ltsc-2027", "--catalog-file", good)
-	stdout, stderr, code := runCLI(t, "activate", "--server", p.addr, "--catalog-file", good,
+	p := harness.StartResponder(t, t.TempDir(), "--group", "office-ltsc-2027", "--catalog-file", good)
+	stdout, stderr, code := runCLI(t, "activate", "--server", p.Addr, "--catalog-file", good,
 		"--product", "Office LTSC Professional Plus 2027", "--json", "--cmid", "random")
 	var r activationReport
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {

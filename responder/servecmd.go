@@ -116,7 +116,7 @@ func (c *serveConfig) runConfig() (serve.Config, error) {
 			BodyTimeout:     time.Duration(c.BodyTimeout),
 			IOTimeout:       time.Duration(c.IOTimeout),
 		},
-		Admin: serve.AdminConfig{Addr: c.Metrics, Hosts: c.AdminHosts, MaxConns: c.AdminMaxConns},
+		Admin: serve.AdminConfig{Addr: c.Metrics, Hosts: c.AdminHosts, MaxConns: c.AdminMaxConns, MaxConnsPerAddr: c.AdminMaxPerAddress},
 		Drain: time.Duration(c.Drain),
 	}
 	var err error

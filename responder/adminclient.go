@@ -16,11 +16,14 @@ import (
 type adminClientFlags struct {
 	admin     string
 	tokenFile string
+	config    string
+	from      string // where the address came from, for errors
 }
 
 func (f *adminClientFlags) bind(fs *flag.FlagSet) {
-	fs.StringVar(&f.admin, "admin", defaultServeConfig().Metrics, "admin endpoint of the running serve (its --metrics): `ADDR` or an http(s) URL")
-	fs.StringVar(&f.tokenFile, "admin-token-file", "", "`file` holding the admin bearer token (default: $"+adminTokenEnv+")")
+	fs.StringVar(&f.admin, "admin", "", "admin endpoint of the running serve (its --metrics): `ADDR` or an http(s) URL (default: metrics in --config, else "+defaultServeConfig().Metrics+")")
+	fs.StringVar(&f.tokenFile, "admin-token-file", "", "`file` holding the admin bearer token (default: $"+adminTokenEnv+", else admin_token_file in --config)")
+	fs.StringVar(&f.config, "config", "", "serve's config `file`, read for the admin address and token (default "+defaultConfigFile+" when it exists)")
 }
 
 // adminClient sends requests to serve's admin endpoint.
@@ -28,9 +31,24 @@ type adminClient struct {
 	base  *url.URL
 	token string
 	hc    *http.Client
+	from  string // where the address came from, for errors
 }
 
 func (f *adminClientFlags) client() (*adminClient, error) {
+	explicit := f.admin != ""
+	from, err := f.fromConfig()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case explicit:
+		f.from = "--admin"
+	case from != "":
+		f.from = "metrics in " + from
+	default:
+		f.from = "the default address"
+		f.admin = defaultServeConfig().Metrics
+	}
 	raw := f.admin
 	if !strings.Contains(raw, "://") {
 		raw = "http://" + raw
@@ -40,7 +58,7 @@ func (f *adminClientFlags) client() (*adminClient, error) {
 		return nil, usagef("--admin %q is neither HOST:PORT nor an http(s) URL", f.admin)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	c := &adminClient{base: u, hc: &http.Client{}}
+	c := &adminClient{base: u, hc: &http.Client{}, from: f.from}
 	switch {
 	case f.tokenFile != "":
 		tok, err := readAdminToken(f.tokenFile, false)
@@ -73,7 +91,7 @@ func (c *adminClient) get(ctx context.Context, path string, query url.Values) (*
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("no responder answering at %s: %w", c.base.Host, err)
+		return nil, fmt.Errorf("no responder answering at %s (%s; give --admin ADDR, serve's metrics address, or --config FILE, serve's config): %w", c.base.Host, c.from, err)
 	}
 	if resp.StatusCode == http.StatusOK {
 		return resp, nil

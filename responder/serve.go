@@ -141,7 +141,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, level *slog.L
 		if cfg.AdminTokenFile != "" {
 			if token, err = readAdminToken(cfg.AdminTokenFile, true); err != nil {
 				closeAll(listeners)
-				return exitUsage, usagef("--admin-token-file: %v", err)
+				return exitUsage, usagef("%s: %v", cfg.where("admin_token_file", "admin-token-file"), credentialHint(err, "admin.token"))
 			}
 		}
 		clients := newClientsService(store, cat, h, time.Duration(cfg.RenewalInterval)*time.Minute, time.Duration(cfg.ActivationInterval)*time.Minute)

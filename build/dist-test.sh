@@ -190,6 +190,7 @@ out=$(kms-responder version)
 [[ $(kms-responder --version) == "$out" ]] || fail "kms-responder --version differs from version"
 cout=$(coredns-kmsdns -version)
 [[ $cout == *"(kmsdns $KMSDNS_VERSION, commit ${KMSDNS_COMMIT:0:12}, $KMSDNS_DATE)"* ]] || fail "coredns-kmsdns -version printed: $cout"
+[[ $cout == *", ${KMSDNS_COMMIT:0:12}" ]] || fail "coredns-kmsdns -version does not end with the commit: $cout"
 say "PASS installed binaries print $KMSDNS_VERSION"
 say "  $out"
 say "  ${cout%%$'\n'*}"
@@ -261,7 +262,13 @@ mkdir -p "$run_root"
 mkdir -m 0700 /var/lib/kms-responder
 chown "$svc_uid:$svc_uid" /var/lib/kms-responder
 unit_lines() { sed -n "s/^$2=//p" "/usr/lib/systemd/system/$1.service"; } # UNIT KEY
-specifiers() { local s=${1//%t/$run_root}; s=${s//%d/$2}; echo "${s//\$MAINPID/$3}"; } # LINE CREDS PID
+specifiers() { # LINE CREDS PID: the unit's specifiers and escapes, as systemd resolves them
+	local s=${1//%t/$run_root}
+	s=${s//%d/$2}
+	s=${s//\$MAINPID/$3}
+	s=${s//%%/%}
+	echo "${s//\$\$/\$}"
+}
 start_unit() { # UNIT LOG: sets $unit_pid
 	local u=$1 log=$2 creds=$tmp/credentials-$1 line id src envs=() rd
 	mkdir -m 0700 "$creds"
@@ -290,6 +297,18 @@ start_unit() { # UNIT LOG: sets $unit_pid
 	unit_pid=$!
 	pids+=("$unit_pid")
 }
+# Loose source files are refused before anything is copied for the service.
+for u in kms-responder:/etc/kms-responder/tsig.key coredns-kmsdns:/etc/coredns-kmsdns/vlmcs.keys; do
+	f=${u#*:} u=${u%%:*}
+	chmod 0640 "$f"
+	set +e
+	msg=$(eval "$(specifiers "$(unit_lines "$u" ExecStartPre | head -1 | sed 's/^+//')" "" "")" 2>&1)
+	rc=$?
+	set -e
+	chmod 0600 "$f"
+	[[ $rc -ne 0 && $msg == *"$f (mode 640)"* ]] || fail "$u.service started with $f mode 0640: exit $rc: $msg"
+	say "PASS $u.service refuses to start with $f mode 0640: $msg"
+done
 start_unit coredns-kmsdns "$tmp/coredns-unit.log"
 dns_unit_pid=$unit_pid
 start_unit kms-responder "$tmp/responder-unit.log"

@@ -297,6 +297,26 @@ start_unit() { # UNIT LOG: sets $unit_pid
 	unit_pid=$!
 	pids+=("$unit_pid")
 }
+# A key file named where the service user cannot read it: the error says where
+# the unit expects it and how it reaches the service.
+sed 's|{$CREDENTIALS_DIRECTORY}/vlmcs.keys|/etc/coredns-kmsdns/vlmcs.keys|' /etc/coredns-kmsdns/Corefile >"$tmp/Corefile.direct"
+chmod 0644 "$tmp/Corefile.direct"
+set +e
+msg=$(set -a && . /etc/coredns-kmsdns/env && set +a && timeout 20 setpriv --reuid="$svc_uid" --regid="$svc_uid" --clear-groups -- /usr/bin/coredns-kmsdns -conf "$tmp/Corefile.direct" 2>&1)
+rc=$?
+set -e
+[[ $rc -ne 0 && $msg == *"permission denied"*"LoadCredential="*'keyfile {$CREDENTIALS_DIRECTORY}/vlmcs.keys'* ]] || fail "coredns-kmsdns with an unreadable keyfile: exit $rc: $msg"
+say "PASS an unreadable keyfile names the unit's way: ${msg##*permission denied}"
+install -m 0600 -o "$svc_uid" -g "$svc_uid" /dev/null "$tmp/direct.yaml"
+sed 's|${CREDENTIALS_DIRECTORY:-/etc/kms-responder}/|/etc/kms-responder/|' /etc/kms-responder/config.yaml >"$tmp/direct.yaml"
+set +e
+install -d -m 0700 -o "$svc_uid" -g "$svc_uid" "$tmp/direct-data"
+msg=$(timeout 20 setpriv --reuid="$svc_uid" --regid="$svc_uid" --clear-groups -- /usr/bin/kms-responder serve --config "$tmp/direct.yaml" --data "$tmp/direct-data" 2>&1)
+rc=$?
+set -e
+[[ $rc -ne 0 && $msg == *"permission denied"*"LoadCredential="*'${CREDENTIALS_DIRECTORY:-/etc/kms-responder}/'* ]] || fail "kms-responder with unreadable secret files: exit $rc: $msg"
+say "PASS an unreadable secret file names the unit's way: ${msg##*permission denied}"
+
 # Loose source files are refused before anything is copied for the service.
 for u in kms-responder:/etc/kms-responder/tsig.key coredns-kmsdns:/etc/coredns-kmsdns/vlmcs.keys; do
 	f=${u#*:} u=${u%%:*}

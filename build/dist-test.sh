@@ -419,6 +419,9 @@ for arch in $DIST_ARCH; do
 		rpmf=$(ls "$a"/$p-*."$rarch".rpm)
 		diff <(filelist_deb "$deb") <(filelist_rpm "$rpmf") || fail "$rpmf and $deb hold different files or modes (above)"
 		rpm -qpl "$rpmf" >/dev/null 2>&1 || fail "rpm -qpl $rpmf"
+		for d in $(dpkg-deb -c "$deb" | awk '$1 ~ /^d/ && $6 ~ /^\.\/etc\/./ {sub(/^\./, "", $6); sub(/\/$/, "", $6); print $1 ":" $6}'); do
+			rpm -qp --qf '[%{FILEMODES:perms}:%{FILENAMES}\n]' "$rpmf" 2>/dev/null | grep -qxF "$d" || fail "$rpmf lacks the directory ${d#*:} as ${d%%:*} (the .deb's)"
+		done
 		[[ $(rpm -qp --qf '%{VERSION}' "$rpmf" 2>/dev/null) == "$(dpkg-deb -f "$deb" Version)" ]] || fail "$rpmf version differs from the .deb's"
 		cfg=$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpmf" 2>/dev/null | awk 'NF == 2 && $1 ~ /c/ {print $1, $2}' | sort | xargs)
 		debcfg=$(dpkg-deb -I "$deb" conffiles | sort | sed 's/^/cn /' | xargs)
@@ -433,7 +436,7 @@ for arch in $DIST_ARCH; do
 		grep -q "try-restart $p.service" <<<"$code" || fail "$deb: no restart-if-running on upgrade"
 	done
 done
-say "PASS .rpm: same files and modes as the .deb, config files noreplace, scriptlets enable nothing and try-restart on upgrade"
+say "PASS .rpm: same files and modes as the .deb (and /etc directories), config files noreplace, scriptlets enable nothing and try-restart on upgrade"
 
 # --- 4. the images -------------------------------------------------------------
 declare -A info_user info_args info_env

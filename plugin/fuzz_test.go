@@ -45,6 +45,8 @@ func FuzzUpdate(f *testing.F) {
 		}
 		r.Opcode = dns.OpcodeUpdate
 		v := newTest(t, updCorefile)
+		// The directory gives the sender two names, so unsigned updates reach the pool.
+		v.Next = dirHandler(map[string][]string{"kms1.example.org.": {"192.0.2.5"}, "kms2.example.org.": {"192.0.2.5", "2001:db8::5"}})
 		w := &updWriter{ResponseWriter: test.ResponseWriter{RemoteIP: "192.0.2.5", TCP: mode&1 == 1}}
 		if mode&2 == 2 {
 			w.tsig = dns.ErrSig

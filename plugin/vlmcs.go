@@ -129,7 +129,7 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 				continue
 			}
 			if a := p.current(time.Now()); a.hosts[n] != nil {
-				return v.answerHost(w, r, a)
+				return v.serveHost(ctx, w, r, a, n)
 			}
 		}
 	}
@@ -143,6 +143,11 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 			return v.answerBelow(w, r, p)
 		}
 	}
+	return v.passOn(ctx, w, r)
+}
+
+// passOn hands a query to the next plugin, guarding its answer (dnameguard.go).
+func (v *Vlmcs) passOn(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	return plugin.NextOrFailure(v.Name(), v.Next, ctx, &dnameGuard{ResponseWriter: w, v: v}, r)
 }
 

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"net"
 	"os"
+
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
 
 // defaultConfigFile is the config the packages install and the unit hands
@@ -45,7 +47,7 @@ func (f *adminClientFlags) fromConfig() (string, error) {
 		}
 		f.admin = dialableAdmin(c.Metrics)
 	}
-	if f.tokenFile == "" && os.Getenv(adminTokenEnv) == "" && c.AdminTokenFile != "" {
+	if f.tokenFile == "" && os.Getenv(statusapi.TokenEnv) == "" && c.AdminTokenFile != "" {
 		f.tokenFile = c.AdminTokenFile
 	}
 	return path, nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
@@ -36,7 +37,7 @@ func TestProcessStatusFindsConfig(t *testing.T) {
 		"admin_token_file: ${CREDENTIALS_DIRECTORY:-"+etc+"}/admin.token\n")
 	p := &responderProc{t: t, cmd: exec.Command(bin, "serve", "--config", cfg, "--log-format", "json"),
 		admin: "127.0.0.1:" + strconv.Itoa(admin), stderr: &harness.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "CREDENTIALS_DIRECTORY="+creds, adminTokenEnv+"=")
+	p.cmd.Env = append(os.Environ(), "CREDENTIALS_DIRECTORY="+creds, statusapi.TokenEnv+"=")
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -55,7 +56,7 @@ func TestProcessStatusFindsConfig(t *testing.T) {
 	}
 
 	t.Setenv("CREDENTIALS_DIRECTORY", "")
-	t.Setenv(adminTokenEnv, "")
+	t.Setenv(statusapi.TokenEnv, "")
 	if stdout, stderr, code := runCLI(t, "status", "--config", cfg); code != exitOK || !strings.Contains(stdout, "KMS host HwId") {
 		t.Errorf("status --config: exit %d\n%s%s", code, stdout, stderr)
 	}

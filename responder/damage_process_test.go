@@ -17,6 +17,7 @@ import (
 
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
@@ -178,7 +179,7 @@ func TestProcessLedgerDamage(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { cmd.Process.Kill(); cmd.Wait() }()
-		var st statusReport
+		var st statusapi.Report
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			stdout, _, code := runCLI(t, "status", "--admin", admin, "--json")

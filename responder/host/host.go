@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -186,7 +187,7 @@ type Input struct {
 	// version.
 	ProtocolMajor, ProtocolMinor uint16
 	// Peer is the client's network address.
-	Peer string
+	Peer netip.AddrPort
 }
 
 // Result is the host's answer.
@@ -203,6 +204,10 @@ type Result struct {
 	ActivationInterval, RenewalInterval int
 	// Group is the host key group that served the request ("" if refused).
 	Group string
+	// Application is the catalog's name of the request's application
+	// ("" when the catalog does not know it); set also when Activate
+	// returns an error.
+	Application string
 	// NewClient reports that the requester entered the count.
 	NewClient bool
 	// Reason says why, for logs.
@@ -223,12 +228,15 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 		ActivationInterval: h.cfg.activation,
 		RenewalInterval:    h.cfg.renewal,
 	}
+	if a, ok := h.cat.Application(in.App); ok {
+		res.Application = a.Name
+	}
 	var cid *catalog.CountedID
 	var group *catalog.HostKeyGroup
 	res.HRESULT, res.Reason, cid, group = h.decide(in, now)
 	rec := ledger.Activation{
 		Time: now, CMID: in.CMID, App: in.App, CountedID: in.CountedID, SKU: in.SKU,
-		Workstation: in.Workstation, Source: in.Peer, Result: uint32(res.HRESULT),
+		Workstation: in.Workstation, Source: in.Peer.String(), Result: uint32(res.HRESULT),
 		LicenseStatus: in.LicenseStatus, Protocol: uint8(min(in.ProtocolMajor, 255)),
 	}
 	var pending ledger.Pending
@@ -304,14 +312,14 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			h.stats.ledgerFailures++
 			h.mu.Unlock()
 			h.log.LogAttrs(ctx, slog.LevelError, "kms request not answered: ledger write failed",
-				slog.String("cmid", in.CMID.String()), slog.String("peer", in.Peer), slog.Any("err", err))
-			return Result{}, fmt.Errorf("host: not answering %s: %w", in.Peer, err)
+				slog.String("cmid", in.CMID.String()), slog.String("peer", in.Peer.String()), slog.Any("err", err))
+			return Result{Application: res.Application}, fmt.Errorf("host: not answering %s: %w", in.Peer, err)
 		}
 	}
 	h.mu.Lock()
 	h.stats.record(&in, &res, now)
 	h.mu.Unlock()
-	h.conflicts.observe(in.CMID, in.Workstation, in.Peer)
+	h.conflicts.observe(in.CMID, in.Workstation, in.Peer.Addr())
 	h.logRequest(ctx, &in, &res, cid, time.Since(start))
 	return res, nil
 }
@@ -397,7 +405,7 @@ func (h *Host) logRequest(ctx context.Context, in *Input, res *Result, cid *cata
 		slog.String("reason", res.Reason),
 		slog.String("cmid", in.CMID.String()),
 		slog.String("workstation", in.Workstation),
-		slog.String("peer", in.Peer),
+		slog.String("peer", in.Peer.String()),
 		slog.String("app", in.App.String()),
 		slog.String("counted_id", in.CountedID.String()),
 		slog.String("product", product),

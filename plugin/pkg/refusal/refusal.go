@@ -41,6 +41,7 @@ const (
 	ForeignTarget    = "foreign-target"
 	BadName          = "bad-name"
 	Static           = "static"
+	ReplayFull       = "replay-full"
 	// Other is what Reason returns for text that names no known reason.
 	Other = "other"
 )
@@ -50,6 +51,7 @@ var known = map[string]bool{
 	Outside: true, DeleteAll: true, UnapprovedTarget: true, UnapprovedAddr: true, ForeignAddr: true,
 	NotGranted: true, Prereq: true, Replay: true, Full: true, Transport: true, Signed: true,
 	BeforeStart: true, UnapprovedPort: true, MemberLimit: true, ForeignTarget: true, BadName: true, Static: true,
+	ReplayFull: true,
 }
 
 // maxText bounds EXTRA-TEXT, both written and read.

@@ -1,4 +1,4 @@
-package main
+package inventory
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
 
 // Bounds of a summary: its maps are keyed by client-chosen values.
@@ -18,59 +19,18 @@ const (
 	summaryTopNetworks = 20   // networks listed, most clients first
 )
 
-// summaryCount is one line of a per-product or per-network tally.
-type summaryCount struct {
-	Name    string `json:"name"`
-	Clients int    `json:"clients"`
-	Counted int    `json:"counted"`
-}
-
-// clientSummary is what a person wants first about the clients: how many,
-// of what, from where, and whether the count is about to shrink.
-type clientSummary struct {
-	AsOf    time.Time `json:"as_of"`
-	Clients int       `json:"clients"`
-	Counted int       `json:"counted"`
-	Expired int       `json:"expired"`
-	Refused int       `json:"refused"`
-	// Products and Networks tally clients per product and per /24 (IPv4)
-	// or /64 (IPv6) network; Networks lists the largest ones.
-	Products      []summaryCount `json:"products"`
-	Networks      []summaryCount `json:"networks"`
-	NetworksTotal int            `json:"networks_total"`
-	// OtherClients counts clients of products or networks beyond the
-	// tally's bound.
-	OtherClients int `json:"clients_beyond_tally_bounds,omitempty"`
-	// OnTimeWindow is the renewal interval plus the activation (retry)
-	// interval: an activated client whose last request is younger renews
-	// on time; an older one stopped coming.
-	OnTimeWindow   string `json:"on_time_window"`
-	RenewingOnTime int    `json:"renewing_on_time"`
-	StoppedComing  int    `json:"stopped_coming"`
-	// StoppedCounted are those that stopped coming but still count;
-	// Leaving7d of them leave the count within 7 days; FirstLeaving and
-	// LastLeaving bound when.
-	StoppedCounted int       `json:"stopped_coming_still_counted"`
-	Leaving7d      int       `json:"leaving_count_next_7_days"`
-	FirstLeaving   time.Time `json:"first_leaving,omitzero"`
-	LastLeaving    time.Time `json:"last_leaving,omitzero"`
-	// Conflicts counts rows whose machine ID was seen from several
-	// workstation names or addresses.
-	Conflicts int `json:"cmid_conflicts"`
-}
-
-// summarizer builds a clientSummary in bounded memory.
+// summarizer builds a statusapi.ClientSummary in bounded memory.
 type summarizer struct {
-	s        clientSummary
+	s        statusapi.ClientSummary
 	now      time.Time
 	onTime   time.Duration
-	products map[string]*summaryCount
-	networks map[netip.Prefix]*summaryCount
+	products map[string]*statusapi.SummaryCount
+	networks map[netip.Prefix]*statusapi.SummaryCount
 }
 
 func newSummarizer(now time.Time, onTime time.Duration) *summarizer {
-	return &summarizer{s: clientSummary{AsOf: now.UTC(), OnTimeWindow: days(onTime)}, now: now, onTime: onTime,
-		products: map[string]*summaryCount{}, networks: map[netip.Prefix]*summaryCount{}}
+	return &summarizer{s: statusapi.ClientSummary{AsOf: now.UTC(), OnTimeWindow: days(onTime)}, now: now, onTime: onTime,
+		products: map[string]*statusapi.SummaryCount{}, networks: map[netip.Prefix]*statusapi.SummaryCount{}}
 }
 
 // network returns the /24 or /64 of a row's address.
@@ -87,14 +47,14 @@ func network(addr string) (netip.Prefix, bool) {
 	return p, err == nil
 }
 
-func (z *summarizer) add(r *clientRow) {
+func (z *summarizer) add(r *statusapi.ClientRow) {
 	s := &z.s
 	s.Clients++
-	counted := r.State == stateCounted
+	counted := r.State == statusapi.StateCounted
 	switch r.State {
-	case stateCounted:
+	case statusapi.StateCounted:
 		s.Counted++
-	case stateExpired:
+	case statusapi.StateExpired:
 		s.Expired++
 	default:
 		s.Refused++
@@ -106,7 +66,7 @@ func (z *summarizer) add(r *clientRow) {
 	}
 	pc := z.products[name]
 	if pc == nil && len(z.products) < summaryMaxProducts {
-		pc = &summaryCount{Name: name}
+		pc = &statusapi.SummaryCount{Name: name}
 		z.products[name] = pc
 	}
 	if pc != nil {
@@ -120,7 +80,7 @@ func (z *summarizer) add(r *clientRow) {
 	if p, ok := network(r.Address); ok {
 		nc := z.networks[p]
 		if nc == nil && len(z.networks) < summaryMaxNetworks {
-			nc = &summaryCount{Name: p.String()}
+			nc = &statusapi.SummaryCount{Name: p.String()}
 			z.networks[p] = nc
 		}
 		if nc != nil {
@@ -162,8 +122,8 @@ func (z *summarizer) add(r *clientRow) {
 }
 
 // sorted returns the tallies most clients first, then by name.
-func sorted(m map[string]*summaryCount) []summaryCount {
-	out := make([]summaryCount, 0, len(m))
+func sorted(m map[string]*statusapi.SummaryCount) []statusapi.SummaryCount {
+	out := make([]statusapi.SummaryCount, 0, len(m))
 	for _, c := range m {
 		out = append(out, *c)
 	}
@@ -176,10 +136,10 @@ func sorted(m map[string]*summaryCount) []summaryCount {
 	return out
 }
 
-func (z *summarizer) summary() clientSummary {
+func (z *summarizer) summary() statusapi.ClientSummary {
 	s := z.s
 	s.Products = sorted(z.products)
-	nets := make(map[string]*summaryCount, len(z.networks))
+	nets := make(map[string]*statusapi.SummaryCount, len(z.networks))
 	for _, c := range z.networks {
 		nets[c.Name] = c
 	}
@@ -191,9 +151,9 @@ func (z *summarizer) summary() clientSummary {
 	return s
 }
 
-// summarize serves GET /clients/summary (same filters as /clients): one
+// Summary serves GET /clients/summary (same filters as /clients): one
 // pass over the ledger in chunks, like an export.
-func (s *clientsService) summarize(w http.ResponseWriter, r *http.Request) {
+func (s *Service) Summary(w http.ResponseWriter, r *http.Request) {
 	f, ok := s.begin(w, r)
 	if !ok {
 		return

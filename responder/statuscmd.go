@@ -11,78 +11,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
-
-// statusReport is what GET /status returns, `status --json` prints as is and
-// `status` prints for people: what `slmgr /dlv` shows on a KMS host, plus the
-// listeners and DNS registration. It is the one status schema
-// (statusSchema, documented in responder/README).
-type statusReport struct {
-	// Schema names this format and its version; a change that removes or
-	// renames a field gets a new version.
-	Schema             string             `json:"schema"`
-	Started            time.Time          `json:"started"`
-	Listeners          []string           `json:"listeners"`
-	OpenConnections    int                `json:"open_connections"`
-	Groups             []groupStatus      `json:"host_key_groups"`
-	HwID               string             `json:"hwid"`
-	Counts             []countStatus      `json:"counts"`
-	Expiring           []expiringStatus   `json:"expiring_next_7_days"`
-	ActivationInterval int                `json:"activation_interval_minutes"`
-	RenewalInterval    int                `json:"renewal_interval_minutes"`
-	Requests           map[string]uint64  `json:"requests_by_result"`
-	LicenseStates      map[string]uint64  `json:"requests_by_license_state"`
-	LastRequest        *time.Time         `json:"last_request,omitempty"`
-	Ledger             ledgerStatus       `json:"ledger"`
-	Registration       []registrationInfo `json:"dns_registration"`
-}
-
-// statusSchema is the version of the GET /status format.
-const statusSchema = "kmsdns-status/v1"
-
-type groupStatus struct {
-	Name      string   `json:"name"`
-	EPID      string   `json:"epid"`
-	Activates []string `json:"activates"`
-}
-
-type countStatus struct {
-	Application string `json:"application"`
-	Count       int    `json:"current_count"`
-	Cap         int    `json:"cap"`
-	Thresholds  string `json:"thresholds"`
-}
-
-// expiringStatus is how many of an application's counted clients leave
-// the count in the next 7 days unless they come back.
-type expiringStatus struct {
-	Application string     `json:"application"`
-	Count       int        `json:"current_count"`
-	Leaving     int        `json:"leaving"`
-	First       *time.Time `json:"first_leaves,omitempty"`
-}
-
-type ledgerStatus struct {
-	Path      string `json:"path"`
-	Healthy   bool   `json:"healthy"`
-	Disabled  bool   `json:"disabled,omitempty"` // --ledger=false
-	LastError string `json:"last_error,omitempty"`
-}
-
-type registrationInfo struct {
-	Server      string     `json:"server"`
-	Zone        string     `json:"zone"`
-	Target      string     `json:"target"`
-	Registered  bool       `json:"registered"`
-	Lease       string     `json:"granted_lease,omitempty"`
-	LastSuccess *time.Time `json:"last_success,omitempty"`
-	LastError   string     `json:"last_error,omitempty"`
-	Suspended   string     `json:"suspended,omitempty"`
-	Repairs     uint64     `json:"repairs,omitempty"` // registrations sent because the server no longer listed this host
-	// Refusals counts the server's refusals by reason (its Extended DNS
-	// Error's reason code, else the response code).
-	Refusals map[string]uint64 `json:"refusals_by_reason,omitempty"`
-}
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("status", stderr)
@@ -101,7 +32,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, err := ac.get(ctx, "/status", nil)
+	resp, err := ac.Get(ctx, "/status", nil)
 	if err != nil {
 		return exitError, err
 	}
@@ -114,11 +45,11 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		_, err := stdout.Write(body)
 		return exitOK, err
 	}
-	var r statusReport
+	var r statusapi.Report
 	if err := json.Unmarshal(body, &r); err != nil {
-		return exitError, fmt.Errorf("%s/status: %w", ac.base.Host, err)
+		return exitError, fmt.Errorf("%s/status: %w", ac.Host(), err)
 	}
-	r.print(stdout)
+	printStatus(stdout, &r)
 	return exitOK, nil
 }
 
@@ -143,7 +74,8 @@ func wrapList(w io.Writer, first string, items []string) {
 	fmt.Fprintln(w, line)
 }
 
-func (r *statusReport) print(w io.Writer) {
+// printStatus prints r for people, as slmgr /dlv would.
+func printStatus(w io.Writer, r *statusapi.Report) {
 	fmt.Fprintf(w, "Key Management Service (kms-responder) since %s\n", r.Started.Format(time.RFC3339))
 	fmt.Fprintf(w, "Listening on:          %s (%d open connections)\n", strings.Join(r.Listeners, ", "), r.OpenConnections)
 	fmt.Fprintf(w, "Activation interval:   %d minutes\n", r.ActivationInterval)

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -38,9 +38,9 @@ func benchServer(b *testing.B, withLedger bool) (string, *ledger.Ledger) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	metrics := newResponderMetrics(h, store)
-	srv := dcerpc.NewServer(&kmsHandler{host: h, cat: cat, log: log, metrics: metrics}, dcerpc.ServerConfig{
-		MaxConns: 1024, Logger: log, Observe: metrics.observeConn,
+	metrics := newResponderMetrics()
+	srv := dcerpc.NewServer(&kmsHandler{host: h, log: log, metrics: metrics}, dcerpc.ServerConfig{
+		Limits: dcerpc.Limits{MaxConns: 1024}, Logger: log, Observe: metrics.observeConn,
 	})
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -68,7 +68,7 @@ func benchServer(b *testing.B, withLedger bool) (string, *ledger.Ledger) {
 // baseline). The ledger-to-baseline ratio at 64 connections is the group
 // commit's figure of merit.
 func BenchmarkActivateV6(b *testing.B) {
-	p := testProduct(b, clientFlags{product: "Windows 10/11 Enterprise"})
+	p := benchProduct(b, "Windows 10/11 Enterprise", 0)
 	for _, conns := range []int{1, 64} {
 		for _, withLedger := range []bool{false, true} {
 			name := fmt.Sprintf("conns=%d/ledger=%t", conns, withLedger)
@@ -136,10 +136,10 @@ func BenchmarkServeKMS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	k := &kmsHandler{host: h, cat: cat, log: log, metrics: newResponderMetrics(h, nil)}
+	k := &kmsHandler{host: h, log: log, metrics: newResponderMetrics()}
 	for _, proto := range []int{4, 5, 6} {
 		b.Run(fmt.Sprintf("V%d", proto), func(b *testing.B) {
-			p := testProduct(b, clientFlags{product: "Windows 10/11 Enterprise", protocol: proto})
+			p := benchProduct(b, "Windows 10/11 Enterprise", proto)
 			wire, _, err := kms.BuildRequest(kmsclient.NewRequest(p, proto, kmsclient.RandomCMID(), "bench", time.Now()), rand.Reader)
 			if err != nil {
 				b.Fatal(err)
@@ -154,4 +154,30 @@ func BenchmarkServeKMS(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchProduct is the catalog's edition name as a client product, as
+// `activate --product NAME [--protocol N]` resolves it (protocol 0: the
+// edition's own).
+func benchProduct(b *testing.B, name string, protocol int) kmsclient.Product {
+	b.Helper()
+	cat := catalog.Default()
+	e, ok := cat.Edition(name)
+	if !ok {
+		b.Fatalf("no edition %q in the catalog", name)
+	}
+	p := kmsclient.Product{Name: e.Name, AppID: e.AppID, KMSID: e.CountedID, SKUID: e.SKUID, Protocol: e.Protocol, Threshold: 25}
+	if protocol != 0 {
+		p.Protocol = protocol
+	}
+	if c, ok := cat.CountedID(e.CountedID); ok {
+		p.Threshold = uint32(c.Threshold)
+		if p.Protocol == 0 {
+			p.Protocol = c.Protocol
+		}
+	}
+	if p.Protocol == 0 {
+		p.Protocol = 6
+	}
+	return p
 }

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"strconv"
@@ -16,19 +16,15 @@ const metricsNamespace = "kms_responder"
 
 // responderMetrics holds the responder's collectors on its own registry.
 type responderMetrics struct {
-	registry  *prometheus.Registry
-	requests  *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
-	conns     *prometheus.CounterVec
-	openConns func() int
-	// limits are the connection limits in force, exported so alerts can
-	// compare open connections and evictions against them.
-	limits connLimits
-	// registration is nil when serve does not register in DNS.
-	registration *registration
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	conns    *prometheus.CounterVec
 }
 
-func newResponderMetrics(h *host.Host, store *ledger.Ledger) *responderMetrics {
+// newResponderMetrics returns the request and connection counters on a new
+// registry; Run adds the stateCollector once what it reads exists.
+func newResponderMetrics() *responderMetrics {
 	m := &responderMetrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -46,8 +42,7 @@ func newResponderMetrics(h *host.Host, store *ledger.Ledger) *responderMetrics {
 		}, []string{"event"}),
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.conns,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{m: m, host: h, store: store})
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -65,9 +60,14 @@ func (m *responderMetrics) observeConn(e dcerpc.Event) {
 
 // stateCollector reads the host's state at scrape time.
 type stateCollector struct {
-	m     *responderMetrics
 	host  *host.Host
-	store *ledger.Ledger
+	store *ledger.Ledger // nil with the ledger disabled
+	// limits are the connection limits in force, exported so alerts can
+	// compare open connections and evictions against them.
+	limits    dcerpc.Limits
+	openConns func() int
+	// registration is nil when serve does not register in DNS.
+	registration *registration
 }
 
 var (
@@ -104,12 +104,6 @@ var (
 		"Registrations sent at once because a check found the DNS server no longer listing this host (e.g. after the server restarted).", []string{"server", "zone"}, nil)
 )
 
-// connLimits are serve's connection limits.
-type connLimits struct {
-	maxConns, maxPerAddr     int
-	firstPDU, idle, body, io time.Duration
-}
-
 var (
 	descMaxConns = prometheus.NewDesc(metricsNamespace+"_max_connections",
 		"Cap on concurrent client connections; at the cap the oldest waiting (idle or stalled) connection is evicted.", nil, nil)
@@ -129,13 +123,13 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	if l := c.m.limits; l.maxConns > 0 {
-		ch <- prometheus.MustNewConstMetric(descMaxConns, prometheus.GaugeValue, float64(l.maxConns))
-		ch <- prometheus.MustNewConstMetric(descMaxPerAddr, prometheus.GaugeValue, float64(l.maxPerAddr))
-		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.firstPDU.Seconds(), "first_pdu")
-		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.idle.Seconds(), "idle")
-		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.body.Seconds(), "body")
-		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.io.Seconds(), "io")
+	if l := c.limits; l.MaxConns > 0 {
+		ch <- prometheus.MustNewConstMetric(descMaxConns, prometheus.GaugeValue, float64(l.MaxConns))
+		ch <- prometheus.MustNewConstMetric(descMaxPerAddr, prometheus.GaugeValue, float64(l.MaxConnsPerAddr))
+		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.FirstPDUTimeout.Seconds(), "first_pdu")
+		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.IdleTimeout.Seconds(), "idle")
+		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.BodyTimeout.Seconds(), "body")
+		ch <- prometheus.MustNewConstMetric(descTimeout, prometheus.GaugeValue, l.IOTimeout.Seconds(), "io")
 	}
 	st := c.host.Status()
 	for _, a := range st.Apps {
@@ -145,8 +139,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descThreshold, prometheus.GaugeValue, float64(t), a.Name, strconv.Itoa(t))
 		}
 	}
-	if c.m.openConns != nil {
-		ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(c.m.openConns()))
+	if c.openConns != nil {
+		ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(c.openConns()))
 	}
 	if c.store != nil {
 		ls := c.store.Stats()
@@ -160,8 +154,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if !st.LastRequest.IsZero() {
 		ch <- prometheus.MustNewConstMetric(descSinceLast, prometheus.GaugeValue, time.Since(st.LastRequest).Seconds())
 	}
-	if c.m.registration != nil {
-		for _, s := range c.m.registration.status() {
+	if c.registration != nil {
+		for _, s := range c.registration.status() {
 			ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, boolValue(s.Registered), s.Server, s.Zone)
 			ch <- prometheus.MustNewConstMetric(descRepairs, prometheus.CounterValue, float64(s.Repairs), s.Server, s.Zone)
 			for reason, n := range s.Refusals {

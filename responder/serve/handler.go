@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
-	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/kms"
 )
@@ -18,7 +17,6 @@ import (
 // kmsHandler answers RequestActivation calls: decode, decide, encode.
 type kmsHandler struct {
 	host    *host.Host
-	cat     *catalog.Catalog
 	log     *slog.Logger
 	metrics *responderMetrics
 }
@@ -42,9 +40,12 @@ func (k *kmsHandler) ServeKMS(ctx context.Context, peer netip.AddrPort, request 
 		App: req.ApplicationID, CountedID: req.KMSCountedID, SKU: req.SKUID, CMID: req.ClientMachineID,
 		PreviousCMID: req.PreviousClientMachineID, NPolicy: req.RequiredClientCount, ClientTime: req.Time(),
 		Workstation: req.WorkstationName, LicenseStatus: req.LicenseStatus, BindingExpiration: req.BindingExpiration,
-		VM: req.VMInfo != 0, ProtocolMajor: req.MajorVersion, ProtocolMinor: req.MinorVersion, Peer: peer.String(),
+		VM: req.VMInfo != 0, ProtocolMajor: req.MajorVersion, ProtocolMinor: req.MinorVersion, Peer: peer,
 	})
-	app := k.appLabel(req)
+	app := res.Application
+	if app == "" {
+		app = unknownLabel
+	}
 	proto := strconv.Itoa(int(req.MajorVersion))
 	if err != nil {
 		// Not durable: say nothing, so the client tries another host.
@@ -70,13 +71,6 @@ func (k *kmsHandler) ServeKMS(ctx context.Context, peer netip.AddrPort, request 
 	}
 	k.metrics.observeRequest(app, res.Group, proto, "activated", time.Since(start))
 	return out, 0
-}
-
-func (k *kmsHandler) appLabel(req *kms.Request) string {
-	if a, ok := k.cat.Application(req.ApplicationID); ok {
-		return a.Name
-	}
-	return unknownLabel
 }
 
 const unknownLabel = "unknown"

@@ -1,4 +1,7 @@
-package main
+// Package inventory serves kms-responder's client inventory: GET /clients
+// (every client the ledger holds, filtered, streamed in chunks as JSON or
+// CSV) and GET /clients/summary, in the statusapi schema.
+package inventory
 
 import (
 	"encoding/base64"
@@ -11,11 +14,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
 
 // Chunking of GET /clients: each chunk is one short ledger read
@@ -31,62 +36,6 @@ const (
 	// takes a few times longer than it could; nobody waits on it).
 	clientsPace = 2
 )
-
-// Client states in the listing.
-const (
-	stateCounted = "counted" // in its application's count now
-	stateExpired = "expired" // activated, but no longer in the count
-	stateRefused = "refused" // last request refused and not in the count
-)
-
-// clientRow is one (client machine ID, application) of GET /clients, and a
-// row of `kms-responder clients`. JSON and CSV names are stable.
-type clientRow struct {
-	CMID          string    `json:"cmid"`
-	Workstation   string    `json:"workstation"`
-	Address       string    `json:"address"`
-	Source        string    `json:"source"`
-	Application   string    `json:"application"`
-	ApplicationID string    `json:"application_id"`
-	Product       string    `json:"product"`
-	CountedID     string    `json:"counted_id"`
-	Edition       string    `json:"edition"`
-	SKU           string    `json:"sku"`
-	FirstRequest  time.Time `json:"first_request"`
-	LastRequest   time.Time `json:"last_request"`
-	Requests      uint32    `json:"requests"`
-	LastResult    string    `json:"last_result"`
-	LastResultHex string    `json:"last_result_code"`
-	LicenseState  string    `json:"license_state"`
-	Protocol      int       `json:"protocol"`
-	State         string    `json:"state"`
-	LastCounted   time.Time `json:"last_counted,omitzero"`
-	CountedUntil  time.Time `json:"counted_until,omitzero"`
-	// CMIDConflict is "workstations" or "addresses" when this machine ID
-	// was seen from several names or addresses since serve started.
-	CMIDConflict string   `json:"cmid_conflict,omitempty"`
-	SeenAs       []string `json:"cmid_seen_as,omitempty"`
-	SeenFrom     []string `json:"cmid_seen_from,omitempty"`
-}
-
-// clientCSVHeader names the CSV columns, in clientRow.csv order.
-var clientCSVHeader = []string{"cmid", "workstation", "address", "source", "application", "application_id", "product",
-	"counted_id", "edition", "sku", "first_request", "last_request", "requests", "last_result", "last_result_code",
-	"license_state", "protocol", "state", "last_counted", "counted_until", "cmid_conflict", "cmid_seen_as", "cmid_seen_from"}
-
-func csvTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-func (r *clientRow) csv() []string {
-	return []string{r.CMID, r.Workstation, r.Address, r.Source, r.Application, r.ApplicationID, r.Product,
-		r.CountedID, r.Edition, r.SKU, csvTime(r.FirstRequest), csvTime(r.LastRequest), strconv.FormatUint(uint64(r.Requests), 10),
-		r.LastResult, r.LastResultHex, r.LicenseState, strconv.Itoa(r.Protocol), r.State, csvTime(r.LastCounted),
-		csvTime(r.CountedUntil), r.CMIDConflict, strings.Join(r.SeenAs, ";"), strings.Join(r.SeenFrom, ";")}
-}
 
 // hresultName is the listing's name of a result: the symbolic name, or the
 // hex code for one without a name.
@@ -112,18 +61,18 @@ func sourceAddr(src string) (netip.Addr, bool) {
 func clientState(e *ledger.ClientEntry) string {
 	switch {
 	case e.Counted:
-		return stateCounted
+		return statusapi.StateCounted
 	case e.LastResult == uint32(kms.OK):
-		return stateExpired
+		return statusapi.StateExpired
 	default:
-		return stateRefused
+		return statusapi.StateRefused
 	}
 }
 
 // newClientRow describes e with the catalog's names; conflict looks up the
 // host's machine-ID conflicts (nil: none).
-func newClientRow(e *ledger.ClientEntry, cat *catalog.Catalog, conflict func(guid.GUID) (host.Conflict, bool)) clientRow {
-	r := clientRow{
+func newClientRow(e *ledger.ClientEntry, cat *catalog.Catalog, conflict func(guid.GUID) (host.Conflict, bool)) statusapi.ClientRow {
+	r := statusapi.ClientRow{
 		CMID: e.CMID.String(), Workstation: e.Workstation, Source: e.Source,
 		ApplicationID: e.App.String(), CountedID: e.CountedID.String(), SKU: e.SKU.String(),
 		FirstRequest: e.FirstSeen.UTC(), LastRequest: e.LastSeen.UTC(), Requests: e.Requests,
@@ -158,8 +107,8 @@ func newClientRow(e *ledger.ClientEntry, cat *catalog.Catalog, conflict func(gui
 	return r
 }
 
-// clientFilter is the filters of GET /clients and `kms-responder clients`.
-type clientFilter struct {
+// Filter is the filters of GET /clients and `kms-responder clients`.
+type Filter struct {
 	product string // counted ID name, edition name (substring) or GUID
 	app     string // application name (substring) or GUID
 	since   time.Time
@@ -190,26 +139,27 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("since %q is neither a duration back from now (7d, 36h) nor a date (2006-01-02) or RFC 3339 time", s)
 }
 
-// parseClientFilter reads the filters from a query string.
-func parseClientFilter(q map[string][]string, now time.Time) (clientFilter, error) {
+// ParseFilter reads the filters from a query string (product, app,
+// since, address, state); now anchors a relative since.
+func ParseFilter(q map[string][]string, now time.Time) (Filter, error) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
 			return v[0]
 		}
 		return ""
 	}
-	f := clientFilter{product: strings.ToLower(get("product")), app: strings.ToLower(get("app")), state: get("state")}
+	f := Filter{product: strings.ToLower(get("product")), app: strings.ToLower(get("app")), state: get("state")}
 	var err error
 	if f.since, err = parseSince(get("since"), now); err != nil {
 		return f, err
 	}
 	if a := get("address"); a != "" {
-		if f.prefix, err = parsePrefix(a); err != nil {
+		if f.prefix, err = dnsname.ParsePrefix(a); err != nil {
 			return f, fmt.Errorf("address: %v", err)
 		}
 	}
 	switch f.state {
-	case "", stateCounted, stateExpired, stateRefused:
+	case "", statusapi.StateCounted, statusapi.StateExpired, statusapi.StateRefused:
 	default:
 		return f, fmt.Errorf("state %q is not counted, expired or refused", f.state)
 	}
@@ -234,7 +184,7 @@ func matchName(filter string, id guid.GUID, names ...string) bool {
 }
 
 // keep returns the ledger-side predicate of f.
-func (f clientFilter) keep(cat *catalog.Catalog) func(*ledger.ClientEntry) bool {
+func (f Filter) keep(cat *catalog.Catalog) func(*ledger.ClientEntry) bool {
 	return func(e *ledger.ClientEntry) bool {
 		if f.state != "" && clientState(e) != f.state {
 			return false
@@ -270,8 +220,8 @@ func (f clientFilter) keep(cat *catalog.Catalog) func(*ledger.ClientEntry) bool 
 	}
 }
 
-// clientsService serves GET /clients and GET /clients/summary.
-type clientsService struct {
+// Service serves GET /clients and GET /clients/summary.
+type Service struct {
 	store    *ledger.Ledger // nil with --ledger=false
 	cat      *catalog.Catalog
 	host     *host.Host
@@ -282,15 +232,19 @@ type clientsService struct {
 	pageSize int           // rows per ledger chunk (tests shrink it)
 }
 
-func newClientsService(store *ledger.Ledger, cat *catalog.Catalog, h *host.Host, renewal, retry time.Duration) *clientsService {
-	return &clientsService{store: store, cat: cat, host: h, renewal: renewal, retry: retry, now: time.Now,
+// New returns the inventory of store (nil with --ledger=false: the
+// handlers answer 503), named with cat, with h's machine-ID conflicts;
+// renewal and retry are the intervals clients are told.
+func New(store *ledger.Ledger, cat *catalog.Catalog, h *host.Host, renewal, retry time.Duration) *Service {
+	return &Service{store: store, cat: cat, host: h, renewal: renewal, retry: retry, now: time.Now,
 		exports: make(chan struct{}, maxClientsExports), pageSize: clientsChunk}
 }
 
-// encodeCursor and decodeCursor make the ledger's resume key opaque.
+// encodeCursor and DecodeCursor make the ledger's resume key opaque
+// (after= of GET /clients).
 func encodeCursor(k []byte) string { return base64.RawURLEncoding.EncodeToString(k) }
 
-func decodeCursor(s string) ([]byte, error) {
+func DecodeCursor(s string) ([]byte, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -303,12 +257,12 @@ func decodeCursor(s string) ([]byte, error) {
 
 // begin takes an export slot and checks the request; it writes the error
 // response and returns false when the request cannot proceed.
-func (s *clientsService) begin(w http.ResponseWriter, r *http.Request) (clientFilter, bool) {
+func (s *Service) begin(w http.ResponseWriter, r *http.Request) (Filter, bool) {
 	if s.store == nil {
 		http.Error(w, "no client inventory: serve runs with --ledger=false", http.StatusServiceUnavailable)
-		return clientFilter{}, false
+		return Filter{}, false
 	}
-	f, err := parseClientFilter(r.URL.Query(), s.now())
+	f, err := ParseFilter(r.URL.Query(), s.now())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return f, false
@@ -323,13 +277,13 @@ func (s *clientsService) begin(w http.ResponseWriter, r *http.Request) (clientFi
 	return f, true
 }
 
-// list serves GET /clients: rows newest first, as JSON
+// List serves GET /clients: rows newest first, as JSON
 // ({"clients":[...],"next":"CURSOR"}) or CSV (format=csv; the cursor in
 // the Kms-Next-Cursor trailer), streamed one ledger chunk at a time.
 // limit=N ends the response after N rows with a cursor for after=.
-func (s *clientsService) list(w http.ResponseWriter, r *http.Request) {
+func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	after, err := decodeCursor(q.Get("after"))
+	after, err := DecodeCursor(q.Get("after"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -411,7 +365,7 @@ func (s *clientsService) list(w http.ResponseWriter, r *http.Request) {
 // clientWriter streams rows in one format.
 type clientWriter interface {
 	begin() error
-	row(*clientRow) error
+	row(*statusapi.ClientRow) error
 	end(next []byte) error
 	fail(error)
 }
@@ -428,7 +382,7 @@ func (j *jsonClientWriter) begin() error {
 	return err
 }
 
-func (j *jsonClientWriter) row(r *clientRow) error {
+func (j *jsonClientWriter) row(r *statusapi.ClientRow) error {
 	if j.n > 0 {
 		if _, err := j.w.Write([]byte(",")); err != nil {
 			return err
@@ -459,13 +413,13 @@ type csvClientWriter struct {
 }
 
 func (c *csvClientWriter) begin() error {
-	c.w.Write(clientCSVHeader)
+	c.w.Write(statusapi.ClientCSVHeader)
 	c.w.Flush()
 	return c.w.Error()
 }
 
-func (c *csvClientWriter) row(r *clientRow) error {
-	c.w.Write(r.csv())
+func (c *csvClientWriter) row(r *statusapi.ClientRow) error {
+	c.w.Write(r.CSV())
 	return c.w.Error()
 }
 

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -7,15 +7,31 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/kmsdns/kmsdns/plugin/pkg/tsigkey"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 	"github.com/kmsdns/kmsdns/responder/publish"
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
+
+// RegisterConfig is the DNS registration: one publisher per zone.
+type RegisterConfig struct {
+	// Publish holds the settings every zone shares; Zone, Target and
+	// Logger are set per zone. No Addresses: the specific (not wildcard)
+	// listen addresses are published.
+	Publish publish.Config
+	// Zones are the zones to register in and this host's name in each.
+	Zones []Zone
+	// KeyHint names where a TSIG key could come from, for the warning
+	// logged when Publish.Key is nil.
+	KeyHint string
+}
+
+// Zone is one zone to register in and this host's name (SRV target) in it.
+type Zone struct {
+	Zone, Target string
+}
 
 // registration keeps this responder registered in every configured zone at
 // every configured DNS server: one publisher per zone.
@@ -28,27 +44,10 @@ type zoneRegistration struct {
 	pub          *publish.Publisher
 }
 
-// tsigKeyEnv names the environment variable that may hold the TSIG key
-// (ALG:NAME:BASE64SECRET) when the config names neither a key nor a key file.
-const tsigKeyEnv = "KMS_RESPONDER_TSIG_KEY"
-
 // newRegistration builds the publishers. The published addresses default to
 // the listen addresses when those are specific.
-func newRegistration(c *serveConfig, lns []net.Listener, log *slog.Logger) (*registration, error) {
-	r := c.Register
-	base := publish.Config{
-		Servers:  r.Servers,
-		Port:     uint16(r.Port),
-		Priority: uint16(r.Priority),
-		Weight:   uint16(r.Weight),
-		TTL:      uint32(r.TTL),
-		Lease:    time.Duration(r.Lease),
-
-		CheckInterval: time.Duration(r.CheckInterval),
-	}
-	for _, a := range r.Addresses {
-		base.Addresses = append(base.Addresses, netip.MustParseAddr(a))
-	}
+func newRegistration(c RegisterConfig, lns []net.Listener, log *slog.Logger) (*registration, error) {
+	base := c.Publish
 	if len(base.Addresses) == 0 {
 		for _, ln := range lns {
 			ap := netip.MustParseAddrPort(ln.Addr().String())
@@ -57,78 +56,23 @@ func newRegistration(c *serveConfig, lns []net.Listener, log *slog.Logger) (*reg
 			}
 		}
 	}
-	key, err := c.tsigKey()
-	if err != nil {
-		return nil, err
-	}
-	base.Key = key
-	if key == nil {
+	if base.Key == nil {
 		log.Warn("DNS registration is configured without a TSIG key: the vlmcs plugin refuses unsigned updates "+
-			"unless this host's network is listed with `unsigned` (over TCP); give --tsig-key-file (or $"+tsigKeyEnv+")",
-			"servers", r.Servers)
+			"unless this host's network is listed with `unsigned` (over TCP); give "+c.KeyHint,
+			"servers", base.Servers)
 	}
 	reg := &registration{}
-	for _, zone := range r.Zones {
-		target, err := targetIn(r.Target, zone, len(r.Zones))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.where("register.target", "target"), err)
-		}
+	for _, z := range c.Zones {
 		pc := base
-		pc.Zone, pc.Target = zone, target
+		pc.Zone, pc.Target = z.Zone, z.Target
 		pc.Logger = log // the publisher names server, zone and target on every line
 		pub, err := publish.New(pc)
 		if err != nil {
-			return nil, fmt.Errorf("registration in %s: %w", zone, err)
+			return nil, fmt.Errorf("registration in %s: %w", z.Zone, err)
 		}
-		reg.zones = append(reg.zones, zoneRegistration{zone: zone, target: target, pub: pub})
+		reg.zones = append(reg.zones, zoneRegistration{zone: z.Zone, target: z.Target, pub: pub})
 	}
 	return reg, nil
-}
-
-// targetIn names this host inside zone: a single label ("kms1") is placed
-// in every zone; a full name must lie inside the one configured zone.
-func targetIn(target, zone string, zones int) (string, error) {
-	t := strings.TrimSuffix(target, ".")
-	if !strings.Contains(t, ".") {
-		return t + "." + strings.TrimSuffix(zone, ".") + ".", nil
-	}
-	if zones > 1 {
-		return "", fmt.Errorf("with several zones give the target as a host label (e.g. kms1), not %q", target)
-	}
-	return t + ".", nil
-}
-
-// tsigKey reads the registration key from the config file's tsig_key, the
-// key file, or $KMS_RESPONDER_TSIG_KEY — never from a command-line value,
-// which `ps` would show. Nil means unsigned updates.
-func (c *serveConfig) tsigKey() (*tsigkey.Key, error) {
-	r := c.Register
-	var (
-		k   tsigkey.Key
-		err error
-	)
-	switch {
-	case r.TSIGKey != "":
-		if k, err = tsigkey.ParseSpec(r.TSIGKey); err != nil {
-			return nil, fmt.Errorf("%s: %w", c.where("register.tsig_key", "tsig-key-file"), err)
-		}
-	case r.TSIGKeyFile != "":
-		keys, err := tsigkey.ReadFile(r.TSIGKeyFile)
-		if err == nil && len(keys) != 1 {
-			err = fmt.Errorf("%s holds %d keys; the responder registers with one", r.TSIGKeyFile, len(keys))
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.where("register.tsig_key_file", "tsig-key-file"), credentialHint(err, "tsig.key"))
-		}
-		k = keys[0]
-	case os.Getenv(tsigKeyEnv) != "":
-		if k, err = tsigkey.ParseSpec(os.Getenv(tsigKeyEnv)); err != nil {
-			return nil, fmt.Errorf("$%s: %w", tsigKeyEnv, err)
-		}
-	default:
-		return nil, nil
-	}
-	return &k, nil
 }
 
 // run keeps every zone registered until ctx ends.
@@ -180,12 +124,12 @@ func (r *registration) registered() bool {
 }
 
 // status lists the registration per zone and server for GET /status.
-func (r *registration) status() []registrationInfo {
-	var out []registrationInfo
+func (r *registration) status() []statusapi.Registration {
+	var out []statusapi.Registration
 	for _, z := range r.zones {
 		ps := z.pub.State()
 		for _, s := range ps.Servers {
-			ri := registrationInfo{Server: s.Server, Zone: z.zone, Target: z.target, Registered: s.Registered, LastError: s.LastError, Repairs: s.Repairs, Refusals: s.Refusals}
+			ri := statusapi.Registration{Server: s.Server, Zone: z.zone, Target: z.target, Registered: s.Registered, LastError: s.LastError, Repairs: s.Repairs, Refusals: s.Refusals}
 			if s.GrantedLease > 0 {
 				ri.Lease = s.GrantedLease.String()
 			}

@@ -1,4 +1,8 @@
-package main
+// Package admin is kms-responder's admin HTTP server: /metrics, /healthz
+// and the routes serve hands in, behind a Host filter (DNS rebinding), a
+// bearer-token check for routes that show client data and a connection
+// cap. It knows nothing of the host, the ledger or the catalog.
+package admin
 
 import (
 	"context"
@@ -24,42 +28,64 @@ const (
 	adminMaxHeaderBytes    = 16 << 10
 )
 
-// adminOptions configure the admin HTTP server.
-type adminOptions struct {
+// Namespace prefixes the admin server's own metrics.
+const Namespace = "kms_responder"
+
+// Route is one path the admin server serves besides /metrics and /healthz.
+type Route struct {
+	// Pattern is an http.ServeMux pattern ("GET /status").
+	Pattern string
+	// Handler answers the route.
+	Handler http.HandlerFunc
+	// Private routes show client data: they need the bearer token when
+	// one is configured.
+	Private bool
+}
+
+// Options configure the admin HTTP server.
+type Options struct {
 	// Addr is the listen address (--metrics).
 	Addr string
 	// Hosts are extra names accepted in the Host header (--admin-host).
 	Hosts []string
 	// MaxConns caps open admin connections (--admin-max-connections).
 	MaxConns int
-	// Token, when set, is the bearer token /status and /clients require
+	// Token, when set, is the bearer token Private routes require
 	// (--admin-token-file).
 	Token []byte
-	// Clients serves /clients; nil leaves it out.
-	Clients *clientsService
+	// Registry is served at /metrics; the server adds its own collectors
+	// to it.
+	Registry *prometheus.Registry
+	// Healthy answers /healthz: nil is 200 OK, an error 503 with its text.
+	Healthy func() error
+	// Routes are the other paths served.
+	Routes []Route
+	// Logger receives refusals (rate-limited) and listener errors.
+	Logger *slog.Logger
 
-	// readTimeout and writeTimeout replace adminReadTimeout and
-	// adminWriteTimeout when set (tests).
-	readTimeout, writeTimeout time.Duration
+	// ReadTimeout and WriteTimeout replace the defaults (10s) when set.
+	ReadTimeout, WriteTimeout time.Duration
 }
 
-// adminServer serves /metrics, /status and /healthz on one listener. It is
-// loopback by default: status names clients' counts and the host's ePIDs.
-type adminServer struct {
+// Server serves /metrics, /healthz and the routes handed in on one
+// listener. It is loopback by default: status names clients' counts and
+// the host's ePIDs.
+type Server struct {
 	srv *http.Server
-	ln  net.Listener
+	ln  *cappedListener
 }
 
-// startAdmin listens on opts.Addr and serves in the background. Requests
+// Start listens on opts.Addr and serves in the background. Requests
 // whose Host header is not this endpoint's get 421 (see hostFilter);
 // connections beyond opts.MaxConns evict an idle one or are closed.
-func startAdmin(opts adminOptions, reg *prometheus.Registry, status func() any, healthy func() error, log *slog.Logger) (*adminServer, error) {
+func Start(opts Options) (*Server, error) {
+	reg, log := opts.Registry, opts.Logger
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Name: "admin_refused_total",
+		Namespace: Namespace, Name: "admin_refused_total",
 		Help: "Admin HTTP connections and requests refused: host (Host header not this endpoint's, e.g. DNS rebinding), connection_cap (at the cap with no idle connection to evict), evicted (idle connection closed to make room), token (/status or /clients without the admin bearer token).",
 	}, []string{"reason"})
 	maxConns := prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: metricsNamespace, Name: "admin_max_connections",
+		Namespace: Namespace, Name: "admin_max_connections",
 		Help: "Cap on open admin HTTP connections.",
 	})
 	maxConns.Set(float64(opts.MaxConns))
@@ -85,18 +111,15 @@ func startAdmin(opts adminOptions, reg *prometheus.Registry, status func() any, 
 	if len(opts.Token) > 0 {
 		guard = newTokenAuth(opts.Token, log, func() { refused.WithLabelValues("token").Inc() }).wrap
 	}
-	mux.HandleFunc("GET /status", guard(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(status())
-	}))
-	if opts.Clients != nil {
-		mux.HandleFunc("GET /clients", guard(opts.Clients.list))
-		mux.HandleFunc("GET /clients/summary", guard(opts.Clients.summarize))
+	for _, r := range opts.Routes {
+		if r.Private {
+			mux.HandleFunc(r.Pattern, guard(r.Handler))
+		} else {
+			mux.HandleFunc(r.Pattern, r.Handler)
+		}
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := healthy(); err != nil {
+		if err := opts.Healthy(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -104,13 +127,13 @@ func startAdmin(opts adminOptions, reg *prometheus.Registry, status func() any, 
 	})
 	hf := newHostFilter(opts.Addr, opts.Hosts, log, func() { refused.WithLabelValues("host").Inc() })
 	readTimeout, writeTimeout := adminReadTimeout, adminWriteTimeout
-	if opts.readTimeout > 0 {
-		readTimeout = opts.readTimeout
+	if opts.ReadTimeout > 0 {
+		readTimeout = opts.ReadTimeout
 	}
-	if opts.writeTimeout > 0 {
-		writeTimeout = opts.writeTimeout
+	if opts.WriteTimeout > 0 {
+		writeTimeout = opts.WriteTimeout
 	}
-	a := &adminServer{
+	a := &Server{
 		ln: ln,
 		srv: &http.Server{
 			Handler:           hf.wrap(mux),
@@ -131,14 +154,22 @@ func startAdmin(opts adminOptions, reg *prometheus.Registry, status func() any, 
 	return a, nil
 }
 
+// WriteJSON writes v as indented JSON, the admin endpoint's format.
+func WriteJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
 // Addr is the address the admin server listens on.
-func (a *adminServer) Addr() string { return a.ln.Addr().String() }
+func (a *Server) Addr() string { return a.ln.Addr().String() }
 
 // Shutdown stops the admin server, waiting for requests in flight.
-func (a *adminServer) Shutdown(ctx context.Context) error { return a.srv.Shutdown(ctx) }
+func (a *Server) Shutdown(ctx context.Context) error { return a.srv.Shutdown(ctx) }
 
-// validateAdminHost checks one --admin-host name.
-func validateAdminHost(h string) error {
+// ValidateHost checks one --admin-host name.
+func ValidateHost(h string) error {
 	if h == "" || len(h) > 253 {
 		return fmt.Errorf("%q is not a host name", h)
 	}

@@ -1,4 +1,4 @@
-package main
+package inventory
 
 import (
 	"context"
@@ -13,9 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/responder/admin"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
 
 // TestClientsOutlastsAdminTimeouts: a listing that takes longer than the
@@ -46,11 +48,12 @@ func TestClientsOutlastsAdminTimeouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := newClientsService(store, cat, h, 7*24*time.Hour, 2*time.Hour)
+	svc := New(store, cat, h, 7*24*time.Hour, 2*time.Hour)
 	svc.pageSize = 10
 	const timeout = 30 * time.Millisecond
-	a, err := startAdmin(adminOptions{Addr: "127.0.0.1:0", MaxConns: 4, Clients: svc, readTimeout: timeout, writeTimeout: timeout},
-		prometheus.NewRegistry(), func() any { return nil }, func() error { return nil }, slog.New(slog.DiscardHandler))
+	a, err := admin.Start(admin.Options{Addr: "127.0.0.1:0", MaxConns: 4, ReadTimeout: timeout, WriteTimeout: timeout,
+		Registry: prometheus.NewRegistry(), Healthy: func() error { return nil }, Logger: slog.New(slog.DiscardHandler),
+		Routes: []admin.Route{{Pattern: "GET /clients", Handler: svc.List}, {Pattern: "GET /clients/summary", Handler: svc.Summary}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,12 +75,12 @@ func TestClientsOutlastsAdminTimeouts(t *testing.T) {
 		}
 		switch path {
 		case "/clients":
-			var d clientsDoc
+			var d statusapi.ClientList
 			if err := json.Unmarshal(body, &d); err != nil || len(d.Clients) != n || d.Error != "" {
 				t.Fatalf("%s: %d rows, err %v %q after %v", path, len(d.Clients), err, d.Error, took)
 			}
 		case "/clients/summary":
-			var s clientSummary
+			var s statusapi.ClientSummary
 			if err := json.Unmarshal(body, &s); err != nil || s.Clients != n {
 				t.Fatalf("%s: %+v %v", path, s, err)
 			}

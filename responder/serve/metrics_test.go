@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -41,7 +41,8 @@ func TestMetricsLedgerStoredClientsAndPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newResponderMetrics(h, store)
+	m := newResponderMetrics()
+	m.registry.MustRegister(&stateCollector{host: h, store: store})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const n = 3

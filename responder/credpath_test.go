@@ -58,3 +58,30 @@ func TestCredentialHint(t *testing.T) {
 		t.Error("a hint added to an error that is no permission error")
 	}
 }
+
+// FuzzExpandCredentials: any config value either expands to a path that
+// holds no variable reference or is refused with the setting named; never
+// a panic.
+func FuzzExpandCredentials(f *testing.F) {
+	for _, s := range []string{"/etc/kms-responder/tsig.key", "${CREDENTIALS_DIRECTORY}/tsig.key",
+		"${CREDENTIALS_DIRECTORY:-/etc/kms-responder}/admin.token", "${CREDENTIALS_DIRECTORY:-", "${X}", "$", "${CREDENTIALS_DIRECTORY:-}}"} {
+		f.Add(s, "")
+		f.Add(s, "/run/credentials/kms-responder.service")
+	}
+	f.Fuzz(func(t *testing.T, path, env string) {
+		if strings.ContainsAny(env, "$\x00") {
+			return
+		}
+		t.Setenv(credentialsEnv, env)
+		got, err := expandCredentials("k", path)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "k: ") {
+				t.Fatalf("error %q does not name the setting", err)
+			}
+			return
+		}
+		if strings.Contains(got, "$") {
+			t.Fatalf("expandCredentials(%q) = %q: a variable left", path, got)
+		}
+	})
+}

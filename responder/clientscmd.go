@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 	"github.com/kmsdns/kmsdns/responder/inventory"
 	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
@@ -259,6 +260,7 @@ func printClientTable(w io.Writer, body io.Reader, wide bool) (string, error) {
 		}
 		br.n = 0
 		n++
+		r.Escape()
 		state := r.State
 		if r.CMIDConflict != "" {
 			state += "!"
@@ -303,7 +305,7 @@ func printClientTable(w io.Writer, body io.Reader, wide bool) (string, error) {
 		case "next":
 			next = v
 		case "error":
-			return "", fmt.Errorf("the listing is incomplete: %s", v)
+			return "", fmt.Errorf("the listing is incomplete: %s", printable.Escape(v))
 		}
 	}
 	if n == 0 {

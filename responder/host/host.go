@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/ledger"
@@ -223,6 +224,10 @@ type Result struct {
 // ledger's answer arrives, and only if it is a failure.
 func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	start := time.Now()
+	// The workstation name is the client's choice: it is escaped here, once,
+	// for the ledger, the conflict tracker, logs and every listing, and cut
+	// to what a ledger record holds (escapes make it longer).
+	in.Workstation = printable.Truncate(printable.Escape(in.Workstation), ledger.MaxTextLen)
 	now := h.cfg.clock()
 	res := Result{
 		ActivationInterval: h.cfg.activation,
@@ -270,17 +275,6 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			}
 		}
 		h.countOrder.Unlock()
-		who := "known client"
-		if res.NewClient {
-			who = "new client"
-		}
-		// The host answers; whether the client activates is the client's decision, by the
-		// count against the threshold it sent (N_Policy).
-		if res.CurrentCount >= int(in.NPolicy) {
-			res.Reason = fmt.Sprintf("activated by %s; %s, count %d of cap %d (needs %d)", group.Name, who, res.CurrentCount, rec.Cap, in.NPolicy)
-		} else {
-			res.Reason = fmt.Sprintf("counted, below threshold: count %d of %d needed, by %s; %s, cap %d", res.CurrentCount, in.NPolicy, group.Name, who, rec.Cap)
-		}
 	} else if h.store != nil {
 		// A refusal changes no count; its order in the log is free.
 		pending, enqueueErr = h.store.Enqueue(ctx, rec)
@@ -314,6 +308,25 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			h.log.LogAttrs(ctx, slog.LevelError, "kms request not answered: ledger write failed",
 				slog.String("cmid", in.CMID.String()), slog.String("peer", in.Peer.String()), slog.Any("err", err))
 			return Result{Application: res.Application}, fmt.Errorf("host: not answering %s: %w", in.Peer, err)
+		}
+	}
+	if res.HRESULT == kms.OK {
+		if h.store != nil {
+			// The count the durable log holds at this activation, not
+			// the memory count: that one still includes clients counted
+			// before it whose write failed until they are reverted.
+			res.CurrentCount = pending.Count()
+		}
+		who := "known client"
+		if res.NewClient {
+			who = "new client"
+		}
+		// The host answers; whether the client activates is the client's decision, by the
+		// count against the threshold it sent (N_Policy).
+		if res.CurrentCount >= int(in.NPolicy) {
+			res.Reason = fmt.Sprintf("activated by %s; %s, count %d of cap %d (needs %d)", group.Name, who, res.CurrentCount, rec.Cap, in.NPolicy)
+		} else {
+			res.Reason = fmt.Sprintf("counted, below threshold: count %d of %d needed, by %s; %s, cap %d", res.CurrentCount, in.NPolicy, group.Name, who, rec.Cap)
 		}
 	}
 	h.mu.Lock()

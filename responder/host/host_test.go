@@ -2,10 +2,12 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -631,6 +633,108 @@ func TestFailedWriteIsNotCounted(t *testing.T) {
 	}
 	if got := h2.Count(testkit.AppWindows); got != 0 {
 		t.Fatalf("count %d after restart, want 0", got)
+	}
+}
+
+// TestFailedBatchNeverCountedInALaterAnswer: a batch of new clients fails
+// to reach the log (the fault hook fails its append, as a full disk fails
+// a write that needs the segment to grow), while a client counted after
+// them waits in the queue; its smaller batch is written. The answer it
+// gets must count only clients the log holds: the count after a restart.
+func TestFailedBatchNeverCountedInALaterAnswer(t *testing.T) {
+	clock := testkit.NewClock()
+	dir := t.TempDir()
+	var armed, calls atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	fault := func(off int64, n int, alloc int64) error {
+		if armed.Load() == 0 {
+			return nil
+		}
+		switch calls.Add(1) {
+		case 1: // client 0's batch: hold the writer while the queue fills
+			close(entered)
+			<-release
+		case 2: // the five new clients' batch
+			return errors.New("injected: no space left on device")
+		}
+		return nil
+	}
+	const maxBatch = 5
+	l, err := ledger.Open(dir, ledger.Options{Clock: clock.Now, MaxBatch: maxBatch, WriteFault: fault})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Groups: []string{"windows-server-2025"}, Clock: clock.Now}
+	h, err := New(cfg, catalog.Default(), l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(i int) Input {
+		return Input{App: testkit.AppWindows, CountedID: testkit.KMSWin10, CMID: testkit.CMID(i), NPolicy: 25, ClientTime: clock.Now(), Peer: netip.MustParseAddrPort("127.0.0.1:1")}
+	}
+	type answer struct {
+		client, count int
+		err           error
+	}
+	answers := make(chan answer, 8)
+	activate := func(i int) {
+		res, err := h.Activate(context.Background(), in(i))
+		answers <- answer{i, res.CurrentCount, err}
+	}
+	waitCount := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); h.Count(testkit.AppWindows) != n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("memory count %d, want %d", h.Count(testkit.AppWindows), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	armed.Store(1)
+	go activate(0)
+	<-entered
+	for i := 1; i <= maxBatch; i++ {
+		go activate(i)
+	}
+	waitCount(1 + maxBatch) // clients 1-5 counted and queued: the queue is full
+	go activate(100)        // counted with clients 1-5 in memory; waits for room in the queue
+	waitCount(2 + maxBatch)
+	close(release)
+	told := map[int]int{}
+	for range 2 + maxBatch {
+		a := <-answers
+		if a.err == nil {
+			told[a.client] = a.count
+		}
+	}
+	for i := 1; i <= maxBatch; i++ {
+		if _, ok := told[i]; ok {
+			t.Fatalf("client %d was answered although its batch failed", i)
+		}
+	}
+	if _, ok := told[100]; !ok {
+		t.Fatal("client 100, whose own batch was written, was not answered")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = ledger.Open(dir, ledger.Options{Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h2, err := New(cfg, catalog.Default(), l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := h2.Count(testkit.AppWindows)
+	if held != 2 {
+		t.Fatalf("ledger holds count %d after restart, want 2 (clients 0 and 100)", held)
+	}
+	for client, count := range told {
+		if count > held {
+			t.Errorf("client %d was told count %d, but the ledger holds %d", client, count, held)
+		}
 	}
 }
 

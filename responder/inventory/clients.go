@@ -16,6 +16,7 @@ import (
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/kms"
@@ -73,7 +74,7 @@ func clientState(e *ledger.ClientEntry) string {
 // host's machine-ID conflicts (nil: none).
 func newClientRow(e *ledger.ClientEntry, cat *catalog.Catalog, conflict func(guid.GUID) (host.Conflict, bool)) statusapi.ClientRow {
 	r := statusapi.ClientRow{
-		CMID: e.CMID.String(), Workstation: e.Workstation, Source: e.Source,
+		CMID: e.CMID.String(), Workstation: printable.Escape(e.Workstation), Source: e.Source,
 		ApplicationID: e.App.String(), CountedID: e.CountedID.String(), SKU: e.SKU.String(),
 		FirstRequest: e.FirstSeen.UTC(), LastRequest: e.LastSeen.UTC(), Requests: e.Requests,
 		LastResult: hresultName(e.LastResult), LastResultHex: fmt.Sprintf("0x%08X", e.LastResult),

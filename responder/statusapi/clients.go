@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 )
 
 // Client states in the listing.
@@ -64,12 +66,32 @@ func csvTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// CSV returns the row's cells in ClientCSVHeader order.
+// CSV returns the row's cells in ClientCSVHeader order, each neutralized
+// for spreadsheets (printable.CSVCell: escaped, and a leading = + - @ tab
+// or CR quoted).
 func (r *ClientRow) CSV() []string {
-	return []string{r.CMID, r.Workstation, r.Address, r.Source, r.Application, r.ApplicationID, r.Product,
+	cells := []string{r.CMID, r.Workstation, r.Address, r.Source, r.Application, r.ApplicationID, r.Product,
 		r.CountedID, r.Edition, r.SKU, csvTime(r.FirstRequest), csvTime(r.LastRequest), strconv.FormatUint(uint64(r.Requests), 10),
 		r.LastResult, r.LastResultHex, r.LicenseState, strconv.Itoa(r.Protocol), r.State, csvTime(r.LastCounted),
 		csvTime(r.CountedUntil), r.CMIDConflict, strings.Join(r.SeenAs, ";"), strings.Join(r.SeenFrom, ";")}
+	for i, c := range cells {
+		cells[i] = printable.CSVCell(c)
+	}
+	return cells
+}
+
+// Escape makes every text field of the row printable (printable.Escape),
+// for a terminal: a row read from an admin endpoint is that endpoint's text.
+func (r *ClientRow) Escape() {
+	for _, p := range []*string{&r.CMID, &r.Workstation, &r.Address, &r.Source, &r.Application, &r.ApplicationID,
+		&r.Product, &r.CountedID, &r.Edition, &r.SKU, &r.LastResult, &r.LastResultHex, &r.LicenseState, &r.State, &r.CMIDConflict} {
+		*p = printable.Escape(*p)
+	}
+	for _, l := range [][]string{r.SeenAs, r.SeenFrom} {
+		for i := range l {
+			l[i] = printable.Escape(l[i])
+		}
+	}
 }
 
 // SummaryCount is one line of a per-product or per-network tally.

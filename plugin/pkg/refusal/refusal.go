@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 )
 
 // Reasons an update is refused (and "ok" for an accepted one).
@@ -79,16 +81,11 @@ func Reason(text string) string {
 	return Other
 }
 
-// Clean makes text safe to log and store: valid UTF-8, no control
-// characters, at most 256 bytes.
+// Clean makes text safe to log, store and print: every character that
+// is not printable (package printable: C0, DEL, C1, format characters
+// such as bidi overrides, invalid UTF-8) becomes "?", at most 256 bytes.
 func Clean(text string) string {
-	text = strings.ToValidUTF8(text, "?")
-	text = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f || r == '\u2028' || r == '\u2029' {
-			return '?'
-		}
-		return r
-	}, text)
+	text = printable.Replace(text, '?')
 	if len(text) > maxText {
 		cut := maxText
 		for cut > 0 && !utf8Start(text[cut]) {

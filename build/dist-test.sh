@@ -120,13 +120,17 @@ echo "# site change: kept across upgrades" >>/etc/kms-responder/config.yaml
 echo "# site change: kept across upgrades" >>/etc/coredns-kmsdns/env
 cp /etc/kms-responder/config.yaml "$tmp/config.yaml.mine"
 cp /etc/coredns-kmsdns/env "$tmp/env.mine"
+cp /etc/kms-responder/admin.token "$tmp/admin.token.prev"
+cp /etc/coredns-kmsdns/vlmcs.keys "$tmp/vlmcs.keys.prev"
 dpkg -i "$a"/kms-responder_*_"$host_arch".deb "$a"/coredns-kmsdns_*_"$host_arch".deb >"$tmp/dpkg.log" 2>&1 </dev/null || { cat "$tmp/dpkg.log"; fail "dpkg -i upgrade"; }
 for p in kms-responder coredns-kmsdns; do
 	[[ $(dpkg-query -W -f='${Version}' $p) == "$pv" ]] || fail "$p not upgraded to $pv"
 done
 cmp -s /etc/kms-responder/config.yaml "$tmp/config.yaml.mine" || fail "upgrade changed the modified /etc/kms-responder/config.yaml"
 cmp -s /etc/coredns-kmsdns/env "$tmp/env.mine" || fail "upgrade changed the modified /etc/coredns-kmsdns/env"
-cmp -s /etc/coredns-kmsdns/Corefile corefile.example || fail "/etc/coredns-kmsdns/Corefile is not corefile.example"
+cmp -s /etc/coredns-kmsdns/Corefile build/examples/Corefile.resolver || fail "/etc/coredns-kmsdns/Corefile is not build/examples/Corefile.resolver"
+cmp -s /etc/kms-responder/admin.token "$tmp/admin.token.prev" || fail "the upgrade replaced /etc/kms-responder/admin.token"
+cmp -s /etc/coredns-kmsdns/vlmcs.keys "$tmp/vlmcs.keys.prev" || fail "the upgrade replaced /etc/coredns-kmsdns/vlmcs.keys"
 say "PASS upgrade $pv~prev -> $pv keeps modified conffiles"
 
 expect_stat() { # MODE OWNER PATH
@@ -138,8 +142,14 @@ expect_stat 755 root:root /usr/bin/kms-responder
 expect_stat 755 root:root /usr/bin/coredns-kmsdns
 expect_stat 644 root:root /usr/lib/systemd/system/kms-responder.service
 expect_stat 644 root:root /usr/lib/systemd/system/coredns-kmsdns.service
-expect_stat 755 root:root /etc/kms-responder
-expect_stat 644 root:root /etc/kms-responder/config.yaml
+expect_stat 700 root:root /etc/kms-responder
+expect_stat 600 root:root /etc/kms-responder/config.yaml
+expect_stat 600 root:root /etc/kms-responder/tsig.key
+expect_stat 600 root:root /etc/kms-responder/admin.token
+expect_stat 600 root:root /etc/coredns-kmsdns/vlmcs.keys
+[[ ! -s /etc/kms-responder/tsig.key ]] || fail "the package's /etc/kms-responder/tsig.key is not empty"
+grep -qE '^[0-9a-f]{64}$' /etc/kms-responder/admin.token || fail "/etc/kms-responder/admin.token is not a random hex token"
+grep -q 'secret "' /etc/coredns-kmsdns/vlmcs.keys || fail "/etc/coredns-kmsdns/vlmcs.keys holds no key"
 expect_stat 644 root:root /etc/coredns-kmsdns/Corefile
 expect_stat 600 root:root /etc/coredns-kmsdns/env
 [[ $(dpkg-query -W -f='${Conffiles}' kms-responder | awk '{print $1}' | xargs) == "/etc/kms-responder/config.yaml" ]] ||
@@ -151,13 +161,36 @@ grep -q '^ExecStart=/usr/bin/coredns-kmsdns ' /usr/lib/systemd/system/coredns-km
 if compgen -G '/etc/systemd/system/*.wants/kms-responder.service' >/dev/null || compgen -G '/etc/systemd/system/*.wants/coredns-kmsdns.service' >/dev/null; then
 	fail "installing enabled a service"
 fi
-say "PASS files, owners, modes and conffiles as declared; nothing enabled"
+say "PASS files, owners, modes and conffiles as declared; secrets created once, 0600; nothing enabled"
+
+# Every file the documentation and the shipped configuration point to under
+# /usr/share/doc is in the package that names it.
+for p in kms-responder coredns-kmsdns; do
+	files=$(dpkg -L "$p")
+	for f in $(dpkg -L "$p" | grep -E '^/(etc|usr/lib/systemd)/|\.md$|/examples/' | while read -r x; do [[ -f $x ]] && echo "$x"; done); do
+		for ref in $(grep -oE "/usr/share/doc/$p/[A-Za-z0-9_./-]*[A-Za-z0-9_]" "$f" | sort -u); do
+			grep -qxF "$ref" <<<"$files" || fail "$f names $ref, which $p does not ship"
+		done
+	done
+	for ref in README.md plugin/README.md responder/README.md; do
+		grep -qxF "/usr/share/doc/$p/$ref" <<<"$files" || fail "$p lacks /usr/share/doc/$p/$ref"
+	done
+done
+for ref in $(grep -ohE '\]\((plugin|responder)/README\.md|\]\(build/examples/Corefile\.[a-z-]+' README.md | sed 's/^](//' | sort -u); do
+	case $ref in
+	build/examples/*) d=/usr/share/doc/coredns-kmsdns/examples/${ref#build/examples/} ;;
+	*) d=/usr/share/doc/kms-responder/$ref ;;
+	esac
+	[[ -f $d ]] || fail "README.md links $ref; the package does not ship it as $d"
+done
+say "PASS the manuals and examples the README, units and configuration point to are installed under /usr/share/doc"
 
 out=$(kms-responder version)
 [[ $out == "kms-responder $KMSDNS_VERSION (commit ${KMSDNS_COMMIT:0:12}, $KMSDNS_DATE, "* ]] || fail "kms-responder version printed: $out"
 [[ $(kms-responder --version) == "$out" ]] || fail "kms-responder --version differs from version"
 cout=$(coredns-kmsdns -version)
 [[ $cout == *"(kmsdns $KMSDNS_VERSION, commit ${KMSDNS_COMMIT:0:12}, $KMSDNS_DATE)"* ]] || fail "coredns-kmsdns -version printed: $cout"
+[[ $cout == *", ${KMSDNS_COMMIT:0:12}" ]] || fail "coredns-kmsdns -version does not end with the commit: $cout"
 say "PASS installed binaries print $KMSDNS_VERSION"
 say "  $out"
 say "  ${cout%%$'\n'*}"
@@ -175,9 +208,166 @@ if command -v systemd-analyze >/dev/null; then
 		{ cat "$tmp/verify.log"; fail "systemd-analyze verify"; }
 	if grep -E 'kms-responder|coredns-kmsdns' "$tmp/verify.log"; then fail "systemd-analyze verify warns about the units (above)"; fi
 	say "PASS systemd-analyze verify accepts both units"
+	for u in kms-responder coredns-kmsdns; do
+		score=$(systemd-analyze security --offline=true /usr/lib/systemd/system/$u.service 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+		[[ -n $score ]] || fail "systemd-analyze security gave no score for $u.service"
+		awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' || fail "systemd-analyze security: $u.service exposure $score, want at most 2.0"
+		say "PASS systemd-analyze security: $u.service exposure $score (at most 2.0)"
+	done
 else
 	say "systemd-analyze not installed: unit verification skipped"
 fi
+
+# Day one as README.md says, each binary started exactly as its unit's
+# ExecStart (ExecStartPre=+ lines as root first), as an unused uid (setpriv),
+# with the unit's LoadCredential= files laid out in a CREDENTIALS_DIRECTORY
+# as systemd lays them out (a directory and files of that uid, 0500/0400),
+# the EnvironmentFile= read, %t a runtime directory of that uid: the
+# responder registers, CoreDNS answers _vlmcs with it, `kms-responder status`
+# on the host works without flags, and `systemctl reload` (the unit's
+# ExecReload= lines) applies an edited /etc/kms-responder/config.yaml.
+svc_uid=61234
+while getent passwd "$svc_uid" >/dev/null || getent group "$svc_uid" >/dev/null; do svc_uid=$((svc_uid + 1)); done
+kms_port=1688
+go run ./build/freeport -check "127.0.0.2:$kms_port" >/dev/null || fail "127.0.0.2:$kms_port is taken: the day-one test needs it"
+read -r dns_port metrics_port admin_port < <(go run ./build/freeport -n 3 | xargs)
+# README: the package generated vlmcs.keys; copy it to the KMS host.
+install -m 0600 /etc/coredns-kmsdns/vlmcs.keys /etc/kms-responder/tsig.key
+cat >/etc/coredns-kmsdns/env <<EOT
+KMSDNS_DNS_ADDR=127.0.0.1
+KMSDNS_DNS_PORT=$dns_port
+KMSDNS_AD_DNS=127.0.0.1:9
+KMSDNS_KMS_NETWORK=127.0.0.0/8
+KMSDNS_METRICS_ADDR=127.0.0.1:$metrics_port
+EOT
+cat >/etc/kms-responder/config.yaml <<EOT
+groups: [windows-server-2025]
+listen: ["127.0.0.2:$kms_port"]
+metrics: 127.0.0.1:$admin_port
+admin_token_file: \${CREDENTIALS_DIRECTORY:-/etc/kms-responder}/admin.token
+log_format: json
+register:
+  servers: ["127.0.0.1:$dns_port"]
+  zone: corp.example
+  target: kms1.corp.example
+  lease: 1m
+  tsig_key_file: \${CREDENTIALS_DIRECTORY:-/etc/kms-responder}/tsig.key
+EOT
+chmod 0600 /etc/kms-responder/config.yaml
+chmod 0711 "$tmp" # the service uid reaches its credentials and runtime directory below it
+run_root=$tmp/run
+mkdir -p "$run_root"
+# StateDirectory=: systemd's /var/lib/private indirection is left out (the
+# service reaches it through its own mount namespace).
+mkdir -m 0700 /var/lib/kms-responder
+chown "$svc_uid:$svc_uid" /var/lib/kms-responder
+unit_lines() { sed -n "s/^$2=//p" "/usr/lib/systemd/system/$1.service"; } # UNIT KEY
+specifiers() { # LINE CREDS PID: the unit's specifiers and escapes, as systemd resolves them
+	local s=${1//%t/$run_root}
+	s=${s//%d/$2}
+	s=${s//\$MAINPID/$3}
+	s=${s//%%/%}
+	echo "${s//\$\$/\$}"
+}
+start_unit() { # UNIT LOG: sets $unit_pid
+	local u=$1 log=$2 creds=$tmp/credentials-$1 line id src envs=() rd
+	mkdir -m 0700 "$creds"
+	while IFS=: read -r id src; do
+		[[ -n $id ]] || continue
+		install -m 0400 -o "$svc_uid" -g "$svc_uid" "$src" "$creds/$id" || fail "$u: LoadCredential=$id:$src: no such file to load"
+	done < <(unit_lines "$u" LoadCredential)
+	chown "$svc_uid:$svc_uid" "$creds"
+	chmod 0500 "$creds"
+	while read -r rd; do
+		[[ -n $rd ]] || continue
+		mkdir -m 0700 "$run_root/$rd"
+		chown "$svc_uid:$svc_uid" "$run_root/$rd"
+	done < <(unit_lines "$u" RuntimeDirectory)
+	while read -r line; do
+		[[ $line == +* ]] || fail "$u: ExecStartPre=$line does not run as root (+): the test does not emulate it"
+		eval "$(specifiers "${line#+}" "$creds" "")" || fail "$u: ExecStartPre=$line failed"
+	done < <(unit_lines "$u" ExecStartPre)
+	if [[ -n $(unit_lines "$u" EnvironmentFile) ]]; then
+		mapfile -t envs < <(grep -E '^[A-Z_]+=' "$(unit_lines "$u" EnvironmentFile)")
+	fi
+	line=$(specifiers "$(unit_lines "$u" ExecStart)" "$creds" "")
+	# shellcheck disable=SC2086 # the unit's command line, split as systemd splits it here
+	env -i PATH=/usr/bin:/bin CREDENTIALS_DIRECTORY="$creds" "${envs[@]}" \
+		setpriv --reuid="$svc_uid" --regid="$svc_uid" --clear-groups --no-new-privs -- $line >"$log" 2>&1 &
+	unit_pid=$!
+	pids+=("$unit_pid")
+}
+# A key file named where the service user cannot read it: the error says where
+# the unit expects it and how it reaches the service.
+sed 's|{$CREDENTIALS_DIRECTORY}/vlmcs.keys|/etc/coredns-kmsdns/vlmcs.keys|' /etc/coredns-kmsdns/Corefile >"$tmp/Corefile.direct"
+chmod 0644 "$tmp/Corefile.direct"
+set +e
+msg=$(set -a && . /etc/coredns-kmsdns/env && set +a && timeout 20 setpriv --reuid="$svc_uid" --regid="$svc_uid" --clear-groups -- /usr/bin/coredns-kmsdns -conf "$tmp/Corefile.direct" 2>&1)
+rc=$?
+set -e
+[[ $rc -ne 0 && $msg == *"permission denied"*"LoadCredential="*'keyfile {$CREDENTIALS_DIRECTORY}/vlmcs.keys'* ]] || fail "coredns-kmsdns with an unreadable keyfile: exit $rc: $msg"
+say "PASS an unreadable keyfile names the unit's way: ${msg##*permission denied}"
+install -m 0600 -o "$svc_uid" -g "$svc_uid" /dev/null "$tmp/direct.yaml"
+sed 's|${CREDENTIALS_DIRECTORY:-/etc/kms-responder}/|/etc/kms-responder/|' /etc/kms-responder/config.yaml >"$tmp/direct.yaml"
+set +e
+install -d -m 0700 -o "$svc_uid" -g "$svc_uid" "$tmp/direct-data"
+msg=$(timeout 20 setpriv --reuid="$svc_uid" --regid="$svc_uid" --clear-groups -- /usr/bin/kms-responder serve --config "$tmp/direct.yaml" --data "$tmp/direct-data" 2>&1)
+rc=$?
+set -e
+[[ $rc -ne 0 && $msg == *"permission denied"*"LoadCredential="*'${CREDENTIALS_DIRECTORY:-/etc/kms-responder}/'* ]] || fail "kms-responder with unreadable secret files: exit $rc: $msg"
+say "PASS an unreadable secret file names the unit's way: ${msg##*permission denied}"
+
+# Loose source files are refused before anything is copied for the service.
+for u in kms-responder:/etc/kms-responder/tsig.key coredns-kmsdns:/etc/coredns-kmsdns/vlmcs.keys; do
+	f=${u#*:} u=${u%%:*}
+	chmod 0640 "$f"
+	set +e
+	msg=$(eval "$(specifiers "$(unit_lines "$u" ExecStartPre | head -1 | sed 's/^+//')" "" "")" 2>&1)
+	rc=$?
+	set -e
+	chmod 0600 "$f"
+	[[ $rc -ne 0 && $msg == *"$f (mode 640)"* ]] || fail "$u.service started with $f mode 0640: exit $rc: $msg"
+	say "PASS $u.service refuses to start with $f mode 0640: $msg"
+done
+start_unit coredns-kmsdns "$tmp/coredns-unit.log"
+dns_unit_pid=$unit_pid
+start_unit kms-responder "$tmp/responder-unit.log"
+kms_unit_pid=$unit_pid
+answer=""
+for i in $(seq 100); do
+	answer=$(dig +short +time=1 +tries=1 -p "$dns_port" @127.0.0.1 _vlmcs._tcp.corp.example SRV 2>/dev/null || true)
+	[[ $answer == *"$kms_port kms1.corp.example."* ]] && break
+	sleep 0.2
+done
+[[ $answer == *"$kms_port kms1.corp.example."* ]] || { cat "$tmp/coredns-unit.log" "$tmp/responder-unit.log"; fail "the units never answered _vlmcs with the registered responder: [$answer]"; }
+[[ $(stat -c %u "/proc/$kms_unit_pid") == "$svc_uid" && $(stat -c %u "/proc/$dns_unit_pid") == "$svc_uid" ]] || fail "the units' processes do not run as uid $svc_uid"
+say "PASS as the units run them (uid $svc_uid, credentials, ExecStartPre): CoreDNS answers _vlmcs._tcp.corp.example SRV: $answer"
+set +e
+st=$(kms-responder status 2>&1)
+rc=$?
+set -e
+[[ $rc -eq 0 && $st == *"KMS host HwId"* && $st == *registered* ]] || { cat "$tmp/responder-unit.log"; fail "kms-responder status on the host: exit $rc: $st"; }
+say "PASS kms-responder status on the host finds serve from /etc/kms-responder/config.yaml (admin address and token)"
+sed -i 's/^log_format: json$/log_format: json\nlog_level: debug/' /etc/kms-responder/config.yaml
+while read -r line; do
+	if [[ $line == +* ]]; then
+		eval "$(specifiers "${line#+}" "$tmp/credentials-kms-responder" "$kms_unit_pid")" || fail "ExecReload=$line failed"
+	else
+		# shellcheck disable=SC2046
+		setpriv --reuid="$svc_uid" --regid="$svc_uid" --clear-groups -- $(specifiers "$line" "" "$kms_unit_pid") || fail "ExecReload=$line failed"
+	fi
+done < <(unit_lines kms-responder ExecReload)
+for i in $(seq 50); do
+	grep -q 'SIGHUP: configuration reloaded.*log_level=debug' "$tmp/responder-unit.log" && break
+	sleep 0.1
+done
+grep -q 'SIGHUP: configuration reloaded.*log_level=debug' "$tmp/responder-unit.log" || { cat "$tmp/responder-unit.log"; fail "the unit's ExecReload did not apply the edited config.yaml"; }
+say "PASS the unit's ExecReload applies an edited /etc/kms-responder/config.yaml (log_level=debug)"
+kill -TERM "$kms_unit_pid" "$dns_unit_pid"
+wait "$kms_unit_pid" || { cat "$tmp/responder-unit.log"; fail "the responder did not exit 0 on SIGTERM"; }
+wait "$dns_unit_pid" || true
+pids=()
+rm -rf /var/lib/kms-responder
 
 # A ledger in the state directory, laid out as systemd's StateDirectory= with
 # DynamicUser= makes it, written by the installed binary.
@@ -229,6 +419,9 @@ for arch in $DIST_ARCH; do
 		rpmf=$(ls "$a"/$p-*."$rarch".rpm)
 		diff <(filelist_deb "$deb") <(filelist_rpm "$rpmf") || fail "$rpmf and $deb hold different files or modes (above)"
 		rpm -qpl "$rpmf" >/dev/null 2>&1 || fail "rpm -qpl $rpmf"
+		for d in $(dpkg-deb -c "$deb" | awk '$1 ~ /^d/ && $6 ~ /^\.\/etc\/./ {sub(/^\./, "", $6); sub(/\/$/, "", $6); print $1 ":" $6}'); do
+			rpm -qp --qf '[%{FILEMODES:perms}:%{FILENAMES}\n]' "$rpmf" 2>/dev/null | grep -qxF "$d" || fail "$rpmf lacks the directory ${d#*:} as ${d%%:*} (the .deb's)"
+		done
 		[[ $(rpm -qp --qf '%{VERSION}' "$rpmf" 2>/dev/null) == "$(dpkg-deb -f "$deb" Version)" ]] || fail "$rpmf version differs from the .deb's"
 		cfg=$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpmf" 2>/dev/null | awk 'NF == 2 && $1 ~ /c/ {print $1, $2}' | sort | xargs)
 		debcfg=$(dpkg-deb -I "$deb" conffiles | sort | sed 's/^/cn /' | xargs)
@@ -243,7 +436,7 @@ for arch in $DIST_ARCH; do
 		grep -q "try-restart $p.service" <<<"$code" || fail "$deb: no restart-if-running on upgrade"
 	done
 done
-say "PASS .rpm: same files and modes as the .deb, config files noreplace, scriptlets enable nothing and try-restart on upgrade"
+say "PASS .rpm: same files and modes as the .deb (and /etc directories), config files noreplace, scriptlets enable nothing and try-restart on upgrade"
 
 # --- 4. the images -------------------------------------------------------------
 declare -A info_user info_args info_env

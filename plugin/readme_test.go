@@ -28,7 +28,7 @@ func TestReadmeExamples(t *testing.T) {
 		}
 		block := example[start:]
 		block = block[:strings.Index(block, "\n    }")+6]
-		block = strings.ReplaceAll(block, "/etc/coredns/kms.keys", keyfile)
+		block = strings.ReplaceAll(block, "{$CREDENTIALS_DIRECTORY}/vlmcs.keys", keyfile)
 		c := caddy.NewTestController("dns", block)
 		c.ServerBlockKeys = zones
 		if _, err := parse(c); err != nil {

@@ -203,7 +203,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 		}
 		keys, err := tsigkey.ReadFile(args[0])
 		if err != nil {
-			return c.Errf("keyfile: %v", err)
+			return c.Errf("keyfile: %v", keyfileHint(err))
 		}
 		for _, k := range keys {
 			if err := addKey(c, cfg, k.Name, k.Secret, k.Algorithm); err != nil {

@@ -1,6 +1,8 @@
 package vlmcs
 
 import (
+	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -220,5 +222,22 @@ func TestCheckKeys(t *testing.T) {
 	}
 	if err := checkKeys(cfg, map[string]string{"a.": "YQ=="}); err == nil || !strings.Contains(err.Error(), "Corefile:5") {
 		t.Errorf("granted key without secret: %v", err)
+	}
+}
+
+func TestKeyfileHint(t *testing.T) {
+	perm := &fs.PathError{Op: "open", Path: "/etc/coredns-kmsdns/vlmcs.keys", Err: fs.ErrPermission}
+	err := keyfileHint(perm)
+	for _, want := range []string{"permission denied", "/etc/coredns-kmsdns/vlmcs.keys", "LoadCredential=", "keyfile {$CREDENTIALS_DIRECTORY}/vlmcs.keys", "0600"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("hint %q lacks %q", err, want)
+		}
+	}
+	if !errors.Is(err, fs.ErrPermission) {
+		t.Error("the hint hides the permission error")
+	}
+	other := errors.New("no such file")
+	if keyfileHint(other) != other {
+		t.Error("a hint added to an error that is no permission error")
 	}
 }

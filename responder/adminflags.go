@@ -13,16 +13,33 @@ import (
 type adminClientFlags struct {
 	admin     string
 	tokenFile string
+	config    string
 }
 
 func (f *adminClientFlags) bind(fs *flag.FlagSet) {
-	fs.StringVar(&f.admin, "admin", defaultServeConfig().Metrics, "admin endpoint of the running serve (its --metrics): `ADDR` or an http(s) URL")
-	fs.StringVar(&f.tokenFile, "admin-token-file", "", "`file` holding the admin bearer token (default: $"+statusapi.TokenEnv+")")
+	fs.StringVar(&f.admin, "admin", "", "admin endpoint of the running serve (its --metrics): `ADDR` or an http(s) URL (default: metrics in --config, else "+defaultServeConfig().Metrics+")")
+	fs.StringVar(&f.tokenFile, "admin-token-file", "", "`file` holding the admin bearer token (default: $"+statusapi.TokenEnv+", else admin_token_file in --config)")
+	fs.StringVar(&f.config, "config", "", "serve's config `file`, read for the admin address and token (default "+defaultConfigFile+" when it exists)")
 }
 
 // client returns the admin client the flags describe, with the token from
-// --admin-token-file or the environment.
+// --admin-token-file, the environment, or serve's config (fromConfig).
 func (f *adminClientFlags) client() (*statusapi.Client, error) {
+	explicit := f.admin != ""
+	from, err := f.fromConfig()
+	if err != nil {
+		return nil, err
+	}
+	var origin string
+	switch {
+	case explicit:
+		origin = "--admin"
+	case from != "":
+		origin = "metrics in " + from
+	default:
+		origin = "the default address"
+		f.admin = defaultServeConfig().Metrics
+	}
 	if _, err := statusapi.NewClient(f.admin, ""); err != nil {
 		return nil, usagef("--admin %v", err)
 	}
@@ -41,5 +58,10 @@ func (f *adminClientFlags) client() (*statusapi.Client, error) {
 		}
 		token = tok
 	}
-	return statusapi.NewClient(f.admin, token)
+	c, err := statusapi.NewClient(f.admin, token)
+	if err != nil {
+		return nil, err
+	}
+	c.Origin = origin
+	return c, nil
 }

@@ -194,7 +194,7 @@ func (f *auditFlags) readEnv() (map[string]string, error) {
 	case errors.Is(err, fs.ErrNotExist) && f.envFile == defaultEnvFile:
 		return nil, nil
 	case errors.Is(err, fs.ErrPermission):
-		return nil, fmt.Errorf("--env-file: %w (it holds the TSIG secret, mode 0600: run audit as root, or give --env-file a copy without the secret)", err)
+		return nil, fmt.Errorf("--env-file: %w (the package installs it mode 0600: run audit as root, or give --env-file a readable copy)", err)
 	}
 	return nil, fmt.Errorf("--env-file: %w", err)
 }

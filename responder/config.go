@@ -296,6 +296,9 @@ func parseServeConfig(args []string, readFile func(string) ([]byte, error)) (ser
 		if err := decodeServeYAML(scratchPath, data, &c); err != nil {
 			return c, usageError{err}
 		}
+		if err := c.expandCredentialPaths(); err != nil {
+			return c, usageError{err}
+		}
 		if realFiles && c.Register.TSIGKey != "" {
 			if err := checkSecretFile("config file", scratchPath); err != nil {
 				return c, usageError{err}
@@ -328,6 +331,25 @@ func parseServeConfig(args []string, readFile func(string) ([]byte, error)) (ser
 		return c, usageError{err}
 	}
 	return c, nil
+}
+
+// expandCredentialPaths expands ${CREDENTIALS_DIRECTORY} in the secret
+// files the config file names (credpath.go).
+func (c *serveConfig) expandCredentialPaths() error {
+	for _, f := range []struct {
+		key, flag string
+		path      *string
+	}{
+		{"admin_token_file", "admin-token-file", &c.AdminTokenFile},
+		{"register.tsig_key_file", "tsig-key-file", &c.Register.TSIGKeyFile},
+	} {
+		p, err := expandCredentials(c.where(f.key, f.flag), *f.path)
+		if err != nil {
+			return err
+		}
+		*f.path = p
+	}
+	return nil
 }
 
 type discard struct{}

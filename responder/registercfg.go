@@ -87,7 +87,7 @@ func (c *serveConfig) tsigKey() (*tsigkey.Key, error) {
 			err = fmt.Errorf("%s holds %d keys; the responder registers with one", r.TSIGKeyFile, len(keys))
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.where("register.tsig_key_file", "tsig-key-file"), err)
+			return nil, fmt.Errorf("%s: %w", c.where("register.tsig_key_file", "tsig-key-file"), credentialHint(err, "tsig.key"))
 		}
 		k = keys[0]
 	case os.Getenv(tsigKeyEnv) != "":

@@ -122,7 +122,7 @@ func (c *serveConfig) runConfig() (serve.Config, error) {
 	var err error
 	if c.Metrics != "" && c.AdminTokenFile != "" {
 		if sc.Admin.Token, err = readAdminToken(c.AdminTokenFile, true); err != nil {
-			return sc, fmt.Errorf("--admin-token-file: %v", err)
+			return sc, fmt.Errorf("%s: %w", c.where("admin_token_file", "admin-token-file"), credentialHint(err, "admin.token"))
 		}
 	}
 	if sc.Register, err = c.registerConfig(); err != nil {

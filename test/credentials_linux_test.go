@@ -254,7 +254,6 @@ func TestUnitsCheckCredentialSources(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the checks run as root and files are given to another user")
 	}
-	bin := harness.ProcessBinary(t, "kms-responder")
 	type check func(etc string) (int, string)
 	run := func(name string, args ...string) (int, string) {
 		out, err := exec.Command(name, args...).CombinedOutput()
@@ -267,37 +266,21 @@ func TestUnitsCheckCredentialSources(t *testing.T) {
 		}
 		return 0, string(out)
 	}
-	var responder []check
-	for _, v := range unitLines(t, "kms-responder.service", "ExecStartPre") {
-		v, ok := strings.CutPrefix(v, "+")
-		if !ok {
-			t.Fatalf("ExecStartPre=%s does not run as root (+): a dynamic user cannot see the sources", v)
+	// Each unit's first ExecStartPre= is a root ("+") shell check of the
+	// sources; systemd's unquoting: "$$" is "$", "%%" is "%", "\\" is "\".
+	unitCheck := func(unit, etcDir string) check {
+		pre := unitLines(t, unit, "ExecStartPre")
+		if len(pre) == 0 || !strings.HasPrefix(pre[0], "+/bin/sh -c '") || !strings.HasSuffix(pre[0], "'") {
+			t.Fatalf("%s ExecStartPre=%q, want a first +/bin/sh -c '...' (a dynamic user cannot see the sources)", unit, pre)
 		}
-		f := strings.Fields(v)
-		if f[0] != "/usr/local/bin/kms-responder" {
-			t.Fatalf("ExecStartPre=%s runs something else", v)
+		script := strings.TrimSuffix(strings.TrimPrefix(pre[0], "+/bin/sh -c '"), "'")
+		script = strings.NewReplacer("$$", "$", "%%", "%", `\\`, `\`).Replace(script)
+		return func(etc string) (int, string) {
+			return run("/bin/sh", "-c", strings.ReplaceAll(script, etcDir, etc))
 		}
-		responder = append(responder, func(etc string) (int, string) {
-			args := make([]string, 0, len(f)-1)
-			for _, a := range f[1:] {
-				args = append(args, strings.ReplaceAll(a, "/etc/kms-responder/", etc+"/"))
-			}
-			return run(bin, args...)
-		})
 	}
-	if len(responder) != 2 {
-		t.Fatalf("kms-responder.service checks %d sources, want config.yaml and tsig.key", len(responder))
-	}
-	pre := unitLines(t, "coredns-kmsdns.service", "ExecStartPre")
-	if len(pre) != 1 || !strings.HasPrefix(pre[0], "+/bin/sh -c '") || !strings.HasSuffix(pre[0], "'") {
-		t.Fatalf("coredns-kmsdns.service ExecStartPre=%q, want one +/bin/sh -c '...'", pre)
-	}
-	// systemd's unquoting: "$$" is "$", "\\" is "\".
-	script := strings.TrimSuffix(strings.TrimPrefix(pre[0], "+/bin/sh -c '"), "'")
-	script = strings.NewReplacer("$$", "$", `\\`, `\`).Replace(script)
-	coredns := func(etc string) (int, string) {
-		return run("/bin/sh", "-c", strings.ReplaceAll(script, "/etc/coredns-kmsdns/", etc+"/"))
-	}
+	responder := []check{unitCheck("kms-responder.service", "/etc/kms-responder")}
+	coredns := unitCheck("coredns-kmsdns.service", "/etc/coredns-kmsdns")
 
 	for _, tc := range []struct {
 		name       string
@@ -308,11 +291,11 @@ func TestUnitsCheckCredentialSources(t *testing.T) {
 		wantFailed string // "" for every check passing
 	}{
 		{"responder sources root's and 0600", "", 0, 0, responder, ""},
-		{"responder config readable by others", "config.yaml", 0o644, 0, responder, "permissions 0644 are too open"},
-		{"responder key owned by another user", "tsig.key", 0o600, 65534, responder, "run `chown root "},
+		{"responder config readable by others", "config.yaml", 0o644, 0, responder, "config.yaml (mode 644)"},
+		{"responder key owned by another user", "tsig.key", 0o600, 65534, responder, "tsig.key (owner "},
 		{"coredns key root's and 0600", "", 0, 0, []check{coredns}, ""},
-		{"coredns key readable by group", "vlmcs.keys", 0o640, 0, []check{coredns}, "must be root-owned and accessible by root alone: run chown root"},
-		{"coredns key owned by another user", "vlmcs.keys", 0o600, 65534, []check{coredns}, "chmod 600"},
+		{"coredns key readable by group", "vlmcs.keys", 0o640, 0, []check{coredns}, "vlmcs.keys (mode 640)"},
+		{"coredns key owned by another user", "vlmcs.keys", 0o600, 65534, []check{coredns}, "vlmcs.keys (owner "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			etc := filepath.Join(t.TempDir(), "etc")

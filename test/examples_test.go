@@ -49,14 +49,20 @@ func startExample(t *testing.T, name string, ad *harness.CoreDNS) (*harness.Core
 	}
 	c := &harness.CoreDNS{Dir: t.TempDir(), Port: harness.FreePort(t)}
 	secret := "c2VjcmV0LWZvci10aGUtZXhhbXBsZXMtdGVzdC0wMTIzNDU2Nzg5YWI="
-	keyfile := harness.WriteFile(t, c.Dir, "kms.keys", "key \"kmsdns-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n")
+	// The key reaches CoreDNS as systemd's LoadCredential= hands it over: vlmcs.keys in
+	// $CREDENTIALS_DIRECTORY, which the Corefiles name.
+	creds := filepath.Join(c.Dir, "credentials")
+	if err := os.Mkdir(creds, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	keyfile := harness.WriteFile(t, creds, "vlmcs.keys", "key \"kmsdns-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n")
 	if err := os.Chmod(keyfile, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
 		"KMSDNS_DNS_ADDR": "127.0.0.1", "KMSDNS_DNS_PORT": strconv.Itoa(c.Port), "KMSDNS_AD_DNS": ad.Addr(),
 		"KMSDNS_KMS_NETWORK": "127.0.0.0/8", "KMSDNS_METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(harness.FreePort(t)),
-		"KMSDNS_KEYFILE": keyfile,
+		"CREDENTIALS_DIRECTORY": creds,
 	} {
 		t.Setenv(k, v)
 	}

@@ -37,7 +37,8 @@ func readmeBlock(t *testing.T, kind, marker string) string {
 // TestPluginReadmeExamplesAsPrinted: the plugin README's Corefile example starts and
 // its nsupdate example registers kms1, as printed. Only what cannot run here is replaced: the
 // site's 10.1.0.x addresses by loopback ones (127.0.0.x), the listen port and the metrics
-// address by free ones, the key file path and the secret by a real key file.
+// address by free ones, the secret by a real key file, in $CREDENTIALS_DIRECTORY as the
+// packaged unit hands it over.
 func TestPluginReadmeExamplesAsPrinted(t *testing.T) {
 	harness.Tool(t, "nsupdate")
 	corefile := readmeBlock(t, "corefile", "static kms.ad.example.org")
@@ -45,7 +46,7 @@ func TestPluginReadmeExamplesAsPrinted(t *testing.T) {
 
 	secret := "c2VjcmV0LWZvci10aGUtcmVhZG1lLWV4YW1wbGUtMDEyMzQ1Ng=="
 	dir := t.TempDir()
-	keyfile := harness.WriteFile(t, dir, "kms.keys", "key \"kms1-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n"+
+	keyfile := harness.WriteFile(t, dir, "vlmcs.keys", "key \"kms1-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n"+
 		"key \"kms2-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n")
 	if err := os.Chmod(keyfile, 0o600); err != nil {
 		t.Fatal(err)
@@ -54,7 +55,7 @@ func TestPluginReadmeExamplesAsPrinted(t *testing.T) {
 	corefile = site.Replace(corefile)
 	corefile = strings.Replace(corefile, "example.org ad.example.org {", "example.org:{{PORT}} ad.example.org:{{PORT}} {\n    bind 127.0.0.1", 1)
 	corefile = strings.Replace(corefile, "    prometheus\n", "    prometheus 127.0.0.1:{{METRICS}}\n", 1)
-	corefile = strings.ReplaceAll(corefile, "/etc/coredns/kms.keys", keyfile)
+	t.Setenv("CREDENTIALS_DIRECTORY", dir)
 	c := harness.StartCoreDNS(t, corefile)
 
 	script = site.Replace(script)

@@ -68,7 +68,8 @@ func TestResponderVersion(t *testing.T) {
 func TestCoreDNSVersion(t *testing.T) {
 	bin := buildStamped(t, "./build/coredns", "coredns")
 	out := run(t, bin, "-version")
-	want := regexp.MustCompile(`^CoreDNS-\d+\.\d+\.\d+ \(kmsdns ` + regexp.QuoteMeta(stampVersion+", commit 0123456789ab, "+stampDate) + `\)\n`)
+	want := regexp.MustCompile(`^CoreDNS-\d+\.\d+\.\d+ \(kmsdns ` + regexp.QuoteMeta(stampVersion+", commit 0123456789ab, "+stampDate) + `\)\n` +
+		`linux/\w+, go[^,]+, 0123456789ab\n$`)
 	if !want.MatchString(out) {
 		t.Errorf("-version printed %q, want it to match %s", out, want)
 	}

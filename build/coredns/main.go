@@ -85,6 +85,22 @@ func init() {
 	}
 	// coremain prints "CoreDNS-" + AppVersion for -version and at start.
 	caddy.AppVersion = appVersion(coremain.CoreVersion, version.Get())
+	// and "OS/ARCH, GOVERSION, " + GitCommit on the next line: the commit
+	// this binary was built from, so the line never ends in ", ".
+	coremain.GitCommit = releaseCommit(version.Get())
+}
+
+// releaseCommit names the build's commit for CoreDNS's release line: the
+// kmsdns commit (12 digits), or "devel" when the build has no stamp.
+func releaseCommit(v version.Info) string {
+	c := v.Commit
+	if len(c) > 12 {
+		c = c[:12]
+	}
+	if c == "" {
+		return "devel"
+	}
+	return c
 }
 
 // appVersion is CoreDNS's version followed by the kmsdns build's.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/template"
@@ -96,7 +97,8 @@ func stageFiles(repo, dir string, p product) (staged, error) {
 	if err := os.WriteFile(s.unit, unit, 0o644); err != nil {
 		return s, err
 	}
-	data := map[string]string{"Name": p.name, "Unit": p.unit, "State": p.state, "Config": p.config}
+	data := map[string]any{"Name": p.name, "Unit": p.unit, "State": p.state, "Config": p.config,
+		"MakeSecrets": makeSecrets(p.secrets), "Secrets": secretPaths(p.secrets), "ConfDirs": confDirs(p)}
 	for _, name := range []string{"deb-postinst", "deb-prerm", "deb-postrm", "rpm-post", "rpm-preun", "rpm-postun"} {
 		t, err := template.ParseFiles(filepath.Join(repo, "build/dist/files", name))
 		if err != nil {
@@ -113,6 +115,46 @@ func stageFiles(repo, dir string, p product) (staged, error) {
 		s.scripts[name] = f
 	}
 	return s, nil
+}
+
+// makeSecrets is the shell that creates each missing secret file, root's
+// and mode 0600, so that the unit's LoadCredential= finds it.
+func makeSecrets(secrets []secret) string {
+	var b strings.Builder
+	for _, s := range secrets {
+		fmt.Fprintf(&b, "if [ ! -e %s ]; then\n\t(\n\t\tumask 077\n", s.path)
+		switch s.make {
+		case "empty":
+			fmt.Fprintf(&b, "\t\t: >%s\n", s.path)
+		case "token":
+			fmt.Fprintf(&b, "\t\tod -An -tx1 -N32 /dev/urandom | tr -d ' \\n' >%s.new\n\t\techo >>%s.new\n\t\tmv %s.new %s\n", s.path, s.path, s.path, s.path)
+		case "tsig":
+			fmt.Fprintf(&b, "\t\tprintf 'key \"kmsdns-key.\" {\\n\\talgorithm hmac-sha256;\\n\\tsecret \"%%s\";\\n};\\n' \"$(head -c 32 /dev/urandom | base64)\" >%s.new\n\t\tmv %s.new %s\n", s.path, s.path, s.path)
+		default:
+			panic("secret " + s.path + ": unknown kind " + s.make)
+		}
+		b.WriteString("\t)\nfi\n")
+	}
+	return b.String()
+}
+
+func secretPaths(secrets []secret) []string {
+	var paths []string
+	for _, s := range secrets {
+		paths = append(paths, s.path)
+	}
+	return paths
+}
+
+// confDirs lists the directories holding p's configuration.
+func confDirs(p product) []string {
+	var dirs []string
+	for _, c := range p.confs {
+		if d := filepath.Dir(c.dst); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
 }
 
 // writeSums writes SHA256SUMS (sha256sum -c format) for the artifacts.

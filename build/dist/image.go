@@ -151,7 +151,12 @@ func imageLayer(o buildOptions, p product, bin string) ([]byte, error) {
 	}
 	var confs []conf
 	for _, c := range p.confs {
-		if !strings.HasSuffix(c.dst, "/env") { // the image takes the environment from the runtime
+		switch c.image {
+		case "-": // not in the image (the env file: the runtime sets the environment)
+		case "":
+			confs = append(confs, c)
+		default:
+			c.src = c.image
 			confs = append(confs, c)
 		}
 	}

@@ -22,7 +22,11 @@ func writePackage(o buildOptions, p product, st staged, format, arch, bin, versi
 	contents := files.Contents{
 		{Source: bin, Destination: "/usr/bin/" + p.name, FileInfo: fi(0o755)},
 		{Source: st.unit, Destination: unitDir + p.unit, FileInfo: fi(0o644)},
-		{Source: filepath.Join(o.repo, "README.md"), Destination: "/usr/share/doc/" + p.name + "/README.md", FileInfo: fi(0o644)},
+	}
+	for _, d := range p.docs {
+		contents = append(contents, &files.Content{
+			Source: filepath.Join(o.repo, d.src), Destination: "/usr/share/doc/" + p.name + "/" + d.dst, FileInfo: fi(0o644),
+		})
 	}
 	confType := files.TypeConfig
 	if format == "rpm" {
@@ -32,7 +36,7 @@ func writePackage(o buildOptions, p product, st staged, format, arch, bin, versi
 	for _, c := range p.confs {
 		if d := filepath.Dir(c.dst); !dirs[d] {
 			dirs[d] = true // owned, so rpm -e removes it when empty
-			contents = append(contents, &files.Content{Destination: d, Type: files.TypeDir, FileInfo: fi(0o755)})
+			contents = append(contents, &files.Content{Destination: d, Type: files.TypeDir, FileInfo: fi(os.FileMode(p.confDir))})
 		}
 		contents = append(contents, &files.Content{
 			Source: filepath.Join(o.repo, c.src), Destination: c.dst, Type: confType, FileInfo: fi(os.FileMode(c.mode)),

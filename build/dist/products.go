@@ -7,17 +7,43 @@ type product struct {
 	summary     string
 	description string
 	confs       []conf // example configuration under /etc (conffiles)
+	confDir     uint32 // mode of the directories holding confs
+	docs        []doc  // under /usr/share/doc/<name>/
 	config      string // the file an operator edits first, named in messages
 	state       string // StateDirectory= of the unit, "" if none
+	secrets     []secret
 	image       imageSpec
 }
 
 // conf is a configuration file shipped as a conffile (deb) /
 // %config(noreplace) (rpm): upgrades never overwrite a changed one.
 type conf struct {
-	dst  string
-	src  string // relative to the repository
-	mode uint32
+	dst   string
+	src   string // relative to the repository
+	mode  uint32
+	image string // the image's copy (relative to the repository): "" src, "-" none
+}
+
+// secret is a file under /etc that the unit hands the service as a
+// credential (LoadCredential=). It is no package file, since its content is
+// the site's: the install scripts create it, root's and mode 0600, when it
+// is missing (so the unit starts), and purge deletes it.
+type secret struct {
+	path string
+	make string // "empty", "token" (random, hex) or "tsig" (a new kmsdns-key.)
+}
+
+// doc is a file installed under /usr/share/doc/<package>/.
+type doc struct {
+	dst string // relative to /usr/share/doc/<package>/
+	src string // relative to the repository
+}
+
+// manuals are in both packages, at the paths README.md links them by.
+var manuals = []doc{
+	{dst: "README.md", src: "README.md"},
+	{dst: "plugin/README.md", src: "plugin/README.md"},
+	{dst: "responder/README.md", src: "responder/README.md"},
 }
 
 // imageSpec is what the OCI image adds to the binary.
@@ -47,9 +73,18 @@ func products() []product {
 				"durable ledger) that registers itself in DNS by RFC 2136 UPDATE + TSIG with the\n" +
 				"kmsdns vlmcs CoreDNS plugin. kmsdns grants no licence: run it only for products\n" +
 				"your organization is licensed for under volume licensing.",
-			confs:  []conf{{dst: "/etc/kms-responder/config.yaml", src: "build/dist/files/kms-responder.yaml", mode: 0o644}},
-			config: "/etc/kms-responder/config.yaml",
-			state:  "kms-responder",
+			// The directory and the config are the service's secrets'
+			// neighbours: root's alone (the unit copies the config for
+			// the service; see build/systemd/kms-responder.service).
+			confs:   []conf{{dst: "/etc/kms-responder/config.yaml", src: "build/dist/files/kms-responder.yaml", mode: 0o600}},
+			confDir: 0o700,
+			docs:    manuals,
+			config:  "/etc/kms-responder/config.yaml",
+			secrets: []secret{
+				{path: "/etc/kms-responder/tsig.key", make: "empty"}, // the site copies vlmcs.keys here
+				{path: "/etc/kms-responder/admin.token", make: "token"},
+			},
+			state: "kms-responder",
 			image: imageSpec{
 				cmd:         []string{"serve", "--config", "/etc/kms-responder/config.yaml"},
 				ports:       []string{"1688/tcp", "9688/tcp"},
@@ -67,10 +102,20 @@ func products() []product {
 				"their TSIG-signed registrations, and scrubs unapproved KMS hosts from the\n" +
 				"answers of the Active Directory DNS behind it.",
 			confs: []conf{
-				{dst: "/etc/coredns-kmsdns/Corefile", src: "corefile.example", mode: 0o644},
-				{dst: "/etc/coredns-kmsdns/env", src: "build/dist/files/coredns-kmsdns.env", mode: 0o600},
+				// The package's Corefile is the production template; the
+				// image keeps the loopback demo, whose {$VAR}s it sets.
+				{dst: "/etc/coredns-kmsdns/Corefile", src: "build/examples/Corefile.resolver", mode: 0o644, image: "corefile.example"},
+				{dst: "/etc/coredns-kmsdns/env", src: "build/dist/files/coredns-kmsdns.env", mode: 0o600, image: "-"},
 			},
-			config: "/etc/coredns-kmsdns/Corefile and /etc/coredns-kmsdns/env",
+			confDir: 0o755,
+			docs: append(append([]doc{}, manuals...),
+				doc{dst: "examples/Corefile.resolver", src: "build/examples/Corefile.resolver"},
+				doc{dst: "examples/Corefile.delegated", src: "build/examples/Corefile.delegated"},
+				doc{dst: "examples/Corefile.scrub-only", src: "build/examples/Corefile.scrub-only"},
+				doc{dst: "examples/corefile.example", src: "corefile.example"},
+			),
+			config:  "/etc/coredns-kmsdns/Corefile and /etc/coredns-kmsdns/env",
+			secrets: []secret{{path: "/etc/coredns-kmsdns/vlmcs.keys", make: "tsig"}},
 			image: imageSpec{
 				cmd: []string{"-conf", "/etc/coredns-kmsdns/Corefile"},
 				// corefile.example's variables, for a container: every

@@ -54,6 +54,9 @@ type server struct {
 	registered   bool
 	withdrawnGen uint64 // gen+1 of the suspension whose withdraw succeeded
 	misses       int    // re-registrations in a row after which the record was still missing
+	budget       updateBudget
+	held         bool          // the budget is holding UPDATEs back (logged once per episode)
+	clamped      time.Duration // the last granted lease raised to the floor (logged once per value)
 }
 
 // State is a snapshot of the registration for status pages and metrics.
@@ -109,9 +112,10 @@ func New(cfg Config) (*Publisher, error) {
 	p := &Publisher{s: s}
 	for _, addr := range s.servers {
 		p.servers = append(p.servers, &server{
-			addr: addr,
-			wake: make(chan struct{}, 1),
-			st:   ServerState{Server: addr},
+			addr:   addr,
+			wake:   make(chan struct{}, 1),
+			st:     ServerState{Server: addr},
+			budget: newUpdateBudget(s.floor()),
 		})
 	}
 	return p, nil
@@ -301,10 +305,13 @@ func (p *Publisher) step(ctx context.Context, sv *server) time.Duration {
 	}
 	p.mu.Unlock()
 
+	if suspended && done {
+		return -1
+	}
+	if wait := p.takeUpdate(sv); wait > 0 {
+		return wait
+	}
 	if suspended {
-		if done {
-			return -1
-		}
 		start := p.s.clock.Now()
 		_, err := p.s.exchange(ctx, sv.addr, p.s.withdrawMsg)
 		if ctx.Err() != nil {
@@ -333,9 +340,29 @@ func (p *Publisher) step(ctx context.Context, sv *server) time.Duration {
 	if rep.granted == 0 {
 		granted = time.Duration(p.s.lease) * time.Second
 	}
-	d := refreshDelay(granted, rand.Float64())
+	d := refreshDelay(p.s.scheduleLease(granted), rand.Float64())
 	p.recordRegistered(sv, start, rep, granted, d)
 	return d
+}
+
+// takeUpdate draws one UPDATE to sv from its budget, or returns how long
+// to wait for one (and records that wait as the next attempt).
+func (p *Publisher) takeUpdate(sv *server) time.Duration {
+	now := p.s.clock.Now()
+	p.mu.Lock()
+	wait := sv.budget.take(now)
+	first := wait > 0 && !sv.held
+	sv.held = wait > 0
+	if wait > 0 {
+		sv.st.NextAttempt = now.Add(wait)
+	}
+	p.mu.Unlock()
+	if first {
+		p.s.log.Warn("holding back DNS UPDATEs to this server: its answers asked for more than the budget allows",
+			"server", sv.addr, "zone", p.s.zone, "target", p.s.target,
+			"budget", fmt.Sprintf("%d at once, then one every %v", updateBurst, sv.budget.refill), "next_in", wait.Round(time.Millisecond).String())
+	}
+	return wait
 }
 
 func (p *Publisher) recordRegistered(sv *server, start time.Time, rep reply, granted, next time.Duration) {
@@ -350,8 +377,19 @@ func (p *Publisher) recordRegistered(sv *server, start time.Time, rep reply, gra
 	sv.st.LastAttempt = start
 	sv.st.Failures = 0
 	sv.st.NextAttempt = now.Add(next)
+	floor := p.s.floor()
+	clampLog := granted < floor && sv.clamped != granted
+	if granted < floor {
+		sv.clamped = granted
+	} else {
+		sv.clamped = 0
+	}
 	p.mu.Unlock()
 
+	if clampLog {
+		p.s.log.Warn("DNS server granted a lease below the floor: refreshing as if it granted the floor, so the records lapse there between refreshes; raise the server's minimum lease",
+			"server", sv.addr, "zone", p.s.zone, "target", p.s.target, "granted_lease", granted.String(), "floor", floor.String())
+	}
 	level := slog.LevelDebug
 	msg := "refreshed DNS registration"
 	if first {
@@ -381,6 +419,12 @@ func (p *Publisher) recordFailure(sv *server, op string, start time.Time, err er
 			sv.st.Refusals = map[string]uint64{}
 		}
 		sv.st.Refusals[rc.Label()]++
+		if op == "register" {
+			// The server said no: whatever it still holds from the last
+			// accepted registration, this host is not registered there
+			// until a registration is accepted again.
+			sv.registered = false
+		}
 	}
 	if next > 0 {
 		sv.st.NextAttempt = now.Add(next)

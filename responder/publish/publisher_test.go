@@ -248,6 +248,7 @@ func TestRefreshTiming(t *testing.T) {
 	srv.set(func(u *updateServer) { u.maxLease = 10 })
 	clk := newFakeClock()
 	cfg := baseConfig(t, srv.addr)
+	cfg.Lease = 10 * time.Second // at the floor (LeaseFloor applies to the longer requests)
 	cfg.Clock = clk
 	p := newPublisher(t, cfg)
 	runPublisher(t, p)
@@ -613,6 +614,7 @@ func TestLeaseLapsesInState(t *testing.T) {
 	srv.set(func(u *updateServer) { u.maxLease = 10 })
 	clk := newFakeClock()
 	cfg := baseConfig(t, srv.addr)
+	cfg.Lease = 10 * time.Second // at the floor (LeaseFloor applies to the longer requests)
 	cfg.Clock = clk
 	p := newPublisher(t, cfg)
 	runPublisher(t, p)

@@ -32,6 +32,10 @@ func CheckToken(tok []byte) error {
 
 // Client sends requests to a running serve's admin endpoint.
 type Client struct {
+	// Origin says where the address came from ("--admin", "metrics in
+	// FILE", ...); it is named when nothing answers there.
+	Origin string
+
 	base  *url.URL
 	token string
 	hc    *http.Client
@@ -70,7 +74,11 @@ func (c *Client) Get(ctx context.Context, path string, query url.Values) (*http.
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("no responder answering at %s: %w", c.base.Host, err)
+		origin := ""
+		if c.Origin != "" {
+			origin = c.Origin + "; "
+		}
+		return nil, fmt.Errorf("no responder answering at %s (%sgive --admin ADDR, serve's metrics address, or --config FILE, serve's config): %w", c.base.Host, origin, err)
 	}
 	if resp.StatusCode == http.StatusOK {
 		return resp, nil

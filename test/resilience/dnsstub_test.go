@@ -25,6 +25,7 @@ func tsigEnv() string { return "KMS_RESPONDER_TSIG_KEY=hmac-sha256:" + tsigName 
 // update is one UPDATE the stub server received.
 type update struct {
 	at       time.Time
+	refused  bool // the stub answered REFUSED
 	withdraw bool // it deletes the SRV record (and adds none)
 	register bool // it adds the SRV record
 	tsigOK   bool
@@ -41,6 +42,8 @@ type dnsStub struct {
 	udp     *dns.Server
 	tcp     *dns.Server
 	delay   time.Duration
+	refuse  bool   // answer every UPDATE REFUSED
+	grant   uint32 // answer registrations with this Update Lease (seconds); 0: no lease option
 	updates []update
 }
 
@@ -119,6 +122,20 @@ func (s *dnsStub) setDelay(d time.Duration) {
 	s.mu.Unlock()
 }
 
+// setRefuse makes the server refuse (REFUSED) every UPDATE, or accept them again.
+func (s *dnsStub) setRefuse(on bool) {
+	s.mu.Lock()
+	s.refuse = on
+	s.mu.Unlock()
+}
+
+// setGrant makes the server grant lease seconds to registrations.
+func (s *dnsStub) setGrant(lease uint32) {
+	s.mu.Lock()
+	s.grant = lease
+	s.mu.Unlock()
+}
+
 // received returns a copy of the updates so far.
 func (s *dnsStub) received() []update {
 	s.mu.Lock()
@@ -161,16 +178,23 @@ func (s *dnsStub) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		u.withdraw = false
 	}
 	s.mu.Lock()
+	u.refused = s.refuse || !u.tsigOK
 	if r.Opcode == dns.OpcodeUpdate {
 		s.updates = append(s.updates, u)
 	}
-	delay := s.delay
+	delay, refuse, grant := s.delay, s.refuse, s.grant
 	s.mu.Unlock()
 	time.Sleep(delay)
 	m := new(dns.Msg)
 	m.SetReply(r)
-	if !u.tsigOK {
+	if !u.tsigOK || refuse {
 		m.Rcode = dns.RcodeRefused
+	}
+	if u.register && grant > 0 && m.Rcode == dns.RcodeSuccess {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(dns.DefaultMsgSize)
+		o.Option = append(o.Option, &dns.EDNS0_UL{Code: dns.EDNS0UL, Lease: grant})
+		m.Extra = append(m.Extra, o)
 	}
 	if t := r.IsTsig(); t != nil && u.tsigOK {
 		m.SetTsig(t.Hdr.Name, t.Algorithm, 300, time.Now().Unix())

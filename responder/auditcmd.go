@@ -26,6 +26,7 @@ type auditFlags struct {
 	timeout                        time.Duration
 	prometheus, nsupdate, psScript string
 	tsigKeyFile                    string
+	gss                            gssFlags
 }
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -47,6 +48,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	fs.BoolVar(&f.fix, "fix", false, "delete the bad records by RFC 2136 UPDATE at --dns (after showing them and asking), then audit again")
 	fs.BoolVar(&f.yes, "yes", false, "with --fix: do not ask")
 	fs.StringVar(&f.tsigKeyFile, "tsig-key-file", "", "TSIG key `file` for --fix and --axfr (BIND key clause or ALG:NAME:SECRET); unsigned without it")
+	f.gss.register(fs)
 	if help, err := parseFlags(fs, args); help {
 		return exitOK, nil
 	} else if err != nil {
@@ -146,6 +148,9 @@ func (f *auditFlags) config() (audit.Config, error) {
 	if len(cfg.Domains) == 0 {
 		return cfg, usagef("--domain DOMAIN is required (the Corefile names no scrub zone)")
 	}
+	if err := f.gss.check(f.tsigKeyFile); err != nil {
+		return cfg, err
+	}
 	if f.tsigKeyFile != "" {
 		keys, err := tsigkey.ReadFile(f.tsigKeyFile)
 		if err == nil && len(keys) != 1 {
@@ -171,7 +176,7 @@ func (f *auditFlags) writeOutputs(rep *audit.Report, stdout io.Writer) error {
 	files := []struct {
 		path  string
 		write func(io.Writer)
-	}{{f.prometheus, rep.WritePrometheus}, {f.nsupdate, rep.WriteNSUpdate}, {f.psScript, rep.WritePowerShell}}
+	}{{f.prometheus, rep.WritePrometheus}, {f.nsupdate, f.gss.nsupdateWriter(rep)}, {f.psScript, rep.WritePowerShell}}
 	for _, o := range files {
 		if o.path == "" {
 			continue
@@ -187,7 +192,11 @@ func (f *auditFlags) writeOutputs(rep *audit.Report, stdout io.Writer) error {
 func (f *auditFlags) runFix(ctx context.Context, cfg audit.Config, rep *audit.Report, stdout, stderr io.Writer) (*audit.Report, error) {
 	bad := rep.Bad()
 	server, _ := audit.ServerAddr(f.dns)
-	fmt.Fprintf(stderr, "\n--fix will delete %d SRV record(s) at %s by RFC 2136 UPDATE (%s):\n", len(bad), server, signedBy(cfg.TSIG))
+	how := signedBy(cfg.TSIG)
+	if f.gss.on {
+		how = "signed by GSS-TSIG with " + f.gss.settings().Credentials.String()
+	}
+	fmt.Fprintf(stderr, "\n--fix will delete %d SRV record(s) at %s by RFC 2136 UPDATE (%s):\n", len(bad), server, how)
 	for _, r := range bad {
 		fmt.Fprintf(stderr, "  %s SRV %s   (zone %s)\n", r.Owner, r.RData(), r.Zone)
 	}
@@ -200,7 +209,13 @@ func (f *auditFlags) runFix(ctx context.Context, cfg audit.Config, rep *audit.Re
 		}
 	}
 	failed := false
-	for _, d := range audit.Delete(ctx, server, cfg.TSIG, bad, f.timeout) {
+	deletions := audit.Delete
+	if f.gss.on {
+		deletions = func(ctx context.Context, server string, _ *audit.TSIGKey, recs []audit.Record, timeout time.Duration) []audit.Deletion {
+			return audit.DeleteGSS(ctx, server, f.gss.settings(), recs, timeout)
+		}
+	}
+	for _, d := range deletions(ctx, server, cfg.TSIG, bad, f.timeout) {
 		if d.Err != nil {
 			failed = true
 			fmt.Fprintf(stderr, "zone %s: %v\n", d.Zone, d.Err)

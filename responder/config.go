@@ -64,17 +64,18 @@ type serveConfig struct {
 
 // registerConfig is the DNS registration (RFC 2136 UPDATE) part of serve.
 type registerConfig struct {
-	Servers     []string `yaml:"servers"`
-	Zones       nameList `yaml:"zone"`
-	Target      string   `yaml:"target"`
-	Addresses   []string `yaml:"addresses"`
-	Port        int      `yaml:"port"`
-	Priority    int      `yaml:"priority"`
-	Weight      int      `yaml:"weight"`
-	TTL         int      `yaml:"ttl"`
-	Lease       duration `yaml:"lease"`
-	TSIGKey     string   `yaml:"tsig_key"`
-	TSIGKeyFile string   `yaml:"tsig_key_file"`
+	Servers     []string    `yaml:"servers"`
+	Zones       nameList    `yaml:"zone"`
+	Target      string      `yaml:"target"`
+	Addresses   []string    `yaml:"addresses"`
+	Port        int         `yaml:"port"`
+	Priority    int         `yaml:"priority"`
+	Weight      int         `yaml:"weight"`
+	TTL         int         `yaml:"ttl"`
+	Lease       duration    `yaml:"lease"`
+	TSIGKey     string      `yaml:"tsig_key"`
+	TSIGKeyFile string      `yaml:"tsig_key_file"`
+	GSS         registerGSS `yaml:",inline"`
 	// CheckInterval is how often each DNS server is asked whether it still lists this
 	// host (0: never); a server that lost the record gets it again at once.
 	CheckInterval duration `yaml:"check_interval"`
@@ -249,6 +250,7 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.Var(&r.Lease, "lease", "registration lease requested from the DNS server")
 	fs.Var(&r.CheckInterval, "check-interval", "how often to ask each DNS server whether it still lists this host, registering again at once when not (0: never)")
 	fs.StringVar(&r.TSIGKeyFile, "tsig-key-file", r.TSIGKeyFile, "`file` holding the TSIG key (ALG:NAME:BASE64SECRET, or a BIND key clause); else $KMS_RESPONDER_TSIG_KEY or the config file's tsig_key")
+	r.GSS.flags(fs)
 }
 
 // loadServeConfig parses args: an optional --config file first, then flags
@@ -560,6 +562,7 @@ func (c *serveConfig) validate() error {
 		if len(r.Zones) > 1 && strings.Contains(strings.TrimSuffix(r.Target, "."), ".") {
 			bad("register.target", "target", "with several zones give the target as a host label (e.g. kms1), not %q", r.Target)
 		}
+		r.GSS.check(r.TSIGKey != "" || r.TSIGKeyFile != "", bad)
 		if r.CheckInterval < 0 {
 			bad("register.check_interval", "check-interval", "%s is negative", r.CheckInterval)
 		}

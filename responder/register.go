@@ -62,7 +62,9 @@ func newRegistration(c *serveConfig, lns []net.Listener, log *slog.Logger) (*reg
 		return nil, err
 	}
 	base.Key = key
-	if key == nil {
+	if r.GSS.On {
+		r.GSS.apply(&base)
+	} else if key == nil {
 		log.Warn("DNS registration is configured without a TSIG key: the vlmcs plugin refuses unsigned updates "+
 			"unless this host's network is listed with `unsigned` (over TCP); give --tsig-key-file (or $"+tsigKeyEnv+")",
 			"servers", r.Servers)

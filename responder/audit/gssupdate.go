@@ -50,7 +50,7 @@ func deleteZoneGSS(ctx context.Context, server string, g GSS, cl *client.Client,
 	name := g.ServerName
 	if name == "" {
 		var err error
-		if name, err = soaPrimary(ctx, server, zone, timeout); err != nil {
+		if name, err = gsstsig.PrimaryOf(ctx, server, zone, timeout); err != nil {
 			return err
 		}
 	}
@@ -88,25 +88,6 @@ func deleteZoneGSS(ctx context.Context, server string, g GSS, cl *client.Client,
 		return fmt.Errorf("UPDATE of zone %s at %s (GSS-TSIG as %s): %s%s", zone, server, principal(cl), rcodeText(resp.Rcode), hint)
 	}
 	return nil
-}
-
-// soaPrimary asks server for zone's SOA and returns the primary it names (its MNAME), the host
-// whose DNS service principal a GSS-TSIG context is with.
-func soaPrimary(ctx context.Context, server, zone string, timeout time.Duration) (string, error) {
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(zone), dns.TypeSOA)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	r, _, err := (&dns.Client{Net: "tcp", Timeout: timeout}).ExchangeContext(ctx, m, server)
-	if err != nil {
-		return "", fmt.Errorf("asking %s for the SOA of %s (to learn the server's name for GSS-TSIG): %w", server, zone, err)
-	}
-	for _, rr := range r.Answer {
-		if soa, ok := rr.(*dns.SOA); ok && strings.EqualFold(soa.Hdr.Name, dns.Fqdn(zone)) {
-			return strings.TrimSuffix(soa.Ns, "."), nil
-		}
-	}
-	return "", fmt.Errorf("%s gave no SOA for %s: give the DNS server's host name with --gss-server-name", server, zone)
 }
 
 // principal names the Kerberos identity, "administrator@CORP.EXAMPLE".

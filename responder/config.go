@@ -367,14 +367,7 @@ func decodeSettings(file, prefix string, n *yaml.Node, v reflect.Value) error {
 	}
 	fields := map[string]reflect.Value{}
 	var names []string
-	for i := 0; i < v.NumField(); i++ {
-		tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
-		if tag == "" || tag == "-" {
-			continue
-		}
-		fields[tag] = v.Field(i)
-		names = append(names, tag)
-	}
+	settingFields(v, fields, &names)
 	var errs []error
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -392,6 +385,23 @@ func decodeSettings(file, prefix string, n *yaml.Node, v reflect.Value) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// settingFields collects v's settings by YAML key; the keys of a struct field tagged
+// `yaml:",inline"` are its parent's.
+func settingFields(v reflect.Value, fields map[string]reflect.Value, names *[]string) {
+	for i := 0; i < v.NumField(); i++ {
+		tag, opts, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+		if tag == "" && opts == "inline" && v.Field(i).Kind() == reflect.Struct {
+			settingFields(v.Field(i), fields, names)
+			continue
+		}
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fields[tag] = v.Field(i)
+		*names = append(*names, tag)
+	}
 }
 
 // decodeSetting decodes one value into field f: nested settings, a list

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/jcmturner/gokrb5/v8/gssapi"
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
+	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
 	"github.com/miekg/dns"
 )
@@ -200,5 +202,31 @@ func TestVerifySambaDigest(t *testing.T) {
 	other := testContext()
 	if err := other.Verify(rfc, ts); !errors.Is(err, dns.ErrSig) {
 		t.Errorf("Samba's digest over a MAC the context did not make: %v, want dns.ErrSig", err)
+	}
+}
+
+// TestKerberosErrorsInWords: the Kerberos errors an operator can act on say what to do.
+func TestKerberosErrorsInWords(t *testing.T) {
+	tests := []struct {
+		code   int32
+		reason Reason
+		want   string
+	}{
+		{errorcode.KRB_AP_ERR_SKEW, ReasonClockSkew, "clocks of this machine and the domain controller differ"},
+		{errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, ReasonUnknownSPN, "knows no service principal DNS/dc9.corp.example"},
+		{errorcode.KRB_AP_ERR_TKT_EXPIRED, ReasonNoCredential, "run kinit again"},
+		{errorcode.KRB_AP_ERR_MODIFIED, ReasonUnknownSPN, "not that service"},
+		{errorcode.KDC_ERR_BADOPTION, ReasonOther, "Kerberos error 13"},
+	}
+	for _, tt := range tests {
+		e := krbError(messages.KRBError{ErrorCode: tt.code}, "DNS/dc9.corp.example")
+		if e.Reason != tt.reason || !strings.Contains(e.Error(), tt.want) {
+			t.Errorf("code %d: reason %d %q; want reason %d saying %q", tt.code, e.Reason, e, tt.reason, tt.want)
+		}
+	}
+	// gokrb5 reports some as text only.
+	e := kerberosError(errors.New("[Root cause: KDC_Error] KDC_Error: TGS Exchange Error: kerberos error response from KDC: KRB Error: (7) KDC_ERR_S_PRINCIPAL_UNKNOWN Server not found in Kerberos database"), "DNS/dc9.corp.example")
+	if e.Reason != ReasonUnknownSPN {
+		t.Errorf("text KDC_ERR_S_PRINCIPAL_UNKNOWN: reason %d (%v)", e.Reason, e)
 	}
 }

@@ -20,6 +20,7 @@ const (
 	ReasonUnknownSPN          // the KDC knows no such DNS service principal
 	ReasonRefused             // the server took the context but refused the update (the zone's ACL)
 	ReasonBadServer           // the server's answers are malformed, unsigned or wrongly signed
+	ReasonContextLost         // the server no longer knows the context (TSIG BADKEY): negotiate again
 )
 
 // Error is a GSS-TSIG failure with its reason and advice.

@@ -44,7 +44,7 @@ func tsigError(code uint16) *Error {
 	case dns.RcodeBadTime:
 		return fail(ReasonClockSkew, nil, "the DNS server says the clocks differ (TSIG error BADTIME): set this machine's time (NTP)")
 	case dns.RcodeBadKey:
-		return fail(ReasonBadServer, nil, "the DNS server no longer knows the GSS-TSIG context (TSIG error BADKEY): try again")
+		return fail(ReasonContextLost, nil, "the DNS server no longer knows the GSS-TSIG context (TSIG error BADKEY): try again")
 	case dns.RcodeBadSig:
 		return fail(ReasonBadServer, nil, "the DNS server could not verify the GSS-TSIG signature (TSIG error BADSIG)")
 	}

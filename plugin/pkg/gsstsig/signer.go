@@ -38,8 +38,9 @@ func (s *Signer) Exchange(ctx context.Context, server string, m *dns.Msg) (*dns.
 		stripTSIG(m)
 		r, err := c.Exchange(ctx, m, server, s.timeout())
 		var ge *Error
-		if attempt == 0 && errors.As(err, &ge) && (strings.Contains(ge.Msg, "BADKEY") || strings.Contains(ge.Msg, "not signed by the GSS-TSIG context")) {
-			// The server no longer knows the context: set up a new one, once.
+		if attempt == 0 && errors.As(err, &ge) && (ge.Reason == ReasonContextLost || ge.Reason == ReasonBadServer) {
+			// The server no longer knows the context (restarted, or the context ended) and
+			// says so, or answers under another one: set up a new context, once.
 			s.forget(server)
 			continue
 		}

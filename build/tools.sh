@@ -30,6 +30,13 @@ ensure_debian_tools() {
 	[[ -d /usr/share/samba/setup/ad-schema ]] || need+=(samba-ad-provision)
 	command -v kinit >/dev/null 2>&1 || need+=(krb5-user)
 	command -v ip >/dev/null 2>&1 || [[ -x /usr/sbin/ip ]] || need+=(iproute2)
+	# dnsmasq (dnsmasq-base): a forwarding cache in front of CoreDNS (--cache-rr=SRV), for
+	# the tests where a cache is the attacker's tool (test/passthrough_test.go); named is the
+	# other one (a forward-only resolver).
+	command -v dnsmasq >/dev/null 2>&1 || [[ -x /usr/sbin/dnsmasq ]] || need+=(dnsmasq-base)
+	# dnssec-keygen and dnssec-signzone (bind9-utils; bind9 depends on it): a signed zone for
+	# the test of what a validating resolver sees of a scrubbed answer.
+	command -v dnssec-signzone >/dev/null 2>&1 || need+=(bind9-utils)
 	((${#need[@]})) || return 0
 	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
 		echo "tools: installing ${need[*]} with apt-get"

@@ -61,8 +61,9 @@ type probeConfig struct {
 
 // keyDef is a TSIG key defined in the vlmcs block.
 type keyDef struct {
-	secret string // base64
-	where  string // file:line of the definition, for startup errors
+	secret    string // base64
+	algorithm string // miekg/dns's canonical name ("hmac-sha256."): the only one the key signs with
+	where     string // file:line of the definition, for startup errors
 }
 
 // config is one parsed vlmcs block.

@@ -2,10 +2,12 @@ package vlmcs
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 
@@ -45,6 +47,8 @@ func FuzzUpdate(f *testing.F) {
 		}
 		r.Opcode = dns.OpcodeUpdate
 		v := newTest(t, updCorefile)
+		// The directory gives the sender two names, so unsigned updates reach the pool.
+		v.Next = dirHandler(map[string][]string{"kms1.example.org.": {"192.0.2.5"}, "kms2.example.org.": {"192.0.2.5", "2001:db8::5"}})
 		w := &updWriter{ResponseWriter: test.ResponseWriter{RemoteIP: "192.0.2.5", TCP: mode&1 == 1}}
 		if mode&2 == 2 {
 			w.tsig = dns.ErrSig
@@ -137,45 +141,76 @@ func FuzzServeDNS(f *testing.F) {
 	})
 }
 
-// FuzzScrubAnswer feeds arbitrary upstream answers (aliases, DNAMEs, SRV records at any owner)
-// to a scrub zone: the reply packs, holds no unapproved SRV target, and never hands out an
-// alias for the question name.
+// FuzzScrubAnswer feeds arbitrary upstream answers (aliases, DNAMEs, SRV and address records
+// at any owner, in every section) to a scrub zone whose `approve` has a network rule, and
+// answers the look-ups of glue-less targets from the same records. An even message ID asks the
+// zone's `_vlmcs._tcp` name: the reply packs, holds no unapproved SRV target, no address of a
+// kept target outside the approved network, and never hands out an alias for the question
+// name. An odd one asks another name, which vlmcs passes on: the reply holds no record at a
+// `_vlmcs._tcp` name of the zones and no DNAME that covers one.
 func FuzzScrubAnswer(f *testing.F) {
 	seeds := [][]string{
 		{"_vlmcs._tcp.ad.example.org. 60 IN CNAME x.ad.example.org.", "x.ad.example.org. 60 IN SRV 0 0 1688 rogue.example.net."},
 		{"_tcp.ad.example.org. 60 IN DNAME evil.example.net.", "_vlmcs.evil.example.net. 60 IN SRV 0 0 1688 kms1.ad.example.org."},
 		{"_vlmcs._tcp.ad.example.org. 60 IN CNAME a.ad.example.org.", "a.ad.example.org. 60 IN CNAME _vlmcs._tcp.ad.example.org."},
 		{`_vlmcs._tcp.ad.example.org. 60 IN SRV 0 0 1688 kms1\.ad.example.org.`},
+		{"_vlmcs._tcp.ad.example.org. 60 IN SRV 0 0 1688 kms1.ad.example.org.", "kms1.ad.example.org. 60 IN CNAME evil.example.net.", "evil.example.net. 60 IN A 6.6.6.6"},
+		{"lure.ad.example.org. 60 IN CNAME _vlmcs._tcp.ad.example.org.", "_vlmcs._tcp.ad.example.org. 60 IN SRV 0 0 1688 rogue.example.net."},
+		{"_tcp.sub.ad.example.org. 60 IN DNAME attacker.test.", "kms1.ad.example.org. 60 IN A 192.0.2.1"},
 	}
-	for _, s := range seeds {
-		m := new(dns.Msg)
-		m.SetQuestion("_vlmcs._tcp.ad.example.org.", dns.TypeSRV)
-		for _, l := range s {
-			rr, err := dns.NewRR(l)
+	for i, s := range seeds {
+		for id := range 2 {
+			m := new(dns.Msg)
+			m.SetQuestion("_vlmcs._tcp.ad.example.org.", dns.TypeSRV)
+			m.Id = uint16(id)
+			for j, l := range s {
+				rr, err := dns.NewRR(l)
+				if err != nil {
+					f.Fatal(err)
+				}
+				switch (i + j) % 3 { // spread the records over the sections
+				case 0:
+					m.Answer = append(m.Answer, rr)
+				case 1:
+					m.Ns = append(m.Ns, rr)
+				default:
+					m.Extra = append(m.Extra, rr)
+				}
+			}
+			b, err := m.Pack()
 			if err != nil {
 				f.Fatal(err)
 			}
-			m.Answer = append(m.Answer, rr)
+			f.Add(b)
 		}
-		b, err := m.Pack()
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
 	}
 	v := newTest(f, `vlmcs example.org ad.example.org {
-	approve kms1.ad.example.org
+	approve kms1.ad.example.org 192.0.2.0/24
 	scrub ad.example.org
 	probe off
 }`)
+	approved := netip.MustParsePrefix("192.0.2.0/24")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		up := new(dns.Msg)
 		if err := up.Unpack(data); err != nil {
 			return
 		}
-		v.Next = upstream(up.Answer, up.Extra)
+		var all []dns.RR
+		all = append(append(append(all, up.Answer...), up.Ns...), up.Extra...)
+		next := upstreamSections(up.Answer, up.Ns, up.Extra)
+		hosts := upstreamHosts(nil, nil, all)
+		v.Next = plugin.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+			if qt := r.Question[0].Qtype; qt == dns.TypeA || qt == dns.TypeAAAA {
+				return hosts.ServeDNS(ctx, w, r)
+			}
+			return next.ServeDNS(ctx, w, r)
+		})
+		passOn := up.Id&1 == 1
 		r := new(dns.Msg)
 		r.SetQuestion("_vlmcs._tcp.ad.example.org.", dns.TypeSRV)
+		if passOn {
+			r.SetQuestion("lure.ad.example.org.", dns.TypeSRV)
+		}
 		rec := newRecorder(&updWriter{ResponseWriter: test.ResponseWriter{RemoteIP: "192.0.2.5"}})
 		if _, err := v.ServeDNS(context.Background(), rec, r); err != nil {
 			t.Fatal(err)
@@ -186,10 +221,27 @@ func FuzzScrubAnswer(f *testing.F) {
 		if _, err := rec.Msg.Pack(); err != nil {
 			t.Fatalf("reply does not pack: %v", err)
 		}
-		for _, rr := range append(rec.Msg.Answer, rec.Msg.Extra...) {
-			if s, ok := rr.(*dns.SRV); ok && !strings.EqualFold(s.Target, "kms1.ad.example.org.") {
-				t.Fatalf("unapproved target %s in the reply", s.Target)
+		for _, sec := range [][]dns.RR{rec.Msg.Answer, rec.Msg.Ns, rec.Msg.Extra} {
+			for _, rr := range sec {
+				if d, ok := rr.(*dns.DNAME); ok && v.relatedZone(d.Hdr.Name) != "" {
+					t.Fatalf("DNAME %v handed out", d)
+				}
+				if passOn {
+					if v.srvZone(rr.Header().Name) != "" {
+						t.Fatalf("record %v at a _vlmcs._tcp name in a passed-on answer", rr)
+					}
+					continue
+				}
+				if s, ok := rr.(*dns.SRV); ok && !strings.EqualFold(s.Target, "kms1.ad.example.org.") {
+					t.Fatalf("unapproved target %s in the reply", s.Target)
+				}
+				if ip, ok := rrAddr(rr); ok && dnsname.Equal(rr.Header().Name, "kms1.ad.example.org.") && hasType(rec.Msg.Answer, dns.TypeSRV) && !approved.Contains(ip.Unmap()) {
+					t.Fatalf("unapproved address %v of a kept target in the reply", rr)
+				}
 			}
+		}
+		if passOn {
+			return
 		}
 		for _, rr := range rec.Msg.Answer {
 			if c, ok := rr.(*dns.CNAME); ok && strings.EqualFold(c.Hdr.Name, r.Question[0].Name) {

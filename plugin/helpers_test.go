@@ -110,3 +110,38 @@ func (r *wireRecorder) Write(buf []byte) (int, error) {
 	r.Rcode, r.Msg = m.Rcode, m
 	return r.Recorder.Write(buf)
 }
+
+// dirHandler stands in for the directory behind vlmcs (Active Directory): it answers A and
+// AAAA for the names in addrs (lower case, fully qualified), NODATA for their other types and
+// NXDOMAIN for every other name.
+func dirHandler(addrs map[string][]string) plugin.Handler {
+	return plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Authoritative = true
+		q := r.Question[0]
+		ips, ok := addrs[dns.CanonicalName(q.Name)]
+		if !ok {
+			m.Rcode = dns.RcodeNameError
+		}
+		for _, ip := range ips {
+			p := net.ParseIP(ip)
+			switch {
+			case p.To4() != nil && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY):
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: p})
+			case p.To4() == nil && (q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY):
+				m.Answer = append(m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 60}, AAAA: p})
+			}
+		}
+		w.WriteMsg(m)
+		return m.Rcode, nil
+	})
+}
+
+// countingHandler counts the queries it passes to next.
+func countingHandler(n *int, next plugin.Handler) plugin.Handler {
+	return plugin.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		*n++
+		return next.ServeDNS(ctx, w, r)
+	})
+}

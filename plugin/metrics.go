@@ -48,7 +48,14 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "scrubbed_records_total",
-		Help:      "Records removed from answers by reason (unapproved, unhealthy, glue, alias, alias-loop, dname).",
+		Help:      "Records removed from answers by reason (unapproved, unresolved, unhealthy, glue, alias, alias-loop, dname, passthrough).",
+	}, []string{"server", "zone", "reason"})
+
+	refusedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "refused_queries_total",
+		Help:      "Queries refused by reason (transfer).",
 	}, []string{"server", "zone", "reason"})
 
 	probesTotal = promauto.NewCounterVec(prometheus.CounterOpts{

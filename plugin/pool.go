@@ -38,7 +38,8 @@ type member struct {
 type hostRecord struct {
 	addrs   []netip.Addr
 	expires time.Time
-	owner   string // TSIG key of the last update that added addresses; "" when unsigned
+	owner   string     // TSIG key of the last update that added addresses; "" when unsigned
+	sender  netip.Addr // who added them unsigned (member_limit counts per sender)
 }
 
 // answer is the prepared reply content of a publish zone, shared read-only by all queries.
@@ -117,10 +118,36 @@ func (p *pool) configure(cfg *config, now time.Time) {
 			delete(p.members, k)
 		}
 	}
+	p.dropOrphansLocked(cfg)
 	if !cfg.probe.enabled {
 		p.evaluated = true
 	}
 	p.rebuildLocked(now)
+}
+
+// dropOrphansLocked re-judges registrations against a (re)loaded configuration: what a key
+// registered stays only while that key is still granted the name, and what an unsigned sender
+// registered only while its address is still in an `unsigned` network. The rest goes at once
+// (a key or grant removed from the Corefile must not keep answering until its lease lapses).
+func (p *pool) dropOrphansLocked(cfg *config) {
+	allowed := func(owner, name string, sender netip.Addr) bool {
+		if owner != "" {
+			return cfg.granted(owner, name)
+		}
+		return cfg.unsignedFrom(sender, true)
+	}
+	for k, m := range p.members {
+		if !m.static && !allowed(m.owner, m.target, m.sender) {
+			delete(p.members, k)
+			p.events.Logf("%s port %d dropped from %s: its registrant (key %q, sender %v) may no longer register it", m.target, m.port, p.srvName, m.owner, m.sender)
+		}
+	}
+	for n, h := range p.hosts {
+		if !allowed(h.owner, n, h.sender) {
+			delete(p.hosts, n)
+			p.events.Logf("addresses of %s dropped: their registrant (key %q, sender %v) may no longer register them", n, h.owner, h.sender)
+		}
+	}
 }
 
 // addrsLocked returns the addresses of a member: registered, else configured (`static`, then
@@ -145,14 +172,21 @@ func (p *pool) ownAddrsLocked(m *member, now time.Time) []netip.Addr {
 	return p.cfg.approve.Bound(m.target)
 }
 
-// registeredAddrs returns the unexpired addresses registered at target name n.
-func (p *pool) registeredAddrs(n string, now time.Time) []netip.Addr {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if h, ok := p.hosts[n]; ok && now.Before(h.expires) {
-		return slices.Clone(h.addrs)
+// answerAddrsLocked returns the addresses vlmcs answers A/AAAA queries for m's target with:
+// those a key registered, else the configured ones. Addresses registered unsigned are not: an
+// unsigned sender registers only at names the zone behind already holds, and that zone
+// answers for them.
+func (p *pool) answerAddrsLocked(m *member, now time.Time) []netip.Addr {
+	if h, ok := p.hosts[m.target]; ok && now.Before(h.expires) && len(h.addrs) > 0 {
+		if h.owner == "" {
+			return nil
+		}
+		return h.addrs
 	}
-	return nil
+	if len(m.staticAddrs) > 0 {
+		return m.staticAddrs
+	}
+	return p.cfg.approve.Bound(m.target)
 }
 
 // live reports whether m is registered at now (static members always are).
@@ -240,7 +274,7 @@ func (p *pool) rebuildLocked(now time.Time) {
 		if _, ok := a.hosts[m.target]; ok {
 			continue
 		}
-		if own := p.ownAddrsLocked(m, now); len(own) > 0 {
+		if own := p.answerAddrsLocked(m, now); len(own) > 0 {
 			rrs := make([]dns.RR, 0, len(own))
 			for _, ip := range own {
 				rrs = append(rrs, addrRR(m.target, ip, cfg.ttl))
@@ -443,9 +477,10 @@ func (p *pool) wake() {
 	}
 }
 
-// unsignedMayTouchLocked refuses an unsigned update that touches a member or addresses
-// registered with a TSIG key: an allowed network must not withdraw or redirect signed hosts.
-func (p *pool) unsignedMayTouchLocked(ops []op) *verdict {
+// keyOwnedLocked refuses an unsigned update that touches a member or addresses registered
+// with a TSIG key: an unsigned sender never changes what a key registered, even at its own
+// name.
+func (p *pool) keyOwnedLocked(ops []op) *verdict {
 	for _, o := range ops {
 		if o.srv != nil {
 			if m, ok := p.members[memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}]; ok && m.owner != "" {
@@ -460,13 +495,26 @@ func (p *pool) unsignedMayTouchLocked(ops []op) *verdict {
 	return nil
 }
 
-// fitsLocked refuses an update that would grow the pool beyond its bounds.
+// fitsLocked refuses an update that would grow the pool beyond its bounds: the table sizes,
+// and member_limit, which bounds both the members and the names with addresses one key (or
+// one unsigned sender address) holds.
 func (p *pool) fitsLocked(ops []op, who requester) *verdict {
+	mine := func(owner string, sender netip.Addr) bool {
+		if who.key != "" {
+			return owner == who.key
+		}
+		return owner == "" && sender == who.src
+	}
 	members, hosts := len(p.members), len(p.hosts)
-	mine := 0 // members of who.key, or of an unsigned who.src
+	myMembers, myHosts := 0, 0
 	for _, m := range p.members {
-		if !m.static && ((who.key != "" && m.owner == who.key) || (who.key == "" && m.owner == "" && m.sender == who.src)) {
-			mine++
+		if !m.static && mine(m.owner, m.sender) {
+			myMembers++
+		}
+	}
+	for _, h := range p.hosts {
+		if mine(h.owner, h.sender) {
+			myHosts++
 		}
 	}
 	added := map[memberKey]bool{}
@@ -475,30 +523,40 @@ func (p *pool) fitsLocked(ops []op, who requester) *verdict {
 		switch {
 		case o.srv != nil && o.class == dns.ClassINET:
 			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
-			if _, ok := p.members[k]; !ok && !added[k] {
+			if m, ok := p.members[k]; !ok && !added[k] {
 				added[k] = true
 				members++
-				mine++
+				myMembers++
+			} else if ok && !m.static && !mine(m.owner, m.sender) && !added[k] {
+				added[k] = true
+				myMembers++ // taken over (a key refreshing an unsigned member, a host whose address changed)
 			}
 		case o.srv == nil && o.class == dns.ClassINET:
-			h, ok := p.hosts[o.name]
 			if _, seen := addrs[o.name]; !seen {
+				h, ok := p.hosts[o.name]
+				switch {
+				case !ok:
+					hosts++
+					myHosts++
+				case !mine(h.owner, h.sender):
+					myHosts++
+				}
 				if ok {
 					addrs[o.name] = len(h.addrs)
-				} else {
-					hosts++
 				}
 			}
 			addrs[o.name]++
 		}
 	}
-	if len(added) > 0 {
-		if limit := p.cfg.membersPerKey; who.key != "" && mine > limit {
-			return refuse(dns.RcodeRefused, reasonMemberLimit, "key %s would hold %d members (member_limit %d)", who.key, mine, limit)
-		}
-		if limit := p.cfg.membersPerSender; who.key == "" && mine > limit {
-			return refuse(dns.RcodeRefused, reasonMemberLimit, "unsigned sender %s would hold %d members (member_limit %d)", who.src, mine, limit)
-		}
+	limit, holder := p.cfg.membersPerKey, "key "+who.key
+	if who.key == "" {
+		limit, holder = p.cfg.membersPerSender, "unsigned sender "+who.src.String()
+	}
+	if len(added) > 0 && myMembers > limit {
+		return refuse(dns.RcodeRefused, reasonMemberLimit, "%s would hold %d members (member_limit %d)", holder, myMembers, limit)
+	}
+	if len(addrs) > 0 && myHosts > limit {
+		return refuse(dns.RcodeRefused, reasonMemberLimit, "%s would hold addresses at %d names (member_limit %d)", holder, myHosts, limit)
 	}
 	if members > maxMembers || hosts > maxHosts {
 		return refuse(dns.RcodeRefused, reasonFull, "pool would hold %d members and %d hosts (limits %d, %d)", members, hosts, maxMembers, maxHosts)
@@ -575,7 +633,10 @@ func (p *pool) applyLocked(ops []op, who requester, expires, now time.Time) {
 				hr = &hostRecord{}
 				p.hosts[o.name] = hr
 			}
-			hr.owner = owner
+			hr.owner, hr.sender = owner, netip.Addr{}
+			if owner == "" {
+				hr.sender = who.src
+			}
 			if !slices.Contains(hr.addrs, o.ip) {
 				hr.addrs = append(hr.addrs, o.ip)
 				woke = true

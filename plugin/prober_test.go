@@ -220,7 +220,7 @@ func TestUpdateProbeRules(t *testing.T) {
 		{"unsigned, target resolves to the sender", srv("win1.example.org.", 1688), false, "192.0.2.5", dns.RcodeSuccess},
 		{"unsigned, target is someone else's", srv("win2.example.org.", 1688), false, "192.0.2.6", dns.RcodeRefused},
 		{"unsigned member 2 of the sender", srv("win2.example.org.", 1688), false, "192.0.2.5", dns.RcodeRefused},
-		{"unsigned with its own address", regMsg("example.org.", "new.example.org.", "192.0.2.7", 1688, 0), false, "192.0.2.7", dns.RcodeSuccess},
+		{"unsigned with its own address at a name the directory lacks", regMsg("example.org.", "new.example.org.", "192.0.2.7", 1688, 0), false, "192.0.2.7", dns.RcodeRefused},
 	} {
 		m := tc.m
 		if tc.signed {

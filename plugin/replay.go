@@ -1,54 +1,115 @@
 package vlmcs
 
 import (
+	"container/heap"
 	"sync"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
-// maxReplayEntries bounds the memory of the replay guard. Only holders of a valid key can
-// fill it (entries are added after the MAC verified); when full the oldest entry goes.
-const maxReplayEntries = 1 << 16
+// Bounds on the replay memory. Entries are added only after a MAC verified, so only key
+// holders fill it; an unexpired entry is never evicted (forgetting it would let its message
+// be replayed), so a key whose quota is used up, or any key while the whole memory is full,
+// is refused until entries expire.
+const (
+	maxReplayEntries = 1 << 16 // unexpired MACs remembered, all keys together
+	maxReplayPerKey  = 1 << 13 // unexpired MACs remembered per key
+)
+
+// tsigDefaultFudge is what miekg/dns verifies a TSIG fudge of 0 as (its tsigBuffer substitutes
+// RFC 8945's recommended 300 s before both the MAC and the time check).
+const tsigDefaultFudge = 300
+
+// tsigWindow returns the time a verified TSIG record was signed and the end of the window in
+// which miekg/dns accepts it: time signed + the fudge it enforces (a fudge of 0 counts as
+// 300 s, as tsigBuffer makes it), plus one second because TSIG time counts whole seconds.
+func tsigWindow(t *dns.TSIG) (signed, until time.Time) {
+	fudge := time.Duration(t.Fudge) * time.Second
+	if t.Fudge == 0 {
+		fudge = tsigDefaultFudge * time.Second
+	}
+	signed = time.Unix(int64(t.TimeSigned), 0)
+	return signed, signed.Add(fudge + time.Second)
+}
+
+// replayVerdict is what the replay memory says about a verified MAC.
+type replayVerdict uint8
+
+const (
+	replayFirst   replayVerdict = iota // not seen before: now remembered
+	replaySeen                         // seen within its window: a replay
+	replayKeyFull                      // the key's quota of remembered MACs is used up
+	replayFull                         // the whole memory is full
+)
 
 // replayGuard remembers the MACs of accepted signed updates until their signature could no
-// longer pass the time check (time signed + fudge), so that a captured update replayed within
-// its window — a withdraw replayed after the host registered again — is refused.
+// longer pass the time check (see tsigWindow), so that a captured update replayed within its
+// window — a withdraw replayed after the host registered again — is refused.
 type replayGuard struct {
-	mu    sync.Mutex
-	seen  map[string]time.Time // key name + MAC → when it stops mattering
-	order []replayEntry        // insertion order, for eviction and expiry
-	head  int
+	mu     sync.Mutex
+	seen   map[string]time.Time // key name + "/" + MAC → end of its window
+	perKey map[string]int       // unexpired entries per key name
+	byEnd  replayHeap           // every entry, soonest window end first
 }
 
 type replayEntry struct {
-	id      string
+	key, id string
 	expires time.Time
 }
 
-func newReplayGuard() *replayGuard { return &replayGuard{seen: map[string]time.Time{}} }
+func newReplayGuard() *replayGuard {
+	return &replayGuard{seen: map[string]time.Time{}, perKey: map[string]int{}}
+}
 
-// first records id (valid until expires) and reports whether it was not seen before.
-func (g *replayGuard) first(id string, expires, now time.Time) bool {
+// check records the MAC of key (its window ending at expires) and reports whether it was
+// seen before, or cannot be remembered because a bound is reached (then it is not recorded
+// and the update must be refused).
+func (g *replayGuard) check(key, mac string, expires, now time.Time) replayVerdict {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	// Drop expired entries from the front.
-	for g.head < len(g.order) {
-		e := g.order[g.head]
-		if now.Before(e.expires) && len(g.order)-g.head < maxReplayEntries {
-			break
-		}
+	for len(g.byEnd) > 0 && !now.Before(g.byEnd[0].expires) {
+		e := heap.Pop(&g.byEnd).(replayEntry)
 		if g.seen[e.id].Equal(e.expires) {
 			delete(g.seen, e.id)
 		}
-		g.head++
+		if g.perKey[e.key]--; g.perKey[e.key] <= 0 {
+			delete(g.perKey, e.key)
+		}
 	}
-	if g.head > len(g.order)/2 && g.head > 1024 {
-		g.order = append(g.order[:0], g.order[g.head:]...)
-		g.head = 0
-	}
+	id := key + "/" + mac
 	if exp, ok := g.seen[id]; ok && now.Before(exp) {
-		return false
+		return replaySeen
+	}
+	switch {
+	case g.perKey[key] >= maxReplayPerKey:
+		return replayKeyFull
+	case len(g.byEnd) >= maxReplayEntries:
+		return replayFull
 	}
 	g.seen[id] = expires
-	g.order = append(g.order, replayEntry{id, expires})
-	return true
+	g.perKey[key]++
+	heap.Push(&g.byEnd, replayEntry{key, id, expires})
+	return replayFirst
+}
+
+// size returns the number of remembered entries (expired ones not yet dropped included).
+func (g *replayGuard) size() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.byEnd)
+}
+
+// replayHeap is a min-heap of entries by window end (container/heap).
+type replayHeap []replayEntry
+
+func (h replayHeap) Len() int           { return len(h) }
+func (h replayHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h replayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *replayHeap) Push(x any)        { *h = append(*h, x.(replayEntry)) }
+func (h *replayHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }

@@ -24,6 +24,10 @@ type scrubZone struct {
 // maxChain bounds the aliases followed from the question name; a longer chain is a loop.
 const maxChain = 8
 
+// maxResolve bounds the SRV targets of one answer whose addresses are looked up through the
+// next plugin (see judge.lookup); targets beyond it count as having no address.
+const maxResolve = 8
+
 // serveScrub lets the next plugin answer a `_vlmcs._tcp` question and filters the answer by
 // what the client will use (see scrub). zone labels the metrics.
 func (v *Vlmcs) serveScrub(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, zone string) (int, error) {
@@ -32,7 +36,7 @@ func (v *Vlmcs) serveScrub(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	if nw.Msg == nil {
 		return rcode, err
 	}
-	out := v.scrub(nw.Msg, zone, time.Now())
+	out := v.scrub(ctx, nw.Msg, zone, time.Now())
 	w.WriteMsg(out)
 	return dns.RcodeSuccess, err
 }
@@ -40,18 +44,24 @@ func (v *Vlmcs) serveScrub(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 // scrub returns m when nothing is removed, else a filtered copy (m itself is left alone: the
 // next plugin may share it, e.g. cache).
 //
-// Every SRV record of the answer and additional sections, at any owner, is judged: an
-// unapproved target (or, with scrub_unhealthy, an unhealthy one) is removed with its glue,
-// logged and counted. When the question name is an alias (a CNAME, or a name below a DNAME,
-// at any depth), the answer is flattened: the approved SRV records at the end of the chain are
-// answered at the question name (with the smallest TTL of the chain) and the aliases are
-// removed, so that no resolver can cache an alias and later ask the alias target, a name vlmcs
-// does not filter. A chain with no approved SRV records at its end (all removed, or a chain
-// that leaves for a name whose records the answer does not hold) gives NODATA; a chain that
-// loops or is longer than maxChain gives SERVFAIL.
-func (v *Vlmcs) scrub(m *dns.Msg, zone string, now time.Time) *dns.Msg {
+// Every SRV record of the answer, authority and additional sections, at any owner, is judged:
+// an unapproved target (or, with scrub_unhealthy, an unhealthy one) is removed with its address
+// records in every section, logged and counted. A target is judged with every address the
+// answer gives it (in any section) or this server holds for it; when `approve` has network
+// rules and the answer gives none, its A and AAAA records are looked up through the next plugin
+// (following aliases), and a target whose addresses stay unknown is removed ("unresolved"):
+// an address nobody judged never reaches a client. When the question name is an alias (a
+// CNAME, or a name below a DNAME, at any depth), the answer is flattened: the approved SRV
+// records at the end of the chain are answered at the question name (with the smallest TTL of
+// the chain) and the aliases are removed, so that no resolver can cache an alias and later ask
+// the alias target, a name vlmcs does not filter. A chain with no approved SRV records at its
+// end (all removed, or a chain that leaves for a name whose records the answer does not hold)
+// gives NODATA; a chain that loops or is longer than maxChain gives SERVFAIL. DNAMEs that could
+// cover a `_vlmcs._tcp` name, and CNAMEs at such names, are removed from every section as
+// passGuard does.
+func (v *Vlmcs) scrub(ctx context.Context, m *dns.Msg, zone string, now time.Time) *dns.Msg {
 	if len(m.Question) != 1 {
-		return m
+		return v.guard(m, false, "")
 	}
 	qname := m.Question[0].Name
 	end, ttl, aliases, loop := followChain(m.Answer, qname)
@@ -68,13 +78,15 @@ func (v *Vlmcs) scrub(m *dns.Msg, zone string, now time.Time) *dns.Msg {
 	}
 
 	glue := map[string][]netip.Addr{}
-	for _, rr := range m.Extra {
-		if ip, ok := rrAddr(rr); ok {
-			n := strings.ToLower(rr.Header().Name)
-			glue[n] = append(glue[n], ip.Unmap())
+	for _, sec := range [3][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			if ip, ok := rrAddr(rr); ok {
+				n := strings.ToLower(rr.Header().Name)
+				glue[n] = append(glue[n], ip.Unmap())
+			}
 		}
 	}
-	j := &judge{v: v, zone: zone, now: now, glue: glue, own: map[string][]dns.RR{}, dropped: map[string]bool{}, kept: map[string]bool{}}
+	j := &judge{v: v, ctx: ctx, zone: zone, now: now, glue: glue, own: map[string][]dns.RR{}, dropped: map[string]bool{}, kept: map[string]bool{}}
 	flatten := aliases > 0
 	changed := flatten
 
@@ -111,22 +123,18 @@ func (v *Vlmcs) scrub(m *dns.Msg, zone string, now time.Time) *dns.Msg {
 		}
 		out.Answer = append(out.Answer, rr)
 	}
-	extra := make([]dns.RR, 0, len(m.Extra))
-	for _, rr := range m.Extra {
-		if srv, ok := rr.(*dns.SRV); ok && !j.keep(srv) {
-			changed = true
-			continue
-		}
-		extra = append(extra, rr)
-	}
+	ns, nsCut := j.keepSection(m.Ns)
+	extra, extraCut := j.keepSection(m.Extra)
+	changed = changed || nsCut || extraCut
 	if !changed && len(j.added) == 0 {
-		return m
+		return v.guard(m, false, "")
 	}
 	if j.removed {
 		out.Answer = dropSigs(out.Answer, dns.TypeSRV)
+		ns = dropSigs(ns, dns.TypeSRV)
 	}
 	if flatten {
-		out.Ns = nil // the authority of the chain's end, not of the question's zone
+		ns = nil // the authority of the chain's end, not of the question's zone
 		if out.Rcode == dns.RcodeNameError {
 			out.Rcode = dns.RcodeSuccess // the question name exists: it was an alias
 		}
@@ -135,32 +143,75 @@ func (v *Vlmcs) scrub(m *dns.Msg, zone string, now time.Time) *dns.Msg {
 			v.logger.Logf("answering NODATA for %s: its alias chain ends at %s without an approved SRV record", qname, end)
 		}
 	}
-	out.Extra = make([]dns.RR, 0, len(extra)+len(j.added))
-	for _, rr := range extra {
-		n := strings.ToLower(rr.Header().Name)
-		if j.dropped[n] && !j.kept[n] {
-			if _, ok := rrAddr(rr); ok {
-				scrubbedTotal.WithLabelValues(v.server, zone, "glue").Inc()
-				continue
-			}
-		}
-		out.Extra = append(out.Extra, rr)
-	}
-	out.Extra = append(out.Extra, j.added...)
-	return out
+	out.Answer = j.dropGlue(out.Answer)
+	out.Ns = j.dropGlue(ns)
+	out.Extra = append(j.dropGlue(extra), j.added...)
+	return v.guard(out, false, "")
 }
 
 // judge decides for the SRV records of one answer.
 type judge struct {
 	v       *Vlmcs
+	ctx     context.Context
 	zone    string
 	now     time.Time
-	glue    map[string][]netip.Addr // addresses in the answer's additional section, by lower-case name
-	own     map[string][]dns.RR     // address records this server holds, by lower-case target
+	glue    map[string][]netip.Addr // addresses in the answer (any section), by lower-case name
+	own     map[string][]dns.RR     // address records this server holds or looked up, by lower-case target
 	dropped map[string]bool         // targets of removed records
 	kept    map[string]bool         // targets of kept records
 	added   []dns.RR                // glue from this server for kept targets the answer left bare
+	lookups int                     // targets looked up through the next plugin
 	removed bool
+}
+
+// keepSection returns the records of an authority or additional section whose SRV records
+// keep allows, and whether it removed any.
+func (j *judge) keepSection(rrs []dns.RR) ([]dns.RR, bool) {
+	out := make([]dns.RR, 0, len(rrs))
+	cut := false
+	for _, rr := range rrs {
+		if srv, ok := rr.(*dns.SRV); ok && !j.keep(srv) {
+			cut = true
+			continue
+		}
+		out = append(out, rr)
+	}
+	return out, cut
+}
+
+// dropGlue removes from rrs the address records of targets that were removed and not kept
+// at another port.
+func (j *judge) dropGlue(rrs []dns.RR) []dns.RR {
+	if len(j.dropped) == 0 {
+		return rrs
+	}
+	out := rrs[:0:0]
+	for _, rr := range rrs {
+		n := strings.ToLower(rr.Header().Name)
+		if j.dropped[n] && !j.kept[n] {
+			if _, ok := rrAddr(rr); ok {
+				scrubbedTotal.WithLabelValues(j.v.server, j.zone, "glue").Inc()
+				continue
+			}
+		}
+		out = append(out, rr)
+	}
+	return out
+}
+
+// lookup returns the address records of target (lower case) found through the next plugin,
+// for at most maxResolve targets per answer; nil when there are none or the budget is spent.
+func (j *judge) lookup(target string) []dns.RR {
+	v := j.v
+	if j.ctx == nil || v.Next == nil || j.lookups >= maxResolve {
+		return nil
+	}
+	j.lookups++
+	var rrs []dns.RR
+	for _, ip := range v.resolve(j.ctx, target) {
+		rrs = append(rrs, addrRR(target, ip, v.cfg.ttl))
+	}
+	return rrs
 }
 
 // keep judges one SRV record; a record to remove is counted and, when rogue, logged.
@@ -171,6 +222,9 @@ func (j *judge) keep(srv *dns.SRV) bool {
 	if len(addrs) == 0 {
 		if _, seen := j.own[target]; !seen {
 			j.own[target] = v.ownHost(target, j.now)
+			if j.own[target] == nil && cfg.approve.HasNetworks() && cfg.approve.Name(target) {
+				j.own[target] = j.lookup(target)
+			}
 		}
 		for _, rr := range j.own[target] {
 			if ip, ok := rrAddr(rr); ok {
@@ -182,13 +236,19 @@ func (j *judge) keep(srv *dns.SRV) bool {
 	switch {
 	case !cfg.approve.Name(target): // also refuses names a host cannot have (evil\.kms...)
 		reason = "unapproved"
-	case cfg.approve.HasNetworks() && len(addrs) == 0 && !cfg.approve.HasNames():
-		reason = "unapproved" // only network rules, and no address to judge
+	case cfg.approve.HasNetworks() && len(addrs) == 0:
+		reason = "unresolved" // network rules, and no address to judge
 	case !cfg.approve.Host(target, addrs):
 		reason = "unapproved"
-	case v.scrubHC != nil && (!cfg.portAllowed(srv.Port) || !v.scrubHC.observe(memberKey{target, srv.Port}, addrs, j.now)):
-		// A port outside `ports` is never probed: it cannot be shown healthy.
-		reason = "unhealthy"
+	case v.scrubHC != nil && !cfg.portAllowed(srv.Port):
+		reason = "unhealthy" // a port outside `ports` is never probed: it cannot be shown healthy
+	case v.scrubHC != nil:
+		if ok, tracked := v.scrubHC.observe(memberKey{target, srv.Port}, addrs, j.now); !ok {
+			reason = "unhealthy"
+			if !tracked {
+				v.logger.Logf("scrubbed KMS host %s port %d from %s: scrub_unhealthy tracks %d targets already, an untracked one is not kept", srv.Target, srv.Port, srv.Hdr.Name, maxScrubTargets)
+			}
+		}
 	}
 	if reason == "" {
 		if !j.kept[target] && len(j.glue[target]) == 0 {
@@ -200,9 +260,12 @@ func (j *judge) keep(srv *dns.SRV) bool {
 	j.removed = true
 	j.dropped[target] = true
 	scrubbedTotal.WithLabelValues(v.server, j.zone, reason).Inc()
-	if reason == "unapproved" {
+	switch reason {
+	case "unapproved":
 		rogueTargets.observe(v.server, j.zone, target, j.now)
 		v.logger.Logf("scrubbed rogue KMS host %s port %d from %s (addresses %v)", srv.Target, srv.Port, srv.Hdr.Name, addrs)
+	case "unresolved":
+		v.logger.Logf("scrubbed KMS host %s port %d from %s: no address known to judge against the approved networks", srv.Target, srv.Port, srv.Hdr.Name)
 	}
 	return false
 }
@@ -230,33 +293,43 @@ func followChain(answer []dns.RR, qname string) (end string, ttl uint32, aliases
 			return end, ttl, aliases, true
 		}
 		seen = append(seen, c)
-		next, found := "", false
-		for _, rr := range answer {
-			switch rr := rr.(type) {
-			case *dns.CNAME:
-				if dnsname.Equal(rr.Hdr.Name, end) {
-					next, found, ttl = dns.Fqdn(rr.Target), true, min(ttl, rr.Hdr.Ttl)
-				}
-			case *dns.DNAME:
-				if rel, ok := dnsname.TrimZone(rr.Hdr.Name, end); ok && rel != "" {
-					next, found, ttl = rel+"."+dns.Fqdn(rr.Target), true, min(ttl, rr.Hdr.Ttl)
-					if dns.Fqdn(rr.Target) == "." {
-						next = rel + "."
-					}
-				}
-			}
-			if found {
-				break
-			}
-		}
+		next, found, t := step(answer, end)
 		if !found {
 			return end, ttl, aliases, false
 		}
+		ttl = min(ttl, t)
 		if aliases++; aliases > maxChain {
 			return end, ttl, aliases, true
 		}
 		end = next
 	}
+}
+
+// nextInChain returns the name the alias at name leads to (a CNAME at name, or a DNAME at one
+// of its ancestors) and whether answer holds one.
+func nextInChain(answer []dns.RR, name string) (string, bool) {
+	next, found, _ := step(answer, name)
+	return next, found
+}
+
+// step is nextInChain with the TTL of the alias followed.
+func step(answer []dns.RR, name string) (next string, found bool, ttl uint32) {
+	for _, rr := range answer {
+		switch rr := rr.(type) {
+		case *dns.CNAME:
+			if dnsname.Equal(rr.Hdr.Name, name) {
+				return dns.Fqdn(rr.Target), true, rr.Hdr.Ttl
+			}
+		case *dns.DNAME:
+			if rel, ok := dnsname.TrimZone(rr.Hdr.Name, name); ok && rel != "" {
+				if dns.Fqdn(rr.Target) == "." {
+					return rel + ".", true, rr.Hdr.Ttl
+				}
+				return rel + "." + dns.Fqdn(rr.Target), true, rr.Hdr.Ttl
+			}
+		}
+	}
+	return "", false, 0
 }
 
 // hasType reports whether rrs hold a record of type t.
@@ -317,6 +390,7 @@ func dropSigs(rrs []dns.RR, t uint16) []dns.RR {
 type scrubHealth struct {
 	mu      sync.Mutex
 	targets map[memberKey]*scrubTarget
+	pruned  time.Time // when observe last forgot stale targets to make room
 }
 
 type scrubTarget struct {
@@ -333,14 +407,27 @@ const maxScrubTargets = 4096
 
 func newScrubHealth() *scrubHealth { return &scrubHealth{targets: map[memberKey]*scrubTarget{}} }
 
-// observe records a sighting and reports whether the target may stay (not known down).
-func (h *scrubHealth) observe(k memberKey, addrs []netip.Addr, now time.Time) bool {
+// observe records a sighting and reports whether the target may stay (not known down), and
+// whether it is tracked. A
+// target the full table cannot track is not kept: no probe would ever judge it, and keeping
+// it would let whoever fills the table with other names (anyone registering approved names in
+// the DNS behind) pass dead or hijacked hosts. Room is made by forgetting targets unseen for
+// scrubForget (at most once a second); a target that is down is never forgotten earlier.
+func (h *scrubHealth) observe(k memberKey, addrs []netip.Addr, now time.Time) (keep, tracked bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t, ok := h.targets[k]
 	if !ok {
+		if len(h.targets) >= maxScrubTargets && now.Sub(h.pruned) >= time.Second {
+			h.pruned = now
+			for k, st := range h.targets {
+				if now.Sub(st.seen) > scrubForget {
+					delete(h.targets, k)
+				}
+			}
+		}
 		if len(h.targets) >= maxScrubTargets {
-			return true // not tracked: kept, as before probing
+			return false, false
 		}
 		t = &scrubTarget{}
 		h.targets[k] = t
@@ -349,7 +436,7 @@ func (h *scrubHealth) observe(k memberKey, addrs []netip.Addr, now time.Time) bo
 	if len(addrs) > 0 {
 		t.addrs = addrs
 	}
-	return t.state != healthDown
+	return t.state != healthDown, true
 }
 
 // unscheduled forgets targets unseen for scrubForget and returns those that no schedule of

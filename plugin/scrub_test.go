@@ -25,6 +25,42 @@ func upstream(answer, extra []dns.RR) plugin.Handler {
 	})
 }
 
+// upstreamHosts is upstream whose A and AAAA questions are answered from hosts instead: the
+// records owned by the question name, following CNAMEs among hosts as a server does.
+func upstreamHosts(answer, extra, hosts []dns.RR) plugin.Handler {
+	return plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		if q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA {
+			m.Answer, m.Extra = answer, extra
+			w.WriteMsg(m)
+			return dns.RcodeSuccess, nil
+		}
+		name := q.Name
+		for range maxChain {
+			next := ""
+			for _, rr := range hosts {
+				if !strings.EqualFold(rr.Header().Name, name) {
+					continue
+				}
+				if c, ok := rr.(*dns.CNAME); ok {
+					next = c.Target
+					m.Answer = append(m.Answer, rr)
+				} else if rr.Header().Rrtype == q.Qtype {
+					m.Answer = append(m.Answer, rr)
+				}
+			}
+			if next == "" {
+				break
+			}
+			name = next
+		}
+		w.WriteMsg(m)
+		return dns.RcodeSuccess, nil
+	})
+}
+
 func TestScrub(t *testing.T) {
 	v := newTest(t, `vlmcs example.org ad.example.org {
 	approve kms1.ad.example.org 192.0.2.0/24
@@ -103,37 +139,54 @@ func TestScrubGlueFromPool(t *testing.T) {
 	ttl 3
 }`)
 	cases := []struct {
-		name  string
-		srv   []string
-		extra []dns.RR
-		want  []string // A records expected in the additional section
+		name    string
+		srv     []string
+		extra   []dns.RR
+		hosts   []string // the next plugin's address records (and aliases), for look-ups
+		want    []string // A records expected in the additional section
+		targets []string // SRV targets expected in the answer
 	}{
-		{"bare approved pool target gets glue", []string{"kms1.example.org."}, nil, []string{"kms1.example.org.=192.0.2.1"}},
+		{"bare approved pool target gets glue", []string{"kms1.example.org."}, nil, nil,
+			[]string{"kms1.example.org.=192.0.2.1"}, []string{"kms1.example.org."}},
 		{"upstream glue kept, none added", []string{"kms1.example.org."},
-			[]dns.RR{test.A("kms1.example.org. 600 IN A 192.0.2.9")}, []string{"kms1.example.org.=192.0.2.9"}},
-		{"target unknown to the pool stays bare", []string{"kms2.example.org."},
-			nil, nil},
+			[]dns.RR{test.A("kms1.example.org. 600 IN A 192.0.2.9")}, nil, []string{"kms1.example.org.=192.0.2.9"}, []string{"kms1.example.org."}},
+		{"target unknown to the pool is looked up and judged", []string{"kms2.example.org."}, nil,
+			[]string{"kms2.example.org. 600 IN A 192.0.2.2"}, []string{"kms2.example.org.=192.0.2.2"}, []string{"kms2.example.org."}},
+		{"target whose look-up finds nothing is removed", []string{"kms2.example.org."}, nil, nil, nil, nil},
+		{"target that is an alias to an unapproved address is removed", []string{"kms2.example.org."}, nil,
+			[]string{"kms2.example.org. 600 IN CNAME evil.example.net.", "evil.example.net. 600 IN A 6.6.6.6"}, nil, nil},
 		{"rogue removed, pool glue for the kept one", []string{"kms1.example.org.", "rogue.corp.test."},
-			[]dns.RR{test.A("rogue.corp.test. 600 IN A 198.51.100.1")}, []string{"kms1.example.org.=192.0.2.1"}},
+			[]dns.RR{test.A("rogue.corp.test. 600 IN A 198.51.100.1")}, nil, []string{"kms1.example.org.=192.0.2.1"}, []string{"kms1.example.org."}},
+		{"address records in the answer section are judged too", []string{"kms2.example.org."},
+			[]dns.RR{test.A("kms2.example.org. 600 IN A 192.0.2.2")}, []string{"kms2.example.org. 600 IN A 6.6.6.6"}, nil, nil},
 	}
 	for _, tc := range cases {
 		var ans []dns.RR
 		for _, target := range tc.srv {
 			ans = append(ans, test.SRV("_vlmcs._tcp.corp.test. 600 IN SRV 0 0 1688 "+target))
 		}
-		v.Next = upstream(ans, tc.extra)
+		hosts := rrs(t, tc.hosts...)
+		if tc.name == "address records in the answer section are judged too" {
+			ans, hosts = append(ans, hosts...), nil
+		}
+		v.Next = upstreamHosts(ans, tc.extra, hosts)
 		m := query(t, v, "_vlmcs._tcp.corp.test.", dns.TypeSRV)
-		var got []string
-		for _, rr := range m.Extra {
+		var got, targets []string
+		for _, rr := range append(m.Answer, m.Extra...) {
 			if a, ok := rr.(*dns.A); ok {
 				got = append(got, a.Hdr.Name+"="+a.A.String())
 			}
 		}
-		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
-			t.Errorf("%s: extra %v, want %v", tc.name, got, tc.want)
+		for _, rr := range m.Answer {
+			if s, ok := rr.(*dns.SRV); ok {
+				targets = append(targets, s.Target)
+			}
 		}
-		if len(m.Answer) == 0 || m.Answer[0].(*dns.SRV).Target != "kms1.example.org." && tc.srv[0] == "kms1.example.org." {
-			t.Errorf("%s: answer %v", tc.name, m.Answer)
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: address records %v, want %v", tc.name, got, tc.want)
+		}
+		if strings.Join(targets, ",") != strings.Join(tc.targets, ",") {
+			t.Errorf("%s: targets %v, want %v", tc.name, targets, tc.targets)
 		}
 	}
 }
@@ -155,6 +208,7 @@ func rrs(t *testing.T, lines ...string) []dns.RR {
 // TestScrubAliases: what a client gets for a _vlmcs._tcp question the upstream answers through
 // an alias chain (issue 9, item 1).
 func TestScrubAliases(t *testing.T) {
+	aliasHosts := rrs(t, "kms1.ad.example.org. 60 IN A 192.0.2.1", "kms2.ad.example.org. 60 IN A 192.0.2.2", "kms3.ad.example.org. 60 IN A 192.0.2.3")
 	v := newTest(t, `vlmcs example.org ad.example.org {
 	approve *.ad.example.org 192.0.2.0/24 kms9.ad.example.org=192.0.2.9
 	scrub ad.example.org
@@ -186,12 +240,12 @@ func TestScrubAliases(t *testing.T) {
 			q + " 100 IN CNAME _vlmcs.evil.example.net.",
 			"_vlmcs.evil.example.net. 600 IN SRV 0 0 1688 rogue.example.net.",
 			"_vlmcs.evil.example.net. 600 IN SRV 0 0 1688 kms2.ad.example.org.",
-		}, rcode: dns.RcodeSuccess, wantAnswer: []string{q + " 100 kms2.ad.example.org."}},
+		}, rcode: dns.RcodeSuccess, wantAnswer: []string{q + " 100 kms2.ad.example.org."}, wantExtra: []string{"kms2.ad.example.org.=192.0.2.2"}},
 		{name: "DNAME without the synthesized CNAME", qname: q, qtype: dns.TypeSRV, answer: []string{
 			"_TCP.ad.example.org. 100 IN DNAME evil.example.net.",
 			"_vlmcs.evil.example.net. 50 IN SRV 0 0 1688 rogue.example.net.",
 			"_vlmcs.evil.example.net. 50 IN SRV 0 0 1688 kms3.ad.example.org.",
-		}, rcode: dns.RcodeSuccess, wantAnswer: []string{q + " 50 kms3.ad.example.org."}},
+		}, rcode: dns.RcodeSuccess, wantAnswer: []string{q + " 50 kms3.ad.example.org."}, wantExtra: []string{"kms3.ad.example.org.=192.0.2.3"}},
 		{name: "dangling chain leaving the zone: NODATA", qname: q, qtype: dns.TypeSRV, answer: []string{
 			q + " 600 IN CNAME _vlmcs._tcp.example.net.",
 		}, rcode: dns.RcodeSuccess},
@@ -204,7 +258,7 @@ func TestScrubAliases(t *testing.T) {
 		{name: "ANY question through a CNAME", qname: q, qtype: dns.TypeANY, answer: []string{
 			q + " 600 IN CNAME x.ad.example.org.",
 			"x.ad.example.org. 300 IN SRV 0 0 1688 kms1.ad.example.org.",
-		}, rcode: dns.RcodeSuccess, wantAnswer: []string{q + " 300 kms1.ad.example.org."}},
+		}, rcode: dns.RcodeSuccess, wantAnswer: []string{q + " 300 kms1.ad.example.org."}, wantExtra: []string{"kms1.ad.example.org.=192.0.2.1"}},
 		{name: "loop: SERVFAIL", qname: q, qtype: dns.TypeSRV, answer: []string{
 			q + " 600 IN CNAME a.ad.example.org.",
 			"a.ad.example.org. 600 IN CNAME " + q,
@@ -222,11 +276,11 @@ func TestScrubAliases(t *testing.T) {
 		{name: "SRV at another owner judged too", qname: q, qtype: dns.TypeSRV, answer: []string{
 			q + " 600 IN SRV 0 0 1688 kms1.ad.example.org.",
 			"other.ad.example.org. 600 IN SRV 0 0 1688 rogue.example.net.",
-		}, extra: []string{"x.ad.example.org. 600 IN SRV 0 0 1688 rogue2.example.net."}, rcode: dns.RcodeSuccess, wantAnswer: []string{q + " 600 kms1.ad.example.org."}},
+		}, extra: []string{"x.ad.example.org. 600 IN SRV 0 0 1688 rogue2.example.net."}, rcode: dns.RcodeSuccess, wantAnswer: []string{q + " 600 kms1.ad.example.org."}, wantExtra: []string{"kms1.ad.example.org.=192.0.2.1"}},
 		{name: "escaped dot in the target label is unapproved", qname: q, qtype: dns.TypeSRV, answer: []string{
 			q + ` 600 IN SRV 0 0 1688 evil\.kms.ad.example.org.`,
 			q + " 600 IN SRV 0 0 1688 kms1.ad.example.org.",
-		}, rcode: dns.RcodeSuccess, wantAnswer: []string{q + " 600 kms1.ad.example.org."}},
+		}, rcode: dns.RcodeSuccess, wantAnswer: []string{q + " 600 kms1.ad.example.org."}, wantExtra: []string{"kms1.ad.example.org.=192.0.2.1"}},
 		{name: "bound name: foreign glue is rogue", qname: q, qtype: dns.TypeSRV, answer: []string{
 			q + " 600 IN SRV 0 0 1688 kms9.ad.example.org.",
 		}, extra: []string{"kms9.ad.example.org. 600 IN A 192.0.2.10"}, rcode: dns.RcodeSuccess},
@@ -236,7 +290,7 @@ func TestScrubAliases(t *testing.T) {
 		{name: "search domain below the scrub zone", qname: "_vlmcs._tcp.sub.ad.example.org.", qtype: dns.TypeSRV, answer: []string{
 			"_vlmcs._tcp.sub.ad.example.org. 600 IN SRV 0 0 1688 rogue.example.net.",
 			"_vlmcs._tcp.sub.ad.example.org. 600 IN SRV 0 0 1688 kms1.ad.example.org.",
-		}, rcode: dns.RcodeSuccess, wantAnswer: []string{"_vlmcs._tcp.sub.ad.example.org. 600 kms1.ad.example.org."}},
+		}, rcode: dns.RcodeSuccess, wantAnswer: []string{"_vlmcs._tcp.sub.ad.example.org. 600 kms1.ad.example.org."}, wantExtra: []string{"kms1.ad.example.org.=192.0.2.1"}},
 		{name: "search domain below the publish zone", qname: "_vlmcs._tcp.sub.example.org.", qtype: dns.TypeSRV, answer: []string{
 			"_vlmcs._tcp.sub.example.org. 600 IN CNAME x.example.org.",
 			"x.example.org. 600 IN SRV 0 0 1688 rogue.example.net.",
@@ -245,7 +299,7 @@ func TestScrubAliases(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ans, extra := rrs(t, tc.answer...), rrs(t, tc.extra...)
-			v.Next = upstream(ans, extra)
+			v.Next = upstreamHosts(ans, extra, aliasHosts)
 			m := query(t, v, tc.qname, tc.qtype)
 			if m.Rcode != tc.rcode {
 				t.Fatalf("rcode %s, want %s: %v", dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode], m)
@@ -292,7 +346,9 @@ func TestDNAMEGuard(t *testing.T) {
 		{"x._tcp.ad.example.org.", "_tcp.ad.example.org. 600 IN DNAME evil.example.net.", true},
 		{"x._tcp.example.org.", "_tcp.example.org. 600 IN DNAME evil.example.net.", true},
 		{"y.ad.example.org.", "ad.example.org. 600 IN DNAME evil.example.net.", true},
-		{"x._udp.ad.example.org.", "_udp.ad.example.org. 600 IN DNAME other.example.net.", false},
+		{"x._udp.ad.example.org.", "_udp.ad.example.org. 600 IN DNAME other.example.net.", true}, // covers _vlmcs._tcp._udp.ad.example.org.
+		{"x.sub.ad.example.org.", "sub.ad.example.org. 600 IN DNAME other.example.net.", true},
+		{"x.y.example.net.", "y.example.net. 600 IN DNAME other.example.net.", false},
 	} {
 		d := rrs(t, tc.dname)[0]
 		owner := d.Header().Name

@@ -166,8 +166,16 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 	case "static":
 		return parseStatic(c, cfg, args)
 	case "key":
-		if len(args) != 2 {
+		if len(args) != 2 && len(args) != 3 {
 			return c.ArgErr()
+		}
+		alg := tsigkey.DefaultAlgorithm
+		if len(args) == 3 {
+			a, err := tsigkey.ParseAlgorithm(args[2])
+			if err != nil {
+				return c.Errf("key %s: %v", plugin.Name(args[0]).Normalize(), err)
+			}
+			alg = a
 		}
 		name := plugin.Name(args[0]).Normalize()
 		if _, ok := dns.IsDomainName(name); !ok || !dnsname.Visible(args[0]) {
@@ -176,7 +184,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 		if b, err := base64.StdEncoding.DecodeString(args[1]); err != nil || len(b) == 0 {
 			return c.Errf("key %s: secret is not base64", name)
 		}
-		return addKey(c, cfg, name, args[1])
+		return addKey(c, cfg, name, args[1], alg)
 	case "keyfile":
 		if len(args) != 1 {
 			return c.ArgErr()
@@ -186,7 +194,7 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			return c.Errf("keyfile: %v", err)
 		}
 		for _, k := range keys {
-			if err := addKey(c, cfg, k.Name, k.Secret); err != nil {
+			if err := addKey(c, cfg, k.Name, k.Secret, k.Algorithm); err != nil {
 				return err
 			}
 		}
@@ -430,11 +438,11 @@ func parseProbe(c *caddy.Controller, cfg *config, args []string) error {
 	return nil
 }
 
-func addKey(c *caddy.Controller, cfg *config, name, secret string) error {
+func addKey(c *caddy.Controller, cfg *config, name, secret, algorithm string) error {
 	if d, ok := cfg.keys[name]; ok {
 		return c.Errf("key %q already defined at %s", name, d.where)
 	}
-	cfg.keys[name] = keyDef{secret: secret, where: where(c)}
+	cfg.keys[name] = keyDef{secret: secret, algorithm: dns.CanonicalName(algorithm), where: where(c)}
 	return nil
 }
 

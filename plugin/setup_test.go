@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coredns/caddy"
+	"github.com/miekg/dns"
 )
 
 func TestParse(t *testing.T) {
@@ -79,6 +80,8 @@ func TestParse(t *testing.T) {
 		{"static junk", "vlmcs example.org {\n approve kms1.example.org\n static kms1.example.org 1688 x\n}", "Testfile:3 - Error during parsing: static kms1.example.org.: \"x\" is neither", nil},
 		{"static twice", "vlmcs example.org {\n approve kms1.example.org\n static kms1.example.org\n static kms1.example.org 1688\n}", "Testfile:4 - Error during parsing: static kms1.example.org. port 1688 given twice", nil},
 		{"key not base64", "vlmcs example.org {\n approve kms1.example.org\n key k. !!!\n}", "Testfile:3 - Error during parsing: key k.: secret is not base64", nil},
+		{"key with an unknown algorithm", "vlmcs example.org {\n approve kms1.example.org\n key k. c2VjcmV0 hmac-md5\n}", "Testfile:3 - Error during parsing: key k.: TSIG algorithm hmac-md5 is not supported", nil},
+		{"key with too many arguments", "vlmcs example.org {\n approve kms1.example.org\n key k. c2VjcmV0 hmac-sha256 x\n}", "Testfile:3 - Error during parsing: Wrong argument count", nil},
 		{"key twice", "vlmcs example.org {\n approve kms1.example.org\n key k. c2VjcmV0\n key k. c2VjcmV0\n}", "Testfile:4 - Error during parsing: key \"k.\" already defined at Testfile:3", nil},
 		{"grant short", "vlmcs example.org {\n approve kms1.example.org\n grant k.\n}", "Testfile:3 - Error during parsing: Wrong argument count", nil},
 		{"grant bad name", "vlmcs example.org {\n approve kms1.example.org\n grant k. a..b\n}", "Testfile:3 - Error during parsing: grant k.:", nil},
@@ -182,6 +185,9 @@ func TestParseKeyfile(t *testing.T) {
 	}
 	if cfg.keys["kms1-key."].secret != secret1 || cfg.keys["kms2-key."].secret != secret2 {
 		t.Errorf("keys = %v", cfg.keys)
+	}
+	if cfg.keys["kms1-key."].algorithm != dns.HmacSHA256 || cfg.keys["kms2-key."].algorithm != dns.HmacSHA512 {
+		t.Errorf("algorithms not taken from the key file: %v", cfg.keys)
 	}
 	if cfg.keys["kms1-key."].where != "Testfile:3" {
 		t.Errorf("where = %q", cfg.keys["kms1-key."].where)

@@ -45,6 +45,7 @@ const (
 	reasonForeignTarget    = refusal.ForeignTarget
 	reasonBadName          = refusal.BadName
 	reasonStatic           = refusal.Static
+	reasonReplayFull       = refusal.ReplayFull
 )
 
 // Bounds on what updates can make a pool hold (a key granted `*.suffix` could otherwise grow it
@@ -102,18 +103,7 @@ func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	now := time.Now()
 	who, vd := v.authenticate(w, r)
 	if vd == nil && who.key != "" {
-		t := r.IsTsig()
-		signed := time.Unix(int64(t.TimeSigned), 0)
-		until := signed.Add(time.Duration(t.Fudge)*time.Second + time.Second)
-		switch {
-		case signed.Before(v.started.Truncate(time.Second)):
-			// The replay memory starts empty with the process: a message signed before then
-			// (within its fudge) could be a captured one, replayed after a restart. TSIG time
-			// counts whole seconds, so the second the process started in is let through.
-			vd = refuse(dns.RcodeRefused, reasonBeforeStart, "update signed at %d, before the server started at %d", t.TimeSigned, v.started.Unix())
-		case !v.replay.first(who.key+"/"+strings.ToLower(t.MAC), until, now):
-			vd = refuse(dns.RcodeRefused, reasonReplay, "update signed at %d was seen before", t.TimeSigned)
-		}
+		vd = v.notReplayed(who.key, r.IsTsig(), now)
 	}
 	var lease time.Duration
 	var ul bool
@@ -122,6 +112,29 @@ func (v *Vlmcs) serveUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		vd = v.applyUpdate(ctx, r, p, who, lease, now)
 	}
 	return v.finishUpdate(w, r, p.zone, p, vd, lease, ul)
+}
+
+// notReplayed refuses a verified signed update that could be a replay: signed before the
+// process started, or its MAC remembered; it also refuses one the replay memory has no room
+// for (the key's quota or the whole memory is full of unexpired MACs), since a MAC that is not
+// remembered could be replayed.
+func (v *Vlmcs) notReplayed(key string, t *dns.TSIG, now time.Time) *verdict {
+	signed, until := tsigWindow(t)
+	if signed.Before(v.started.Truncate(time.Second)) {
+		// The replay memory starts empty with the process: a message signed before then
+		// (within its fudge) could be a captured one, replayed after a restart. TSIG time
+		// counts whole seconds, so the second the process started in is let through.
+		return refuse(dns.RcodeRefused, reasonBeforeStart, "update signed at %d, before the server started at %d", t.TimeSigned, v.started.Unix())
+	}
+	switch v.replay.check(key, strings.ToLower(t.MAC), until, now) {
+	case replaySeen:
+		return refuse(dns.RcodeRefused, reasonReplay, "update signed at %d was seen before", t.TimeSigned)
+	case replayKeyFull:
+		return refuse(dns.RcodeRefused, reasonReplayFull, "key %s has %d unexpired signatures remembered (at most %d): retry later", key, maxReplayPerKey, maxReplayPerKey)
+	case replayFull:
+		return refuse(dns.RcodeRefused, reasonReplayFull, "the replay memory holds %d unexpired signatures: retry later", maxReplayEntries)
+	}
+	return nil
 }
 
 // authenticate checks TSIG placement and verdict, or the unsigned-update networks.
@@ -137,7 +150,7 @@ func (v *Vlmcs) authenticate(w dns.ResponseWriter, r *dns.Msg) (requester, *verd
 		if err := w.TsigStatus(); err != nil {
 			vd := &verdict{rcode: dns.RcodeNotAuth, detail: fmt.Sprintf("key %s: %v", t.Hdr.Name, err)}
 			switch err {
-			case dns.ErrSecret:
+			case dns.ErrSecret, dns.ErrKeyAlg:
 				vd.reason, vd.tsigErr = reasonBadKey, dns.RcodeBadKey
 			case dns.ErrTime:
 				vd.reason, vd.tsigErr = reasonBadTime, dns.RcodeBadTime
@@ -147,6 +160,14 @@ func (v *Vlmcs) authenticate(w dns.ResponseWriter, r *dns.Msg) (requester, *verd
 			return who, vd
 		}
 		who.key = plugin.Name(t.Hdr.Name).Normalize()
+		// A key is bound to the algorithm it was defined with: miekg/dns verifies the MAC
+		// with whatever algorithm the message names, so the same secret under another
+		// algorithm would pass. RFC 8945 §5.2.1: a key the server does not know with that
+		// algorithm is BADKEY.
+		if d, ok := v.cfg.keys[who.key]; ok && dns.CanonicalName(t.Algorithm) != d.algorithm {
+			return who, &verdict{rcode: dns.RcodeNotAuth, reason: reasonBadKey, tsigErr: dns.RcodeBadKey,
+				detail: fmt.Sprintf("key %s is defined for %s, the update is signed with %s", who.key, strings.TrimSuffix(d.algorithm, "."), strings.TrimSuffix(dns.CanonicalName(t.Algorithm), "."))}
+		}
 		return who, nil
 	}
 	if !v.cfg.unsignedFrom(who.src, who.tcp) {
@@ -201,7 +222,7 @@ func (v *Vlmcs) applyUpdate(ctx context.Context, r *dns.Msg, p *pool, who reques
 		return vd
 	}
 	if who.key == "" {
-		if vd := v.targetsAreSender(ctx, ops, p, who.src, now); vd != nil {
+		if vd := v.namesAreSender(ctx, ops, who.src); vd != nil {
 			return vd
 		}
 	}
@@ -210,13 +231,13 @@ func (v *Vlmcs) applyUpdate(ctx context.Context, r *dns.Msg, p *pool, who reques
 	if vd := prerequisites(r.Answer, p, now); vd != nil {
 		return vd
 	}
-	if vd := p.fitsLocked(ops, who); vd != nil {
-		return vd
-	}
 	if who.key == "" {
-		if vd := p.unsignedMayTouchLocked(ops); vd != nil {
+		if vd := p.keyOwnedLocked(ops); vd != nil {
 			return vd
 		}
+	}
+	if vd := p.fitsLocked(ops, who); vd != nil {
+		return vd
 	}
 	if len(ops) > 0 {
 		p.applyLocked(ops, who, now.Add(lease), now)
@@ -330,31 +351,36 @@ func (v *Vlmcs) check(rr dns.RR, p *pool, who requester) (op, *verdict) {
 	return o, nil
 }
 
-// targetsAreSender refuses an unsigned update that adds an SRV record whose target does not
-// resolve to the sender, as a Windows KMS host registers itself: the target's addresses are
-// those the same update adds at it (checked to be the sender's own), else those registered
-// at it, else those the next plugin answers (Active Directory).
-func (v *Vlmcs) targetsAreSender(ctx context.Context, ops []op, p *pool, src netip.Addr, now time.Time) *verdict {
+// namesAreSender refuses an unsigned update unless every host name it touches (SRV targets it
+// adds or withdraws, owners of addresses it adds or deletes) is one the next plugin (the
+// Active Directory zone) already resolves to the sender, as Windows secure dynamic update ties
+// a host to its own record. Nothing the update itself adds, and nothing registered here,
+// counts as proof: an unsigned sender can only speak for the names the directory gives it.
+// The names are looked up once each, at most max(1, member_limit PER_SENDER) of them.
+func (v *Vlmcs) namesAreSender(ctx context.Context, ops []op, src netip.Addr) *verdict {
+	var names []string
 	for _, o := range ops {
-		if o.srv == nil || o.class != dns.ClassINET {
-			continue
+		n := o.name
+		switch {
+		case o.scopedDelete:
+			continue // scoped to the targets the update adds, which are judged here
+		case o.srv != nil:
+			n = strings.ToLower(dns.Fqdn(o.srv.Target))
 		}
-		target := strings.ToLower(dns.Fqdn(o.srv.Target))
-		added := false
-		for _, a := range ops {
-			if a.srv == nil && a.class == dns.ClassINET && a.name == target && a.ip == src {
-				added = true
-			}
+		if !slices.Contains(names, n) {
+			names = append(names, n)
 		}
-		if added {
-			continue
-		}
-		addrs := p.registeredAddrs(target, now) // what the pool would publish for the target
-		if len(addrs) == 0 {
-			addrs = v.resolve(ctx, target)
-		}
+	}
+	if limit := max(1, v.cfg.membersPerSender); len(names) > limit {
+		return refuse(dns.RcodeRefused, reasonMemberLimit, "unsigned update touches %d host names (at most %d, member_limit)", len(names), limit)
+	}
+	for _, n := range names {
+		addrs := v.resolve(ctx, n)
 		if !slices.Contains(addrs, src) {
-			return refuse(dns.RcodeRefused, reasonForeignTarget, "unsigned SRV target %s resolves to %v, not to the sender %s", target, addrs, src)
+			if len(addrs) > 4 {
+				addrs = addrs[:4]
+			}
+			return refuse(dns.RcodeRefused, reasonForeignTarget, "unsigned update at %s: the zone behind resolves it to [%s], not to the sender %s", n, joinAddrs(addrs), src)
 		}
 	}
 	return nil

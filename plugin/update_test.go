@@ -148,6 +148,7 @@ func TestUpdateRules(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newTest(t, updCorefile)
+			v.Next = dirHandler(map[string][]string{"kms1.example.org.": {"192.0.2.5"}})
 			m := tc.msg.Copy()
 			if tc.key != "" {
 				m = sign(m, tc.key)
@@ -359,27 +360,69 @@ func TestReplayRefused(t *testing.T) {
 	}
 }
 
+// TestReplayGuardBounded: the memory is bounded per key and in all, never forgets an
+// unexpired MAC to make room (it refuses instead), and frees entries whose window has passed.
 func TestReplayGuardBounded(t *testing.T) {
 	g := newReplayGuard()
 	now := time.Now()
-	for i := range maxReplayEntries + 10 {
-		if !g.first(strconv.Itoa(i), now.Add(time.Hour), now) {
-			t.Fatalf("entry %d reported as seen", i)
+	for i := range maxReplayPerKey {
+		if got := g.check("k1.", strconv.Itoa(i), now.Add(time.Hour), now); got != replayFirst {
+			t.Fatalf("entry %d: %v", i, got)
 		}
 	}
-	if len(g.seen) > maxReplayEntries+1 {
-		t.Errorf("%d entries kept, cap %d", len(g.seen), maxReplayEntries)
+	if got := g.check("k1.", "one more", now.Add(time.Hour), now); got != replayKeyFull {
+		t.Fatalf("beyond the key's quota: %v, want replayKeyFull", got)
 	}
-	if g.first("5", now.Add(time.Hour), now) == false {
-		t.Error("evicted entry still remembered")
+	if got := g.check("k1.", "0", now.Add(time.Hour), now); got != replaySeen {
+		t.Fatalf("the oldest unexpired MAC: %v, want replaySeen (never evicted)", got)
 	}
-	if g.first(strconv.Itoa(maxReplayEntries+5), now.Add(time.Hour), now) {
-		t.Error("recent entry forgotten")
+	// Other keys fill the rest; then everyone is refused, and nothing was forgotten.
+	for k := 2; g.size() < maxReplayEntries; k++ {
+		for i := range maxReplayPerKey {
+			if got := g.check("k"+strconv.Itoa(k)+".", strconv.Itoa(i), now.Add(time.Duration(k)*time.Hour), now); got != replayFirst {
+				t.Fatalf("key %d entry %d: %v", k, i, got)
+			}
+		}
 	}
-	// Expired entries stop mattering.
-	later := now.Add(2 * time.Hour)
-	if !g.first(strconv.Itoa(maxReplayEntries+5), later.Add(time.Hour), later) {
-		t.Error("expired entry still refused")
+	if got := g.check("fresh.", "x", now.Add(time.Hour), now); got != replayFull {
+		t.Fatalf("memory full: %v, want replayFull", got)
+	}
+	if got := g.check("k1.", "5", now.Add(time.Hour), now); got != replaySeen {
+		t.Fatalf("memory full, remembered MAC: %v, want replaySeen", got)
+	}
+	// After k1's window only k1's entries go: k1 and a new key may sign again.
+	later := now.Add(time.Hour)
+	if got := g.check("k1.", "5", later.Add(time.Hour), later); got != replayFirst {
+		t.Fatalf("expired entry: %v, want replayFirst", got)
+	}
+	if got := g.check("k2.", "5", later.Add(time.Hour), later); got != replaySeen {
+		t.Fatalf("k2's unexpired entry: %v, want replaySeen", got)
+	}
+	if got := g.size(); got != maxReplayEntries-maxReplayPerKey+1 {
+		t.Errorf("%d entries after expiry, want %d", got, maxReplayEntries-maxReplayPerKey+1)
+	}
+}
+
+// TestTSIGWindow: the replay memory keeps a MAC for the window miekg/dns enforces, fudge 0
+// included (verified as 300 s).
+func TestTSIGWindow(t *testing.T) {
+	for _, tc := range []struct {
+		fudge uint16
+		want  time.Duration
+	}{{0, 301 * time.Second}, {1, 2 * time.Second}, {300, 301 * time.Second}, {65535, 65536 * time.Second}} {
+		signed, until := tsigWindow(&dns.TSIG{TimeSigned: 1_000_000, Fudge: tc.fudge})
+		if signed.Unix() != 1_000_000 || until.Sub(signed) != tc.want {
+			t.Errorf("fudge %d: window %v..%v, want %v long", tc.fudge, signed, until, tc.want)
+		}
+	}
+	// Through the handler: a fudge-0 update signed 5 s ago is still remembered.
+	v := newTest(t, updCorefile)
+	m := regMsg("example.org.", "kms1.example.org.", "127.0.0.1", 1688, 60)
+	m.SetTsig("k.", dns.HmacSHA256, 0, time.Now().Unix()-5)
+	for i, want := range []int{dns.RcodeSuccess, dns.RcodeRefused} {
+		if r := send(t, v, m.Copy(), "127.0.0.1", false, nil); r.Rcode != want {
+			t.Errorf("fudge 0, send %d: %s, want %s", i+1, dns.RcodeToString[r.Rcode], dns.RcodeToString[want])
+		}
 	}
 }
 
@@ -403,6 +446,7 @@ func empty(name string, class, typ uint16, ttl uint32) dns.RR {
 
 func TestUnsignedCannotTouchSignedMembers(t *testing.T) {
 	v := newTest(t, updCorefile)
+	v.Next = dirHandler(map[string][]string{"kms1.example.org.": {"192.0.2.5"}, "kms2.example.org.": {"192.0.2.5"}})
 	if resp := register(t, v, "kms1.example.org.", "192.0.2.5", 1688, 60); resp.Rcode != dns.RcodeSuccess {
 		t.Fatalf("signed registration: %s", dns.RcodeToString[resp.Rcode])
 	}

@@ -92,16 +92,23 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 func (v *Vlmcs) Name() string { return pluginName }
 
 // ServeDNS implements plugin.Handler. Every UPDATE is handled (and never passed on) in
-// update.go; queries for `_vlmcs._tcp.<publish zone>` are answered from the pool; queries for
-// `_vlmcs._tcp.<scrub zone>` are passed on and their answer filtered; the rest passes through.
+// update.go; zone transfers that would hold a zone of vlmcs are refused (transfer.go); queries
+// for `_vlmcs._tcp.<publish zone>` are answered from the pool; queries for
+// `_vlmcs._tcp.<scrub zone>` are passed on and their answer filtered; the rest passes through
+// passGuard (passguard.go).
 func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if r.Opcode == dns.OpcodeUpdate {
 		return v.serveUpdate(ctx, w, r)
 	}
 	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
-		return plugin.NextOrFailure(v.Name(), v.Next, ctx, w, r)
+		return v.passOn(ctx, w, r)
 	}
 	q := r.Question[0]
+	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
+		if z := v.relatedZone(q.Name); z != "" {
+			return v.refuseTransfer(w, r, z)
+		}
+	}
 	for _, p := range v.pools {
 		if strings.EqualFold(q.Name, p.srvName) {
 			return v.answer(w, r, p)
@@ -129,7 +136,7 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 				continue
 			}
 			if a := p.current(time.Now()); a.hosts[n] != nil {
-				return v.answerHost(w, r, a)
+				return v.serveHost(ctx, w, r, a, n)
 			}
 		}
 	}
@@ -143,7 +150,12 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 			return v.answerBelow(w, r, p)
 		}
 	}
-	return plugin.NextOrFailure(v.Name(), v.Next, ctx, &dnameGuard{ResponseWriter: w, v: v}, r)
+	return v.passOn(ctx, w, r)
+}
+
+// passOn hands a query to the next plugin, guarding its answer (passguard.go).
+func (v *Vlmcs) passOn(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	return plugin.NextOrFailure(v.Name(), v.Next, ctx, &passGuard{ResponseWriter: w, v: v, ctx: ctx}, r)
 }
 
 // vlmcsBelow returns the zone when name is `_vlmcs._tcp.<name>` for a name strictly below a

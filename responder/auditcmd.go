@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -20,8 +22,10 @@ const exitFound = 3
 // auditFlags are audit's command-line settings.
 type auditFlags struct {
 	dns, corefile, identify        string
-	domains, approve               stringList
+	envFile                        string
+	domains, approve, ports        stringList
 	axfr, jsonOut, fix, yes        bool
+	probeLoopback                  bool
 	parallel                       int
 	timeout                        time.Duration
 	prometheus, nsupdate, psScript string
@@ -32,12 +36,15 @@ type auditFlags struct {
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("audit", stderr)
 	var f auditFlags
-	f.domains.dst, f.approve.dst = new([]string), new([]string)
+	f.domains.dst, f.approve.dst, f.ports.dst = new([]string), new([]string), new([]string)
 	fs.StringVar(&f.dns, "dns", "", "DNS server `HOST:PORT` to ask (an AD domain controller; also the target of --fix)")
 	fs.Var(f.domains, "domain", "`DOMAIN` whose _VLMCS._TCP records to audit, repeatable (default with --corefile: its scrub zones)")
 	fs.BoolVar(&f.axfr, "axfr", false, "also transfer each domain's zone (AXFR) and audit _vlmcs._tcp at every name in it")
 	fs.Var(f.approve, "approve", "approved hosts, in the vlmcs plugin's `approve` syntax (NAME, *.SUFFIX, ADDRESS, CIDR, NAME=ADDRESS), repeatable (none: every host is unapproved, an inventory)")
 	fs.StringVar(&f.corefile, "corefile", "", "read the approve rules from the vlmcs block(s) of this Corefile `file`")
+	fs.StringVar(&f.envFile, "env-file", defaultEnvFile, "with --corefile: the service's environment `file`, whose values fill the Corefile's {$VAR}s (as the unit's EnvironmentFile=)")
+	fs.Var(f.ports, "ports", "ports audit may connect to, in the vlmcs plugin's `ports` syntax (PORT or LOW-HIGH), repeatable (default: the Corefile's ports line, else 1688); records at other ports are reported, not probed")
+	fs.BoolVar(&f.probeLoopback, "probe-loopback", false, "also connect to loopback and link-local addresses (a test bed on one machine); by default they are reported, not probed")
 	fs.StringVar(&f.identify, "identify", string(audit.IdentifyUnapproved), "which hosts get KMS requests beyond the bind: unapproved, all or none (approved hosts' counts are left alone by default)")
 	fs.IntVar(&f.parallel, "parallel", audit.DefaultParallel, "probes run at once")
 	fs.DurationVar(&f.timeout, "timeout", audit.DefaultTimeout, "deadline per host and per DNS exchange")
@@ -59,7 +66,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		return exitUsage, err
 	}
 	if f.fix && !f.yes && !isTerminal(os.Stdin) {
-		return exitUsage, usagef("--fix asks before deleting; without a terminal on stdin give --yes")
+		return exitUsage, usagef("--fix asks before deleting, and stdin is not a terminal: give --yes to delete without asking (nothing was deleted)")
 	}
 	cfg.Progress = progressLine(stderr)
 	if cfg.Approver == nil && cfg.Approvers == nil {
@@ -90,7 +97,8 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 
 // config turns the flags into an audit configuration.
 func (f *auditFlags) config() (audit.Config, error) {
-	cfg := audit.Config{Server: f.dns, AXFR: f.axfr, Parallel: f.parallel, Timeout: f.timeout}
+	cfg := audit.Config{Server: f.dns, AXFR: f.axfr, Parallel: f.parallel, Timeout: f.timeout, ProbeLocal: f.probeLoopback}
+	var portArgs []string
 	if f.dns == "" {
 		return cfg, usagef("--dns HOST:PORT is required: the DNS server clients ask (e.g. a domain controller)")
 	}
@@ -119,7 +127,11 @@ func (f *auditFlags) config() (audit.Config, error) {
 		}
 		cfg.Approver, cfg.Rules = rules, *f.approve.dst
 	case f.corefile != "":
-		blocks, err := audit.ReadCorefile(f.corefile)
+		env, err := f.readEnv()
+		if err != nil {
+			return cfg, err
+		}
+		blocks, err := audit.ReadCorefile(f.corefile, env)
 		if err != nil {
 			return cfg, usagef("--corefile: %v", err)
 		}
@@ -133,6 +145,7 @@ func (f *auditFlags) config() (audit.Config, error) {
 				cfg.Approvers[z] = rules
 			}
 			cfg.Rules = append(cfg.Rules, b.Approve...)
+			portArgs = append(portArgs, b.Ports...)
 			if len(*f.domains.dst) == 0 {
 				cfg.Domains = append(cfg.Domains, b.Scrub...)
 			}
@@ -151,6 +164,14 @@ func (f *auditFlags) config() (audit.Config, error) {
 	if err := f.gss.check(f.tsigKeyFile); err != nil {
 		return cfg, err
 	}
+	if len(*f.ports.dst) > 0 {
+		portArgs = *f.ports.dst
+	}
+	ports, err := audit.ParsePorts(portArgs)
+	if err != nil {
+		return cfg, usagef("--ports: %v", err)
+	}
+	cfg.Ports = ports
 	if f.tsigKeyFile != "" {
 		keys, err := tsigkey.ReadFile(f.tsigKeyFile)
 		if err == nil && len(keys) != 1 {
@@ -162,6 +183,25 @@ func (f *auditFlags) config() (audit.Config, error) {
 		cfg.TSIG = &keys[0]
 	}
 	return cfg, nil
+}
+
+// defaultEnvFile is the packaged coredns-kmsdns service's environment
+// file (its unit's EnvironmentFile=).
+const defaultEnvFile = "/etc/coredns-kmsdns/env"
+
+// readEnv reads --env-file; the default file may be missing (audit is not
+// run on the DNS host), a file given by name may not.
+func (f *auditFlags) readEnv() (map[string]string, error) {
+	env, err := audit.ReadEnvFile(f.envFile)
+	switch {
+	case err == nil:
+		return env, nil
+	case errors.Is(err, fs.ErrNotExist) && f.envFile == defaultEnvFile:
+		return nil, nil
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("--env-file: %w (it holds the TSIG secret, mode 0600: run audit as root, or give --env-file a copy without the secret)", err)
+	}
+	return nil, fmt.Errorf("--env-file: %w", err)
 }
 
 // writeOutputs prints the report and writes the requested files.
@@ -190,15 +230,21 @@ func (f *auditFlags) writeOutputs(rep *audit.Report, stdout io.Writer) error {
 
 // runFix shows what it will delete, asks, deletes by RFC 2136 and audits again.
 func (f *auditFlags) runFix(ctx context.Context, cfg audit.Config, rep *audit.Report, stdout, stderr io.Writer) (*audit.Report, error) {
-	bad := rep.Bad()
+	removals, skipped := rep.Removals()
 	server, _ := audit.ServerAddr(f.dns)
 	how := signedBy(cfg.TSIG)
 	if f.gss.on {
 		how = "signed by GSS-TSIG with " + f.gss.settings().Credentials.String()
 	}
-	fmt.Fprintf(stderr, "\n--fix will delete %d SRV record(s) at %s by RFC 2136 UPDATE (%s):\n", len(bad), server, how)
-	for _, r := range bad {
-		fmt.Fprintf(stderr, "  %s SRV %s   (zone %s)\n", r.Owner, r.RData(), r.Zone)
+	for _, s := range skipped {
+		fmt.Fprintf(stderr, "not deleted: %s\n", s)
+	}
+	if len(removals) == 0 {
+		return rep, nil
+	}
+	fmt.Fprintf(stderr, "\n--fix will delete %d record(s) at %s by RFC 2136 UPDATE (%s):\n", len(removals), server, how)
+	for _, r := range removals {
+		fmt.Fprintf(stderr, "  %s %s %s   (zone %s)\n", r.Owner, r.Type, r.RData(), r.Zone)
 	}
 	if !f.yes {
 		fmt.Fprint(stderr, "Delete them? [y/N] ")
@@ -211,17 +257,17 @@ func (f *auditFlags) runFix(ctx context.Context, cfg audit.Config, rep *audit.Re
 	failed := false
 	deletions := audit.Delete
 	if f.gss.on {
-		deletions = func(ctx context.Context, server string, _ *audit.TSIGKey, recs []audit.Record, timeout time.Duration) []audit.Deletion {
-			return audit.DeleteGSS(ctx, server, f.gss.settings(), recs, timeout)
+		deletions = func(ctx context.Context, server string, _ *audit.TSIGKey, removals []audit.Removal, timeout time.Duration) []audit.Deletion {
+			return audit.DeleteGSS(ctx, server, f.gss.settings(), removals, timeout)
 		}
 	}
-	for _, d := range deletions(ctx, server, cfg.TSIG, bad, f.timeout) {
+	for _, d := range deletions(ctx, server, cfg.TSIG, removals, f.timeout) {
 		if d.Err != nil {
 			failed = true
 			fmt.Fprintf(stderr, "zone %s: %v\n", d.Zone, d.Err)
 			continue
 		}
-		fmt.Fprintf(stderr, "zone %s: deleted %d record(s)\n", d.Zone, len(d.Records))
+		fmt.Fprintf(stderr, "zone %s: deleted %d record(s)\n", d.Zone, len(d.Removals))
 	}
 	fmt.Fprintln(stderr, "auditing again:")
 	again, err := audit.Run(ctx, cfg)
@@ -242,12 +288,6 @@ func signedBy(k *audit.TSIGKey) string {
 		return "unsigned"
 	}
 	return "signed with TSIG key " + k.String()
-}
-
-// isTerminal reports whether f is a character device (a terminal).
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // progressLine returns a progress callback drawing one line on stderr when

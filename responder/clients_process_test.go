@@ -15,23 +15,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
-// clientsDoc is GET /clients's JSON as `clients --format json` prints it.
-type clientsDoc struct {
-	Clients []clientRow `json:"clients"`
-	Next    string      `json:"next"`
-	Error   string      `json:"error"`
-}
-
-func clientsJSON(t *testing.T, args ...string) clientsDoc {
+func clientsJSON(t *testing.T, args ...string) statusapi.ClientList {
 	t.Helper()
 	stdout, stderr, code := runCLI(t, append([]string{"clients", "--format", "json"}, args...)...)
 	if code != exitOK {
 		t.Fatalf("clients %v: exit %d\n%s", args, code, stderr)
 	}
-	var d clientsDoc
+	var d statusapi.ClientList
 	if err := json.Unmarshal([]byte(stdout), &d); err != nil {
 		t.Fatalf("clients %v: %v\n%s", args, err, stdout)
 	}
@@ -93,7 +87,7 @@ func TestProcessClients(t *testing.T) {
 	if len(all.Clients) != 6 || all.Next != "" {
 		t.Fatalf("%d rows (next %q), want 6:\n%+v", len(all.Clients), all.Next, all.Clients)
 	}
-	by := map[string]clientRow{}
+	by := map[string]statusapi.ClientRow{}
 	for i, r := range all.Clients {
 		by[r.Workstation] = r
 		if i > 0 && r.LastRequest.After(all.Clients[i-1].LastRequest) {
@@ -102,16 +96,16 @@ func TestProcessClients(t *testing.T) {
 		if r.LastRequest.Before(start) || r.FirstRequest.After(r.LastRequest) || r.CMID == "" || r.SKU == "" {
 			t.Errorf("row %+v: times or IDs wrong", r)
 		}
-		if r.State == stateCounted && (r.CountedUntil.Sub(r.LastCounted) != 30*24*time.Hour || r.LastCounted.IsZero()) {
+		if r.State == statusapi.StateCounted && (r.CountedUntil.Sub(r.LastCounted) != 30*24*time.Hour || r.LastCounted.IsZero()) {
 			t.Errorf("%s: counted until %v, last counted %v: not a 30-day window", r.Workstation, r.CountedUntil, r.LastCounted)
 		}
 	}
-	if all.Clients[0].State != stateRefused || all.Clients[0].LastResult != "SL_E_VL_KEY_MANAGEMENT_SERVICE_ID_MISMATCH" ||
+	if all.Clients[0].State != statusapi.StateRefused || all.Clients[0].LastResult != "SL_E_VL_KEY_MANAGEMENT_SERVICE_ID_MISMATCH" ||
 		all.Clients[0].LastResultHex != "0xC004F042" || !all.Clients[0].CountedUntil.IsZero() {
 		t.Errorf("newest row is not the refusal: %+v", all.Clients[0])
 	}
 	if r := by["win-2"]; r.Edition != "Windows 10/11 Enterprise" || r.Product != "Windows 10/11 (Volume)" || r.Application != "Windows" ||
-		r.Address != "127.0.0.1" || r.State != stateCounted || r.LastResult != "S_OK" || r.Requests != 1 || r.CMIDConflict != "" {
+		r.Address != "127.0.0.1" || r.State != statusapi.StateCounted || r.LastResult != "S_OK" || r.Requests != 1 || r.CMIDConflict != "" {
 		t.Errorf("win-2: %+v", r)
 	}
 	if r := by["srv-1"]; !strings.Contains(r.Edition, "Server 2025 Datacenter") || v6 && r.Address != "::1" {
@@ -131,7 +125,7 @@ func TestProcessClients(t *testing.T) {
 		t.Fatalf("csv: exit %d %s", code, stderr)
 	}
 	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
-	if err != nil || len(recs) != 7 || strings.Join(recs[0], ",") != strings.Join(clientCSVHeader, ",") {
+	if err != nil || len(recs) != 7 || strings.Join(recs[0], ",") != strings.Join(statusapi.ClientCSVHeader, ",") {
 		t.Fatalf("csv: %v, %d records, header %v", err, len(recs), recs[0])
 	}
 	col := map[string]int{}
@@ -270,7 +264,7 @@ func TestProcessClientsExport(t *testing.T) {
 		t.Fatalf("%d rows, %d distinct, want %d", len(d.Clients), len(seen), n)
 	}
 	out, _, code := runCLI(t, "clients", "--admin", p.admin, "--summary", "--format", "json")
-	var s clientSummary
+	var s statusapi.ClientSummary
 	if code != exitOK || json.Unmarshal([]byte(out), &s) != nil || s.Clients != n || s.RenewingOnTime != n {
 		t.Errorf("summary: exit %d %+v", code, s)
 	}
@@ -354,9 +348,9 @@ func TestProcessAdminToken(t *testing.T) {
 	defer cancel()
 	for _, cmd := range [][]string{{"status", "--admin", p.admin}, {"clients", "--admin", p.admin}} {
 		c := exec.CommandContext(ctx, harness.ProcessBinary(t, "kms-responder"), cmd...)
-		c.Env = append(os.Environ(), adminTokenEnv+"="+tok)
+		c.Env = append(os.Environ(), statusapi.TokenEnv+"="+tok)
 		if out, err := c.CombinedOutput(); err != nil {
-			t.Errorf("%v with $%s: %v\n%s", cmd, adminTokenEnv, err, out)
+			t.Errorf("%v with $%s: %v\n%s", cmd, statusapi.TokenEnv, err, out)
 		}
 	}
 }

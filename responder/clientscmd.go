@@ -14,6 +14,10 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
+	"github.com/kmsdns/kmsdns/responder/inventory"
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
 
 // runClients is `kms-responder clients`: the client inventory of a running
@@ -59,10 +63,10 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 			q.Set(k, v)
 		}
 	}
-	if _, err := parseClientFilter(q, time.Now()); err != nil {
+	if _, err := inventory.ParseFilter(q, time.Now()); err != nil {
 		return exitUsage, usagef("%v", err)
 	}
-	if _, err := decodeCursor(*after); err != nil {
+	if _, err := inventory.DecodeCursor(*after); err != nil {
 		return exitUsage, usagef("--%v", err)
 	}
 	ac, err := af.client()
@@ -81,7 +85,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 			_, err := out.Write(raw)
 			return exitOK, err
 		}
-		sum.print(out)
+		printSummary(out, &sum)
 		if *summaryOnly {
 			return exitOK, nil
 		}
@@ -96,7 +100,7 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if *format == "csv" {
 		q.Set("format", "csv")
 	}
-	resp, err := ac.get(ctx, "/clients", q)
+	resp, err := ac.Get(ctx, "/clients", q)
 	if err != nil {
 		return exitError, err
 	}
@@ -126,9 +130,9 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 }
 
 // fetchSummary asks for GET /clients/summary.
-func fetchSummary(ctx context.Context, ac *adminClient, q url.Values) (clientSummary, []byte, error) {
-	var s clientSummary
-	resp, err := ac.get(ctx, "/clients/summary", q)
+func fetchSummary(ctx context.Context, ac *statusapi.Client, q url.Values) (statusapi.ClientSummary, []byte, error) {
+	var s statusapi.ClientSummary
+	resp, err := ac.Get(ctx, "/clients/summary", q)
 	if err != nil {
 		return s, nil, err
 	}
@@ -144,7 +148,7 @@ func fetchSummary(ctx context.Context, ac *adminClient, q url.Values) (clientSum
 }
 
 // print writes the summary lines a person wants first.
-func (s *clientSummary) print(w io.Writer) {
+func printSummary(w io.Writer, s *statusapi.ClientSummary) {
 	fmt.Fprintf(w, "Clients:            %d (counted %d, expired %d, refused %d) as of %s\n",
 		s.Clients, s.Counted, s.Expired, s.Refused, s.AsOf.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "Renewing on time:   %d (activated, last request within %s)\n", s.RenewingOnTime, s.OnTimeWindow)
@@ -159,7 +163,7 @@ func (s *clientSummary) print(w io.Writer) {
 		fmt.Fprintf(w, "Shared machine IDs: %d (marked !): one CMID from several workstations or addresses;\n", s.Conflicts)
 		fmt.Fprintln(w, "                    an image that was not generalized (sysprep) keeps the count at 1")
 	}
-	tally := func(label string, list []summaryCount, total int) {
+	tally := func(label string, list []statusapi.SummaryCount, total int) {
 		fmt.Fprintln(w, label)
 		if len(list) == 0 {
 			fmt.Fprintln(w, "  none")
@@ -250,12 +254,13 @@ func printClientTable(w io.Writer, body io.Reader, wide bool) (string, error) {
 	header()
 	n, conflicts := 0, 0
 	for dec.More() {
-		var r clientRow
+		var r statusapi.ClientRow
 		if err := dec.Decode(&r); err != nil {
 			return "", fmt.Errorf("reading the listing: %w", err)
 		}
 		br.n = 0
 		n++
+		r.Escape()
 		state := r.State
 		if r.CMIDConflict != "" {
 			state += "!"
@@ -300,7 +305,7 @@ func printClientTable(w io.Writer, body io.Reader, wide bool) (string, error) {
 		case "next":
 			next = v
 		case "error":
-			return "", fmt.Errorf("the listing is incomplete: %s", v)
+			return "", fmt.Errorf("the listing is incomplete: %s", printable.Escape(v))
 		}
 	}
 	if n == 0 {
@@ -313,7 +318,7 @@ func printClientTable(w io.Writer, body io.Reader, wide bool) (string, error) {
 }
 
 // seenAs lists a conflicting machine ID's names and addresses.
-func seenAs(r *clientRow) string {
+func seenAs(r *statusapi.ClientRow) string {
 	if r.CMIDConflict == "" {
 		return ""
 	}

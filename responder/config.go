@@ -15,9 +15,11 @@ import (
 	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
 	"github.com/kmsdns/kmsdns/plugin/pkg/suggest"
+	"github.com/kmsdns/kmsdns/responder/admin"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 	"github.com/kmsdns/kmsdns/responder/publish"
+	"github.com/kmsdns/kmsdns/responder/serve"
 )
 
 // serveConfig is every setting of `serve`. Each is available in the YAML
@@ -60,6 +62,8 @@ type serveConfig struct {
 	// args are the command-line arguments the config came from, read
 	// again on SIGHUP.
 	args []string `yaml:"-"`
+	// hwid is HwID parsed by validate (nil: none given).
+	hwid *[8]byte `yaml:"-"`
 }
 
 // registerConfig is the DNS registration (RFC 2136 UPDATE) part of serve.
@@ -480,7 +484,7 @@ func (c *serveConfig) validate() error {
 		bad("groups", "group", "no host key group configured: run `kms-responder catalog` to list them and pass the one(s) this host holds with --group NAME (or groups: in the config file)")
 	}
 	for _, l := range c.Listen {
-		if _, ok := wildcardPort(l); ok {
+		if _, ok := serve.WildcardPort(l); ok {
 			continue
 		}
 		if _, err := netip.ParseAddrPort(l); err != nil {
@@ -501,8 +505,10 @@ func (c *serveConfig) validate() error {
 		bad("renewal_interval", "renewal-interval", "%v", err)
 	}
 	if c.HwID != "" {
-		if _, err := host.ParseHwID(c.HwID); err != nil {
+		if h, err := host.ParseHwID(c.HwID); err != nil {
 			bad("hwid", "hwid", "%v", err)
+		} else {
+			c.hwid = &h
 		}
 	}
 	if err := host.CheckLCID(c.LCID); err != nil {
@@ -514,11 +520,11 @@ func (c *serveConfig) validate() error {
 	if c.AdminMaxConns < 1 || c.AdminMaxConns > 1024 {
 		bad("admin_max_connections", "admin-max-connections", "%d is outside 1-1024", c.AdminMaxConns)
 	}
-	if c.Metrics != "" && c.AdminTokenFile == "" && !isLoopbackListen(c.Metrics) {
+	if c.Metrics != "" && c.AdminTokenFile == "" && !admin.IsLoopbackListen(c.Metrics) {
 		bad("metrics", "metrics", "the admin endpoint %s listens beyond loopback and its /status and /clients show client names and addresses: give it a bearer token with --admin-token-file FILE (mode 0600, e.g. from `openssl rand -hex 32`), or listen on 127.0.0.1", c.Metrics)
 	}
 	for _, h := range c.AdminHosts {
-		if err := validateAdminHost(h); err != nil {
+		if err := admin.ValidateHost(h); err != nil {
 			bad("admin_hosts", "admin-host", "%v", err)
 		}
 	}
@@ -583,20 +589,6 @@ func (c *serveConfig) validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// wildcardPort reports whether a listen address is ":PORT" (every IPv4 and
-// IPv6 address) and returns the port.
-func wildcardPort(s string) (uint16, bool) {
-	rest, ok := strings.CutPrefix(s, ":")
-	if !ok || rest == "" {
-		return 0, false
-	}
-	p, err := strconv.ParseUint(rest, 10, 16)
-	if err != nil || p == 0 {
-		return 0, false
-	}
-	return uint16(p), true
 }
 
 // parsePrefix reads an address or CIDR network (plugin/pkg/dnsname.ParsePrefix, shared with the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
@@ -178,7 +179,7 @@ func TestProcessLedgerDamage(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { cmd.Process.Kill(); cmd.Wait() }()
-		var st statusReport
+		var st statusapi.Report
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			stdout, _, code := runCLI(t, "status", "--admin", admin, "--json")
@@ -201,14 +202,36 @@ func TestProcessLedgerDamage(t *testing.T) {
 		if resp.StatusCode == http.StatusOK {
 			t.Error("/healthz OK with a quarantined ledger")
 		}
-		if st.Ledger.Healthy || !strings.Contains(st.Ledger.LastError, "set aside") {
+		if st.Ledger.Healthy || !strings.Contains(st.Ledger.LastError, "set aside") || !strings.Contains(st.Ledger.LastError, "sequence numbers not read: 3,") {
 			t.Errorf("quarantined ledger reports healthy=%v, last error %q", st.Ledger.Healthy, st.Ledger.LastError)
 		}
-		if c := countOf(st, "Windows"); c != 2 {
-			t.Errorf("count %d after quarantine, want the 2 frames before the damage", c)
+		if c := countOf(st, "Windows"); c != 9 {
+			t.Errorf("count %d after quarantine, want 9: every intact frame, before the damage and after it", c)
 		}
 		if _, err := os.Stat(seg + ".corrupt"); err != nil {
 			t.Errorf("damaged segment not set aside: %v", err)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		// The unhealthy state persists: a start without the option
+		// runs unhealthy, and check agrees, until acknowledged.
+		if rep := checkReport(t, data); rep.OK || rep.Unacknowledged == "" {
+			t.Errorf("ledger check after a quarantine: %+v", rep)
+		}
+		if st, code := serveUnhealthy(t, data); code == http.StatusOK || st.Ledger.Healthy || !strings.Contains(st.Ledger.LastError, "not yet acknowledged") {
+			t.Errorf("restart after a quarantine never acknowledged: /healthz %d, ledger %+v", code, st.Ledger)
+		}
+		out, errOut, code := runCLI(t, "ledger", "acknowledge", "--data", data)
+		if code != exitOK || !strings.Contains(out, "sequence numbers not read: 3,") {
+			t.Fatalf("ledger acknowledge: exit %d\n%s%s", code, out, errOut)
+		}
+		if rep := checkReport(t, data); !rep.OK {
+			t.Errorf("ledger check after acknowledge: %+v", rep)
+		}
+		p := startResponder(t, data, "--group", "windows-server-2025")
+		defer p.stop(syscall.SIGTERM)
+		if st := statusOf(t, p); !st.Ledger.Healthy || countOf(st, "Windows") != 9 {
+			t.Errorf("after acknowledge: healthy %v, count %d", st.Ledger.Healthy, countOf(st, "Windows"))
 		}
 	})
 	t.Run("torn tail recovers", func(t *testing.T) {

@@ -16,23 +16,24 @@ import (
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
 
 // statusOf fetches `status --json` from a running serve.
-func statusOf(t testing.TB, p *responderProc) statusReport {
+func statusOf(t testing.TB, p *responderProc) statusapi.Report {
 	t.Helper()
 	stdout, stderr, code := runCLI(t, "status", "--admin", p.admin, "--json")
 	if code != exitOK {
 		t.Fatalf("status: exit %d: %s", code, stderr)
 	}
-	var r statusReport
+	var r statusapi.Report
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, stdout)
 	}
 	return r
 }
 
-func countOf(r statusReport, app string) int {
+func countOf(r statusapi.Report, app string) int {
 	for _, c := range r.Counts {
 		if c.Application == app {
 			return c.Count

@@ -11,7 +11,7 @@
 //	bench     load-generate activations and report throughput and latency
 //	catalog   list every host key group and the products it activates
 //	completion print a bash or zsh completion script
-//	ledger    check the durable ledger (ledger check --data DIR)
+//	ledger    check the durable ledger (ledger check --data DIR), acknowledge a quarantine
 //	audit     find every KMS host DNS publishes, classify it and say how to fix it
 //	doctor    walk one client's discovery and activation and name the failing step
 //	version   print the kmsdns version, commit and date (also --version)
@@ -62,7 +62,7 @@ func commands() []command {
 		{"bench", "load-generate activations against a host", runBench},
 		{"catalog", "list host key groups and the products each activates", runCatalog},
 		{"completion", "print a bash or zsh completion script", runCompletion},
-		{"ledger", "check the ledger in a data directory (read-only; exit 1 when damaged)", runLedger},
+		{"ledger", "check the ledger in a data directory (read-only; exit 1 when damaged), or acknowledge a quarantine", runLedger},
 		{"audit", "find every KMS host DNS publishes, classify it (rogue, stale, healthy) and say how to fix it", runAudit},
 		{"doctor", "walk one client's discovery and activation and name the step that fails", runDoctor},
 		{"version", "print the kmsdns version, commit and date (also --version)", runVersion},

@@ -276,34 +276,6 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// bothFamiliesFree reports whether port is free on the IPv4 and the IPv6
-// wildcard address.
-func bothFamiliesFree(port int) bool {
-	l4, err := net.Listen("tcp4", "0.0.0.0:"+strconv.Itoa(port))
-	if err != nil {
-		return false
-	}
-	defer l4.Close()
-	l6, err := net.Listen("tcp6", "[::]:"+strconv.Itoa(port))
-	if err != nil {
-		return false
-	}
-	l6.Close()
-	return true
-}
-
-// freeWildcardPort finds a port free on both wildcard addresses.
-func freeWildcardPort(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		if p := harness.FreePort(t); bothFamiliesFree(p) {
-			return p
-		}
-	}
-	t.Fatal("no port free on both 0.0.0.0 and [::]")
-	return 0
-}
-
 // checkDualStack activates over 127.0.0.1 and [::1] on port.
 func checkDualStack(t *testing.T, p *responderProc, port int) {
 	t.Helper()
@@ -330,7 +302,7 @@ func checkDualStack(t *testing.T, p *responderProc, port int) {
 // TestProcessWildcardListen: --listen :PORT opens tcp4 and tcp6 wildcard
 // sockets separately (no "address in use" between them) and serves both.
 func TestProcessWildcardListen(t *testing.T) {
-	port := freeWildcardPort(t)
+	port := harness.FreeWildcardPort(t)
 	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--listen", ":"+strconv.Itoa(port))
 	checkDualStack(t, p, port)
 }
@@ -339,7 +311,7 @@ func TestProcessWildcardListen(t *testing.T) {
 // address on port 1688. It needs port 1688 free on this machine.
 func TestProcessDefaultListen(t *testing.T) {
 	harness.ProcessBinary(t, "kms-responder")
-	if !bothFamiliesFree(1688) {
+	if !harness.BothFamiliesFree(1688) {
 		t.Skip("port 1688 is in use on 0.0.0.0 or [::]; the default listen addresses cannot be tested here (TestProcessWildcardListen covers :PORT)")
 	}
 	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", noListenFlag)

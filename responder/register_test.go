@@ -1,7 +1,6 @@
 package main
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
 )
@@ -40,16 +39,15 @@ func TestRegistrationZones(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(tsigKeyEnv, "hmac-sha256:kms1-key:"+strings.Repeat("QUJD", 8))
-	reg, err := newRegistration(&c, nil, discardLogger())
+	rc, err := c.registerConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(reg.zones) != 2 || reg.zones[0].target != "kms1.a.test." || reg.zones[1].target != "kms1.b.test." {
-		t.Fatalf("zones = %+v", reg.zones)
+	if len(rc.Zones) != 2 || rc.Zones[0].Target != "kms1.a.test." || rc.Zones[1].Target != "kms1.b.test." {
+		t.Fatalf("zones = %+v", rc.Zones)
 	}
-	// One entry per zone and server in /status.
-	if st := reg.status(); len(st) != 4 {
-		t.Fatalf("status has %d entries, want 4 (2 zones × 2 servers)", len(st))
+	if len(rc.Publish.Servers) != 2 || rc.Publish.Key == nil || len(rc.Publish.Addresses) != 1 {
+		t.Fatalf("publish settings = %+v", rc.Publish)
 	}
 	// A full name cannot sit in two zones.
 	_, err = parseServeConfig([]string{"--config", "kms.yaml", "--target", "kms1.a.test"}, fakeFile(file))
@@ -65,5 +63,3 @@ func TestTSIGKeyNotAFlag(t *testing.T) {
 		t.Fatalf("err = %v, want --tsig-key to be unknown", err)
 	}
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -227,7 +227,7 @@ func TestAuditClassifiesEveryRecord(t *testing.T) {
 	core := harness.WriteFile(t, dir, "Corefile", approvedCorefile)
 	prom := filepath.Join(dir, "audit.prom")
 	p := strconv.Itoa
-	args := []string{"audit", "--dns", l.dns.Addr(), "--domain", "corp.test", "--domain", "branch.corp.test", "--axfr",
+	args := []string{"audit", "--probe-loopback", "--ports", "1024-65535", "--dns", l.dns.Addr(), "--domain", "corp.test", "--domain", "branch.corp.test", "--axfr",
 		"--corefile", core, "--json", "--prometheus", prom, "--timeout", "5s"}
 	code, out, errOut := runKMS(t, "", args...)
 	if code != 3 {
@@ -317,7 +317,7 @@ func TestAuditClassifiesEveryRecord(t *testing.T) {
 		}
 	}
 	// The table groups by class, rogue first, healthy last.
-	code, table, _ := runKMS(t, "", "audit", "--dns", l.dns.Addr(), "--domain", "corp.test", "--approve", "kms1.corp.test", "--approve", "oldkms.corp.test")
+	code, table, _ := runKMS(t, "", "audit", "--probe-loopback", "--ports", "1024-65535", "--dns", l.dns.Addr(), "--domain", "corp.test", "--approve", "kms1.corp.test", "--approve", "oldkms.corp.test")
 	if code != 3 {
 		t.Errorf("table run: exit %d", code)
 	}
@@ -334,7 +334,7 @@ func TestAuditClassifiesEveryRecord(t *testing.T) {
 // TestAuditJSONSchema pins the --json field names: scripts depend on them.
 func TestAuditJSONSchema(t *testing.T) {
 	l := startAuditLab(t)
-	_, out, _ := runKMS(t, "", "audit", "--dns", l.dns.Addr(), "--domain", "ws.corp.test", "--approve", "kms1.corp.test", "--json")
+	_, out, _ := runKMS(t, "", "audit", "--probe-loopback", "--ports", "1024-65535", "--dns", l.dns.Addr(), "--domain", "ws.corp.test", "--approve", "kms1.corp.test", "--json")
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(out), &top); err != nil {
 		t.Fatal(err)
@@ -354,7 +354,7 @@ func TestAuditJSONSchema(t *testing.T) {
 	if err := json.Unmarshal(top["findings"], &fs); err != nil || len(fs) != 1 {
 		t.Fatalf("findings: %v (%d)", err, len(fs))
 	}
-	if got, want := keys(fs[0]), "address,aliases,approved,apps,class,domain,fix,name,owner,port,priority,probe,reason,source,target,ttl,weight,workstation,zone"; got != want {
+	if got, want := keys(fs[0]), "address,alias,aliases,approved,apps,class,domain,fix,name,owner,port,priority,probe,reason,source,target,ttl,weight,workstation,zone"; got != want {
 		t.Errorf("finding keys %s, want %s", got, want)
 	}
 	var apps []map[string]json.RawMessage
@@ -389,19 +389,19 @@ func TestAuditExitCodes(t *testing.T) {
 		{"DNS server down", []string{"--dns", "127.0.0.1:" + strconv.Itoa(harness.FreePort(t)), "--domain", "kms.corp.test", "--approve", "x.test", "--timeout", "500ms"}, 1},
 	}
 	for _, c := range cases {
-		args := append([]string{"audit", "--dns", l.dns.Addr()}, c.args...)
+		args := append([]string{"audit", "--probe-loopback", "--ports", "1024-65535", "--dns", l.dns.Addr()}, c.args...)
 		code, out, errOut := runKMS(t, "", args...)
 		if code != c.want {
 			t.Errorf("%s: exit %d, want %d\n%s%s", c.name, code, c.want, out, errOut)
 		}
 	}
 	// --identify all asks approved hosts too; --identify none asks nobody.
-	_, out, _ := runKMS(t, "", "audit", "--dns", l.dns.Addr(), "--domain", "kms.corp.test", "--approve", "kms1.corp.test", "--identify", "all", "--json")
+	_, out, _ := runKMS(t, "", "audit", "--probe-loopback", "--ports", "1024-65535", "--dns", l.dns.Addr(), "--domain", "kms.corp.test", "--approve", "kms1.corp.test", "--identify", "all", "--json")
 	a := parseAudit(t, out)
 	if len(a.Findings) != 1 || len(a.Findings[0].Apps) != 3 || a.Findings[0].Apps[0].HostKey == nil || a.Findings[0].Apps[0].HostKey.Group != "windows-server-2025" {
 		t.Errorf("--identify all: %+v", a.Findings)
 	}
-	_, out, _ = runKMS(t, "", "audit", "--dns", l.dns.Addr(), "--domain", "ws.corp.test", "--approve", "kms1.corp.test", "--identify", "none", "--json")
+	_, out, _ = runKMS(t, "", "audit", "--probe-loopback", "--ports", "1024-65535", "--dns", l.dns.Addr(), "--domain", "ws.corp.test", "--approve", "kms1.corp.test", "--identify", "none", "--json")
 	a = parseAudit(t, out)
 	if len(a.Findings) != 1 || len(a.Findings[0].Apps) != 0 || a.Findings[0].Class != "rogue" {
 		t.Errorf("--identify none: %+v", a.Findings)

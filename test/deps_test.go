@@ -18,6 +18,14 @@ var depRules = []struct {
 	{"test/testkit", "responder/...", "test fixtures shared by both sides use only shared code"},
 	{"responder/...", "plugin", "the responder uses shared code, never the CoreDNS plugin"},
 	{"responder/...", "github.com/coredns/coredns/...", "the responder does not link CoreDNS"},
+	{"responder/statusapi", "responder/...", "the admin wire schema and its client are shared by server and commands and import no responder code"},
+	{"responder/admin", "responder/ledger", "the admin HTTP server knows nothing of the ledger: serve hands it routes"},
+	{"responder/admin", "responder/host", "the admin HTTP server knows nothing of the host policy"},
+	{"responder/admin", "responder/catalog", "the admin HTTP server knows nothing of the catalog"},
+	{"responder/admin", "responder/inventory", "the admin HTTP server takes the inventory's handlers as routes"},
+	{"responder/admin", "responder/serve", "serve uses the admin server, not the other way round"},
+	{"responder/inventory", "responder/admin", "the inventory is a handler, independent of the server it is mounted on"},
+	{"responder/inventory", "responder/serve", "the inventory does not depend on serve's wiring"},
 }
 
 const module = "github.com/kmsdns/kmsdns"

@@ -32,6 +32,10 @@ const maxGVLKs = 6
 // advise returns the fix for f (nil for a healthy finding).
 func advise(f *Finding, cat *catalog.Catalog) *Advice {
 	rec := fmt.Sprintf("delete the SRV record %s %s (see --nsupdate-out / --powershell-out, or --fix)", f.Owner, f.RData())
+	if a := f.Alias; a != nil {
+		rec = fmt.Sprintf("delete the %s record %s -> %s that leads to it (see --nsupdate-out / --powershell-out, or --fix; the SRV record at %s is not audit's to delete)",
+			a.Type, a.Owner, a.Target, f.Owner)
+	}
 	switch f.Class {
 	case ClassHealthy:
 		return nil
@@ -42,6 +46,8 @@ func advise(f *Finding, cat *catalog.Catalog) *Advice {
 			"if the host should serve: start its KMS service (sppsvc) and open TCP " + fmt.Sprint(f.Port) + " to it",
 			"if it was decommissioned or renamed: " + rec,
 		}}
+	case ClassNotProbed:
+		return &Advice{Summary: "record names a port or address clients cannot use (not probed)", Steps: []string{rec}, DeleteRecord: true}
 	case ClassNotKMS:
 		return &Advice{Summary: "record names something that is not a KMS host", Steps: []string{rec}, DeleteRecord: true}
 	case ClassUnresolvable:

@@ -40,12 +40,16 @@ const (
 	ClassNotKMS Class = "not-kms"
 	// ClassUnresolvable: the target has no address.
 	ClassUnresolvable Class = "unresolvable"
+	// ClassNotProbed: audit did not connect: a port outside the ports rule,
+	// or an address no client can reach the host by (loopback, link-local,
+	// multicast); the vlmcs plugin serves neither.
+	ClassNotProbed Class = "not-probed"
 	// ClassHealthy: approved, and a KMS host answers.
 	ClassHealthy Class = "healthy"
 )
 
 // Classes lists every class in the order reports group them.
-var Classes = []Class{ClassRogue, ClassRogueDead, ClassStale, ClassNotKMS, ClassUnresolvable, ClassHealthy}
+var Classes = []Class{ClassRogue, ClassRogueDead, ClassStale, ClassNotKMS, ClassUnresolvable, ClassNotProbed, ClassHealthy}
 
 // Bad reports whether a record of this class should be deleted (or hidden
 // by a scrub zone): everything but ClassHealthy.
@@ -115,6 +119,12 @@ type Config struct {
 	Timeout time.Duration
 	// Rules is the approve rules' text, for the scrub block reports print.
 	Rules []string
+	// Ports is the ports rule: audit connects only to these ports (the
+	// zero value allows DefaultPort only).
+	Ports Ports
+	// ProbeLocal lets audit connect to loopback and link-local addresses
+	// (a test bed on one machine); without it they are reported only.
+	ProbeLocal bool
 	// Catalog decodes ePIDs (catalog.Default() when nil).
 	Catalog *catalog.Catalog
 	// Progress, when set, is called after each probe with the number done
@@ -177,7 +187,11 @@ type Record struct {
 	// Owner is the owner name of the SRV record itself.
 	Owner string `json:"owner"`
 	// Zone is the zone holding Owner: where a deletion goes.
-	Zone     string `json:"zone"`
+	Zone string `json:"zone"`
+	// Alias is the alias record at Name (or its DNAME) that leads to
+	// Owner; nil without one. A fix deletes this alias, never a record at
+	// the end of the chain.
+	Alias    *Alias `json:"alias"`
 	Source   string `json:"source"` // "query" or "axfr"
 	Target   string `json:"target"`
 	Port     uint16 `json:"port"`
@@ -186,9 +200,23 @@ type Record struct {
 	TTL      uint32 `json:"ttl"`
 }
 
+// Alias is a CNAME or DNAME record that an audited name passes.
+type Alias struct {
+	// Type is "CNAME" or "DNAME".
+	Type   string `json:"type"`
+	Owner  string `json:"owner"`
+	Target string `json:"target"`
+	// Zone is the zone holding Owner ("" when unknown).
+	Zone string `json:"zone"`
+}
+
 // key identifies the record's RR for deduplication.
 func (r Record) key() string {
-	return fmt.Sprintf("%s %d %d %d %s", strings.ToLower(r.Owner), r.Priority, r.Weight, r.Port, strings.ToLower(r.Target))
+	k := fmt.Sprintf("%s %d %d %d %s", strings.ToLower(r.Owner), r.Priority, r.Weight, r.Port, strings.ToLower(r.Target))
+	if r.Alias != nil {
+		k += " via " + aliasKey(r.Alias)
+	}
+	return k
 }
 
 // RData is the SRV record's data in presentation form.

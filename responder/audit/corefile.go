@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/coredns/caddy/caddyfile"
@@ -21,10 +22,13 @@ type Block struct {
 	Zones   []string
 	Scrub   []string
 	Approve []string
+	// Ports are the arguments of its ports line (none: the default, 1688).
+	Ports []string
 }
 
-// ReadCorefile reads the vlmcs blocks of a Corefile.
-func ReadCorefile(path string) ([]Block, error) {
+// ReadCorefile reads the vlmcs blocks of a Corefile, its {$VAR} and
+// {%VAR%} placeholders replaced from env (see Substitute).
+func ReadCorefile(path string, env map[string]string) ([]Block, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -37,7 +41,86 @@ func ReadCorefile(path string) ([]Block, error) {
 	if len(data) > maxCorefile {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxCorefile)
 	}
-	return ParseCorefile(path, data)
+	return ParseCorefile(path, Substitute(data, env))
+}
+
+// envPlaceholder matches CoreDNS's environment placeholders.
+var envPlaceholder = regexp.MustCompile(`\{\$([A-Za-z_][A-Za-z0-9_]*)\}|\{%([A-Za-z_][A-Za-z0-9_]*)%\}`)
+
+// Substitute replaces {$VAR} and {%VAR%} in a Corefile's text as CoreDNS
+// does at start, taking each value from env first (the service's
+// environment file) and else from this process's environment.
+func Substitute(data []byte, env map[string]string) []byte {
+	return envPlaceholder.ReplaceAllFunc(data, func(m []byte) []byte {
+		sub := envPlaceholder.FindSubmatch(m)
+		name := string(sub[1])
+		if name == "" {
+			name = string(sub[2])
+		}
+		if v, ok := env[name]; ok {
+			return []byte(v)
+		}
+		return []byte(os.Getenv(name))
+	})
+}
+
+// maxEnvFile bounds the environment file read.
+const maxEnvFile = 1 << 20
+
+// ReadEnvFile reads a systemd EnvironmentFile= (KEY=VALUE lines, # and ;
+// comments, optional export, values optionally in single or double
+// quotes). Errors carry file:line.
+func ReadEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxEnvFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > maxEnvFile {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxEnvFile)
+	}
+	return ParseEnvFile(path, data)
+}
+
+// ParseEnvFile parses an environment file's text (ReadEnvFile).
+func ParseEnvFile(name string, data []byte) (map[string]string, error) {
+	env := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if !ok || !validEnvName(k) {
+			return nil, fmt.Errorf("%s:%d: want NAME=VALUE", name, i+1)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		} else if j := strings.Index(v, " #"); j >= 0 {
+			v = strings.TrimSpace(v[:j])
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+func validEnvName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i, c := range k {
+		if c != '_' && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseCorefile finds the vlmcs blocks in a Corefile's text with CoreDNS's
@@ -74,6 +157,8 @@ func ParseCorefile(name string, data []byte) ([]Block, error) {
 						return nil, d.Errf("approve needs at least one NAME, ADDRESS or CIDR")
 					}
 					b.Approve = append(b.Approve, args...)
+				case "ports":
+					b.Ports = append(b.Ports, d.RemainingArgs()...)
 				case "scrub":
 					for _, z := range d.RemainingArgs() {
 						b.Scrub = append(b.Scrub, canonical(z))

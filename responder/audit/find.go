@@ -30,10 +30,13 @@ type found struct {
 type srvAnswer struct {
 	owner   string
 	aliases []string
-	srvs    []*dns.SRV
-	glue    []dns.RR
-	rcode   int
-	trunc   bool
+	// alias is the record at (or above, a DNAME) the name asked that
+	// starts the chain; nil without one.
+	alias *Alias
+	srvs  []*dns.SRV
+	glue  []dns.RR
+	rcode int
+	trunc bool
 }
 
 // lookupSRV asks for name's SRV records as a client would: over UDP, TCP
@@ -51,6 +54,9 @@ func (r *resolver) lookupSRV(ctx context.Context, name string) (srvAnswer, error
 		m := res.msg
 		ans.rcode = m.Rcode
 		owner, chain := dnsexchange.FollowAliases(m.Answer, ask)
+		if ans.alias == nil && len(chain) > 0 {
+			ans.alias = firstAlias(m.Answer, ask)
+		}
 		ans.aliases = append(ans.aliases, chain...)
 		ans.owner = owner
 		for _, rr := range m.Answer {
@@ -67,6 +73,22 @@ func (r *resolver) lookupSRV(ctx context.Context, name string) (srvAnswer, error
 		ask = owner
 	}
 	return ans, fmt.Errorf("SRV %s: more than %d aliases", name, maxAliases)
+}
+
+// firstAlias returns the alias record that FollowAliases takes first from
+// name: a CNAME at name, else a DNAME at an ancestor.
+func firstAlias(rrs []dns.RR, name string) *Alias {
+	for _, rr := range rrs {
+		if c, ok := rr.(*dns.CNAME); ok && c.Hdr.Class == dns.ClassINET && strings.EqualFold(c.Hdr.Name, name) {
+			return &Alias{Type: "CNAME", Owner: canonical(c.Hdr.Name), Target: canonical(c.Target)}
+		}
+	}
+	for _, rr := range rrs {
+		if d, ok := rr.(*dns.DNAME); ok && d.Hdr.Class == dns.ClassINET && !strings.EqualFold(d.Hdr.Name, name) && dns.IsSubDomain(d.Hdr.Name, name) {
+			return &Alias{Type: "DNAME", Owner: canonical(d.Hdr.Name), Target: canonical(d.Target)}
+		}
+	}
+	return nil
 }
 
 // isServiceOwner reports whether name's first two labels are _vlmcs and
@@ -117,14 +139,14 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 			}
 			rec := Record{Domain: domain, Name: canonical(name), Aliases: append([]string{}, ans.aliases...), Owner: canonical(ans.owner),
 				Zone: zone, Source: source, Target: canonical(s.Target), Port: s.Port, Priority: s.Priority, Weight: s.Weight, TTL: s.Hdr.Ttl}
+			if ans.alias != nil {
+				a := *ans.alias
+				rec.Alias = &a
+			}
 			add(rec, ans.glue)
 		}
 	}
-	type xfr struct {
-		recs    []Record
-		aliases []string
-	}
-	transferred := map[string]*xfr{}
+	transferred := map[string]*xfrRecs{}
 	for _, d := range domains {
 		if axfr {
 			// Transfer the zone that holds d (once), keep what is at or below d.
@@ -136,12 +158,12 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 			if !ok {
 				recs, addrs, aliases, err := r.transfer(ctx, zone)
 				if err != nil {
-					problems = append(problems, fmt.Sprintf("AXFR %s: %v", zone, err))
+					problems = append(problems, transferProblem(zone, r.server, err))
 				}
 				for n, a := range addrs {
 					hosts[n] = append(hosts[n], a...)
 				}
-				x = &xfr{recs, aliases}
+				x = &xfrRecs{recs, aliases}
 				transferred[zone] = x
 			}
 			for _, rec := range x.recs {
@@ -157,6 +179,7 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 				if !dns.IsSubDomain(d, name) {
 					continue
 				}
+				zones[name] = zone
 				dom, _ := isServiceOwner(name)
 				ans, err := r.lookupSRV(ctx, name)
 				if err != nil {
@@ -177,6 +200,11 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 			continue
 		}
 		fromAnswer(d, name, "query", "", ans)
+		if axfr {
+			if p := transferBypass(r.server, name, transferredAt(transferred, canonical(name)), ans); p != "" {
+				problems = append(problems, p)
+			}
+		}
 	}
 	// Zones of records found by query, addresses of targets without glue.
 	var mu sync.Mutex
@@ -189,6 +217,19 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 	resolved := map[string]*addrRes{}
 	for i := range out {
 		f := &out[i]
+		if a := f.rec.Alias; a != nil && a.Zone == "" {
+			// A CNAME's owner holds no SOA (a question for it follows the
+			// alias): its zone is its parent's.
+			ask := a.Owner
+			if j, end := dns.NextLabel(ask, 0); a.Type == "CNAME" && !end {
+				ask = ask[j:]
+			}
+			if z, ok := zones[a.Owner]; ok {
+				a.Zone = z
+			} else if z, err := r.zoneOf(ctx, ask); err == nil {
+				zones[a.Owner], a.Zone = z, z
+			}
+		}
 		if f.rec.Zone == "" {
 			if z, ok := zones[f.rec.Owner]; ok {
 				f.rec.Zone = z
@@ -228,6 +269,66 @@ func find(ctx context.Context, r *resolver, domains []string, axfr bool) ([]foun
 		}
 	}
 	return out, problems
+}
+
+// xfrRecs is what one zone transfer found: _vlmcs._tcp SRV records and the
+// _vlmcs._tcp names that are aliases.
+type xfrRecs struct {
+	recs    []Record
+	aliases []string
+}
+
+// transferProblem says why a zone transfer failed; a refusal names the
+// likely cause (a vlmcs CoreDNS refuses transfers of the zones it scrubs,
+// since a transfer would hand out the records it hides) and what to do.
+func transferProblem(zone, server string, err error) string {
+	msg := err.Error()
+	for _, rc := range []int{dns.RcodeRefused, dns.RcodeNotAuth} {
+		if strings.Contains(msg, fmt.Sprintf("xfr rcode: %d", rc)) {
+			return fmt.Sprintf("AXFR %s at %s: %s: the server does not transfer this zone to us. A CoreDNS with vlmcs refuses transfers "+
+				"of its scrub zones (a transfer would bypass its scrubbing): without --axfr, audit reports what its clients see; "+
+				"to list every record the zone holds, give --dns the zone's own server (an AD domain controller) with --axfr",
+				zone, server, rcodeText(rc))
+		}
+	}
+	return fmt.Sprintf("AXFR %s at %s: %v", zone, server, err)
+}
+
+// transferredAt returns the transferred SRV records whose owner is name.
+func transferredAt(transferred map[string]*xfrRecs, name string) []Record {
+	var out []Record
+	for _, x := range transferred {
+		for _, rec := range x.recs {
+			if rec.Owner == name {
+				out = append(out, rec)
+			}
+		}
+	}
+	return out
+}
+
+// transferBypass compares what a transfer holds at name with what the same
+// server answers a client asking for name. When the transfer holds records
+// the answer leaves out, the server filters answers (a vlmcs scrub zone)
+// but not transfers: the transfer is not what clients see, and audit says so.
+func transferBypass(server, name string, xfr []Record, ans srvAnswer) string {
+	answered := map[string]bool{}
+	for _, s := range ans.srvs {
+		answered[fmt.Sprintf("%d %d %d %s", s.Priority, s.Weight, s.Port, canonical(s.Target))] = true
+	}
+	hidden := 0
+	for _, r := range xfr {
+		if !answered[r.RData()] {
+			hidden++
+		}
+	}
+	if hidden == 0 {
+		return ""
+	}
+	return fmt.Sprintf("AXFR at %s lists %d SRV record(s) at %s that its answers to clients leave out: the server filters answers "+
+		"(a CoreDNS with vlmcs scrubbing the zone?) but relays zone transfers, so the transfer bypasses it. Clients see only the "+
+		"query's answer; the hidden records are audited as the zone holds them (delete them at the zone's own server)",
+		server, hidden, trimDot(name))
 }
 
 // transfer reads zone by AXFR from the server and returns its _vlmcs._tcp

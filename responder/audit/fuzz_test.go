@@ -65,3 +65,46 @@ func FuzzDecodeEPID(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseEnvFile: any environment file text gives variables or an error
+// naming its line, never a panic; names are valid and values one line.
+func FuzzParseEnvFile(f *testing.F) {
+	f.Add("# c\nKMSDNS_DNS_PORT=53\nexport A=\"x y\"\nB='z'\nC=v # note\n")
+	f.Add("=x\n")
+	f.Add("A\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		env, err := ParseEnvFile("env", []byte(text))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "env:") {
+				t.Fatalf("error %q does not name the file and line", err)
+			}
+			return
+		}
+		for k, v := range env {
+			if !validEnvName(k) || strings.Contains(v, "\n") {
+				t.Fatalf("variable %q=%q", k, v)
+			}
+		}
+		_ = Substitute([]byte("{$A} {%B%} {$"+text+"}"), env)
+	})
+}
+
+// FuzzParsePorts: any ports rule parses to ranges that allow only ports
+// inside them, or fails.
+func FuzzParsePorts(f *testing.F) {
+	f.Add("1688", uint16(1688))
+	f.Add("1024-65535", uint16(80))
+	f.Add("0-5", uint16(3))
+	f.Add("9-1", uint16(5))
+	f.Fuzz(func(t *testing.T, rule string, port uint16) {
+		p, err := ParsePorts(strings.Fields(rule))
+		if err != nil {
+			return
+		}
+		if p.Allows(0) {
+			t.Fatalf("%q allows port 0", rule)
+		}
+		_ = p.Allows(port)
+		_ = p.String()
+	})
+}

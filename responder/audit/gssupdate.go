@@ -22,31 +22,28 @@ type GSS struct {
 
 // DeleteGSS is Delete with each zone's UPDATE signed by GSS-TSIG: one Kerberos login, one
 // security context per server name, every answer's signature verified.
-func DeleteGSS(ctx context.Context, server string, g GSS, recs []Record, timeout time.Duration) []Deletion {
+func DeleteGSS(ctx context.Context, server string, g GSS, removals []Removal, timeout time.Duration) []Deletion {
 	var out []Deletion
 	cl, loginErr := g.Credentials.Client()
 	contexts := map[string]*gsstsig.Context{}
-	for _, zone := range zonesOf(recs) {
+	for _, zone := range removalZones(removals) {
 		d := Deletion{Zone: zone}
-		for _, r := range recs {
+		for _, r := range removals {
 			if r.Zone == zone {
-				d.Records = append(d.Records, r)
+				d.Removals = append(d.Removals, r)
 			}
 		}
-		switch {
-		case zone == "":
-			d.Err = fmt.Errorf("the zone holding %s is unknown (no SOA found)", d.Records[0].Owner)
-		case loginErr != nil:
+		if loginErr != nil {
 			d.Err = fmt.Errorf("GSS-TSIG with %s: %w", g.Credentials, loginErr)
-		default:
-			d.Err = deleteZoneGSS(ctx, server, g, cl, contexts, zone, d.Records, timeout)
+		} else {
+			d.Err = deleteZoneGSS(ctx, server, g, cl, contexts, zone, d.Removals, timeout)
 		}
 		out = append(out, d)
 	}
 	return out
 }
 
-func deleteZoneGSS(ctx context.Context, server string, g GSS, cl *client.Client, contexts map[string]*gsstsig.Context, zone string, recs []Record, timeout time.Duration) error {
+func deleteZoneGSS(ctx context.Context, server string, g GSS, cl *client.Client, contexts map[string]*gsstsig.Context, zone string, removals []Removal, timeout time.Duration) error {
 	name := g.ServerName
 	if name == "" {
 		var err error
@@ -65,9 +62,8 @@ func deleteZoneGSS(ctx context.Context, server string, g GSS, cl *client.Client,
 	m := new(dns.Msg)
 	m.SetUpdate(zone)
 	var rrs []dns.RR
-	for _, r := range recs {
-		rrs = append(rrs, &dns.SRV{Hdr: dns.RR_Header{Name: r.Owner, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
-			Priority: r.Priority, Weight: r.Weight, Port: r.Port, Target: r.Target})
+	for _, r := range removals {
+		rrs = append(rrs, r.RR())
 	}
 	m.Remove(rrs)
 	resp, err := c.Exchange(ctx, m, server, timeout)

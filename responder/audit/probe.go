@@ -13,6 +13,7 @@ import (
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
@@ -75,7 +76,11 @@ func probeAll(ctx context.Context, cfg Config, r *resolver, recs []found) []Find
 			continue
 		}
 		for _, a := range f.addrs {
-			findings = append(findings, Finding{Record: f.rec, Address: a.String(), Approved: approved, Apps: []AppAnswer{}})
+			fd := Finding{Record: f.rec, Address: a.String(), Approved: approved, Apps: []AppAnswer{}}
+			if why := notProbed(a, f.rec.Port, cfg.Ports, cfg.ProbeLocal); why != "" {
+				fd.Class, fd.Reason = ClassNotProbed, why
+			}
+			findings = append(findings, fd)
 		}
 	}
 	// One probe per distinct (address, port, identify?) is enough: a host
@@ -91,7 +96,7 @@ func probeAll(ctx context.Context, cfg Config, r *resolver, recs []found) []Find
 	results := map[job]*result{}
 	var jobs []job
 	for _, f := range findings {
-		if f.Address == "" {
+		if f.Address == "" || f.Class == ClassNotProbed {
 			continue
 		}
 		j := job{netip.AddrPortFrom(netip.MustParseAddr(f.Address), f.Port), identifyHost(cfg.Identify, f.Approved)}
@@ -116,6 +121,10 @@ func probeAll(ctx context.Context, cfg Config, r *resolver, recs []found) []Find
 	for i := range findings {
 		f := &findings[i]
 		if f.Address == "" {
+			continue
+		}
+		if f.Class == ClassNotProbed {
+			f.Fix = advise(f, cfg.Catalog)
 			continue
 		}
 		res := results[job{netip.AddrPortFrom(netip.MustParseAddr(f.Address), f.Port), identifyHost(cfg.Identify, f.Approved)}]
@@ -151,7 +160,7 @@ func probeHost(ctx context.Context, cfg Config, addr netip.AddrPort, identify bo
 	p := Probe{LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
 	if err != nil {
 		p.Connected = !isDialError(err)
-		p.Error = probeError(err)
+		p.Error = printable.Escape(probeError(err))
 		return p, nil
 	}
 	p.Connected, p.Bound = true, true
@@ -218,12 +227,12 @@ func identifyApps(ctx context.Context, c *dcerpc.Client, dial func() (*dcerpc.Cl
 				c.Close()
 				nc, derr := dial()
 				if derr != nil {
-					ans.Status, ans.Error = "error", err.Error()
+					ans.Status, ans.Error = "error", printable.Escape(err.Error())
 					return append(out, ans)
 				}
 				c = nc
 				if o, err = kmsclient.Activate(ctx, c, req, nil); err != nil && o == nil {
-					ans.Status, ans.Error = "error", err.Error()
+					ans.Status, ans.Error = "error", printable.Escape(err.Error())
 					break
 				}
 			}
@@ -243,7 +252,7 @@ func identifyApps(ctx context.Context, c *dcerpc.Client, dial func() (*dcerpc.Cl
 			if hk, err := DecodeEPID(cat, o.Response.EPID); err == nil {
 				ans.HostKey = &hk
 			} else {
-				ans.Error = err.Error()
+				ans.Error = printable.Escape(err.Error())
 			}
 			break
 		}

@@ -21,7 +21,7 @@ func TestPrometheusTextParses(t *testing.T) {
 		t.Fatalf("not valid Prometheus text: %v\n%s", err, b.String())
 	}
 	recs := fams["kmsdns_audit_records"]
-	if recs == nil || len(recs.Metric) != len(Classes)*2 { // corp.test and the odd name
+	if recs == nil || len(recs.Metric) != len(Classes)*3 { // corp.test, other.test and the odd name
 		t.Fatalf("kmsdns_audit_records: %v", recs)
 	}
 	if fams["kmsdns_audit_last_run_timestamp_seconds"] == nil {

@@ -89,11 +89,25 @@ func (rep *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, " %s %d", c, rep.Summary[c])
 	}
 	fmt.Fprintln(w)
-	if len(bad) == 0 {
+	switch {
+	case len(bad) == 0 && len(rep.Problems) == 0:
 		fmt.Fprintln(w, "Clean: every record names an approved KMS host that answers.")
 		return
+	case len(bad) == 0 && len(rep.Findings) == 0:
+		fmt.Fprintf(w, "Incomplete: %d lookup(s) failed (the problems above) and no record was found: nothing was audited there.\n", len(rep.Problems))
+		return
+	case len(bad) == 0:
+		fmt.Fprintf(w, "Incomplete: %d lookup(s) failed (the problems above); the records found name approved KMS hosts that answer, but what failed was not audited.\n", len(rep.Problems))
+		return
 	}
-	fmt.Fprintf(w, "%d record(s) to delete: write the commands with --nsupdate-out FILE or --powershell-out FILE, or apply them with --fix.\n", len(bad))
+	if len(rep.Problems) > 0 {
+		fmt.Fprintf(w, "Incomplete: %d lookup(s) failed (the problems above); more records may need deleting.\n", len(rep.Problems))
+	}
+	removals, skipped := rep.Removals()
+	fmt.Fprintf(w, "%d record(s) to delete: write the commands with --nsupdate-out FILE or --powershell-out FILE, or apply them with --fix.\n", len(removals))
+	for _, s := range skipped {
+		fmt.Fprintf(w, "  not deleted: %s\n", s)
+	}
 	fmt.Fprintln(w, "Until they are gone, the vlmcs plugin hides them from clients:")
 	rep.WriteScrubBlock(w, rep.rules)
 }
@@ -159,49 +173,65 @@ func (rep *Report) WriteScrubBlock(w io.Writer, approve []string) {
 	fmt.Fprintln(w, "    }")
 }
 
-// WriteNSUpdate writes an nsupdate script that deletes exactly the bad
-// SRV records (one RR each, by its full data), one update per zone.
+// WriteNSUpdate writes an nsupdate script that deletes exactly the
+// removals (Removals: one RR each, by its full data, only inside the
+// audited domains), one update per zone.
 func (rep *Report) WriteNSUpdate(w io.Writer) {
-	bad := rep.Bad()
-	fmt.Fprintf(w, "; kmsdns audit %s: delete %d _vlmcs._tcp SRV record(s) that name no healthy approved KMS host.\n",
-		rep.Started.Format(time.RFC3339), len(bad))
+	removals, skipped := rep.Removals()
+	fmt.Fprintf(w, "; kmsdns audit %s: delete %d record(s) through which clients reach no healthy approved KMS host.\n",
+		rep.Started.Format(time.RFC3339), len(removals))
 	fmt.Fprintln(w, "; Run: nsupdate [-k KEYFILE] THIS-FILE   (each delete removes one record, matched by its full data)")
+	for _, s := range skipped {
+		fmt.Fprintf(w, "; not deleted: %s\n", oneLine(s))
+	}
 	host, port := splitServer(rep.DNSServer)
-	for _, zone := range zonesOf(bad) {
+	for _, zone := range removalZones(removals) {
 		fmt.Fprintf(w, "server %s %s\n", host, port)
-		if zone != "" {
-			fmt.Fprintf(w, "zone %s\n", zone)
-		}
-		for _, r := range bad {
+		fmt.Fprintf(w, "zone %s\n", zone)
+		for _, r := range removals {
 			if r.Zone != zone {
 				continue
 			}
-			fmt.Fprintf(w, "; %s\n", r.Target)
-			fmt.Fprintf(w, "update delete %s SRV %s\n", r.Owner, r.RData())
+			for _, b := range r.Records {
+				fmt.Fprintf(w, "; %s SRV %s\n", b.Owner, b.RData())
+			}
+			fmt.Fprintf(w, "update delete %s %s %s\n", r.Owner, r.Type, r.RData())
 		}
 		fmt.Fprintln(w, "send")
 	}
 }
 
+// oneLine keeps a comment on one line.
+func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }
+
 // WritePowerShell writes Remove-DnsServerResourceRecord lines for a
 // Windows DNS server, one per bad record, matched by its full data.
 func (rep *Report) WritePowerShell(w io.Writer) {
-	bad := rep.Bad()
-	fmt.Fprintf(w, "# kmsdns audit %s: delete %d _vlmcs._tcp SRV record(s) that name no healthy approved KMS host.\n",
-		rep.Started.Format(time.RFC3339), len(bad))
+	removals, skipped := rep.Removals()
+	fmt.Fprintf(w, "# kmsdns audit %s: delete %d record(s) through which clients reach no healthy approved KMS host.\n",
+		rep.Started.Format(time.RFC3339), len(removals))
 	fmt.Fprintln(w, "# Run on (or with -ComputerName against) a DNS server of the zone, as a DNS admin.")
 	fmt.Fprintln(w, "# (Active Directory-integrated zones that accept secure updates only take updates signed with")
 	fmt.Fprintln(w, "# Kerberos (GSS-TSIG): --fix --gss-tsig deletes there too, as this script does.)")
 	fmt.Fprintln(w, "$ErrorActionPreference = 'Stop'")
-	for _, r := range bad {
-		zone := trimDot(r.Zone)
-		if zone == "" {
-			fmt.Fprintf(w, "# %s: the zone holding it is unknown; delete it by hand\n", r.Owner)
-			continue
+	for _, s := range skipped {
+		fmt.Fprintf(w, "# not deleted: %s\n", oneLine(s))
+	}
+	for _, m := range removals {
+		zone := trimDot(m.Zone)
+		name := relativeName(m.Owner, m.Zone)
+		switch m.Type {
+		case "CNAME":
+			fmt.Fprintf(w, "Get-DnsServerResourceRecord -ZoneName '%s' -Name '%s' -RRType CName | Where-Object { $_.RecordData.HostNameAlias -eq '%s' } | Remove-DnsServerResourceRecord -ZoneName '%s' -Force\n",
+				psQuote(zone), psQuote(name), psQuote(m.Target), psQuote(zone))
+		case "DNAME":
+			fmt.Fprintf(w, "Get-DnsServerResourceRecord -ZoneName '%s' -Name '%s' -RRType DName | Where-Object { $_.RecordData.DomainNameAlias -eq '%s' } | Remove-DnsServerResourceRecord -ZoneName '%s' -Force\n",
+				psQuote(zone), psQuote(name), psQuote(m.Target), psQuote(zone))
+		default:
+			r := m.SRV
+			fmt.Fprintf(w, "Get-DnsServerResourceRecord -ZoneName '%s' -Name '%s' -RRType Srv | Where-Object { $_.RecordData.DomainName -eq '%s' -and $_.RecordData.Port -eq %d -and $_.RecordData.Priority -eq %d -and $_.RecordData.Weight -eq %d } | Remove-DnsServerResourceRecord -ZoneName '%s' -Force\n",
+				psQuote(zone), psQuote(name), psQuote(r.Target), r.Port, r.Priority, r.Weight, psQuote(zone))
 		}
-		name := relativeName(r.Owner, r.Zone)
-		fmt.Fprintf(w, "Get-DnsServerResourceRecord -ZoneName '%s' -Name '%s' -RRType Srv | Where-Object { $_.RecordData.DomainName -eq '%s' -and $_.RecordData.Port -eq %d -and $_.RecordData.Priority -eq %d -and $_.RecordData.Weight -eq %d } | Remove-DnsServerResourceRecord -ZoneName '%s' -Force\n",
-			psQuote(zone), psQuote(name), psQuote(r.Target), r.Port, r.Priority, r.Weight, psQuote(zone))
 	}
 }
 
@@ -215,19 +245,6 @@ func relativeName(owner, zone string) string {
 		return "@"
 	}
 	return strings.TrimSuffix(o, "."+z)
-}
-
-func zonesOf(recs []Record) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range recs {
-		if !seen[r.Zone] {
-			seen[r.Zone] = true
-			out = append(out, r.Zone)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 func splitServer(s string) (string, string) {

@@ -85,7 +85,7 @@ func testReport() *Report {
 		return Record{Domain: "corp.test.", Name: owner, Owner: owner, Zone: zone, Target: target, Port: port, Aliases: []string{}}
 	}
 	rep := &Report{Schema: SchemaV1, Started: time.Unix(1764806400, 0).UTC(), Duration: 1.5, DNSServer: "127.0.0.1:5353",
-		Domains: []string{"corp.test."}, Summary: map[Class]int{}}
+		Domains: []string{"corp.test.", "other.test."}, Summary: map[Class]int{}}
 	rep.Findings = []Finding{
 		{Record: rec("_vlmcs._tcp.corp.test.", "pc42.corp.test.", 1688, "corp.test."), Address: "10.0.0.42", Class: ClassRogue},
 		{Record: rec("_vlmcs._tcp.child.corp.test.", "pc7.child.corp.test.", 1688, "corp.test."), Address: "10.0.0.7", Class: ClassRogueDead},
@@ -110,14 +110,14 @@ func TestScripts(t *testing.T) {
 	rep.WriteNSUpdate(&ns)
 	want := `server 127.0.0.1 5353
 zone corp.test.
-; pc42.corp.test.
+; _vlmcs._tcp.corp.test. SRV 0 0 1688 pc42.corp.test.
 update delete _vlmcs._tcp.corp.test. SRV 0 0 1688 pc42.corp.test.
-; pc7.child.corp.test.
+; _vlmcs._tcp.child.corp.test. SRV 0 0 1688 pc7.child.corp.test.
 update delete _vlmcs._tcp.child.corp.test. SRV 0 0 1688 pc7.child.corp.test.
 send
 server 127.0.0.1 5353
 zone other.test.
-; o'brien.other.test.
+; _vlmcs._tcp.other.test. SRV 0 0 1688 o'brien.other.test.
 update delete _vlmcs._tcp.other.test. SRV 0 0 1688 o'brien.other.test.
 send
 `
@@ -141,6 +141,84 @@ send
 	} {
 		if !strings.Contains(prom.String(), w) {
 			t.Errorf("prometheus output lacks %q:\n%s", w, prom.String())
+		}
+	}
+}
+
+// TestRemovalsStayInsideAuditedDomains: a record reached through a CNAME
+// planted in an audited zone is removed by deleting that CNAME, never the
+// SRV record at its target outside the audited domains; an alias above
+// the audited domains, or one that also leads to a healthy host, is
+// reported and left alone; a record outside the domains is never deleted.
+func TestRemovalsStayInsideAuditedDomains(t *testing.T) {
+	via := func(name, aliasOwner, aliasZone, owner, target string) Record {
+		return Record{Domain: "ad.example.org.", Name: name, Owner: owner, Zone: "partner.test.", Target: target, Port: 1688,
+			Aliases: []string{owner}, Alias: &Alias{Type: "CNAME", Owner: aliasOwner, Target: owner, Zone: aliasZone}}
+	}
+	rep := &Report{Started: time.Unix(1764806400, 0).UTC(), DNSServer: "127.0.0.1:53", Domains: []string{"ad.example.org."}}
+	rep.Findings = []Finding{
+		{Record: via("_vlmcs._tcp.lab.ad.example.org.", "_vlmcs._tcp.lab.ad.example.org.", "ad.example.org.", "_vlmcs._tcp.partner.test.", "rogue1.partner.test."), Address: "10.9.0.1", Class: ClassRogue},
+		{Record: via("_vlmcs._tcp.lab.ad.example.org.", "_vlmcs._tcp.lab.ad.example.org.", "ad.example.org.", "_vlmcs._tcp.partner.test.", "rogue2.partner.test."), Address: "10.9.0.2", Class: ClassRogueDead},
+		{Record: via("_vlmcs._tcp.mixed.ad.example.org.", "_vlmcs._tcp.mixed.ad.example.org.", "ad.example.org.", "_vlmcs._tcp.other.test.", "rogue3.other.test."), Address: "10.9.0.3", Class: ClassRogue},
+		{Record: via("_vlmcs._tcp.mixed.ad.example.org.", "_vlmcs._tcp.mixed.ad.example.org.", "ad.example.org.", "_vlmcs._tcp.other.test.", "kms.other.test."), Address: "10.9.0.4", Class: ClassHealthy, Approved: true},
+		{Record: via("_vlmcs._tcp.x.ad.example.org.", "example.org.", "example.org.", "_vlmcs._tcp.x.elsewhere.test.", "rogue4.elsewhere.test."), Address: "10.9.0.5", Class: ClassRogue},
+		{Record: Record{Domain: "dn.ad.example.org.", Name: "_vlmcs._tcp.dn.ad.example.org.", Owner: "_vlmcs._tcp.dn.elsewhere.test.", Zone: "elsewhere.test.",
+			Target: "rogue6.elsewhere.test.", Port: 1688, Alias: &Alias{Type: "DNAME", Owner: "dn.ad.example.org.", Target: "dn.elsewhere.test.", Zone: "ad.example.org."}},
+			Address: "10.9.0.7", Class: ClassRogueDead},
+		{Record: Record{Domain: "partner.test.", Name: "_vlmcs._tcp.partner.test.", Owner: "_vlmcs._tcp.partner.test.", Zone: "partner.test.", Target: "rogue5.partner.test.", Port: 1688}, Address: "10.9.0.6", Class: ClassRogue},
+	}
+	rems, skipped := rep.Removals()
+	if len(rems) != 2 || rems[0].Type != "CNAME" || rems[0].Owner != "_vlmcs._tcp.lab.ad.example.org." || rems[0].Zone != "ad.example.org." || len(rems[0].Records) != 2 ||
+		rems[1].Type != "DNAME" || rems[1].Owner != "dn.ad.example.org." || rems[1].RData() != "dn.elsewhere.test." {
+		t.Fatalf("removals %+v, want the CNAME at _vlmcs._tcp.lab.ad.example.org. for both its records and the DNAME at dn.ad.example.org.", rems)
+	}
+	if len(skipped) != 3 {
+		t.Errorf("skipped %q, want the mixed alias, the alias above the domains and the foreign record", skipped)
+	}
+	var ns, ps bytes.Buffer
+	rep.WriteNSUpdate(&ns)
+	rep.WritePowerShell(&ps)
+	if !strings.Contains(ns.String(), "zone ad.example.org.\n") || !strings.Contains(ns.String(), "update delete _vlmcs._tcp.lab.ad.example.org. CNAME _vlmcs._tcp.partner.test.\n") {
+		t.Errorf("nsupdate script does not delete the alias:\n%s", ns.String())
+	}
+	for _, out := range []string{ns.String(), ps.String()} {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, ";") || strings.HasPrefix(l, "#") {
+				continue
+			}
+			for _, foreign := range []string{"partner.test", "other.test", "elsewhere.test", "zone example.org", "ZoneName 'example.org'"} {
+				if strings.Contains(l, foreign) && !strings.Contains(l, "CNAME _vlmcs._tcp.partner.test.") && !strings.Contains(l, "HostNameAlias -eq '_vlmcs._tcp.partner.test.'") &&
+					!strings.Contains(l, "DNAME dn.elsewhere.test.") && !strings.Contains(l, "DomainNameAlias -eq 'dn.elsewhere.test.'") {
+					t.Errorf("a command touches %s outside the audited domains: %s", foreign, l)
+				}
+			}
+		}
+	}
+	if !strings.Contains(ps.String(), "-ZoneName 'ad.example.org' -Name '_vlmcs._tcp.lab' -RRType CName") {
+		t.Errorf("PowerShell does not delete the alias:\n%s", ps.String())
+	}
+}
+
+// TestTableNeverCleanWithProblems: the table's last word is Clean only when
+// nothing is to delete and no lookup failed.
+func TestTableNeverCleanWithProblems(t *testing.T) {
+	healthy := Finding{Record: Record{Domain: "corp.test.", Owner: "_vlmcs._tcp.corp.test.", Zone: "corp.test.", Target: "kms1.corp.test.", Port: 1688},
+		Address: "10.0.0.1", Class: ClassHealthy, Approved: true}
+	for _, tc := range []struct {
+		name     string
+		findings []Finding
+		problems []string
+		want     string
+	}{
+		{"healthy only", []Finding{healthy}, nil, "Clean:"},
+		{"healthy and a failed lookup", []Finding{healthy}, []string{"SRV _VLMCS._TCP.b.test.: connection refused"}, "Incomplete:"},
+		{"nothing found, a failed lookup", nil, []string{"SRV _VLMCS._TCP.b.test.: connection refused"}, "Incomplete:"},
+	} {
+		rep := &Report{Domains: []string{"corp.test."}, Findings: tc.findings, Problems: tc.problems, Summary: map[Class]int{}}
+		var b bytes.Buffer
+		rep.WriteTable(&b)
+		if !strings.Contains(b.String(), tc.want) || tc.want != "Clean:" && strings.Contains(b.String(), "Clean") {
+			t.Errorf("%s: want %q and never Clean with problems:\n%s", tc.name, tc.want, b.String())
 		}
 	}
 }

@@ -72,7 +72,24 @@ func TestAuditConnectsOnlyWhereRecordsPoint(t *testing.T) {
 	go srv.ActivateAndServe()
 	defer srv.Shutdown()
 
-	rep, err := Run(context.Background(), Config{Server: pc.LocalAddr().String(), Domains: []string{"corp.test"}, Timeout: time.Second})
+	ports, err := ParsePorts([]string{strconv.Itoa(tport), strconv.Itoa(bport)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Loopback is reported, not probed, unless asked; a port outside the
+	// ports rule is never probed.
+	for _, cfg := range []Config{{}, {ProbeLocal: true}} {
+		cfg.Server, cfg.Domains, cfg.Timeout = pc.LocalAddr().String(), []string{"corp.test"}, time.Second
+		rep, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Findings) != 1 || rep.Findings[0].Class != ClassNotProbed || targetHits.Load() != 0 {
+			t.Errorf("probe-local %v: findings %+v, %d connections: want one not-probed finding, none", cfg.ProbeLocal, rep.Findings, targetHits.Load())
+		}
+	}
+	rep, err := Run(context.Background(), Config{Server: pc.LocalAddr().String(), Domains: []string{"corp.test"}, Timeout: time.Second,
+		Ports: ports, ProbeLocal: true})
 	if err != nil {
 		t.Fatal(err)
 	}

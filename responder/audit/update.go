@@ -8,45 +8,38 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Deletion is the outcome of deleting one zone's records.
+// Deletion is the outcome of one zone's removals.
 type Deletion struct {
-	Zone    string
-	Records []Record
-	Err     error
+	Zone     string
+	Removals []Removal
+	Err      error
 }
 
-// Delete removes recs by RFC 2136 UPDATE at server, one message per zone,
-// each record deleted by its full data (so other records at the same name
-// stay), over TCP, signed with key when given. It returns each zone's
-// result.
-func Delete(ctx context.Context, server string, key *TSIGKey, recs []Record, timeout time.Duration) []Deletion {
+// Delete carries out removals (Report.Removals) by RFC 2136 UPDATE at
+// server, one message per zone, each record deleted by its full data (so
+// other records at the same name stay), over TCP, signed with key when
+// given. It returns each zone's result.
+func Delete(ctx context.Context, server string, key *TSIGKey, removals []Removal, timeout time.Duration) []Deletion {
 	var out []Deletion
-	for _, zone := range zonesOf(recs) {
+	for _, zone := range removalZones(removals) {
 		d := Deletion{Zone: zone}
-		for _, r := range recs {
+		for _, r := range removals {
 			if r.Zone == zone {
-				d.Records = append(d.Records, r)
+				d.Removals = append(d.Removals, r)
 			}
 		}
-		if zone == "" {
-			d.Err = fmt.Errorf("the zone holding %s is unknown (no SOA found)", d.Records[0].Owner)
-			out = append(out, d)
-			continue
-		}
-		d.Err = deleteZone(ctx, server, key, zone, d.Records, timeout)
+		d.Err = deleteZone(ctx, server, key, zone, d.Removals, timeout)
 		out = append(out, d)
 	}
 	return out
 }
 
-func deleteZone(ctx context.Context, server string, key *TSIGKey, zone string, recs []Record, timeout time.Duration) error {
+func deleteZone(ctx context.Context, server string, key *TSIGKey, zone string, removals []Removal, timeout time.Duration) error {
 	m := new(dns.Msg)
 	m.SetUpdate(zone)
 	var rrs []dns.RR
-	for _, r := range recs {
-		rr := &dns.SRV{Hdr: dns.RR_Header{Name: r.Owner, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
-			Priority: r.Priority, Weight: r.Weight, Port: r.Port, Target: r.Target}
-		rrs = append(rrs, rr)
+	for _, r := range removals {
+		rrs = append(rrs, r.RR())
 	}
 	m.Remove(rrs)
 	c := &dns.Client{Net: "tcp", Timeout: timeout}

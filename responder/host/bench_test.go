@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"net/netip"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -35,7 +36,7 @@ func benchHost(b *testing.B, durable bool) *Host {
 func benchInput(i int) Input {
 	return Input{App: testkit.AppWindows, CountedID: testkit.KMSWin10, SKU: skuWS2025DC, CMID: testkit.CMID(i), NPolicy: 25,
 		ClientTime: time.Now(), Workstation: "DESKTOP-0123456.corp.example.com", LicenseStatus: 1,
-		ProtocolMajor: 6, Peer: "10.1.2.3:49152"}
+		ProtocolMajor: 6, Peer: netip.MustParseAddrPort("10.1.2.3:49152")}
 }
 
 // BenchmarkActivate measures decisions per second at 64 concurrent callers

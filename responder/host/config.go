@@ -49,8 +49,8 @@ type Config struct {
 	// EPIDs overrides the generated ePID of a configured group, keyed by
 	// group name.
 	EPIDs map[string]string
-	// HwID overrides the generated hardware ID: 16 hex digits.
-	HwID string
+	// HwID, when set, overrides the generated hardware ID (see ParseHwID).
+	HwID *[8]byte
 	// LCID is the locale ID in generated ePIDs (default 1033).
 	LCID int
 	// HostBuild is the Windows build in generated ePIDs (default: the
@@ -165,12 +165,8 @@ func resolve(cfg Config, cat *catalog.Catalog) (*settings, error) {
 		}
 		s.epidOverride[g.Name] = e
 	}
-	if cfg.HwID != "" {
-		h, err := ParseHwID(cfg.HwID)
-		if err != nil {
-			return nil, fmt.Errorf("host: %w", err)
-		}
-		s.hwid, s.hasHwID = h, true
+	if cfg.HwID != nil {
+		s.hwid, s.hasHwID = *cfg.HwID, true
 	}
 	return s, nil
 }

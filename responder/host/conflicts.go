@@ -62,18 +62,9 @@ func newConflictTracker() *conflictTracker {
 	return &conflictTracker{seen: map[guid.GUID]cmidSeen{}, conflicts: map[guid.GUID]*Conflict{}}
 }
 
-// peerAddr returns the address part of "ip:port" (the whole string if it
-// has no port).
-func peerAddr(peer string) string {
-	if ap, err := netip.ParseAddrPort(peer); err == nil {
-		return ap.Addr().Unmap().String()
-	}
-	return peer
-}
-
-// observe notes one request of cmid from workstation ws at peer.
-func (t *conflictTracker) observe(cmid guid.GUID, ws, peer string) {
-	addr := peerAddr(peer)
+// observe notes one request of cmid from workstation ws at address peer.
+func (t *conflictTracker) observe(cmid guid.GUID, ws string, peer netip.Addr) {
+	addr := peer.Unmap().String()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if c := t.conflicts[cmid]; c != nil {

@@ -2,6 +2,7 @@ package host
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func TestConflicts(t *testing.T) {
 	}
 	for i := range 6 {
 		in.Workstation = fmt.Sprintf("CLONE-%d", i)
-		in.Peer = fmt.Sprintf("10.0.0.%d:5000", i)
+		in.Peer = netip.MustParseAddrPort(fmt.Sprintf("10.0.0.%d:5000", i))
 		f.activate(in)
 	}
 	c, ok := f.host.Conflict(in.CMID)
@@ -36,7 +37,7 @@ func TestConflicts(t *testing.T) {
 
 	roam := f.request(2, testkit.AppWindows, testkit.KMSWin10)
 	f.activate(roam)
-	roam.Peer = "[::ffff:192.0.2.9]:1"
+	roam.Peer = netip.MustParseAddrPort("[::ffff:192.0.2.9]:1")
 	f.activate(roam)
 	c, ok = f.host.Conflict(roam.CMID)
 	if !ok || c.Names() || len(c.Addresses) != 2 || c.Addresses[1] != "192.0.2.9" {
@@ -58,7 +59,7 @@ func TestConflicts(t *testing.T) {
 func TestConflictTrackerBound(t *testing.T) {
 	tr := newConflictTracker()
 	for i := range MaxTrackedCMIDs + 100 {
-		tr.observe(testkit.CMID(i), "PC", "10.0.0.1:1")
+		tr.observe(testkit.CMID(i), "PC", netip.MustParseAddr("10.0.0.1"))
 	}
 	if len(tr.seen) != MaxTrackedCMIDs || tr.untracked != 100 {
 		t.Fatalf("%d tracked, %d forgotten", len(tr.seen), tr.untracked)
@@ -66,9 +67,9 @@ func TestConflictTrackerBound(t *testing.T) {
 	tr = newConflictTracker()
 	n := MaxConflicts + 10
 	for i := range n {
-		tr.observe(testkit.CMID(i), "A", "10.0.0.1:1")
-		tr.observe(testkit.CMID(i), "B", "10.0.0.1:1")
-		tr.observe(testkit.CMID(i), "C", "10.0.0.1:1")
+		tr.observe(testkit.CMID(i), "A", netip.MustParseAddr("10.0.0.1"))
+		tr.observe(testkit.CMID(i), "B", netip.MustParseAddr("10.0.0.1"))
+		tr.observe(testkit.CMID(i), "C", netip.MustParseAddr("10.0.0.1"))
 	}
 	if len(tr.conflicts) != MaxConflicts || tr.names != n {
 		t.Fatalf("%d conflicts kept, %d counted; want %d kept, %d counted", len(tr.conflicts), tr.names, MaxConflicts, n)

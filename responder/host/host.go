@@ -16,10 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/ledger"
@@ -186,7 +188,7 @@ type Input struct {
 	// version.
 	ProtocolMajor, ProtocolMinor uint16
 	// Peer is the client's network address.
-	Peer string
+	Peer netip.AddrPort
 }
 
 // Result is the host's answer.
@@ -203,6 +205,10 @@ type Result struct {
 	ActivationInterval, RenewalInterval int
 	// Group is the host key group that served the request ("" if refused).
 	Group string
+	// Application is the catalog's name of the request's application
+	// ("" when the catalog does not know it); set also when Activate
+	// returns an error.
+	Application string
 	// NewClient reports that the requester entered the count.
 	NewClient bool
 	// Reason says why, for logs.
@@ -218,17 +224,24 @@ type Result struct {
 // ledger's answer arrives, and only if it is a failure.
 func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	start := time.Now()
+	// The workstation name is the client's choice: it is escaped here, once,
+	// for the ledger, the conflict tracker, logs and every listing, and cut
+	// to what a ledger record holds (escapes make it longer).
+	in.Workstation = printable.Truncate(printable.Escape(in.Workstation), ledger.MaxTextLen)
 	now := h.cfg.clock()
 	res := Result{
 		ActivationInterval: h.cfg.activation,
 		RenewalInterval:    h.cfg.renewal,
+	}
+	if a, ok := h.cat.Application(in.App); ok {
+		res.Application = a.Name
 	}
 	var cid *catalog.CountedID
 	var group *catalog.HostKeyGroup
 	res.HRESULT, res.Reason, cid, group = h.decide(in, now)
 	rec := ledger.Activation{
 		Time: now, CMID: in.CMID, App: in.App, CountedID: in.CountedID, SKU: in.SKU,
-		Workstation: in.Workstation, Source: in.Peer, Result: uint32(res.HRESULT),
+		Workstation: in.Workstation, Source: in.Peer.String(), Result: uint32(res.HRESULT),
 		LicenseStatus: in.LicenseStatus, Protocol: uint8(min(in.ProtocolMajor, 255)),
 	}
 	var pending ledger.Pending
@@ -262,17 +275,6 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			}
 		}
 		h.countOrder.Unlock()
-		who := "known client"
-		if res.NewClient {
-			who = "new client"
-		}
-		// The host answers; whether the client activates is the client's decision, by the
-		// count against the threshold it sent (N_Policy).
-		if res.CurrentCount >= int(in.NPolicy) {
-			res.Reason = fmt.Sprintf("activated by %s; %s, count %d of cap %d (needs %d)", group.Name, who, res.CurrentCount, rec.Cap, in.NPolicy)
-		} else {
-			res.Reason = fmt.Sprintf("counted, below threshold: count %d of %d needed, by %s; %s, cap %d", res.CurrentCount, in.NPolicy, group.Name, who, rec.Cap)
-		}
 	} else if h.store != nil {
 		// A refusal changes no count; its order in the log is free.
 		pending, enqueueErr = h.store.Enqueue(ctx, rec)
@@ -304,14 +306,33 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			h.stats.ledgerFailures++
 			h.mu.Unlock()
 			h.log.LogAttrs(ctx, slog.LevelError, "kms request not answered: ledger write failed",
-				slog.String("cmid", in.CMID.String()), slog.String("peer", in.Peer), slog.Any("err", err))
-			return Result{}, fmt.Errorf("host: not answering %s: %w", in.Peer, err)
+				slog.String("cmid", in.CMID.String()), slog.String("peer", in.Peer.String()), slog.Any("err", err))
+			return Result{Application: res.Application}, fmt.Errorf("host: not answering %s: %w", in.Peer, err)
+		}
+	}
+	if res.HRESULT == kms.OK {
+		if h.store != nil {
+			// The count the durable log holds at this activation, not
+			// the memory count: that one still includes clients counted
+			// before it whose write failed until they are reverted.
+			res.CurrentCount = pending.Count()
+		}
+		who := "known client"
+		if res.NewClient {
+			who = "new client"
+		}
+		// The host answers; whether the client activates is the client's decision, by the
+		// count against the threshold it sent (N_Policy).
+		if res.CurrentCount >= int(in.NPolicy) {
+			res.Reason = fmt.Sprintf("activated by %s; %s, count %d of cap %d (needs %d)", group.Name, who, res.CurrentCount, rec.Cap, in.NPolicy)
+		} else {
+			res.Reason = fmt.Sprintf("counted, below threshold: count %d of %d needed, by %s; %s, cap %d", res.CurrentCount, in.NPolicy, group.Name, who, rec.Cap)
 		}
 	}
 	h.mu.Lock()
 	h.stats.record(&in, &res, now)
 	h.mu.Unlock()
-	h.conflicts.observe(in.CMID, in.Workstation, in.Peer)
+	h.conflicts.observe(in.CMID, in.Workstation, in.Peer.Addr())
 	h.logRequest(ctx, &in, &res, cid, time.Since(start))
 	return res, nil
 }
@@ -397,7 +418,7 @@ func (h *Host) logRequest(ctx context.Context, in *Input, res *Result, cid *cata
 		slog.String("reason", res.Reason),
 		slog.String("cmid", in.CMID.String()),
 		slog.String("workstation", in.Workstation),
-		slog.String("peer", in.Peer),
+		slog.String("peer", in.Peer.String()),
 		slog.String("app", in.App.String()),
 		slog.String("counted_id", in.CountedID.String()),
 		slog.String("product", product),

@@ -2,9 +2,12 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,7 +81,7 @@ func (f *fixture) request(i int, app, counted guid.GUID) Input {
 	return Input{
 		App: app, CountedID: counted, SKU: skuWS2025DC, CMID: testkit.CMID(i),
 		NPolicy: 25, ClientTime: f.clock.Now(), Workstation: fmt.Sprintf("PC-%03d", i),
-		LicenseStatus: 2, ProtocolMajor: 6, Peer: "127.0.0.1:50000",
+		LicenseStatus: 2, ProtocolMajor: 6, Peer: netip.MustParseAddrPort("127.0.0.1:50000"),
 	}
 }
 
@@ -356,7 +359,7 @@ func TestIdentityOverrides(t *testing.T) {
 	generated := f.host.EPIDs()["windows-server-2025"]
 	override := "03612-04919-000-123456-03-1033-26100.0000-0452026"
 	f.cfg.EPIDs = map[string]string{"Windows-Server-2025": override}
-	f.cfg.HwID = "0011223344556677"
+	f.cfg.HwID = &[8]byte{0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77}
 	f.restart()
 	if got := f.host.EPIDs()["windows-server-2025"]; got != override {
 		t.Fatalf("ePID %q, want the override %q", got, override)
@@ -365,7 +368,7 @@ func TestIdentityOverrides(t *testing.T) {
 		t.Fatalf("HwID %X, want the override", f.host.HwID())
 	}
 	// Dropping the override brings back the stored, generated identity.
-	f.cfg.EPIDs, f.cfg.HwID = nil, ""
+	f.cfg.EPIDs, f.cfg.HwID = nil, nil
 	f.restart()
 	if got := f.host.EPIDs()["windows-server-2025"]; got != generated {
 		t.Fatalf("ePID %q after removing the override, want the stored %q", got, generated)
@@ -391,8 +394,6 @@ func TestConfigErrors(t *testing.T) {
 		{"negative skew", Config{Groups: []string{"office-2019"}, MaxClockSkew: -time.Second}, "negative"},
 		{"ePID for another group", Config{Groups: []string{"office-2019"}, EPIDs: map[string]string{"office-2016": "x"}}, "not a configured host key group"},
 		{"bad ePID", Config{Groups: []string{"office-2019"}, EPIDs: map[string]string{"office-2019": "03612-00206"}}, "ePID for office-2019"},
-		{"bad HwID", Config{Groups: []string{"office-2019"}, HwID: "xyz"}, "not 16 hex digits"},
-		{"short HwID", Config{Groups: []string{"office-2019"}, HwID: "00112233"}, "not 16 hex digits"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -447,7 +448,7 @@ func TestLedgerFailureRefusesToAnswer(t *testing.T) {
 	var failure error
 	for i := 0; i < 100000 && failure == nil; i++ {
 		in := Input{App: testkit.AppWindows, CountedID: testkit.KMSWin10, CMID: testkit.CMID(i), NPolicy: 25, ClientTime: clock.Now(),
-			Workstation: strings.Repeat("w", 60), Peer: strings.Repeat("p", 60)}
+			Workstation: strings.Repeat("w", 60), Peer: netip.MustParseAddrPort("[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535")}
 		var res Result
 		res, failure = h.Activate(context.Background(), in)
 		if failure == nil && res.HRESULT != kms.OK {
@@ -599,7 +600,7 @@ func TestFailedWriteIsNotCounted(t *testing.T) {
 	}
 	in := func(i int, counted guid.GUID) Input {
 		return Input{App: testkit.AppWindows, CountedID: counted, CMID: testkit.CMID(i), NPolicy: 25, ClientTime: clock.Now(),
-			Workstation: strings.Repeat("w", 60), Peer: strings.Repeat("p", 60)}
+			Workstation: strings.Repeat("w", 60), Peer: netip.MustParseAddrPort("[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535")}
 	}
 	// Fill the store with refusals (no count) until writes fail.
 	unknown := guid.MustParse("00000000-0000-0000-0000-0000000000ff")
@@ -632,5 +633,131 @@ func TestFailedWriteIsNotCounted(t *testing.T) {
 	}
 	if got := h2.Count(testkit.AppWindows); got != 0 {
 		t.Fatalf("count %d after restart, want 0", got)
+	}
+}
+
+// TestFailedBatchNeverCountedInALaterAnswer: a batch of new clients fails
+// to reach the log (the fault hook fails its append, as a full disk fails
+// a write that needs the segment to grow), while a client counted after
+// them waits in the queue; its smaller batch is written. The answer it
+// gets must count only clients the log holds: the count after a restart.
+func TestFailedBatchNeverCountedInALaterAnswer(t *testing.T) {
+	clock := testkit.NewClock()
+	dir := t.TempDir()
+	var armed, calls atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	fault := func(off int64, n int, alloc int64) error {
+		if armed.Load() == 0 {
+			return nil
+		}
+		switch calls.Add(1) {
+		case 1: // client 0's batch: hold the writer while the queue fills
+			close(entered)
+			<-release
+		case 2: // the five new clients' batch
+			return errors.New("injected: no space left on device")
+		}
+		return nil
+	}
+	const maxBatch = 5
+	l, err := ledger.Open(dir, ledger.Options{Clock: clock.Now, MaxBatch: maxBatch, WriteFault: fault})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Groups: []string{"windows-server-2025"}, Clock: clock.Now}
+	h, err := New(cfg, catalog.Default(), l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(i int) Input {
+		return Input{App: testkit.AppWindows, CountedID: testkit.KMSWin10, CMID: testkit.CMID(i), NPolicy: 25, ClientTime: clock.Now(), Peer: netip.MustParseAddrPort("127.0.0.1:1")}
+	}
+	type answer struct {
+		client, count int
+		err           error
+	}
+	answers := make(chan answer, 8)
+	activate := func(i int) {
+		res, err := h.Activate(context.Background(), in(i))
+		answers <- answer{i, res.CurrentCount, err}
+	}
+	waitCount := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); h.Count(testkit.AppWindows) != n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("memory count %d, want %d", h.Count(testkit.AppWindows), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	armed.Store(1)
+	go activate(0)
+	<-entered
+	for i := 1; i <= maxBatch; i++ {
+		go activate(i)
+	}
+	waitCount(1 + maxBatch) // clients 1-5 counted and queued: the queue is full
+	go activate(100)        // counted with clients 1-5 in memory; waits for room in the queue
+	waitCount(2 + maxBatch)
+	close(release)
+	told := map[int]int{}
+	for range 2 + maxBatch {
+		a := <-answers
+		if a.err == nil {
+			told[a.client] = a.count
+		}
+	}
+	for i := 1; i <= maxBatch; i++ {
+		if _, ok := told[i]; ok {
+			t.Fatalf("client %d was answered although its batch failed", i)
+		}
+	}
+	if _, ok := told[100]; !ok {
+		t.Fatal("client 100, whose own batch was written, was not answered")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = ledger.Open(dir, ledger.Options{Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h2, err := New(cfg, catalog.Default(), l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := h2.Count(testkit.AppWindows)
+	if held != 2 {
+		t.Fatalf("ledger holds count %d after restart, want 2 (clients 0 and 100)", held)
+	}
+	for client, count := range told {
+		if count > held {
+			t.Errorf("client %d was told count %d, but the ledger holds %d", client, count, held)
+		}
+	}
+}
+
+func TestParseHwID(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    [8]byte
+		wantErr bool
+	}{
+		{"0011223344556677", [8]byte{0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77}, false},
+		{" 0x3A1C049600B60076 ", [8]byte{0x3a, 0x1c, 0x04, 0x96, 0x00, 0xb6, 0x00, 0x76}, false},
+		{"xyz", [8]byte{}, true},
+		{"00112233", [8]byte{}, true},
+		{"001122334455667788", [8]byte{}, true},
+		{"", [8]byte{}, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseHwID(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseHwID(%q) = %X, %v; want %X (error %t)", tt.in, got, err, tt.want, tt.wantErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), "not 16 hex digits") {
+			t.Errorf("ParseHwID(%q) error %q does not say what is wanted", tt.in, err)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 	"github.com/kmsdns/kmsdns/responder/kms"
 )
 
@@ -111,6 +112,9 @@ func Activate(ctx context.Context, c *dcerpc.Client, req *kms.Request, rnd io.Re
 		return nil, fmt.Errorf("verifying response: %w", err)
 	}
 	out.Latency = time.Since(start)
+	// The ePID is the host's text: escaped here, before any tool prints,
+	// stores or parses it (a genuine ePID is printable and unchanged).
+	resp.EPID = printable.Escape(resp.EPID)
 	out.Response = resp
 	if resp.CurrentCount < req.RequiredClientCount {
 		out.Verdict = kms.ErrNotEnoughCount

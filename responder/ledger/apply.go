@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"slices"
@@ -112,11 +111,11 @@ func (l *Ledger) applyEntries(entries []entry) error {
 		if err := l.applyCounts(&b, entries); err != nil {
 			return err
 		}
-		if err := b.meta.Put(keyApplied, binary.BigEndian.AppendUint64(nil, last)); err != nil {
+		if err := putCounterValue(b.meta, keyApplied, last); err != nil {
 			return err
 		}
 		if added > 0 {
-			return b.meta.Put(keyClients, binary.BigEndian.AppendUint64(nil, l.clients.Load()+added))
+			return putCounterValue(b.meta, keyClients, l.clients.Load()+added)
 		}
 		return nil
 	})
@@ -157,7 +156,12 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err erro
 		}
 		var c Client
 		var oldTS []byte
-		v := b.audit.Get(k)
+		v, err := getSealed(b.audit, "client record", k)
+		if err != nil {
+			// Never replace a record that changed on disk: the apply
+			// fails and the ledger reports it (see verifyStore).
+			return 0, err
+		}
 		if v == nil {
 			// A client never answered before: its record lives within
 			// the refusal budget until it is answered.
@@ -171,20 +175,19 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err erro
 			}
 		}
 		if v != nil {
-			old, derr := DecodeClient(v)
-			if derr != nil {
-				l.log.Warn("ledger: replacing corrupt client record", "cmid", first.CMID.String(), "app", first.App.String(), "err", derr)
-			} else {
-				c = old
-				oldTS = tsKey(old.LastSeen, first.CMID, first.App)
+			old, err := DecodeClient(v)
+			if err != nil {
+				return 0, err
 			}
+			c = old
+			oldTS = tsKey(old.LastSeen, first.CMID, first.App)
 		} else {
 			added++
 		}
 		for _, i := range order[start:end] {
 			c.merge(entries[i].act)
 		}
-		if err := b.audit.Put(k, encodeClient(&c)); err != nil {
+		if err := putSealed(b.audit, k, encodeClient(&c)); err != nil {
 			return 0, fmt.Errorf("ledger: store client record: %w", err)
 		}
 		newTS := tsKey(c.LastSeen, first.CMID, first.App)
@@ -231,11 +234,7 @@ func (l *Ledger) applyCounts(b *buckets, entries []entry) error {
 			}
 			sets[a.App] = sc
 		}
-		sc.set.RaiseCap(a.Cap)
-		if a.Counted {
-			sc.set.Expire(a.Time.Add(-l.opts.CountWindow))
-			sc.set.Add(a.CMID, a.Time)
-		}
+		replayCount(sc.set, a, l.opts.CountWindow)
 	}
 	for app, sc := range sets {
 		if err := sc.store(b, app); err != nil {
@@ -245,30 +244,48 @@ func (l *Ledger) applyCounts(b *buckets, entries []entry) error {
 	return nil
 }
 
+// replayCount runs one logged activation's count operation on its
+// application's set: raise the cap to the one the activation carries and,
+// when it was counted, expire the clients last seen a count window before
+// it and add its client. The store (applyCounts) and the log writer's
+// durable counts (logBatch) both replay the log through it, so the count
+// the writer reports for an activation is the count the store holds at it.
+func replayCount(set *CountSet, a *Activation, window time.Duration) {
+	set.RaiseCap(a.Cap)
+	if a.Counted {
+		set.Expire(a.Time.Add(-window))
+		set.Add(a.CMID, a.Time)
+	}
+}
+
 // storedCount is an application's count as loaded from the store, and the
 // set the batch turns it into.
 type storedCount struct {
-	stored  map[guid.GUID][]byte // CMID → encoded last-seen, as stored
-	corrupt [][]byte             // keys of entries that do not decode
-	capN    int
-	set     *CountSet
+	stored map[guid.GUID][]byte // CMID → encoded last-seen, as stored
+	capN   int
+	set    *CountSet
 }
 
 // loadCount reads an application's cap and count bucket.
 func loadCount(b *buckets, app guid.GUID) (*storedCount, error) {
-	sc := &storedCount{stored: map[guid.GUID][]byte{}, capN: capOf(b.cap, app[:]), set: NewCountSet()}
+	capN, err := capOf(b.cap, app[:])
+	if err != nil {
+		return nil, err
+	}
+	sc := &storedCount{stored: map[guid.GUID][]byte{}, capN: capN, set: NewCountSet()}
 	sc.set.RaiseCap(sc.capN)
 	bucket := b.count.Bucket(app[:])
 	if bucket == nil {
 		return sc, nil
 	}
 	var all []Seen
-	err := bucket.ForEach(func(k, v []byte) error {
-		t, err := decodeSeen(v)
-		if err != nil || len(k) != 16 {
-			sc.corrupt = append(sc.corrupt, bytes.Clone(k))
-			return nil
+	err = bucket.ForEach(func(k, sv []byte) error {
+		t, err := decodeCountEntry(app, k, sv)
+		if err != nil {
+			// Never drop or replace an entry that changed on disk.
+			return err
 		}
+		v := sv[:len(sv)-sealLen]
 		sc.stored[guid.GUID(k)] = bytes.Clone(v)
 		all = append(all, Seen{CMID: guid.GUID(k), LastSeen: t})
 		return nil
@@ -283,18 +300,13 @@ func loadCount(b *buckets, app guid.GUID) (*storedCount, error) {
 // store writes the differences between the set and what was loaded.
 func (sc *storedCount) store(b *buckets, app guid.GUID) error {
 	if n := sc.set.Cap(); n > sc.capN {
-		if err := b.cap.Put(app[:], encodeCap(n)); err != nil {
+		if err := putSealed(b.cap, app[:], encodeCap(n)); err != nil {
 			return fmt.Errorf("ledger: store cap of %s: %w", app, err)
 		}
 	}
 	bucket, err := b.count.CreateBucketIfNotExists(app[:])
 	if err != nil {
 		return fmt.Errorf("ledger: count bucket for %s: %w", app, err)
-	}
-	for _, k := range sc.corrupt {
-		if err := bucket.Delete(k); err != nil {
-			return fmt.Errorf("ledger: delete corrupt count entry of %s: %w", app, err)
-		}
 	}
 	for id := range sc.stored {
 		if _, ok := sc.set.seen[id]; !ok {
@@ -308,7 +320,7 @@ func (sc *storedCount) store(b *buckets, app guid.GUID) error {
 		if old, ok := sc.stored[id]; ok && bytes.Equal(old, v) {
 			continue
 		}
-		if err := bucket.Put(id[:], v); err != nil {
+		if err := bucket.Put(id[:], seal(countSealKey(app, id[:]), v)); err != nil {
 			return fmt.Errorf("ledger: store count entry of %s: %w", app, err)
 		}
 	}
@@ -349,11 +361,17 @@ type buckets struct {
 func (l *Ledger) applyRefused(b *buckets, k []byte, entries []entry, idx []int, refusedOnly bool, c *Client) (bool, error) {
 	var old Client
 	var oldTS []byte
-	if v := b.refused.Get(k); v != nil {
-		if r, err := DecodeClient(v); err == nil {
-			old = r
-			oldTS = tsKey(r.LastSeen, r.CMID, r.App)
+	v, err := getSealed(b.refused, "refusal record", k)
+	if err != nil {
+		return false, err
+	}
+	if v != nil {
+		r, err := DecodeClient(v)
+		if err != nil {
+			return false, err
 		}
+		old = r
+		oldTS = tsKey(r.LastSeen, r.CMID, r.App)
 	}
 	if !refusedOnly {
 		if oldTS != nil {
@@ -376,7 +394,7 @@ func (l *Ledger) applyRefused(b *buckets, k []byte, entries []entry, idx []int, 
 	for _, i := range idx {
 		old.merge(entries[i].act)
 	}
-	if err := b.refused.Put(k, encodeClient(&old)); err != nil {
+	if err := putSealed(b.refused, k, encodeClient(&old)); err != nil {
 		return false, fmt.Errorf("ledger: store refusal record: %w", err)
 	}
 	newTS := tsKey(old.LastSeen, old.CMID, old.App)
@@ -400,23 +418,23 @@ func (l *Ledger) applyRefused(b *buckets, k []byte, entries []entry, idx []int, 
 
 // putCounter adds delta to a meta counter.
 func putCounter(meta *bolt.Bucket, key []byte, delta int64) error {
-	var n uint64
-	if v := meta.Get(key); len(v) == 8 {
-		n = binary.BigEndian.Uint64(v)
+	n, err := getCounter(meta, key)
+	if err != nil {
+		return err
 	}
 	if delta < 0 && n < uint64(-delta) {
 		n = 0
 	} else {
 		n = uint64(int64(n) + delta)
 	}
-	return meta.Put(key, binary.BigEndian.AppendUint64(nil, n))
+	return putCounterValue(meta, key, n)
 }
 
 // applyRefusalBudget drops the oldest refusal records beyond MaxRefusals
 // and returns how many are kept and how many it dropped.
 func (l *Ledger) applyRefusalBudget(b *buckets) (kept, dropped uint64, err error) {
-	if v := b.meta.Get(keyRefusals); len(v) == 8 {
-		kept = binary.BigEndian.Uint64(v)
+	if kept, err = getCounter(b.meta, keyRefusals); err != nil {
+		return 0, 0, err
 	}
 	limit := uint64(l.opts.MaxRefusals)
 	if kept <= limit {
@@ -442,7 +460,7 @@ func (l *Ledger) applyRefusalBudget(b *buckets) (kept, dropped uint64, err error
 	if len(stale) == 0 {
 		kept = 0 // the counter disagreed with the index: trust the index
 	}
-	if err := b.meta.Put(keyRefusals, binary.BigEndian.AppendUint64(nil, kept)); err != nil {
+	if err := putCounterValue(b.meta, keyRefusals, kept); err != nil {
 		return 0, 0, err
 	}
 	return kept, dropped, nil

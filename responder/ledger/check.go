@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +21,12 @@ type CheckReport struct {
 	// Clients and Refusals are the store's record counters.
 	Clients  uint64 `json:"clients"`
 	Refusals uint64 `json:"refusal_records"`
+	// Schema is the store's schema version (1: values without
+	// checksums, which serve upgrades when it opens the store).
+	Schema int `json:"schema"`
+	// Unacknowledged, when set, is the damage a quarantine recorded:
+	// serve runs unhealthy until `kms-responder ledger acknowledge`.
+	Unacknowledged string `json:"unacknowledged_damage,omitempty"`
 	// Files has one entry per file checked.
 	Files []CheckedFile `json:"files"`
 }
@@ -44,7 +49,7 @@ func Check(dir string) (CheckReport, error) {
 	rep := CheckReport{OK: true}
 	add := func(path, state, detail string) {
 		rep.Files = append(rep.Files, CheckedFile{Path: path, State: state, Detail: detail})
-		if state == "damaged" || state == "set-aside" {
+		if state == "damaged" || state == "unacknowledged" {
 			rep.OK = false
 		}
 	}
@@ -73,7 +78,10 @@ func Check(dir string) (CheckReport, error) {
 				return rep, err
 			}
 		} else {
-			add(path, "ok", fmt.Sprintf("%d clients, %d refusal records, applied through sequence %d", rep.Clients, rep.Refusals, rep.Applied))
+			add(path, "ok", fmt.Sprintf("%d clients, %d refusal records, applied through sequence %d, schema %d", rep.Clients, rep.Refusals, rep.Applied, rep.Schema))
+			if rep.Unacknowledged != "" {
+				add(path, "unacknowledged", "a quarantine recorded damage: "+rep.Unacknowledged+"; serve runs unhealthy until `kms-responder ledger acknowledge`")
+			}
 		}
 	}
 	scans, err := scanLog(segs, rep.Applied)
@@ -122,63 +130,55 @@ func checkStore(path string, rep *CheckReport) error {
 		return &DamageError{Path: path, Offset: -1, What: "bbolt cannot open it: " + err.Error(), Lost: "restore ledger.db from a copy (see responder/README.md, Recovery)"}
 	}
 	defer db.Close()
-	var bad []string
 	err = db.View(func(tx *bolt.Tx) error {
-		if meta := tx.Bucket(bucketMeta); meta != nil {
-			for key, dst := range map[string]*uint64{string(keyApplied): &rep.Applied, string(keyClients): &rep.Clients, string(keyRefusals): &rep.Refusals} {
-				if v := meta.Get([]byte(key)); len(v) == 8 {
-					*dst = binary.BigEndian.Uint64(v)
-				} else if v != nil {
-					bad = append(bad, fmt.Sprintf("meta %q has %d bytes", key, len(v)))
-				}
-			}
+		schema, err := readSchema(tx)
+		if err != nil {
+			return &DamageError{Path: path, Offset: -1, What: err.Error(), Lost: "restore ledger.db from a copy (see responder/README.md, Recovery)"}
 		}
-		if b := tx.Bucket(bucketIdentity); b != nil {
-			if v := b.Get(keyIdentity); v != nil {
-				if _, err := DecodeIdentity(v); err != nil {
-					bad = append(bad, "identity: "+err.Error())
-				}
+		switch schema {
+		case 0:
+		case 1:
+			if _, err := verifyV1(tx, path); err != nil {
+				return err
 			}
+			rep.Schema = 1
+		case schemaVersion:
+			if err := verifyStore(tx, path); err != nil {
+				return err
+			}
+			rep.Schema = schemaVersion
+		default:
+			return &DamageError{Path: path, Offset: -1, What: fmt.Sprintf("has schema version %d; this build reads versions 1 and %d", schema, schemaVersion),
+				Lost: "use the release that wrote it"}
 		}
-		for _, name := range [][]byte{bucketAudit, bucketRefused} {
-			b := tx.Bucket(name)
-			if b == nil {
-				continue
-			}
-			if err := b.ForEach(func(k, v []byte) error {
-				if _, err := DecodeClient(v); err != nil || len(k) != 32 {
-					bad = append(bad, fmt.Sprintf("%s record %x: %v", name, k, err))
-				}
-				return nil
-			}); err != nil {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		get := getCounter
+		if schema == 1 {
+			get = getCounterV1
+		}
+		for _, c := range []struct {
+			key []byte
+			dst *uint64
+		}{{keyApplied, &rep.Applied}, {keyClients, &rep.Clients}, {keyRefusals, &rep.Refusals}} {
+			if *c.dst, err = get(meta, c.key); err != nil {
 				return err
 			}
 		}
-		if b := tx.Bucket(bucketCount); b != nil {
-			if err := b.ForEachBucket(func(app []byte) error {
-				return b.Bucket(app).ForEach(func(k, v []byte) error {
-					if _, err := decodeSeen(v); err != nil || len(k) != 16 {
-						bad = append(bad, fmt.Sprintf("count entry %x/%x: %v", app, k, err))
-					}
-					return nil
-				})
-			}); err != nil {
+		if schema == schemaVersion {
+			v, err := getSealed(meta, "meta \"damage\"", keyDamage)
+			if err != nil {
 				return err
 			}
+			rep.Unacknowledged = string(v)
 		}
 		return nil
 	})
-	if err != nil {
-		return &DamageError{Path: path, Offset: -1, What: "reading it failed: " + err.Error(), Lost: "restore ledger.db from a copy (see responder/README.md, Recovery)"}
+	var d *DamageError
+	if err != nil && !errors.As(err, &d) {
+		err = &DamageError{Path: path, Offset: -1, What: err.Error(), Lost: "restore ledger.db from a copy (see responder/README.md, Recovery)"}
 	}
-	if len(bad) > 0 {
-		n, more := len(bad), ""
-		if len(bad) > 5 {
-			more = fmt.Sprintf(" (and %d more)", len(bad)-5)
-			bad = bad[:5]
-		}
-		return &DamageError{Path: path, Offset: -1, What: fmt.Sprintf("%d records do not decode: %s%s", n, strings.Join(bad, "; "), more),
-			Lost: "serve skips or replaces them; restore ledger.db from a copy to get them back"}
-	}
-	return nil
+	return err
 }

@@ -120,7 +120,7 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 			if v == nil {
 				continue // pruned, moved or evicted since the index entry was written
 			}
-			c, err := DecodeClient(v)
+			c, err := decodeRecord("client record", k[8:], v)
 			if err != nil {
 				l.log.Warn("ledger: skipping corrupt client record", "key", fmt.Sprintf("%x", k[8:]), "err", err)
 				continue
@@ -128,7 +128,7 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 			e := ClientEntry{Client: c}
 			if b := counts.Bucket(c.App[:]); b != nil {
 				if sv := b.Get(c.CMID[:]); sv != nil {
-					if t, err := decodeSeen(sv); err == nil && t.After(cutoff) {
+					if t, err := decodeCountEntry(c.App, c.CMID[:], sv); err == nil && t.After(cutoff) {
 						e.Counted, e.LastCounted, e.CountedUntil = true, t, t.Add(l.opts.CountWindow)
 					}
 				}

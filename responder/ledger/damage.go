@@ -173,6 +173,13 @@ type segScan struct {
 	// tornAt, when positive, is where a tolerated crash-torn tail starts.
 	tornAt int
 	damage *DamageError
+	// unplaceable marks a segment whose frames cannot be placed in the
+	// log (misnamed, or starting inside the one before it): a
+	// quarantine sets it aside without applying them.
+	unplaceable bool
+	// gapFrom, when set, is the first sequence number of a gap before
+	// this segment (the gap ends before seg.start).
+	gapFrom uint64
 }
 
 // lastSeq returns the highest sequence number the scan saw.
@@ -195,6 +202,7 @@ func scanSegment(seg segment, b []byte, last bool) segScan {
 	if len(frames) > 0 {
 		prev = frames[len(frames)-1].seq
 		if frames[0].seq != seg.start {
+			sc.unplaceable = true
 			sc.damage = &DamageError{Path: seg.path, Offset: 0,
 				What: fmt.Sprintf("is named for sequence %d but its first frame holds sequence %d (renamed or copied over?)", seg.start, frames[0].seq),
 				Lost: "its frames cannot be placed in the log"}
@@ -315,7 +323,9 @@ func scanLog(segs []segment, applied uint64) ([]segScan, error) {
 				}
 				sc.damage = &DamageError{Path: s.path, Offset: -1, What: what,
 					Lost: fmt.Sprintf("activations %d..%d are missing: a log segment was removed, or ledger.db was restored from an older copy", want, s.start-1)}
+				sc.gapFrom = want
 			} else if i > 0 && s.start < want {
+				sc.unplaceable = true
 				sc.damage = &DamageError{Path: s.path, Offset: -1,
 					What: fmt.Sprintf("starts at sequence %d, inside the segment before it (which ends at %d): renamed or copied?", s.start, want-1),
 					Lost: "its frames cannot be placed in the log"}

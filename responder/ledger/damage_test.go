@@ -117,3 +117,34 @@ func TestCountSetRevert(t *testing.T) {
 		t.Fatalf("known client after revert %v, want %v", got, before)
 	}
 }
+
+// TestMissingSeqs: a quarantine reports exactly the sequence numbers it
+// could not read.
+func TestMissingSeqs(t *testing.T) {
+	fr := func(seqs ...uint64) []frame {
+		var out []frame
+		for _, s := range seqs {
+			out = append(out, frame{seq: s})
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name   string
+		start  uint64
+		frames []frame
+		end    uint64
+		want   string
+	}{
+		{"one hole, sealed segment", 1, fr(1, 2, 4, 5), 6, "3"},
+		{"holes and a missing tail, sealed", 10, fr(12, 13, 17), 20, "10-11, 14-16, 18-19"},
+		{"nothing missing", 1, fr(1, 2, 3), 4, "none"},
+		{"newest segment", 1, fr(1, 3), 0, "2, any from 4 on that the damage hid at the end of the newest segment"},
+		{"no frame read", 5, nil, 9, "5-8"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := missingSeqs(tt.start, tt.frames, tt.end); got != tt.want {
+				t.Errorf("missingSeqs = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

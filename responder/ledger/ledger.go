@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,13 +12,18 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
 // FileName is the name of the store inside the data directory.
 const FileName = "ledger.db"
 
-// schemaVersion is the layout version written to the meta bucket.
-const schemaVersion = 1
+// schemaVersion is the layout version written to the meta bucket. Version
+// 2 seals every value with a CRC-32C (see seal.go); Open upgrades a
+// version-1 store in place (migrateV1), and a build that reads only
+// version 1 refuses a version-2 store by its schema byte.
+const schemaVersion = 2
 
 // Defaults for Options.
 const (
@@ -76,6 +80,10 @@ var (
 	keyApplied  = []byte("applied")
 	keyIdentity = []byte("host")
 	keyRefusals = []byte("refusals")
+	// keyDamage holds, once a damaged log was quarantined, what was lost:
+	// the ledger stays unhealthy, across restarts, until the operator
+	// acknowledges it (Acknowledge).
+	keyDamage = []byte("damage")
 )
 
 // ErrClosed is returned by calls on a closed Ledger.
@@ -123,6 +131,13 @@ type Options struct {
 	// Logger receives warnings about skipped corrupt records, torn log
 	// tails and failed log writes or store updates; nil discards them.
 	Logger *slog.Logger
+
+	// WriteFault injects log write failures, for tests only: when set, it
+	// is called before each append to the log with the segment offset
+	// the append starts at, its length and the end of the segment's
+	// zero-filled space; a non-nil error fails the append as a full disk
+	// would. Production code leaves it nil.
+	WriteFault func(off int64, n int, alloc int64) error
 
 	// segmentSize is the log segment size (tests shrink it).
 	segmentSize int64
@@ -197,6 +212,10 @@ type Ledger struct {
 	// Log writer state (writer goroutine only, or Open before it starts).
 	wal     walWriter
 	nextSeq uint64
+	// durable is every application's count as the synced log holds it:
+	// the store's counts at Open, then every logged activation replayed
+	// (see replayCount). Pending.Count reports from it.
+	durable map[guid.GUID]*CountSet
 
 	// Hand-off from the log writer to the applier, guarded by amu.
 	amu      sync.Mutex
@@ -301,7 +320,7 @@ func open(dir, path string, segs []segment, opts Options) (*Ledger, error) {
 		applyReqs: make(chan applyReq),
 		stopApply: make(chan struct{}),
 		applyDone: make(chan struct{}),
-		wal:       walWriter{dir: dir},
+		wal:       walWriter{dir: dir, fault: opts.WriteFault},
 	}
 	l.roomCond = sync.NewCond(&l.amu)
 	if err := l.init(); err != nil {
@@ -314,14 +333,65 @@ func open(dir, path string, segs []segment, opts Options) (*Ledger, error) {
 	if err := l.prune(); err != nil {
 		l.log.Warn("ledger: initial prune failed", "err", err)
 	}
-	if err := l.pruneCounts(opts.Clock().Add(-opts.CountWindow)); err != nil {
+	if why, err := l.clockImplausible(opts.Clock()); why != "" || err != nil {
+		l.log.Warn("ledger: not trimming expired count entries at open", "reason", why, "err", err)
+	} else if err := l.pruneCounts(opts.Clock().Add(-opts.CountWindow)); err != nil {
 		l.log.Warn("ledger: initial count trim failed", "err", err)
+	}
+	if err := l.loadDurable(); err != nil {
+		return l, fmt.Errorf("ledger: %s: %w", path, err)
 	}
 	return l, nil
 }
 
-// init creates the buckets, checks the schema version and loads counters.
+// loadDurable fills the log writer's durable counts from the store, which
+// holds the whole log once Open has recovered it.
+func (l *Ledger) loadDurable() error {
+	l.durable = map[guid.GUID]*CountSet{}
+	return l.db.View(func(tx *bolt.Tx) error {
+		b := buckets{cap: tx.Bucket(bucketCap), count: tx.Bucket(bucketCount)}
+		apps := map[guid.GUID]bool{}
+		collect := func(k []byte) error {
+			if len(k) == 16 {
+				apps[guid.GUID(k)] = true
+			}
+			return nil
+		}
+		if err := b.cap.ForEach(func(k, _ []byte) error { return collect(k) }); err != nil {
+			return err
+		}
+		if err := b.count.ForEachBucket(collect); err != nil {
+			return err
+		}
+		for app := range apps {
+			sc, err := loadCount(&b, app)
+			if err != nil {
+				return err
+			}
+			l.durable[app] = sc.set
+		}
+		return nil
+	})
+}
+
+// init checks every stored value (verifyStore, the code Check runs),
+// upgrades a schema-1 store, creates the buckets and loads counters.
 func (l *Ledger) init() error {
+	path := l.db.Path()
+	var schema byte
+	err := l.db.View(func(tx *bolt.Tx) error {
+		var err error
+		if schema, err = readSchema(tx); err != nil {
+			return err
+		}
+		if schema == schemaVersion {
+			return verifyStore(tx, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	return l.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketMeta, bucketIdentity, bucketAudit, bucketAuditTS, bucketCount, bucketCap, bucketRefused, bucketRefTS} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -329,15 +399,19 @@ func (l *Ledger) init() error {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		switch v := meta.Get(keySchema); {
-		case v == nil:
+		switch schema {
+		case 0:
 			if err := meta.Put(keySchema, []byte{schemaVersion}); err != nil {
 				return err
 			}
-		case len(v) != 1:
-			return fmt.Errorf("schema version value has %d bytes, want 1", len(v))
-		case v[0] != schemaVersion:
-			return fmt.Errorf("store has schema version %d; this build reads version %d", v[0], schemaVersion)
+		case 1:
+			if err := migrateV1(tx, path); err != nil {
+				return err
+			}
+			l.log.Info("ledger: store upgraded to schema 2 (a CRC-32C on every value); releases that read only schema 1 refuse it now", "path", path)
+		case schemaVersion:
+		default:
+			return fmt.Errorf("store has schema version %d; this build reads versions 1 and %d", schema, schemaVersion)
 		}
 		for _, c := range []struct {
 			key []byte
@@ -347,12 +421,18 @@ func (l *Ledger) init() error {
 			{keyRefusals, l.refusals.Store},
 			{keyApplied, func(v uint64) { l.appliedSeq = v }},
 		} {
-			if v := meta.Get(c.key); v != nil {
-				if len(v) != 8 {
-					return fmt.Errorf("meta value %q has %d bytes, want 8", c.key, len(v))
-				}
-				c.dst(binary.BigEndian.Uint64(v))
+			v, err := getCounter(meta, c.key)
+			if err != nil {
+				return err
 			}
+			c.dst(v)
+		}
+		dmg, err := getSealed(meta, "meta \"damage\"", keyDamage)
+		if err != nil {
+			return err
+		}
+		if dmg != nil {
+			l.damage.Store(&errorBox{fmt.Errorf("ledger: damaged log quarantined, not yet acknowledged (kms-responder ledger acknowledge): %s", dmg)})
 		}
 		counts := tx.Bucket(bucketCount)
 		return counts.ForEachBucket(func(k []byte) error {

@@ -111,6 +111,19 @@ func (l *Ledger) logBatch(batch []*op) error {
 		return err
 	}
 	l.logErr.Store(nil)
+	for _, o := range batch {
+		if a := &o.act; a.Counted || a.Cap != 0 {
+			set := l.durable[a.App]
+			if set == nil {
+				set = NewCountSet()
+				l.durable[a.App] = set
+			}
+			replayCount(set, a, l.opts.CountWindow)
+			if a.Counted {
+				o.count = set.Len()
+			}
+		}
+	}
 	l.amu.Lock()
 	for i, o := range batch {
 		l.pending = append(l.pending, entry{seq: l.nextSeq + uint64(i), act: &o.act})

@@ -27,6 +27,12 @@ func (l *Ledger) prune() error {
 	if !timeOK(cutoff) {
 		return nil
 	}
+	if why, err := l.clockImplausible(now); err != nil || why != "" {
+		if why != "" {
+			l.log.Warn("ledger: not pruning audit records", "reason", why)
+		}
+		return err
+	}
 	for {
 		n, err := l.pruneAudit(cutoff)
 		if err != nil {
@@ -37,6 +43,53 @@ func (l *Ledger) prune() error {
 		}
 	}
 	return nil
+}
+
+// maxClockLead is how far the clock may be past the newest answered
+// client's last request for pruning to run. Answered clients' clocks are
+// within hours of the host's (the host refuses skewed ones), so a clock
+// further ahead than this with nobody answered since is more likely wrong
+// than a long silence; either way nothing is lost by waiting: expired
+// records are hidden from every count and listing, and pruning resumes
+// once a client is answered at the new time.
+const maxClockLead = 24 * time.Hour
+
+// clockImplausible says why now is implausibly far past the newest
+// answered record (the newest entry of the retention index whose record
+// agrees with it), or "" when pruning may run.
+func (l *Ledger) clockImplausible(now time.Time) (string, error) {
+	var newest time.Time
+	found := false
+	err := l.db.View(func(tx *bolt.Tx) error {
+		audit := tx.Bucket(bucketAudit)
+		cur := tx.Bucket(bucketAuditTS).Cursor()
+		k, _ := cur.Last()
+		for tries := 0; k != nil && tries < 1000; k, _ = cur.Prev() {
+			tries++
+			if len(k) != 40 {
+				continue
+			}
+			v := audit.Get(k[8:])
+			if v == nil {
+				continue
+			}
+			c, err := decodeRecord("client record", k[8:], v)
+			if err != nil || !bytes.Equal(tsKey(c.LastSeen, c.CMID, c.App), k) {
+				continue
+			}
+			newest, found = c.LastSeen, true
+			return nil
+		}
+		return nil
+	})
+	if err != nil || !found {
+		return "", err
+	}
+	if lead := now.Sub(newest); lead > maxClockLead {
+		return fmt.Sprintf("the clock (%s) is %s past the newest answered client (%s): if the clock is wrong, pruning would delete counts and audit records for good; pruning waits until a client is answered at this time (expired records are hidden meanwhile)",
+			now.UTC().Format(time.RFC3339), lead.Round(time.Minute), newest.UTC().Format(time.RFC3339)), nil
+	}
+	return "", nil
 }
 
 // pruneAudit deletes up to pruneChunk audit records last seen at or before
@@ -73,8 +126,14 @@ func (l *Ledger) pruneAudit(cutoff time.Time) (int, error) {
 			if v == nil {
 				continue
 			}
-			c, err := DecodeClient(v)
-			if err == nil && !bytes.Equal(tsKey(c.LastSeen, c.CMID, c.App), k) {
+			c, err := decodeRecord("client record", k[8:], v)
+			if err != nil {
+				// Never prune a record that changed on disk: keep the
+				// evidence for Check (the index entry goes; Open
+				// refuses the store anyway).
+				continue
+			}
+			if !bytes.Equal(tsKey(c.LastSeen, c.CMID, c.App), k) {
 				continue
 			}
 			if err := audit.Delete(k[8:]); err != nil {
@@ -87,7 +146,7 @@ func (l *Ledger) pruneAudit(cutoff time.Time) (int, error) {
 			return nil
 		}
 		left -= min(removed, left)
-		return tx.Bucket(bucketMeta).Put(keyClients, binary.BigEndian.AppendUint64(nil, left))
+		return putCounterValue(tx.Bucket(bucketMeta), keyClients, left)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("ledger: prune audit records: %w", err)
@@ -112,7 +171,14 @@ func (l *Ledger) pruneCounts(cutoff time.Time) error {
 			return err
 		}
 		for _, app := range apps {
-			if _, err := trimCount(counts.Bucket(app), capOf(caps, app), cutoff); err != nil {
+			capN, err := capOf(caps, app)
+			if err != nil {
+				return err
+			}
+			if len(app) != 16 {
+				return fmt.Errorf("count bucket name %x has %d bytes, want 16", app, len(app))
+			}
+			if _, err := trimCount(counts.Bucket(app), guid.GUID(app), capN, cutoff); err != nil {
 				return err
 			}
 		}
@@ -124,24 +190,28 @@ func (l *Ledger) pruneCounts(cutoff time.Time) error {
 	return nil
 }
 
-// capOf returns the stored cap of app, 0 when none or unreadable.
-func capOf(caps *bolt.Bucket, app []byte) int {
-	n := 0
-	if v := caps.Get(app); v != nil {
-		n, _ = decodeCap(v)
+// capOf returns the stored cap of app, 0 when none.
+func capOf(caps *bolt.Bucket, app []byte) (int, error) {
+	v, err := getSealed(caps, "cap", app)
+	if err != nil || v == nil {
+		return 0, err
 	}
-	return n
+	return decodeCap(v)
 }
 
 // trimCount deletes from one application's count bucket the entries last
-// seen at or before cutoff, corrupt ones, and all but the newest capN (when
-// capN > 0). It returns the number of entries kept.
-func trimCount(b *bolt.Bucket, capN int, cutoff time.Time) (int, error) {
+// seen at or before cutoff and all but the newest capN (when capN > 0). It
+// returns the number of entries kept; an entry that fails its checksum or
+// does not decode fails it (and nothing is deleted).
+func trimCount(b *bolt.Bucket, app guid.GUID, capN int, cutoff time.Time) (int, error) {
 	var keep []Seen
 	var drop [][]byte
 	if err := b.ForEach(func(k, v []byte) error {
-		t, err := decodeSeen(v)
-		if err != nil || len(k) != 16 || !t.After(cutoff) {
+		t, err := decodeCountEntry(app, k, v)
+		if err != nil {
+			return err
+		}
+		if !t.After(cutoff) {
 			drop = append(drop, bytes.Clone(k))
 			return nil
 		}

@@ -35,15 +35,16 @@ func (l *Ledger) Client(cmid, app guid.GUID) (Client, bool, error) {
 	var c Client
 	var found bool
 	err := l.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketAudit).Get(clientKey(cmid, app))
+		k := clientKey(cmid, app)
+		v, what := tx.Bucket(bucketAudit).Get(k), "client record"
 		if v == nil {
-			v = tx.Bucket(bucketRefused).Get(clientKey(cmid, app))
+			v, what = tx.Bucket(bucketRefused).Get(k), "refusal record"
 		}
 		if v == nil {
 			return nil
 		}
 		var err error
-		c, err = DecodeClient(v)
+		c, err = decodeRecord(what, k, v)
 		found = err == nil
 		return err
 	})
@@ -59,7 +60,7 @@ func (l *Ledger) Clients(fn func(Client) bool) error {
 	return l.db.View(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketAudit).Cursor()
 		for k, v := cur.First(); k != nil; k, v = cur.Next() {
-			c, err := DecodeClient(v)
+			c, err := decodeRecord("client record", k, v)
 			if err != nil {
 				l.log.Warn("ledger: skipping corrupt client record", "key", fmt.Sprintf("%x", k), "err", err)
 				continue
@@ -113,7 +114,11 @@ func (l *Ledger) Counts() ([]AppCount, error) {
 			if err != nil {
 				return err
 			}
-			ac.Cap, err = decodeCap(v)
+			cv, err := unseal("cap", k, v)
+			if err != nil {
+				return err
+			}
+			ac.Cap, err = decodeCap(cv)
 			return err
 		})
 		if err != nil {
@@ -125,8 +130,8 @@ func (l *Ledger) Counts() ([]AppCount, error) {
 				return err
 			}
 			return tx.Bucket(bucketCount).Bucket(k).ForEach(func(cmid, v []byte) error {
-				t, err := decodeSeen(v)
-				if err != nil || len(cmid) != 16 {
+				t, err := decodeCountEntry(ac.App, cmid, v)
+				if err != nil {
 					l.log.Warn("ledger: skipping corrupt count entry", "app", ac.App.String(), "key", fmt.Sprintf("%x", cmid), "err", err)
 					return nil
 				}
@@ -147,11 +152,10 @@ func (l *Ledger) Counts() ([]AppCount, error) {
 func (l *Ledger) Identity() (Identity, error) {
 	id := Identity{EPIDs: map[string]string{}}
 	err := l.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketIdentity).Get(keyIdentity)
-		if v == nil {
-			return nil
+		v, err := getSealed(tx.Bucket(bucketIdentity), "identity", keyIdentity)
+		if err != nil || v == nil {
+			return err
 		}
-		var err error
 		id, err = DecodeIdentity(v)
 		return err
 	})
@@ -173,7 +177,7 @@ func (l *Ledger) SetIdentity(ctx context.Context, id Identity) error {
 		return ErrClosed
 	}
 	err = l.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketIdentity).Put(keyIdentity, b)
+		return putSealed(tx.Bucket(bucketIdentity), keyIdentity, b)
 	})
 	if err != nil {
 		return fmt.Errorf("ledger: store identity: %w", err)

@@ -5,15 +5,23 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // recover checks the log segments (see scanLog), applies their activations
 // newer than the store's applied sequence number, deletes the segments and
 // starts a new one. Damage refuses the start (returning the first
 // *DamageError) before anything is changed, unless Options.Quarantine is
-// set: then a damaged segment's readable frames before the damage are
-// applied, the file is renamed to *.corrupt and the ledger stays unhealthy.
+// set: then what each damaged segment lost is recorded in the store, every
+// intact frame of it is applied, the file is renamed to *.corrupt, and the
+// ledger stays unhealthy, across restarts, until Acknowledge.
 func (l *Ledger) recover(segs []segment) error {
 	scans, err := scanLog(segs, l.appliedSeq)
 	if err != nil {
@@ -31,7 +39,64 @@ func (l *Ledger) recover(segs []segment) error {
 		}
 		return damaged[0]
 	}
+	// First decide, without changing anything, what each damaged
+	// segment costs, and record it in the store before any file is
+	// renamed or removed: a crash in between then leaves the ledger
+	// unhealthy, never a quarantine nobody is told about.
 	last := l.appliedSeq
+	apply := make([][]frame, len(scans))
+	setAside := make([]string, len(scans))
+	var damage []string
+	for i := range scans {
+		sc := &scans[i]
+		apply[i] = sc.frames
+		d := sc.damage
+		if d == nil {
+			continue
+		}
+		var missing string
+		switch {
+		case sc.unplaceable:
+			apply[i] = nil
+			missing = "all of its frames (they cannot be placed in the log)"
+		case d.Offset >= 0:
+			// Every intact frame is applied, those past the damage
+			// too; only what cannot be read is missing.
+			apply[i] = append(append([]frame(nil), sc.frames...), sc.after...)
+			end := uint64(0)
+			if i+1 < len(scans) {
+				end = scans[i+1].seg.start
+			}
+			missing = missingSeqs(sc.seg.start, apply[i], end)
+		default:
+			// A gap before an intact segment: its frames are applied
+			// (and it is removed once they are in the store).
+			missing = fmt.Sprintf("%d-%d", sc.gapFrom, sc.seg.start-1)
+			if sc.gapFrom == sc.seg.start-1 {
+				missing = strconv.FormatUint(sc.gapFrom, 10)
+			}
+			l.log.Error("ledger: log gap; the ledger stays unhealthy until `kms-responder ledger acknowledge`", "err", d, "missing", missing)
+			damage = append(damage, fmt.Sprintf("%v; sequence numbers not read: %s", d, missing))
+			continue
+		}
+		to, err := quarantineName(sc.seg.path)
+		if err != nil {
+			return fmt.Errorf("ledger: quarantine %s: %w (%w)", sc.seg.path, err, d)
+		}
+		setAside[i] = to
+		where := d.Path
+		if d.Offset >= 0 {
+			where += fmt.Sprintf(" at offset %d", d.Offset)
+		}
+		damage = append(damage, fmt.Sprintf("ledger: %s: %s; set aside as %s; %d intact frames read; sequence numbers not read: %s", where, d.What, to, len(apply[i]), missing))
+		l.log.Error("ledger: damaged log segment set aside; the ledger stays unhealthy until `kms-responder ledger acknowledge`",
+			"err", d, "moved_to", to, "intact_frames", len(apply[i]), "missing", missing)
+	}
+	if len(damage) > 0 {
+		if err := l.recordDamage(strings.Join(damage, "\n")); err != nil {
+			return err
+		}
+	}
 	var remove []string
 	for i := range scans {
 		sc := &scans[i]
@@ -39,21 +104,13 @@ func (l *Ledger) recover(segs []segment) error {
 			// Never reuse a sequence number some file holds.
 			last = max(last, s)
 		}
-		frames := sc.frames
-		switch d := sc.damage; {
-		case d != nil && d.Offset >= 0:
-			to, err := quarantine(sc.seg.path)
-			if err != nil {
-				return fmt.Errorf("ledger: quarantine %s: %w (%w)", sc.seg.path, err, d)
+		frames := apply[i]
+		switch {
+		case setAside[i] != "":
+			if err := os.Rename(sc.seg.path, setAside[i]); err != nil {
+				return fmt.Errorf("ledger: quarantine %s: %w", sc.seg.path, err)
 			}
-			l.log.Error("ledger: damaged log segment set aside; the ledger stays unhealthy until it is repaired", "err", d, "moved_to", to)
-			if d.Offset == 0 {
-				frames = nil // misnamed: its frames cannot be placed
-			}
-			l.damage.Store(&errorBox{fmt.Errorf("%w (set aside as %s)", d, to)})
-		case d != nil:
-			l.log.Error("ledger: log gap; the ledger stays unhealthy until it is repaired", "err", d)
-			l.damage.Store(&errorBox{d})
+		case sc.damage != nil:
 			remove = append(remove, sc.seg.path)
 		case sc.tornAt > 0:
 			// The trace of a crash: the batch being synced was never
@@ -105,20 +162,117 @@ func (l *Ledger) recover(segs []segment) error {
 	return nil
 }
 
-// quarantine renames a damaged file to <path>.corrupt (or .corrupt.N when
-// that exists) and returns the new name.
-func quarantine(path string) (string, error) {
+// missingSeqs lists the sequence numbers from start on that frames (in
+// order) lack, up to end-1 when end is set (the next segment's start), as
+// ranges; after the last frame of the newest segment it says so.
+func missingSeqs(start uint64, frames []frame, end uint64) string {
+	var out []string
+	add := func(a, b uint64) {
+		if a == b {
+			out = append(out, strconv.FormatUint(a, 10))
+		} else {
+			out = append(out, fmt.Sprintf("%d-%d", a, b))
+		}
+	}
+	next := start
+	for _, f := range frames {
+		if f.seq > next {
+			add(next, f.seq-1)
+		}
+		next = f.seq + 1
+	}
+	switch {
+	case end > next:
+		add(next, end-1)
+	case end == 0:
+		out = append(out, fmt.Sprintf("any from %d on that the damage hid at the end of the newest segment", next))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
+// recordDamage adds what a quarantine lost to the store, so that the
+// ledger stays unhealthy across restarts until Acknowledge.
+func (l *Ledger) recordDamage(msg string) error {
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		old, err := getSealed(meta, "meta \"damage\"", keyDamage)
+		if err != nil {
+			return err
+		}
+		if len(old) > 0 {
+			msg = string(old) + "\n" + msg
+		}
+		return putSealed(meta, keyDamage, []byte(msg))
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: record the quarantine in the store: %w", err)
+	}
+	l.damage.Store(&errorBox{fmt.Errorf("ledger: damaged log quarantined, not yet acknowledged: %s", msg)})
+	return nil
+}
+
+// Acknowledge clears the damage a quarantine recorded in the store in dir,
+// so that serve runs healthy again: the operator's explicit acceptance of
+// what was lost (kms-responder ledger acknowledge). It returns what was
+// recorded, or "" when there was nothing to acknowledge. The *.corrupt files
+// are left in place. It fails while serve runs.
+func Acknowledge(dir string, lockTimeout time.Duration) (string, error) {
+	path := filepath.Join(dir, FileName)
+	exists, err := checkStoreFile(path, false)
+	if err != nil || !exists {
+		return "", err
+	}
+	opts := Options{LockTimeout: lockTimeout}
+	if err := opts.setDefaults(); err != nil {
+		return "", err
+	}
+	db, err := bolt.Open(path, 0o600, boltOptions(&opts, false))
+	if errors.Is(err, berrors.ErrTimeout) {
+		return "", fmt.Errorf("ledger: %s is locked by another process (stop kms-responder serve first)", path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	defer db.Close()
+	var was string
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		if s, err := readSchema(tx); err != nil || s != schemaVersion {
+			return err
+		}
+		v, err := getSealed(meta, "meta \"damage\"", keyDamage)
+		if err != nil || v == nil {
+			return err
+		}
+		was = string(v)
+		return meta.Delete(keyDamage)
+	})
+	if err != nil {
+		return "", fmt.Errorf("ledger: acknowledge: %w", err)
+	}
+	return was, nil
+}
+
+// quarantineName returns the name a damaged file is set aside as:
+// <path>.corrupt, or .corrupt.N when that exists.
+func quarantineName(path string) (string, error) {
 	to := path + ".corrupt"
 	for n := 1; ; n++ {
-		if _, err := os.Lstat(to); errors.Is(err, fs.ErrNotExist) {
-			break
+		_, err := os.Lstat(to)
+		if errors.Is(err, fs.ErrNotExist) {
+			return to, nil
+		}
+		if err != nil {
+			return "", err
 		}
 		to = fmt.Sprintf("%s.corrupt.%d", path, n)
 	}
-	if err := os.Rename(path, to); err != nil {
-		return "", err
-	}
-	return to, nil
 }
 
 // readSegment reads one log segment: a regular file (never through a

@@ -195,6 +195,8 @@ type walWriter struct {
 	buf   []byte // frames of the batch being written
 	// payload is the encoding of the activation being framed.
 	payload []byte
+	// fault is Options.WriteFault.
+	fault func(off int64, n int, alloc int64) error
 }
 
 // preallocChunk is how much zero-filled space a segment gains at a time.
@@ -250,6 +252,11 @@ func zeroFill(f *os.File, off, end int64) error {
 // what it may have written, so that the log still ends after the last
 // frame written.
 func (w *walWriter) append(buf []byte) error {
+	if w.fault != nil {
+		if err := w.fault(w.size, len(buf), w.alloc); err != nil {
+			return fmt.Errorf("ledger: append to log: %w", err)
+		}
+	}
 	need := w.size + int64(len(buf))
 	if need > w.alloc {
 		end := max(need, w.alloc+preallocChunk)

@@ -12,6 +12,9 @@ import (
 type op struct {
 	act  Activation
 	done chan error
+	// count is the activation's application count in the log right after
+	// it (set by the log writer before done is sent; see Pending.Count).
+	count int
 }
 
 // entry is a logged activation waiting to be applied to the store.
@@ -43,7 +46,7 @@ func (l *Ledger) Record(ctx context.Context, a Activation) error {
 }
 
 // Pending is an activation queued for the log.
-type Pending struct{ done chan error }
+type Pending struct{ o *op }
 
 // Enqueue queues one activation for the log and returns without waiting for
 // the sync; Wait on the result to learn when it is durable. Activations
@@ -66,7 +69,7 @@ func (l *Ledger) Enqueue(ctx context.Context, a Activation) (Pending, error) {
 	}
 	select {
 	case l.queue <- o:
-		return Pending{done: o.done}, nil
+		return Pending{o: o}, nil
 	case <-ctx.Done():
 		return Pending{}, ctx.Err()
 	}
@@ -76,15 +79,31 @@ func (l *Ledger) Enqueue(ctx context.Context, a Activation) (Pending, error) {
 // the error that prevented it, or ctx.Err() if ctx ends first (the
 // activation may then still become durable).
 func (p Pending) Wait(ctx context.Context) error {
-	if p.done == nil {
+	if p.o == nil {
 		return fmt.Errorf("ledger: Wait on an activation that was never enqueued")
 	}
 	select {
-	case err := <-p.done:
+	case err := <-p.o.done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Count returns the number of clients in the activation's application
+// count right after it in the log: the count the durable log holds at this
+// activation, which is what a restart rebuilds at this point (later
+// activations only add to it, or expire clients by time). Call it only
+// after Wait returned nil; it is 0 for an activation that is not counted.
+// A host answers with this count rather than the one it
+// computed in memory: an earlier activation counted in memory whose write
+// failed is in the memory count until the host reverts it, but never in
+// this one.
+func (p Pending) Count() int {
+	if p.o == nil {
+		return 0
+	}
+	return p.o.count
 }
 
 // Prune applies pending activations, then removes audit records older than

@@ -38,7 +38,7 @@ func (l *lab) reRegisterRogue(t *testing.T) {
 // the operator's words; the --nsupdate-out script for nsupdate -g deletes it as well.
 func TestAuditFixByGSSTSIG(t *testing.T) {
 	l := startLab(t, "fix")
-	base := []string{"audit", "--dns", dc.DNSAddr(), "--domain", l.Domain, "--approve", l.Name("kms1"), "--fix", "--yes"}
+	base := []string{"audit", "--probe-loopback", "--ports", "1024-65535", "--dns", dc.DNSAddr(), "--domain", l.Domain, "--approve", l.Name("kms1"), "--fix", "--yes"}
 
 	code, _, errOut := runKMS(t, nil, base...)
 	if code != 1 || !strings.Contains(errOut, "REFUSED") || !strings.Contains(errOut, "--gss-tsig") {
@@ -99,7 +99,7 @@ func TestAuditFixByGSSTSIG(t *testing.T) {
 	// length; the update is applied all the same, which is what is checked.)
 	l.reRegisterRogue(t)
 	script := filepath.Join(dir, "delete.nsupdate")
-	code, _, errOut = runKMS(t, nil, "audit", "--dns", dc.DNSAddr(), "--domain", l.Domain, "--approve", l.Name("kms1"),
+	code, _, errOut = runKMS(t, nil, "audit", "--probe-loopback", "--ports", "1024-65535", "--dns", dc.DNSAddr(), "--domain", l.Domain, "--approve", l.Name("kms1"),
 		"--gss-tsig", "--nsupdate-out", script)
 	b, err := os.ReadFile(script)
 	if code != 3 || err != nil || !strings.Contains(string(b), "\ngsstsig\n") || !strings.Contains(string(b), "nsupdate -g") {

@@ -24,7 +24,7 @@ func TestMonitoringRulesReadTheDCsAudit(t *testing.T) {
 	l := startLab(t, "prom")
 	dir := t.TempDir()
 	prom := filepath.Join(dir, "kmsdns_audit.prom")
-	if code, out, errOut := runKMS(t, nil, "audit", "--dns", dc.DNSAddr(), "--domain", l.Domain, "--approve", l.Name("kms1"), "--prometheus", prom); code != 3 {
+	if code, out, errOut := runKMS(t, nil, "audit", "--probe-loopback", "--ports", "1024-65535", "--dns", dc.DNSAddr(), "--domain", l.Domain, "--approve", l.Name("kms1"), "--prometheus", prom); code != 3 {
 		t.Fatalf("audit: exit %d, want 3\n%s%s", code, out, errOut)
 	}
 	f, err := os.Open(prom)

@@ -121,7 +121,7 @@ func TestResolverShapeAnswersOnlyRegisteredHosts(t *testing.T) {
 // of vlmcs activates on kms1 without meeting it.
 func TestAuditAndDoctorAgainstTheDC(t *testing.T) {
 	l := startLab(t, "audit")
-	code, out, errOut := runKMS(t, nil, "audit", "--dns", dc.DNSAddr(), "--domain", l.Domain, "--approve", l.Name("kms1"), "--json")
+	code, out, errOut := runKMS(t, nil, "audit", "--probe-loopback", "--ports", "1024-65535", "--dns", dc.DNSAddr(), "--domain", l.Domain, "--approve", l.Name("kms1"), "--json")
 	var rep auditReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("audit: exit %d, no JSON (%v):\n%s%s", code, err, out, errOut)

@@ -155,6 +155,35 @@ func FreePort(t testing.TB) int {
 	return 0
 }
 
+// FreeWildcardPort returns a TCP port free on both wildcard addresses,
+// 0.0.0.0 and [::], for tests of a ":PORT" listener.
+func FreeWildcardPort(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		if p := FreePort(t); BothFamiliesFree(p) {
+			return p
+		}
+	}
+	t.Fatal("no port free on both 0.0.0.0 and [::]")
+	return 0
+}
+
+// BothFamiliesFree reports whether port is free on the IPv4 and the IPv6
+// wildcard address.
+func BothFamiliesFree(port int) bool {
+	l4, err := net.Listen("tcp4", "0.0.0.0:"+strconv.Itoa(port))
+	if err != nil {
+		return false
+	}
+	defer l4.Close()
+	l6, err := net.Listen("tcp6", "[::]:"+strconv.Itoa(port))
+	if err != nil {
+		return false
+	}
+	l6.Close()
+	return true
+}
+
 // WriteFile writes content to name in dir and returns its path.
 func WriteFile(t testing.TB, dir, name, content string) string {
 	t.Helper()

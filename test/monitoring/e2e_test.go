@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/refusal"
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
@@ -35,6 +39,9 @@ dc1	3600 IN A 127.0.0.1
 ; a workstation given a KMS host key by mistake published itself
 _vlmcs._tcp	600 IN SRV 0 0 1688 rogue-pc
 rogue-pc	600 IN A 127.0.0.9
+; an approved KMS host that was decommissioned: nothing answers at its port
+_vlmcs._tcp	600 IN SRV 0 0 DEADPORT oldkms
+oldkms	600 IN A 127.0.0.10
 `
 
 const vlmcsCorefile = `example.test:{{PORT}} corp.test:{{PORT}} {
@@ -236,7 +243,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 	secret := base64.StdEncoding.EncodeToString(secretBytes)
 
 	ad := harness.StartCoreDNS(t, "corp.test:{{PORT}} {\n\tbind 127.0.0.1\n\tfile {{DIR}}/db.corp.test\n}\n",
-		harness.File{Name: "db.corp.test", Content: adZone})
+		harness.File{Name: "db.corp.test", Content: strings.ReplaceAll(adZone, "DEADPORT", strconv.Itoa(harness.FreePort(t)))})
+	textfile := newTextfileTarget(t)
 	corefile := strings.NewReplacer("SECRET", secret, "ADPORT", strconv.Itoa(ad.Port)).Replace(vlmcsCorefile)
 	dns := harness.StartCoreDNS(t, corefile)
 	keyFile := harness.WriteFile(t, t.TempDir(), "kms.key", "hmac-sha256:kmsdns-key.:"+secret+"\n")
@@ -254,7 +262,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 	rules, _ := loadRules(t)
 	prom := startPrometheus(t, scaleRules(t, rules, timeScale),
 		scrapeJob{"kmsdns-coredns", []string{"127.0.0.1:" + strconv.Itoa(dns.Metrics)}},
-		scrapeJob{"kms-responder", []string{kms1.admin, kms2.admin}})
+		scrapeJob{"kms-responder", []string{kms1.admin, kms2.admin}},
+		scrapeJob{"node", []string{textfile.addr}})
 	coredns := map[string]string{"job": "kmsdns-coredns", "zone": "example.test."}
 
 	// A healthy deployment: two members up, every target scraped, and, after
@@ -263,9 +272,9 @@ func TestAlertsEndToEnd(t *testing.T) {
 		s, err := prom.query(t, `instance_zone:coredns_vlmcs_members_up:sum{zone="example.test."} == 2`)
 		return err == nil && len(s) == 1
 	})
-	harness.Eventually(t, 10*time.Second, "3 targets up", func() bool {
+	harness.Eventually(t, 10*time.Second, "4 targets up", func() bool {
 		s, err := prom.query(t, `up == 1`)
-		return err == nil && len(s) == 3
+		return err == nil && len(s) == 4
 	})
 	// kms1's group serves Windows servers (threshold 5) and clients (25).
 	for _, th := range []string{"5", "25"} {
@@ -273,6 +282,12 @@ func TestAlertsEndToEnd(t *testing.T) {
 		if s, err := prom.query(t, q); err != nil || len(s) != 1 {
 			t.Errorf("%s: %v %v", q, s, err)
 		}
+	}
+	// A client asks kms1 for a product its group does not serve: refused
+	// with 0xC004F042, as the result label the rules match (one request
+	// stays below KmsResponderWrongProductRequests' threshold).
+	if code, out := runAudit(t, "activate", "--server", kms1.addr, "--product", "Office Excel 2013", "--cmid", "random"); code == 0 || !strings.Contains(out, "0xC004F042") {
+		t.Fatalf("activation of a product kms1 does not serve: exit %d\n%s", code, out)
 	}
 	time.Sleep(3 * time.Second)
 	if a := prom.alerts(t); len(a) != 0 {
@@ -286,6 +301,28 @@ func TestAlertsEndToEnd(t *testing.T) {
 	}
 	a := prom.waitAlert(t, 15*time.Second, "VlmcsRogueTargetsScrubbed", "firing", map[string]string{"zone": "corp.test.", "target": "rogue-pc.corp.test."})
 	t.Logf("rogue SRV record scrubbed: %s: %s", a, a.Annotations["summary"])
+
+	// The audit, run as its timer would (textfile for node_exporter), finds
+	// AD's rogue record (nothing answers: rogue-dead) and the decommissioned
+	// approved host (stale); its alerts fire on the values it really writes.
+	// The test bed is on loopback at run-time ports: --probe-loopback and
+	// --ports say so.
+	auditArgs := []string{"audit", "--probe-loopback", "--ports", "1-65535", "--timeout", "2s", "--prometheus", textfile.path}
+	if code, out := runAudit(t, append(auditArgs, "--dns", ad.Addr(), "--domain", "corp.test", "--approve", "oldkms.corp.test")...); code != 3 {
+		t.Fatalf("audit of corp.test: exit %d, want 3 (rogue and stale found)\n%s", code, out)
+	}
+	a = prom.waitAlert(t, 15*time.Second, "KmsdnsAuditRogueRecords", "firing", map[string]string{"job": "node", "domain": "corp.test", "class": "rogue-dead"})
+	t.Logf("audit found the rogue record: %s", a.Annotations["summary"])
+	a = prom.waitAlert(t, 15*time.Second, "KmsdnsAuditStaleRecords", "firing", map[string]string{"job": "node", "domain": "corp.test", "class": "stale"})
+	t.Logf("audit found the stale record: %s", a.Annotations["summary"])
+	// The records are dealt with (here: the audit covers the published zone,
+	// clean): both alerts resolve.
+	if code, out := runAudit(t, append(auditArgs, "--dns", dns.Addr(), "--domain", "example.test", "--identify", "none",
+		"--approve", "kms1.example.test", "--approve", "kms2.example.test")...); code != 0 {
+		t.Fatalf("audit of example.test: exit %d, want 0 (clean)\n%s", code, out)
+	}
+	prom.waitResolved(t, 15*time.Second, "KmsdnsAuditRogueRecords", nil)
+	prom.waitResolved(t, 15*time.Second, "KmsdnsAuditStaleRecords", nil)
 
 	// A host with the key registers a name that is not approved.
 	code, out := dns.NSUpdate(t, "zone example.test\nupdate add _vlmcs._tcp.example.test 60 SRV 0 0 1688 rogue.example.test.\nupdate add rogue.example.test 60 A 127.0.0.1",
@@ -332,6 +369,49 @@ func TestAlertsEndToEnd(t *testing.T) {
 	t.Run("MetricNamesScraped", func(t *testing.T) { checkNamesScraped(t, prom) })
 }
 
+// textfileTarget serves a file written by `kms-responder audit --prometheus`
+// over HTTP, as node_exporter's textfile collector does (node_exporter is no
+// Debian tool here: this is its one job, read the file at each scrape).
+type textfileTarget struct {
+	addr, path string
+}
+
+func newTextfileTarget(t *testing.T) *textfileTarget {
+	t.Helper()
+	tf := &textfileTarget{path: filepath.Join(t.TempDir(), "kmsdns_audit.prom")}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		if b, err := os.ReadFile(tf.path); err == nil {
+			w.Write(b)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	tf.addr = strings.TrimPrefix(srv.URL, "http://")
+	return tf
+}
+
+// runAudit runs bin/kms-responder with args and returns its exit code and
+// output.
+func runAudit(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(harness.ProcessBinary(t, "kms-responder"), args...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("kms-responder %v: %v", args, err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// emittedOnEvent reports whether a label value is one a binary writes only
+// on an event the end-to-end run does not cause (an update refusal reason
+// other than the one it provokes), checked against the code that writes it:
+// the refusal reasons of plugin/pkg/refusal, which label the plugin's
+// updates counter.
+func emittedOnEvent(metric, label, value string) bool {
+	return metric == "coredns_vlmcs_updates_total" && label == "reason" && refusal.Reason(value+": ") == value
+}
+
 // checkNamesScraped checks that every metric name used by the rules and the
 // dashboard was scraped from the running binaries, with the labels their
 // matchers name, and that every dashboard query is valid PromQL.
@@ -366,6 +446,8 @@ func checkNamesScraped(t *testing.T, prom *prometheus) {
 		}
 	}
 	checked := map[string]bool{}
+	values := 0
+	var byCode []string
 	for _, u := range uses {
 		sels, err := selectors(u.expr)
 		if err != nil {
@@ -377,8 +459,6 @@ func checkNamesScraped(t *testing.T, prom *prometheus) {
 		}
 		for _, s := range sels {
 			switch {
-			case strings.HasPrefix(s.name, "kmsdns_audit_"):
-				continue // written by `kms-responder audit --prometheus`, not by a server
 			case s.name == "ALERTS":
 				continue // Prometheus's own series of active alerts
 			case strings.Contains(s.name, ":") && !recorded[s.name]:
@@ -399,7 +479,34 @@ func checkNamesScraped(t *testing.T, prom *prometheus) {
 					t.Errorf("%s: no %s series has a label %s (%v)", u.where, s.name, l, err)
 				}
 			}
+			// Every label value a matcher names must be one the binaries or
+			// the audit's textfile emitted: a rule matching a value nobody
+			// writes can never fire.
+			for _, m := range s.matchers {
+				vals, ok := m.values()
+				if !ok || m.label == "job" || m.label == "instance" {
+					continue // jobs and instances are the deployment's names, not the binaries'
+				}
+				for _, v := range vals {
+					key := s.name + "/" + m.label + "=" + v
+					if checked[key] {
+						continue
+					}
+					checked[key] = true
+					q := fmt.Sprintf(`count(last_over_time(%s{%s=%q}[1h]))`, s.name, m.label, v)
+					r, err := prom.query(t, q)
+					switch {
+					case err == nil && len(r) > 0:
+						values++
+					case emittedOnEvent(s.name, m.label, v):
+						byCode = append(byCode, s.name+"{"+m.label+"="+strconv.Quote(v)+"}")
+					default:
+						t.Errorf("%s: no %s series was scraped with %s=%q (%v): the expression matches a value nobody emits", u.where, s.name, m.label, v, err)
+					}
+				}
+			}
 		}
 	}
-	t.Logf("%d metric names scraped; %d rule and dashboard expressions checked", len(names), len(uses))
+	t.Logf("%d metric names scraped; %d rule and dashboard expressions checked, %d label values matched found scraped", len(names), len(uses), values)
+	t.Logf("label values this run does not cause, checked against the code that writes them: %s", strings.Join(byCode, " "))
 }

@@ -8,11 +8,50 @@ import (
 	"testing"
 )
 
-// selector is a vector selector of a PromQL expression: a metric name and
-// the label names its matchers use.
+// selector is a vector selector of a PromQL expression: a metric name,
+// the label names its matchers use and its matchers.
 type selector struct {
-	name   string
-	labels []string
+	name     string
+	labels   []string
+	matchers []matcher
+}
+
+// matcher is one label matcher of a selector: label, operator (= != =~ !~)
+// and the value as written in the expression (unquoted).
+type matcher struct {
+	label, op, value string
+}
+
+// values returns the label values a positive matcher (= or =~) names: the
+// value itself, or each alternative of a regular expression that is a plain
+// alternation of literals ("a|b-c"). ok is false for negative matchers,
+// Grafana variables and regular expressions beyond an alternation.
+func (m matcher) values() ([]string, bool) {
+	if strings.Contains(m.value, "$") || m.op == "!=" || m.op == "!~" {
+		return nil, false
+	}
+	if m.op == "=" {
+		return []string{m.value}, true
+	}
+	if strings.ContainsAny(m.value, `.*+?()[]{}^\`) {
+		return nil, false
+	}
+	return strings.Split(m.value, "|"), true
+}
+
+// parseMatcher reads one `label op "value"` matcher.
+func parseMatcher(part string) (matcher, bool) {
+	part = strings.TrimSpace(part)
+	for _, op := range []string{"=~", "!~", "!=", "="} {
+		if i := strings.Index(part, op); i > 0 {
+			v := strings.TrimSpace(part[i+len(op):])
+			if len(v) >= 2 && (v[0] == '"' || v[0] == '\'' || v[0] == '`') && v[len(v)-1] == v[0] {
+				v = v[1 : len(v)-1]
+			}
+			return matcher{label: strings.TrimSpace(part[:i]), op: op, value: v}, true
+		}
+	}
+	return matcher{}, false
 }
 
 // promqlWords are PromQL keywords, aggregation modifiers and set operators:
@@ -173,6 +212,11 @@ func selectors(expr string) ([]selector, error) {
 						return nil, err
 					}
 					s.labels = matcherLabels(expr[k+1 : end-1])
+					for _, part := range splitMatchers(expr[k+1 : end-1]) {
+						if m, ok := parseMatcher(part); ok {
+							s.matchers = append(s.matchers, m)
+						}
+					}
 					i = end
 				}
 				out = append(out, s)
@@ -243,6 +287,19 @@ func TestSelectors(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("selectors(%s) = %v, want %v", tc.expr, got, tc.want)
 		}
+	}
+	sels, err := selectors(`sum(m{class=~"rogue|rogue-dead", domain!="x", zone=~"$zone", job="node"}) > 0`)
+	if err != nil || len(sels) != 1 {
+		t.Fatalf("matchers: %v %v", sels, err)
+	}
+	var vals []string
+	for _, m := range sels[0].matchers {
+		if v, ok := m.values(); ok {
+			vals = append(vals, m.label+":"+strings.Join(v, ","))
+		}
+	}
+	if got := strings.Join(vals, " "); got != "class:rogue,rogue-dead job:node" {
+		t.Errorf("matcher values %q", got)
 	}
 	for _, bad := range []string{`sum(rate(x[5m])`, `x{a="b}`, `{__name__="x"}`} {
 		if _, err := selectors(bad); err == nil {

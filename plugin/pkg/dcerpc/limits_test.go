@@ -45,7 +45,7 @@ func stall(t *testing.T, nc net.Conn) {
 // and the cap refused every new client.
 func TestConnectionCapEvictsStalledPDU(t *testing.T) {
 	ev := &events{}
-	s, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{MaxConns: 2, Observe: ev.observe})
+	s, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{Limits: Limits{MaxConns: 2}, Observe: ev.observe})
 	a, b := dialRaw(t, addr), dialRaw(t, addr)
 	stall(t, a)
 	stall(t, b)
@@ -70,7 +70,7 @@ func TestConnectionCapEvictsStalledPDU(t *testing.T) {
 // The rest of a PDU has its own short deadline, not the idle one.
 func TestBodyTimeout(t *testing.T) {
 	ev := &events{}
-	_, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{IdleTimeout: time.Minute, BodyTimeout: 200 * time.Millisecond, Observe: ev.observe})
+	_, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{Limits: Limits{IdleTimeout: time.Minute, BodyTimeout: 200 * time.Millisecond}, Observe: ev.observe})
 	c := boundConn(t, addr) // the first PDU is done: the idle deadline applies between PDUs
 	stall(t, c)
 	start := time.Now()
@@ -87,7 +87,7 @@ func TestBodyTimeout(t *testing.T) {
 func TestPerAddressCap(t *testing.T) {
 	ev := &events{}
 	h := newBlockingHandler()
-	s, addr := startServer(t, "tcp4", h, ServerConfig{MaxConnsPerAddr: 2, Observe: ev.observe})
+	s, addr := startServer(t, "tcp4", h, ServerConfig{Limits: Limits{MaxConnsPerAddr: 2}, Observe: ev.observe})
 	defer close(h.release)
 
 	a1, a2 := dialFrom(t, "127.0.0.2", addr), dialFrom(t, "127.0.0.2", addr)
@@ -131,7 +131,7 @@ func TestPerAddressCap(t *testing.T) {
 // completed a PDU go first, even when they are newer.
 func TestEvictionPrefersConnectionsWithoutAPDU(t *testing.T) {
 	ev := &events{}
-	s, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{MaxConns: 2, Observe: ev.observe})
+	s, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{Limits: Limits{MaxConns: 2}, Observe: ev.observe})
 	client := boundConn(t, addr) // oldest, idle after its bind
 	stalled := dialRaw(t, addr)
 	stall(t, stalled)

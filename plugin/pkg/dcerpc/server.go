@@ -122,8 +122,9 @@ const (
 // request (at most 300 bytes).
 const minPDUSize = 512
 
-// ServerConfig configures a Server. Zero values select the defaults.
-type ServerConfig struct {
+// Limits are a server's connection limits: how many connections, and how
+// long each may take to send and to be answered.
+type Limits struct {
 	// MaxConns caps concurrent connections over all listeners. At the cap
 	// the oldest waiting connection (idle between PDUs, or stalled inside
 	// one) is closed to admit a new one; when none is waiting (every one is
@@ -143,6 +144,12 @@ type ServerConfig struct {
 	BodyTimeout time.Duration
 	// IOTimeout bounds writing an answer.
 	IOTimeout time.Duration
+}
+
+// ServerConfig configures a Server. Zero values select the defaults.
+type ServerConfig struct {
+	// Limits bound connections; zero values take the defaults.
+	Limits
 	// MaxPDUSize is the largest frag_length accepted (at least 512, at most
 	// 65535); larger PDUs close the connection before anything is allocated
 	// for them.

@@ -357,7 +357,7 @@ func TestAllowPeer(t *testing.T) {
 
 func TestFirstPDUDeadline(t *testing.T) {
 	ev := &events{}
-	_, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{FirstPDUTimeout: 100 * time.Millisecond, Observe: ev.observe})
+	_, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{Limits: Limits{FirstPDUTimeout: 100 * time.Millisecond}, Observe: ev.observe})
 	for _, sent := range [][]byte{nil, bindPDU(1, PTypeBind, ndr32Item(0))[:20]} {
 		nc := dialRaw(t, addr)
 		if sent != nil {
@@ -373,7 +373,7 @@ func TestFirstPDUDeadline(t *testing.T) {
 }
 
 func TestIdleDeadline(t *testing.T) {
-	_, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{IdleTimeout: 100 * time.Millisecond})
+	_, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{Limits: Limits{IdleTimeout: 100 * time.Millisecond}})
 	nc := boundConn(t, addr)
 	start := time.Now()
 	expectClosed(t, nc)
@@ -421,7 +421,7 @@ func idleConns(s *Server) int {
 func TestConnectionCapEvictsOldestIdle(t *testing.T) {
 	ev := &events{}
 	h := newBlockingHandler()
-	s, addr := startServer(t, "tcp4", h, ServerConfig{MaxConns: 2, Observe: ev.observe})
+	s, addr := startServer(t, "tcp4", h, ServerConfig{Limits: Limits{MaxConns: 2}, Observe: ev.observe})
 	defer close(h.release)
 
 	idle := boundConn(t, addr) // oldest, idle

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 )
 
 // Reasons an update is refused (and "ok" for an accepted one).
@@ -41,6 +43,7 @@ const (
 	ForeignTarget    = "foreign-target"
 	BadName          = "bad-name"
 	Static           = "static"
+	ReplayFull       = "replay-full"
 	// Other is what Reason returns for text that names no known reason.
 	Other = "other"
 )
@@ -50,6 +53,7 @@ var known = map[string]bool{
 	Outside: true, DeleteAll: true, UnapprovedTarget: true, UnapprovedAddr: true, ForeignAddr: true,
 	NotGranted: true, Prereq: true, Replay: true, Full: true, Transport: true, Signed: true,
 	BeforeStart: true, UnapprovedPort: true, MemberLimit: true, ForeignTarget: true, BadName: true, Static: true,
+	ReplayFull: true,
 }
 
 // maxText bounds EXTRA-TEXT, both written and read.
@@ -77,16 +81,11 @@ func Reason(text string) string {
 	return Other
 }
 
-// Clean makes text safe to log and store: valid UTF-8, no control
-// characters, at most 256 bytes.
+// Clean makes text safe to log, store and print: every character that
+// is not printable (package printable: C0, DEL, C1, format characters
+// such as bidi overrides, invalid UTF-8) becomes "?", at most 256 bytes.
 func Clean(text string) string {
-	text = strings.ToValidUTF8(text, "?")
-	text = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f || r == '\u2028' || r == '\u2029' {
-			return '?'
-		}
-		return r
-	}, text)
+	text = printable.Replace(text, '?')
 	if len(text) > maxText {
 		cut := maxText
 		for cut > 0 && !utf8Start(text[cut]) {

@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 )
 
 func TestEDERoundTrip(t *testing.T) {
@@ -29,9 +31,10 @@ func TestEDERoundTrip(t *testing.T) {
 func FuzzClean(f *testing.F) {
 	f.Add("unapproved-target: kms9\nforged log line")
 	f.Add(strings.Repeat("é", 200))
+	f.Add("unapproved-target: \u009b2J\u202eevil\u200b")
 	f.Fuzz(func(t *testing.T, s string) {
 		c := Clean(s)
-		if len(c) > maxText+3 || !utf8.ValidString(c) || strings.ContainsAny(c, "\n\r\x00") {
+		if len(c) > maxText+3 || !utf8.ValidString(c) || !printable.Valid(c) {
 			t.Fatalf("Clean(%q) = %q", s, c)
 		}
 		_ = Reason(c)

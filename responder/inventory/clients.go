@@ -1,0 +1,452 @@
+// Package inventory serves kms-responder's client inventory: GET /clients
+// (every client the ledger holds, filtered, streamed in chunks as JSON or
+// CSV) and GET /clients/summary, in the statusapi schema.
+package inventory
+
+import (
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dnsname"
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
+	"github.com/kmsdns/kmsdns/responder/catalog"
+	"github.com/kmsdns/kmsdns/responder/host"
+	"github.com/kmsdns/kmsdns/responder/kms"
+	"github.com/kmsdns/kmsdns/responder/ledger"
+	"github.com/kmsdns/kmsdns/responder/statusapi"
+)
+
+// Chunking of GET /clients: each chunk is one short ledger read
+// transaction (see ledger.ClientsPage) and one write deadline.
+const (
+	clientsChunk      = 1000 // rows per chunk
+	clientsChunkScan  = 4096 // index entries read per chunk with selective filters
+	clientsChunkWrite = 10 * time.Second
+	maxClientsExports = 2 // concurrent /clients requests; more get 503
+	// clientsPace is how long a listing rests after each chunk, as a
+	// multiple of the time the chunk took: at 2 a listing uses at most a
+	// third of a core, leaving the rest to activations (a 1M-client export
+	// takes a few times longer than it could; nobody waits on it).
+	clientsPace = 2
+)
+
+// hresultName is the listing's name of a result: the symbolic name, or the
+// hex code for one without a name.
+func hresultName(code uint32) string {
+	if n := kms.HRESULT(code).Name(); n != "" {
+		return n
+	}
+	return fmt.Sprintf("0x%08X", code)
+}
+
+// sourceAddr returns the address part of a stored source ("ip:port").
+func sourceAddr(src string) (netip.Addr, bool) {
+	if ap, err := netip.ParseAddrPort(src); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	if a, err := netip.ParseAddr(src); err == nil {
+		return a.Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// clientState classifies an entry.
+func clientState(e *ledger.ClientEntry) string {
+	switch {
+	case e.Counted:
+		return statusapi.StateCounted
+	case e.LastResult == uint32(kms.OK):
+		return statusapi.StateExpired
+	default:
+		return statusapi.StateRefused
+	}
+}
+
+// newClientRow describes e with the catalog's names; conflict looks up the
+// host's machine-ID conflicts (nil: none).
+func newClientRow(e *ledger.ClientEntry, cat *catalog.Catalog, conflict func(guid.GUID) (host.Conflict, bool)) statusapi.ClientRow {
+	r := statusapi.ClientRow{
+		CMID: e.CMID.String(), Workstation: printable.Escape(e.Workstation), Source: e.Source,
+		ApplicationID: e.App.String(), CountedID: e.CountedID.String(), SKU: e.SKU.String(),
+		FirstRequest: e.FirstSeen.UTC(), LastRequest: e.LastSeen.UTC(), Requests: e.Requests,
+		LastResult: hresultName(e.LastResult), LastResultHex: fmt.Sprintf("0x%08X", e.LastResult),
+		LicenseState: host.LicenseStateName(e.LicenseStatus), Protocol: int(e.Protocol),
+		State: clientState(e),
+	}
+	if a, ok := sourceAddr(e.Source); ok {
+		r.Address = a.String()
+	}
+	if a, ok := cat.Application(e.App); ok {
+		r.Application = a.Name
+	}
+	if c, ok := cat.CountedID(e.CountedID); ok {
+		r.Product = c.Name
+	}
+	if ed, ok := cat.EditionBySKU(e.SKU); ok {
+		r.Edition = ed.Name
+	}
+	if e.Counted {
+		r.LastCounted, r.CountedUntil = e.LastCounted.UTC(), e.CountedUntil.UTC()
+	}
+	if conflict != nil {
+		if c, ok := conflict(e.CMID); ok {
+			r.CMIDConflict = "addresses"
+			if c.Names() {
+				r.CMIDConflict = "workstations"
+			}
+			r.SeenAs, r.SeenFrom = c.Workstations, c.Addresses
+		}
+	}
+	return r
+}
+
+// Filter is the filters of GET /clients and `kms-responder clients`.
+type Filter struct {
+	product string // counted ID name, edition name (substring) or GUID
+	app     string // application name (substring) or GUID
+	since   time.Time
+	prefix  netip.Prefix
+	state   string
+}
+
+// parseSince reads --since: a duration back from now ("7d", "36h") or a
+// date or time ("2026-11-01", RFC 3339).
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(d); err == nil && n >= 0 && n <= 36500 {
+			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("since %q is neither a duration back from now (7d, 36h) nor a date (2006-01-02) or RFC 3339 time", s)
+}
+
+// ParseFilter reads the filters from a query string (product, app,
+// since, address, state); now anchors a relative since.
+func ParseFilter(q map[string][]string, now time.Time) (Filter, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	f := Filter{product: strings.ToLower(get("product")), app: strings.ToLower(get("app")), state: get("state")}
+	var err error
+	if f.since, err = parseSince(get("since"), now); err != nil {
+		return f, err
+	}
+	if a := get("address"); a != "" {
+		if f.prefix, err = dnsname.ParsePrefix(a); err != nil {
+			return f, fmt.Errorf("address: %v", err)
+		}
+	}
+	switch f.state {
+	case "", statusapi.StateCounted, statusapi.StateExpired, statusapi.StateRefused:
+	default:
+		return f, fmt.Errorf("state %q is not counted, expired or refused", f.state)
+	}
+	if len(f.product) > 256 || len(f.app) > 256 {
+		return f, fmt.Errorf("product or app filter longer than 256 bytes")
+	}
+	return f, nil
+}
+
+// matchName reports whether filter (lower case) is a GUID equal to id or a
+// substring of one of names.
+func matchName(filter string, id guid.GUID, names ...string) bool {
+	if g, err := guid.Parse(filter); err == nil {
+		return g == id
+	}
+	for _, n := range names {
+		if n != "" && strings.Contains(strings.ToLower(n), filter) {
+			return true
+		}
+	}
+	return false
+}
+
+// keep returns the ledger-side predicate of f.
+func (f Filter) keep(cat *catalog.Catalog) func(*ledger.ClientEntry) bool {
+	return func(e *ledger.ClientEntry) bool {
+		if f.state != "" && clientState(e) != f.state {
+			return false
+		}
+		if f.prefix.IsValid() {
+			a, ok := sourceAddr(e.Source)
+			if !ok || !f.prefix.Contains(a) {
+				return false
+			}
+		}
+		if f.app != "" {
+			name := ""
+			if a, ok := cat.Application(e.App); ok {
+				name = a.Name
+			}
+			if !matchName(f.app, e.App, name) {
+				return false
+			}
+		}
+		if f.product != "" {
+			var names []string
+			if c, ok := cat.CountedID(e.CountedID); ok {
+				names = append(names, c.Name)
+			}
+			if ed, ok := cat.EditionBySKU(e.SKU); ok {
+				names = append(names, ed.Name)
+			}
+			if !matchName(f.product, e.CountedID, names...) && !matchName(f.product, e.SKU) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// Service serves GET /clients and GET /clients/summary.
+type Service struct {
+	store    *ledger.Ledger // nil with --ledger=false
+	cat      *catalog.Catalog
+	host     *host.Host
+	renewal  time.Duration // the renewal interval clients are told
+	retry    time.Duration // the activation interval (retry after a failure)
+	now      func() time.Time
+	exports  chan struct{} // semaphore of maxClientsExports
+	pageSize int           // rows per ledger chunk (tests shrink it)
+}
+
+// New returns the inventory of store (nil with --ledger=false: the
+// handlers answer 503), named with cat, with h's machine-ID conflicts;
+// renewal and retry are the intervals clients are told.
+func New(store *ledger.Ledger, cat *catalog.Catalog, h *host.Host, renewal, retry time.Duration) *Service {
+	return &Service{store: store, cat: cat, host: h, renewal: renewal, retry: retry, now: time.Now,
+		exports: make(chan struct{}, maxClientsExports), pageSize: clientsChunk}
+}
+
+// encodeCursor and DecodeCursor make the ledger's resume key opaque
+// (after= of GET /clients).
+func encodeCursor(k []byte) string { return base64.RawURLEncoding.EncodeToString(k) }
+
+func DecodeCursor(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != ledger.CursorLen {
+		return nil, fmt.Errorf("after: %q is not a cursor returned by this endpoint", s)
+	}
+	return b, nil
+}
+
+// begin takes an export slot and checks the request; it writes the error
+// response and returns false when the request cannot proceed.
+func (s *Service) begin(w http.ResponseWriter, r *http.Request) (Filter, bool) {
+	if s.store == nil {
+		http.Error(w, "no client inventory: serve runs with --ledger=false", http.StatusServiceUnavailable)
+		return Filter{}, false
+	}
+	f, err := ParseFilter(r.URL.Query(), s.now())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return f, false
+	}
+	select {
+	case s.exports <- struct{}{}:
+	default:
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("%d client listings are already running; try again later", maxClientsExports), http.StatusServiceUnavailable)
+		return f, false
+	}
+	return f, true
+}
+
+// List serves GET /clients: rows newest first, as JSON
+// ({"clients":[...],"next":"CURSOR"}) or CSV (format=csv; the cursor in
+// the Kms-Next-Cursor trailer), streamed one ledger chunk at a time.
+// limit=N ends the response after N rows with a cursor for after=.
+func (s *Service) List(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	after, err := DecodeCursor(q.Get("after"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 {
+			http.Error(w, fmt.Sprintf("limit %q is not a positive number", v), http.StatusBadRequest)
+			return
+		}
+	}
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		http.Error(w, fmt.Sprintf("format %q is neither json nor csv", format), http.StatusBadRequest)
+		return
+	}
+	f, ok := s.begin(w, r)
+	if !ok {
+		return
+	}
+	defer func() { <-s.exports }()
+	rc := http.NewResponseController(w)
+	var out clientWriter
+	if format == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Trailer", "Kms-Next-Cursor")
+		out = &csvClientWriter{w: csv.NewWriter(w), h: w.Header()}
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+		out = &jsonClientWriter{w: w}
+	}
+	_ = rc.SetWriteDeadline(time.Now().Add(clientsChunkWrite))
+	if err := out.begin(); err != nil {
+		return
+	}
+	keep := f.keep(s.cat)
+	written := 0
+	var next []byte
+	for {
+		began := time.Now()
+		n := s.pageSize
+		if limit > 0 {
+			n = min(n, limit-written)
+		}
+		page, err := s.store.ClientsPage(ledger.ClientsQuery{After: after, Since: f.since, Limit: n, Scan: max(n, clientsChunkScan), Keep: keep})
+		if err != nil {
+			out.fail(err)
+			return
+		}
+		// Each chunk gets its own write deadline: a full export takes
+		// longer than the admin server's WriteTimeout, a stalled reader
+		// is still cut off after clientsChunkWrite.
+		_ = rc.SetWriteDeadline(time.Now().Add(clientsChunkWrite))
+		for i := range page.Entries {
+			row := newClientRow(&page.Entries[i], s.cat, s.host.Conflict)
+			if err := out.row(&row); err != nil {
+				return // the client went away
+			}
+		}
+		written += len(page.Entries)
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		after = page.Next
+		if after == nil {
+			break
+		}
+		if limit > 0 && written >= limit {
+			next = after
+			break
+		}
+		if !rest(r, time.Since(began)) {
+			return
+		}
+	}
+	_ = out.end(next)
+}
+
+// clientWriter streams rows in one format.
+type clientWriter interface {
+	begin() error
+	row(*statusapi.ClientRow) error
+	end(next []byte) error
+	fail(error)
+}
+
+type jsonClientWriter struct {
+	w   http.ResponseWriter
+	n   int
+	enc *json.Encoder
+}
+
+func (j *jsonClientWriter) begin() error {
+	j.enc = json.NewEncoder(j.w)
+	_, err := j.w.Write([]byte("{\"clients\": [\n"))
+	return err
+}
+
+func (j *jsonClientWriter) row(r *statusapi.ClientRow) error {
+	if j.n > 0 {
+		if _, err := j.w.Write([]byte(",")); err != nil {
+			return err
+		}
+	}
+	j.n++
+	return j.enc.Encode(r)
+}
+
+func (j *jsonClientWriter) end(next []byte) error {
+	tail := "],\n\"next\": \"\"}\n"
+	if next != nil {
+		tail = fmt.Sprintf("],\n\"next\": %q}\n", encodeCursor(next))
+	}
+	_, err := j.w.Write([]byte(tail))
+	return err
+}
+
+// fail ends the document with an error member: the status line has gone.
+func (j *jsonClientWriter) fail(err error) {
+	b, _ := json.Marshal(err.Error())
+	fmt.Fprintf(j.w, "],\n\"error\": %s}\n", b)
+}
+
+type csvClientWriter struct {
+	w *csv.Writer
+	h http.Header
+}
+
+func (c *csvClientWriter) begin() error {
+	c.w.Write(statusapi.ClientCSVHeader)
+	c.w.Flush()
+	return c.w.Error()
+}
+
+func (c *csvClientWriter) row(r *statusapi.ClientRow) error {
+	c.w.Write(r.CSV())
+	return c.w.Error()
+}
+
+func (c *csvClientWriter) end(next []byte) error {
+	c.w.Flush()
+	if next != nil {
+		c.h.Set("Kms-Next-Cursor", encodeCursor(next))
+	}
+	return c.w.Error()
+}
+
+// fail adds a last line saying the listing is incomplete.
+func (c *csvClientWriter) fail(err error) {
+	c.w.Write([]string{"error: listing incomplete: " + err.Error()})
+	c.w.Flush()
+}
+
+// rest pauses a listing between chunks (see clientsPace); false when the
+// request has gone.
+func rest(r *http.Request, took time.Duration) bool {
+	t := time.NewTimer(took * clientsPace)
+	defer t.Stop()
+	select {
+	case <-r.Context().Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

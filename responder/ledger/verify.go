@@ -1,0 +1,206 @@
+package ledger
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
+)
+
+// storedValue is one value of the store as verifyStore and the migration
+// see it: the bucket it is in (and, for count entries, the application),
+// its key and its bytes.
+type storedValue struct {
+	bucket *bolt.Bucket
+	what   string
+	app    guid.GUID // count entries only
+	k, v   []byte
+	count  bool // a count entry: its seal covers app and k (countSealKey)
+}
+
+// sealKey is what the value's checksum covers besides the value.
+func (sv *storedValue) sealKey() []byte {
+	if sv.count {
+		return countSealKey(sv.app, sv.k)
+	}
+	return sv.k
+}
+
+// forEachValue calls fn for every value the store seals: the meta
+// counters, the identity, the audit and refusal records, the caps and the
+// count entries. It stops at the first error fn returns.
+func forEachValue(tx *bolt.Tx, fn func(sv storedValue) error) error {
+	if meta := tx.Bucket(bucketMeta); meta != nil {
+		for _, key := range [][]byte{keyClients, keyRefusals, keyApplied, keyDamage} {
+			if v := meta.Get(key); v != nil {
+				if err := fn(storedValue{bucket: meta, what: fmt.Sprintf("meta %q", key), k: key, v: v}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if b := tx.Bucket(bucketIdentity); b != nil {
+		if v := b.Get(keyIdentity); v != nil {
+			if err := fn(storedValue{bucket: b, what: "identity", k: keyIdentity, v: v}); err != nil {
+				return err
+			}
+		}
+	}
+	for _, x := range []struct {
+		name []byte
+		what string
+	}{{bucketAudit, "client record"}, {bucketRefused, "refusal record"}, {bucketCap, "cap"}} {
+		b := tx.Bucket(x.name)
+		if b == nil {
+			continue
+		}
+		if err := b.ForEach(func(k, v []byte) error {
+			return fn(storedValue{bucket: b, what: x.what, k: k, v: v})
+		}); err != nil {
+			return err
+		}
+	}
+	counts := tx.Bucket(bucketCount)
+	if counts == nil {
+		return nil
+	}
+	return counts.ForEachBucket(func(app []byte) error {
+		if len(app) != 16 {
+			return &DecodeError{Value: "count bucket", Field: "name", Reason: fmt.Sprintf("%x has %d bytes, want 16", app, len(app))}
+		}
+		b := counts.Bucket(app)
+		return b.ForEach(func(k, v []byte) error {
+			if v == nil {
+				return &DecodeError{Value: "count entry of " + guid.GUID(app).String(), Field: "key", Reason: fmt.Sprintf("%x is a bucket", k)}
+			}
+			return fn(storedValue{bucket: b, what: "count entry of " + guid.GUID(app).String(), app: guid.GUID(app), k: k, v: v, count: true})
+		})
+	})
+}
+
+// decodeValue decodes one value (without its seal) as its kind requires.
+func decodeValue(sv storedValue, v []byte) error {
+	var err error
+	switch {
+	case strings.HasPrefix(sv.what, "meta"):
+		if sv.what != fmt.Sprintf("meta %q", keyDamage) && len(v) != 8 {
+			err = fmt.Errorf("%d bytes, want 8", len(v))
+		}
+	case sv.what == "identity":
+		_, err = DecodeIdentity(v)
+	case sv.what == "client record", sv.what == "refusal record":
+		if len(sv.k) != 32 {
+			err = fmt.Errorf("key has %d bytes, want 32", len(sv.k))
+		} else {
+			_, err = DecodeClient(v)
+		}
+	case sv.what == "cap":
+		if len(sv.k) != 16 {
+			err = fmt.Errorf("key has %d bytes, want 16", len(sv.k))
+		} else {
+			_, err = decodeCap(v)
+		}
+	case sv.count:
+		if len(sv.k) != 16 {
+			err = fmt.Errorf("key has %d bytes, want 16", len(sv.k))
+		} else {
+			_, err = decodeSeen(v)
+		}
+	}
+	return err
+}
+
+// verifyStore checks every sealed value of the store against its checksum
+// and its format. Open runs it before changing anything and Check runs the
+// same code, so the two judge a store alike: one bad value and both refuse
+// (a *DamageError naming the first few).
+func verifyStore(tx *bolt.Tx, path string) error {
+	var bad []string
+	n := 0
+	err := forEachValue(tx, func(sv storedValue) error {
+		v, err := unseal(sv.what, sv.sealKey(), sv.v)
+		if err == nil {
+			err = decodeValue(sv, v)
+		}
+		if err != nil {
+			n++
+			if len(bad) < 5 {
+				bad = append(bad, fmt.Sprintf("%s %x: %v", sv.what, sv.k, err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		bad = append(bad, err.Error())
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	more := ""
+	if n > len(bad) {
+		more = fmt.Sprintf(" (and %d more)", n-len(bad))
+	}
+	return &DamageError{Path: path, Offset: -1, What: fmt.Sprintf("%d stored values fail their checksum or format: %s%s", n, strings.Join(bad, "; "), more),
+		Lost: "serve refuses to believe or replace them; restore ledger.db from a copy (see responder/README.md, Recovery)"}
+}
+
+// migrateV1 upgrades a schema-1 store (values without checksums) to the
+// current schema in the transaction tx: every value is checked against its
+// format, as the schema-1 check did, and then sealed. A value that does not
+// decode refuses the migration, changing nothing.
+func migrateV1(tx *bolt.Tx, path string) error {
+	vals, err := verifyV1(tx, path)
+	if err != nil {
+		return err
+	}
+	for _, sv := range vals {
+		if err := sv.bucket.Put(sv.k, seal(sv.sealKey(), sv.v)); err != nil {
+			return fmt.Errorf("upgrade %s %x: %w", sv.what, sv.k, err)
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(keySchema, []byte{schemaVersion})
+}
+
+// verifyV1 checks every value of a schema-1 store against its format and
+// returns copies of them all; Check runs it on a schema-1 store, Open
+// before the upgrade.
+func verifyV1(tx *bolt.Tx, path string) ([]storedValue, error) {
+	var vals []storedValue
+	var bad []string
+	if err := forEachValue(tx, func(sv storedValue) error {
+		if err := decodeValue(sv, sv.v); err != nil {
+			bad = append(bad, fmt.Sprintf("%s %x: %v", sv.what, sv.k, err))
+			return nil
+		}
+		sv.k, sv.v = bytes.Clone(sv.k), bytes.Clone(sv.v)
+		vals = append(vals, sv)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if len(bad) > 0 {
+		return nil, &DamageError{Path: path, Offset: -1, What: fmt.Sprintf("schema-1 store: %d values do not decode, so it cannot be upgraded: %s", len(bad), strings.Join(bad[:min(5, len(bad))], "; ")),
+			Lost: "restore ledger.db from a copy (see responder/README.md, Recovery)"}
+	}
+	return vals, nil
+}
+
+// readSchema returns the store's schema byte: 0 for a new store.
+func readSchema(tx *bolt.Tx) (byte, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return 0, nil
+	}
+	switch v := meta.Get(keySchema); {
+	case v == nil:
+		return 0, nil
+	case len(v) != 1:
+		return 0, fmt.Errorf("schema version value has %d bytes, want 1", len(v))
+	default:
+		return v[0], nil
+	}
+}

@@ -17,6 +17,7 @@ import (
 // nothing for the healthy host): promtool evaluates build/monitoring/kmsdns-rules.yml over the
 // file's own samples.
 func TestMonitoringRulesReadTheDCsAudit(t *testing.T) {
+	needDC(t)
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Fatal("promtool not found: install prometheus (apt-get install prometheus); build/tools.sh does")

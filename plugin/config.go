@@ -69,6 +69,7 @@ type keyDef struct {
 // config is one parsed vlmcs block.
 type config struct {
 	zones   []string // every zone vlmcs handles, normalized
+	block   []string // the server block's zones, normalized (metrics labels of updates outside zones)
 	publish []string // zones whose _vlmcs._tcp vlmcs answers from its pool
 	scrub   []string // zones whose _vlmcs._tcp answers vlmcs filters
 

@@ -7,20 +7,23 @@ import (
 )
 
 // Metrics, labelled by server and zone (both bounded by the Corefile) and a fixed set of
-// states, results and reasons. README.md lists every value.
+// states, results and reasons, each named in its Help string. For requests, server is the
+// listener the request came in on (metrics.WithServer); for what happens outside requests
+// (gauges, leases, health, probes) it is the block's first listen address (serverLabel).
+// README.md lists every value.
 var (
 	membersGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "members",
-		Help:      "Registered pool members by state (up, down, pending, unapproved).",
+		Help:      "Registered pool members by state (up, down, pending, unapproved, unprobeable: approved but without an address to probe or on a port ports does not allow; unapproved and unprobeable members are never served).",
 	}, []string{"server", "zone", "state"})
 
 	updatesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "updates_total",
-		Help:      "DNS UPDATE messages by result (rcode name) and reason.",
+		Help:      "DNS UPDATE messages by result (rcode name) and reason (ok, format, notzone, tsig-badkey, tsig-badsig, tsig-badtime, replay, replay-full, before-start, unsigned, transport, outside, delete-all, unapproved-target, unapproved-address, unapproved-port, foreign-address, foreign-target, key-not-granted, signed-owner, static, bad-name, member-limit, pool-full, prerequisite).",
 	}, []string{"server", "zone", "result", "reason"})
 
 	healthChanges = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -55,14 +58,14 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "refused_queries_total",
-		Help:      "Queries refused by reason (transfer).",
+		Help:      "Queries refused by reason (transfer: AXFR or IXFR of a zone of vlmcs or of one holding it).",
 	}, []string{"server", "zone", "reason"})
 
 	probesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "probes_total",
-		Help:      "Health probes by result (success, failure).",
+		Help:      "Health probes by result (success, failure, skipped: a pending or down target found no free probe_rate slot).",
 	}, []string{"server", "zone", "result"})
 
 	probeDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{

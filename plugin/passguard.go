@@ -55,7 +55,7 @@ func (v *Vlmcs) guardPassed(ctx context.Context, m *dns.Msg) *dns.Msg {
 			m, keep = v.scrubFrom(ctx, m, n, before), n
 		}
 	}
-	return v.guard(m, true, keep)
+	return v.guard(ctx, m, true, keep)
 }
 
 // chainToSRVName follows the aliases from qname through answer (as followChain does) and
@@ -94,7 +94,7 @@ func (v *Vlmcs) scrubFrom(ctx context.Context, m *dns.Msg, n string, before []st
 	}
 	for _, p := range v.pools {
 		if dnsname.Equal(n, p.srvName) {
-			return v.poolFrom(m, prefix, p)
+			return v.poolFrom(ctx, m, prefix, p)
 		}
 	}
 	sub := new(dns.Msg)
@@ -117,7 +117,7 @@ func (v *Vlmcs) scrubFrom(ctx context.Context, m *dns.Msg, n string, before []st
 // poolFrom returns m with its answer cut after prefix and the pool's SRV records and glue
 // in their place (for an SRV or ANY question; none else); the rest of the additional
 // section, but EDNS, goes with the records it belonged to.
-func (v *Vlmcs) poolFrom(m *dns.Msg, prefix []dns.RR, p *pool) *dns.Msg {
+func (v *Vlmcs) poolFrom(ctx context.Context, m *dns.Msg, prefix []dns.RR, p *pool) *dns.Msg {
 	a := p.current(time.Now())
 	out := new(dns.Msg)
 	*out = *m
@@ -129,7 +129,7 @@ func (v *Vlmcs) poolFrom(m *dns.Msg, prefix []dns.RR, p *pool) *dns.Msg {
 	if o := m.IsEdns0(); o != nil {
 		out.Extra = append(out.Extra, o)
 	}
-	scrubbedTotal.WithLabelValues(v.server, p.zone, "passthrough").Inc()
+	scrubbedTotal.WithLabelValues(v.serverOf(ctx), p.zone, "passthrough").Inc()
 	return out
 }
 
@@ -183,10 +183,10 @@ func (v *Vlmcs) relatedZone(owner string) string {
 // `_vlmcs._tcp` name of a zone of vlmcs other than keep (all of them with all, else only
 // CNAMEs: a scrubbed answer, whose SRV records scrub judged), or m itself when there is none
 // of them; m is left alone (the next plugin, cache, may share it).
-func (v *Vlmcs) guard(m *dns.Msg, all bool, keep string) *dns.Msg {
-	ans, cutA := v.guardSection(m.Answer, all, keep)
-	ns, cutN := v.guardSection(m.Ns, all, keep)
-	extra, cutE := v.guardSection(m.Extra, all, keep)
+func (v *Vlmcs) guard(ctx context.Context, m *dns.Msg, all bool, keep string) *dns.Msg {
+	ans, cutA := v.guardSection(ctx, m.Answer, all, keep)
+	ns, cutN := v.guardSection(ctx, m.Ns, all, keep)
+	extra, cutE := v.guardSection(ctx, m.Extra, all, keep)
 	if !cutA && !cutN && !cutE {
 		return m
 	}
@@ -197,7 +197,7 @@ func (v *Vlmcs) guard(m *dns.Msg, all bool, keep string) *dns.Msg {
 }
 
 // guardSection returns rrs without the records guard removes, and whether it removed any.
-func (v *Vlmcs) guardSection(rrs []dns.RR, all bool, keep string) ([]dns.RR, bool) {
+func (v *Vlmcs) guardSection(ctx context.Context, rrs []dns.RR, all bool, keep string) ([]dns.RR, bool) {
 	var out []dns.RR
 	cut := false
 	for i, rr := range rrs {
@@ -207,7 +207,7 @@ func (v *Vlmcs) guardSection(rrs []dns.RR, all bool, keep string) ([]dns.RR, boo
 		case *dns.DNAME:
 			if z := v.relatedZone(h.Name); z != "" {
 				drop = true
-				scrubbedTotal.WithLabelValues(v.server, z, "dname").Inc()
+				scrubbedTotal.WithLabelValues(v.serverOf(ctx), z, "dname").Inc()
 				v.logger.Logf("removed DNAME %s -> %s: it would redirect _vlmcs._tcp names of %s past vlmcs", h.Name, rr.Target, z)
 			}
 		case *dns.RRSIG:
@@ -222,7 +222,7 @@ func (v *Vlmcs) guardSection(rrs []dns.RR, all bool, keep string) ([]dns.RR, boo
 				if all || t == dns.TypeCNAME {
 					drop = true
 					if h.Rrtype != dns.TypeRRSIG {
-						scrubbedTotal.WithLabelValues(v.server, z, "passthrough").Inc()
+						scrubbedTotal.WithLabelValues(v.serverOf(ctx), z, "passthrough").Inc()
 						v.logger.Logf("removed %s %s from an answer to another question: %s is judged only when asked", dns.TypeToString[h.Rrtype], h.Name, h.Name)
 					}
 				}

@@ -133,7 +133,7 @@ func TestPassGuard(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("reply holds\n%v\nwant\n%v", strings.Join(rrStrings(m), "\n"), want)
 			}
-			if len(tc.cut) == 0 && v.guard(in, true, "") != in {
+			if len(tc.cut) == 0 && v.guard(context.Background(), in, true, "") != in {
 				t.Errorf("an answer with nothing to remove was copied")
 			}
 		})
@@ -211,7 +211,7 @@ func TestScrubUnhealthyTableFull(t *testing.T) {
 	now := time.Now()
 	for i := range maxScrubTargets {
 		k := memberKey{fmt.Sprintf("h%d.ad.example.org.", i), 1688}
-		if ok, tracked := v.scrubHC.observe(k, []netip.Addr{netip.MustParseAddr("192.0.2.1")}, now); !ok || !tracked {
+		if ok, tracked := v.scrubHC.observe(k, "ad.example.org.", []netip.Addr{netip.MustParseAddr("192.0.2.1")}, now); !ok || !tracked {
 			t.Fatalf("target %d of %d not tracked", i, maxScrubTargets)
 		}
 	}

@@ -49,6 +49,8 @@ type answer struct {
 	soa        []dns.RR
 	hosts      map[string][]dns.RR // address records of approved live targets, by lower-case name
 	kind       string              // answersTotal label: members, last_known or empty
+	zone       string              // the pool's zone
+	server     string              // the pool's server label, for which served and empty are resolved
 	served     prometheus.Counter  // answersTotal for kind, resolved once per rebuild
 	empty      prometheus.Counter  // answersTotal for NODATA answers
 	validUntil time.Time           // the earliest lease end; the answer must be rebuilt then
@@ -189,6 +191,26 @@ func (p *pool) answerAddrsLocked(m *member, now time.Time) []netip.Addr {
 	return p.cfg.approve.Bound(m.target)
 }
 
+// countServed counts an answer with members (kind members or last_known) for server, the
+// listener the query came in on. The counter of the pool's own server label is resolved once
+// per rebuild; a pool shared by listeners with other bind addresses resolves theirs per query.
+func (a *answer) countServed(server string) {
+	if server == a.server {
+		a.served.Inc()
+		return
+	}
+	answersTotal.WithLabelValues(server, a.zone, a.kind).Inc()
+}
+
+// countEmpty counts a NODATA answer for server (see countServed).
+func (a *answer) countEmpty(server string) {
+	if server == a.server {
+		a.empty.Inc()
+		return
+	}
+	answersTotal.WithLabelValues(server, a.zone, "empty").Inc()
+}
+
 // live reports whether m is registered at now (static members always are).
 func (m *member) live(now time.Time) bool { return m.static || now.Before(m.expires) }
 
@@ -231,7 +253,7 @@ func (p *pool) sweepLocked(now time.Time) bool {
 func (p *pool) rebuildLocked(now time.Time) {
 	cfg := p.cfg
 	var healthy, registered []*member
-	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0, "unprobeable": 0}
+	counts := newStateCounts()
 	var until time.Time
 	for _, m := range p.members {
 		if !m.live(now) {
@@ -301,11 +323,24 @@ func (p *pool) rebuildLocked(now time.Time) {
 	}
 	p.serial++
 	a.soa = []dns.RR{p.soaLocked()}
+	a.zone, a.server = p.zone, p.server
 	a.served = answersTotal.WithLabelValues(p.server, p.zone, a.kind)
 	a.empty = answersTotal.WithLabelValues(p.server, p.zone, "empty")
 	a.srv, a.extra = slices.Clip(a.srv), slices.Clip(a.extra)
 	a.qname, a.packed = strings.ToLower(p.srvName), packAnswers(p.srvName, a.srv, a.extra)
 	p.ans.Store(a)
+}
+
+// memberStates are the values of the members gauge's state label (see classifyLocked).
+var memberStates = [...]string{"up", "down", "pending", "unapproved", "unprobeable"}
+
+// newStateCounts returns a zero count for every member state, so that each gauge is set.
+func newStateCounts() map[string]float64 {
+	counts := make(map[string]float64, len(memberStates))
+	for _, s := range memberStates {
+		counts[s] = 0
+	}
+	return counts
 }
 
 // classifyLocked returns the members gauge state of live member m: unapproved, unprobeable,
@@ -325,7 +360,7 @@ func (p *pool) classifyLocked(m *member, now time.Time) string {
 
 // gaugesLocked updates the members gauge alone, for changes that leave the answer as it is.
 func (p *pool) gaugesLocked(now time.Time) {
-	counts := map[string]float64{"up": 0, "down": 0, "pending": 0, "unapproved": 0, "unprobeable": 0}
+	counts := newStateCounts()
 	for _, m := range p.members {
 		if m.live(now) {
 			counts[p.classifyLocked(m, now)]++
@@ -475,227 +510,4 @@ func (p *pool) wake() {
 	case p.kick <- struct{}{}:
 	default:
 	}
-}
-
-// keyOwnedLocked refuses an unsigned update that touches a member or addresses registered
-// with a TSIG key: an unsigned sender never changes what a key registered, even at its own
-// name.
-func (p *pool) keyOwnedLocked(ops []op) *verdict {
-	for _, o := range ops {
-		if o.srv != nil {
-			if m, ok := p.members[memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}]; ok && m.owner != "" {
-				return refuse(dns.RcodeRefused, reasonSigned, "%s port %d was registered with key %s", m.target, m.port, m.owner)
-			}
-			continue
-		}
-		if h, ok := p.hosts[o.name]; ok && h.owner != "" {
-			return refuse(dns.RcodeRefused, reasonSigned, "addresses of %s were registered with key %s", o.name, h.owner)
-		}
-	}
-	return nil
-}
-
-// fitsLocked refuses an update that would grow the pool beyond its bounds: the table sizes,
-// and member_limit, which bounds both the members and the names with addresses one key (or
-// one unsigned sender address) holds.
-func (p *pool) fitsLocked(ops []op, who requester) *verdict {
-	mine := func(owner string, sender netip.Addr) bool {
-		if who.key != "" {
-			return owner == who.key
-		}
-		return owner == "" && sender == who.src
-	}
-	members, hosts := len(p.members), len(p.hosts)
-	myMembers, myHosts := 0, 0
-	for _, m := range p.members {
-		if !m.static && mine(m.owner, m.sender) {
-			myMembers++
-		}
-	}
-	for _, h := range p.hosts {
-		if mine(h.owner, h.sender) {
-			myHosts++
-		}
-	}
-	added := map[memberKey]bool{}
-	addrs := map[string]int{}
-	for _, o := range ops {
-		switch {
-		case o.srv != nil && o.class == dns.ClassINET:
-			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
-			if m, ok := p.members[k]; !ok && !added[k] {
-				added[k] = true
-				members++
-				myMembers++
-			} else if ok && !m.static && !mine(m.owner, m.sender) && !added[k] {
-				added[k] = true
-				myMembers++ // taken over (a key refreshing an unsigned member, a host whose address changed)
-			}
-		case o.srv == nil && o.class == dns.ClassINET:
-			if _, seen := addrs[o.name]; !seen {
-				h, ok := p.hosts[o.name]
-				switch {
-				case !ok:
-					hosts++
-					myHosts++
-				case !mine(h.owner, h.sender):
-					myHosts++
-				}
-				if ok {
-					addrs[o.name] = len(h.addrs)
-				}
-			}
-			addrs[o.name]++
-		}
-	}
-	limit, holder := p.cfg.membersPerKey, "key "+who.key
-	if who.key == "" {
-		limit, holder = p.cfg.membersPerSender, "unsigned sender "+who.src.String()
-	}
-	if len(added) > 0 && myMembers > limit {
-		return refuse(dns.RcodeRefused, reasonMemberLimit, "%s would hold %d members (member_limit %d)", holder, myMembers, limit)
-	}
-	if len(addrs) > 0 && myHosts > limit {
-		return refuse(dns.RcodeRefused, reasonMemberLimit, "%s would hold addresses at %d names (member_limit %d)", holder, myHosts, limit)
-	}
-	if members > maxMembers || hosts > maxHosts {
-		return refuse(dns.RcodeRefused, reasonFull, "pool would hold %d members and %d hosts (limits %d, %d)", members, hosts, maxMembers, maxHosts)
-	}
-	for n, c := range addrs {
-		if c > maxHostAddrs {
-			return refuse(dns.RcodeRefused, reasonFull, "%s would have more than %d addresses", n, maxHostAddrs)
-		}
-	}
-	return nil
-}
-
-// applyLocked performs the checked changes in order.
-func (p *pool) applyLocked(ops []op, who requester, expires, now time.Time) {
-	owner := who.key
-	woke := false
-	targets := map[string]bool{}    // targets of SRV additions: the scope of an RRset delete
-	readded := map[memberKey]bool{} // members this update adds again keep their health
-	for _, o := range ops {
-		if o.srv != nil && o.class == dns.ClassINET {
-			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
-			targets[k.target], readded[k] = true, true
-		}
-	}
-	for _, o := range ops {
-		if o.scopedDelete {
-			for k, m := range p.members {
-				if targets[k.target] && !readded[k] && !m.static && (owner != "" || m.owner == "") {
-					delete(p.members, k)
-					p.events.Logf("%s port %d replaced in %s", k.target, k.port, p.srvName)
-				}
-			}
-			continue
-		}
-		if o.srv != nil {
-			k := memberKey{strings.ToLower(dns.Fqdn(o.srv.Target)), o.srv.Port}
-			m, ok := p.members[k]
-			if ok && m.static {
-				continue // configuration owns static members
-			}
-			if o.class == dns.ClassNONE {
-				if ok {
-					delete(p.members, k)
-					p.events.Logf("%s port %d withdrawn from %s (key %q)", k.target, k.port, p.srvName, owner)
-				}
-				continue
-			}
-			if !ok {
-				m = &member{memberKey: k}
-				p.members[k] = m
-				woke = true
-				p.events.Logf("%s port %d registered in %s (key %q, lease %s)", k.target, k.port, p.srvName, owner, expires.Sub(now).Round(time.Second))
-			}
-			m.priority, m.weight, m.expires, m.owner, m.sender = o.srv.Priority, o.srv.Weight, expires, owner, netip.Addr{}
-			if owner == "" {
-				m.sender = who.src
-			}
-			continue
-		}
-		hr := p.hosts[o.name]
-		switch o.class {
-		case dns.ClassANY:
-			if hr != nil {
-				hr.addrs = slices.DeleteFunc(hr.addrs, func(ip netip.Addr) bool {
-					return o.rr.Header().Rrtype == dns.TypeANY || (ip.Is4() == (o.rr.Header().Rrtype == dns.TypeA))
-				})
-			}
-		case dns.ClassNONE:
-			if hr != nil {
-				hr.addrs = slices.DeleteFunc(hr.addrs, func(ip netip.Addr) bool { return ip == o.ip })
-			}
-		default:
-			if hr == nil {
-				hr = &hostRecord{}
-				p.hosts[o.name] = hr
-			}
-			hr.owner, hr.sender = owner, netip.Addr{}
-			if owner == "" {
-				hr.sender = who.src
-			}
-			if !slices.Contains(hr.addrs, o.ip) {
-				hr.addrs = append(hr.addrs, o.ip)
-				woke = true
-			}
-			hr.expires = expires
-		}
-		if hr != nil && len(hr.addrs) == 0 {
-			delete(p.hosts, o.name)
-		}
-	}
-	p.rebuildLocked(now)
-	if woke {
-		p.wake()
-	}
-}
-
-// rrsetLocked returns the records vlmcs holds at name of type t.
-func (p *pool) rrsetLocked(name string, t uint16, now time.Time) []dns.RR {
-	var out []dns.RR
-	switch {
-	case name == p.zone && t == dns.TypeSOA:
-		out = append(out, p.soaLocked())
-	case name == p.srvName && t == dns.TypeSRV:
-		for _, m := range p.members {
-			if m.live(now) {
-				out = append(out, &dns.SRV{Hdr: dns.RR_Header{Name: p.srvName, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
-					Priority: m.priority, Weight: m.weight, Port: m.port, Target: m.target})
-			}
-		}
-	case t == dns.TypeA || t == dns.TypeAAAA:
-		seen := map[netip.Addr]bool{}
-		add := func(ip netip.Addr) {
-			if ip.Is4() == (t == dns.TypeA) && !seen[ip] {
-				seen[ip] = true
-				out = append(out, addrRR(name, ip, 0))
-			}
-		}
-		if h, ok := p.hosts[name]; ok && now.Before(h.expires) {
-			for _, ip := range h.addrs {
-				add(ip)
-			}
-		}
-		for _, m := range p.members {
-			if m.static && m.target == name {
-				for _, ip := range m.staticAddrs {
-					add(ip)
-				}
-			}
-		}
-	}
-	return out
-}
-
-// nameInUseLocked reports whether vlmcs holds any record at name.
-func (p *pool) nameInUseLocked(name string, now time.Time) bool {
-	for _, t := range []uint16{dns.TypeSOA, dns.TypeSRV, dns.TypeA, dns.TypeAAAA} {
-		if len(p.rrsetLocked(name, t, now)) > 0 {
-			return true
-		}
-	}
-	return false
 }

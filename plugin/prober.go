@@ -3,8 +3,13 @@ package vlmcs
 import (
 	"context"
 	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 )
 
 // The prober gives every pool member (and every scrub-zone target) its own probe schedule:
@@ -109,7 +114,7 @@ func (v *Vlmcs) scrubTargetLoop(ctx context.Context, k memberKey, st *scrubTarge
 		}
 		wait := v.cfg.probe.interval
 		if v.cfg.portAllowed(k.port) && len(addrs) > 0 {
-			res, probed := v.probeAddrs(ctx, "scrub", addrs, k.port, yield)
+			res, probed := v.probeAddrs(ctx, st.zone, addrs, k.port, yield)
 			if ctx.Err() != nil {
 				return
 			}
@@ -129,3 +134,57 @@ func (v *Vlmcs) scrubTargetLoop(ctx context.Context, k memberKey, st *scrubTarge
 
 // jitter returns a random number in [0, 1) for spreading schedules.
 func jitter() float64 { return rand.Float64() }
+
+// probeFunc checks that a KMS host accepts a DCE/RPC bind to the KMS interface at addr
+// ("host:port") within timeout. A nil error means healthy.
+type probeFunc func(ctx context.Context, addr string, timeout time.Duration) error
+
+// defaultProbe binds to the KMS interface with the project's DCE/RPC client (the same
+// client works against Windows KMS hosts): healthy means a bind was accepted.
+func defaultProbe(ctx context.Context, addr string, timeout time.Duration) error {
+	return dcerpc.Probe(ctx, addr, timeout)
+}
+
+// probeAddrs reports whether any of addrs answers the probe on port, and whether it probed
+// at all. Every connection takes a token of the server block's probe_rate: a target that is
+// up waits for one; any other (pending or down: not in the answer) only takes a free one and
+// is skipped otherwise, so that a crowd of new or dead registrations cannot delay the probes
+// that keep the removal bound of the members being served.
+func (v *Vlmcs) probeAddrs(ctx context.Context, zone string, addrs []netip.Addr, port uint16, yield bool) (ok, probed bool) {
+	for _, ip := range addrs {
+		if yield {
+			if !v.limit.Allow() {
+				probesTotal.WithLabelValues(v.server, zone, "skipped").Inc()
+				return false, probed
+			}
+		} else if err := v.limit.Wait(ctx); err != nil {
+			return false, probed
+		}
+		probed = true
+		start := time.Now()
+		err := v.probe(ctx, net.JoinHostPort(ip.String(), strconv.Itoa(int(port))), v.cfg.probe.timeout)
+		if ctx.Err() != nil {
+			return false, probed
+		}
+		probeDuration.WithLabelValues(v.server, zone).Observe(time.Since(start).Seconds())
+		if err == nil {
+			probesTotal.WithLabelValues(v.server, zone, "success").Inc()
+			return true, probed
+		}
+		probesTotal.WithLabelValues(v.server, zone, "failure").Inc()
+	}
+	return false, probed
+}
+
+// resolve looks a target's addresses up through the next plugin (A and AAAA).
+func (v *Vlmcs) resolve(ctx context.Context, name string) []netip.Addr {
+	if v.Next == nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, qt := range []uint16{1, 28} { // A, AAAA
+		// Unapproved addresses are kept: they make the member unapproved rather than glue-less.
+		out = append(out, lookupNext(ctx, v.Next, name, qt)...)
+	}
+	return out
+}

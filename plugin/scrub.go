@@ -61,13 +61,13 @@ func (v *Vlmcs) serveScrub(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 // passGuard does.
 func (v *Vlmcs) scrub(ctx context.Context, m *dns.Msg, zone string, now time.Time) *dns.Msg {
 	if len(m.Question) != 1 {
-		return v.guard(m, false, "")
+		return v.guard(ctx, m, false, "")
 	}
 	qname := m.Question[0].Name
 	end, ttl, aliases, loop := followChain(m.Answer, qname)
 	if loop {
 		v.logger.Logf("alias loop at %s: answering SERVFAIL", qname)
-		scrubbedTotal.WithLabelValues(v.server, zone, "alias-loop").Inc()
+		scrubbedTotal.WithLabelValues(v.serverOf(ctx), zone, "alias-loop").Inc()
 		out := new(dns.Msg)
 		out.SetRcode(m, dns.RcodeServerFailure)
 		out.Authoritative, out.RecursionAvailable = m.Authoritative, m.RecursionAvailable
@@ -112,7 +112,7 @@ func (v *Vlmcs) scrub(ctx context.Context, m *dns.Msg, zone string, now time.Tim
 		case flatten:
 			switch rr.Header().Rrtype {
 			case dns.TypeCNAME, dns.TypeDNAME:
-				scrubbedTotal.WithLabelValues(v.server, zone, "alias").Inc()
+				scrubbedTotal.WithLabelValues(v.serverOf(ctx), zone, "alias").Inc()
 				continue
 			case dns.TypeRRSIG:
 				continue // the flattened answer is not what was signed
@@ -127,7 +127,7 @@ func (v *Vlmcs) scrub(ctx context.Context, m *dns.Msg, zone string, now time.Tim
 	extra, extraCut := j.keepSection(m.Extra)
 	changed = changed || nsCut || extraCut
 	if !changed && len(j.added) == 0 {
-		return v.guard(m, false, "")
+		return v.guard(ctx, m, false, "")
 	}
 	if j.removed {
 		out.Answer = dropSigs(out.Answer, dns.TypeSRV)
@@ -146,7 +146,7 @@ func (v *Vlmcs) scrub(ctx context.Context, m *dns.Msg, zone string, now time.Tim
 	out.Answer = j.dropGlue(out.Answer)
 	out.Ns = j.dropGlue(ns)
 	out.Extra = append(j.dropGlue(extra), j.added...)
-	return v.guard(out, false, "")
+	return v.guard(ctx, out, false, "")
 }
 
 // judge decides for the SRV records of one answer.
@@ -190,7 +190,7 @@ func (j *judge) dropGlue(rrs []dns.RR) []dns.RR {
 		n := strings.ToLower(rr.Header().Name)
 		if j.dropped[n] && !j.kept[n] {
 			if _, ok := rrAddr(rr); ok {
-				scrubbedTotal.WithLabelValues(j.v.server, j.zone, "glue").Inc()
+				scrubbedTotal.WithLabelValues(j.v.serverOf(j.ctx), j.zone, "glue").Inc()
 				continue
 			}
 		}
@@ -243,7 +243,7 @@ func (j *judge) keep(srv *dns.SRV) bool {
 	case v.scrubHC != nil && !cfg.portAllowed(srv.Port):
 		reason = "unhealthy" // a port outside `ports` is never probed: it cannot be shown healthy
 	case v.scrubHC != nil:
-		if ok, tracked := v.scrubHC.observe(memberKey{target, srv.Port}, addrs, j.now); !ok {
+		if ok, tracked := v.scrubHC.observe(memberKey{target, srv.Port}, j.zone, addrs, j.now); !ok {
 			reason = "unhealthy"
 			if !tracked {
 				v.logger.Logf("scrubbed KMS host %s port %d from %s: scrub_unhealthy tracks %d targets already, an untracked one is not kept", srv.Target, srv.Port, srv.Hdr.Name, maxScrubTargets)
@@ -259,10 +259,10 @@ func (j *judge) keep(srv *dns.SRV) bool {
 	}
 	j.removed = true
 	j.dropped[target] = true
-	scrubbedTotal.WithLabelValues(v.server, j.zone, reason).Inc()
+	scrubbedTotal.WithLabelValues(v.serverOf(j.ctx), j.zone, reason).Inc()
 	switch reason {
 	case "unapproved":
-		rogueTargets.observe(v.server, j.zone, target, j.now)
+		rogueTargets.observe(v.serverOf(j.ctx), j.zone, target, j.now)
 		v.logger.Logf("scrubbed rogue KMS host %s port %d from %s (addresses %v)", srv.Target, srv.Port, srv.Hdr.Name, addrs)
 	case "unresolved":
 		v.logger.Logf("scrubbed KMS host %s port %d from %s: no address known to judge against the approved networks", srv.Target, srv.Port, srv.Hdr.Name)
@@ -394,6 +394,7 @@ type scrubHealth struct {
 }
 
 type scrubTarget struct {
+	zone  string // the scrub zone whose answer first held the target: its probes' metrics zone
 	addrs []netip.Addr
 	seen  time.Time
 	run   *probeRun // the probing whose schedule covers this target
@@ -407,13 +408,13 @@ const maxScrubTargets = 4096
 
 func newScrubHealth() *scrubHealth { return &scrubHealth{targets: map[memberKey]*scrubTarget{}} }
 
-// observe records a sighting and reports whether the target may stay (not known down), and
+// observe records a sighting in an answer of zone and reports whether the target may stay (not known down), and
 // whether it is tracked. A
 // target the full table cannot track is not kept: no probe would ever judge it, and keeping
 // it would let whoever fills the table with other names (anyone registering approved names in
 // the DNS behind) pass dead or hijacked hosts. Room is made by forgetting targets unseen for
 // scrubForget (at most once a second); a target that is down is never forgotten earlier.
-func (h *scrubHealth) observe(k memberKey, addrs []netip.Addr, now time.Time) (keep, tracked bool) {
+func (h *scrubHealth) observe(k memberKey, zone string, addrs []netip.Addr, now time.Time) (keep, tracked bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t, ok := h.targets[k]
@@ -429,7 +430,7 @@ func (h *scrubHealth) observe(k memberKey, addrs []netip.Addr, now time.Time) (k
 		if len(h.targets) >= maxScrubTargets {
 			return false, false
 		}
-		t = &scrubTarget{}
+		t = &scrubTarget{zone: zone}
 		h.targets[k] = t
 	}
 	t.seen = now

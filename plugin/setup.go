@@ -95,7 +95,11 @@ func listenerKey(dc *dnsserver.Config) string {
 	return tr + "://:" + dc.Port
 }
 
-// serverLabel is the value of the metrics "server" label: the block's first listen address.
+// serverLabel is the metrics "server" label of what the block does outside any request (the
+// pool gauges, lease expiries, health changes, probes): its first listen address, written as
+// CoreDNS writes a server's address and metrics.WithServer reports it for requests
+// (transport://host:port, the host as net.ResolveTCPAddr prints it: "dns://:53",
+// "dns://127.0.0.1:53", "dns://[::1]:53").
 func serverLabel(dc *dnsserver.Config) string {
 	host := ""
 	if len(dc.ListenHosts) > 0 {
@@ -105,7 +109,11 @@ func serverLabel(dc *dnsserver.Config) string {
 	if tr == "" {
 		tr = "dns"
 	}
-	return tr + "://" + net.JoinHostPort(host, dc.Port)
+	addr := net.JoinHostPort(host, dc.Port)
+	if a, err := net.ResolveTCPAddr("tcp", addr); err == nil {
+		addr = a.String()
+	}
+	return tr + "://" + addr
 }
 
 // parse reads one vlmcs block. Every mistake is an error carrying file and line.
@@ -125,6 +133,10 @@ func parse(c *caddy.Controller) (*config, error) {
 		cfg.zones = plugin.OriginsFromArgsOrServerBlock(args, c.ServerBlockKeys)
 		for i := range cfg.zones {
 			cfg.zones[i] = strings.ToLower(cfg.zones[i])
+		}
+		cfg.block = plugin.OriginsFromArgsOrServerBlock(nil, c.ServerBlockKeys)
+		for i := range cfg.block {
+			cfg.block[i] = strings.ToLower(cfg.block[i])
 		}
 		once := map[string]bool{}
 		for c.NextBlock() {

@@ -1,6 +1,8 @@
 package vlmcs
 
 import (
+	"context"
+
 	"github.com/miekg/dns"
 )
 
@@ -10,8 +12,8 @@ import (
 // `_vlmcs._tcp` records of a publish zone (not vlmcs's members) among them, and a
 // secondary or a cache loaded from it would answer them unjudged. Transfers of the zone are
 // to be taken from the DNS server behind CoreDNS directly.
-func (v *Vlmcs) refuseTransfer(w dns.ResponseWriter, r *dns.Msg, zone string) (int, error) {
-	refusedTotal.WithLabelValues(v.server, zone, "transfer").Inc()
+func (v *Vlmcs) refuseTransfer(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, zone string) (int, error) {
+	refusedTotal.WithLabelValues(v.serverOf(ctx), zone, "transfer").Inc()
 	v.logger.Logf("refused %s of %s from %s: it would hand out %s's records unjudged", dns.TypeToString[r.Question[0].Qtype], r.Question[0].Name, w.RemoteAddr(), zone)
 	m := new(dns.Msg)
 	m.SetRcode(r, dns.RcodeRefused)

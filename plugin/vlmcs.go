@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/miekg/dns"
 	"golang.org/x/time/rate"
 
@@ -106,12 +107,12 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	q := r.Question[0]
 	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
 		if z := v.relatedZone(q.Name); z != "" {
-			return v.refuseTransfer(w, r, z)
+			return v.refuseTransfer(ctx, w, r, z)
 		}
 	}
 	for _, p := range v.pools {
 		if strings.EqualFold(q.Name, p.srvName) {
-			return v.answer(w, r, p)
+			return v.answer(ctx, w, r, p)
 		}
 	}
 	for _, s := range v.scrubs {
@@ -174,6 +175,16 @@ func (v *Vlmcs) vlmcsBelow(name string) string {
 	return zone
 }
 
+// serverOf returns the metrics "server" label of a request: the listener it came in on, as
+// CoreDNS's metrics.WithServer reports it; the block's own label (serverLabel) for a context
+// that carries no server (a handler called outside a CoreDNS server, as in unit tests).
+func (v *Vlmcs) serverOf(ctx context.Context) string {
+	if s := metrics.WithServer(ctx); s != "" {
+		return s
+	}
+	return v.server
+}
+
 // hasSuffixFold reports whether name ends with "." + suffix, ignoring ASCII case: a cheap
 // test before the label-wise one.
 func hasSuffixFold(name, suffix string) bool {
@@ -200,10 +211,10 @@ func (v *Vlmcs) answerBelow(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, err
 
 // answer writes the pool's answer: SRV records in a fresh random order plus glue, or NODATA
 // with the synthesized SOA.
-func (v *Vlmcs) answer(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
+func (v *Vlmcs) answer(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
 	a := p.current(time.Now())
 	if writePacked(w, r, a, &p.bufs) {
-		a.served.Inc()
+		a.countServed(v.serverOf(ctx))
 		return dns.RcodeSuccess, nil
 	}
 	m := new(dns.Msg)
@@ -218,10 +229,10 @@ func (v *Vlmcs) answer(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
 			m.Answer[i], m.Answer[j] = m.Answer[j], m.Answer[i]
 		}
 		m.Extra = a.extra
-		a.served.Inc()
+		a.countServed(v.serverOf(ctx))
 	} else {
 		m.Ns = a.soa
-		a.empty.Inc()
+		a.countEmpty(v.serverOf(ctx))
 	}
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 const (
@@ -22,7 +23,7 @@ const (
 // count by one, a repeated CMID leaves it unchanged, and Office counts on
 // its own.
 func TestProcessActivateMatrix(t *testing.T) {
-	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--group", "office-ltsc-2024")
+	p := harness.StartResponder(t, t.TempDir(), "--group", "windows-server-2025", "--group", "office-ltsc-2024")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -39,7 +40,7 @@ func TestProcessActivateMatrix(t *testing.T) {
 			if ndr64 {
 				calls = 2
 			}
-			a, err := activateGo(ctx, p.addr, pp, kmsclient.RandomCMID(), ndr64, calls)
+			a, err := activateGo(ctx, p.Addr, pp, kmsclient.RandomCMID(), ndr64, calls)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
@@ -61,13 +62,13 @@ func TestProcessActivateMatrix(t *testing.T) {
 
 	// A repeated CMID (a renewal) is not a new client.
 	cmid := kmsclient.RandomCMID()
-	first, err := activateGo(ctx, p.addr, win, cmid, true, 1)
+	first, err := activateGo(ctx, p.Addr, win, cmid, true, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	count++
 	wantAnswer(t, "new CMID", first, count)
-	again, err := activateGo(ctx, p.addr, win, cmid, true, 3)
+	again, err := activateGo(ctx, p.Addr, win, cmid, true, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestProcessActivateMatrix(t *testing.T) {
 	// Office is counted separately: 1, 2 while Windows stays.
 	office := testProduct(t, clientFlags{product: "Office LTSC Professional Plus 2024"})
 	for i := uint32(1); i <= 2; i++ {
-		a, err := activateGo(ctx, p.addr, office, kmsclient.RandomCMID(), true, 1)
+		a, err := activateGo(ctx, p.Addr, office, kmsclient.RandomCMID(), true, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +86,7 @@ func TestProcessActivateMatrix(t *testing.T) {
 			t.Errorf("Office answered with the Windows group's ePID %s", epid)
 		}
 	}
-	again, err = activateGo(ctx, p.addr, win, cmid, false, 1)
+	again, err = activateGo(ctx, p.Addr, win, cmid, false, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,11 +97,11 @@ func TestProcessActivateMatrix(t *testing.T) {
 // threshold, 0 at it, 1 with 0xC004F042 for products the group does not
 // cover and for retail counted IDs.
 func TestProcessActivateCLI(t *testing.T) {
-	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025")
+	p := harness.StartResponder(t, t.TempDir(), "--group", "windows-server-2025")
 
 	// Server products need 5: clients 1-4 are told the count, the 5th activates.
 	for i := 1; i <= 5; i++ {
-		args := []string{"activate", "--server", p.addr, "--product", "Windows Server 2025 Standard", "--json", "--cmid", "random"}
+		args := []string{"activate", "--server", p.Addr, "--product", "Windows Server 2025 Standard", "--json", "--cmid", "random"}
 		if i%2 == 0 {
 			args = append(args, "--ndr64=false")
 		}
@@ -122,7 +123,7 @@ func TestProcessActivateCLI(t *testing.T) {
 	}
 
 	// A client product shares the count but needs 25 (the text output, V4).
-	stdout, _, code := runCLI(t, "activate", "--server", p.addr, "--product", "Windows 10/11 Enterprise", "--protocol", "4", "--cmid", "random")
+	stdout, _, code := runCLI(t, "activate", "--server", p.Addr, "--product", "Windows 10/11 Enterprise", "--protocol", "4", "--cmid", "random")
 	if code != exitLowCount || !strings.Contains(stdout, "Current count:        6 (this client needs 25)") || !strings.Contains(stdout, "0xC004F038") {
 		t.Errorf("Windows 11 client: exit %d, want 2 with count 6 of 25:\n%s", code, stdout)
 	}
@@ -137,14 +138,14 @@ func TestProcessActivateCLI(t *testing.T) {
 		{"unknown counted ID", []string{"--app", windowsApp, "--kms-id", "01234567-89ab-cdef-0123-456789abcdef"}, "no host key group in the catalog activates it"},
 	}
 	for _, r := range refusals {
-		stdout, stderr, code := runCLI(t, append([]string{"activate", "--server", p.addr, "--cmid", "random"}, r.args...)...)
+		stdout, stderr, code := runCLI(t, append([]string{"activate", "--server", p.Addr, "--cmid", "random"}, r.args...)...)
 		if code != exitError || !strings.Contains(stdout, "0xC004F042") || !strings.Contains(stdout, r.why) {
 			t.Errorf("%s: exit %d, want 1 with 0xC004F042 and %q:\n%s%s", r.name, code, r.why, stdout, stderr)
 		}
 	}
 
 	// Refusals are not counted.
-	stdout, _, code = runCLI(t, "activate", "--server", p.addr, "--product", "Windows Server 2025 Datacenter", "--json", "--cmid", "random")
+	stdout, _, code = runCLI(t, "activate", "--server", p.Addr, "--product", "Windows Server 2025 Datacenter", "--json", "--cmid", "random")
 	var r activationReport
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil || code != exitOK || r.CurrentCount != 7 {
 		t.Errorf("after refusals: exit %d, count %d (%v), want exit 0 and count 7", code, r.CurrentCount, err)
@@ -154,19 +155,19 @@ func TestProcessActivateCLI(t *testing.T) {
 // TestProcessBenchCLI runs `bench` against serve: it verifies every
 // answer, --clients cycles that many CMIDs, and refusals fail the run.
 func TestProcessBenchCLI(t *testing.T) {
-	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--log-level", "warn")
-	stdout, stderr, code := runCLI(t, "bench", "--server", p.addr, "--connections", "4", "--requests", "300", "--clients", "7")
+	p := harness.StartResponder(t, t.TempDir(), "--group", "windows-server-2025", "--log-level", "warn")
+	stdout, stderr, code := runCLI(t, "bench", "--server", p.Addr, "--connections", "4", "--requests", "300", "--clients", "7")
 	if code != exitOK || !strings.Contains(stdout, "300 answered and verified, 0 failed") || !strings.Contains(stdout, "activations/s") {
 		t.Fatalf("bench: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if n := countOf(statusOf(t, p), "Windows"); n != 7 {
 		t.Errorf("after bench --clients 7 the count is %d", n)
 	}
-	stdout, stderr, code = runCLI(t, "bench", "--server", p.addr, "--requests", "50", "--new-connection-per-request", "--protocol", "4")
+	stdout, stderr, code = runCLI(t, "bench", "--server", p.Addr, "--requests", "50", "--new-connection-per-request", "--protocol", "4")
 	if code != exitOK || !strings.Contains(stdout, "50 answered and verified, 0 failed") {
 		t.Fatalf("bench per request: exit %d\n%s%s", code, stdout, stderr)
 	}
-	stdout, _, code = runCLI(t, "bench", "--server", p.addr, "--requests", "20", "--product", "Office LTSC Professional Plus 2024")
+	stdout, _, code = runCLI(t, "bench", "--server", p.Addr, "--requests", "20", "--product", "Office LTSC Professional Plus 2024")
 	if code != exitError || !strings.Contains(stdout, "host refused: 20 × 0xC004F042") {
 		t.Errorf("bench of a product the host refuses: exit %d\n%s", code, stdout)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/fileperm"
 	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
 
@@ -13,25 +14,21 @@ import (
 const maxAdminTokenFile = 4096
 
 // readAdminToken reads a bearer token from path: the file's first line,
-// surrounding white space removed. serve refuses a file group or others
-// can read (as for TSIG keys), or a token too short to resist guessing.
+// surrounding white space removed. With secret (serve) the file must be a
+// secret file by plugin/pkg/fileperm's rules (as TSIG keys); a token too
+// short to resist guessing is refused.
 func readAdminToken(path string, secret bool) ([]byte, error) {
+	var (
+		b   []byte
+		err error
+	)
 	if secret {
-		if err := checkTokenFile(path); err != nil {
-			return nil, err
-		}
+		b, err = fileperm.ReadFile("admin token file", path, fileperm.Secret, maxAdminTokenFile)
+	} else {
+		b, err = readLimited(path, maxAdminTokenFile)
 	}
-	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxAdminTokenFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxAdminTokenFile {
-		return nil, fmt.Errorf("admin token file %s is larger than %d bytes", path, maxAdminTokenFile)
 	}
 	line, _, _ := bytes.Cut(b, []byte("\n"))
 	tok := bytes.TrimSpace(line)
@@ -41,25 +38,19 @@ func readAdminToken(path string, secret bool) ([]byte, error) {
 	return tok, nil
 }
 
-// checkTokenFile refuses a token file group or others can read, or that
-// someone else owns (files systemd hands the service are exempt, see
-// checkSecretFile).
-func checkTokenFile(path string) error {
-	if inCredentialsDir(path) {
-		return nil
-	}
-	fi, err := os.Stat(path)
+// readLimited reads path, of at most max bytes.
+func readLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("admin token file %s is not a regular file", path)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
 	}
-	if err := checkOwnedFile("admin token file", path, fi); err != nil {
-		return err
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("admin token file %s is larger than %d bytes", path, max)
 	}
-	if _, ok := fileOwner(fi); ok && fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("admin token file %s is readable by group or others (mode %04o); run `chmod 600 %s`", path, fi.Mode().Perm(), path)
-	}
-	return nil
+	return b, nil
 }

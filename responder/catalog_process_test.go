@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
-// TestProcessCatalogOverlay (issue 14): serve --catalog-file adds a host key
+// TestProcessCatalogOverlay: serve --catalog-file adds a host key
 // group that then activates its product; catalog marks the overlay's rows;
 // a conflicting overlay stops startup with file:line.
 func TestProcessCatalogOverlay(t *testing.T) {
@@ -16,8 +18,8 @@ func TestProcessCatalogOverlay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startResponder(t, t.TempDir(), "--group", "office-ltsc-2027", "--catalog-file", overlay)
-	stdout, stderr, code := runCLI(t, "activate", "--server", p.addr, "--catalog-file", overlay,
+	p := harness.StartResponder(t, t.TempDir(), "--group", "office-ltsc-2027", "--catalog-file", overlay)
+	stdout, stderr, code := runCLI(t, "activate", "--server", p.Addr, "--catalog-file", overlay,
 		"--product", "Office LTSC Professional Plus 2027", "--json", "--cmid", "random")
 	var r activationReport
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
@@ -27,8 +29,8 @@ func TestProcessCatalogOverlay(t *testing.T) {
 		t.Errorf("new product from the overlay: exit %d, host %s, count %d, ePID %q; want answered with count 1 (exit 2)", code, r.HostStatus, r.CurrentCount, r.EPID)
 	}
 	// The same product without the overlay on the host: refused.
-	plain := startResponder(t, t.TempDir(), "--group", "office-ltsc-2024")
-	stdout, _, code = runCLI(t, "activate", "--server", plain.addr, "--catalog-file", overlay,
+	plain := harness.StartResponder(t, t.TempDir(), "--group", "office-ltsc-2024")
+	stdout, _, code = runCLI(t, "activate", "--server", plain.Addr, "--catalog-file", overlay,
 		"--product", "Office LTSC Professional Plus 2027", "--cmid", "random")
 	if code != exitError || !strings.Contains(stdout, "0xC004F042") {
 		t.Errorf("host without the overlay: exit %d, want 1 with 0xC004F042:\n%s", code, stdout)

@@ -66,24 +66,24 @@ func TestProcessClients(t *testing.T) {
 	if v6 {
 		args = append(args, "--listen", "[::1]:{port}")
 	}
-	p := startResponder(t, t.TempDir(), args...)
-	v6addr := "[::1]:" + strconv.Itoa(p.port)
+	p := harness.StartResponder(t, t.TempDir(), args...)
+	v6addr := "[::1]:" + strconv.Itoa(p.Port)
 	if !v6 {
-		v6addr = p.addr
+		v6addr = p.Addr
 	}
 	start := time.Now().Add(-time.Second)
 	for i := 1; i <= 3; i++ {
-		activateCLI(t, p.addr, "Windows 11 Enterprise", "random", "win-"+strconv.Itoa(i))
+		activateCLI(t, p.Addr, "Windows 11 Enterprise", "random", "win-"+strconv.Itoa(i))
 	}
 	activateCLI(t, v6addr, "Windows Server 2025 Datacenter", "random", "srv-1")
 	shared := "11111111-2222-4333-8444-555555555555"
-	activateCLI(t, p.addr, "Office LTSC Professional Plus 2024", shared, "office-a")
-	activateCLI(t, p.addr, "Office LTSC Professional Plus 2024", shared, "office-b")
+	activateCLI(t, p.Addr, "Office LTSC Professional Plus 2024", shared, "office-a")
+	activateCLI(t, p.Addr, "Office LTSC Professional Plus 2024", shared, "office-b")
 	// An unknown counted ID: refused, recorded.
-	activateCLI(t, p.addr, "", "random", "stranger-with-a-rather-long-workstation-name", "--app", "55c92734-d682-4d71-983e-d6ec3f16059f",
+	activateCLI(t, p.Addr, "", "random", "stranger-with-a-rather-long-workstation-name", "--app", "55c92734-d682-4d71-983e-d6ec3f16059f",
 		"--kms-id", "01234567-89ab-4def-8123-456789abcdef", "--sku", "01234567-89ab-4def-8123-456789abcde0", "--protocol", "6")
 
-	all := clientsJSON(t, "--admin", p.admin)
+	all := clientsJSON(t, "--admin", p.Admin)
 	if len(all.Clients) != 6 || all.Next != "" {
 		t.Fatalf("%d rows (next %q), want 6:\n%+v", len(all.Clients), all.Next, all.Clients)
 	}
@@ -120,7 +120,7 @@ func TestProcessClients(t *testing.T) {
 	}
 
 	// CSV carries the same rows, every field, in the same order.
-	out, stderr, code := runCLI(t, "clients", "--admin", p.admin, "--format", "csv")
+	out, stderr, code := runCLI(t, "clients", "--admin", p.Admin, "--format", "csv")
 	if code != exitOK {
 		t.Fatalf("csv: exit %d %s", code, stderr)
 	}
@@ -141,7 +141,7 @@ func TestProcessClients(t *testing.T) {
 	}
 
 	// The table: summary first, rows that fit 100 columns, cut names.
-	out, stderr, code = runCLI(t, "clients", "--admin", p.admin)
+	out, stderr, code = runCLI(t, "clients", "--admin", p.Admin)
 	if code != exitOK {
 		t.Fatalf("table: exit %d %s", code, stderr)
 	}
@@ -170,7 +170,7 @@ func TestProcessClients(t *testing.T) {
 	if header < 0 || len(lines)-header < 7 {
 		t.Errorf("table has no header or not 6 rows:\n%s", out)
 	}
-	if out, _, _ := runCLI(t, "clients", "--admin", p.admin, "--wide"); !strings.Contains(out, "stranger-with-a-rather-long-workstation-name") || !strings.Contains(out, shared) {
+	if out, _, _ := runCLI(t, "clients", "--admin", p.Admin, "--wide"); !strings.Contains(out, "stranger-with-a-rather-long-workstation-name") || !strings.Contains(out, shared) {
 		t.Errorf("--wide cuts names or lacks the CMID:\n%s", out)
 	}
 
@@ -189,8 +189,14 @@ func TestProcessClients(t *testing.T) {
 		{[]string{"--address", "127.0.0.0/8", "--product", "Office"}, []string{"office-b"}},
 		{[]string{"--since", "1h"}, []string{"*6"}},
 		{[]string{"--since", time.Now().Add(24 * time.Hour).Format("2006-01-02")}, nil},
+		// Times int64 nanoseconds cannot hold are clamped, not wrapped:
+		// before every record is everyone, after the last possible none.
+		{[]string{"--since", "1600-01-01"}, []string{"*6"}},
+		{[]string{"--since", "0001-01-01T00:00:00Z"}, []string{"*6"}},
+		{[]string{"--since", "2262-04-12T00:00:00Z"}, nil},
+		{[]string{"--since", "9999-12-31"}, nil},
 	} {
-		d := clientsJSON(t, append([]string{"--admin", p.admin}, tc.args...)...)
+		d := clientsJSON(t, append([]string{"--admin", p.Admin}, tc.args...)...)
 		var got []string
 		for _, r := range d.Clients {
 			got = append(got, r.Workstation)
@@ -205,7 +211,7 @@ func TestProcessClients(t *testing.T) {
 			t.Errorf("%v: %v, want %v", tc.args, got, tc.want)
 		}
 	}
-	if _, stderr, code := runCLI(t, "clients", "--admin", p.admin, "--state", "gone"); code != exitUsage || !strings.Contains(stderr, "counted, expired or refused") {
+	if _, stderr, code := runCLI(t, "clients", "--admin", p.Admin, "--state", "gone"); code != exitUsage || !strings.Contains(stderr, "counted, expired or refused") {
 		t.Errorf("--state gone: exit %d %s", code, stderr)
 	}
 
@@ -214,7 +220,7 @@ func TestProcessClients(t *testing.T) {
 	var paged []string
 	after := ""
 	for range 5 {
-		args := []string{"--admin", p.admin, "--limit", "4"}
+		args := []string{"--admin", p.Admin, "--limit", "4"}
 		if after != "" {
 			args = append(args, "--after", after)
 		}
@@ -233,15 +239,15 @@ func TestProcessClients(t *testing.T) {
 	if strings.Join(paged, " ") != strings.Join(want, " ") {
 		t.Errorf("paged listing\n%v\nwant\n%v", paged, want)
 	}
-	if _, stderr, _ := runCLI(t, "clients", "--admin", p.admin, "--limit", "2"); !strings.Contains(stderr, "more clients: continue with --after ") {
+	if _, stderr, _ := runCLI(t, "clients", "--admin", p.Admin, "--limit", "2"); !strings.Contains(stderr, "more clients: continue with --after ") {
 		t.Errorf("table with --limit does not say how to continue: %s", stderr)
 	}
 
-	_, body := adminGet(t, p.admin, p.admin, "/metrics")
+	_, body := adminGet(t, p.Admin, p.Admin, "/metrics")
 	if !strings.Contains(body, `kms_responder_cmid_conflicts{kind="workstation"} 1`) {
 		t.Errorf("metrics lack the conflict:\n%s", grepLines(body, "cmid"))
 	}
-	if out, _, code := runCLI(t, "status", "--admin", p.admin); code != exitOK ||
+	if out, _, code := runCLI(t, "status", "--admin", p.Admin); code != exitOK ||
 		!regexp.MustCompile(`Clients that will expire from the count in the next 7 days \(Windows\): 0 of 4`).MatchString(out) {
 		t.Errorf("status lacks the 7-day expiry line:\n%s", out)
 	}
@@ -250,12 +256,12 @@ func TestProcessClients(t *testing.T) {
 // TestProcessClientsExport: a listing longer than one ledger chunk (1000
 // rows) streams completely through the CLI, and a bad cursor is refused.
 func TestProcessClientsExport(t *testing.T) {
-	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025")
+	p := harness.StartResponder(t, t.TempDir(), "--group", "windows-server-2025")
 	const n = 2500
-	if out, stderr, code := runCLI(t, "bench", "--server", p.addr, "--requests", strconv.Itoa(n), "--clients", strconv.Itoa(n), "--connections", "4"); code != exitOK {
+	if out, stderr, code := runCLI(t, "bench", "--server", p.Addr, "--requests", strconv.Itoa(n), "--clients", strconv.Itoa(n), "--connections", "4"); code != exitOK {
 		t.Fatalf("bench: exit %d\n%s%s", code, out, stderr)
 	}
-	d := clientsJSON(t, "--admin", p.admin)
+	d := clientsJSON(t, "--admin", p.Admin)
 	seen := map[string]bool{}
 	for _, r := range d.Clients {
 		seen[r.CMID] = true
@@ -263,12 +269,12 @@ func TestProcessClientsExport(t *testing.T) {
 	if len(d.Clients) != n || len(seen) != n {
 		t.Fatalf("%d rows, %d distinct, want %d", len(d.Clients), len(seen), n)
 	}
-	out, _, code := runCLI(t, "clients", "--admin", p.admin, "--summary", "--format", "json")
+	out, _, code := runCLI(t, "clients", "--admin", p.Admin, "--summary", "--format", "json")
 	var s statusapi.ClientSummary
 	if code != exitOK || json.Unmarshal([]byte(out), &s) != nil || s.Clients != n || s.RenewingOnTime != n {
 		t.Errorf("summary: exit %d %+v", code, s)
 	}
-	code, body := adminGet(t, p.admin, p.admin, "/clients?after=bm90LWEtY3Vyc29y")
+	code, body := adminGet(t, p.Admin, p.Admin, "/clients?after=bm90LWEtY3Vyc29y")
 	if code != http.StatusBadRequest || !strings.Contains(body, "not a cursor") {
 		t.Errorf("bad cursor: %d %s", code, body)
 	}
@@ -300,10 +306,10 @@ func TestProcessAdminToken(t *testing.T) {
 		t.Errorf("token file mode 0644: exit %d\n%s", code, stderr)
 	}
 
-	p := startResponder(t, filepath.Join(dir, "data"), "--group", "windows-server-2025", "--admin-token-file", tokFile)
-	activateCLI(t, p.addr, "Windows 11 Enterprise", "random", "pc-1")
+	p := harness.StartResponder(t, filepath.Join(dir, "data"), "--group", "windows-server-2025", "--admin-token-file", tokFile)
+	activateCLI(t, p.Addr, "Windows 11 Enterprise", "random", "pc-1")
 	get := func(path, auth string) int {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+p.admin+path, nil)
+		req, _ := http.NewRequest(http.MethodGet, "http://"+p.Admin+path, nil)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
@@ -330,23 +336,23 @@ func TestProcessAdminToken(t *testing.T) {
 			t.Errorf("%s without token: %d, want open", path, c)
 		}
 	}
-	_, body := adminGet(t, p.admin, p.admin, "/metrics")
+	_, body := adminGet(t, p.Admin, p.Admin, "/metrics")
 	if !strings.Contains(body, `kms_responder_admin_refused_total{reason="token"} 6`) {
 		t.Errorf("token refusals not counted:\n%s", grepLines(body, "admin_refused"))
 	}
-	if !strings.Contains(p.stderr.String(), "admin request refused: no bearer token") || strings.Contains(p.stderr.String(), tok) {
-		t.Errorf("refusal not logged, or the token is:\n%s", grepLines(p.stderr.String(), "refused"))
+	if !strings.Contains(p.Stderr.String(), "admin request refused: no bearer token") || strings.Contains(p.Stderr.String(), tok) {
+		t.Errorf("refusal not logged, or the token is:\n%s", grepLines(p.Stderr.String(), "refused"))
 	}
 
-	if _, stderr, code := runCLI(t, "clients", "--admin", p.admin); code != exitError || !strings.Contains(stderr, "--admin-token-file") {
+	if _, stderr, code := runCLI(t, "clients", "--admin", p.Admin); code != exitError || !strings.Contains(stderr, "--admin-token-file") {
 		t.Errorf("clients without token: exit %d %s", code, stderr)
 	}
-	if out, stderr, code := runCLI(t, "clients", "--admin", "http://"+p.admin, "--admin-token-file", tokFile); code != exitOK || !strings.Contains(out, "pc-1") {
+	if out, stderr, code := runCLI(t, "clients", "--admin", "http://"+p.Admin, "--admin-token-file", tokFile); code != exitOK || !strings.Contains(out, "pc-1") {
 		t.Errorf("clients with --admin-token-file and a URL: exit %d %s%s", code, out, stderr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, cmd := range [][]string{{"status", "--admin", p.admin}, {"clients", "--admin", p.admin}} {
+	for _, cmd := range [][]string{{"status", "--admin", p.Admin}, {"clients", "--admin", p.Admin}} {
 		c := exec.CommandContext(ctx, harness.ProcessBinary(t, "kms-responder"), cmd...)
 		c.Env = append(os.Environ(), statusapi.TokenEnv+"="+tok)
 		if out, err := c.CombinedOutput(); err != nil {

@@ -33,6 +33,7 @@ type serveConfig struct {
 	Metrics            string            `yaml:"metrics"`
 	AdminHosts         []string          `yaml:"admin_hosts"`
 	AdminMaxConns      int               `yaml:"admin_max_connections"`
+	AdminMaxPerAddress int               `yaml:"admin_max_connections_per_address"`
 	AdminTokenFile     string            `yaml:"admin_token_file"`
 	ActivationInterval minutes           `yaml:"activation_interval"`
 	RenewalInterval    minutes           `yaml:"renewal_interval"`
@@ -91,6 +92,7 @@ func defaultServeConfig() serveConfig {
 		Ledger:             true,
 		Metrics:            "127.0.0.1:9688",
 		AdminMaxConns:      16,
+		AdminMaxPerAddress: 4,
 		ActivationInterval: host.DefaultActivationInterval,
 		RenewalInterval:    host.DefaultRenewalInterval,
 		LCID:               host.DefaultLCID,
@@ -221,7 +223,8 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.BoolVar(&c.Ledger, "ledger", c.Ledger, "keep the durable ledger; false is for benchmarks only: counts, ePIDs, HwId and audit records are lost at restart")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "admin HTTP `address` for /metrics, /status and /healthz (empty disables)")
 	fs.Var(stringList{&c.AdminHosts}, "admin-host", "extra host `name` the admin endpoint answers to in the Host header, repeatable (always: the --metrics address, localhost, IP addresses)")
-	fs.IntVar(&c.AdminMaxConns, "admin-max-connections", c.AdminMaxConns, "cap on open admin HTTP connections (an idle one is closed to make room)")
+	fs.IntVar(&c.AdminMaxConns, "admin-max-connections", c.AdminMaxConns, "cap on open admin HTTP connections (the one silent longest is closed to make room)")
+	fs.IntVar(&c.AdminMaxPerAddress, "admin-max-connections-per-address", c.AdminMaxPerAddress, "cap on admin HTTP connections from one client address that are sending a request or being answered")
 	fs.StringVar(&c.AdminTokenFile, "admin-token-file", c.AdminTokenFile, "`file` (mode 0600) holding the bearer token /status and /clients require; required when --metrics is not on loopback")
 	fs.Var(&c.ActivationInterval, "activation-interval", "how long a client waits before retrying a failed activation: minutes (120) or a duration (2h); 15m-30d")
 	fs.Var(&c.RenewalInterval, "renewal-interval", "time between client renewals: minutes (10080) or a duration (168h); 15m-30d")
@@ -519,6 +522,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.AdminMaxConns < 1 || c.AdminMaxConns > 1024 {
 		bad("admin_max_connections", "admin-max-connections", "%d is outside 1-1024", c.AdminMaxConns)
+	}
+	if c.AdminMaxPerAddress < 1 || c.AdminMaxPerAddress > 1024 {
+		bad("admin_max_connections_per_address", "admin-max-connections-per-address", "%d is outside 1-1024", c.AdminMaxPerAddress)
 	}
 	if c.Metrics != "" && c.AdminTokenFile == "" && !admin.IsLoopbackListen(c.Metrics) {
 		bad("metrics", "metrics", "the admin endpoint %s listens beyond loopback and its /status and /clients show client names and addresses: give it a bearer token with --admin-token-file FILE (mode 0600, e.g. from `openssl rand -hex 32`), or listen on 127.0.0.1", c.Metrics)

@@ -30,10 +30,10 @@ func damageSetup(t *testing.T) (data, seg string, frames []int) {
 	win := testProduct(t, clientFlags{product: "Windows 10/11 Enterprise"})
 	for attempt := 0; attempt < 4; attempt++ {
 		data = t.TempDir()
-		p := startResponder(t, data, "--group", "windows-server-2025")
+		p := harness.StartResponder(t, data, "--group", "windows-server-2025")
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		for i := range 10 {
-			a, err := activateGo(ctx, p.addr, win, kmsclient.RandomCMID(), true, 1)
+			a, err := activateGo(ctx, p.Addr, win, kmsclient.RandomCMID(), true, 1)
 			if err != nil {
 				cancel()
 				t.Fatal(err)
@@ -41,7 +41,7 @@ func damageSetup(t *testing.T) (data, seg string, frames []int) {
 			wantAnswer(t, "setup", a, uint32(i+1))
 		}
 		cancel()
-		p.stop(syscall.SIGKILL)
+		p.Stop(syscall.SIGKILL)
 		rep := checkReport(t, data)
 		if rep.Applied != 0 {
 			continue // the applier ran first (a loaded machine): again
@@ -109,7 +109,7 @@ func serveRefuses(t *testing.T, data string, want ...string) {
 	}
 }
 
-// TestProcessLedgerDamage (issue 10, item 1): damage made with byte edits is
+// TestProcessLedgerDamage: damage made with byte edits is
 // refused with exit 1 and a message naming file, offset and what was lost,
 // never taken for a crash-torn tail; a real torn tail still recovers.
 func TestProcessLedgerDamage(t *testing.T) {
@@ -168,7 +168,7 @@ func TestProcessLedgerDamage(t *testing.T) {
 	t.Run("quarantine", func(t *testing.T) {
 		data, seg, frames := damageSetup(t)
 		edit(t, seg, func(b []byte) []byte { b[frames[2]+40] ^= 0x10; return b })
-		// Not startResponder: it waits for a healthy /healthz, and a
+		// Not harness.StartResponder: it waits for a healthy /healthz, and a
 		// quarantined ledger must keep it failing.
 		admin := "127.0.0.1:" + strconv.Itoa(harness.FreePort(t))
 		cmd := exec.Command(harness.ProcessBinary(t, "kms-responder"), "serve", "--data", data, "--group", "windows-server-2025",
@@ -228,8 +228,8 @@ func TestProcessLedgerDamage(t *testing.T) {
 		if rep := checkReport(t, data); !rep.OK {
 			t.Errorf("ledger check after acknowledge: %+v", rep)
 		}
-		p := startResponder(t, data, "--group", "windows-server-2025")
-		defer p.stop(syscall.SIGTERM)
+		p := harness.StartResponder(t, data, "--group", "windows-server-2025")
+		defer p.Stop(syscall.SIGTERM)
 		if st := statusOf(t, p); !st.Ledger.Healthy || countOf(st, "Windows") != 9 {
 			t.Errorf("after acknowledge: healthy %v, count %d", st.Ledger.Healthy, countOf(st, "Windows"))
 		}
@@ -246,8 +246,8 @@ func TestProcessLedgerDamage(t *testing.T) {
 		if rep := checkReport(t, data); !rep.OK || rep.Files[len(rep.Files)-1].State != "torn" {
 			t.Errorf("ledger check on a torn tail: %+v", rep)
 		}
-		p := startResponder(t, data, "--group", "windows-server-2025")
-		defer p.stop(syscall.SIGTERM)
+		p := harness.StartResponder(t, data, "--group", "windows-server-2025")
+		defer p.Stop(syscall.SIGTERM)
 		st := statusOf(t, p)
 		if c := countOf(st, "Windows"); c != 10 || !st.Ledger.Healthy {
 			t.Errorf("after a torn tail: count %d (want 10), healthy %v", c, st.Ledger.Healthy)
@@ -255,7 +255,7 @@ func TestProcessLedgerDamage(t *testing.T) {
 	})
 }
 
-// TestProcessLedgerSymlinks (issue 10, item 4): in a data directory others
+// TestProcessLedgerSymlinks: in a data directory others
 // can write to, another user's symbolic link named like the next log
 // segment, or in place of ledger.db, makes serve refuse to start, and the
 // link's target is neither truncated nor written.

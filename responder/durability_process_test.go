@@ -17,12 +17,13 @@ import (
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 	"github.com/kmsdns/kmsdns/responder/statusapi"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // statusOf fetches `status --json` from a running serve.
-func statusOf(t testing.TB, p *responderProc) statusapi.Report {
+func statusOf(t testing.TB, p *harness.Responder) statusapi.Report {
 	t.Helper()
-	stdout, stderr, code := runCLI(t, "status", "--admin", p.admin, "--json")
+	stdout, stderr, code := runCLI(t, "status", "--admin", p.Admin, "--json")
 	if code != exitOK {
 		t.Fatalf("status: exit %d: %s", code, stderr)
 	}
@@ -52,26 +53,26 @@ func TestProcessRestartKeepsState(t *testing.T) {
 	office := testProduct(t, clientFlags{product: "Office LTSC Professional Plus 2024"})
 	args := []string{"--group", "windows-server-2025", "--group", "office-ltsc-2024"}
 
-	p := startResponder(t, data, args...)
+	p := harness.StartResponder(t, data, args...)
 	known := kmsclient.RandomCMID()
 	var before goActivation
 	for i, cmid := range []guid.GUID{known, kmsclient.RandomCMID(), kmsclient.RandomCMID()} {
-		a, err := activateGo(ctx, p.addr, win, cmid, true, 1)
+		a, err := activateGo(ctx, p.Addr, win, cmid, true, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantAnswer(t, "before restart", a, uint32(i+1))
 		before = a
 	}
-	if _, err := activateGo(ctx, p.addr, office, kmsclient.RandomCMID(), true, 1); err != nil {
+	if _, err := activateGo(ctx, p.Addr, office, kmsclient.RandomCMID(), true, 1); err != nil {
 		t.Fatal(err)
 	}
 	st := statusOf(t, p)
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Fatalf("SIGTERM: exit %d\n%s", code, p.stderr.String())
+	if code := p.Stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("SIGTERM: exit %d\n%s", code, p.Stderr.String())
 	}
 
-	p = startResponder(t, data, args...)
+	p = harness.StartResponder(t, data, args...)
 	after := statusOf(t, p)
 	if countOf(after, "Windows") != 3 || countOf(after, "Office 2013 and later") != 1 {
 		t.Errorf("after restart counts %+v, want Windows 3 and Office 1", after.Counts)
@@ -79,7 +80,7 @@ func TestProcessRestartKeepsState(t *testing.T) {
 	if after.HwID != st.HwID || len(after.Groups) != 2 || after.Groups[0].EPID != st.Groups[0].EPID || after.Groups[1].EPID != st.Groups[1].EPID {
 		t.Errorf("identity changed across restart: HwId %s→%s, groups %+v→%+v", st.HwID, after.HwID, st.Groups, after.Groups)
 	}
-	a, err := activateGo(ctx, p.addr, win, known, true, 1)
+	a, err := activateGo(ctx, p.Addr, win, known, true, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestProcessRestartKeepsState(t *testing.T) {
 		t.Errorf("answer after restart: ePID %s HwId %x, before %s %x", a.out.Response.EPID, a.out.Response.HwID,
 			before.out.Response.EPID, before.out.Response.HwID)
 	}
-	a, err = activateGo(ctx, p.addr, win, kmsclient.RandomCMID(), true, 1)
+	a, err = activateGo(ctx, p.Addr, win, kmsclient.RandomCMID(), true, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestProcessKill9(t *testing.T) {
 	var all []guid.GUID
 	var epid string
 	for round, after := range []int{50, 400, 1500} {
-		p := startResponder(t, data, "--group", "windows-server-2025", "--log-level", "warn")
+		p := harness.StartResponder(t, data, "--group", "windows-server-2025", "--log-level", "warn")
 		if round > 0 {
 			st := statusOf(t, p)
 			if !st.Ledger.Healthy || st.Groups[0].EPID != epid {
@@ -213,9 +214,9 @@ func TestProcessKill9(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		var got answeredSet
-		wg := stream(ctx, p.addr, win, 8, &got)
+		wg := stream(ctx, p.Addr, win, 8, &got)
 		waitAnswered(t, &got, after)
-		if code := p.stop(syscall.SIGKILL); code != -1 {
+		if code := p.Stop(syscall.SIGKILL); code != -1 {
 			t.Errorf("round %d: SIGKILL: exit code %d", round, code)
 		}
 		wg.Wait()
@@ -240,14 +241,14 @@ func isConnectionEnd(err error) bool {
 func TestProcessSIGTERMDuringActivity(t *testing.T) {
 	data := t.TempDir()
 	win := testProduct(t, clientFlags{product: "Windows 10/11 Enterprise"})
-	p := startResponder(t, data, "--group", "windows-server-2025", "--log-level", "warn")
+	p := harness.StartResponder(t, data, "--group", "windows-server-2025", "--log-level", "warn")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var got answeredSet
-	wg := stream(ctx, p.addr, win, 8, &got)
+	wg := stream(ctx, p.Addr, win, 8, &got)
 	waitAnswered(t, &got, 300)
-	if code := p.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("SIGTERM during activity: exit code %d, want 0\n%s", code, p.stderr.String())
+	if code := p.Stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("SIGTERM during activity: exit code %d, want 0\n%s", code, p.Stderr.String())
 	}
 	wg.Wait()
 	for _, err := range got.errs {

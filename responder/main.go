@@ -15,6 +15,7 @@
 //	audit     find every KMS host DNS publishes, classify it and say how to fix it
 //	doctor    walk one client's discovery and activation and name the failing step
 //	version   print the kmsdns version, commit and date (also --version)
+//	check-files check files against serve's owner and mode rules
 //
 // kmsdns grants no licence: run it only for products your organization is
 // licensed for under volume licensing.
@@ -66,6 +67,7 @@ func commands() []command {
 		{"audit", "find every KMS host DNS publishes, classify it (rogue, stale, healthy) and say how to fix it", runAudit},
 		{"doctor", "walk one client's discovery and activation and name the step that fails", runDoctor},
 		{"version", "print the kmsdns version, commit and date (also --version)", runVersion},
+		{"check-files", "check files against serve's owner and mode rules (the unit's credential sources)", runCheckFiles},
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"github.com/kmsdns/kmsdns/test/harness"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
@@ -31,20 +32,20 @@ import (
 func TestProcessFlippedCountByte(t *testing.T) {
 	data := t.TempDir()
 	win := testProduct(t, clientFlags{product: "Windows 10/11 Enterprise"})
-	p := startResponder(t, data, "--group", "windows-server-2025")
+	p := harness.StartResponder(t, data, "--group", "windows-server-2025")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var cmids []guid.GUID
 	for i := range 3 {
 		cmid := kmsclient.RandomCMID()
 		cmids = append(cmids, cmid)
-		a, err := activateGo(ctx, p.addr, win, cmid, true, 1)
+		a, err := activateGo(ctx, p.Addr, win, cmid, true, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantAnswer(t, "setup", a, uint32(i+1))
 	}
-	if code := p.stop(syscall.SIGTERM); code != 0 {
+	if code := p.Stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("serve exit %d", code)
 	}
 	db := filepath.Join(data, ledger.FileName)
@@ -150,12 +151,12 @@ func TestProcessClockAheadDeletesNothing(t *testing.T) {
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
-			p := startResponder(t, data, "--group", "windows-server-2025")
-			if code := p.stop(syscall.SIGTERM); code != 0 {
+			p := harness.StartResponder(t, data, "--group", "windows-server-2025")
+			if code := p.Stop(syscall.SIGTERM); code != 0 {
 				t.Fatalf("serve exit %d", code)
 			}
-			if !strings.Contains(p.stderr.String(), "not pruning audit records") || !strings.Contains(p.stderr.String(), "not trimming expired count entries") {
-				t.Errorf("serve's log does not say why it did not prune:\n%s", p.stderr.String())
+			if !strings.Contains(p.Stderr.String(), "not pruning audit records") || !strings.Contains(p.Stderr.String(), "not trimming expired count entries") {
+				t.Errorf("serve's log does not say why it did not prune:\n%s", p.Stderr.String())
 			}
 			l, err = ledger.Open(data, ledger.Options{Clock: clock})
 			if err != nil {

@@ -89,7 +89,7 @@ func TestProcessConfigErrors(t *testing.T) {
 // TestProcessStatusAndMetrics checks `status`, `status --json`, /metrics
 // and /healthz of a serving responder after a known set of requests.
 func TestProcessStatusAndMetrics(t *testing.T) {
-	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--group", "office-ltsc-2024",
+	p := harness.StartResponder(t, t.TempDir(), "--group", "windows-server-2025", "--group", "office-ltsc-2024",
 		"--activation-interval", "60", "--renewal-interval", "1440")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -103,16 +103,16 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 		if i > 0 {
 			id = kmsclient.RandomCMID()
 		}
-		a, err := activateGo(ctx, p.addr, win, id, true, 1)
+		a, err := activateGo(ctx, p.Addr, win, id, true, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		winEPID = a.out.Response.EPID
 	}
-	if _, err := activateGo(ctx, p.addr, office, kmsclient.RandomCMID(), true, 1); err != nil {
+	if _, err := activateGo(ctx, p.Addr, office, kmsclient.RandomCMID(), true, 1); err != nil {
 		t.Fatal(err)
 	}
-	a, err := activateGo(ctx, p.addr, retail, kmsclient.RandomCMID(), true, 1)
+	a, err := activateGo(ctx, p.Addr, retail, kmsclient.RandomCMID(), true, 1)
 	if err != nil || a.out.Status != kms.ErrKMSIDMismatch {
 		t.Fatalf("retail: %+v, %v", a.out, err)
 	}
@@ -121,8 +121,8 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 	if st.Schema != "kmsdns-status/v1" {
 		t.Errorf("status schema %q, want kmsdns-status/v1", st.Schema)
 	}
-	if len(st.Listeners) != 1 || st.Listeners[0] != p.addr {
-		t.Errorf("listeners %v, want [%s]", st.Listeners, p.addr)
+	if len(st.Listeners) != 1 || st.Listeners[0] != p.Addr {
+		t.Errorf("listeners %v, want [%s]", st.Listeners, p.Addr)
 	}
 	if len(st.Groups) != 2 || st.Groups[0].Name != "windows-server-2025" || st.Groups[0].EPID != winEPID ||
 		st.Groups[1].Name != "office-ltsc-2024" || st.Groups[1].EPID == "" {
@@ -141,7 +141,7 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 		t.Errorf("requests by result %v, want 3 S_OK and 1 0xC004F042", st.Requests)
 	}
 
-	stdout, _, code := runCLI(t, "status", "--admin", p.admin)
+	stdout, _, code := runCLI(t, "status", "--admin", p.Admin)
 	for _, want := range []string{"Host key group:        windows-server-2025", "KMS host ePID:         " + winEPID,
 		"Current count (Windows): 2 distinct clients in the last 30 days (cap 50", "Activation interval:   60 minutes", "DNS registration:      off",
 		"Requests:              4 total, 3 answered, 1 refused", "Requests by the licence state clients reported:"} {
@@ -151,10 +151,10 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 	}
 
 	// The ledger's record counter may trail the answers by a commit.
-	body := httpGet(t, "http://"+p.admin+"/metrics", http.StatusOK)
+	body := httpGet(t, "http://"+p.Admin+"/metrics", http.StatusOK)
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(body, "kms_responder_ledger_refusal_records 1\n") && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
-		body = httpGet(t, "http://"+p.admin+"/metrics", http.StatusOK)
+		body = httpGet(t, "http://"+p.Admin+"/metrics", http.StatusOK)
 	}
 	for _, re := range []string{
 		`kms_responder_requests_total\{application="Windows",group="windows-server-2025",protocol="6",result="activated"\} 2\n`,
@@ -183,14 +183,14 @@ func TestProcessStatusAndMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %s", re)
 		}
 	}
-	if got := httpGet(t, "http://"+p.admin+"/healthz", http.StatusOK); got != "OK\n" {
+	if got := httpGet(t, "http://"+p.Admin+"/healthz", http.StatusOK); got != "OK\n" {
 		t.Errorf("/healthz: %q", got)
 	}
 
 	// One structured log line per request with the event-12290 fields;
 	// refusals say why.
 	var answered, refused map[string]any
-	for line := range strings.SplitSeq(p.stderr.String(), "\n") {
+	for line := range strings.SplitSeq(p.Stderr.String(), "\n") {
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) != nil {
 			continue
@@ -242,15 +242,15 @@ func TestProcessAllowClient(t *testing.T) {
 	defer cancel()
 	win := testProduct(t, clientFlags{product: "Windows 10/11 Enterprise"})
 
-	denied := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--allow-client", "127.0.0.2/32")
-	if a, err := activateGo(ctx, denied.addr, win, kmsclient.RandomCMID(), true, 1); err == nil {
+	denied := harness.StartResponder(t, t.TempDir(), "--group", "windows-server-2025", "--allow-client", "127.0.0.2/32")
+	if a, err := activateGo(ctx, denied.Addr, win, kmsclient.RandomCMID(), true, 1); err == nil {
 		t.Fatalf("a client outside --allow-client was answered: %+v", a.out)
 	}
-	stdout, _, code := runCLI(t, "activate", "--server", denied.addr, "--product", "Windows 10/11 Enterprise")
+	stdout, _, code := runCLI(t, "activate", "--server", denied.Addr, "--product", "Windows 10/11 Enterprise")
 	if code != exitError {
 		t.Errorf("activate from a refused network: exit %d, want 1\n%s", code, stdout)
 	}
-	body := httpGet(t, "http://"+denied.admin+"/metrics", http.StatusOK)
+	body := httpGet(t, "http://"+denied.Admin+"/metrics", http.StatusOK)
 	if !regexp.MustCompile(`kms_responder_connection_events_total\{event="conn_refused"\} 2\n`).MatchString(body) {
 		t.Errorf("/metrics does not count 2 refused connections:\n%s", grepLines(body, "connection_events"))
 	}
@@ -258,8 +258,8 @@ func TestProcessAllowClient(t *testing.T) {
 		t.Errorf("refused connections reached the host: %v", st.Requests)
 	}
 
-	allowed := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--allow-client", "127.0.0.0/30")
-	a, err := activateGo(ctx, allowed.addr, win, kmsclient.RandomCMID(), true, 1)
+	allowed := harness.StartResponder(t, t.TempDir(), "--group", "windows-server-2025", "--allow-client", "127.0.0.0/30")
+	a, err := activateGo(ctx, allowed.Addr, win, kmsclient.RandomCMID(), true, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func grepLines(s, sub string) string {
 }
 
 // checkDualStack activates over 127.0.0.1 and [::1] on port.
-func checkDualStack(t *testing.T, p *responderProc, port int) {
+func checkDualStack(t *testing.T, p *harness.Responder, port int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -294,8 +294,8 @@ func checkDualStack(t *testing.T, p *responderProc, port int) {
 		}
 		wantAnswer(t, host, a, uint32(i+1))
 	}
-	if strings.Contains(p.stderr.String(), "cannot listen") {
-		t.Errorf("serve skipped an address family:\n%s", p.stderr.String())
+	if strings.Contains(p.Stderr.String(), "cannot listen") {
+		t.Errorf("serve skipped an address family:\n%s", p.Stderr.String())
 	}
 }
 
@@ -303,7 +303,7 @@ func checkDualStack(t *testing.T, p *responderProc, port int) {
 // sockets separately (no "address in use" between them) and serves both.
 func TestProcessWildcardListen(t *testing.T) {
 	port := harness.FreeWildcardPort(t)
-	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", "--listen", ":"+strconv.Itoa(port))
+	p := harness.StartResponder(t, t.TempDir(), "--group", "windows-server-2025", "--listen", ":"+strconv.Itoa(port))
 	checkDualStack(t, p, port)
 }
 
@@ -314,7 +314,7 @@ func TestProcessDefaultListen(t *testing.T) {
 	if !harness.BothFamiliesFree(1688) {
 		t.Skip("port 1688 is in use on 0.0.0.0 or [::]; the default listen addresses cannot be tested here (TestProcessWildcardListen covers :PORT)")
 	}
-	p := startResponder(t, t.TempDir(), "--group", "windows-server-2025", noListenFlag)
+	p := harness.StartResponderWith(t, harness.ResponderOptions{NoListen: true}, t.TempDir(), "--group", "windows-server-2025")
 	checkDualStack(t, p, 1688)
 }
 
@@ -343,8 +343,8 @@ func TestProcessLedgerDisabled(t *testing.T) {
 	win := testProduct(t, clientFlags{product: "Windows 10/11 Enterprise"})
 	data := filepath.Join(t.TempDir(), "never-created")
 	for range 2 {
-		p := startResponder(t, data, "--group", "windows-server-2025", "--ledger=false")
-		a, err := activateGo(ctx, p.addr, win, kmsclient.RandomCMID(), true, 1)
+		p := harness.StartResponder(t, data, "--group", "windows-server-2025", "--ledger=false")
+		a, err := activateGo(ctx, p.Addr, win, kmsclient.RandomCMID(), true, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,10 +353,10 @@ func TestProcessLedgerDisabled(t *testing.T) {
 		if !st.Ledger.Disabled || st.Ledger.Healthy {
 			t.Errorf("status ledger %+v, want disabled", st.Ledger)
 		}
-		if body := httpGet(t, "http://"+p.admin+"/metrics", http.StatusOK); strings.Contains(body, "kms_responder_ledger_") {
+		if body := httpGet(t, "http://"+p.Admin+"/metrics", http.StatusOK); strings.Contains(body, "kms_responder_ledger_") {
 			t.Errorf("/metrics reports a ledger that is disabled")
 		}
-		if code := p.stop(syscall.SIGTERM); code != 0 {
+		if code := p.Stop(syscall.SIGTERM); code != 0 {
 			t.Errorf("SIGTERM: exit %d", code)
 		}
 	}

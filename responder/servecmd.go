@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
+	"github.com/kmsdns/kmsdns/plugin/pkg/fileperm"
 	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 	"github.com/kmsdns/kmsdns/responder/serve"
@@ -71,18 +72,20 @@ func runServeConfig(ctx context.Context, cfg serveConfig, log *slog.Logger, leve
 		}
 	}()
 
+	var dataDir *os.Root
 	if cfg.Ledger {
-		if err = os.MkdirAll(cfg.Data, 0o750); err != nil {
-			return exitError, fmt.Errorf("data directory: %w", err)
-		}
-		if err = checkDataDir(cfg.Data); err != nil {
+		// Opened and checked once, by descriptor: the ledger works
+		// relative to it, whatever the path comes to name later.
+		if dataDir, err = fileperm.OpenDir("data directory", cfg.Data, 0o750); err != nil {
 			return exitError, err
 		}
+		defer dataDir.Close()
 	}
 	sc, err := cfg.runConfig()
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
+	sc.LedgerOptions.Root = dataDir
 	sc.Catalog = cat
 	err = serve.Run(ctx, sc, serve.Options{Logger: log, AllowPeer: live.allowPeer})
 	var ce *serve.ConfigError
@@ -113,7 +116,7 @@ func (c *serveConfig) runConfig() (serve.Config, error) {
 			BodyTimeout:     time.Duration(c.BodyTimeout),
 			IOTimeout:       time.Duration(c.IOTimeout),
 		},
-		Admin: serve.AdminConfig{Addr: c.Metrics, Hosts: c.AdminHosts, MaxConns: c.AdminMaxConns},
+		Admin: serve.AdminConfig{Addr: c.Metrics, Hosts: c.AdminHosts, MaxConns: c.AdminMaxConns, MaxConnsPerAddr: c.AdminMaxPerAddress},
 		Drain: time.Duration(c.Drain),
 	}
 	var err error

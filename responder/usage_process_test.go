@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestProcessHelpAndCompletion (issue 12): every subcommand's -h has a usage line and examples
+// TestProcessHelpAndCompletion: every subcommand's -h has a usage line and examples
 // and exits 0; `completion bash` is valid bash that completes subcommands and their flags.
 func TestProcessHelpAndCompletion(t *testing.T) {
 	for _, c := range commands() {

@@ -15,7 +15,7 @@ import (
 )
 
 // upstreamZones stands in for Active Directory DNS: file zones whose _vlmcs._tcp names reach
-// rogue and approved SRV targets through every kind of alias (issue 9, items 1 and 2).
+// rogue and approved SRV targets through every kind of alias.
 var upstreamZones = []harness.File{
 	{Name: "db.cname", Content: `$ORIGIN cname.test.
 @	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
@@ -190,7 +190,7 @@ func TestScrubAliasesAndLabels(t *testing.T) {
 
 // TestUpdateNamesStaticAndBindings: updates with names a host cannot have are refused and
 // counted; static members and approve NAME=ADDRESS bindings belong to the configuration, and
-// probes and glue use the bound addresses (issue 9, items 2 and 5).
+// probes and glue use the bound addresses.
 func TestUpdateNamesStaticAndBindings(t *testing.T) {
 	// A real KMS host at the bound address only: the static member without addresses is probed
 	// there, so it is served only if the probe used the binding.
@@ -261,7 +261,7 @@ func TestUpdateNamesStaticAndBindings(t *testing.T) {
 }
 
 // TestQueryClassLikeFile: queries of another class than IN at publish names get what CoreDNS's
-// file plugin gives for its names (issue 9, item 6): harness.CoreDNS refuses them before any plugin
+// file plugin gives for its names: harness.CoreDNS refuses them before any plugin
 // unless a plugin such as forward is loaded on the server; then file answers its IN data
 // (authoritative, class IN records, the question's class echoed), and so does vlmcs.
 func TestQueryClassLikeFile(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
-// TestClientToolsCountThisMachineOnce (issue 12): activate and discover send
+// TestClientToolsCountThisMachineOnce: activate and discover send
 // this machine's stable client ID by default, so running them again and
 // again from one machine counts it once, as a Windows client is; --cmid
 // random adds a client; discover --lookup-only adds none; bench refuses a

@@ -11,7 +11,7 @@ import (
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
-// TestCorefileExampleUnsetVariables (issue 12): corefile.example started
+// TestCorefileExampleUnsetVariables: corefile.example started
 // without its environment fails at once, naming the file, the line and each
 // {$VAR} to set, instead of "expecting data after last colon".
 func TestCorefileExampleUnsetVariables(t *testing.T) {

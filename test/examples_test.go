@@ -121,7 +121,7 @@ func answerA(t *testing.T, addr, name string) string {
 	return strings.Join(out, " ")
 }
 
-// TestShippedCorefiles (issue 12): every Corefile of build/examples starts as documented
+// TestShippedCorefiles: every Corefile of build/examples starts as documented
 // and does what its header says, against an AD stand-in and a real registering responder.
 func TestShippedCorefiles(t *testing.T) {
 	genuine := startKMSResponder(t, nil, "kms1", "", "windows-server-2025")

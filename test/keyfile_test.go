@@ -40,7 +40,7 @@ func writeKeyFile(t *testing.T, dir, content string, mode os.FileMode) string {
 
 // TestKeyFileRefusedByCoreDNS: bin/coredns refuses a `keyfile` that group or
 // others can read, and malformed key files, at the Corefile line, without
-// printing the secret (issue 9 item 6; issue 11: one parser).
+// printing the secret.
 func TestKeyFileRefusedByCoreDNS(t *testing.T) {
 	for _, tc := range keyfileCases {
 		t.Run(tc.name, func(t *testing.T) {

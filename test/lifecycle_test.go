@@ -33,9 +33,9 @@ register:
 `, groups, port, dir, level, dnsAddr, port, dir)
 }
 
-// TestResponderLifecycleSignals: SIGHUP no longer kills the real
-// kms-responder (it was exit 129, no withdraw, no ledger close): it keeps
-// serving and stays registered, reloads log_level and names settings that
+// TestResponderLifecycleSignals: SIGHUP does not kill the real
+// kms-responder (by default it would: exit 129, no withdraw, no ledger
+// close): it keeps serving and stays registered, reloads log_level and names settings that
 // need a restart. Then SIGTERM, or SIGINT, withdraws the registration (seen
 // at the DNS server within a second or so), closes the ledger and exits 0,
 // and a restart finds the counted clients.

@@ -44,7 +44,7 @@ func openPTY() (controller, terminal *os.File, err error) {
 	return controller, terminal, nil
 }
 
-// TestMakeRunCtrlC (issue 12): `make run` in a terminal, stopped with Ctrl-C,
+// TestMakeRunCtrlC: `make run` in a terminal, stopped with Ctrl-C,
 // stops every process it started, removes its state directory and exits 0
 // (no make "Error 130"); stopped by timeout(1)'s signal to its process
 // group, it cleans up the same way. The demo binds fixed loopback ports

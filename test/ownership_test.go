@@ -47,7 +47,7 @@ func digShort(t *testing.T, c *harness.CoreDNS, args ...string) []string {
 	return strings.Fields(c.Dig(t, append(args, "+short")...))
 }
 
-// TestUnsignedOwnsOnlyItsDirectoryName (issue 19.1): an unsigned sender may add or remove
+// TestUnsignedOwnsOnlyItsDirectoryName: an unsigned sender may add or remove
 // addresses, or withdraw a member, only at a name the directory behind vlmcs resolves to it;
 // what the same update adds proves nothing; the genuine host's refresh is never locked out;
 // and vlmcs never answers A for a name another plugin answers.
@@ -108,7 +108,7 @@ func TestUnsignedOwnsOnlyItsDirectoryName(t *testing.T) {
 	}
 }
 
-// TestReplayWindowIsTheVerifiers (issue 19.3): a signed update whose fudge is rewritten to 0,
+// TestReplayWindowIsTheVerifiers: a signed update whose fudge is rewritten to 0,
 // which miekg/dns verifies as fudge 300, is remembered for those 300 s: replayed seconds later
 // it is refused.
 func TestReplayWindowIsTheVerifiers(t *testing.T) {
@@ -154,7 +154,7 @@ const floodCorefile = `example.test:{{PORT}} {
 }
 `
 
-// TestReplayMemoryCannotBeFlushed (issue 19.3): a key holder sending more signed updates than
+// TestReplayMemoryCannotBeFlushed: a key holder sending more signed updates than
 // its quota of remembered MACs is refused (replay-full) rather than evicting unexpired MACs: a
 // withdraw of kms2 captured before the flood is still refused as a replay after it, and kms2's
 // key keeps working.
@@ -228,7 +228,7 @@ func TestReplayMemoryCannotBeFlushed(t *testing.T) {
 	}
 }
 
-// TestAddressNamesCountTowardLimits (issue 19.3): member_limit bounds the names with addresses
+// TestAddressNamesCountTowardLimits: member_limit bounds the names with addresses
 // a key or an unsigned sender holds, not only SRV members: one update with 1024 A-only names,
 // signed or unsigned, is refused and cannot fill the host table for everyone else.
 func TestAddressNamesCountTowardLimits(t *testing.T) {
@@ -270,7 +270,7 @@ func TestAddressNamesCountTowardLimits(t *testing.T) {
 	}
 }
 
-// TestReloadDropsOrphans (issue 19.3): a reload that removes a key's grant, or an unsigned
+// TestReloadDropsOrphans: a reload that removes a key's grant, or an unsigned
 // sender's network, drops what they registered at once; the rest stays.
 func TestReloadDropsOrphans(t *testing.T) {
 	c := harness.StartCoreDNS(t, floodCorefile)
@@ -303,7 +303,7 @@ func TestReloadDropsOrphans(t *testing.T) {
 	}
 }
 
-// TestKeyBoundToAlgorithm (issue 19.5): a key signs only with the algorithm it was defined
+// TestKeyBoundToAlgorithm: a key signs only with the algorithm it was defined
 // with (key file or Corefile); the same secret under another algorithm is NOTAUTH BADKEY.
 func TestKeyBoundToAlgorithm(t *testing.T) {
 	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {

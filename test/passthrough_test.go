@@ -366,7 +366,7 @@ func hasRRType(rrs []dns.RR, t uint16) bool {
 	return false
 }
 
-// TestDNSSECValidatingResolver: what plugin/README.md's "DNSSEC" says a validating resolver in
+// TestDNSSECValidatingResolver: what plugin/DESIGN.md's "DNSSEC" says a validating resolver in
 // front sees for a signed scrub zone. BIND validates sig.test (a trust anchor for its key):
 // an answer vlmcs did not change validates (AD set); one it changed (a rogue target removed,
 // with the SRV RRSIGs) is bogus, so SERVFAIL, never the rogue target. A negative trust anchor

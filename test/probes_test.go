@@ -125,7 +125,7 @@ const probeFloodCorefile = `example.test:{{PORT}} {
 }
 `
 
-// TestRemovalBoundWithBlackholedMembers (issue 9.3): with 1000 members whose probes all hang
+// TestRemovalBoundWithBlackholedMembers: with 1000 members whose probes all hang
 // until the timeout, a killed responder still leaves the answer within the README's bound
 // FAILS × INTERVAL + TIMEOUT = 1.5 s, as it does with none: every member has its own probe
 // schedule, and the probes of members not being served yield to those of served ones under
@@ -180,7 +180,7 @@ func TestRemovalBoundWithBlackholedMembers(t *testing.T) {
 	}
 }
 
-// TestProbesOnlyWhatIsApproved (issue 9.3): the prober never connects to an address outside
+// TestProbesOnlyWhatIsApproved: the prober never connects to an address outside
 // the approved networks (a target approved by name whose address, resolved through the next
 // plugin, is elsewhere), registrations on ports outside `ports` are refused, and a member
 // without an address to probe is not served, not even under all_down last_known.
@@ -251,7 +251,7 @@ func TestProbesOnlyWhatIsApproved(t *testing.T) {
 	}
 }
 
-// TestMemberLimits (issue 9.3): a key and an unsigned sender may hold only member_limit
+// TestMemberLimits: a key and an unsigned sender may hold only member_limit
 // members; more are refused and counted.
 func TestMemberLimits(t *testing.T) {
 	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {
@@ -292,7 +292,7 @@ func TestMemberLimits(t *testing.T) {
 	}
 }
 
-// TestUnsignedSRVTiedToSender (issue 9.3): an unsigned SRV registration is accepted only when
+// TestUnsignedSRVTiedToSender: an unsigned SRV registration is accepted only when
 // its target resolves to the sender through the next plugin (the directory), as a Windows KMS
 // host registers itself; addresses the same update adds prove nothing.
 func TestUnsignedSRVTiedToSender(t *testing.T) {
@@ -351,7 +351,7 @@ const reloadCorefile = `example.test:{{PORT}} {
 }
 `
 
-// TestReloadAndRestartLoseNothing (issue 9.5): a reload that changes the block's zone list
+// TestReloadAndRestartLoseNothing: a reload that changes the block's zone list
 // and bind addresses keeps the registrations and the replay memory (a captured withdraw,
 // replayed after the reload, is refused); after a restart, which forgets both, a message
 // signed before the process started is refused.
@@ -417,7 +417,7 @@ func TestReloadAndRestartLoseNothing(t *testing.T) {
 	}
 }
 
-// TestCoreDNSRestartGap (issue 9.5): with the responders' default 10-minute lease, a harness.CoreDNS
+// TestCoreDNSRestartGap: with the responders' default 10-minute lease, a harness.CoreDNS
 // killed and restarted on the same port answers with both members again within 5 s: each
 // responder checks its record every 2 s and registers again when it is missing. Three
 // restarts; the gaps are logged.

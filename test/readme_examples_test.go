@@ -34,7 +34,7 @@ func readmeBlock(t *testing.T, kind, marker string) string {
 	return ""
 }
 
-// TestPluginReadmeExamplesAsPrinted (issue 12): the plugin README's Corefile example starts and
+// TestPluginReadmeExamplesAsPrinted: the plugin README's Corefile example starts and
 // its nsupdate example registers kms1, as printed. Only what cannot run here is replaced: the
 // site's 10.1.0.x addresses by loopback ones (127.0.0.x), the listen port and the metrics
 // address by free ones, the key file path and the secret by a real key file.

@@ -12,7 +12,7 @@ import (
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
-// TestRefusalReasonReachesTheResponder (issue 12): a registration vlmcs refuses carries the
+// TestRefusalReasonReachesTheResponder: a registration vlmcs refuses carries the
 // reason in an Extended DNS Error; the responder logs it, shows it in status and counts it by
 // reason in its metrics. A registration configured without a key warns at start.
 func TestRefusalReasonReachesTheResponder(t *testing.T) {

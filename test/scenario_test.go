@@ -10,7 +10,7 @@ import (
 	"github.com/kmsdns/kmsdns/test/harness"
 )
 
-// TestScenarioGroupsDiscovery (issue 5, e2e 1): three responders with different host key groups
+// TestScenarioGroupsDiscovery: three responders with different host key groups
 // register with one CoreDNS; discovery of a Windows client and of Office LTSC 2024 always lands
 // on a responder whose group covers the product, skipping hosts that refuse with 0xC004F042.
 func TestScenarioGroupsDiscovery(t *testing.T) {
@@ -65,7 +65,7 @@ func TestScenarioGroupsDiscovery(t *testing.T) {
 	}
 }
 
-// TestScenarioFailover (issue 5, e2e 4): kill -9 the responder that serves during repeated
+// TestScenarioFailover: kill -9 the responder that serves during repeated
 // discoveries. Every later discovery is answered by a covering host; only those that began
 // while DNS still listed the dead host try it (and fail over); the time until DNS drops it
 // is logged and bounded by the probe settings (2 × 200 ms + 300 ms).
@@ -154,7 +154,7 @@ func watchRemoval(ctx context.Context, addr, member string, removed chan<- time.
 	}
 }
 
-// TestScenarioResponderRestartKeepsCounts (issue 5, e2e 5): N distinct servers activate, the
+// TestScenarioResponderRestartKeepsCounts: N distinct servers activate, the
 // responder restarts (SIGTERM), its status still counts N and the next client gets N+1.
 func TestScenarioResponderRestartKeepsCounts(t *testing.T) {
 	const n = 3
@@ -206,7 +206,7 @@ func windowsCount(t *testing.T, r *kmsResponder) int {
 	return 0
 }
 
-// TestScenarioCoreDNSRestartRelearns (issue 5, e2e 5): harness.CoreDNS keeps no pool on disk; restarted
+// TestScenarioCoreDNSRestartRelearns: harness.CoreDNS keeps no pool on disk; restarted
 // on the same port it learns the responders again from their refreshes (lease 4 s: refreshed
 // every 1.6–2 s) within one refresh interval plus a probe round.
 func TestScenarioCoreDNSRestartRelearns(t *testing.T) {

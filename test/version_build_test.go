@@ -45,7 +45,7 @@ func run(t *testing.T, bin string, args ...string) string {
 }
 
 // TestResponderVersion: `kms-responder version`, `--version` and
-// `version --json` print the version the build stamped (issue 12 item 4).
+// `version --json` print the version the build stamped.
 func TestResponderVersion(t *testing.T) {
 	bin := buildStamped(t, "./responder", "kms-responder")
 	want := "kms-responder " + stampVersion + " (commit 0123456789ab, " + stampDate + ", go"

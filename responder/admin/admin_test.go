@@ -1,14 +1,16 @@
 package admin
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 )
@@ -70,13 +72,19 @@ func TestAdminHostFilterResponds421(t *testing.T) {
 	}
 }
 
+// TestCappedListener: at the cap a new connection closes the connection
+// silent longest (nothing sent since it opened or went idle; bytes waiting
+// unread count as sent), of any address, or is closed itself when none is
+// silent; an address may have at most maxPerAddr connections sending a
+// request or being answered, a further one is closed when it starts to.
 func TestCappedListener(t *testing.T) {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var refused, evicted atomic.Int32
-	ln := newCappedListener(inner, 2, func() { refused.Add(1) }, func() { evicted.Add(1) })
+	var mu sync.Mutex
+	counts := map[string]int{}
+	ln := newCappedListener(inner, 3, 2, func(r string) { mu.Lock(); counts[r]++; mu.Unlock() })
 	defer ln.Close()
 	accepted := make(chan net.Conn, 8)
 	go func() {
@@ -89,51 +97,117 @@ func TestCappedListener(t *testing.T) {
 			accepted <- c
 		}
 	}()
-	dial := func() net.Conn {
-		c, err := net.Dial("tcp", inner.Addr().String())
+	type pair struct{ client, server net.Conn }
+	// connect dials from 127.0.0.<from> and, when admitted, returns the
+	// server's side too.
+	connect := func(from int, admitted bool) pair {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(from))}}
+		c, err := d.Dial("tcp", inner.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	wantAccept := func() net.Conn {
+		if !admitted {
+			return pair{client: c}
+		}
 		select {
-		case c := <-accepted:
-			return c
+		case sc := <-accepted:
+			return pair{c, sc}
 		case <-time.After(10 * time.Second):
 			t.Fatal("no connection accepted")
-			return nil
+			return pair{}
 		}
 	}
-	dial()
-	a := wantAccept()
-	dial()
-	b := wantAccept()
-	ln.track(a, http.StateActive)
-	ln.track(b, http.StateActive)
-	// At the cap with no idle connection: the third is closed by the server.
-	c3 := dial()
-	_ = c3.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c3.Read(make([]byte, 1)); err == nil {
-		t.Fatal("third connection was served above the cap")
+	// send writes a request line the server reads when read is set.
+	send := func(p pair, read bool) error {
+		t.Helper()
+		if _, err := p.client.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if !read {
+			return nil
+		}
+		_, err := p.server.Read(make([]byte, 64))
+		return err
 	}
-	if refused.Load() != 1 || ln.open() != 2 {
-		t.Fatalf("refused %d, open %d; want 1 and 2", refused.Load(), ln.open())
+	// closedByServer waits for the server to close the client's connection.
+	closedByServer := func(p pair) bool {
+		_ = p.client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := p.client.Read(make([]byte, 1))
+		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 	}
-	// An idle one makes room: it is closed, the new one accepted.
-	ln.track(b, http.StateIdle)
-	dial()
-	wantAccept()
-	if evicted.Load() != 1 || ln.open() != 2 {
-		t.Fatalf("evicted %d, open %d; want 1 and 2", evicted.Load(), ln.open())
+	tracked := func(p pair) bool {
+		ln.mu.Lock()
+		defer ln.mu.Unlock()
+		_, ok := ln.conns[p.server]
+		return ok
 	}
-	if _, err := b.Write([]byte("x")); err == nil {
-		t.Fatal("the evicted idle connection is still open")
+	want := func(step string, reasons map[string]int, open int) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range []string{reasonConnCap, reasonEvicted, reasonAddrCap} {
+			if counts[r] != reasons[r] {
+				t.Fatalf("%s: %s counted %d, want %d (all: %v)", step, r, counts[r], reasons[r], counts)
+			}
+		}
+		if got := ln.open(); got != open {
+			t.Fatalf("%s: %d open, want %d", step, got, open)
+		}
 	}
-	ln.track(a, http.StateClosed)
-	if ln.open() != 1 {
-		t.Fatalf("open %d after a close, want 1", ln.open())
+
+	// Silent connections fill the cap, from one address or several; the
+	// next closes the oldest.
+	a1, a2, a3 := connect(2, true), connect(2, true), connect(2, true)
+	b1 := connect(3, true)
+	if !closedByServer(a1) || tracked(a1) || !tracked(a2) {
+		t.Fatal("the connection silent longest was not the one closed")
+	}
+	want("silent eviction", map[string]int{reasonEvicted: 1}, 3)
+
+	// Two busy connections from .2 reach its cap: a third is closed when
+	// it starts its request (after taking the place of silent b1).
+	if send(a2, true) != nil || send(a3, true) != nil {
+		t.Fatal("a request under the per-address cap was refused")
+	}
+	c := connect(2, true)
+	if !closedByServer(b1) {
+		t.Fatal("silent b1 was not closed to make room")
+	}
+	if err := send(c, true); err == nil || !closedByServer(c) {
+		t.Fatalf("a third busy connection from one address was served (read err %v)", err)
+	}
+	want("address cap", map[string]int{reasonEvicted: 2, reasonAddrCap: 1}, 2)
+
+	// At the cap with every connection busy the new one is closed.
+	d := connect(4, true)
+	if send(d, true) != nil {
+		t.Fatal("a request from another address was refused")
+	}
+	if e := connect(5, false); !closedByServer(e) {
+		t.Fatal("a connection above the cap was kept while none was silent")
+	}
+	want("cap, none silent", map[string]int{reasonEvicted: 2, reasonAddrCap: 1, reasonConnCap: 1}, 3)
+
+	// Going idle after a response makes a connection silent again, and
+	// frees its address's busy slot; bytes that arrived unread are not
+	// silence: a2 went idle first but speaks, so a3 is closed.
+	ln.track(a2.server, http.StateIdle)
+	ln.track(a3.server, http.StateIdle)
+	_ = send(a2, false)
+	connect(6, true)
+	if !closedByServer(a3) || !tracked(a2) {
+		t.Fatal("a connection with unread request bytes was taken for silent")
+	}
+	want("idle and unread", map[string]int{reasonEvicted: 3, reasonAddrCap: 1, reasonConnCap: 1}, 3)
+	if _, err := a2.server.Read(make([]byte, 64)); err != nil {
+		t.Fatalf("an idle connection's next request was refused: %v", err)
+	}
+
+	ln.track(a2.server, http.StateClosed)
+	if ln.open() != 2 {
+		t.Fatalf("open %d after a close, want 2", ln.open())
 	}
 }
 

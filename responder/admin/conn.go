@@ -1,73 +1,191 @@
 package admin
 
 import (
+	"cmp"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"sync"
 )
 
-// cappedListener keeps at most max admin connections open. At the cap a new
-// connection evicts an idle keep-alive connection when there is one, else
-// it is closed at once: held connections can neither exhaust the
-// process's descriptors (which the KMS listener needs) nor lock out the
-// scraper for longer than one request's timeouts.
+// Reasons a cappedListener counts.
+const (
+	reasonConnCap = "connection_cap" // at the cap, nothing silent to evict: the new one closed
+	reasonEvicted = "evicted"        // the connection silent longest closed to admit a new one
+	reasonAddrCap = "address_cap"    // a request beyond its address's cap: its connection closed
+)
+
+// cappedListener keeps at most max admin connections open.
+//
+// A connection is silent while it has sent nothing since it was accepted,
+// or since it went idle after a response (bytes that arrived but that the
+// server has not read yet count as sent: see hasUnread). At the cap a new
+// connection closes the connection silent longest, of any address, or is
+// closed itself when none is silent. A silent connection therefore holds
+// nothing: however many connect and wait, or reconnect when closed, a
+// scraper or health check that sends its request gets in and is answered.
+//
+// What can hold a slot is a connection sending a request or being
+// answered (busy); at most maxPerAddr of those per client address. A
+// connection whose address already has maxPerAddr busy ones is closed
+// when it starts sending a request. Busy connections end within the admin
+// server's header and request timeouts.
 type cappedListener struct {
 	net.Listener
-	max               int
-	onRefuse, onEvict func()
+	max, maxPerAddr int
+	count           func(reason string)
 
-	mu    sync.Mutex
-	conns map[net.Conn]http.ConnState
+	mu     sync.Mutex
+	conns  map[net.Conn]*connInfo // keyed by the *trackedConn Accept returned
+	busyBy map[netip.Addr]int     // busy connections per client address
+	seq    uint64                 // orders connections by when they went silent
 }
 
-func newCappedListener(ln net.Listener, max int, onRefuse, onEvict func()) *cappedListener {
-	return &cappedListener{Listener: ln, max: max, onRefuse: onRefuse, onEvict: onEvict, conns: map[net.Conn]http.ConnState{}}
+// connInfo is what the listener knows of one open connection.
+type connInfo struct {
+	addr  netip.Addr
+	state http.ConnState
+	since uint64 // seq when it last went new or idle
+	busy  bool   // the server has read from it since it was new or idle
+}
+
+// trackedConn reports the server's first read of a request to the
+// listener, which may refuse it.
+type trackedConn struct {
+	net.Conn
+	l *cappedListener
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.l.spoke(c) {
+		c.Conn.Close()
+		return 0, net.ErrClosed
+	}
+	return n, err
+}
+
+func newCappedListener(ln net.Listener, max, maxPerAddr int, count func(reason string)) *cappedListener {
+	return &cappedListener{Listener: ln, max: max, maxPerAddr: min(max, maxPerAddr), count: count,
+		conns: map[net.Conn]*connInfo{}, busyBy: map[netip.Addr]int{}}
+}
+
+// remoteAddr is the client address of c, unmapped; the zero Addr when c is
+// not TCP (all such connections share one per-address budget).
+func remoteAddr(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // Accept returns the next connection that fits under the cap.
 func (l *cappedListener) Accept() (net.Conn, error) {
 	for {
-		c, err := l.Listener.Accept()
+		nc, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
+		c := &trackedConn{Conn: nc, l: l}
 		l.mu.Lock()
-		if len(l.conns) >= l.max && !l.evictIdleLocked() {
+		if len(l.conns) >= l.max && !l.evictSilentLocked() {
 			l.mu.Unlock()
-			l.onRefuse()
-			c.Close()
+			l.count(reasonConnCap)
+			nc.Close()
 			continue
 		}
-		l.conns[c] = http.StateNew
+		l.seq++
+		l.conns[c] = &connInfo{addr: remoteAddr(nc), state: http.StateNew, since: l.seq}
 		l.mu.Unlock()
 		return c, nil
 	}
 }
 
-// evictIdleLocked closes one idle connection; false if none is idle.
-func (l *cappedListener) evictIdleLocked() bool {
-	for c, st := range l.conns {
-		if st == http.StateIdle {
-			delete(l.conns, c)
-			l.onEvict()
-			c.Close()
-			return true
+// spoke records that the server read from c; false when c's address has
+// its cap of busy connections already (c is then to be closed).
+func (l *cappedListener) spoke(c *trackedConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ci, ok := l.conns[c]
+	if !ok || ci.busy {
+		return true
+	}
+	if l.busyBy[ci.addr] >= l.maxPerAddr {
+		l.removeLocked(c, ci)
+		l.count(reasonAddrCap)
+		return false
+	}
+	ci.busy = true
+	l.busyBy[ci.addr]++
+	return true
+}
+
+// evictSilentLocked closes the connection that has been silent longest;
+// false if none is silent.
+func (l *cappedListener) evictSilentLocked() bool {
+	type candidate struct {
+		c  net.Conn
+		ci *connInfo
+	}
+	var cands []candidate
+	for c, ci := range l.conns {
+		if (ci.state == http.StateNew || ci.state == http.StateIdle) && !ci.busy {
+			cands = append(cands, candidate{c, ci})
 		}
 	}
+	slices.SortFunc(cands, func(a, b candidate) int { return cmp.Compare(a.ci.since, b.ci.since) })
+	for _, cd := range cands {
+		if hasUnread(cd.c.(*trackedConn).Conn) {
+			continue // its request has arrived: not silent
+		}
+		l.removeLocked(cd.c, cd.ci)
+		l.count(reasonEvicted)
+		cd.c.Close()
+		return true
+	}
 	return false
+}
+
+func (l *cappedListener) removeLocked(c net.Conn, ci *connInfo) {
+	delete(l.conns, c)
+	l.setBusyLocked(ci, false)
+}
+
+func (l *cappedListener) setBusyLocked(ci *connInfo, busy bool) {
+	if ci.busy == busy {
+		return
+	}
+	ci.busy = busy
+	if busy {
+		l.busyBy[ci.addr]++
+		return
+	}
+	if l.busyBy[ci.addr]--; l.busyBy[ci.addr] <= 0 {
+		delete(l.busyBy, ci.addr)
+	}
 }
 
 // track is the http.Server's ConnState hook.
 func (l *cappedListener) track(c net.Conn, st http.ConnState) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ci, ok := l.conns[c]
+	if !ok {
+		return // evicted or refused
+	}
 	switch st {
 	case http.StateClosed, http.StateHijacked:
-		delete(l.conns, c)
-	default:
-		if _, ok := l.conns[c]; ok {
-			l.conns[c] = st
+		l.removeLocked(c, ci)
+	case http.StateNew, http.StateIdle:
+		if ci.state != st {
+			l.seq++
+			ci.since = l.seq
+			l.setBusyLocked(ci, false)
 		}
+		ci.state = st
+	default:
+		ci.state = st
 	}
 }
 

@@ -50,6 +50,11 @@ type Options struct {
 	Hosts []string
 	// MaxConns caps open admin connections (--admin-max-connections).
 	MaxConns int
+	// MaxConnsPerAddr caps the connections from one client address that
+	// are sending a request or being answered
+	// (--admin-max-connections-per-address); at most MaxConns, which 0
+	// means. Silent connections count against MaxConns only.
+	MaxConnsPerAddr int
 	// Token, when set, is the bearer token Private routes require
 	// (--admin-token-file).
 	Token []byte
@@ -77,31 +82,39 @@ type Server struct {
 
 // Start listens on opts.Addr and serves in the background. Requests
 // whose Host header is not this endpoint's get 421 (see hostFilter);
-// connections beyond opts.MaxConns evict an idle one or are closed.
+// a connection beyond opts.MaxConns evicts the one silent longest, or is
+// closed (see cappedListener).
 func Start(opts Options) (*Server, error) {
 	reg, log := opts.Registry, opts.Logger
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "admin_refused_total",
-		Help: "Admin HTTP connections and requests refused: host (Host header not this endpoint's, e.g. DNS rebinding), connection_cap (at the cap with no idle connection to evict), evicted (idle connection closed to make room), token (/status or /clients without the admin bearer token).",
+		Help: "Admin HTTP connections and requests refused: host (Host header not this endpoint's, e.g. DNS rebinding), connection_cap (at the cap with no connection to evict), evicted (the connection silent longest, one that has sent nothing since it opened or went idle, closed to make room), address_cap (a request from an address with its cap of busy connections: its connection closed), token (/status or /clients without the admin bearer token).",
 	}, []string{"reason"})
 	maxConns := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "admin_max_connections",
 		Help: "Cap on open admin HTTP connections.",
 	})
+	maxPerAddr := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "admin_max_connections_per_address",
+		Help: "Cap on admin HTTP connections from one client address that are sending a request or being answered.",
+	})
 	maxConns.Set(float64(opts.MaxConns))
-	if err := errors.Join(reg.Register(refused), reg.Register(maxConns)); err != nil {
+	perAddr := opts.MaxConns
+	if opts.MaxConnsPerAddr > 0 {
+		perAddr = min(perAddr, opts.MaxConnsPerAddr)
+	}
+	maxPerAddr.Set(float64(perAddr))
+	if err := errors.Join(reg.Register(refused), reg.Register(maxConns), reg.Register(maxPerAddr)); err != nil {
 		return nil, err
 	}
-	for _, r := range []string{"host", "connection_cap", "evicted", "token"} {
+	for _, r := range []string{"host", reasonConnCap, reasonEvicted, reasonAddrCap, "token"} {
 		refused.WithLabelValues(r)
 	}
 	inner, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return nil, err
 	}
-	ln := newCappedListener(inner, opts.MaxConns,
-		func() { refused.WithLabelValues("connection_cap").Inc() },
-		func() { refused.WithLabelValues("evicted").Inc() })
+	ln := newCappedListener(inner, opts.MaxConns, perAddr, func(reason string) { refused.WithLabelValues(reason).Inc() })
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))

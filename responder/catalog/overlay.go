@@ -3,9 +3,9 @@ package catalog
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"os"
 	"strings"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/fileperm"
 )
 
 // maxOverlayBytes bounds an overlay file, like each embedded table.
@@ -50,16 +50,15 @@ func ParseOverlay(files map[string][]byte, name string, overlay []byte) (*Catalo
 }
 
 // LoadOverlay returns the embedded catalog with the overlay file at path
-// applied.
+// applied. The file must be a policy file by plugin/pkg/fileperm's rules:
+// owned by root or the running user, writable by neither group nor
+// others, in directories only they can change.
 func LoadOverlay(path string) (*Catalog, error) {
-	f, err := os.Open(path)
+	// The overlay decides which products are answered: it gets the rules
+	// of a policy file (owner, mode, the directories above it).
+	data, err := fileperm.ReadFile("catalog overlay", path, fileperm.Policy, maxOverlayBytes+1)
 	if err != nil {
-		return nil, fmt.Errorf("catalog overlay: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxOverlayBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("catalog overlay: %w", err)
+		return nil, err
 	}
 	return ParseOverlay(embeddedFiles(), path, data)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -117,12 +118,34 @@ type Filter struct {
 	state   string
 }
 
+// Bounds of a since time: the times int64 nanoseconds since 1970 can
+// hold (1677-09-21 to 2262-04-11), as the ledger keys records. A since
+// outside is clamped: before every possible record lists everyone, after
+// the last possible one lists nobody.
+var (
+	minSince = time.Unix(0, math.MinInt64).UTC()
+	maxSince = time.Unix(0, math.MaxInt64).UTC()
+)
+
 // parseSince reads --since: a duration back from now ("7d", "36h") or a
-// date or time ("2026-11-01", RFC 3339).
+// date or time ("2026-11-01", RFC 3339), clamped to minSince-maxSince.
 func parseSince(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
+	t, err := parseSinceText(s, now)
+	switch {
+	case err != nil:
+		return t, err
+	case t.Before(minSince):
+		return minSince, nil
+	case t.After(maxSince):
+		return maxSince, nil
+	}
+	return t, nil
+}
+
+func parseSinceText(s string, now time.Time) (time.Time, error) {
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		if n, err := strconv.Atoi(d); err == nil && n >= 0 && n <= 36500 {
 			return now.Add(-time.Duration(n) * 24 * time.Hour), nil

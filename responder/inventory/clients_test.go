@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -76,6 +77,12 @@ func TestParseClientFilter(t *testing.T) {
 		{"since=2026-11-01", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), ""},
 		{"since=yesterday", time.Time{}, "neither a duration"},
 		{"since=-5d", time.Time{}, "neither a duration"},
+		// int64 nanoseconds end in 1677 and 2262: clamped, never wrapped.
+		{"since=1600-01-01", time.Unix(0, math.MinInt64).UTC(), ""},
+		{"since=0001-01-01T00:00:00Z", time.Unix(0, math.MinInt64).UTC(), ""},
+		{"since=2262-04-12T00:00:00Z", time.Unix(0, math.MaxInt64).UTC(), ""},
+		{"since=9999-12-31", time.Unix(0, math.MaxInt64).UTC(), ""},
+		{"since=2262-04-11T23:47:16Z", time.Date(2262, 4, 11, 23, 47, 16, 0, time.UTC), ""},
 		{"state=counted&address=10.0.0.0/8", time.Time{}, ""},
 		{"state=gone", time.Time{}, "not counted, expired or refused"},
 		{"address=10.0.0.0/33", time.Time{}, "address"},

@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -339,7 +338,7 @@ func (l *Ledger) dropAppliedSegments() {
 	}
 	l.amu.Unlock()
 	for _, s := range drop {
-		if err := os.Remove(s.path); err != nil {
+		if err := l.dir.remove(s.path); err != nil {
 			l.log.Warn("ledger: cannot remove applied log segment", "path", s.path, "err", err)
 		}
 	}

@@ -3,8 +3,6 @@ package ledger
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -53,15 +51,17 @@ func Check(dir string) (CheckReport, error) {
 			rep.OK = false
 		}
 	}
-	if _, err := os.Stat(dir); err != nil {
-		return rep, fmt.Errorf("ledger: %w", err)
-	}
-	segs, err := listSegments(dir)
+	held, err := openExistingDataDir(dir)
 	if err != nil {
 		return rep, err
 	}
-	path := filepath.Join(dir, FileName)
-	exists, err := checkStoreFile(path, len(segs) > 0)
+	defer held.close()
+	segs, err := listSegments(held)
+	if err != nil {
+		return rep, err
+	}
+	path := held.join(FileName)
+	exists, err := checkStoreFile(held, path, len(segs) > 0)
 	var d *DamageError
 	switch {
 	case errors.As(err, &d):
@@ -71,7 +71,7 @@ func Check(dir string) (CheckReport, error) {
 	case !exists:
 		add(path, "ok", "no store yet (a first start creates it)")
 	default:
-		if err := guardFaults(path, func() error { return checkStore(path, &rep) }); err != nil {
+		if err := guardFaults(path, func() error { return checkStore(held, path, &rep) }); err != nil {
 			if errors.As(err, &d) {
 				add(path, "damaged", d.Error())
 			} else {
@@ -104,25 +104,25 @@ func Check(dir string) (CheckReport, error) {
 			add(sc.seg.path, "ok", fmt.Sprintf("frames %d..%d", sc.frames[0].seq, last))
 		}
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := held.readDir()
 	if err != nil {
 		return rep, fmt.Errorf("ledger: %w", err)
 	}
 	for _, e := range entries {
 		if strings.Contains(e.Name(), ".corrupt") {
-			add(filepath.Join(dir, e.Name()), "set-aside", "set aside by --ledger-quarantine: its activations are missing from the ledger; restore a copy, or remove it to accept the loss")
+			add(held.join(e.Name()), "set-aside", "set aside by --ledger-quarantine: its activations are missing from the ledger; restore a copy, or remove it to accept the loss")
 		}
 	}
 	return rep, nil
 }
 
 // checkStore opens the store read-only and decodes every record.
-func checkStore(path string, rep *CheckReport) error {
+func checkStore(dir *dataDir, path string, rep *CheckReport) error {
 	opts := Options{}
 	if err := opts.setDefaults(); err != nil {
 		return err
 	}
-	db, err := bolt.Open(path, 0o600, boltOptions(&opts, true))
+	db, err := bolt.Open(path, 0o600, boltOptions(&opts, true, dir))
 	if errors.Is(err, berrors.ErrTimeout) {
 		return fmt.Errorf("ledger: %s is in use by a running kms-responder serve: stop it, or copy the data directory and check the copy", path)
 	}

@@ -89,9 +89,9 @@ func parseBoltMeta(b []byte) (boltMeta, error) {
 // directory holds log segments: then the store must exist and hold data,
 // or a new, empty store (new ePIDs and HwID, count 0) would silently
 // replace the one they belong to.
-func checkStoreFile(path string, withLog bool) (bool, error) {
+func checkStoreFile(dir *dataDir, path string, withLog bool) (bool, error) {
 	const restore = "restore ledger.db from a copy (see responder/README.md, Recovery)"
-	fi, err := os.Lstat(path)
+	fi, err := dir.lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if withLog {
@@ -111,7 +111,7 @@ func checkStoreFile(path string, withLog bool) (bool, error) {
 		}
 		return false, nil // a first start that stopped before bbolt wrote its pages
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|openNoFollow, 0)
+	f, err := dir.openFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return false, fmt.Errorf("ledger: %w", err)
 	}
@@ -295,7 +295,7 @@ func framesAfter(b []byte, off int, prev uint64) []frame {
 func scanLog(segs []segment, applied uint64) ([]segScan, error) {
 	scans := make([]segScan, 0, len(segs))
 	for i, s := range segs {
-		b, err := readSegment(s.path)
+		b, err := readSegment(s.dir, s.path)
 		if err != nil {
 			return nil, err
 		}

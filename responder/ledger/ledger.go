@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,6 +127,11 @@ type Options struct {
 	// keeps the ledger unhealthy (LastError reports the damage) until
 	// the next Open. A damaged store file is always refused.
 	Quarantine bool
+	// Root, when set, is the data directory already opened (and checked)
+	// by the caller, who closes it after the Ledger; every file operation
+	// goes through it, and Open's dir only names it in messages. Without
+	// it Open creates and opens dir itself.
+	Root *os.Root
 	// Logger receives warnings about skipped corrupt records, torn log
 	// tails and failed log writes or store updates; nil discards them.
 	Logger *slog.Logger
@@ -198,7 +202,7 @@ func (o *Options) setDefaults() error {
 // Ledger is an open store. Its methods are safe for concurrent use.
 type Ledger struct {
 	db   *bolt.DB
-	dir  string
+	dir  *dataDir
 	opts Options
 	log  *slog.Logger
 
@@ -255,21 +259,24 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("ledger: create data directory: %w", err)
-	}
-	path := filepath.Join(dir, FileName)
-	segs, err := listSegments(dir)
+	d, err := openDataDir(dir, opts.Root)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := checkStoreFile(path, len(segs) > 0); err != nil {
+	path := d.join(FileName)
+	segs, err := listSegments(d)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	if _, err := checkStoreFile(d, path, len(segs) > 0); err != nil {
+		d.close()
 		return nil, err
 	}
 	var l *Ledger
 	err = guardFaults(path, func() error {
 		var err error
-		l, err = open(dir, path, segs, opts)
+		l, err = open(d, path, segs, opts)
 		return err
 	})
 	if err != nil {
@@ -277,6 +284,7 @@ func Open(dir string, opts Options) (*Ledger, error) {
 			l.wal.close()
 			l.db.Close()
 		}
+		d.close()
 		return nil, err
 	}
 	go l.runLog()
@@ -284,25 +292,23 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	return l, nil
 }
 
-// boltOptions are the store's bbolt options; OpenFile never follows a
-// symbolic link.
-func boltOptions(opts *Options, readOnly bool) *bolt.Options {
+// boltOptions are the store's bbolt options; OpenFile opens the store
+// relative to the held data directory, never through a symbolic link.
+func boltOptions(opts *Options, readOnly bool, d *dataDir) *bolt.Options {
 	return &bolt.Options{
 		Timeout:        opts.LockTimeout,
 		MaxSize:        opts.MaxSize,
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 		ReadOnly:       readOnly,
-		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-			return os.OpenFile(name, flag|openNoFollow, perm)
-		},
+		OpenFile:       d.openFile,
 	}
 }
 
 // open is Open after the files were checked; on failure after the store
 // opened it returns the Ledger so that the caller can close it.
-func open(dir, path string, segs []segment, opts Options) (*Ledger, error) {
-	db, err := bolt.Open(path, 0o600, boltOptions(&opts, false))
+func open(dir *dataDir, path string, segs []segment, opts Options) (*Ledger, error) {
+	db, err := bolt.Open(path, 0o600, boltOptions(&opts, false, dir))
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("ledger: %s is locked by another process (is kms-responder serve running?)", path)
 	}
@@ -461,7 +467,9 @@ func (l *Ledger) Close() error {
 	<-l.applyDone
 	l.wal.close()
 	l.dropLogIfApplied()
-	if err := l.db.Close(); err != nil {
+	err := l.db.Close()
+	l.dir.close()
+	if err != nil {
 		return fmt.Errorf("ledger: close: %w", err)
 	}
 	return nil
@@ -480,7 +488,7 @@ func (l *Ledger) dropLogIfApplied() {
 		return
 	}
 	for _, s := range segs {
-		if err := os.Remove(s.path); err != nil {
+		if err := l.dir.remove(s.path); err != nil {
 			l.log.Warn("ledger: cannot remove applied log segment", "path", s.path, "err", err)
 			return
 		}
@@ -546,7 +554,7 @@ func (l *Ledger) Stats() Stats {
 }
 
 func (l *Ledger) updateSize() {
-	if fi, err := os.Stat(l.db.Path()); err == nil {
+	if fi, err := l.dir.lstat(l.db.Path()); err == nil {
 		l.lastSize.Store(fi.Size())
 	}
 	l.amu.Lock()
@@ -554,7 +562,7 @@ func (l *Ledger) updateSize() {
 	l.amu.Unlock()
 	var n int64
 	for _, s := range segs {
-		if fi, err := os.Stat(s.path); err == nil {
+		if fi, err := l.dir.lstat(s.path); err == nil {
 			n += fi.Size()
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -79,7 +78,7 @@ func (l *Ledger) recover(segs []segment) error {
 			damage = append(damage, fmt.Sprintf("%v; sequence numbers not read: %s", d, missing))
 			continue
 		}
-		to, err := quarantineName(sc.seg.path)
+		to, err := quarantineName(sc.seg.dir, sc.seg.path)
 		if err != nil {
 			return fmt.Errorf("ledger: quarantine %s: %w (%w)", sc.seg.path, err, d)
 		}
@@ -107,7 +106,7 @@ func (l *Ledger) recover(segs []segment) error {
 		frames := apply[i]
 		switch {
 		case setAside[i] != "":
-			if err := os.Rename(sc.seg.path, setAside[i]); err != nil {
+			if err := l.dir.rename(sc.seg.path, setAside[i]); err != nil {
 				return fmt.Errorf("ledger: quarantine %s: %w", sc.seg.path, err)
 			}
 		case sc.damage != nil:
@@ -144,7 +143,7 @@ func (l *Ledger) recover(segs []segment) error {
 	// Everything is in the store now: remove the old segments before
 	// creating the new one (whose name one of them may have).
 	for _, p := range remove {
-		if err := os.Remove(p); err != nil {
+		if err := l.dir.remove(p); err != nil {
 			return fmt.Errorf("ledger: remove applied log segment: %w", err)
 		}
 	}
@@ -220,8 +219,13 @@ func (l *Ledger) recordDamage(msg string) error {
 // recorded, or "" when there was nothing to acknowledge. The *.corrupt files
 // are left in place. It fails while serve runs.
 func Acknowledge(dir string, lockTimeout time.Duration) (string, error) {
-	path := filepath.Join(dir, FileName)
-	exists, err := checkStoreFile(path, false)
+	held, err := openExistingDataDir(dir)
+	if err != nil {
+		return "", err
+	}
+	defer held.close()
+	path := held.join(FileName)
+	exists, err := checkStoreFile(held, path, false)
 	if err != nil || !exists {
 		return "", err
 	}
@@ -229,7 +233,7 @@ func Acknowledge(dir string, lockTimeout time.Duration) (string, error) {
 	if err := opts.setDefaults(); err != nil {
 		return "", err
 	}
-	db, err := bolt.Open(path, 0o600, boltOptions(&opts, false))
+	db, err := bolt.Open(path, 0o600, boltOptions(&opts, false, held))
 	if errors.Is(err, berrors.ErrTimeout) {
 		return "", fmt.Errorf("ledger: %s is locked by another process (stop kms-responder serve first)", path)
 	}
@@ -261,10 +265,10 @@ func Acknowledge(dir string, lockTimeout time.Duration) (string, error) {
 
 // quarantineName returns the name a damaged file is set aside as:
 // <path>.corrupt, or .corrupt.N when that exists.
-func quarantineName(path string) (string, error) {
+func quarantineName(dir *dataDir, path string) (string, error) {
 	to := path + ".corrupt"
 	for n := 1; ; n++ {
-		_, err := os.Lstat(to)
+		_, err := dir.lstat(to)
 		if errors.Is(err, fs.ErrNotExist) {
 			return to, nil
 		}
@@ -277,8 +281,8 @@ func quarantineName(path string) (string, error) {
 
 // readSegment reads one log segment: a regular file (never through a
 // symbolic link), of plausible size.
-func readSegment(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|openNoFollow, 0)
+func readSegment(dir *dataDir, path string) ([]byte, error) {
+	f, err := dir.openFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open log segment: %w", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -137,6 +136,7 @@ func readFrames(b []byte) ([]frame, int, error) {
 type segment struct {
 	start uint64 // first sequence number it may hold
 	path  string
+	dir   *dataDir // holds it
 }
 
 func segmentName(start uint64) string {
@@ -144,8 +144,8 @@ func segmentName(start uint64) string {
 }
 
 // listSegments returns the log segments in dir, oldest first.
-func listSegments(dir string) ([]segment, error) {
-	entries, err := os.ReadDir(dir)
+func listSegments(dir *dataDir) ([]segment, error) {
+	entries, err := dir.readDir()
 	if err != nil {
 		return nil, fmt.Errorf("ledger: list log segments: %w", err)
 	}
@@ -167,28 +167,21 @@ func listSegments(dir string) ([]segment, error) {
 		if !e.Type().IsRegular() {
 			// A symbolic link (or anything else) named like a segment
 			// is not ours: never read, truncate or remove through it.
-			return nil, fmt.Errorf("ledger: %s is not a regular file (%s); remove it: log segments are regular files the responder creates", filepath.Join(dir, name), e.Type())
+			return nil, fmt.Errorf("ledger: %s is not a regular file (%s); remove it: log segments are regular files the responder creates", dir.join(name), e.Type())
 		}
-		segs = append(segs, segment{start: start, path: filepath.Join(dir, name)})
+		segs = append(segs, segment{start: start, path: dir.join(name), dir: dir})
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].start < segs[j].start })
 	return segs, nil
 }
 
 // syncDir makes file creations and removals in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir *dataDir) error { return dir.sync() }
 
 // walWriter appends to the current segment. Only the log writer goroutine
 // uses it.
 type walWriter struct {
-	dir   string
+	dir   *dataDir
 	f     *os.File
 	size  int64  // end of the frames written
 	alloc int64  // end of the zero-filled space
@@ -204,27 +197,27 @@ const preallocChunk = 1 << 20
 
 // create starts a new, empty segment for sequence numbers from start on.
 func (w *walWriter) create(start uint64) (segment, error) {
-	seg := segment{start: start, path: filepath.Join(w.dir, segmentName(start))}
+	seg := segment{start: start, path: w.dir.join(segmentName(start)), dir: w.dir}
 	// O_EXCL: a segment is always new; whatever already has its name
 	// (a link planted in the directory, a file a crash left) is not ours
 	// to truncate.
-	f, err := os.OpenFile(seg.path, os.O_RDWR|os.O_CREATE|os.O_EXCL|openNoFollow, 0o600)
+	f, err := w.dir.openFile(seg.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return seg, fmt.Errorf("ledger: create log segment: %w", err)
 	}
 	if err := zeroFill(f, 0, preallocChunk); err != nil {
 		f.Close()
-		os.Remove(seg.path)
+		w.dir.remove(seg.path)
 		return seg, fmt.Errorf("ledger: preallocate log segment: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		os.Remove(seg.path)
+		w.dir.remove(seg.path)
 		return seg, fmt.Errorf("ledger: sync new log segment: %w", err)
 	}
 	if err := syncDir(w.dir); err != nil {
 		f.Close()
-		os.Remove(seg.path)
+		w.dir.remove(seg.path)
 		return seg, fmt.Errorf("ledger: sync data directory: %w", err)
 	}
 	if w.f != nil {

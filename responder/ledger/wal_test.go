@@ -117,7 +117,7 @@ func TestRecoverFromLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A clean close applies everything and removes the log.
-	segs, err := listSegments(dir)
+	segs, err := listSegments(heldDir(t, dir))
 	if err != nil || len(segs) != 0 {
 		t.Fatalf("segments after a clean close: %v %v", segs, err)
 	}

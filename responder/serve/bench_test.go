@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -156,28 +157,16 @@ func BenchmarkServeKMS(b *testing.B) {
 	}
 }
 
-// benchProduct is the catalog's edition name as a client product, as
-// `activate --product NAME [--protocol N]` resolves it (protocol 0: the
-// edition's own).
+// benchProduct is the catalog's edition name as a client product sending
+// protocol (0: the edition's, else 6) and N_Policy 25.
 func benchProduct(b *testing.B, name string, protocol int) kmsclient.Product {
 	b.Helper()
-	cat := catalog.Default()
-	e, ok := cat.Edition(name)
+	e, ok := catalog.Default().Edition(name)
 	if !ok {
 		b.Fatalf("no edition %q in the catalog", name)
 	}
-	p := kmsclient.Product{Name: e.Name, AppID: e.AppID, KMSID: e.CountedID, SKUID: e.SKUID, Protocol: e.Protocol, Threshold: 25}
-	if protocol != 0 {
-		p.Protocol = protocol
+	if protocol == 0 {
+		protocol = cmp.Or(e.Protocol, 6)
 	}
-	if c, ok := cat.CountedID(e.CountedID); ok {
-		p.Threshold = uint32(c.Threshold)
-		if p.Protocol == 0 {
-			p.Protocol = c.Protocol
-		}
-	}
-	if p.Protocol == 0 {
-		p.Protocol = 6
-	}
-	return p
+	return kmsclient.Product{Name: e.Name, AppID: e.AppID, KMSID: e.CountedID, SKUID: e.SKUID, Protocol: protocol, Threshold: 25}
 }

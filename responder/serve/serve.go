@@ -37,7 +37,8 @@ type Config struct {
 	Catalog *catalog.Catalog
 	// Host is the host policy's configuration.
 	Host host.Config
-	// Data is the ledger's directory, created and checked by the caller.
+	// Data names the ledger's directory; the caller opens and checks it
+	// and hands it over held open in LedgerOptions.Root.
 	Data string
 	// Ledger keeps the durable ledger; false is for benchmarks only.
 	Ledger bool
@@ -56,9 +57,10 @@ type Config struct {
 
 // AdminConfig configures the admin endpoint (see package admin).
 type AdminConfig struct {
-	Addr     string
-	Hosts    []string
-	MaxConns int
+	Addr            string
+	Hosts           []string
+	MaxConns        int
+	MaxConnsPerAddr int
 	// Token is the bearer token /status and /clients need; nil: none.
 	Token []byte
 }
@@ -138,7 +140,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if cfg.Admin.Addr != "" {
 		clients := inventory.New(store, cat, h, time.Duration(cfg.Host.RenewalInterval)*time.Minute, time.Duration(cfg.Host.ActivationInterval)*time.Minute)
 		adm, err = admin.Start(admin.Options{
-			Addr: cfg.Admin.Addr, Hosts: cfg.Admin.Hosts, MaxConns: cfg.Admin.MaxConns, Token: cfg.Admin.Token,
+			Addr: cfg.Admin.Addr, Hosts: cfg.Admin.Hosts, MaxConns: cfg.Admin.MaxConns, MaxConnsPerAddr: cfg.Admin.MaxConnsPerAddr, Token: cfg.Admin.Token,
 			Registry: metrics.registry, Logger: log,
 			Healthy: func() error {
 				if store != nil && !store.Healthy() {

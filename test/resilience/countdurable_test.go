@@ -19,6 +19,7 @@ import (
 	"github.com/kmsdns/kmsdns/responder/catalog"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // TestDiskFullCountNeverAheadOfLedger runs the responder with its ledger
@@ -32,7 +33,7 @@ import (
 func TestDiskFullCountNeverAheadOfLedger(t *testing.T) {
 	data := t.TempDir()
 	prefix := tmpfsPrefix(t, data, "8m")
-	r := startResponderCmd(t, prefix, nil, data, "--group", "office-ltsc-2024")
+	r := harness.StartResponderWith(t, harness.ResponderOptions{Prefix: prefix}, data, "--group", testGroup, "--group", "office-ltsc-2024")
 	edition := func(name string, threshold uint32) kmsclient.Product {
 		e, ok := catalog.Default().Edition(name)
 		if !ok {
@@ -45,7 +46,7 @@ func TestDiskFullCountNeverAheadOfLedger(t *testing.T) {
 	// count to grow.
 	office := edition("Office LTSC Professional Plus 2024", 5)
 	win := edition("Windows 10/11 Enterprise", 25)
-	root := fmt.Sprintf("/proc/%d/root", r.cmd.Process.Pid)
+	root := fmt.Sprintf("/proc/%d/root", r.Cmd.Process.Pid)
 	fill(t, filepath.Join(root, data, "filler"))
 
 	// Many renewers at once make batches of many frames, so the first
@@ -69,7 +70,7 @@ func TestDiskFullCountNeverAheadOfLedger(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for ctx.Err() == nil {
-					c, err := dcerpc.Dial(ctx, "tcp", r.addr, dcerpc.ClientConfig{Timeout: 5 * time.Second})
+					c, err := dcerpc.Dial(ctx, "tcp", r.Addr, dcerpc.ClientConfig{Timeout: 5 * time.Second})
 					if err != nil {
 						continue
 					}
@@ -101,7 +102,7 @@ func TestDiskFullCountNeverAheadOfLedger(t *testing.T) {
 	t.Logf("%d new clients answered on the full disk; highest count told %d", answers, told)
 
 	// Freeze, copy what is on disk, kill -9.
-	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := r.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	saved := t.TempDir()
@@ -121,11 +122,11 @@ func TestDiskFullCountNeverAheadOfLedger(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r.cmd.Process.Kill()
-	<-r.done
+	r.Cmd.Process.Kill()
+	<-r.Done
 
-	r2 := startResponder(t, saved)
-	code, body := httpGet(r2.admin, "/status")
+	r2 := harness.StartResponder(t, saved, "--group", testGroup)
+	code, body := httpGet(r2.Admin, "/status")
 	if code != http.StatusOK {
 		t.Fatalf("/status after restart: %d %s", code, body)
 	}

@@ -65,14 +65,14 @@ func TestDiskFull(t *testing.T) {
 	var filler string
 	ledgerFault(t, prefix, data, storageFault{
 		name: "disk full",
-		induce: func(r *responder) string {
+		induce: func(r *harness.Responder) string {
 			// The test sees the namespace's tmpfs through the responder's root.
-			filler = filepath.Join(fmt.Sprintf("/proc/%d/root", r.cmd.Process.Pid), data, "filler")
+			filler = filepath.Join(fmt.Sprintf("/proc/%d/root", r.Cmd.Process.Pid), data, "filler")
 			return fmt.Sprintf("filled %d bytes", fill(t, filler))
 		},
 		// A failed store commit can give back some of the space it took.
-		keep: func(*responder) { fill(t, filler) },
-		clear: func(*responder) {
+		keep: func(*harness.Responder) { fill(t, filler) },
+		clear: func(*harness.Responder) {
 			if err := os.Remove(filler); err != nil {
 				t.Fatal(err)
 			}
@@ -84,9 +84,9 @@ func TestDiskFull(t *testing.T) {
 // again.
 type storageFault struct {
 	name   string
-	induce func(*responder) string // starts the fault; returns a note for the log
-	keep   func(*responder)        // keeps it in force (may be nil)
-	clear  func(*responder)        // ends it
+	induce func(*harness.Responder) string // starts the fault; returns a note for the log
+	keep   func(*harness.Responder)        // keeps it in force (may be nil)
+	clear  func(*harness.Responder)        // ends it
 }
 
 // ledgerFault runs the responder (under prefix, if any) registered at a DNS
@@ -96,11 +96,11 @@ type storageFault struct {
 // clears it answers, reports healthy and registers again.
 func ledgerFault(t *testing.T, prefix []string, data string, f storageFault) {
 	dnsSrv := startDNSStub(t)
-	r := startResponderCmd(t, prefix, []string{tsigEnv()}, data, dnsSrv.registrationFlags("60s")...)
+	r := harness.StartResponderWith(t, harness.ResponderOptions{Prefix: prefix, Env: []string{tsigEnv()}}, data, append([]string{"--group", testGroup}, dnsSrv.registrationFlags("60s")...)...)
 	if _, ok := dnsSrv.waitFor(time.Time{}, 10*time.Second, func(u update) bool { return u.register && u.tsigOK }); !ok {
 		t.Fatalf("no signed registration received: %+v", dnsSrv.received())
 	}
-	mustActivate(t, r.addr, 5*time.Second)
+	mustActivate(t, r.Addr, 5*time.Second)
 	keep := func() {
 		if f.keep != nil {
 			f.keep(r)
@@ -112,7 +112,7 @@ func ledgerFault(t *testing.T, prefix []string, data string, f storageFault) {
 	// Activations that fit the log's preallocated space are still
 	// recorded and answered; the first that needs space is not, and from
 	// then on nothing is answered.
-	answered, err := pumpUntilRefused(t, r.addr, 20*time.Second)
+	answered, err := pumpUntilRefused(t, r.Addr, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func ledgerFault(t *testing.T, prefix []string, data string, f storageFault) {
 			t.Fatalf("after 100 attempts under the fault, %d answered and never 3 refusals in a row", tail)
 		}
 		keep()
-		if ok, _ := unanswered(t, r.addr); ok {
+		if ok, _ := unanswered(t, r.Addr); ok {
 			refusedInARow++
 		} else {
 			tail++
@@ -138,16 +138,16 @@ func ledgerFault(t *testing.T, prefix []string, data string, f storageFault) {
 		t.Errorf("%d activations answered after the log could not grow: more than preallocated space holds", tail)
 	}
 	keep()
-	if code, body := httpGet(r.admin, "/healthz"); code != http.StatusServiceUnavailable {
+	if code, body := httpGet(r.Admin, "/healthz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/healthz under the fault: %d %q, want 503", code, body)
 	}
-	if v := r.metric(t, "kms_responder_ledger_healthy"); v != 0 {
+	if v := r.Metric(t, "kms_responder_ledger_healthy"); v != 0 {
 		t.Errorf("kms_responder_ledger_healthy under the fault = %v, want 0", v)
 	}
 	if _, ok := dnsSrv.waitFor(full, 5*time.Second, func(u update) bool { return u.withdraw && u.tsigOK }); !ok {
 		t.Errorf("registration not withdrawn while the ledger is unhealthy: %+v", dnsSrv.received())
 	}
-	if v := r.metric(t, "kms_responder_dns_registered"); v != 0 {
+	if v := r.Metric(t, "kms_responder_dns_registered"); v != 0 {
 		t.Errorf("kms_responder_dns_registered while withdrawn = %v, want 0", v)
 	}
 
@@ -156,7 +156,7 @@ func ledgerFault(t *testing.T, prefix []string, data string, f storageFault) {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		var out *kmsclient.Outcome
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		out, err = activate(ctx, t, r.addr)
+		out, err = activate(ctx, t, r.Addr)
 		cancel()
 		if err == nil && out.Status == kms.OK {
 			break
@@ -169,7 +169,7 @@ func ledgerFault(t *testing.T, prefix []string, data string, f storageFault) {
 	answering := time.Since(freed)
 	// The store catches up with the log on its next background apply.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		code, body := httpGet(r.admin, "/healthz")
+		code, body := httpGet(r.Admin, "/healthz")
 		if code == http.StatusOK {
 			break
 		}
@@ -179,15 +179,15 @@ func ledgerFault(t *testing.T, prefix []string, data string, f storageFault) {
 	}
 	t.Logf("answering again %v after the fault cleared, healthy after %v",
 		answering.Round(time.Millisecond), time.Since(freed).Round(time.Millisecond))
-	if v := r.metric(t, "kms_responder_ledger_healthy"); v != 1 {
+	if v := r.Metric(t, "kms_responder_ledger_healthy"); v != 1 {
 		t.Errorf("kms_responder_ledger_healthy after recovery = %v, want 1", v)
 	}
 	if _, ok := dnsSrv.waitFor(freed, 5*time.Second, func(u update) bool { return u.register && u.tsigOK }); !ok {
 		t.Errorf("registration not sent again after recovery: %+v", dnsSrv.received())
 	}
-	for deadline := time.Now().Add(5 * time.Second); r.metric(t, "kms_responder_dns_registered") != 1; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); r.Metric(t, "kms_responder_dns_registered") != 1; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Errorf("kms_responder_dns_registered after recovery = %v, want 1", r.metric(t, "kms_responder_dns_registered"))
+			t.Errorf("kms_responder_dns_registered after recovery = %v, want 1", r.Metric(t, "kms_responder_dns_registered"))
 			break
 		}
 	}

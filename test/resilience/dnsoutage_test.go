@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kmsdns/kmsdns/responder/kms"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // activationLoop activates once every interval until stopped and counts
@@ -92,15 +93,15 @@ func registerFailures(t *testing.T, log string) []time.Duration {
 func TestDNSOutage(t *testing.T) {
 	dnsSrv := startDNSStub(t)
 	dnsSrv.stop() // unreachable: nothing listens on its port
-	r := startResponderCmd(t, nil, []string{tsigEnv()}, t.TempDir(), dnsSrv.registrationFlags("2s")...)
-	loop := startActivationLoop(t, r.addr, 100*time.Millisecond)
+	r := harness.StartResponderWith(t, harness.ResponderOptions{Prefix: nil, Env: []string{tsigEnv()}}, t.TempDir(), append([]string{"--group", testGroup}, dnsSrv.registrationFlags("2s")...)...)
+	loop := startActivationLoop(t, r.Addr, 100*time.Millisecond)
 
 	// Down: at least three failed attempts, spaced by growing delays.
 	deadline := time.Now().Add(10 * time.Second)
-	for len(registerFailures(t, r.stderr.String())) < 3 && time.Now().Before(deadline) {
+	for len(registerFailures(t, r.Stderr.String())) < 3 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	delays := registerFailures(t, r.stderr.String())
+	delays := registerFailures(t, r.Stderr.String())
 	t.Logf("retry delays while the server was down: %v", delays)
 	if len(delays) < 3 {
 		t.Fatalf("%d failed registration attempts logged in 10s, want 3", len(delays))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/kmsdns/kmsdns/test/harness"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,8 +18,8 @@ func TestFileSizeLimitFault(t *testing.T) {
 	var old unix.Rlimit
 	ledgerFault(t, nil, t.TempDir(), storageFault{
 		name: "file size limit",
-		induce: func(r *responder) string {
-			pid := r.cmd.Process.Pid
+		induce: func(r *harness.Responder) string {
+			pid := r.Cmd.Process.Pid
 			if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, nil, &old); err != nil {
 				t.Skipf("prlimit: %v", err)
 			}
@@ -28,8 +29,8 @@ func TestFileSizeLimitFault(t *testing.T) {
 			}
 			return fmt.Sprintf("RLIMIT_FSIZE %d bytes", limit)
 		},
-		clear: func(r *responder) {
-			if err := unix.Prlimit(r.cmd.Process.Pid, unix.RLIMIT_FSIZE, &old, nil); err != nil {
+		clear: func(r *harness.Responder) {
+			if err := unix.Prlimit(r.Cmd.Process.Pid, unix.RLIMIT_FSIZE, &old, nil); err != nil {
 				t.Fatalf("restoring RLIMIT_FSIZE: %v", err)
 			}
 		},

@@ -1,15 +1,12 @@
 package resilience
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,95 +29,6 @@ const (
 
 func TestMain(m *testing.M) { harness.Main(m) }
 
-// responder is one running `kms-responder serve`.
-type responder struct {
-	cmd    *exec.Cmd
-	addr   string // KMS address
-	admin  string // admin HTTP address
-	stderr *harness.SyncBuffer
-	done   chan struct{}
-}
-
-// startResponder runs serve on loopback with the given data directory and
-// extra flags and waits until /healthz and the KMS port answer. The process
-// is killed in t.Cleanup.
-func startResponder(t testing.TB, data string, extra ...string) *responder {
-	t.Helper()
-	return startResponderCmd(t, nil, nil, data, extra...)
-}
-
-// startResponderCmd is startResponder with an optional command prefix
-// (e.g. a namespace wrapper; nil runs the binary directly) and extra
-// environment entries.
-func startResponderCmd(t testing.TB, prefix, env []string, data string, extra ...string) *responder {
-	t.Helper()
-	bin := harness.ProcessBinary(t, "kms-responder")
-	port, admin := harness.FreePort(t), harness.FreePort(t)
-	args := append([]string{bin, "serve", "--group", testGroup, "--data", data,
-		"--listen", "127.0.0.1:" + strconv.Itoa(port),
-		"--metrics", "127.0.0.1:" + strconv.Itoa(admin), "--log-format", "json", "--log-level", "info"}, extra...)
-	args = append(append([]string(nil), prefix...), args...)
-	r := &responder{
-		cmd:    exec.Command(args[0], args[1:]...),
-		addr:   "127.0.0.1:" + strconv.Itoa(port),
-		admin:  "127.0.0.1:" + strconv.Itoa(admin),
-		stderr: &harness.SyncBuffer{},
-		done:   make(chan struct{}),
-	}
-	r.cmd.Env = append(os.Environ(), env...)
-	r.cmd.Stderr = r.stderr
-	r.cmd.Stdout = r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { r.cmd.Wait(); close(r.done) }()
-	t.Cleanup(func() {
-		r.cmd.Process.Kill()
-		<-r.done
-		if t.Failed() {
-			t.Logf("responder output:\n%s", condense(r.stderr.String(), 8000))
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-r.done:
-			t.Fatalf("responder exited early: %s", r.stderr.String())
-		default:
-		}
-		if code, _ := httpGet(r.admin, "/healthz"); code == http.StatusOK {
-			if c, err := net.DialTimeout("tcp", r.addr, time.Second); err == nil {
-				c.Close()
-				return r
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("responder not ready within 15s: %s", r.stderr.String())
-	return nil
-}
-
-// condense shortens a child's log for a failure report: lines with the
-// same message after the third are dropped, then the last n bytes are kept.
-func condense(s string, n int) string {
-	var b strings.Builder
-	seen := map[string]int{}
-	for _, line := range strings.SplitAfter(s, "\n") {
-		msg := line
-		if i := strings.Index(line, `"msg":`); i >= 0 {
-			msg = line[i:min(len(line), i+60)]
-		}
-		if seen[msg]++; seen[msg] <= 3 {
-			b.WriteString(line)
-		}
-	}
-	out := b.String()
-	if len(out) > n {
-		out = out[len(out)-n:]
-	}
-	return out
-}
-
 // httpGet fetches path from the admin listener; code 0 means no answer.
 func httpGet(addr, path string) (int, string) {
 	c := http.Client{Timeout: 3 * time.Second}
@@ -133,58 +41,16 @@ func httpGet(addr, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// metric returns the sum of the samples of name whose labels contain every
-// one of labels (e.g. `event="conn_evicted"`), or -1 if there is none.
-func (r *responder) metric(t testing.TB, name string, labels ...string) float64 {
-	t.Helper()
-	code, body := httpGet(r.admin, "/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d %s", code, body)
-	}
-	sum, found := 0.0, false
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != '{' && rest[0] != ' ') {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			ok = ok && strings.Contains(rest, l)
-		}
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		sum += v
-		found = true
-	}
-	if !found {
-		return -1
-	}
-	return sum
-}
-
 // event is the value of kms_responder_connection_events_total{event=e}.
-func (r *responder) event(t testing.TB, e string) float64 {
-	return r.metric(t, "kms_responder_connection_events_total", `event="`+e+`"`)
+func event(t testing.TB, r *harness.Responder, e string) float64 {
+	t.Helper()
+	return r.Metric(t, "kms_responder_connection_events_total", `event="`+e+`"`)
 }
 
 // vmKiB reads a "Vm..." field (kB) of the responder's /proc status.
-func (r *responder) vmKiB(t testing.TB, field string) int {
+func vmKiB(t testing.TB, r *harness.Responder, field string) int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.Pid()))
 	if err != nil {
 		t.Fatal(err)
 	}

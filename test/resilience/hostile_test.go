@@ -12,6 +12,7 @@ import (
 	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/responder/kmsclient"
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // bindPDU is a single-fragment bind offering NDR32 for the KMS interface.
@@ -65,9 +66,9 @@ func waitClosed(c net.Conn, limit time.Duration) (pdus int, closed bool) {
 // activates, the errors are counted and the server's peak RSS is bounded.
 func TestHostilePDUs(t *testing.T) {
 	const ioTimeout = 2 * time.Second
-	r := startResponder(t, t.TempDir(), "--first-pdu-timeout", "2s", "--idle-timeout", "3s", "--io-timeout", "2s")
+	r := harness.StartResponder(t, t.TempDir(), "--group", testGroup, "--first-pdu-timeout", "2s", "--idle-timeout", "3s", "--io-timeout", "2s")
 	dial := func(t *testing.T) net.Conn {
-		c, err := net.DialTimeout("tcp4", r.addr, 3*time.Second)
+		c, err := net.DialTimeout("tcp4", r.Addr, 3*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,9 +192,9 @@ func TestHostilePDUs(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		// Runs after the parallel subtests finished.
-		took := mustActivate(t, r.addr, 5*time.Second)
-		pduErrs, timeouts := r.event(t, "pdu_error"), r.event(t, "timeout")
-		hwm := r.vmKiB(t, "VmHWM")
+		took := mustActivate(t, r.Addr, 5*time.Second)
+		pduErrs, timeouts := event(t, r, "pdu_error"), event(t, r, "timeout")
+		hwm := vmKiB(t, r, "VmHWM")
 		t.Logf("afterwards: activation %v; pdu_error %v, timeout %v; server VmHWM %d KiB", took.Round(time.Millisecond), pduErrs, timeouts, hwm)
 		if pduErrs < 2 {
 			t.Errorf("pdu_error = %v, want at least 2 (oversized, fragment flood)", pduErrs)

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kmsdns/kmsdns/test/harness"
 )
 
 // TestSlowloris opens 10,000 connections from one address (the per-address
@@ -24,7 +26,7 @@ func TestSlowloris(t *testing.T) {
 	if got := raiseNoFile(t, 19000); got < total+1000 {
 		t.Skipf("soft RLIMIT_NOFILE is %d; the test needs %d", got, total+1000)
 	}
-	r := startResponder(t, t.TempDir(), "--max-connections", "4000", "--max-connections-per-address", "10000",
+	r := harness.StartResponder(t, t.TempDir(), "--group", testGroup, "--max-connections", "4000", "--max-connections-per-address", "10000",
 		"--first-pdu-timeout", "3s", "--idle-timeout", "5s", "--io-timeout", "2s")
 
 	var (
@@ -67,7 +69,7 @@ func TestSlowloris(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < total; i += dialers {
-				c, err := net.DialTimeout("tcp4", r.addr, 5*time.Second)
+				c, err := net.DialTimeout("tcp4", r.Addr, 5*time.Second)
 				if err != nil {
 					dialErrs.Add(1)
 					continue
@@ -83,11 +85,11 @@ func TestSlowloris(t *testing.T) {
 		}()
 	}
 	// A well-behaved client while the flood is being opened.
-	during := mustActivate(t, r.addr, 5*time.Second)
+	during := mustActivate(t, r.Addr, 5*time.Second)
 	wg.Wait()
 	opened := time.Since(start)
-	after := mustActivate(t, r.addr, 5*time.Second)
-	if open := r.metric(t, "kms_responder_open_connections"); open < 0 || open > maxConns {
+	after := mustActivate(t, r.Addr, 5*time.Second)
+	if open := r.Metric(t, "kms_responder_open_connections"); open < 0 || open > maxConns {
 		t.Errorf("kms_responder_open_connections = %v with %d connections offered, want at most the cap %d", open, total, maxConns)
 	} else {
 		t.Logf("open connections at the cap: %v", open)
@@ -100,10 +102,10 @@ func TestSlowloris(t *testing.T) {
 
 	// Let the first-PDU and I/O deadlines fire, then activate again.
 	time.Sleep(3500 * time.Millisecond)
-	late := mustActivate(t, r.addr, 5*time.Second)
+	late := mustActivate(t, r.Addr, 5*time.Second)
 
-	evicted, timeouts, refused := r.event(t, "conn_evicted"), r.event(t, "timeout"), r.event(t, "conn_refused")
-	hwm := r.vmKiB(t, "VmHWM")
+	evicted, timeouts, refused := event(t, r, "conn_evicted"), event(t, r, "timeout"), event(t, r, "conn_refused")
+	hwm := vmKiB(t, r, "VmHWM")
 	t.Logf("evicted %v, timeouts %v, refused %v; activation after the deadlines %v; server VmHWM %d KiB",
 		evicted, timeouts, refused, late.Round(time.Millisecond), hwm)
 	if evicted < total-maxConns-total/10 {

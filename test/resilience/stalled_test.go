@@ -96,7 +96,7 @@ func (f *stalledFlood) stop() {
 }
 
 // count is a connection event's counter, 0 before its first occurrence.
-func count(t testing.TB, r *responder, e string) float64 { return max(0, r.event(t, e)) }
+func count(t testing.TB, r *harness.Responder, e string) float64 { return max(0, event(t, r, e)) }
 
 // srvTargets asks the DNS server at addr for name's SRV targets.
 func srvTargets(addr, name string) (map[string]bool, error) {
@@ -115,11 +115,11 @@ func srvTargets(addr, name string) (map[string]bool, error) {
 	return out, nil
 }
 
-// TestStalledHeadersCannotLockOut is issue 9 item 4: connections that sent
-// a complete PDU header and then nothing filled a 20-connection cap, new
-// clients got EOF and the plugin's probe failed, so the host left DNS too.
-// Here more such connections than the cap are held and re-dialled for
-// several seconds (the issue's 20-connection cap, and the default caps with
+// TestStalledHeadersCannotLockOut: connections that send a complete PDU
+// header and then nothing must not fill a connection cap so that new
+// clients get EOF and the plugin's probe fails (the host would leave DNS
+// too). Here more such connections than the cap are held and re-dialled for
+// several seconds (a 20-connection cap, and the default caps with
 // 1200 connections from 10 addresses, each below the per-address cap); the
 // real bin/coredns probes the responder every 100 ms (two failures mark it
 // down, and `all_down none` then answers nothing), and a well-behaved
@@ -150,8 +150,8 @@ func TestStalledHeadersCannotLockOut(t *testing.T) {
 }
 
 func stalledLockOut(t *testing.T, flags []string, cap int, srcs []string, flood int) {
-	r := startResponder(t, t.TempDir(), flags...)
-	_, port, _ := net.SplitHostPort(r.addr)
+	r := harness.StartResponder(t, t.TempDir(), append([]string{"--group", testGroup}, flags...)...)
+	_, port, _ := net.SplitHostPort(r.Addr)
 	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {
 	bind 127.0.0.1
 	vlmcs {
@@ -170,9 +170,9 @@ func stalledLockOut(t *testing.T, flags []string, cap int, srcs []string, flood 
 		return err == nil && s[member]
 	})
 
-	f := startStalledFlood(t, r.addr, srcs, flood)
+	f := startStalledFlood(t, r.Addr, srcs, flood)
 	harness.Eventually(t, 20*time.Second, "the cap full of stalled connections", func() bool {
-		return r.metric(t, "kms_responder_open_connections") >= float64(cap) && r.event(t, "conn_evicted") > 0
+		return r.Metric(t, "kms_responder_open_connections") >= float64(cap) && event(t, r, "conn_evicted") > 0
 	})
 	var missing, activations, retried int
 	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); {
@@ -184,10 +184,10 @@ func stalledLockOut(t *testing.T, flags []string, cap int, srcs []string, flood 
 		// A new connection is evictable until its first PDU arrives, like a stalled one; on
 		// two shared cores the flood can win that race. A client that tries again (as
 		// Windows does, at its next attempt) must get through.
-		if err := tryActivate(t, r.addr, 10*time.Second); err != nil {
+		if err := tryActivate(t, r.Addr, 10*time.Second); err != nil {
 			retried++
 			t.Logf("activation attempt failed, trying again: %v", err)
-			mustActivate(t, r.addr, 10*time.Second)
+			mustActivate(t, r.Addr, 10*time.Second)
 		}
 		activations++
 		time.Sleep(100 * time.Millisecond)
@@ -214,19 +214,19 @@ func stalledLockOut(t *testing.T, flags []string, cap int, srcs []string, flood 
 // max_connections_per_address connections (metric exported), the rest are
 // evicted per address, and a client at another address is unaffected.
 func TestPerAddressLimit(t *testing.T) {
-	r := startResponder(t, t.TempDir(), "--max-connections-per-address", "10")
-	if got := r.metric(t, "kms_responder_max_connections_per_address"); got != 10 {
+	r := harness.StartResponder(t, t.TempDir(), "--group", testGroup, "--max-connections-per-address", "10")
+	if got := r.Metric(t, "kms_responder_max_connections_per_address"); got != 10 {
 		t.Fatalf("kms_responder_max_connections_per_address = %v, want 10", got)
 	}
-	if got := r.metric(t, "kms_responder_connection_timeout_seconds", `timeout="body"`); got != dcerpc.DefaultBodyTimeout.Seconds() {
+	if got := r.Metric(t, "kms_responder_connection_timeout_seconds", `timeout="body"`); got != dcerpc.DefaultBodyTimeout.Seconds() {
 		t.Errorf("body timeout metric = %v, want %v", got, dcerpc.DefaultBodyTimeout.Seconds())
 	}
-	f := startStalledFlood(t, r.addr, []string{"127.0.0.3"}, 50)
-	harness.Eventually(t, 10*time.Second, "per-address evictions", func() bool { return r.event(t, "conn_evicted_per_address") >= 40 })
-	if open := r.metric(t, "kms_responder_open_connections"); open > 10 {
+	f := startStalledFlood(t, r.Addr, []string{"127.0.0.3"}, 50)
+	harness.Eventually(t, 10*time.Second, "per-address evictions", func() bool { return event(t, r, "conn_evicted_per_address") >= 40 })
+	if open := r.Metric(t, "kms_responder_open_connections"); open > 10 {
 		t.Errorf("open connections %v with one flooding address, want at most its limit 10", open)
 	}
-	mustActivate(t, r.addr, 10*time.Second)
+	mustActivate(t, r.Addr, 10*time.Second)
 	f.stop()
 	if n := count(t, r, "conn_evicted"); n != 0 {
 		t.Errorf("conn_evicted = %v, want 0: the global cap was never reached", n)
@@ -257,11 +257,11 @@ func TestStalledFloodLatency(t *testing.T) {
 	if got := raiseNoFile(t, 4*flood); got < 2*flood+200 {
 		t.Skipf("soft RLIMIT_NOFILE is %d; the test needs %d", got, 2*flood+200)
 	}
-	r := startResponder(t, t.TempDir())
+	r := harness.StartResponder(t, t.TempDir(), "--group", testGroup)
 	measure := func() []time.Duration {
 		var out []time.Duration
 		for range n {
-			out = append(out, mustActivate(t, r.addr, 10*time.Second))
+			out = append(out, mustActivate(t, r.Addr, 10*time.Second))
 			// A stream of clients, so that a phase outlasts the 2 s body
 			// deadline and the flood's re-dials.
 			time.Sleep(10 * time.Millisecond)
@@ -270,7 +270,7 @@ func TestStalledFloodLatency(t *testing.T) {
 		return out
 	}
 	pct := func(d []time.Duration, p int) time.Duration { return d[(len(d)-1)*p/100] }
-	mustActivate(t, r.addr, 10*time.Second) // warm up
+	mustActivate(t, r.Addr, 10*time.Second) // warm up
 	base := measure()
 	var b strings.Builder
 	fmt.Fprintf(&b, "activation latency, %d activations per phase, default caps:\n", n)
@@ -288,17 +288,17 @@ func TestStalledFloodLatency(t *testing.T) {
 		{"1000 stalled from 8 addresses (all held)", spread, flood * 9 / 10},
 		{"1000 stalled from 1 address (per-address cap)", []string{"127.0.9.100"}, dcerpc.DefaultMaxConnsPerAddr},
 	} {
-		f := startStalledFlood(t, r.addr, ph.srcs, flood)
+		f := startStalledFlood(t, r.Addr, ph.srcs, flood)
 		harness.Eventually(t, 20*time.Second, ph.name, func() bool {
-			return f.dials.Load() >= flood && r.metric(t, "kms_responder_open_connections") >= float64(ph.held)
+			return f.dials.Load() >= flood && r.Metric(t, "kms_responder_open_connections") >= float64(ph.held)
 		})
 		during := measure()
-		open := r.metric(t, "kms_responder_open_connections")
+		open := r.Metric(t, "kms_responder_open_connections")
 		f.stop()
 		fmt.Fprintf(&b, "  %-48s p50 %8v  p99 %8v  (%.2fx, %.2fx vs without; server held %v connections at the end; %d flood dials)\n", ph.name,
 			pct(during, 50).Round(time.Microsecond), pct(during, 99).Round(time.Microsecond),
 			float64(pct(during, 50))/float64(pct(base, 50)), float64(pct(during, 99))/float64(pct(base, 99)), open, f.dials.Load())
-		harness.Eventually(t, 10*time.Second, "the flood's connections closed", func() bool { return r.metric(t, "kms_responder_open_connections") <= 1 })
+		harness.Eventually(t, 10*time.Second, "the flood's connections closed", func() bool { return r.Metric(t, "kms_responder_open_connections") <= 1 })
 	}
 	t.Log(b.String())
 	if refused := count(t, r, "conn_refused") + count(t, r, "conn_refused_per_address"); refused != 0 {

@@ -3,9 +3,9 @@ package tsigkey
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/fileperm"
 )
 
 // MaxFileSize is the largest key file Parse and ReadFile accept (a key
@@ -135,41 +135,20 @@ func parseClause(lx *lexer, kw token) (Key, error) {
 }
 
 // ReadFile reads and parses a key file. The file must be a regular file of
-// at most MaxFileSize bytes that neither group nor others may access (as
-// ssh requires of private keys): a key file readable by others is refused,
-// not used. Errors name the file.
+// at most MaxFileSize bytes that meets plugin/pkg/fileperm's rules for a
+// secret: owned by root or the running user, accessible by neither group
+// nor others (as ssh requires of private keys), in directories only they
+// can change; a copy systemd hands over in $CREDENTIALS_DIRECTORY is
+// exempt. A key file others could read or change is refused, not used.
+// Errors name the file.
 func ReadFile(path string) ([]Key, error) {
-	f, err := os.Open(path)
+	data, err := fileperm.ReadFile("", path, fileperm.Secret, MaxFileSize+1)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if err := CheckMode(path, st.Mode()); err != nil {
-		return nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	keys, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return keys, nil
-}
-
-// CheckMode refuses a key file whose permission bits let group or others
-// read, write or execute it.
-func CheckMode(path string, mode os.FileMode) error {
-	if perm := mode.Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%s: permissions %04o are too open: a TSIG key file must not be accessible by group or others (run chmod 600 %s, owned by the user the server runs as)", path, perm, path)
-	}
-	return nil
 }

@@ -1,0 +1,142 @@
+package fileperm
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// mkdirMode makes dir with exactly mode (no umask).
+func mkdirMode(t *testing.T, dir string, mode os.FileMode) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func symlink(t *testing.T, target, link string) string {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	return link
+}
+
+func TestOpenDir(t *testing.T) {
+	base := mkdirMode(t, filepath.Join(t.TempDir(), "base"), 0o755)
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T) string
+		want  string // "" for accepted
+	}{
+		{"private", func(t *testing.T) string { return mkdirMode(t, filepath.Join(base, "a"), 0o700) }, ""},
+		{"group readable", func(t *testing.T) string { return mkdirMode(t, filepath.Join(base, "b"), 0o750) }, ""},
+		{"missing, created", func(t *testing.T) string { return filepath.Join(base, "new", "data") }, ""},
+		{"relative path with ..", func(t *testing.T) string {
+			mkdirMode(t, filepath.Join(base, "rel", "x"), 0o700)
+			return filepath.Join(base, "rel", "x", "..", "x")
+		}, ""},
+		{"group writable", func(t *testing.T) string { return mkdirMode(t, filepath.Join(base, "c"), 0o770) },
+			"is writable by group or others (mode 0770)"},
+		{"world writable", func(t *testing.T) string { return mkdirMode(t, filepath.Join(base, "d"), 0o777) },
+			"run `chmod go-w "},
+		{"world writable parent", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(base, "e"), 0o777)
+			return mkdirMode(t, filepath.Join(p, "data"), 0o700)
+		}, "the directory above it, " + filepath.Join(base, "e") + ", is writable by group or others (mode 0777) without the sticky bit"},
+		{"sticky parent", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(base, "f"), 0o777|os.ModeSticky)
+			return mkdirMode(t, filepath.Join(p, "data"), 0o700)
+		}, ""},
+		{"symlink to a private directory", func(t *testing.T) string {
+			real := mkdirMode(t, filepath.Join(base, "g"), 0o700)
+			return symlink(t, real, filepath.Join(base, "g-link"))
+		}, ""},
+		{"relative symlink", func(t *testing.T) string {
+			mkdirMode(t, filepath.Join(base, "r", "real"), 0o700)
+			return symlink(t, "r/real", filepath.Join(base, "r-link"))
+		}, ""},
+		{"symlink into a world-writable directory", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(base, "h"), 0o777)
+			real := mkdirMode(t, filepath.Join(p, "data"), 0o700)
+			return symlink(t, real, filepath.Join(base, "h-link"))
+		}, "is writable by group or others (mode 0777) without the sticky bit"},
+		{"symlink loop", func(t *testing.T) string {
+			symlink(t, "loop-b", filepath.Join(base, "loop-a"))
+			symlink(t, "loop-a", filepath.Join(base, "loop-b"))
+			return filepath.Join(base, "loop-a")
+		}, "more than 40 symbolic links"},
+		{"not a directory", func(t *testing.T) string {
+			p := filepath.Join(base, "file")
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, "is not a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tc.setup(t)
+			root, err := OpenDir("data directory", path, 0o700)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+			if err != nil {
+				return
+			}
+			defer root.Close()
+			// The root held is the directory the path names now.
+			want, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := root.Stat(".")
+			if err != nil || !os.SameFile(want, got) {
+				t.Errorf("held %v, want the directory %s names (%v)", got, path, err)
+			}
+		})
+	}
+}
+
+// TestOpenDirOwners needs root: directories and links owned by another
+// user.
+func TestOpenDirOwners(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another user")
+	}
+	base := mkdirMode(t, filepath.Join(t.TempDir(), "base"), 0o755)
+	other := mkdirMode(t, filepath.Join(base, "other"), 0o700)
+	if err := os.Chown(other, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenDir("data directory", other, 0o700); err == nil || !strings.Contains(err.Error(), "run `chown -R root ") {
+		t.Errorf("a data directory owned by uid 65534: %v", err)
+	}
+	// A link another user owns in a sticky world-writable directory (as
+	// /tmp) is refused whatever it points at: its owner can flip it.
+	sticky := mkdirMode(t, filepath.Join(base, "sticky"), 0o777|os.ModeSticky)
+	mine := mkdirMode(t, filepath.Join(base, "mine"), 0o700)
+	link := symlink(t, mine, filepath.Join(sticky, "data"))
+	if err := os.Lchown(link, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenDir("data directory", link, 0o700); err == nil || !strings.Contains(err.Error(), "the symbolic link "+link+" is owned by ") {
+		t.Errorf("a link owned by uid 65534: %v", err)
+	}
+	// A parent owned by another user is refused.
+	parent := mkdirMode(t, filepath.Join(base, "theirs"), 0o755)
+	inner := mkdirMode(t, filepath.Join(parent, "data"), 0o700)
+	if err := os.Chown(parent, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenDir("data directory", inner, 0o700); err == nil || !strings.Contains(err.Error(), "the directory above it, "+parent+", is owned by ") {
+		t.Errorf("a parent owned by uid 65534: %v", err)
+	}
+}

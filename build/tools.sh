@@ -20,6 +20,16 @@ ensure_debian_tools() {
 	# named (bind9): a DNS server that takes RFC 2136 updates, for the audit's
 	# deletion tests (CoreDNS's file plugin takes none).
 	command -v named >/dev/null 2>&1 || [[ -x /usr/sbin/named ]] || need+=(bind9)
+	# A real Active Directory for test/ad (test/samba): Samba's AD DC (samba,
+	# samba-ad-dc with winbind, samba-tool in samba-common-bin, the schema files
+	# of samba-ad-provision), kinit (krb5-user) and ip (iproute2) to set up the
+	# DC's loopback address inside its network namespace.
+	command -v samba >/dev/null 2>&1 || [[ -x /usr/sbin/samba ]] || need+=(samba)
+	command -v samba-tool >/dev/null 2>&1 || need+=(samba-common-bin)
+	dpkg -s samba-ad-dc >/dev/null 2>&1 || need+=(samba-ad-dc winbind)
+	[[ -d /usr/share/samba/setup/ad-schema ]] || need+=(samba-ad-provision)
+	command -v kinit >/dev/null 2>&1 || need+=(krb5-user)
+	command -v ip >/dev/null 2>&1 || [[ -x /usr/sbin/ip ]] || need+=(iproute2)
 	# dnsmasq (dnsmasq-base): a forwarding cache in front of CoreDNS (--cache-rr=SRV), for
 	# the tests where a cache is the attacker's tool (test/passthrough_test.go); named is the
 	# other one (a forward-only resolver).

@@ -30,6 +30,7 @@ type auditFlags struct {
 	timeout                        time.Duration
 	prometheus, nsupdate, psScript string
 	tsigKeyFile                    string
+	gss                            gssFlags
 }
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -54,6 +55,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	fs.BoolVar(&f.fix, "fix", false, "delete the bad records by RFC 2136 UPDATE at --dns (after showing them and asking), then audit again")
 	fs.BoolVar(&f.yes, "yes", false, "with --fix: do not ask")
 	fs.StringVar(&f.tsigKeyFile, "tsig-key-file", "", "TSIG key `file` for --fix and --axfr (BIND key clause or ALG:NAME:SECRET); unsigned without it")
+	f.gss.register(fs)
 	if help, err := parseFlags(fs, args); help {
 		return exitOK, nil
 	} else if err != nil {
@@ -159,6 +161,9 @@ func (f *auditFlags) config() (audit.Config, error) {
 	if len(cfg.Domains) == 0 {
 		return cfg, usagef("--domain DOMAIN is required (the Corefile names no scrub zone)")
 	}
+	if err := f.gss.check(f.tsigKeyFile); err != nil {
+		return cfg, err
+	}
 	if len(*f.ports.dst) > 0 {
 		portArgs = *f.ports.dst
 	}
@@ -211,7 +216,7 @@ func (f *auditFlags) writeOutputs(rep *audit.Report, stdout io.Writer) error {
 	files := []struct {
 		path  string
 		write func(io.Writer)
-	}{{f.prometheus, rep.WritePrometheus}, {f.nsupdate, rep.WriteNSUpdate}, {f.psScript, rep.WritePowerShell}}
+	}{{f.prometheus, rep.WritePrometheus}, {f.nsupdate, f.gss.nsupdateWriter(rep)}, {f.psScript, rep.WritePowerShell}}
 	for _, o := range files {
 		if o.path == "" {
 			continue
@@ -227,13 +232,17 @@ func (f *auditFlags) writeOutputs(rep *audit.Report, stdout io.Writer) error {
 func (f *auditFlags) runFix(ctx context.Context, cfg audit.Config, rep *audit.Report, stdout, stderr io.Writer) (*audit.Report, error) {
 	removals, skipped := rep.Removals()
 	server, _ := audit.ServerAddr(f.dns)
+	how := signedBy(cfg.TSIG)
+	if f.gss.on {
+		how = "signed by GSS-TSIG with " + f.gss.settings().Credentials.String()
+	}
 	for _, s := range skipped {
 		fmt.Fprintf(stderr, "not deleted: %s\n", s)
 	}
 	if len(removals) == 0 {
 		return rep, nil
 	}
-	fmt.Fprintf(stderr, "\n--fix will delete %d record(s) at %s by RFC 2136 UPDATE (%s):\n", len(removals), server, signedBy(cfg.TSIG))
+	fmt.Fprintf(stderr, "\n--fix will delete %d record(s) at %s by RFC 2136 UPDATE (%s):\n", len(removals), server, how)
 	for _, r := range removals {
 		fmt.Fprintf(stderr, "  %s %s %s   (zone %s)\n", r.Owner, r.Type, r.RData(), r.Zone)
 	}
@@ -246,7 +255,13 @@ func (f *auditFlags) runFix(ctx context.Context, cfg audit.Config, rep *audit.Re
 		}
 	}
 	failed := false
-	for _, d := range audit.Delete(ctx, server, cfg.TSIG, removals, f.timeout) {
+	deletions := audit.Delete
+	if f.gss.on {
+		deletions = func(ctx context.Context, server string, _ *audit.TSIGKey, removals []audit.Removal, timeout time.Duration) []audit.Deletion {
+			return audit.DeleteGSS(ctx, server, f.gss.settings(), removals, timeout)
+		}
+	}
+	for _, d := range deletions(ctx, server, cfg.TSIG, removals, f.timeout) {
 		if d.Err != nil {
 			failed = true
 			fmt.Fprintf(stderr, "zone %s: %v\n", d.Zone, d.Err)

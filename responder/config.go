@@ -69,17 +69,18 @@ type serveConfig struct {
 
 // registerConfig is the DNS registration (RFC 2136 UPDATE) part of serve.
 type registerConfig struct {
-	Servers     []string `yaml:"servers"`
-	Zones       nameList `yaml:"zone"`
-	Target      string   `yaml:"target"`
-	Addresses   []string `yaml:"addresses"`
-	Port        int      `yaml:"port"`
-	Priority    int      `yaml:"priority"`
-	Weight      int      `yaml:"weight"`
-	TTL         int      `yaml:"ttl"`
-	Lease       duration `yaml:"lease"`
-	TSIGKey     string   `yaml:"tsig_key"`
-	TSIGKeyFile string   `yaml:"tsig_key_file"`
+	Servers     []string    `yaml:"servers"`
+	Zones       nameList    `yaml:"zone"`
+	Target      string      `yaml:"target"`
+	Addresses   []string    `yaml:"addresses"`
+	Port        int         `yaml:"port"`
+	Priority    int         `yaml:"priority"`
+	Weight      int         `yaml:"weight"`
+	TTL         int         `yaml:"ttl"`
+	Lease       duration    `yaml:"lease"`
+	TSIGKey     string      `yaml:"tsig_key"`
+	TSIGKeyFile string      `yaml:"tsig_key_file"`
+	GSS         registerGSS `yaml:",inline"`
 	// CheckInterval is how often each DNS server is asked whether it still lists this
 	// host (0: never); a server that lost the record gets it again at once.
 	CheckInterval duration `yaml:"check_interval"`
@@ -256,6 +257,7 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.Var(&r.Lease, "lease", "registration lease requested from the DNS server")
 	fs.Var(&r.CheckInterval, "check-interval", "how often to ask each DNS server whether it still lists this host, registering again at once when not (0: never)")
 	fs.StringVar(&r.TSIGKeyFile, "tsig-key-file", r.TSIGKeyFile, "`file` holding the TSIG key (ALG:NAME:BASE64SECRET, or a BIND key clause); else $KMS_RESPONDER_TSIG_KEY or the config file's tsig_key")
+	r.GSS.flags(fs)
 }
 
 // loadServeConfig parses args: an optional --config file first, then flags
@@ -394,14 +396,7 @@ func decodeSettings(file, prefix string, n *yaml.Node, v reflect.Value) error {
 	}
 	fields := map[string]reflect.Value{}
 	var names []string
-	for i := 0; i < v.NumField(); i++ {
-		tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
-		if tag == "" || tag == "-" {
-			continue
-		}
-		fields[tag] = v.Field(i)
-		names = append(names, tag)
-	}
+	settingFields(v, fields, &names)
 	var errs []error
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -419,6 +414,23 @@ func decodeSettings(file, prefix string, n *yaml.Node, v reflect.Value) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// settingFields collects v's settings by YAML key; the keys of a struct field tagged
+// `yaml:",inline"` are its parent's.
+func settingFields(v reflect.Value, fields map[string]reflect.Value, names *[]string) {
+	for i := 0; i < v.NumField(); i++ {
+		tag, opts, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+		if tag == "" && opts == "inline" && v.Field(i).Kind() == reflect.Struct {
+			settingFields(v.Field(i), fields, names)
+			continue
+		}
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fields[tag] = v.Field(i)
+		*names = append(*names, tag)
+	}
 }
 
 // decodeSetting decodes one value into field f: nested settings, a list
@@ -594,6 +606,7 @@ func (c *serveConfig) validate() error {
 		if len(r.Zones) > 1 && strings.Contains(strings.TrimSuffix(r.Target, "."), ".") {
 			bad("register.target", "target", "with several zones give the target as a host label (e.g. kms1), not %q", r.Target)
 		}
+		r.GSS.check(r.TSIGKey != "" || r.TSIGKeyFile != "", bad)
 		if r.CheckInterval < 0 {
 			bad("register.check_interval", "check-interval", "%s is negative", r.CheckInterval)
 		}

@@ -44,6 +44,12 @@ func (c *serveConfig) registerConfig() (*serve.RegisterConfig, error) {
 		return nil, err
 	}
 	rc.Publish.Key = key
+	if rc.Also, err = r.GSS.also(rc.Publish, r.Target); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.where("register.ad_zone", "ad-zone"), err)
+	}
+	if r.GSS.On && rc.Also == nil {
+		r.GSS.apply(&rc.Publish)
+	}
 	for _, zone := range r.Zones {
 		target, err := targetIn(r.Target, zone, len(r.Zones))
 		if err != nil {

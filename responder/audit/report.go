@@ -212,7 +212,7 @@ func (rep *Report) WritePowerShell(w io.Writer) {
 		rep.Started.Format(time.RFC3339), len(removals))
 	fmt.Fprintln(w, "# Run on (or with -ComputerName against) a DNS server of the zone, as a DNS admin.")
 	fmt.Fprintln(w, "# (Active Directory-integrated zones that accept secure updates only take updates signed with")
-	fmt.Fprintln(w, "# Kerberos (GSS-TSIG), which kms-responder does not speak: --fix cannot delete there; this script can.)")
+	fmt.Fprintln(w, "# Kerberos (GSS-TSIG): --fix --gss-tsig deletes there too, as this script does.)")
 	fmt.Fprintln(w, "$ErrorActionPreference = 'Stop'")
 	for _, s := range skipped {
 		fmt.Fprintf(w, "# not deleted: %s\n", oneLine(s))

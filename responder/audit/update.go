@@ -57,7 +57,7 @@ func deleteZone(ctx context.Context, server string, key *TSIGKey, zone string, r
 		hint := ""
 		switch resp.Rcode {
 		case dns.RcodeRefused:
-			hint = ": the server does not accept this update (unsigned or this key): give --tsig-key-file with a key it allows; an AD zone that takes secure updates only needs Kerberos (GSS-TSIG), which this tool does not speak: use --powershell-out"
+			hint = ": the server does not accept this update (unsigned or this key): give --tsig-key-file with a key it allows; an AD zone that takes secure updates only needs Kerberos: give --gss-tsig (after kinit, or with --krb5-keytab)"
 		case dns.RcodeNotAuth:
 			hint = ": the TSIG signature was not accepted (wrong key, or the clocks differ)"
 		case dns.RcodeNotZone:

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -62,6 +63,10 @@ type Config struct {
 	// Key signs every update with TSIG. Nil sends unsigned updates, which
 	// servers accept only from networks they allow.
 	Key *tsigkey.Key
+	// Sign, when set, signs and sends every update itself and returns the verified answer
+	// (GSS-TSIG for Active Directory, plugin/pkg/gsstsig's Signer.Exchange), over TCP; an
+	// error answer it returns with a nil error counts as the server's refusal. Key must be nil.
+	Sign func(ctx context.Context, server string, m *dns.Msg) (*dns.Msg, error)
 	// TCP sends every update over TCP instead of UDP first. Unsigned
 	// updates always go over TCP: servers accept them only there, since
 	// a UDP source address can be spoofed.
@@ -105,6 +110,7 @@ type settings struct {
 	ttl        uint32
 	lease      uint32 // seconds
 	key        *tsigkey.Key
+	signWith   func(ctx context.Context, server string, m *dns.Msg) (*dns.Msg, error)
 	unsigned   bool // accept unsigned answers to signed updates
 	tcpOnly    bool // skip UDP
 	timeout    time.Duration
@@ -229,6 +235,10 @@ func (c Config) validate() (*settings, error) {
 		}
 		s.key = &k
 	}
+	if c.Sign != nil && c.Key != nil {
+		return nil, fmt.Errorf("publish: give Key (TSIG) or Sign (GSS-TSIG), not both")
+	}
+	s.signWith = c.Sign
 	s.tcpOnly = c.TCP || s.key == nil
 
 	if s.timeout == 0 {

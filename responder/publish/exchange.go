@@ -81,6 +81,15 @@ type reply struct {
 // configured), and checks the answer. Each attempt carries a fresh ID, so
 // a signed retry has its own MAC.
 func (s *settings) exchange(ctx context.Context, server string, build func() *dns.Msg) (reply, error) {
+	if s.signWith != nil {
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		r, err := s.signWith(ctx, server, build())
+		if err != nil {
+			return reply{}, err
+		}
+		return s.checkAnswer(server, "tcp", r)
+	}
 	src, explicit := s.sourceFor(server)
 	rep, err := dnsexchange.Exchange(ctx, server, build(), dnsexchange.Options{
 		Timeout: s.timeout,

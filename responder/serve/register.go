@@ -26,6 +26,9 @@ type RegisterConfig struct {
 	// KeyHint names where a TSIG key could come from, for the warning
 	// logged when Publish.Key is nil.
 	KeyHint string
+	// Also is a second registration run with this one, with its own servers and signing:
+	// an Active Directory zone by GSS-TSIG next to CoreDNS by TSIG.
+	Also *RegisterConfig
 }
 
 // Zone is one zone to register in and this host's name (SRV target) in it.
@@ -56,7 +59,7 @@ func newRegistration(c RegisterConfig, lns []net.Listener, log *slog.Logger) (*r
 			}
 		}
 	}
-	if base.Key == nil {
+	if base.Key == nil && base.Sign == nil {
 		log.Warn("DNS registration is configured without a TSIG key: the vlmcs plugin refuses unsigned updates "+
 			"unless this host's network is listed with `unsigned` (over TCP); give "+c.KeyHint,
 			"servers", base.Servers)
@@ -71,6 +74,13 @@ func newRegistration(c RegisterConfig, lns []net.Listener, log *slog.Logger) (*r
 			return nil, fmt.Errorf("registration in %s: %w", z.Zone, err)
 		}
 		reg.zones = append(reg.zones, zoneRegistration{zone: z.Zone, target: z.Target, pub: pub})
+	}
+	if c.Also != nil {
+		also, err := newRegistration(*c.Also, lns, log)
+		if err != nil {
+			return nil, err
+		}
+		reg.zones = append(reg.zones, also.zones...)
 	}
 	return reg, nil
 }

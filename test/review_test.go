@@ -1,0 +1,243 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/kmsdns/kmsdns/test/harness"
+	"github.com/kmsdns/kmsdns/test/testkit"
+)
+
+// Findings of an outside review of the vlmcs plugin. Each test states the safe behaviour a
+// network team relies on (clients asking `_vlmcs._tcp` through CoreDNS, or through a cache or
+// resolver in front of it, reach only approved hosts; a captured signed update acts once).
+
+// reviewDelegZone is the DNS behind (standing in for Active Directory): ad.test holds a
+// delegation of a client's search domain, sub.ad.test, to a server the attacker runs
+// (127.0.0.66), and an approved KMS host kms1 at an approved address.
+const reviewDelegZone = `$ORIGIN ad.test.
+@	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
+@	3600 IN NS ns1
+ns1	3600 IN A 127.0.0.1
+_vlmcs._tcp	600 IN SRV 0 0 1688 kms1
+kms1	600 IN A 127.0.0.1
+sub	600 IN NS ns.sub
+ns.sub	600 IN A 127.0.0.66
+`
+
+// reviewEvilZone is what the attacker's server at 127.0.0.66 answers for sub.ad.test.
+const reviewEvilZone = `$ORIGIN sub.ad.test.
+@	3600 IN SOA ns hostmaster 1 3600 600 86400 60
+@	3600 IN NS ns
+ns	600 IN A 127.0.0.66
+_vlmcs._tcp	600 IN SRV 0 0 1688 rogue
+rogue	600 IN A 127.0.0.66
+`
+
+// TestReviewReferralPastScrub: a question for `_vlmcs._tcp.<search domain>` below a scrub zone
+// whose upstream answer is a referral (the search domain delegated, NS in the authority
+// section, glue in the additional section) is passed on as it is. CoreDNS's reply to a
+// `_vlmcs._tcp` question then names an unapproved host and address, and a resolver that
+// iterates towards CoreDNS (BIND with a static-stub or a delegation for the zone, as a publish
+// zone "delegated to CoreDNS as an unsigned child" is) follows the referral and serves the
+// attacker's SRV record to the client; vlmcs never sees that answer.
+//
+// Safe behaviour: a reply to a `_vlmcs._tcp` question holds no delegation (NS) at or above
+// the asked name below the zone, and no address of a host approve does not admit; BIND in
+// front gets no rogue target.
+func TestReviewReferralPastScrub(t *testing.T) {
+	// Every server listens on one port (BIND queries servers at its own `port`), each on its
+	// own loopback address: named 127.0.0.1, vlmcs 127.0.0.54, the attacker's server
+	// 127.0.0.66.
+	up := harness.StartCoreDNS(t, `ad.test:{{PORT}} {
+	bind 127.0.0.1
+	file {{DIR}}/db.ad ad.test
+}
+`, harness.File{Name: "db.ad", Content: reviewDelegZone})
+	port := strconv.Itoa(harness.FreePort(t))
+	dir := t.TempDir()
+	harness.WriteFile(t, dir, "db.sub", reviewEvilZone)
+	harness.WriteFile(t, dir, "Corefile", `.:`+port+` {
+	bind 127.0.0.54
+	vlmcs ad.test {
+		approve *.ad.test 127.0.0.1
+		scrub ad.test
+		probe off
+	}
+	forward . `+up.Addr()+`
+}
+sub.ad.test:`+port+` {
+	bind 127.0.0.66
+	file `+dir+`/db.sub sub.ad.test
+}
+`)
+	servers := harness.Start(t, dir, harness.Binary(t, "coredns"), "-conf", "Corefile")
+	front := "127.0.0.54:" + port
+	harness.Eventually(t, 10*time.Second, "vlmcs and the attacker's server answering", func() bool {
+		if servers.Exited() {
+			t.Fatalf("coredns exited: %s", servers.Output())
+		}
+		return harness.Exchange(front, "udp", harness.ProbeQuery()) == nil && harness.Exchange("127.0.0.66:"+port, "udp", harness.ProbeQuery()) == nil
+	})
+
+	// CoreDNS itself: the reply to the `_vlmcs._tcp` question carries the delegation.
+	direct := ask(t, front, "_vlmcs._tcp.sub.ad.test.", dns.TypeSRV)
+	if holds(direct, "127.0.0.66") || hasRRType(direct.Ns, dns.TypeNS) {
+		t.Errorf("_vlmcs._tcp.sub.ad.test SRV from vlmcs: want no delegation and no unapproved address:\n%v", direct)
+	}
+
+	// BIND iterating towards CoreDNS for ad.test follows it.
+	named, err := exec.LookPath("named")
+	if err != nil {
+		named = "/usr/sbin/named"
+		if _, e := os.Stat(named); e != nil {
+			t.Fatal("named not found: install bind9 (apt-get install bind9); build/tools.sh does")
+		}
+	}
+	dir = t.TempDir()
+	harness.WriteFile(t, dir, "named.conf", fmt.Sprintf(`options {
+	directory "%[1]s";
+	pid-file "%[1]s/named.pid";
+	session-keyfile "%[1]s/session.key";
+	managed-keys-directory "%[1]s";
+	port %[2]s;
+	listen-on port %[2]s { 127.0.0.1; };
+	listen-on-v6 { none; };
+	recursion yes;
+	allow-query { any; };
+	allow-recursion { any; };
+	dnssec-validation no;
+	notify no;
+};
+controls { };
+zone "ad.test" { type static-stub; server-addresses { 127.0.0.54; }; };
+`, dir, port))
+	p := harness.Start(t, dir, named, "-g", "-n", "1", "-c", filepath.Join(dir, "named.conf"))
+	bind := "127.0.0.1:" + port
+	harness.Eventually(t, 20*time.Second, "named answering", func() bool {
+		if p.Exited() {
+			t.Fatalf("named exited:\n%s", p.Output())
+		}
+		m := new(dns.Msg)
+		m.SetQuestion("kms1.ad.test.", dns.TypeA)
+		m.RecursionDesired = true
+		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, bind)
+		return err == nil && r.Rcode == dns.RcodeSuccess
+	})
+	if r := ask(t, bind, "_vlmcs._tcp.ad.test.", dns.TypeSRV); !holds(r, "kms1.ad.test.") {
+		t.Fatalf("BIND in front: _vlmcs._tcp.ad.test SRV lacks kms1 (the setup does not work):\n%v", r)
+	}
+	r := ask(t, bind, "_vlmcs._tcp.sub.ad.test.", dns.TypeSRV)
+	if holds(r, "rogue") || holds(r, "127.0.0.66") {
+		t.Errorf("_vlmcs._tcp.sub.ad.test SRV through BIND iterating towards vlmcs: rogue target served:\n%v", r)
+	}
+}
+
+// TestReviewTargetAddressUnjudged: vlmcs judges a scrub-zone SRV target's addresses (with
+// network rules in approve) only inside the SRV answer. The client then resolves the target
+// itself (A/AAAA), and that answer passes unjudged: once the SRV answer is cached (600 s in
+// Active Directory) whoever can change the target's A record in the DNS behind (the same
+// unsigned dynamic update that registers rogue SRV records) sends clients to any address, or
+// a target that shows an approved address in the SRV answer's glue shows another one when
+// asked. dnsmasq --cache-rr=SRV in front keeps the judged SRV; its A question for the target
+// gets the new, unapproved address.
+//
+// Safe behaviour: an address answer for a name approve admits as a KMS target holds only
+// addresses the approved networks admit (as the SRV answer's glue does), in a scrub zone too.
+func TestReviewTargetAddressUnjudged(t *testing.T) {
+	zone := func(serial int, addr string) string {
+		return fmt.Sprintf(`$ORIGIN ad.test.
+@	3600 IN SOA ns1 hostmaster %d 3600 600 86400 60
+@	3600 IN NS ns1
+ns1	3600 IN A 127.0.0.1
+_vlmcs._tcp	600 IN SRV 0 0 1688 kms1
+kms1	1 IN A %s
+`, serial, addr)
+	}
+	up := harness.StartCoreDNS(t, `ad.test:{{PORT}} other.test:{{PORT}} {
+	bind 127.0.0.1
+	file {{DIR}}/db.ad ad.test {
+		reload 1s
+	}
+	file {{DIR}}/db.other other.test
+}
+`, harness.File{Name: "db.ad", Content: zone(1, "127.0.0.1")}, passZones[2]) // other.test: dnsmasq's readiness question
+	front := harness.StartCoreDNS(t, `.:{{PORT}} {
+	bind 127.0.0.1
+	vlmcs ad.test {
+		approve *.ad.test 127.0.0.1
+		scrub ad.test
+		probe off
+	}
+	forward . `+up.Addr()+`
+}
+`)
+	dm := startDnsmasq(t, front.Addr())
+	if r := ask(t, dm, "_vlmcs._tcp.ad.test.", dns.TypeSRV); !holds(r, "kms1.ad.test.") || holds(r, "127.0.0.66") {
+		t.Fatalf("judged SRV answer: want kms1 at 127.0.0.1:\n%v", r)
+	}
+	// kms1's A record is changed in the DNS behind (an unsigned dynamic update).
+	harness.WriteFile(t, up.Dir, "db.ad", zone(2, "127.0.0.66"))
+	harness.Eventually(t, 10*time.Second, "upstream serving the new address", func() bool {
+		return holds(ask(t, up.Addr(), "kms1.ad.test.", dns.TypeA), "127.0.0.66")
+	})
+	// vlmcs itself would now remove kms1 from a fresh SRV answer ...
+	if r := ask(t, front.Addr(), "_vlmcs._tcp.ad.test.", dns.TypeSRV); holds(r, "127.0.0.66") || hasRRType(r.Answer, dns.TypeSRV) {
+		t.Errorf("fresh SRV answer from vlmcs: want kms1 removed (address unapproved):\n%v", r)
+	}
+	// ... but the client, holding the cached SRV record, resolves the target.
+	if r := ask(t, dm, "_vlmcs._tcp.ad.test.", dns.TypeSRV); !holds(r, "kms1.ad.test.") {
+		t.Logf("dnsmasq no longer holds the SRV record: %v", r)
+	}
+	for _, addr := range []string{dm, front.Addr()} {
+		if r := ask(t, addr, "kms1.ad.test.", dns.TypeA); holds(r, "127.0.0.66") {
+			t.Errorf("kms1.ad.test A at %s: the approved KMS target resolves to an unapproved address:\n%v", addr, r)
+		}
+	}
+}
+
+// TestReviewClockAheadReplayAfterRestart: the restart rule refuses signatures timed before the
+// process started, and the replay memory starts empty. A signature timed after the start but
+// made before it, by a sender whose clock runs ahead (accepted: within its fudge), passes both
+// after a restart: a withdraw captured on the wire removes the host again once it has
+// registered anew. kms1's clock runs 60 s ahead (fudge 300, as nsupdate and kms-responder use).
+//
+// Safe behaviour: a captured signed update is accepted once, across restarts too.
+func TestReviewClockAheadReplayAfterRestart(t *testing.T) {
+	c := harness.StartCoreDNS(t, reloadCorefile)
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
+	qname := "_vlmcs._tcp.example.test"
+	member := "kms1.example.test.:" + strconv.Itoa(kms.Port)
+	register := func() {
+		t.Helper()
+		if code, out := c.NSUpdate(t, registerScript("kms1.example.test", "127.0.0.1", kms.Port), keyArg("kms1-key.", secret1)...); code != 0 {
+			t.Fatalf("registration: %s", out)
+		}
+		harness.Eventually(t, 5*time.Second, "kms1 served", func() bool { return srvSet(t, c, qname)[member] })
+	}
+	register()
+	w := new(dns.Msg)
+	w.SetUpdate("example.test.")
+	w.Ns = []dns.RR{&dns.SRV{Hdr: dns.RR_Header{Name: qname + ".", Rrtype: dns.TypeSRV, Class: dns.ClassNONE}, Port: uint16(kms.Port), Target: "kms1.example.test."}}
+	captured := signWire(t, w, "kms1-key.", secret1, dns.HmacSHA256, time.Now().Unix()+60, 300)
+	if r := exchangeRaw(t, c.Addr(), "tcp", captured); r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("withdraw from a clock 60 s ahead: %s (want accepted: within the fudge)", dns.RcodeToString[r.Rcode])
+	}
+	c.Stop()
+	c.Process = harness.Start(t, c.Dir, harness.Binary(t, "coredns"), "-conf", "Corefile")
+	c.WaitServing(t, 10*time.Second)
+	register()
+	if r := exchangeRaw(t, c.Addr(), "tcp", captured); r.Rcode != dns.RcodeRefused {
+		t.Errorf("captured withdraw replayed after a restart: %s, want REFUSED", dns.RcodeToString[r.Rcode])
+	}
+	if s := srvSet(t, c, qname); !s[member] {
+		t.Errorf("a replayed withdraw removed kms1 after the restart: %v", s)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -239,5 +240,46 @@ func TestReviewClockAheadReplayAfterRestart(t *testing.T) {
 	}
 	if s := srvSet(t, c, qname); !s[member] {
 		t.Errorf("a replayed withdraw removed kms1 after the restart: %v", s)
+	}
+}
+
+// TestReviewBlocksShareOnePolicy: two server blocks on one port that publish the same zone
+// share its pool (the registry keys pools by transport, port and zone, not by bind address),
+// and the pool is judged by the configuration of whichever block started last. A block
+// serving one network (127.0.0.1: approve kms1 only, static kms1) then answers with the other
+// block's host (127.0.0.2: a lab block approving lab.example.test) and loses its own static
+// member: its clients get a host their block never approved.
+//
+// Safe behaviour: each block answers only with what its own vlmcs configuration approves and
+// configures (or CoreDNS refuses to start when blocks that would share a pool disagree).
+func TestReviewBlocksShareOnePolicy(t *testing.T) {
+	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {
+	bind 127.0.0.1
+	vlmcs example.test {
+		approve kms1.example.test 127.0.0.1
+		static kms1.example.test 1688 0 0 127.0.0.1
+		probe off
+	}
+}
+example.test:{{PORT}} {
+	bind 127.0.0.2
+	vlmcs example.test {
+		approve lab.example.test 127.0.0.2
+		static lab.example.test 1688 0 0 127.0.0.2
+		probe off
+	}
+}
+`)
+	s := srvSet(t, c, "_vlmcs._tcp.example.test")
+	if !s["kms1.example.test.:1688"] || len(s) != 1 {
+		t.Errorf("block on 127.0.0.1 answers %v; want its own static kms1.example.test alone", s)
+	}
+	out, err := exec.Command(harness.Tool(t, "dig"), "@127.0.0.2", "-p", strconv.Itoa(c.Port), "+time=2", "+tries=1", "+short",
+		"_vlmcs._tcp.example.test", "SRV").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig at 127.0.0.2: %v %s", err, out)
+	}
+	if strings.Contains(string(out), "kms1.example.test") || !strings.Contains(string(out), "lab.example.test") {
+		t.Errorf("block on 127.0.0.2 answers %q; want its own static lab.example.test alone", out)
 	}
 }

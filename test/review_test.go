@@ -283,3 +283,42 @@ example.test:{{PORT}} {
 		t.Errorf("block on 127.0.0.2 answers %q; want its own static lab.example.test alone", out)
 	}
 }
+
+// TestReviewNotifyNotRelayed: vlmcs keeps UPDATE from reaching forward (a relayed update
+// reaches the DNS behind unauthenticated, from CoreDNS's own address), but passes every other
+// opcode on: a NOTIFY for the scrub zone from any client reaches the DNS behind (Active
+// Directory) from CoreDNS's address, one forward exchange (and upstream timeout) each, the
+// same relay the UPDATE rule closes.
+//
+// Safe behaviour: only QUERY (and UPDATE, handled by vlmcs) reaches the plugins behind vlmcs for
+// its zones; a NOTIFY gets a local answer (REFUSED or NOTIMP) and never reaches the upstream.
+func TestReviewNotifyNotRelayed(t *testing.T) {
+	up := harness.StartCoreDNS(t, `ad.test:{{PORT}} {
+	bind 127.0.0.1
+	log
+	file {{DIR}}/db.ad ad.test
+}
+`, harness.File{Name: "db.ad", Content: reviewDelegZone})
+	front := harness.StartCoreDNS(t, `.:{{PORT}} {
+	bind 127.0.0.1
+	vlmcs ad.test {
+		approve *.ad.test 127.0.0.1
+		scrub ad.test
+		probe off
+	}
+	forward . `+up.Addr()+`
+}
+`)
+	for _, name := range []string{"ad.test.", "_vlmcs._tcp.ad.test."} {
+		m := new(dns.Msg)
+		m.SetNotify(name)
+		r, _, err := (&dns.Client{Timeout: 6 * time.Second}).Exchange(m, front.Addr())
+		if err == nil && r.Rcode != dns.RcodeRefused && r.Rcode != dns.RcodeNotImplemented {
+			t.Errorf("NOTIFY %s: %s, want REFUSED or NOTIMP from vlmcs", name, dns.RcodeToString[r.Rcode])
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the upstream's log line
+	if strings.Contains(up.Output(), "notify from 127.0.0.1") {
+		t.Errorf("NOTIFY relayed to the DNS behind:\n%s", up.Output())
+	}
+}

@@ -322,3 +322,43 @@ func TestReviewNotifyNotRelayed(t *testing.T) {
 		t.Errorf("NOTIFY relayed to the DNS behind:\n%s", up.Output())
 	}
 }
+
+// TestReviewPublishTargetAddressFromDirectory: in a publish zone, an A question for a member's
+// target that a key registered is answered by the next plugin whenever the next plugin has the
+// name. The SRV answer's glue is the registered, approved, probed address; whoever can add the
+// name to the directory behind (an unsigned dynamic update in Active Directory) makes the A
+// answer, which clients that resolve the target themselves use, an unapproved address.
+//
+// Safe behaviour: an address answer for a registered member's target holds only addresses
+// approve admits (the pool's, or none).
+func TestReviewPublishTargetAddressFromDirectory(t *testing.T) {
+	c := harness.StartCoreDNS(t, `example.test:{{PORT}} {
+	bind 127.0.0.1
+	vlmcs example.test {
+		approve kms1.example.test 127.0.0.1
+		ports 1024-65535
+		key kms1-key. `+secret1+`
+		grant kms1-key. kms1.example.test
+		probe 100ms 200ms 2 1
+	}
+	file {{DIR}}/db.ex example.test
+}
+`, harness.File{Name: "db.ex", Content: `$ORIGIN example.test.
+@	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
+@	3600 IN NS ns1
+ns1	3600 IN A 127.0.0.1
+kms1	600 IN A 127.0.0.66
+`})
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
+	if code, out := c.NSUpdate(t, registerScript("kms1.example.test", "127.0.0.1", kms.Port), keyArg("kms1-key.", secret1)...); code != 0 {
+		t.Fatalf("registration: %s", out)
+	}
+	member := "kms1.example.test.:" + strconv.Itoa(kms.Port)
+	harness.Eventually(t, 5*time.Second, "kms1 served", func() bool { return srvSet(t, c, "_vlmcs._tcp.example.test")[member] })
+	if r := ask(t, c.Addr(), "_vlmcs._tcp.example.test.", dns.TypeSRV); holds(r, "127.0.0.66") || !holds(r, "127.0.0.1") {
+		t.Errorf("SRV answer: want glue 127.0.0.1 only:\n%v", r)
+	}
+	if r := ask(t, c.Addr(), "kms1.example.test.", dns.TypeA); holds(r, "127.0.0.66") {
+		t.Errorf("kms1.example.test A: the registered KMS host resolves to an unapproved address:\n%v", r)
+	}
+}

@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -360,5 +361,84 @@ kms1	600 IN A 127.0.0.66
 	}
 	if r := ask(t, c.Addr(), "kms1.example.test.", dns.TypeA); holds(r, "127.0.0.66") {
 		t.Errorf("kms1.example.test A: the registered KMS host resolves to an unapproved address:\n%v", r)
+	}
+}
+
+// TestReviewLogCrowdedOut: refusals and scrub findings share one log budget per server block
+// (10 lines a second). Unsigned updates from any address, which cost an attacker nothing and
+// need no key, use it up, so a TSIG attack on a real key (a bad signature) and a rogue KMS
+// host scrubbed from the directory's answer during the flood never reach the log, only as
+// part of "N similar messages suppressed".
+//
+// Safe behaviour: the log names every attack on a key and every rogue target at least once
+// while unauthenticated noise floods it (separate budgets, or one line per distinct reason).
+func TestReviewLogCrowdedOut(t *testing.T) {
+	up := harness.StartCoreDNS(t, passUpstream, passZones...)
+	c := harness.StartCoreDNS(t, `.:{{PORT}} {
+	bind 127.0.0.1
+	vlmcs example.test ad.test {
+		approve kms1.example.test *.ad.test 127.0.0.1
+		key kms1-key. `+secret1+`
+		grant kms1-key. kms1.example.test
+		scrub ad.test
+		probe off
+	}
+	forward . `+up.Addr()+`
+}
+`)
+	noise := new(dns.Msg)
+	noise.SetUpdate("example.test.")
+	noise.Ns = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "kms1.example.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: []byte{127, 0, 0, 1}}}
+	wire, err := noise.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("udp", c.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 512)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			conn.Write(wire)
+			conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			conn.Read(buf)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	// The attacks worth a log line, in the middle of the flood.
+	forged := new(dns.Msg)
+	forged.SetUpdate("example.test.")
+	forged.Ns = noise.Ns
+	b := signWire(t, forged, "kms1-key.", "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZw==", dns.HmacSHA256, time.Now().Unix(), 300)
+	if r := exchangeRaw(t, c.Addr(), "tcp", b); r.Rcode != dns.RcodeNotAuth {
+		t.Errorf("forged signature: %s, want NOTAUTH", dns.RcodeToString[r.Rcode])
+	}
+	if r := ask(t, c.Addr(), "_vlmcs._tcp.ad.test.", dns.TypeSRV); holds(r, "rogue") {
+		t.Errorf("rogue target served: %v", r)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	close(stop)
+	<-done
+	time.Sleep(200 * time.Millisecond)
+	out := c.Output()
+	if !strings.Contains(out, "scrubbed rogue KMS host rogue.ad.test.") {
+		t.Error("the rogue target scrubbed during the flood is not in the log")
+	}
+	if !strings.Contains(out, "key kms1-key.") || !strings.Contains(out, "NOTAUTH") {
+		t.Error("the forged signature on kms1-key. during the flood is not in the log")
+	}
+	if t.Failed() {
+		lines := strings.Split(out, "\n")
+		t.Logf("log (%d lines), suppressed summaries: %d", len(lines), strings.Count(out, "suppressed"))
 	}
 }

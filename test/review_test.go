@@ -96,6 +96,22 @@ sub.ad.test:`+port+` {
 	}
 
 	// BIND iterating towards CoreDNS for ad.test follows it.
+	bind := startIteratingNamed(t, port, "kms1.ad.test.", "ad.test")
+	if r := ask(t, bind, "_vlmcs._tcp.ad.test.", dns.TypeSRV); !holds(r, "kms1.ad.test.") {
+		t.Fatalf("BIND in front: _vlmcs._tcp.ad.test SRV lacks kms1 (the setup does not work):\n%v", r)
+	}
+	r := ask(t, bind, "_vlmcs._tcp.sub.ad.test.", dns.TypeSRV)
+	if holds(r, "rogue") || holds(r, "127.0.0.66") {
+		t.Errorf("_vlmcs._tcp.sub.ad.test SRV through BIND iterating towards vlmcs: rogue target served:\n%v", r)
+	}
+}
+
+// startIteratingNamed runs BIND's named as a recursive resolver on 127.0.0.1:port that
+// iterates towards vlmcs (127.0.0.54, same port: named queries servers at its own `port`)
+// for each of zones (static-stub, as for a zone delegated to CoreDNS), and waits until it
+// resolves ready (an A name in the first zone).
+func startIteratingNamed(t *testing.T, port, ready string, zones ...string) string {
+	t.Helper()
 	named, err := exec.LookPath("named")
 	if err != nil {
 		named = "/usr/sbin/named"
@@ -103,7 +119,11 @@ sub.ad.test:`+port+` {
 			t.Fatal("named not found: install bind9 (apt-get install bind9); build/tools.sh does")
 		}
 	}
-	dir = t.TempDir()
+	dir := t.TempDir()
+	var stubs strings.Builder
+	for _, z := range zones {
+		fmt.Fprintf(&stubs, "zone %q { type static-stub; server-addresses { 127.0.0.54; }; };\n", z)
+	}
 	harness.WriteFile(t, dir, "named.conf", fmt.Sprintf(`options {
 	directory "%[1]s";
 	pid-file "%[1]s/named.pid";
@@ -119,27 +139,20 @@ sub.ad.test:`+port+` {
 	notify no;
 };
 controls { };
-zone "ad.test" { type static-stub; server-addresses { 127.0.0.54; }; };
-`, dir, port))
+%[3]s`, dir, port, stubs.String()))
 	p := harness.Start(t, dir, named, "-g", "-n", "1", "-c", filepath.Join(dir, "named.conf"))
-	bind := "127.0.0.1:" + port
+	addr := "127.0.0.1:" + port
 	harness.Eventually(t, 20*time.Second, "named answering", func() bool {
 		if p.Exited() {
 			t.Fatalf("named exited:\n%s", p.Output())
 		}
 		m := new(dns.Msg)
-		m.SetQuestion("kms1.ad.test.", dns.TypeA)
+		m.SetQuestion(ready, dns.TypeA)
 		m.RecursionDesired = true
-		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, bind)
+		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, addr)
 		return err == nil && r.Rcode == dns.RcodeSuccess
 	})
-	if r := ask(t, bind, "_vlmcs._tcp.ad.test.", dns.TypeSRV); !holds(r, "kms1.ad.test.") {
-		t.Fatalf("BIND in front: _vlmcs._tcp.ad.test SRV lacks kms1 (the setup does not work):\n%v", r)
-	}
-	r := ask(t, bind, "_vlmcs._tcp.sub.ad.test.", dns.TypeSRV)
-	if holds(r, "rogue") || holds(r, "127.0.0.66") {
-		t.Errorf("_vlmcs._tcp.sub.ad.test SRV through BIND iterating towards vlmcs: rogue target served:\n%v", r)
-	}
+	return addr
 }
 
 // TestReviewTargetAddressUnjudged: vlmcs judges a scrub-zone SRV target's addresses (with
@@ -440,5 +453,73 @@ func TestReviewLogCrowdedOut(t *testing.T) {
 	if t.Failed() {
 		lines := strings.Split(out, "\n")
 		t.Logf("log (%d lines), suppressed summaries: %d", len(lines), strings.Count(out, "suppressed"))
+	}
+}
+
+// TestReviewDelegationOverPublishZone: a publish zone "delegated to CoreDNS as an unsigned
+// child" is answered to resolvers that iterate. An answer to another question
+// (x._tcp.example.test A) that the next plugin gives as a referral (`_tcp.example.test NS`,
+// with glue) passes vlmcs untouched; BIND caches the delegation and from then on asks the
+// server it names, never CoreDNS, for _vlmcs._tcp.example.test: the pool is bypassed for the
+// publish zone's own name once its 2 s answer has expired. BIND's default QNAME minimisation
+// does not even need the other question: resolving _vlmcs._tcp.example.test, it asks CoreDNS
+// about _tcp.example.test first and follows the referral.
+//
+// Safe behaviour: no answer vlmcs passes on holds a delegation (NS) of a name at or above a
+// `_vlmcs._tcp` name of its zones, below the zone; BIND keeps getting the pool's answer.
+func TestReviewDelegationOverPublishZone(t *testing.T) {
+	port := strconv.Itoa(harness.FreePort(t))
+	dir := t.TempDir()
+	harness.WriteFile(t, dir, "db.ex", `$ORIGIN example.test.
+@	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
+@	3600 IN NS ns1
+ns1	3600 IN A 127.0.0.54
+www	600 IN A 127.0.0.1
+_tcp	600 IN NS ns._tcp
+ns._tcp	600 IN A 127.0.0.66
+`)
+	harness.WriteFile(t, dir, "db.evil", `$ORIGIN _tcp.example.test.
+@	3600 IN SOA ns hostmaster 1 3600 600 86400 60
+@	3600 IN NS ns
+ns	600 IN A 127.0.0.66
+x	600 IN A 127.0.0.66
+_vlmcs	600 IN SRV 0 0 1688 rogue.example.test.
+`)
+	harness.WriteFile(t, dir, "Corefile", `.:`+port+` {
+	bind 127.0.0.54
+	vlmcs example.test {
+		approve kms1.example.test 127.0.0.1
+		static kms1.example.test 1688 0 0 127.0.0.1
+		probe off
+	}
+	file `+dir+`/db.ex example.test
+}
+_tcp.example.test:`+port+` {
+	bind 127.0.0.66
+	file `+dir+`/db.evil _tcp.example.test
+}
+`)
+	servers := harness.Start(t, dir, harness.Binary(t, "coredns"), "-conf", "Corefile")
+	front := "127.0.0.54:" + port
+	harness.Eventually(t, 10*time.Second, "vlmcs and the attacker's server answering", func() bool {
+		if servers.Exited() {
+			t.Fatalf("coredns exited: %s", servers.Output())
+		}
+		return harness.Exchange(front, "udp", harness.ProbeQuery()) == nil && harness.Exchange("127.0.0.66:"+port, "udp", harness.ProbeQuery()) == nil
+	})
+	direct := ask(t, front, "x._tcp.example.test.", dns.TypeA)
+	if hasRRType(direct.Ns, dns.TypeNS) || holds(direct, "127.0.0.66") {
+		t.Errorf("x._tcp.example.test A from vlmcs: a delegation over _vlmcs._tcp.example.test passed:\n%v", direct)
+	}
+	bind := startIteratingNamed(t, port, "www.example.test.", "example.test")
+	// BIND 9.18 minimises the question (qname-minimization relaxed, the default): it asks
+	// CoreDNS about _tcp.example.test first, gets the referral and asks the server it names.
+	if r := ask(t, bind, "_vlmcs._tcp.example.test.", dns.TypeSRV); holds(r, "rogue") || !holds(r, "kms1.example.test.") {
+		t.Errorf("_vlmcs._tcp.example.test SRV through BIND: want the pool's kms1:\n%v", r)
+	}
+	ask(t, bind, "x._tcp.example.test.", dns.TypeA)
+	time.Sleep(3 * time.Second) // the pool's answer (ttl 2 s) leaves BIND's cache
+	if r := ask(t, bind, "_vlmcs._tcp.example.test.", dns.TypeSRV); holds(r, "rogue") || !holds(r, "kms1.example.test.") {
+		t.Errorf("_vlmcs._tcp.example.test SRV through BIND after the referral: want the pool's kms1:\n%v", r)
 	}
 }

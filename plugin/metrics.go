@@ -58,7 +58,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "refused_queries_total",
-		Help:      "Queries refused by reason (transfer: AXFR or IXFR of a zone of vlmcs or of one holding it).",
+		Help:      "Queries refused by reason (transfer: AXFR or IXFR of a zone of vlmcs or of one holding it; opcode: an opcode other than QUERY and UPDATE, such as NOTIFY, for a zone of vlmcs).",
 	}, []string{"server", "zone", "reason"})
 
 	probesTotal = promauto.NewCounterVec(prometheus.CounterOpts{

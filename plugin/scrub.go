@@ -263,9 +263,9 @@ func (j *judge) keep(srv *dns.SRV) bool {
 	switch reason {
 	case "unapproved":
 		rogueTargets.observe(v.serverOf(j.ctx), j.zone, target, j.now)
-		v.logger.Logf("scrubbed rogue KMS host %s port %d from %s (addresses %v)", srv.Target, srv.Port, srv.Hdr.Name, addrs)
+		v.logger.Classf("rogue", "scrubbed rogue KMS host %s port %d from %s (addresses %v)", srv.Target, srv.Port, srv.Hdr.Name, addrs)
 	case "unresolved":
-		v.logger.Logf("scrubbed KMS host %s port %d from %s: no address known to judge against the approved networks", srv.Target, srv.Port, srv.Hdr.Name)
+		v.logger.Classf("unresolved", "scrubbed KMS host %s port %d from %s: no address known to judge against the approved networks", srv.Target, srv.Port, srv.Hdr.Name)
 	}
 	return false
 }

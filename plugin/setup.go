@@ -46,6 +46,9 @@ func setup(c *caddy.Controller) error {
 	}
 
 	server := serverLabel(dc)
+	if err := claimPools(c, dc, cfg, listenerKey(dc)); err != nil {
+		return plugin.Error(pluginName, err)
+	}
 	v := newVlmcs(cfg, server, listenerKey(dc), nil)
 
 	dc.AddPlugin(func(next plugin.Handler) plugin.Handler {
@@ -64,6 +67,55 @@ func setup(c *caddy.Controller) error {
 		v.stop()
 		return nil
 	})
+	return nil
+}
+
+// poolClaim is which block of the Corefile being loaded uses a pool, with its configuration.
+type poolClaim struct {
+	where       string // file:line of the vlmcs block
+	fingerprint string
+}
+
+// poolClaimsKey is the caddy instance storage key of the pools claimed by the blocks of one
+// Corefile load.
+type poolClaimsKey struct{}
+
+// claimPools decides which pool each publish zone of a block uses. Blocks on one listener
+// (transport and port) publishing one zone share its pool when they configure vlmcs alike; a
+// block whose configuration differs from the block that claimed the pool first gets a pool of
+// its own, keyed also by its bind addresses (cfg.poolTag), since a pool has one policy and the
+// blocks would otherwise answer with whichever configuration started last. Blocks that differ
+// and bind the same addresses are refused.
+func claimPools(c *caddy.Controller, dc *dnsserver.Config, cfg *config, listener string) error {
+	claims, _ := c.Get(poolClaimsKey{}).(map[string]poolClaim)
+	if claims == nil {
+		claims = map[string]poolClaim{}
+		c.Set(poolClaimsKey{}, claims)
+	}
+	here := poolClaim{where: fmt.Sprintf("%s:%d", c.File(), c.Line()), fingerprint: cfg.fingerprint()}
+	binds := slices.Clone(dc.ListenHosts)
+	slices.Sort(binds)
+	tag := "|bind=" + strings.Join(binds, ",")
+	for _, z := range cfg.publish {
+		k := listener + "|" + z
+		prev, ok := claims[k]
+		if !ok {
+			claims[k] = here
+			continue
+		}
+		if prev.fingerprint == here.fingerprint {
+			continue
+		}
+		if other, ok := claims[k+tag]; ok && other.fingerprint != here.fingerprint {
+			return fmt.Errorf("%s: zone %s on %s with bind %v is also published by the vlmcs block at %s with another configuration; configure vlmcs identically in both blocks or bind them to other addresses", here.where, z, listener, binds, other.where)
+		} else if !ok {
+			claims[k+tag] = here
+		}
+		if cfg.poolTag == nil {
+			cfg.poolTag = map[string]string{}
+		}
+		cfg.poolTag[z] = tag
+	}
 	return nil
 }
 

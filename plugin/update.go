@@ -195,11 +195,11 @@ func (v *Vlmcs) finishUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.M
 		if a := w.RemoteAddr(); a != nil {
 			src = a.String()
 		}
-		key := "-"
+		key, class := "-", "update unsigned "+vd.reason
 		if t := r.IsTsig(); t != nil {
-			key = t.Hdr.Name
+			key, class = t.Hdr.Name, "update signed "+vd.reason
 		}
-		v.logger.Logf("refused update from %s key %s zone %s: %s %s: %s", src, key, zone, dns.RcodeToString[vd.rcode], vd.reason, vd.detail)
+		v.logger.Classf(class, "refused update from %s key %s zone %s: %s %s: %s", src, key, zone, dns.RcodeToString[vd.rcode], vd.reason, vd.detail)
 	}
 
 	m := new(dns.Msg)

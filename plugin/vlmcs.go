@@ -28,7 +28,8 @@ type Vlmcs struct {
 	server   string
 	plainDNS bool // the server block serves plain DNS (UDP/TCP), where miekg/dns verifies TSIG
 	regKey   string
-	pools    []*pool // one per publish zone
+	pools    []*pool  // one per publish zone
+	poolKeys []string // the registry key of each pool ("" for private pools)
 	scrubs   []*scrubZone
 	probe    probeFunc
 	logger   *rateLog
@@ -61,7 +62,9 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 		if regKey != "" {
 			// A pool that already exists (a reload) takes this configuration in start, once
 			// the whole Corefile has been accepted: a reload that fails must not change it.
-			p = registry.acquire(regKey+"|"+z, func() *pool { return newPool(z, server, cfg) })
+			k := regKey + "|" + z + cfg.poolTag[z]
+			p = registry.acquire(k, func() *pool { return newPool(z, server, cfg) })
+			v.poolKeys = append(v.poolKeys, k)
 		} else {
 			p = newPool(z, server, cfg)
 		}
@@ -101,7 +104,13 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	if r.Opcode == dns.OpcodeUpdate {
 		return v.serveUpdate(ctx, w, r)
 	}
-	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
+	if r.Opcode != dns.OpcodeQuery {
+		if z := v.opcodeZone(r); z != "" {
+			return v.refuseOpcode(ctx, w, r, z)
+		}
+		return v.passOn(ctx, w, r)
+	}
+	if len(r.Question) != 1 {
 		return v.passOn(ctx, w, r)
 	}
 	q := r.Question[0]
@@ -322,9 +331,9 @@ func (v *Vlmcs) stop() {
 		<-done
 	}
 	if v.regKey != "" {
-		for _, p := range v.pools {
-			registry.release(v.regKey + "|" + p.zone)
+		for _, k := range v.poolKeys {
+			registry.release(k)
 		}
-		v.regKey = ""
+		v.regKey, v.poolKeys = "", nil
 	}
 }

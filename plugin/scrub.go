@@ -36,7 +36,7 @@ func (v *Vlmcs) serveScrub(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	if nw.Msg == nil {
 		return rcode, err
 	}
-	out := v.scrub(ctx, nw.Msg, zone, time.Now())
+	out := v.guardAddrs(ctx, v.scrub(ctx, nw.Msg, zone, time.Now()))
 	w.WriteMsg(out)
 	return dns.RcodeSuccess, err
 }

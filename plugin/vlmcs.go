@@ -24,20 +24,21 @@ type Vlmcs struct {
 	// Next is the next plugin in the chain.
 	Next plugin.Handler
 
-	cfg      *config
-	server   string
-	plainDNS bool // the server block serves plain DNS (UDP/TCP), where miekg/dns verifies TSIG
-	regKey   string
-	pools    []*pool  // one per publish zone
-	poolKeys []string // the registry key of each pool ("" for private pools)
-	scrubs   []*scrubZone
-	probe    probeFunc
-	logger   *rateLog
-	scrubHC  *scrubHealth        // nil unless scrub_unhealthy
-	limit    *rate.Limiter       // probe connections of the whole block
-	replay   *replayGuard        // MACs of accepted signed updates (the registry's: kept across reloads)
-	started  time.Time           // signed updates timed before this are refused (the process start)
-	bound    map[string][]dns.RR // address records of `approve NAME=ADDRESS` names inside the zones, by lower-case name
+	cfg       *config
+	server    string
+	plainDNS  bool // the server block serves plain DNS (UDP/TCP), where miekg/dns verifies TSIG
+	regKey    string
+	pools     []*pool  // one per publish zone
+	poolKeys  []string // the registry key of each pool ("" for private pools)
+	scrubs    []*scrubZone
+	probe     probeFunc
+	logger    *rateLog
+	scrubHC   *scrubHealth        // nil unless scrub_unhealthy
+	limit     *rate.Limiter       // probe connections of the whole block
+	replay    *replayGuard        // MACs of accepted signed updates (the registry's: kept across reloads)
+	started   time.Time           // signed updates timed before this are refused (the process start)
+	addrGuard bool                // approve has networks or bindings: address records of approved names are judged (addrguard.go)
+	bound     map[string][]dns.RR // address records of `approve NAME=ADDRESS` names inside the zones, by lower-case name
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -86,6 +87,7 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 			}
 		}
 	}
+	v.addrGuard = v.addrGuardOn()
 	if cfg.scrubUnhealthy && len(cfg.scrub) > 0 && cfg.probe.enabled {
 		v.scrubHC = newScrubHealth()
 	}

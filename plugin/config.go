@@ -97,6 +97,9 @@ type config struct {
 	membersPerKey    int         // members one TSIG key may register per pool
 	membersPerSender int         // members one unsigned sender may register per pool
 
+	replayFile  string // replay_file: where the replay memory is kept across restarts ("": in memory only)
+	replayWhere string // file:line of replay_file
+
 	poolTag map[string]string // publish zone → suffix of its pool's registry key (see claimPools)
 }
 

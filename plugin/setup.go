@@ -45,6 +45,11 @@ func setup(c *caddy.Controller) error {
 		}
 	}
 
+	if cfg.replayFile != "" {
+		if err := registry.replay.persist(cfg.replayFile, time.Now()); err != nil {
+			return plugin.Error(pluginName, fmt.Errorf("%s: %w", cfg.replayWhere, err))
+		}
+	}
 	server := serverLabel(dc)
 	if err := claimPools(c, dc, cfg, listenerKey(dc)); err != nil {
 		return plugin.Error(pluginName, err)
@@ -249,6 +254,14 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			return c.Errf("key %s: secret is not base64", name)
 		}
 		return addKey(c, cfg, name, args[1], alg)
+	case "replay_file":
+		if len(args) != 1 {
+			return c.ArgErr()
+		}
+		if cfg.replayFile != "" {
+			return c.Errf("replay_file: given twice")
+		}
+		cfg.replayFile, cfg.replayWhere = args[0], fmt.Sprintf("%s:%d", c.File(), c.Line())
 	case "keyfile":
 		if len(args) != 1 {
 			return c.ArgErr()

@@ -123,6 +123,9 @@ func (v *Vlmcs) notReplayed(key string, t *dns.TSIG, now time.Time) *verdict {
 		return refuse(dns.RcodeRefused, reasonReplayFull, "key %s has %d unexpired signatures remembered (at most %d): retry later", key, maxReplayPerKey, maxReplayPerKey)
 	case replayFull:
 		return refuse(dns.RcodeRefused, reasonReplayFull, "the replay memory holds %d unexpired signatures: retry later", maxReplayEntries)
+	case replayUnstored:
+		log.Errorf("replay_file: %v", v.replay.lastErr()) // the operator's to fix; not sent to the client
+		return refuse(dns.RcodeRefused, reasonReplayFull, "the replay memory could not be written: retry later")
 	}
 	return nil
 }

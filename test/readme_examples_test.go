@@ -37,7 +37,8 @@ func readmeBlock(t *testing.T, kind, marker string) string {
 // TestPluginReadmeExamplesAsPrinted: the plugin README's Corefile example starts and
 // its nsupdate example registers kms1, as printed. Only what cannot run here is replaced: the
 // site's 10.1.0.x addresses by loopback ones (127.0.0.x), the listen port and the metrics
-// address by free ones, the key file path and the secret by a real key file.
+// address by free ones, the key file path and the secret by a real key file, the replay file
+// path by one in a temporary directory.
 func TestPluginReadmeExamplesAsPrinted(t *testing.T) {
 	harness.Tool(t, "nsupdate")
 	corefile := readmeBlock(t, "corefile", "static kms.ad.example.org")
@@ -55,6 +56,7 @@ func TestPluginReadmeExamplesAsPrinted(t *testing.T) {
 	corefile = strings.Replace(corefile, "example.org ad.example.org {", "example.org:{{PORT}} ad.example.org:{{PORT}} {\n    bind 127.0.0.1", 1)
 	corefile = strings.Replace(corefile, "    prometheus\n", "    prometheus 127.0.0.1:{{METRICS}}\n", 1)
 	corefile = strings.ReplaceAll(corefile, "/etc/coredns/kms.keys", keyfile)
+	corefile = strings.ReplaceAll(corefile, "/var/lib/coredns/vlmcs.replay", filepath.Join(dir, "vlmcs.replay"))
 	c := harness.StartCoreDNS(t, corefile)
 
 	script = site.Replace(script)

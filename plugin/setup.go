@@ -79,6 +79,7 @@ func setup(c *caddy.Controller) error {
 type poolClaim struct {
 	where       string // file:line of the vlmcs block
 	fingerprint string
+	tag         string // the block's bind addresses, as in the pool key
 }
 
 // poolClaimsKey is the caddy instance storage key of the pools claimed by the blocks of one
@@ -97,10 +98,10 @@ func claimPools(c *caddy.Controller, dc *dnsserver.Config, cfg *config, listener
 		claims = map[string]poolClaim{}
 		c.Set(poolClaimsKey{}, claims)
 	}
-	here := poolClaim{where: fmt.Sprintf("%s:%d", c.File(), c.Line()), fingerprint: cfg.fingerprint()}
 	binds := slices.Clone(dc.ListenHosts)
 	slices.Sort(binds)
 	tag := "|bind=" + strings.Join(binds, ",")
+	here := poolClaim{where: cfg.where, fingerprint: cfg.fingerprint(), tag: tag}
 	for _, z := range cfg.publish {
 		k := listener + "|" + z
 		prev, ok := claims[k]
@@ -111,11 +112,14 @@ func claimPools(c *caddy.Controller, dc *dnsserver.Config, cfg *config, listener
 		if prev.fingerprint == here.fingerprint {
 			continue
 		}
-		if other, ok := claims[k+tag]; ok && other.fingerprint != here.fingerprint {
-			return fmt.Errorf("%s: zone %s on %s with bind %v is also published by the vlmcs block at %s with another configuration; configure vlmcs identically in both blocks or bind them to other addresses", here.where, z, listener, binds, other.where)
-		} else if !ok {
-			claims[k+tag] = here
+		other, ok := claims[k+tag]
+		if !ok && prev.tag == tag {
+			other, ok = prev, true
 		}
+		if ok && other.fingerprint != here.fingerprint {
+			return fmt.Errorf("%s: zone %s on %s with bind %v is also published by the vlmcs block at %s with another configuration; configure vlmcs identically in both blocks or bind them to other addresses", here.where, z, listener, binds, other.where)
+		}
+		claims[k+tag] = here
 		if cfg.poolTag == nil {
 			cfg.poolTag = map[string]string{}
 		}
@@ -181,6 +185,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		if seen++; seen > 1 {
 			return nil, plugin.ErrOnce
 		}
+		cfg.where = fmt.Sprintf("%s:%d", c.File(), c.Line())
 		args := c.RemainingArgs()
 		for _, a := range args {
 			if _, ok := dns.IsDomainName(a); !ok || !dnsname.Visible(a) {

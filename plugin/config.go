@@ -1,7 +1,9 @@
 package vlmcs
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/approval"
@@ -94,6 +96,12 @@ type config struct {
 	ports            []portRange // ports registered members may use and probes connect to
 	membersPerKey    int         // members one TSIG key may register per pool
 	membersPerSender int         // members one unsigned sender may register per pool
+
+	replayFile  string // replay_file: where the replay memory is kept across restarts ("": in memory only)
+	replayWhere string // file:line of replay_file
+
+	where   string            // file:line of the vlmcs directive
+	poolTag map[string]string // publish zone → suffix of its pool's registry key (see claimPools)
 }
 
 func newConfig() *config {
@@ -181,4 +189,22 @@ func (c *config) clampLease(req uint32, requested bool) time.Duration {
 		return c.leaseMax
 	}
 	return d
+}
+
+// fingerprint is the configuration as text, without where each part was written: two blocks
+// whose fingerprints are equal configure a pool alike.
+func (c *config) fingerprint() string {
+	static := slices.Clone(c.static)
+	for i := range static {
+		static[i].where = ""
+	}
+	keys := map[string]keyDef{}
+	for k, d := range c.keys {
+		d.where = ""
+		keys[k] = d
+	}
+	return fmt.Sprintf("%v|%v|%s|%v|%v|%v|%v|%v %v %v|%v|%v|%v|%v|%v %v|%v|%v %v",
+		c.publish, c.scrub, c.approve, static, keys, c.grants, c.anyAddress,
+		c.leaseDefault, c.leaseMin, c.leaseMax, c.probe, c.ttl, c.allDown, c.scrubUnhealthy,
+		c.unsigned, c.unsignedUDP, c.ports, c.membersPerKey, c.membersPerSender)
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin"
@@ -249,6 +250,26 @@ func FuzzScrubAnswer(f *testing.F) {
 			}
 			if d, ok := rr.(*dns.DNAME); ok && dnsname.Below(d.Hdr.Name, r.Question[0].Name) {
 				t.Fatalf("DNAME %v over the question handed out", d)
+			}
+		}
+	})
+}
+
+// FuzzReplayFile: the replay file parser never panics and returns only well-formed,
+// unexpired entries.
+func FuzzReplayFile(f *testing.F) {
+	f.Add([]byte("2000 k1. abcd\n1 k2. ef\n"))
+	f.Add([]byte("2000 k1. abcd"))
+	f.Add([]byte("x y z\n"))
+	now := time.Unix(1000, 0)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := parseReplayFile("fuzz", data, now)
+		if err != nil {
+			return
+		}
+		for _, e := range got {
+			if !e.expires.After(now) || !strings.HasPrefix(e.id, e.key+"/") {
+				t.Fatalf("entry %+v", e)
 			}
 		}
 	})

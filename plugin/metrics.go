@@ -51,14 +51,14 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "scrubbed_records_total",
-		Help:      "Records removed from answers by reason (unapproved, unresolved, unhealthy, glue, alias, alias-loop, dname, passthrough).",
+		Help:      "Records removed from answers by reason (unapproved, unresolved, unhealthy, glue, alias, alias-loop, dname, passthrough, address: an address of a KMS target name approve does not admit, delegation: an NS record delegating a name below a zone).",
 	}, []string{"server", "zone", "reason"})
 
 	refusedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "refused_queries_total",
-		Help:      "Queries refused by reason (transfer: AXFR or IXFR of a zone of vlmcs or of one holding it).",
+		Help:      "Queries refused by reason (transfer: AXFR or IXFR of a zone of vlmcs or of one holding it; opcode: an opcode other than QUERY and UPDATE, such as NOTIFY, for a zone of vlmcs).",
 	}, []string{"server", "zone", "reason"})
 
 	probesTotal = promauto.NewCounterVec(prometheus.CounterOpts{

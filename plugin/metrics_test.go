@@ -27,8 +27,8 @@ func TestHelpNamesEveryValue(t *testing.T) {
 			refusal.ForeignTarget, refusal.BadName, refusal.Static, refusal.ReplayFull}},
 		{"health_changes_total", healthChanges, []string{healthUp.String(), healthDown.String()}},
 		{"answers_total", answersTotal, []string{"members", "last_known", "empty"}},
-		{"scrubbed_records_total", scrubbedTotal, []string{"unapproved", "unresolved", "unhealthy", "glue", "alias", "alias-loop", "dname", "passthrough"}},
-		{"refused_queries_total", refusedTotal, []string{"transfer"}},
+		{"scrubbed_records_total", scrubbedTotal, []string{"unapproved", "unresolved", "unhealthy", "glue", "alias", "alias-loop", "dname", "passthrough", "address", "delegation"}},
+		{"refused_queries_total", refusedTotal, []string{"transfer", "opcode"}},
 		{"probes_total", probesTotal, []string{"success", "failure", "skipped"}},
 	}
 	for _, tc := range tests {

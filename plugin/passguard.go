@@ -44,6 +44,7 @@ func (g *passGuard) WriteMsg(m *dns.Msg) error {
 	if g.v.needsGuard(m) {
 		m = g.v.guardPassed(g.ctx, m)
 	}
+	m = g.v.guardDelegations(g.ctx, g.v.guardAddrs(g.ctx, m))
 	return g.ResponseWriter.WriteMsg(m)
 }
 

@@ -2,6 +2,8 @@ package vlmcs
 
 import (
 	"container/heap"
+	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -37,10 +39,11 @@ func tsigWindow(t *dns.TSIG) (signed, until time.Time) {
 type replayVerdict uint8
 
 const (
-	replayFirst   replayVerdict = iota // not seen before: now remembered
-	replaySeen                         // seen within its window: a replay
-	replayKeyFull                      // the key's quota of remembered MACs is used up
-	replayFull                         // the whole memory is full
+	replayFirst    replayVerdict = iota // not seen before: now remembered
+	replaySeen                          // seen within its window: a replay
+	replayKeyFull                       // the key's quota of remembered MACs is used up
+	replayFull                          // the whole memory is full
+	replayUnstored                      // replay_file could not be written: not remembered
 )
 
 // replayGuard remembers the MACs of accepted signed updates until their signature could no
@@ -51,6 +54,8 @@ type replayGuard struct {
 	seen   map[string]time.Time // key name + "/" + MAC → end of its window
 	perKey map[string]int       // unexpired entries per key name
 	byEnd  replayHeap           // every entry, soonest window end first
+	store  *replayStore         // replay_file, nil without one
+	err    error                // why the last write to store failed, for the refusal
 }
 
 type replayEntry struct {
@@ -87,10 +92,65 @@ func (g *replayGuard) check(key, mac string, expires, now time.Time) replayVerdi
 	case len(g.byEnd) >= maxReplayEntries:
 		return replayFull
 	}
+	e := replayEntry{key, id, expires}
+	if g.store != nil {
+		if err := g.store.compact(g.byEnd); err != nil {
+			g.err = err
+			return replayUnstored
+		}
+		if err := g.store.add(e); err != nil {
+			g.err = err
+			return replayUnstored
+		}
+	}
 	g.seen[id] = expires
 	g.perKey[key]++
-	heap.Push(&g.byEnd, replayEntry{key, id, expires})
+	heap.Push(&g.byEnd, e)
 	return replayFirst
+}
+
+// persist keeps the memory in the replay file at path from now on, loading its unexpired
+// entries (see replayfile.go). A guard keeps one file: persisting again to the same path (a
+// reload) does nothing, to another one is an error.
+func (g *replayGuard) persist(path string, now time.Time) error {
+	path = filepath.Clean(path)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.store != nil {
+		if g.store.path == path {
+			return nil
+		}
+		return fmt.Errorf("replay_file: the replay memory is kept in %s already (one file per CoreDNS process)", g.store.path)
+	}
+	st, entries, err := openReplayStore(path, now)
+	if err != nil {
+		return err
+	}
+	if len(entries)+len(g.byEnd) > maxReplayEntries {
+		st.f.Close()
+		return fmt.Errorf("replay_file: %s holds %d unexpired entries, more than the %d the memory holds", path, len(entries), maxReplayEntries)
+	}
+	for _, e := range entries {
+		if _, ok := g.seen[e.id]; ok {
+			continue
+		}
+		g.seen[e.id] = e.expires
+		g.perKey[e.key]++
+		heap.Push(&g.byEnd, e)
+	}
+	if err := st.rewrite(g.byEnd); err != nil {
+		st.f.Close()
+		return fmt.Errorf("replay_file: %s: %w", path, err)
+	}
+	g.store = st
+	return nil
+}
+
+// lastErr returns why the last write to the replay file failed.
+func (g *replayGuard) lastErr() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
 }
 
 // size returns the number of remembered entries (expired ones not yet dropped included).

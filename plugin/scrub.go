@@ -32,11 +32,25 @@ const maxResolve = 8
 // what the client will use (see scrub). zone labels the metrics.
 func (v *Vlmcs) serveScrub(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, zone string) (int, error) {
 	nw := nonwriter.New(w)
-	rcode, err := plugin.NextOrFailure(v.Name(), v.Next, ctx, nw, r)
+	ask := r
+	if !r.RecursionDesired {
+		// Ask for the answer, not a referral: a resolver iterating towards CoreDNS sends
+		// RD=0, and a delegation passed back would lead it past vlmcs (delegation.go).
+		ask = r.Copy()
+		ask.RecursionDesired = true
+	}
+	rcode, err := plugin.NextOrFailure(v.Name(), v.Next, ctx, nw, ask)
 	if nw.Msg == nil {
 		return rcode, err
 	}
-	out := v.scrub(ctx, nw.Msg, zone, time.Now())
+	out := v.guardDelegations(ctx, v.guardAddrs(ctx, v.scrub(ctx, nw.Msg, zone, time.Now())))
+	if out.RecursionDesired != r.RecursionDesired {
+		if out == nw.Msg {
+			c := *out
+			out = &c
+		}
+		out.RecursionDesired = r.RecursionDesired
+	}
 	w.WriteMsg(out)
 	return dns.RcodeSuccess, err
 }
@@ -263,9 +277,9 @@ func (j *judge) keep(srv *dns.SRV) bool {
 	switch reason {
 	case "unapproved":
 		rogueTargets.observe(v.serverOf(j.ctx), j.zone, target, j.now)
-		v.logger.Logf("scrubbed rogue KMS host %s port %d from %s (addresses %v)", srv.Target, srv.Port, srv.Hdr.Name, addrs)
+		v.logger.Classf("rogue", "scrubbed rogue KMS host %s port %d from %s (addresses %v)", srv.Target, srv.Port, srv.Hdr.Name, addrs)
 	case "unresolved":
-		v.logger.Logf("scrubbed KMS host %s port %d from %s: no address known to judge against the approved networks", srv.Target, srv.Port, srv.Hdr.Name)
+		v.logger.Classf("unresolved", "scrubbed KMS host %s port %d from %s: no address known to judge against the approved networks", srv.Target, srv.Port, srv.Hdr.Name)
 	}
 	return false
 }

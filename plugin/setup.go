@@ -45,7 +45,15 @@ func setup(c *caddy.Controller) error {
 		}
 	}
 
+	if cfg.replayFile != "" {
+		if err := registry.replay.persist(cfg.replayFile, time.Now()); err != nil {
+			return plugin.Error(pluginName, fmt.Errorf("%s: %w", cfg.replayWhere, err))
+		}
+	}
 	server := serverLabel(dc)
+	if err := claimPools(c, dc, cfg, listenerKey(dc)); err != nil {
+		return plugin.Error(pluginName, err)
+	}
 	v := newVlmcs(cfg, server, listenerKey(dc), nil)
 
 	dc.AddPlugin(func(next plugin.Handler) plugin.Handler {
@@ -64,6 +72,59 @@ func setup(c *caddy.Controller) error {
 		v.stop()
 		return nil
 	})
+	return nil
+}
+
+// poolClaim is which block of the Corefile being loaded uses a pool, with its configuration.
+type poolClaim struct {
+	where       string // file:line of the vlmcs block
+	fingerprint string
+	tag         string // the block's bind addresses, as in the pool key
+}
+
+// poolClaimsKey is the caddy instance storage key of the pools claimed by the blocks of one
+// Corefile load.
+type poolClaimsKey struct{}
+
+// claimPools decides which pool each publish zone of a block uses. Blocks on one listener
+// (transport and port) publishing one zone share its pool when they configure vlmcs alike; a
+// block whose configuration differs from the block that claimed the pool first gets a pool of
+// its own, keyed also by its bind addresses (cfg.poolTag), since a pool has one policy and the
+// blocks would otherwise answer with whichever configuration started last. Blocks that differ
+// and bind the same addresses are refused.
+func claimPools(c *caddy.Controller, dc *dnsserver.Config, cfg *config, listener string) error {
+	claims, _ := c.Get(poolClaimsKey{}).(map[string]poolClaim)
+	if claims == nil {
+		claims = map[string]poolClaim{}
+		c.Set(poolClaimsKey{}, claims)
+	}
+	binds := slices.Clone(dc.ListenHosts)
+	slices.Sort(binds)
+	tag := "|bind=" + strings.Join(binds, ",")
+	here := poolClaim{where: cfg.where, fingerprint: cfg.fingerprint(), tag: tag}
+	for _, z := range cfg.publish {
+		k := listener + "|" + z
+		prev, ok := claims[k]
+		if !ok {
+			claims[k] = here
+			continue
+		}
+		if prev.fingerprint == here.fingerprint {
+			continue
+		}
+		other, ok := claims[k+tag]
+		if !ok && prev.tag == tag {
+			other, ok = prev, true
+		}
+		if ok && other.fingerprint != here.fingerprint {
+			return fmt.Errorf("%s: zone %s on %s with bind %v is also published by the vlmcs block at %s with another configuration; configure vlmcs identically in both blocks or bind them to other addresses", here.where, z, listener, binds, other.where)
+		}
+		claims[k+tag] = here
+		if cfg.poolTag == nil {
+			cfg.poolTag = map[string]string{}
+		}
+		cfg.poolTag[z] = tag
+	}
 	return nil
 }
 
@@ -124,6 +185,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		if seen++; seen > 1 {
 			return nil, plugin.ErrOnce
 		}
+		cfg.where = fmt.Sprintf("%s:%d", c.File(), c.Line())
 		args := c.RemainingArgs()
 		for _, a := range args {
 			if _, ok := dns.IsDomainName(a); !ok || !dnsname.Visible(a) {
@@ -197,6 +259,14 @@ func parseProperty(c *caddy.Controller, cfg *config, prop string) error {
 			return c.Errf("key %s: secret is not base64", name)
 		}
 		return addKey(c, cfg, name, args[1], alg)
+	case "replay_file":
+		if len(args) != 1 {
+			return c.ArgErr()
+		}
+		if cfg.replayFile != "" {
+			return c.Errf("replay_file: given twice")
+		}
+		cfg.replayFile, cfg.replayWhere = args[0], fmt.Sprintf("%s:%d", c.File(), c.Line())
 	case "keyfile":
 		if len(args) != 1 {
 			return c.ArgErr()

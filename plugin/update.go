@@ -123,6 +123,9 @@ func (v *Vlmcs) notReplayed(key string, t *dns.TSIG, now time.Time) *verdict {
 		return refuse(dns.RcodeRefused, reasonReplayFull, "key %s has %d unexpired signatures remembered (at most %d): retry later", key, maxReplayPerKey, maxReplayPerKey)
 	case replayFull:
 		return refuse(dns.RcodeRefused, reasonReplayFull, "the replay memory holds %d unexpired signatures: retry later", maxReplayEntries)
+	case replayUnstored:
+		log.Errorf("replay_file: %v", v.replay.lastErr()) // the operator's to fix; not sent to the client
+		return refuse(dns.RcodeRefused, reasonReplayFull, "the replay memory could not be written: retry later")
 	}
 	return nil
 }
@@ -195,11 +198,11 @@ func (v *Vlmcs) finishUpdate(ctx context.Context, w dns.ResponseWriter, r *dns.M
 		if a := w.RemoteAddr(); a != nil {
 			src = a.String()
 		}
-		key := "-"
+		key, class := "-", "update unsigned "+vd.reason
 		if t := r.IsTsig(); t != nil {
-			key = t.Hdr.Name
+			key, class = t.Hdr.Name, "update signed "+vd.reason
 		}
-		v.logger.Logf("refused update from %s key %s zone %s: %s %s: %s", src, key, zone, dns.RcodeToString[vd.rcode], vd.reason, vd.detail)
+		v.logger.Classf(class, "refused update from %s key %s zone %s: %s %s: %s", src, key, zone, dns.RcodeToString[vd.rcode], vd.reason, vd.detail)
 	}
 
 	m := new(dns.Msg)

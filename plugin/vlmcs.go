@@ -24,19 +24,21 @@ type Vlmcs struct {
 	// Next is the next plugin in the chain.
 	Next plugin.Handler
 
-	cfg      *config
-	server   string
-	plainDNS bool // the server block serves plain DNS (UDP/TCP), where miekg/dns verifies TSIG
-	regKey   string
-	pools    []*pool // one per publish zone
-	scrubs   []*scrubZone
-	probe    probeFunc
-	logger   *rateLog
-	scrubHC  *scrubHealth        // nil unless scrub_unhealthy
-	limit    *rate.Limiter       // probe connections of the whole block
-	replay   *replayGuard        // MACs of accepted signed updates (the registry's: kept across reloads)
-	started  time.Time           // signed updates timed before this are refused (the process start)
-	bound    map[string][]dns.RR // address records of `approve NAME=ADDRESS` names inside the zones, by lower-case name
+	cfg       *config
+	server    string
+	plainDNS  bool // the server block serves plain DNS (UDP/TCP), where miekg/dns verifies TSIG
+	regKey    string
+	pools     []*pool  // one per publish zone
+	poolKeys  []string // the registry key of each pool ("" for private pools)
+	scrubs    []*scrubZone
+	probe     probeFunc
+	logger    *rateLog
+	scrubHC   *scrubHealth        // nil unless scrub_unhealthy
+	limit     *rate.Limiter       // probe connections of the whole block
+	replay    *replayGuard        // MACs of accepted signed updates (the registry's: kept across reloads)
+	started   time.Time           // signed updates timed before this are refused (the process start)
+	addrGuard bool                // approve has networks or bindings: address records of approved names are judged (addrguard.go)
+	bound     map[string][]dns.RR // address records of `approve NAME=ADDRESS` names inside the zones, by lower-case name
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -61,7 +63,9 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 		if regKey != "" {
 			// A pool that already exists (a reload) takes this configuration in start, once
 			// the whole Corefile has been accepted: a reload that fails must not change it.
-			p = registry.acquire(regKey+"|"+z, func() *pool { return newPool(z, server, cfg) })
+			k := regKey + "|" + z + cfg.poolTag[z]
+			p = registry.acquire(k, func() *pool { return newPool(z, server, cfg) })
+			v.poolKeys = append(v.poolKeys, k)
 		} else {
 			p = newPool(z, server, cfg)
 		}
@@ -83,6 +87,7 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 			}
 		}
 	}
+	v.addrGuard = v.addrGuardOn()
 	if cfg.scrubUnhealthy && len(cfg.scrub) > 0 && cfg.probe.enabled {
 		v.scrubHC = newScrubHealth()
 	}
@@ -101,7 +106,13 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	if r.Opcode == dns.OpcodeUpdate {
 		return v.serveUpdate(ctx, w, r)
 	}
-	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
+	if r.Opcode != dns.OpcodeQuery {
+		if z := v.opcodeZone(r); z != "" {
+			return v.refuseOpcode(ctx, w, r, z)
+		}
+		return v.passOn(ctx, w, r)
+	}
+	if len(r.Question) != 1 {
 		return v.passOn(ctx, w, r)
 	}
 	q := r.Question[0]
@@ -322,9 +333,9 @@ func (v *Vlmcs) stop() {
 		<-done
 	}
 	if v.regKey != "" {
-		for _, p := range v.pools {
-			registry.release(v.regKey + "|" + p.zone)
+		for _, k := range v.poolKeys {
+			registry.release(k)
 		}
-		v.regKey = ""
+		v.regKey, v.poolKeys = "", nil
 	}
 }

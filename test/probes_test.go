@@ -347,6 +347,7 @@ const reloadCorefile = `example.test:{{PORT}} {
 		lease 1h 1s 1h
 		probe 100ms 200ms 2 1
 		all_down none
+		replay_file {{DIR}}/vlmcs.replay
 	}
 }
 `

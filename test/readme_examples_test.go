@@ -38,7 +38,7 @@ func readmeBlock(t *testing.T, kind, marker string) string {
 // its nsupdate example registers kms1, as printed. Only what cannot run here is replaced: the
 // site's 10.1.0.x addresses by loopback ones (127.0.0.x), the listen port and the metrics
 // address by free ones, the secret by a real key file, in $CREDENTIALS_DIRECTORY as the
-// packaged unit hands it over.
+// packaged unit hands it over, the replay file path by one in a temporary directory.
 func TestPluginReadmeExamplesAsPrinted(t *testing.T) {
 	harness.Tool(t, "nsupdate")
 	corefile := readmeBlock(t, "corefile", "static kms.ad.example.org")
@@ -56,6 +56,7 @@ func TestPluginReadmeExamplesAsPrinted(t *testing.T) {
 	corefile = strings.Replace(corefile, "example.org ad.example.org {", "example.org:{{PORT}} ad.example.org:{{PORT}} {\n    bind 127.0.0.1", 1)
 	corefile = strings.Replace(corefile, "    prometheus\n", "    prometheus 127.0.0.1:{{METRICS}}\n", 1)
 	t.Setenv("CREDENTIALS_DIRECTORY", dir)
+	corefile = strings.ReplaceAll(corefile, "/var/lib/coredns/vlmcs.replay", filepath.Join(dir, "vlmcs.replay"))
 	c := harness.StartCoreDNS(t, corefile)
 
 	script = site.Replace(script)

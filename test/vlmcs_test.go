@@ -303,6 +303,12 @@ func TestCorefileErrors(t *testing.T) {
 		{"bad probe_rate", block("\t\tapprove kms1.example.test\n\t\tprobe_rate fast\n"), `Corefile:5 - Error during parsing: probe_rate: "fast" is not a number of connections per second`},
 		{"bad member_limit", block("\t\tapprove kms1.example.test\n\t\tmember_limit 8 -1\n"), `Corefile:5 - Error during parsing: member_limit: "-1" is not a number of members in 0..1024`},
 		{"key without secret", block("\t\tapprove kms1.example.test\n\t\tgrant k. kms1.example.test\n"), `Corefile:5: key "k." is granted but has no secret`},
+		{"replay file unwritable", block("\t\tapprove kms1.example.test\n\t\treplay_file /nonexistent/dir/vlmcs.replay\n"), "Corefile:5: replay_file: open /nonexistent/dir/vlmcs.replay: no such file or directory"},
+		{"blocks sharing a pool and a bind disagree", func() string {
+			p := strconv.Itoa(harness.FreePort(t))
+			return "a.test:" + p + " {\n\tbind 127.0.0.1\n\tvlmcs example.test {\n\t\tapprove kms1.example.test\n\t}\n}\n" +
+				"b.test:" + p + " {\n\tbind 127.0.0.1\n\tvlmcs example.test {\n\t\tapprove lab.example.test\n\t}\n}\n"
+		}(), "zone example.test. on dns://:"},
 		{"key replaced by tsig", "example.test:" + strconv.Itoa(harness.FreePort(t)) + " {\n\tbind 127.0.0.1\n\tvlmcs {\n\t\tapprove kms1.example.test\n\t\tkey k. " + secret1 + "\n\t\tgrant k. kms1.example.test\n\t}\n\ttsig {\n\t\tsecret other. " + secret2 + "\n\t}\n}\n", `Corefile:5: key "k." was replaced by another plugin's TSIG secrets`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

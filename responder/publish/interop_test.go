@@ -97,13 +97,21 @@ const interopZone = `example.test:%d {
 }
 `
 
-func startCoreDNS(t *testing.T) *coreDNS {
+// interopUnsignedZone is interopZone with the directory an unsigned registration is checked
+// against: vlmcs accepts an unsigned update only at a name the next plugin (here hosts,
+// standing in for Active Directory) resolves to the sender, 127.0.0.4.
+var interopUnsignedZone = strings.Replace(interopZone, "\t}\n}\n", "\t}\n\thosts {\n\t\t127.0.0.4 kms1.example.test\n\t}\n}\n", 1)
+
+func startCoreDNS(t *testing.T) *coreDNS { return startCoreDNSWith(t, interopZone) }
+
+// startCoreDNSWith starts bin/coredns with the Corefile template zone (port and secret filled in).
+func startCoreDNSWith(t *testing.T, zone string) *coreDNS {
 	t.Helper()
 	c := &coreDNS{t: t, bin: corednsBinary(t)}
 	port := harness.FreePort(t)
 	c.addr = fmt.Sprintf("127.0.0.1:%d", port)
 	c.conf = filepath.Join(t.TempDir(), "Corefile")
-	if err := os.WriteFile(c.conf, []byte(fmt.Sprintf(interopZone, port, testSecret)), 0o600); err != nil {
+	if err := os.WriteFile(c.conf, []byte(fmt.Sprintf(zone, port, testSecret)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c.start()
@@ -287,9 +295,10 @@ func TestInteropServerRestart(t *testing.T) {
 }
 
 // TestInteropUnsigned: an unsigned registration (as a Windows KMS host
-// sends) goes over TCP and is accepted from a network the Corefile allows.
+// sends) goes over TCP and is accepted from a network the Corefile allows, at a
+// name the directory behind vlmcs resolves to the sender.
 func TestInteropUnsigned(t *testing.T) {
-	c := startCoreDNS(t)
+	c := startCoreDNSWith(t, interopUnsignedZone)
 	cfg := interopConfig(t, c.addr)
 	cfg.Key = nil
 	cfg.Addresses = []netip.Addr{netip.MustParseAddr("127.0.0.4")}

@@ -283,6 +283,13 @@ start_unit() { # UNIT LOG: sets $unit_pid
 		mkdir -m 0700 "$run_root/$rd"
 		chown "$svc_uid:$svc_uid" "$run_root/$rd"
 	done < <(unit_lines "$u" RuntimeDirectory)
+	local state=()
+	while read -r rd; do
+		[[ -n $rd ]] || continue
+		mkdir -p -m 0700 "$tmp/state-$u/$rd"
+		chown "$svc_uid:$svc_uid" "$tmp/state-$u/$rd"
+		state=(STATE_DIRECTORY="$tmp/state-$u/$rd")
+	done < <(unit_lines "$u" StateDirectory)
 	while read -r line; do
 		[[ $line == +* ]] || fail "$u: ExecStartPre=$line does not run as root (+): the test does not emulate it"
 		eval "$(specifiers "${line#+}" "$creds" "")" || fail "$u: ExecStartPre=$line failed"
@@ -292,7 +299,7 @@ start_unit() { # UNIT LOG: sets $unit_pid
 	fi
 	line=$(specifiers "$(unit_lines "$u" ExecStart)" "$creds" "")
 	# shellcheck disable=SC2086 # the unit's command line, split as systemd splits it here
-	env -i PATH=/usr/bin:/bin CREDENTIALS_DIRECTORY="$creds" "${envs[@]}" \
+	env -i PATH=/usr/bin:/bin CREDENTIALS_DIRECTORY="$creds" "${state[@]}" "${envs[@]}" \
 		setpriv --reuid="$svc_uid" --regid="$svc_uid" --clear-groups --no-new-privs -- $line >"$log" 2>&1 &
 	unit_pid=$!
 	pids+=("$unit_pid")

@@ -62,7 +62,7 @@ func startExample(t *testing.T, name string, ad *harness.CoreDNS) (*harness.Core
 	for k, v := range map[string]string{
 		"KMSDNS_DNS_ADDR": "127.0.0.1", "KMSDNS_DNS_PORT": strconv.Itoa(c.Port), "KMSDNS_AD_DNS": ad.Addr(),
 		"KMSDNS_KMS_NETWORK": "127.0.0.0/8", "KMSDNS_METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(harness.FreePort(t)),
-		"CREDENTIALS_DIRECTORY": creds,
+		"CREDENTIALS_DIRECTORY": creds, "STATE_DIRECTORY": c.Dir,
 	} {
 		t.Setenv(k, v)
 	}

@@ -293,6 +293,8 @@ func boltOptions(opts *Options, readOnly bool) *bolt.Options {
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 		ReadOnly:       readOnly,
+		// Mapped large from the start: see storeMmapSize.
+		InitialMmapSize: storeMmapSize(readOnly),
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
 			return os.OpenFile(name, flag|openNoFollow, perm)
 		},
@@ -377,6 +379,7 @@ func (l *Ledger) loadDurable() error {
 // init checks every stored value (verifyStore, the code Check runs),
 // upgrades a schema-1 store, creates the buckets and loads counters.
 func (l *Ledger) init() error {
+	l.db.AllocSize = storeAllocSize
 	path := l.db.Path()
 	var schema byte
 	err := l.db.View(func(tx *bolt.Tx) error {

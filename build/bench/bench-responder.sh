@@ -23,9 +23,11 @@
 #                        process): a forking build's children are not counted
 #                        in its CPU column.
 #
-# Every row shows the server's CPU time per activation (utime+stime of the
-# server process from /proc/PID/stat, read right before and after the
-# client ran), so the server's cost is seen without the client's.
+# Every row shows the server's CPU time per activation, so the server's cost
+# is seen without the client's: the utime+stime the server process used
+# from the moment the client started (/proc/PID/stat) to its exit, which
+# includes the ledger's work at shutdown (applying what the log holds that
+# the store lacks yet), divided by the requests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${BENCH_REQUESTS:-50000}
@@ -36,13 +38,13 @@ bin=bin/kms-responder
 [[ -x $bin ]] || go build -trimpath -o "$bin" ./responder
 
 work=$(mktemp -d /tmp/kmsdns-bench-kms.XXXXXX)
-serve_pid=""
+serve_pid="" wrap_pid=""
 stop_serve() {
 	[[ -n $serve_pid ]] || return 0
 	local rc=0
 	kill -TERM "$serve_pid" 2>/dev/null || true
-	wait "$serve_pid" || rc=$?
-	serve_pid=""
+	wait "$wrap_pid" || rc=$?
+	serve_pid="" wrap_pid=""
 	# vlmcsd's exit status on SIGTERM is its own business.
 	[[ -n $admin ]] || rc=0
 	if ((rc != 0)); then
@@ -57,14 +59,33 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# spawn CMD...: runs the server CMD in the background, its output in
+# serve.log, under a subshell that waits for it and then writes the CPU
+# time it used over its whole life (bash's `times` for its one child) to
+# life.cpu. Sets serve_pid (the server) and wrap_pid (the subshell).
+spawn() {
+	rm -f "$work/life.cpu" "$work/serve.pid"
+	(
+		"$@" >"$work/serve.log" 2>&1 &
+		echo $! >"$work/serve.pid"
+		rc=0
+		wait $! || rc=$?
+		# Not in a pipeline: that would run times in another subshell.
+		times >"$work/life.cpu"
+		exit $rc
+	) &
+	wrap_pid=$!
+	while [[ ! -s $work/serve.pid ]]; do sleep 0.01; done
+	serve_pid=$(<"$work/serve.pid")
+}
+
 # start_vlmcsd: $BENCH_VLMCSD in the foreground on a fresh loopback port;
 # sets kms (admin is empty: vlmcsd has no metrics).
 start_vlmcsd() {
 	local ports
 	ports=($(go run ./build/freeport -n 1))
 	kms=127.0.0.1:${ports[0]} admin=""
-	"$BENCH_VLMCSD" -D -L "$kms" -l /dev/null >"$work/serve.log" 2>&1 &
-	serve_pid=$!
+	spawn "$BENCH_VLMCSD" -D -L "$kms" -l /dev/null
 	for _ in $(seq 100); do
 		if (exec 3<>"/dev/tcp/${kms%:*}/${kms##*:}") 2>/dev/null; then
 			return 0
@@ -89,9 +110,8 @@ start_serve() {
 		ports=($(go run ./build/freeport -n 2))
 		kms=127.0.0.1:${ports[0]}
 		admin=127.0.0.1:${ports[1]}
-		$bin serve --group windows-server-2025 --group office-ltsc-2024 --listen "$kms" --metrics "$admin" \
-			--data "$work/$dir" --ledger="$ledger" --log-level warn >"$work/serve.log" 2>&1 &
-		serve_pid=$!
+		spawn $bin serve --group windows-server-2025 --group office-ltsc-2024 --listen "$kms" --metrics "$admin" \
+			--data "$work/$dir" --ledger="$ledger" --log-level warn
 		for _ in $(seq 100); do
 			if $bin status --admin "$admin" --json >/dev/null 2>&1; then
 				return 0
@@ -99,8 +119,8 @@ start_serve() {
 			kill -0 "$serve_pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		wait "$serve_pid" 2>/dev/null || true
-		serve_pid=""
+		wait "$wrap_pid" 2>/dev/null || true
+		serve_pid="" wrap_pid=""
 		grep -q "address already in use" "$work/serve.log" || break
 	done
 	echo "bench-responder: serve did not start:" >&2
@@ -130,6 +150,19 @@ cpu_ticks() {
 	sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
 clk_tck=$(getconf CLK_TCK)
+
+# life_ticks: the CPU the last server used over its life (see spawn), in
+# clock ticks.
+life_ticks() {
+	awk -v t="$clk_tck" 'NR == 2 {
+		s = 0
+		for (i = 1; i <= 2; i++) {
+			split($i, p, "m")
+			s += p[1] * 60 + p[2]
+		}
+		printf "%.0f", s * t
+	}' "$work/life.cpu"
+}
 
 # us_per_act TICKS0 TICKS1 REQUESTS: server CPU µs per activation.
 us_per_act() {
@@ -164,11 +197,10 @@ once() {
 		echo "$out" >&2
 		exit 1
 	}
-	c1=$(cpu_ticks "$serve_pid")
-	cpu=$(us_per_act "$c0" "$c1" "$(requests_of "$@")")
 	peak=$(kib VmHWM)
 	heap=$(heap_kib)
 	stop_serve
+	cpu=$(us_per_act "$c0" "$(life_ticks)" "$(requests_of "$@")")
 	[[ -d $work/$name ]] && size=$(du -k "$work/$name" | awk '{print $1}')
 	awk -v idle="$idle" -v peak="$peak" -v size="$size" -v heap="$heap" -v cpu="$cpu" '
 		function us(d) {
@@ -269,7 +301,8 @@ else
 fi
 echo
 echo "act/s: verified activations per second (every request a new client unless noted); CPU µs: the server's"
-echo "utime+stime per activation over the client's run (/proc/PID/stat), without the client's own CPU;"
+echo "utime+stime per activation from the client's start to the server's exit (the ledger's last apply included),"
+echo "without the client's own CPU;"
 echo "ratio: act/s over the baseline row measured in this run (median of $rounds); RSS0/peak: serve's RSS at start and its peak"
 echo "(the peak includes the ledger file's mmap); heap: Go heap in use at the end (go_memstats_heap_inuse_bytes);"
 echo "data dir: size of --data after serve stopped (ledger on only); p50/p99/p99.9: client-side latency in µs."

@@ -17,18 +17,8 @@ import (
 const applyBatch = 65536
 
 // applyInterval is the longest an acknowledged activation waits before it
-// is applied to the store. The store's cost per activation falls steeply
-// with the size of the transaction: new clients land at random places in
-// the B-tree, so a transaction rewrites nearly every leaf page it touches
-// whatever few records each page gains (BenchmarkApplyEntries, a store
-// growing to 131,072 clients: ≈ 25 µs of CPU per activation in
-// transactions of 8,192, ≈ 13 µs of 32,768, ≈ 10 µs of 131,072). So the
-// applier waits up to ten seconds, or applyBatch activations, whichever
-// comes first. Durability does not depend on it (the log holds every
-// acknowledged activation; reads through the Ledger apply first); what it
-// bounds is the log Open replays after a crash and the memory pending
-// activations hold (at most MaxPending).
-const applyInterval = 10 * time.Second
+// is applied to the store.
+const applyInterval = 2 * time.Second
 
 // runApply is the applier goroutine: it applies logged activations to the
 // store in large transactions, prunes, and deletes applied log segments.

@@ -11,7 +11,7 @@
 // one fsync. A host answers a client only after Wait returned nil. Record
 // is Enqueue followed by Wait, for callers that need no ordering with
 // their own state. An applier goroutine folds logged activations
-// into a bbolt store in large transactions (every ten seconds, or sooner
+// into a bbolt store in large transactions (every two seconds, or sooner
 // when many are pending), which is far cheaper per activation than one
 // B-tree transaction per batch; Open replays whatever the log holds that the
 // store lacks, so a crash at any point loses no acknowledged activation.

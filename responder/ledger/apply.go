@@ -100,6 +100,9 @@ func (l *Ledger) applyEntries(entries []entry) error {
 			refused: tx.Bucket(bucketRefused),
 			refTS:   tx.Bucket(bucketRefTS),
 		}
+		if k, _ := b.refused.Cursor().First(); k == nil {
+			b.noRefused = true
+		}
 		var err error
 		if added, err = l.applyAudit(&b, entries); err != nil {
 			return err
@@ -137,7 +140,7 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err erro
 	keys := make([][]byte, len(entries))
 	for i := range entries {
 		order[i] = i
-		keys[i] = clientKey(entries[i].act.CMID, entries[i].act.App)
+		keys[i] = b.arena.clientKey(entries[i].act.CMID, entries[i].act.App)
 	}
 	slices.SortStableFunc(order, func(x, y int) int { return bytes.Compare(keys[x], keys[y]) })
 	tsDel := make([][]byte, 0, len(entries)/4)
@@ -179,17 +182,17 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err erro
 				return 0, err
 			}
 			c = old
-			oldTS = tsKey(old.LastSeen, first.CMID, first.App)
+			oldTS = b.arena.tsKey(old.LastSeen, first.CMID, first.App)
 		} else {
 			added++
 		}
 		for _, i := range order[start:end] {
 			c.merge(entries[i].act)
 		}
-		if err := putSealed(b.audit, k, encodeClient(&c)); err != nil {
+		if err := b.audit.Put(k, b.arena.sealedClient(k, &c)); err != nil {
 			return 0, fmt.Errorf("ledger: store client record: %w", err)
 		}
-		newTS := tsKey(c.LastSeen, first.CMID, first.App)
+		newTS := b.arena.tsKey(c.LastSeen, first.CMID, first.App)
 		if !bytes.Equal(oldTS, newTS) {
 			if oldTS != nil {
 				tsDel = append(tsDel, oldTS)
@@ -347,9 +350,14 @@ func (l *Ledger) dropAppliedSegments() {
 	}
 }
 
-// buckets are the top-level buckets of one transaction.
+// buckets are the top-level buckets of one transaction, and what the
+// transaction's keys and values are carved from.
 type buckets struct {
 	meta, audit, auditTS, count, cap, refused, refTS *bolt.Bucket
+	// noRefused is set while the refused bucket is known to be empty, so
+	// that a new client's refusal record need not be looked up.
+	noRefused bool
+	arena     arena
 }
 
 // applyRefused handles the entries (indexes idx) of a client that has no
@@ -358,6 +366,9 @@ type buckets struct {
 // moves the refusal record, if any, into *c (which the caller then stores
 // as the new audit record) and reports not done.
 func (l *Ledger) applyRefused(b *buckets, k []byte, entries []entry, idx []int, refusedOnly bool, c *Client) (bool, error) {
+	if b.noRefused && !refusedOnly {
+		return false, nil
+	}
 	var old Client
 	var oldTS []byte
 	v, err := getSealed(b.refused, "refusal record", k)
@@ -379,7 +390,7 @@ func (l *Ledger) applyRefused(b *buckets, k []byte, entries []entry, idx []int, 
 				return false, fmt.Errorf("ledger: update refusal index: %w", err)
 			}
 		}
-		if b.refused.Get(k) != nil {
+		if v != nil {
 			if err := b.refused.Delete(k); err != nil {
 				return false, fmt.Errorf("ledger: move refusal record: %w", err)
 			}
@@ -389,14 +400,15 @@ func (l *Ledger) applyRefused(b *buckets, k []byte, entries []entry, idx []int, 
 		}
 		return false, nil
 	}
-	isNew := b.refused.Get(k) == nil
+	isNew := v == nil
 	for _, i := range idx {
 		old.merge(entries[i].act)
 	}
-	if err := putSealed(b.refused, k, encodeClient(&old)); err != nil {
+	if err := b.refused.Put(k, b.arena.sealedClient(k, &old)); err != nil {
 		return false, fmt.Errorf("ledger: store refusal record: %w", err)
 	}
-	newTS := tsKey(old.LastSeen, old.CMID, old.App)
+	b.noRefused = false
+	newTS := b.arena.tsKey(old.LastSeen, old.CMID, old.App)
 	if !bytes.Equal(oldTS, newTS) {
 		if oldTS != nil {
 			if err := b.refTS.Delete(oldTS); err != nil {

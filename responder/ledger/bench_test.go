@@ -136,3 +136,28 @@ func BenchmarkClients(b *testing.B) {
 		l.Close()
 	}
 }
+
+var benchApplyBatch = flag.Int("ledger.applybatch", 8192, "logged activations per store transaction in BenchmarkApplyEntries")
+
+// BenchmarkApplyEntries is the applier alone: b.N new clients applied to
+// the store in transactions of -ledger.applybatch logged activations.
+// ns/op is the store's cost per activation: run it with -benchtime=Nx and
+// compare batch sizes and allocs/op.
+func BenchmarkApplyEntries(b *testing.B) {
+	l := openTest(b, b.TempDir(), nil, Options{})
+	now := time.Now()
+	acts := make([]Activation, b.N)
+	entries := make([]entry, b.N)
+	for i := range acts {
+		acts[i] = benchActivation(i, now)
+		entries[i] = entry{seq: uint64(i + 1), act: &acts[i]}
+	}
+	n := max(*benchApplyBatch, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for start := 0; start < b.N; start += n {
+		if err := l.applyEntries(entries[start:min(start+n, b.N)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

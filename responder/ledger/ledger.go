@@ -301,7 +301,9 @@ func boltOptions(opts *Options, readOnly bool, d *dataDir) *bolt.Options {
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 		ReadOnly:       readOnly,
-		OpenFile:       d.openFile,
+		// Mapped large from the start: see storeMmapSize.
+		InitialMmapSize: storeMmapSize(readOnly),
+		OpenFile:        d.openFile,
 	}
 }
 
@@ -383,6 +385,7 @@ func (l *Ledger) loadDurable() error {
 // init checks every stored value (verifyStore, the code Check runs),
 // upgrades a schema-1 store, creates the buckets and loads counters.
 func (l *Ledger) init() error {
+	l.db.AllocSize = storeAllocSize
 	path := l.db.Path()
 	var schema byte
 	err := l.db.View(func(tx *bolt.Tx) error {

@@ -130,6 +130,13 @@ func isControl(r rune) bool {
 func encodeClient(c *Client) []byte {
 	ws, src := cleanText(c.Workstation), cleanText(c.Source)
 	w := newWriter(clientFixedLen + len(ws) + len(src))
+	appendClient(w, c, ws, src)
+	return w.bytes()
+}
+
+// appendClient writes the encoding of c, with its strings already cleaned
+// to ws and src, to w.
+func appendClient(w *writer, c *Client, ws, src string) {
 	w.u8(clientVersion)
 	w.guid(c.CMID)
 	w.guid(c.App)
@@ -143,7 +150,6 @@ func encodeClient(c *Client) []byte {
 	w.u8(c.Protocol)
 	w.str(ws)
 	w.str(src)
-	return w.bytes()
 }
 
 // DecodeClient parses an encoded client record. It rejects unknown

@@ -249,7 +249,11 @@ wait:
 // one would collide. A family the machine lacks is skipped with a warning;
 // a port already in use is an error.
 func openListeners(addrs []string, log *slog.Logger) ([]net.Listener, error) {
-	var lc net.ListenConfig
+	// No TCP keep-alive on accepted connections: every read already has a
+	// deadline (dcerpc's idle, body and I/O timeouts), which ends a dead
+	// peer's connection sooner than keep-alive probes would, and turning
+	// keep-alive on costs four setsockopt calls per connection.
+	lc := net.ListenConfig{KeepAlive: -1}
 	if len(addrs) == 0 {
 		addrs = []string{":" + strconv.Itoa(dcerpc.DefaultPort)}
 	}

@@ -68,7 +68,7 @@ func BenchmarkConstantAnswer(b *testing.B) {
 	}
 }
 
-// BenchmarkOtherQueries measures what vlmcs adds to a query it passes on (issue 9: the cost on
+// BenchmarkOtherQueries measures what vlmcs adds to a query it passes on (the cost on
 // the other queries of its zones): an A query in a publish zone and in a scrub zone, answered
 // by a next handler that writes a fixed answer, against that handler called directly.
 func BenchmarkOtherQueries(b *testing.B) {

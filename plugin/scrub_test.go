@@ -206,7 +206,7 @@ func rrs(t *testing.T, lines ...string) []dns.RR {
 }
 
 // TestScrubAliases: what a client gets for a _vlmcs._tcp question the upstream answers through
-// an alias chain (issue 9, item 1).
+// an alias chain.
 func TestScrubAliases(t *testing.T) {
 	aliasHosts := rrs(t, "kms1.ad.example.org. 60 IN A 192.0.2.1", "kms2.ad.example.org. 60 IN A 192.0.2.2", "kms3.ad.example.org. 60 IN A 192.0.2.3")
 	v := newTest(t, `vlmcs example.org ad.example.org {
@@ -362,7 +362,7 @@ func TestDNAMEGuard(t *testing.T) {
 }
 
 // TestBoundNameAnswers: A/AAAA for a name bound by `approve NAME=ADDRESS` inside a zone of
-// vlmcs get the bound addresses, whatever the next plugin holds (issue 9, item 5).
+// vlmcs get the bound addresses, whatever the next plugin holds.
 func TestBoundNameAnswers(t *testing.T) {
 	v := newTest(t, `vlmcs example.org ad.example.org {
 	approve *.ad.example.org kms9.ad.example.org=192.0.2.9 kms8.example.org=192.0.2.8 outside.example.net=192.0.2.7

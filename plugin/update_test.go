@@ -560,7 +560,7 @@ func TestRegisterIPv6(t *testing.T) {
 }
 
 // TestUpdateNamesAndOwnership: names a host cannot have, escaped dots against *.suffix grants,
-// static members and approve NAME=ADDRESS bindings (issue 9, items 2 and 5).
+// static members and approve NAME=ADDRESS bindings.
 func TestUpdateNamesAndOwnership(t *testing.T) {
 	v := newTest(t, `vlmcs example.org {
 	approve *.kms.example.org 192.0.2.0/24 bound.example.org=192.0.2.50

@@ -65,7 +65,7 @@ func TestDocumentJSON(t *testing.T) {
 	}
 }
 
-// TestProvenanceCitesPublicSources (issue 12): every source cell names
+// TestProvenanceCitesPublicSources: every source cell names
 // public material, never a file of the project's private notes.
 func TestProvenanceCitesPublicSources(t *testing.T) {
 	c := Default()

@@ -584,7 +584,7 @@ func TestLicenseStateBucket(t *testing.T) {
 	}
 }
 
-// TestFailedWriteIsNotCounted (issue 10, item 2): a client whose activation
+// TestFailedWriteIsNotCounted: a client whose activation
 // the ledger could not write is not in the count, so the count answered to
 // the next client is what the ledger holds and a restart rebuilds.
 func TestFailedWriteIsNotCounted(t *testing.T) {

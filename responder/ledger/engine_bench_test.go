@@ -11,7 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The engine comparison of issue 10, item 0: the same store work per
+// The engine comparison: the same store work per
 // activation (audit record, retention index, count entry) done by (a) the
 // write-ahead log with group commit in front of bbolt (Record), and by (c)
 // bbolt alone, one transaction per activation group-committed with

@@ -7,7 +7,7 @@ import (
 	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
-// TestRefusalBudget (issue 10, item 3): records of clients only ever
+// TestRefusalBudget: records of clients only ever
 // refused stay within MaxRefusals, oldest dropped; a refused client that is
 // later answered becomes an ordinary audit record, outside the budget.
 func TestRefusalBudget(t *testing.T) {

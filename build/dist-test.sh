@@ -309,7 +309,8 @@ start_unit() { # UNIT LOG: sets $unit_pid
 sed 's|{$CREDENTIALS_DIRECTORY}/vlmcs.keys|/etc/coredns-kmsdns/vlmcs.keys|' /etc/coredns-kmsdns/Corefile >"$tmp/Corefile.direct"
 chmod 0644 "$tmp/Corefile.direct"
 set +e
-msg=$(set -a && . /etc/coredns-kmsdns/env && set +a && timeout 20 setpriv --reuid="$svc_uid" --regid="$svc_uid" --clear-groups -- /usr/bin/coredns-kmsdns -conf "$tmp/Corefile.direct" 2>&1)
+install -d -m 0700 -o "$svc_uid" -g "$svc_uid" "$tmp/direct-state"
+msg=$(set -a && . /etc/coredns-kmsdns/env && set +a && STATE_DIRECTORY="$tmp/direct-state" timeout 20 setpriv --reuid="$svc_uid" --regid="$svc_uid" --clear-groups -- /usr/bin/coredns-kmsdns -conf "$tmp/Corefile.direct" 2>&1)
 rc=$?
 set -e
 [[ $rc -ne 0 && $msg == *"permission denied"*"LoadCredential="*'keyfile {$CREDENTIALS_DIRECTORY}/vlmcs.keys'* ]] || fail "coredns-kmsdns with an unreadable keyfile: exit $rc: $msg"

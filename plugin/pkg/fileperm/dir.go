@@ -1,7 +1,6 @@
 package fileperm
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -30,6 +29,10 @@ const maxLinks = 40
 //   - the directory itself is owned by the running user and is not
 //     writable by group or others.
 //
+// The directories above need only search permission (mode 0711, as home
+// directories and systemd's /var/lib/private): on Linux they are held as
+// O_PATH descriptors, and only the directory itself is opened for reading.
+//
 // Missing components are created with mode perm inside their checked
 // parent. what names the directory in errors ("data directory").
 func OpenDir(what, path string, perm fs.FileMode) (*os.Root, error) {
@@ -37,164 +40,23 @@ func OpenDir(what, path string, perm fs.FileMode) (*os.Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
-	w := &walker{what: what, display: path, me: uint32(os.Geteuid()), perm: perm}
-	defer w.closeAll()
-	root, err := w.walk(abs)
-	if err != nil {
-		return nil, err
-	}
-	return root, nil
+	return openDir(what, path, abs, perm)
 }
 
-// walker is OpenDir's state: the directories opened so far, outermost
-// first, each with the path it was reached by.
-type walker struct {
-	what, display string
-	me            uint32
-	perm          fs.FileMode
-	stack         []held
-	links         int
-}
-
-type held struct {
-	root *os.Root
-	path string
-}
-
-func (w *walker) closeAll() {
-	for _, h := range w.stack {
-		h.root.Close()
-	}
-	w.stack = nil
-}
-
-func (w *walker) top() held { return w.stack[len(w.stack)-1] }
-
-// reset makes the root directory the only one held.
-func (w *walker) reset() error {
-	w.closeAll()
-	r, err := os.OpenRoot("/")
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", w.what, w.display, err)
-	}
-	w.stack = []held{{r, "/"}}
-	return nil
-}
-
-// walk resolves abs and returns the final directory, taken off the stack.
-func (w *walker) walk(abs string) (*os.Root, error) {
-	if err := w.reset(); err != nil {
-		return nil, err
-	}
-	todo := splitPath(abs)
-	for len(todo) > 0 {
-		name := todo[0]
-		todo = todo[1:]
-		switch name {
-		case ".":
-			continue
-		case "..":
-			if len(w.stack) > 1 {
-				w.stack[len(w.stack)-1].root.Close()
-				w.stack = w.stack[:len(w.stack)-1]
-			}
-			continue
-		}
-		cur := w.top()
-		// Whatever cur holds is trusted only if cur is safe as a parent.
-		if err := w.checkHeld(cur, true); err != nil {
-			return nil, err
-		}
-		next := filepath.Join(cur.path, name)
-		fi, err := cur.root.Lstat(name)
-		if errors.Is(err, fs.ErrNotExist) {
-			if err = cur.root.Mkdir(name, w.perm); err != nil && !errors.Is(err, fs.ErrExist) {
-				return nil, fmt.Errorf("%s %s: create %s: %w", w.what, w.display, next, err)
-			}
-			fi, err = cur.root.Lstat(name)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", w.what, w.display, err)
-		}
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if err := w.follow(cur, name, next, fi, &todo); err != nil {
-				return nil, err
-			}
-		case fi.IsDir():
-			sub, err := cur.root.OpenRoot(name)
-			if err != nil {
-				return nil, fmt.Errorf("%s %s: open %s: %w", w.what, w.display, next, err)
-			}
-			got, err := sub.Stat(".")
-			if err == nil && !os.SameFile(fi, got) {
-				err = errors.New("it was replaced while being opened")
-			}
-			if err != nil {
-				sub.Close()
-				return nil, fmt.Errorf("%s %s: %s: %w", w.what, w.display, next, err)
-			}
-			w.stack = append(w.stack, held{sub, next})
-		default:
-			if len(todo) == 0 {
-				return nil, fmt.Errorf("%s %s is not a directory", w.what, w.display)
-			}
-			return nil, fmt.Errorf("%s %s: %s is not a directory", w.what, w.display, next)
-		}
-	}
-	last := w.top()
-	if err := w.checkHeld(last, false); err != nil {
-		return nil, err
-	}
-	w.stack = w.stack[:len(w.stack)-1]
-	return last.root, nil
-}
-
-// follow queues the target of the symbolic link name in cur, which
-// must be owned by root or the running user.
-func (w *walker) follow(cur held, name, at string, fi fs.FileInfo, todo *[]string) error {
-	if uid, ok := Owner(fi); ok && uid != 0 && uid != w.me {
-		return fmt.Errorf("%s %s: the symbolic link %s is owned by %s, not by %s: its owner can point it elsewhere at any time; give the real directory (or a link root owns)",
-			w.what, w.display, at, UserName(uid), trusted(w.me))
-	}
-	if w.links++; w.links > maxLinks {
-		return fmt.Errorf("%s %s: more than %d symbolic links", w.what, w.display, maxLinks)
-	}
-	target, err := cur.root.Readlink(name)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", w.what, w.display, err)
-	}
-	if filepath.IsAbs(target) {
-		if err := w.reset(); err != nil {
-			return err
-		}
-	}
-	*todo = append(splitPath(target), *todo...)
-	return nil
-}
-
-// checkHeld checks the directory h holds: as a parent (owned by root or
-// the running user, writable by others only when sticky) or as the
-// directory itself (owned by the running user, not writable by others).
-func (w *walker) checkHeld(h held, parent bool) error {
-	fi, err := h.root.Stat(".")
-	if err != nil {
-		return fmt.Errorf("%s %s: %s: %w", w.what, w.display, h.path, err)
-	}
-	if parent {
-		return checkParent(w.what+" "+w.display, h.path, fi)
-	}
-	uid, ok := Owner(fi)
+// checkOwnDir checks the directory OpenDir returns, owned by uid (ok is
+// false where the platform has no owners) with mode: it must be owned by
+// me, the running user, and not writable by group or others.
+func checkOwnDir(what, display string, me, uid uint32, ok bool, mode fs.FileMode) error {
 	if !ok {
 		return nil
 	}
-	if uid != w.me {
+	if uid != me {
 		return fmt.Errorf("%s %s is owned by %s, not by %s that this runs as: another user could plant files there that are written through; run `chown -R %s %s` (or run as %s)",
-			w.what, w.display, UserName(uid), UserName(w.me), userOnly(w.me), w.display, UserName(uid))
+			what, display, UserName(uid), UserName(me), userOnly(me), display, UserName(uid))
 	}
-	if fi.Mode().Perm()&0o022 != 0 {
+	if mode.Perm()&0o022 != 0 {
 		return fmt.Errorf("%s %s is writable by group or others (mode %04o): another user could plant a symlink there that is written through; run `chmod go-w %s`",
-			w.what, w.display, fi.Mode().Perm(), w.display)
+			what, display, mode.Perm(), display)
 	}
 	return nil
 }

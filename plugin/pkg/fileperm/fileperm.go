@@ -155,6 +155,12 @@ func CheckParents(what, path string) error {
 // checkParent applies the rule for a directory above a trusted file to d.
 func checkParent(what, d string, fi fs.FileInfo) error {
 	uid, ok := Owner(fi)
+	return checkParentOwner(what, d, uid, ok, fi.Mode())
+}
+
+// checkParentOwner is checkParent for a directory owned by uid (ok is
+// false where the platform has no owners) with mode.
+func checkParentOwner(what, d string, uid uint32, ok bool, mode fs.FileMode) error {
 	if !ok {
 		return nil
 	}
@@ -163,9 +169,9 @@ func checkParent(what, d string, fi fs.FileInfo) error {
 		return fmt.Errorf("%s: the directory above it, %s, is owned by %s: that user can replace what is inside; move it under a directory owned by %s, or run `chown root %s`",
 			what, d, UserName(uid), trusted(me), d)
 	}
-	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+	if mode.Perm()&0o022 != 0 && mode&fs.ModeSticky == 0 {
 		return fmt.Errorf("%s: the directory above it, %s, is writable by group or others (mode %04o) without the sticky bit: anyone there can replace what is inside; run `chmod go-w %s`",
-			what, d, fi.Mode().Perm(), d)
+			what, d, mode.Perm(), d)
 	}
 	return nil
 }

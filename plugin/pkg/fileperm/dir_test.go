@@ -1,7 +1,10 @@
 package fileperm
 
 import (
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -138,5 +141,134 @@ func TestOpenDirOwners(t *testing.T) {
 	}
 	if _, err := OpenDir("data directory", inner, 0o700); err == nil || !strings.Contains(err.Error(), "the directory above it, "+parent+", is owned by ") {
 		t.Errorf("a parent owned by uid 65534: %v", err)
+	}
+}
+
+// helperEnv names the directory TestOpenDirHelperProcess opens, when the
+// test binary is re-executed as another user.
+const helperEnv = "FILEPERM_OPENDIR_HELPER"
+
+// TestOpenDirHelperProcess is not a test: TestOpenDirUnprivileged runs the
+// test binary as an unprivileged user to call OpenDir there, and this
+// prints "ok" or the error.
+func TestOpenDirHelperProcess(t *testing.T) {
+	path := os.Getenv(helperEnv)
+	if path == "" {
+		t.Skip("runs only as TestOpenDirUnprivileged's helper")
+	}
+	root, err := OpenDir("data directory", path, 0o700)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer root.Close()
+	want, err := os.Stat(path)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if got, err := root.Stat("."); err != nil || !os.SameFile(want, got) {
+		fmt.Printf("held %v, not the directory %s names (%v)\n", got, path, err)
+		return
+	}
+	fmt.Println("ok")
+}
+
+// TestOpenDirUnprivileged runs OpenDir as an unprivileged user (uid and
+// gid 65534) through directories root owns, as a service user reaches its
+// data directory: a parent it may search but not read (0711, as home
+// directories and systemd's /var/lib/private) passes; one it may not
+// search fails with the kernel's refusal.
+func TestOpenDirUnprivileged(t *testing.T) {
+	const uid = 65534
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run as another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv (util-linux)")
+	}
+	// The test's temporary directories are private to root: open them to
+	// search (not read) by others, as the cases' parents are.
+	top := t.TempDir()
+	mkdirMode(t, filepath.Dir(top), 0o711)
+	mkdirMode(t, top, 0o711)
+	bin := filepath.Join(mkdirMode(t, filepath.Join(top, "bin"), 0o755), "fileperm.test")
+	copyExecutable(t, bin)
+	owned := func(t *testing.T, dir string) string {
+		t.Helper()
+		mkdirMode(t, dir, 0o700)
+		if err := os.Chown(dir, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T) string
+		want  string // "ok" for accepted
+	}{
+		{"search-only parent", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(top, "search"), 0o711)
+			return owned(t, filepath.Join(p, "data"))
+		}, "ok"},
+		{"root's link in a search-only parent", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(top, "search-link"), 0o711)
+			owned(t, filepath.Join(p, "real"))
+			return symlink(t, "real", filepath.Join(p, "data"))
+		}, "ok"},
+		{"search-only home directory of the user", func(t *testing.T) string {
+			home := owned(t, filepath.Join(top, "home"))
+			if err := os.Chmod(home, 0o711); err != nil {
+				t.Fatal(err)
+			}
+			return owned(t, filepath.Join(home, "data"))
+		}, "ok"},
+		{"unsearchable parent", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(top, "closed"), 0o700)
+			return owned(t, filepath.Join(p, "data"))
+		}, "data directory " + filepath.Join(top, "closed", "data") + ": fstatat data: permission denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tc.setup(t)
+			cmd := exec.Command(setpriv, fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid), "--clear-groups",
+				bin, "-test.run=^TestOpenDirHelperProcess$", "-test.count=1")
+			cmd.Env = append(os.Environ(), helperEnv+"="+path)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("helper as uid %d: %v: %s", uid, err, out)
+			}
+			// The helper prints its line before the test runner's PASS.
+			got, _, _ := strings.Cut(string(out), "\n")
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("OpenDir as uid %d: %q, want %q", uid, got, tc.want)
+			}
+		})
+	}
+}
+
+// copyExecutable copies the running test binary to dst, mode 0755, where
+// another user may run it.
+func copyExecutable(t *testing.T, dst string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

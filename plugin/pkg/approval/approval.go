@@ -143,6 +143,20 @@ func (r *Rules) HasNames() bool { return len(r.names) > 0 || len(r.bound) > 0 }
 
 // Name reports whether name passes the name rules (step 1 of the package comment).
 func (r *Rules) Name(name string) bool {
+	// Names from answers are plain (no escapes): judged without allocating, as every
+	// passed-on answer's address records are.
+	if c, isHost, plain := dnsname.PlainHostName(name); plain {
+		if !isHost {
+			return false
+		}
+		if !r.HasNames() {
+			return len(r.nets) > 0
+		}
+		if _, ok := r.bound[c]; ok {
+			return true
+		}
+		return dnsname.MatchAnyPlain(r.names, c)
+	}
 	c, err := dnsname.HostName(name)
 	if err != nil {
 		return false

@@ -236,3 +236,33 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	ip = ip.Unmap()
 	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }
+
+// PlainHostName is HostName for names without escapes, the form names take on the wire path,
+// and allocates nothing when name is already lower case and fully qualified. plain is false
+// when name holds a backslash: such a name needs HostName's decoding. Otherwise isHost reports
+// what HostName's error would, and canonical is HostName's result ("" when isHost is false).
+func PlainHostName(name string) (canonical string, isHost, plain bool) {
+	if strings.IndexByte(name, '\\') >= 0 {
+		return "", false, false
+	}
+	body, fq := strings.CutSuffix(name, ".")
+	// The wire form is one length byte per label plus the final zero: len(body)+2 bytes.
+	if body == "" || len(body)+2 > maxWire {
+		return "", false, true
+	}
+	for rest := body; ; {
+		label, tail, more := strings.Cut(rest, ".")
+		if !HostLabel(label) {
+			return "", false, true
+		}
+		if !more {
+			break
+		}
+		rest = tail
+	}
+	canonical = strings.ToLower(name)
+	if !fq {
+		canonical += "."
+	}
+	return canonical, true, true
+}

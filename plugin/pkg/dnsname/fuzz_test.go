@@ -59,3 +59,39 @@ func FuzzName(f *testing.F) {
 		_, _ = ParsePrefix(name)
 	})
 }
+
+// FuzzPlainHostName checks that the allocation-free path agrees with HostName and MatchAny on
+// every name without escapes.
+func FuzzPlainHostName(f *testing.F) {
+	for _, s := range []string{"kms1.corp.test.", "KMS1.Corp.Test", "a..b.", ".", "", "-a.b.", "a_b.c", strings.Repeat("a.", 127), strings.Repeat("a", 64) + ".x.", "x.kms.corp.test.", "kms.corp.test.", "xkms.corp.test."} {
+		f.Add(s)
+	}
+	patterns := []Pattern{}
+	for _, p := range []string{"*.kms.corp.test", "kms1.corp.test", "*.test"} {
+		pt, err := ParsePattern(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		patterns = append(patterns, pt)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		c, isHost, plain := PlainHostName(name)
+		if !plain {
+			if !strings.Contains(name, `\`) {
+				t.Fatalf("%q without a backslash reported as not plain", name)
+			}
+			return
+		}
+		want, err := HostName(name)
+		if isHost != (err == nil) || c != want {
+			t.Fatalf("PlainHostName(%q) = %q, %v; HostName = %q, %v", name, c, isHost, want, err)
+		}
+		if isHost {
+			for _, p := range patterns {
+				if MatchAnyPlain([]Pattern{p}, c) != MatchAny([]Pattern{p}, c) {
+					t.Fatalf("pattern %q on %q: MatchAnyPlain and MatchAny disagree", p.suffix, c)
+				}
+			}
+		}
+	})
+}

@@ -100,3 +100,22 @@ func (p Pattern) String() string {
 	}
 	return p.suffix
 }
+
+// MatchAnyPlain is MatchAny for a name PlainHostName returned as a host name: it compares
+// strings, allocating nothing. Labels of such a name hold no dots, so a suffix that starts
+// after a dot is a suffix of whole labels.
+func MatchAnyPlain(patterns []Pattern, canonical string) bool {
+	for _, p := range patterns {
+		switch {
+		case p.suffix == "":
+		case p.wildcard:
+			n := len(canonical) - len(p.suffix)
+			if n >= 2 && canonical[n-1] == '.' && canonical[n:] == p.suffix {
+				return true
+			}
+		case canonical == p.suffix:
+			return true
+		}
+	}
+	return false
+}

@@ -151,3 +151,51 @@ func TestReview2LongAliasChainAddress(t *testing.T) {
 		t.Errorf("kms1.ad.test A (an approved KMS target name, approve admits only 127.0.0.1) resolves through 9 aliases to an unapproved address:\n%v", r)
 	}
 }
+
+// TestReview2LureAliasThroughTarget: the address guard judges the alias chain of an address
+// question only when the question name is itself a KMS target name. With `approve
+// kms1.ad.test 127.0.0.1`, an answer to lure.ad.test A (any name the attacker creates in the
+// DNS behind) that runs lure.ad.test CNAME kms1.ad.test CNAME evil.elsewhere.test A
+// 127.0.0.66 passes whole: no address record is owned by kms1. A cache in front (dnsmasq)
+// stores kms1.ad.test's CNAME and the address it leads to, and answers the client's own
+// kms1.ad.test A question from them: the approved target resolves to 127.0.0.66.
+//
+// Safe behaviour: wherever a KMS target name appears on an alias chain, the addresses the
+// chain leads to from it are held to approve's rules for that name (or the alias owned by the
+// target name is removed), so no cache learns an unapproved address for kms1.
+func TestReview2LureAliasThroughTarget(t *testing.T) {
+	up := review2Upstream(t, func(r, m *dns.Msg) {
+		q := r.Question[0]
+		if q.Qtype != dns.TypeA {
+			return
+		}
+		switch strings.ToLower(q.Name) {
+		case "lure.ad.test.":
+			m.Answer = []dns.RR{
+				review2RR(t, "lure.ad.test. 600 IN CNAME kms1.ad.test."),
+				review2RR(t, "kms1.ad.test. 600 IN CNAME evil.elsewhere.test."),
+				review2RR(t, "evil.elsewhere.test. 600 IN A 127.0.0.66"),
+			}
+		case "kms1.ad.test.":
+			m.Answer = []dns.RR{review2RR(t, "kms1.ad.test. 600 IN A 127.0.0.1")}
+		}
+	})
+	front := harness.StartCoreDNS(t, `.:{{PORT}} {
+	bind 127.0.0.1
+	vlmcs ad.test {
+		approve kms1.ad.test 127.0.0.1
+		scrub ad.test
+		probe off
+	}
+	forward . `+up+`
+}
+`)
+	if r := ask(t, front.Addr(), "lure.ad.test.", dns.TypeA); holds(r, "127.0.0.66") {
+		t.Errorf("lure.ad.test A: the chain through kms1.ad.test (a KMS target) to an unapproved address passed:\n%v", r)
+	}
+	dm := startDnsmasq(t, front.Addr())
+	ask(t, dm, "lure.ad.test.", dns.TypeA)
+	if r := ask(t, dm, "kms1.ad.test.", dns.TypeA); holds(r, "127.0.0.66") {
+		t.Errorf("kms1.ad.test A from dnsmasq after the lure: the approved KMS target resolves to an unapproved address:\n%v", r)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,5 +198,76 @@ func TestReview2LureAliasThroughTarget(t *testing.T) {
 	ask(t, dm, "lure.ad.test.", dns.TypeA)
 	if r := ask(t, dm, "kms1.ad.test.", dns.TypeA); holds(r, "127.0.0.66") {
 		t.Errorf("kms1.ad.test A from dnsmasq after the lure: the approved KMS target resolves to an unapproved address:\n%v", r)
+	}
+}
+
+// review2TwoBlocks is two blocks on one port publishing example.test with different
+// configurations: FIRST (bind 127.0.0.1) takes registrations of kms1 by kms1-key; SECOND
+// (bind 127.0.0.2) serves a lab host. The test swaps their order in the Corefile.
+const (
+	review2BlockOne = `example.test:{{PORT}} {
+	bind 127.0.0.1
+	vlmcs example.test {
+		approve kms1.example.test 127.0.0.1
+		key kms1-key. ` + secret1 + `
+		grant kms1-key. kms1.example.test
+		ports 1024-65535
+		probe off
+	}
+}
+`
+	review2BlockTwo = `example.test:{{PORT}} {
+	bind 127.0.0.2
+	vlmcs example.test {
+		approve lab.example.test 127.0.0.2
+		static lab.example.test 1688 0 0 127.0.0.2
+		probe off
+	}
+}
+`
+)
+
+// TestReview2ReloadReorderLosesPool: blocks on one port that publish one zone with different
+// configurations get separate pools, but only the second claimant's pool key carries its bind
+// addresses; the first claimant's key is the bare listener and zone. Which block is "first"
+// is the order in the Corefile, so a reload that only swaps the two blocks (or removes the
+// first one) hands the first block's pool, with its registrations, to the other block (which
+// drops them as orphans) and gives the first block a new, empty pool: kms1, registered and
+// with a live lease, is gone from the answers of its own block until it registers again
+// (Windows clients of that network get NODATA meanwhile). Nothing in the Corefile the block
+// reads changed.
+//
+// Safe behaviour: a reload that does not change a block's vlmcs configuration or bind keeps
+// that block's registrations (the pool key does not depend on block order).
+func TestReview2ReloadReorderLosesPool(t *testing.T) {
+	c := harness.StartCoreDNS(t, review2BlockOne+review2BlockTwo)
+	kms := testkit.StartKMS(t, "127.0.0.1:0")
+	qname := "_vlmcs._tcp.example.test"
+	member := "kms1.example.test.:" + strconv.Itoa(kms.Port)
+	if code, out := c.NSUpdate(t, registerScript("kms1.example.test", "127.0.0.1", kms.Port), keyArg("kms1-key.", secret1)...); code != 0 {
+		t.Fatalf("registration: %s", out)
+	}
+	harness.Eventually(t, 5*time.Second, "kms1 served", func() bool { return srvSet(t, c, qname)[member] })
+
+	reload := func(corefile string) {
+		t.Helper()
+		c.WriteCorefile(t, corefile)
+		before := strings.Count(c.Output(), "Reloading complete")
+		if err := c.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		harness.Eventually(t, 10*time.Second, "the reload", func() bool {
+			return strings.Count(c.Output(), "Reloading complete") > before
+		})
+	}
+	// A reload of the same Corefile keeps kms1 ...
+	reload(review2BlockOne + review2BlockTwo + "\n")
+	if s := srvSet(t, c, qname); !s[member] {
+		t.Fatalf("after a reload of the same Corefile, kms1 is gone: %v", s)
+	}
+	// ... one that swaps the blocks loses it.
+	reload(review2BlockTwo + review2BlockOne)
+	if s := srvSet(t, c, qname); !s[member] {
+		t.Errorf("after a reload that only swapped two blocks, kms1 (registered, lease live) is gone from its block's answer: %v\n%s", s, c.Output())
 	}
 }

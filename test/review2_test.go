@@ -271,3 +271,49 @@ func TestReview2ReloadReorderLosesPool(t *testing.T) {
 		t.Errorf("after a reload that only swapped two blocks, kms1 (registered, lease live) is gone from its block's answer: %v\n%s", s, c.Output())
 	}
 }
+
+// TestReview2AliasLeftForResolverToChase: when the address guard removes the unapproved
+// address at the end of a KMS target name's alias chain, it keeps the aliases: the answer to
+// kms1.ad.test A is `kms1.ad.test CNAME evil.elsewhere.test` and nothing else. A resolver in
+// front (BIND, forward-only to CoreDNS) takes a CNAME without its target's records as an
+// unfinished chain and asks evil.elsewhere.test A itself; that name is no KMS target, so its
+// address passes, and the client gets kms1.ad.test -> 127.0.0.66 from BIND.
+//
+// Safe behaviour: an address question for a KMS target name whose chain leads to an address
+// approve does not admit gets no alias that leads there (NODATA, or SERVFAIL, for kms1), so no
+// resolver in front resolves kms1 to an unapproved address.
+func TestReview2AliasLeftForResolverToChase(t *testing.T) {
+	up := review2Upstream(t, func(r, m *dns.Msg) {
+		q := r.Question[0]
+		if q.Qtype != dns.TypeA {
+			return
+		}
+		switch strings.ToLower(q.Name) {
+		case "kms1.ad.test.":
+			m.Answer = []dns.RR{
+				review2RR(t, "kms1.ad.test. 600 IN CNAME evil.elsewhere.test."),
+				review2RR(t, "evil.elsewhere.test. 600 IN A 127.0.0.66"),
+			}
+		case "evil.elsewhere.test.":
+			m.Answer = []dns.RR{review2RR(t, "evil.elsewhere.test. 600 IN A 127.0.0.66")}
+		}
+	})
+	front := harness.StartCoreDNS(t, `.:{{PORT}} {
+	bind 127.0.0.1
+	vlmcs ad.test {
+		approve *.ad.test 127.0.0.1
+		scrub ad.test
+		probe off
+	}
+	forward . `+up+`
+}
+`)
+	direct := ask(t, front.Addr(), "kms1.ad.test.", dns.TypeA)
+	if holds(direct, "127.0.0.66") {
+		t.Fatalf("CoreDNS itself passed the unapproved address:\n%v", direct)
+	}
+	named := startNamedResolver(t, front.Addr(), "", "")
+	if r := ask(t, named, "kms1.ad.test.", dns.TypeA); holds(r, "127.0.0.66") {
+		t.Errorf("kms1.ad.test A through BIND: the approved KMS target resolves to an unapproved address (CoreDNS answered %v):\n%v", direct.Answer, r)
+	}
+}

@@ -317,3 +317,74 @@ func TestReview2AliasLeftForResolverToChase(t *testing.T) {
 		t.Errorf("kms1.ad.test A through BIND: the approved KMS target resolves to an unapproved address (CoreDNS answered %v):\n%v", direct.Answer, r)
 	}
 }
+
+// TestReview2ApexNSLeadsPastVlmcs: vlmcs keeps the NS RRset at a zone's apex as the next
+// plugin gives it. When the zone is delegated to CoreDNS (here: the parent zone test, served
+// at 127.0.0.54, delegates ad.test to CoreDNS's vlmcs block on the same address) and the DNS
+// behind names its own servers at the apex (Active Directory names its domain controllers),
+// an iterating resolver (BIND) receives that NS RRset in the authority section of vlmcs's
+// answers, which is authoritative data and outranks the parent's delegation in its cache: its
+// next question for the zone goes to the domain controller (127.0.0.66), never to CoreDNS,
+// and the rogue SRV record there reaches the client unjudged once vlmcs's answer has expired.
+//
+// Safe behaviour: no answer vlmcs gives for its zones names, as the zone's name servers,
+// servers other than the ones the zone is delegated to (vlmcs's own); BIND keeps asking
+// CoreDNS and never gets the rogue target.
+func TestReview2ApexNSLeadsPastVlmcs(t *testing.T) {
+	port := strconv.Itoa(harness.FreePort(t))
+	dir := t.TempDir()
+	harness.WriteFile(t, dir, "db.test", `$ORIGIN test.
+@	3600 IN SOA ns hostmaster 1 3600 600 86400 60
+@	3600 IN NS ns
+ns	3600 IN A 127.0.0.54
+www	600 IN A 127.0.0.1
+ad	3600 IN NS cdns
+cdns	3600 IN A 127.0.0.54
+`)
+	harness.WriteFile(t, dir, "db.ad", `$ORIGIN ad.test.
+@	3600 IN SOA dc1 hostmaster 1 3600 600 86400 1
+@	3600 IN NS dc1
+dc1	3600 IN A 127.0.0.66
+_vlmcs._tcp	1 IN SRV 0 0 1688 kms1
+_vlmcs._tcp	1 IN SRV 0 0 1688 rogue
+kms1	1 IN A 127.0.0.1
+rogue	1 IN A 127.0.0.66
+`)
+	harness.WriteFile(t, dir, "Corefile", `test:`+port+` {
+	bind 127.0.0.54
+	file `+dir+`/db.test test
+}
+ad.test:`+port+` {
+	bind 127.0.0.54
+	vlmcs ad.test {
+		approve kms1.ad.test 127.0.0.1
+		scrub ad.test
+		probe off
+	}
+	forward . 127.0.0.66:`+port+`
+}
+ad.test:`+port+` {
+	bind 127.0.0.66
+	file `+dir+`/db.ad ad.test
+}
+`)
+	servers := harness.Start(t, dir, harness.Binary(t, "coredns"), "-conf", "Corefile")
+	front := "127.0.0.54:" + port
+	harness.Eventually(t, 10*time.Second, "vlmcs and the domain controller answering", func() bool {
+		if servers.Exited() {
+			t.Fatalf("coredns exited: %s", servers.Output())
+		}
+		return harness.Exchange(front, "udp", harness.ProbeQuery()) == nil && harness.Exchange("127.0.0.66:"+port, "udp", harness.ProbeQuery()) == nil
+	})
+	direct := ask(t, front, "_vlmcs._tcp.ad.test.", dns.TypeSRV)
+	if holds(direct, "rogue") {
+		t.Fatalf("vlmcs itself passed the rogue target:\n%v", direct)
+	}
+	bind := startIteratingNamed(t, port, "www.test.", "test")
+	for i := range 4 {
+		if r := ask(t, bind, "_vlmcs._tcp.ad.test.", dns.TypeSRV); holds(r, "rogue") {
+			t.Fatalf("_vlmcs._tcp.ad.test SRV through BIND (question %d; vlmcs answered with authority %v): the rogue target reached the client:\n%v", i+1, direct.Ns, r)
+		}
+		time.Sleep(1500 * time.Millisecond) // vlmcs's answer (ttl 1 s) leaves BIND's cache
+	}
+}

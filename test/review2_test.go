@@ -2,6 +2,8 @@ package test
 
 import (
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -386,5 +388,87 @@ ad.test:`+port+` {
 			t.Fatalf("_vlmcs._tcp.ad.test SRV through BIND (question %d; vlmcs answered with authority %v): the rogue target reached the client:\n%v", i+1, direct.Ns, r)
 		}
 		time.Sleep(1500 * time.Millisecond) // vlmcs's answer (ttl 1 s) leaves BIND's cache
+	}
+}
+
+// TestReview2EmptyNonTerminalNXDOMAIN: `_tcp.<publish zone>` is an empty non-terminal of the
+// pool's `_vlmcs._tcp.<zone>` name, but vlmcs passes questions for it on, and a next plugin
+// that holds the zone without `_vlmcs._tcp` records (the pool owns them) answers NXDOMAIN: the
+// name and everything below it do not exist (RFC 8020). A resolver that minimises the
+// question name (BIND with qname-minimization strict, asking CoreDNS through a static-stub)
+// asks `_tcp.example.test` first, gets that NXDOMAIN and answers the client's
+// `_vlmcs._tcp.example.test` SRV question NXDOMAIN: Windows clients find no KMS host (and cache
+// the negative answer) while the pool holds a healthy, approved one.
+//
+// Safe behaviour: vlmcs answers every name above a `_vlmcs._tcp` name of a publish zone, below
+// the zone, NOERROR (NODATA) with aa, never NXDOMAIN; the minimising resolver's first answer is
+// the pool's kms1.
+func TestReview2EmptyNonTerminalNXDOMAIN(t *testing.T) {
+	port := strconv.Itoa(harness.FreePort(t))
+	dir := t.TempDir()
+	harness.WriteFile(t, dir, "db.ex", `$ORIGIN example.test.
+@	3600 IN SOA ns1 hostmaster 1 3600 600 86400 60
+@	3600 IN NS ns1
+ns1	3600 IN A 127.0.0.54
+www	600 IN A 127.0.0.1
+`)
+	harness.WriteFile(t, dir, "Corefile", `.:`+port+` {
+	bind 127.0.0.54
+	vlmcs example.test {
+		approve kms1.example.test 127.0.0.1
+		static kms1.example.test 1688 0 0 127.0.0.1
+		probe off
+	}
+	file `+dir+`/db.ex example.test
+}
+`)
+	servers := harness.Start(t, dir, harness.Binary(t, "coredns"), "-conf", "Corefile")
+	front := "127.0.0.54:" + port
+	harness.Eventually(t, 10*time.Second, "vlmcs answering", func() bool {
+		if servers.Exited() {
+			t.Fatalf("coredns exited: %s", servers.Output())
+		}
+		return harness.Exchange(front, "udp", harness.ProbeQuery()) == nil
+	})
+	if r := ask(t, front, "_tcp.example.test.", dns.TypeA); r.Rcode != dns.RcodeSuccess {
+		t.Errorf("_tcp.example.test (an empty non-terminal above the pool's _vlmcs._tcp.example.test) answered %s, want NOERROR:\n%v", dns.RcodeToString[r.Rcode], r)
+	}
+	named, err := exec.LookPath("named")
+	if err != nil {
+		named = "/usr/sbin/named"
+	}
+	ndir := t.TempDir()
+	harness.WriteFile(t, ndir, "named.conf", fmt.Sprintf(`options {
+	directory "%[1]s";
+	pid-file "%[1]s/named.pid";
+	session-keyfile "%[1]s/session.key";
+	managed-keys-directory "%[1]s";
+	port %[2]s;
+	listen-on port %[2]s { 127.0.0.1; };
+	listen-on-v6 { none; };
+	recursion yes;
+	allow-query { any; };
+	allow-recursion { any; };
+	dnssec-validation no;
+	qname-minimization strict;
+	notify no;
+};
+controls { };
+zone "example.test" { type static-stub; server-addresses { 127.0.0.54; }; };
+`, ndir, port))
+	p := harness.Start(t, ndir, named, "-g", "-n", "1", "-c", filepath.Join(ndir, "named.conf"))
+	bind := "127.0.0.1:" + port
+	harness.Eventually(t, 20*time.Second, "named answering", func() bool {
+		if p.Exited() {
+			t.Fatalf("named exited:\n%s", p.Output())
+		}
+		m := new(dns.Msg)
+		m.SetQuestion("www.example.test.", dns.TypeA)
+		m.RecursionDesired = true
+		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, bind)
+		return err == nil && r.Rcode == dns.RcodeSuccess
+	})
+	if r := ask(t, bind, "_vlmcs._tcp.example.test.", dns.TypeSRV); r.Rcode != dns.RcodeSuccess || !holds(r, "kms1.example.test.") {
+		t.Errorf("_vlmcs._tcp.example.test SRV through a minimising BIND: %s, want the pool's kms1:\n%v", dns.RcodeToString[r.Rcode], r)
 	}
 }

@@ -472,3 +472,47 @@ zone "example.test" { type static-stub; server-addresses { 127.0.0.54; }; };
 		t.Errorf("_vlmcs._tcp.example.test SRV through a minimising BIND: %s, want the pool's kms1:\n%v", dns.RcodeToString[r.Rcode], r)
 	}
 }
+
+// TestReview2CNAMEQuestionAtTarget: only A, AAAA and ANY questions for a KMS target name are
+// answered from the configuration (`approve NAME=ADDRESS`) or judged. A CNAME question for it
+// is passed on and its answer passes whole: the DNS behind (where any domain member can create
+// names) answers kms1.ad.test CNAME evil.elsewhere.test. A resolver in front (BIND) caches
+// that alias, and from then on answers the client's kms1.ad.test A question itself by
+// following it (it never asks CoreDNS about kms1 again while the alias is cached): the name
+// the configuration binds to 127.0.0.1 resolves to 127.0.0.66. Anyone who can ask the
+// resolver a question can plant it.
+//
+// Safe behaviour: no answer vlmcs passes on holds an alias owned by a KMS target name that
+// leads to an address approve (or the name's binding) does not admit; through BIND,
+// kms1.ad.test A stays 127.0.0.1.
+func TestReview2CNAMEQuestionAtTarget(t *testing.T) {
+	up := review2Upstream(t, func(r, m *dns.Msg) {
+		q := r.Question[0]
+		switch {
+		case strings.EqualFold(q.Name, "kms1.ad.test.") && q.Qtype == dns.TypeCNAME:
+			m.Answer = []dns.RR{review2RR(t, "kms1.ad.test. 600 IN CNAME evil.elsewhere.test.")}
+		case strings.EqualFold(q.Name, "kms1.ad.test.") && q.Qtype == dns.TypeA:
+			m.Answer = []dns.RR{review2RR(t, "kms1.ad.test. 600 IN A 127.0.0.1")}
+		case strings.EqualFold(q.Name, "evil.elsewhere.test.") && q.Qtype == dns.TypeA:
+			m.Answer = []dns.RR{review2RR(t, "evil.elsewhere.test. 600 IN A 127.0.0.66")}
+		}
+	})
+	front := harness.StartCoreDNS(t, `.:{{PORT}} {
+	bind 127.0.0.1
+	vlmcs ad.test {
+		approve kms1.ad.test=127.0.0.1
+		scrub ad.test
+		probe off
+	}
+	forward . `+up+`
+}
+`)
+	if r := ask(t, front.Addr(), "kms1.ad.test.", dns.TypeA); !holds(r, "127.0.0.1") || holds(r, "127.0.0.66") {
+		t.Fatalf("kms1.ad.test A from CoreDNS: want the bound 127.0.0.1:\n%v", r)
+	}
+	named := startNamedResolver(t, front.Addr(), "", "")
+	lure := ask(t, named, "kms1.ad.test.", dns.TypeCNAME)
+	if r := ask(t, named, "kms1.ad.test.", dns.TypeA); holds(r, "127.0.0.66") || !holds(r, "127.0.0.1") {
+		t.Errorf("kms1.ad.test A through BIND after a CNAME question (answered %v): the bound KMS target resolves elsewhere:\n%v", lure.Answer, r)
+	}
+}

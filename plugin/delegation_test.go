@@ -2,6 +2,7 @@ package vlmcs
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/coredns/coredns/plugin"
@@ -81,7 +82,14 @@ func TestAddressesOfTargetsJudged(t *testing.T) {
 		keep   int
 	}{
 		{"kms1.ad.example.org.", []string{"kms1.ad.example.org. 60 IN A 198.51.100.66", "kms1.ad.example.org. 60 IN A 192.0.2.1"}, 1},
-		{"kms1.ad.example.org.", []string{"kms1.ad.example.org. 60 IN CNAME x.evil.example.net.", "x.evil.example.net. 60 IN A 198.51.100.66"}, 1},
+		// An alias chain through a KMS target name must end at addresses approve admits for
+		// it, else the chain from that name on goes (the alias too: resolvers chase it).
+		{"kms1.ad.example.org.", []string{"kms1.ad.example.org. 60 IN CNAME x.evil.example.net.", "x.evil.example.net. 60 IN A 198.51.100.66"}, 0},
+		{"kms1.ad.example.org.", []string{"kms1.ad.example.org. 60 IN CNAME x.example.net.", "x.example.net. 60 IN A 192.0.2.7"}, 2},
+		{"lure.example.org.", []string{"lure.example.org. 60 IN CNAME kms1.ad.example.org.", "kms1.ad.example.org. 60 IN CNAME x.evil.example.net.", "x.evil.example.net. 60 IN A 198.51.100.66"}, 1},
+		{"lure.example.org.", []string{"lure.example.org. 60 IN CNAME kms1.ad.example.org.", "kms1.ad.example.org. 60 IN CNAME x.evil.example.net."}, 1},
+		// An alias of a KMS target name off the question's chain goes too.
+		{"www.example.org.", []string{"www.example.org. 60 IN A 192.0.2.9", "kms1.ad.example.org. 60 IN CNAME x.evil.example.net."}, 1},
 		{"kms1.ad.example.org.", []string{"kms1.ad.example.org. 60 IN AAAA 2001:db8::66"}, 0},
 		{"www.example.org.", []string{"www.example.org. 60 IN A 198.51.100.66"}, 1},
 		{"kms.example.net.", []string{"kms.example.net. 60 IN A 198.51.100.66"}, 1},
@@ -91,6 +99,34 @@ func TestAddressesOfTargetsJudged(t *testing.T) {
 		if len(m.Answer) != tc.keep {
 			t.Errorf("%s %v: kept %v, want %d records", tc.qname, tc.answer, m.Answer, tc.keep)
 		}
+	}
+}
+
+// TestLongAliasChainThroughTarget: a chain of more than maxChain aliases from a KMS target
+// name cannot be judged to its end: SERVFAIL. One of maxChain aliases is judged.
+func TestLongAliasChainThroughTarget(t *testing.T) {
+	v := newTest(t, `vlmcs ad.example.org {
+	approve *.ad.example.org 192.0.2.0/24
+	scrub ad.example.org
+	probe off
+}`)
+	chain := func(n int) []dns.RR {
+		var out []string
+		name := "kms1.ad.example.org."
+		for i := range n {
+			next := fmt.Sprintf("h%d.example.net.", i)
+			out = append(out, name+" 60 IN CNAME "+next)
+			name = next
+		}
+		return rrs(t, append(out, name+" 60 IN A 198.51.100.66")...)
+	}
+	v.Next = upstreamSections(chain(maxChain+1), nil, nil)
+	if m := query(t, v, "kms1.ad.example.org.", dns.TypeA); m.Rcode != dns.RcodeServerFailure || len(m.Answer) != 0 {
+		t.Errorf("%d aliases: want SERVFAIL, got %v", maxChain+1, m)
+	}
+	v.Next = upstreamSections(chain(maxChain), nil, nil)
+	if m := query(t, v, "kms1.ad.example.org.", dns.TypeA); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 {
+		t.Errorf("%d aliases to an unapproved address: want NODATA, got %v", maxChain, m)
 	}
 }
 

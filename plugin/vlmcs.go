@@ -134,7 +134,9 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	if zone := v.vlmcsBelow(q.Name); zone != "" {
 		return v.serveScrub(ctx, w, r, zone)
 	}
-	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY {
+	// A name the configuration owns (static, bound) is answered by vlmcs whatever the type:
+	// the next plugin's records at it (an alias, above all) would lead resolvers elsewhere.
+	if addrQ := q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY; addrQ || v.ownsName(q.Name) {
 		for _, p := range v.pools {
 			// A string test, not a label-wise one: a name that passes it wrongly (an escaped
 			// dot before the zone) is no host name, so it is in no pool's hosts.
@@ -152,7 +154,7 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 			}
 		}
 	}
-	if v.bound != nil && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY) {
+	if v.bound != nil {
 		if rrs := v.bound[strings.ToLower(q.Name)]; rrs != nil {
 			return v.answerBound(w, r, rrs)
 		}
@@ -163,6 +165,13 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		}
 	}
 	return v.passOn(ctx, w, r)
+}
+
+// ownsName reports whether the configuration owns name: a `static` target or an `approve
+// NAME=ADDRESS` name inside the zones.
+func (v *Vlmcs) ownsName(name string) bool {
+	n := strings.ToLower(name)
+	return v.bound[n] != nil || v.cfg.isStatic(n)
 }
 
 // passOn hands a query to the next plugin, guarding its answer (passguard.go).
@@ -249,9 +258,9 @@ func (v *Vlmcs) answer(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, p 
 	return dns.RcodeSuccess, nil
 }
 
-// answerBound answers A, AAAA and ANY for a name an `approve NAME=ADDRESS` rule binds: its
+// answerBound answers every question for a name an `approve NAME=ADDRESS` rule binds: its
 // bound addresses, whatever the next plugin holds (the configuration owns the name). A type it
-// has no address of gets NODATA, with the synthesized SOA in a publish zone.
+// has no address of (CNAME, TXT...) gets NODATA, with the synthesized SOA in a publish zone.
 func (v *Vlmcs) answerBound(w dns.ResponseWriter, r *dns.Msg, rrs []dns.RR) (int, error) {
 	q := r.Question[0]
 	m := new(dns.Msg)

@@ -288,7 +288,9 @@ func TestAnswerHostAddresses(t *testing.T) {
 		{"kms2.example.org.", dns.TypeAAAA, nil, true, false},
 		{"kms3.example.org.", dns.TypeA, nil, false, true}, // not a member
 		{"other.example.org.", dns.TypeA, nil, false, true},
-		{"kms1.example.org.", dns.TypeTXT, nil, false, true},
+		{"kms1.example.org.", dns.TypeTXT, nil, true, false},   // the configuration owns a static name: every type
+		{"kms1.example.org.", dns.TypeCNAME, nil, true, false}, // no alias of the next plugin's passes
+		{"other.example.org.", dns.TypeTXT, nil, false, true},
 	}
 	for _, tc := range cases {
 		m := query(t, v, tc.name, tc.qt)

@@ -12,8 +12,8 @@ import (
 
 // TestDelegationsNeverPass: no answer vlmcs passes on (other questions, `_vlmcs._tcp`
 // questions of scrub zones and search domains) carries a delegation of a name strictly below a
-// zone of vlmcs, its DS, RRSIGs or glue; a referral becomes NODATA with aa; the zone's own NS
-// RRset and delegations outside the zones pass.
+// zone of vlmcs, its DS, RRSIGs or glue, nor the next plugin's NS set at a zone's apex; a
+// referral becomes NODATA with aa; delegations outside the zones pass.
 func TestDelegationsNeverPass(t *testing.T) {
 	v := newTest(t, `vlmcs example.org ad.example.org {
 	approve *.ad.example.org kms1.example.org 192.0.2.0/24
@@ -33,7 +33,9 @@ func TestDelegationsNeverPass(t *testing.T) {
 		{"_vlmcs._tcp.ad.example.org.", dns.TypeSRV, []string{"_tcp.ad.example.org. 600 IN NS ns.evil.example.net."}, nil, true},
 		{"www.sub.ad.example.org.", dns.TypeA, []string{"sub.ad.example.org. 600 IN NS ns.evil.example.net."}, nil, true},
 		{"www.example.net.", dns.TypeA, []string{"example.net. 600 IN NS ns.example.net."}, []string{"ns.example.net. 600 IN A 198.51.100.1"}, false},
-		{"www.example.org.", dns.TypeTXT, []string{"example.org. 600 IN NS ns1.example.org."}, []string{"ns1.example.org. 600 IN A 192.0.2.53"}, false},
+		// The next plugin's apex NS set (and its glue) leads iterating resolvers past vlmcs.
+		{"www.example.org.", dns.TypeTXT, []string{"example.org. 600 IN NS ns1.example.org."}, []string{"ns1.example.org. 600 IN A 192.0.2.53"}, true},
+		{"ad.example.org.", dns.TypeNS, []string{"ad.example.org. 600 IN NS dc1.ad.example.org."}, []string{"dc1.ad.example.org. 600 IN A 198.51.100.66"}, true},
 	} {
 		var asked *dns.Msg
 		next := upstreamSections(nil, rrs(t, tc.ns...), rrs(t, tc.extra...))

@@ -126,6 +126,11 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 			return v.answer(ctx, w, r, p)
 		}
 	}
+	for _, p := range v.pools {
+		if strings.EqualFold(q.Name, p.srvName[len("_vlmcs."):]) {
+			return v.answerENT(w, r, p)
+		}
+	}
 	for _, s := range v.scrubs {
 		if strings.EqualFold(q.Name, s.srvName) {
 			return v.serveScrub(ctx, w, r, s.zone)
@@ -227,6 +232,19 @@ func (v *Vlmcs) answerBelow(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, err
 	m.Ns = a.soa
 	w.WriteMsg(m)
 	return m.Rcode, nil
+}
+
+// answerENT answers `_tcp.<zone>`, the empty non-terminal above a publish zone's
+// `_vlmcs._tcp` name: NODATA with aa and the synthesized SOA, whatever the next plugin holds.
+// An NXDOMAIN there (a next plugin without the pool's records) would tell a resolver that
+// minimises question names that `_vlmcs._tcp.<zone>` does not exist either (RFC 8020).
+func (v *Vlmcs) answerENT(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	m.Ns = p.current(time.Now()).soa
+	w.WriteMsg(m)
+	return dns.RcodeSuccess, nil
 }
 
 // answer writes the pool's answer: SRV records in a fresh random order plus glue, or NODATA

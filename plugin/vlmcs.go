@@ -63,7 +63,7 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 		if regKey != "" {
 			// A pool that already exists (a reload) takes this configuration in start, once
 			// the whole Corefile has been accepted: a reload that fails must not change it.
-			k := regKey + "|" + z + cfg.poolTag[z]
+			k := regKey + "|" + z
 			p = registry.acquire(k, func() *pool { return newPool(z, server, cfg) })
 			v.poolKeys = append(v.poolKeys, k)
 		} else {
@@ -318,6 +318,26 @@ func (v *Vlmcs) answerHost(w dns.ResponseWriter, r *dns.Msg, a *answer) (int, er
 	}
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil
+}
+
+// rekey moves the pools to the registry keys tags gives (publish zone → key suffix, see
+// poolTags), known only once the whole Corefile is read: a pool under the new key is
+// acquired (kept across a reload that still holds it), the one under the old key released.
+// Called from OnStartup, before start.
+func (v *Vlmcs) rekey(tags map[string]string) {
+	if v.regKey == "" {
+		return
+	}
+	for i, p := range v.pools {
+		k := v.regKey + "|" + p.zone + tags[p.zone]
+		if k == v.poolKeys[i] {
+			continue
+		}
+		z := p.zone
+		v.pools[i] = registry.acquire(k, func() *pool { return newPool(z, v.server, v.cfg) })
+		registry.release(v.poolKeys[i])
+		v.poolKeys[i] = k
+	}
 }
 
 // start applies the configuration to the pools and launches the probers; called from

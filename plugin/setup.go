@@ -55,6 +55,7 @@ func setup(c *caddy.Controller) error {
 		return plugin.Error(pluginName, err)
 	}
 	v := newVlmcs(cfg, server, listenerKey(dc), nil)
+	noteBlock(c, cfg)
 
 	dc.AddPlugin(func(next plugin.Handler) plugin.Handler {
 		v.Next = next
@@ -63,6 +64,9 @@ func setup(c *caddy.Controller) error {
 
 	c.OnStartup(func() error {
 		if err := checkKeys(cfg, dnsserver.GetConfig(c).TsigSecret); err != nil {
+			return plugin.Error(pluginName, err)
+		}
+		if err := checkOverlap(c); err != nil {
 			return plugin.Error(pluginName, err)
 		}
 		v.rekey(poolTags(c, dc, cfg, listenerKey(dc)))

@@ -58,7 +58,7 @@ func checkOverlap(c *caddy.Controller) error {
 	}
 	for _, vc := range configs {
 		vb, ok := blocks[vc.first]
-		if !ok || vc.cfg != vc.first {
+		if !ok {
 			continue
 		}
 		for _, oc := range configs {
@@ -92,11 +92,13 @@ func binds(hosts []string) string {
 	return strings.Join(out, " ")
 }
 
-// bindsOverlap reports whether two blocks' bind addresses share one ("" binds every address).
+// bindsOverlap reports whether two blocks' bind addresses share one ("", 0.0.0.0 and :: bind
+// every address).
 func bindsOverlap(a, b []string) bool {
+	every := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 	for _, x := range a {
 		for _, y := range b {
-			if x == "" || y == "" || x == y {
+			if every(x) || every(y) || x == y {
 				return true
 			}
 		}

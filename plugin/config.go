@@ -100,8 +100,7 @@ type config struct {
 	replayFile  string // replay_file: where the replay memory is kept across restarts ("": in memory only)
 	replayWhere string // file:line of replay_file
 
-	where   string            // file:line of the vlmcs directive
-	poolTag map[string]string // publish zone → suffix of its pool's registry key (see claimPools)
+	where string // file:line of the vlmcs directive
 }
 
 func newConfig() *config {

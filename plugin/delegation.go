@@ -19,7 +19,14 @@ import (
 // vlmcs, in any section, nor the DS records and RRSIGs of such a delegation, nor the glue
 // (address records, in the additional section) of the name servers it named. A referral that
 // loses its delegation becomes NODATA with aa set: vlmcs answers for its zones, and the
-// resolver must not look for the name elsewhere. The zone's own NS RRset (at the apex) stays.
+// resolver must not look for the name elsewhere.
+//
+// The NS RRset at a zone's apex is removed the same way, with its RRSIGs and glue: the next
+// plugin's apex NS names the servers of the DNS behind (Active Directory names its domain
+// controllers), and an iterating resolver that receives it, authoritative, in an answer of
+// vlmcs ranks it above the parent's delegation to CoreDNS and asks those servers, past vlmcs,
+// from then on. With vlmcs the zone's NS set is not served from the DNS behind: an NS question
+// at the apex gets NODATA with aa.
 
 // delegatedBelow reports whether owner is strictly below a zone of vlmcs: an NS RRset there
 // is a delegation over `_vlmcs._tcp` names.
@@ -32,12 +39,34 @@ func (v *Vlmcs) delegatedBelow(owner string) bool {
 	return false
 }
 
-// hasDelegation is the cheap test: whether m holds an NS or DS record owned by a name
-// strictly below a zone of vlmcs.
+// leadsPast reports whether a record of type t (the type covered, for an RRSIG) owned by owner
+// leads resolvers past vlmcs: an NS or DS record strictly below a zone of vlmcs, or an NS
+// record at a zone's apex.
+func (v *Vlmcs) leadsPast(owner string, t uint16) bool {
+	switch t {
+	case dns.TypeNS:
+		return v.delegatedBelow(owner) || v.isApex(owner)
+	case dns.TypeDS:
+		return v.delegatedBelow(owner)
+	}
+	return false
+}
+
+// isApex reports whether name is a zone of vlmcs.
+func (v *Vlmcs) isApex(name string) bool {
+	for _, z := range v.cfg.zones {
+		if dnsname.Equal(z, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasDelegation is the cheap test: whether m holds a record leadsPast finds.
 func (v *Vlmcs) hasDelegation(m *dns.Msg) bool {
 	for _, sec := range [3][]dns.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range sec {
-			if t := rr.Header().Rrtype; (t == dns.TypeNS || t == dns.TypeDS) && v.delegatedBelow(rr.Header().Name) {
+			if v.leadsPast(rr.Header().Name, rr.Header().Rrtype) {
 				return true
 			}
 		}
@@ -60,11 +89,16 @@ func (v *Vlmcs) guardDelegations(ctx context.Context, m *dns.Msg) *dns.Msg {
 			if sig, ok := rr.(*dns.RRSIG); ok {
 				t = sig.TypeCovered
 			}
-			if (t == dns.TypeNS || t == dns.TypeDS) && v.delegatedBelow(h.Name) {
+			if v.leadsPast(h.Name, t) {
 				if ns, ok := rr.(*dns.NS); ok {
 					servers[strings.ToLower(dns.Fqdn(ns.Ns))] = true
-					scrubbedTotal.WithLabelValues(v.serverOf(ctx), v.zoneOf(h.Name), "delegation").Inc()
-					v.logger.Classf("delegation", "removed NS %s -> %s: a delegation inside %s would lead resolvers past vlmcs for _vlmcs._tcp names", h.Name, ns.Ns, v.zoneOf(h.Name))
+					if v.isApex(h.Name) {
+						scrubbedTotal.WithLabelValues(v.serverOf(ctx), v.zoneOf(h.Name), "apex-ns").Inc()
+						v.logger.Classf("delegation", "removed NS %s -> %s: the next plugin's name servers of %s would lead resolvers past vlmcs", h.Name, ns.Ns, h.Name)
+					} else {
+						scrubbedTotal.WithLabelValues(v.serverOf(ctx), v.zoneOf(h.Name), "delegation").Inc()
+						v.logger.Classf("delegation", "removed NS %s -> %s: a delegation inside %s would lead resolvers past vlmcs for _vlmcs._tcp names", h.Name, ns.Ns, v.zoneOf(h.Name))
+					}
 				}
 				continue
 			}
@@ -86,6 +120,9 @@ func (v *Vlmcs) guardDelegations(ctx context.Context, m *dns.Msg) *dns.Msg {
 		// A referral: answer NODATA for the name instead.
 		out.Authoritative = true
 		out.Ns = nil
+	}
+	if len(m.Question) == 1 && m.Question[0].Qtype == dns.TypeNS && v.isApex(m.Question[0].Name) {
+		out.Authoritative = true // NODATA for the apex NS set: vlmcs answers for its zones
 	}
 	return out
 }

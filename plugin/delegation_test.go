@@ -2,6 +2,7 @@ package vlmcs
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/coredns/coredns/plugin"
@@ -11,8 +12,8 @@ import (
 
 // TestDelegationsNeverPass: no answer vlmcs passes on (other questions, `_vlmcs._tcp`
 // questions of scrub zones and search domains) carries a delegation of a name strictly below a
-// zone of vlmcs, its DS, RRSIGs or glue; a referral becomes NODATA with aa; the zone's own NS
-// RRset and delegations outside the zones pass.
+// zone of vlmcs, its DS, RRSIGs or glue, nor the next plugin's NS set at a zone's apex; a
+// referral becomes NODATA with aa; delegations outside the zones pass.
 func TestDelegationsNeverPass(t *testing.T) {
 	v := newTest(t, `vlmcs example.org ad.example.org {
 	approve *.ad.example.org kms1.example.org 192.0.2.0/24
@@ -32,7 +33,9 @@ func TestDelegationsNeverPass(t *testing.T) {
 		{"_vlmcs._tcp.ad.example.org.", dns.TypeSRV, []string{"_tcp.ad.example.org. 600 IN NS ns.evil.example.net."}, nil, true},
 		{"www.sub.ad.example.org.", dns.TypeA, []string{"sub.ad.example.org. 600 IN NS ns.evil.example.net."}, nil, true},
 		{"www.example.net.", dns.TypeA, []string{"example.net. 600 IN NS ns.example.net."}, []string{"ns.example.net. 600 IN A 198.51.100.1"}, false},
-		{"www.example.org.", dns.TypeTXT, []string{"example.org. 600 IN NS ns1.example.org."}, []string{"ns1.example.org. 600 IN A 192.0.2.53"}, false},
+		// The next plugin's apex NS set (and its glue) leads iterating resolvers past vlmcs.
+		{"www.example.org.", dns.TypeTXT, []string{"example.org. 600 IN NS ns1.example.org."}, []string{"ns1.example.org. 600 IN A 192.0.2.53"}, true},
+		{"ad.example.org.", dns.TypeNS, []string{"ad.example.org. 600 IN NS dc1.ad.example.org."}, []string{"dc1.ad.example.org. 600 IN A 198.51.100.66"}, true},
 	} {
 		var asked *dns.Msg
 		next := upstreamSections(nil, rrs(t, tc.ns...), rrs(t, tc.extra...))
@@ -81,7 +84,14 @@ func TestAddressesOfTargetsJudged(t *testing.T) {
 		keep   int
 	}{
 		{"kms1.ad.example.org.", []string{"kms1.ad.example.org. 60 IN A 198.51.100.66", "kms1.ad.example.org. 60 IN A 192.0.2.1"}, 1},
-		{"kms1.ad.example.org.", []string{"kms1.ad.example.org. 60 IN CNAME x.evil.example.net.", "x.evil.example.net. 60 IN A 198.51.100.66"}, 1},
+		// An alias chain through a KMS target name must end at addresses approve admits for
+		// it, else the chain from that name on goes (the alias too: resolvers chase it).
+		{"kms1.ad.example.org.", []string{"kms1.ad.example.org. 60 IN CNAME x.evil.example.net.", "x.evil.example.net. 60 IN A 198.51.100.66"}, 0},
+		{"kms1.ad.example.org.", []string{"kms1.ad.example.org. 60 IN CNAME x.example.net.", "x.example.net. 60 IN A 192.0.2.7"}, 2},
+		{"lure.example.org.", []string{"lure.example.org. 60 IN CNAME kms1.ad.example.org.", "kms1.ad.example.org. 60 IN CNAME x.evil.example.net.", "x.evil.example.net. 60 IN A 198.51.100.66"}, 1},
+		{"lure.example.org.", []string{"lure.example.org. 60 IN CNAME kms1.ad.example.org.", "kms1.ad.example.org. 60 IN CNAME x.evil.example.net."}, 1},
+		// An alias of a KMS target name off the question's chain goes too.
+		{"www.example.org.", []string{"www.example.org. 60 IN A 192.0.2.9", "kms1.ad.example.org. 60 IN CNAME x.evil.example.net."}, 1},
 		{"kms1.ad.example.org.", []string{"kms1.ad.example.org. 60 IN AAAA 2001:db8::66"}, 0},
 		{"www.example.org.", []string{"www.example.org. 60 IN A 198.51.100.66"}, 1},
 		{"kms.example.net.", []string{"kms.example.net. 60 IN A 198.51.100.66"}, 1},
@@ -91,6 +101,34 @@ func TestAddressesOfTargetsJudged(t *testing.T) {
 		if len(m.Answer) != tc.keep {
 			t.Errorf("%s %v: kept %v, want %d records", tc.qname, tc.answer, m.Answer, tc.keep)
 		}
+	}
+}
+
+// TestLongAliasChainThroughTarget: a chain of more than maxChain aliases from a KMS target
+// name cannot be judged to its end: SERVFAIL. One of maxChain aliases is judged.
+func TestLongAliasChainThroughTarget(t *testing.T) {
+	v := newTest(t, `vlmcs ad.example.org {
+	approve *.ad.example.org 192.0.2.0/24
+	scrub ad.example.org
+	probe off
+}`)
+	chain := func(n int) []dns.RR {
+		var out []string
+		name := "kms1.ad.example.org."
+		for i := range n {
+			next := fmt.Sprintf("h%d.example.net.", i)
+			out = append(out, name+" 60 IN CNAME "+next)
+			name = next
+		}
+		return rrs(t, append(out, name+" 60 IN A 198.51.100.66")...)
+	}
+	v.Next = upstreamSections(chain(maxChain+1), nil, nil)
+	if m := query(t, v, "kms1.ad.example.org.", dns.TypeA); m.Rcode != dns.RcodeServerFailure || len(m.Answer) != 0 {
+		t.Errorf("%d aliases: want SERVFAIL, got %v", maxChain+1, m)
+	}
+	v.Next = upstreamSections(chain(maxChain), nil, nil)
+	if m := query(t, v, "kms1.ad.example.org.", dns.TypeA); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 {
+		t.Errorf("%d aliases to an unapproved address: want NODATA, got %v", maxChain, m)
 	}
 }
 

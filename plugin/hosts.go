@@ -6,7 +6,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// serveHost answers an A, AAAA or ANY question for name n, a member's target whose addresses
+// serveHost answers a question for name n (A, AAAA or ANY; any type for a name the
+// configuration owns), a member's target whose addresses
 // the pool holds. A name the configuration owns (a `static` target, an `approve NAME=ADDRESS`
 // name) is answered from the pool. A name registered by UPDATE is answered from the pool only
 // when the next plugin does not have it: vlmcs never answers, with aa set, for a name another

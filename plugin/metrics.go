@@ -51,7 +51,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "scrubbed_records_total",
-		Help:      "Records removed from answers by reason (unapproved, unresolved, unhealthy, glue, alias, alias-loop, dname, passthrough, address: an address of a KMS target name approve does not admit, delegation: an NS record delegating a name below a zone).",
+		Help:      "Records removed from answers by reason (unapproved, unresolved, unhealthy, glue, alias, alias-loop, dname, passthrough, address: an address of a KMS target name approve does not admit, delegation: an NS record delegating a name below a zone, apex-ns: the next plugin's NS record at a zone's apex).",
 	}, []string{"server", "zone", "reason"})
 
 	refusedTotal = promauto.NewCounterVec(prometheus.CounterOpts{

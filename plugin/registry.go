@@ -10,7 +10,8 @@ import (
 // instance on every reload, and the registered members, their leases and health, and the MACs
 // of accepted signed updates must survive that. Pools are keyed by what identifies them, the
 // listener (transport and port, see listenerKey) and the zone, so a reload that changes a
-// block's other zones or its bind addresses keeps them. Entries are reference-counted: a new instance acquires its pools
+// block's other zones or its bind addresses keeps them; blocks on one listener that publish a
+// zone with different configurations add their bind addresses (poolTags), whatever their order. Entries are reference-counted: a new instance acquires its pools
 // during setup, the old one releases them in OnShutdown, and the last release forgets the pool.
 // A reload that fails after vlmcs's setup leaves one reference behind (the failed instance is
 // never shut down): the pool then lives until the process ends, which costs nothing else.

@@ -55,6 +55,7 @@ func setup(c *caddy.Controller) error {
 		return plugin.Error(pluginName, err)
 	}
 	v := newVlmcs(cfg, server, listenerKey(dc), nil)
+	noteBlock(c, cfg)
 
 	dc.AddPlugin(func(next plugin.Handler) plugin.Handler {
 		v.Next = next
@@ -65,6 +66,10 @@ func setup(c *caddy.Controller) error {
 		if err := checkKeys(cfg, dnsserver.GetConfig(c).TsigSecret); err != nil {
 			return plugin.Error(pluginName, err)
 		}
+		if err := checkOverlap(c); err != nil {
+			return plugin.Error(pluginName, err)
+		}
+		v.rekey(poolTags(c, dc, cfg, listenerKey(dc)))
 		v.start()
 		return nil
 	})
@@ -83,19 +88,20 @@ type poolClaim struct {
 }
 
 // poolClaimsKey is the caddy instance storage key of the pools claimed by the blocks of one
-// Corefile load.
+// Corefile load: listener|zone → the claims of the blocks publishing the zone, in order.
 type poolClaimsKey struct{}
 
-// claimPools decides which pool each publish zone of a block uses. Blocks on one listener
-// (transport and port) publishing one zone share its pool when they configure vlmcs alike; a
-// block whose configuration differs from the block that claimed the pool first gets a pool of
-// its own, keyed also by its bind addresses (cfg.poolTag), since a pool has one policy and the
-// blocks would otherwise answer with whichever configuration started last. Blocks that differ
-// and bind the same addresses are refused.
+// claimPools records which blocks of the Corefile being loaded publish each zone on a
+// listener (transport and port). Blocks that configure vlmcs alike share the zone's pool.
+// When the blocks publishing a zone on one listener do not all configure vlmcs alike, each
+// gets a pool of its own, keyed also by its bind addresses (poolTags): a pool has one policy,
+// and the blocks would otherwise answer with whichever configuration started last. The key
+// depends on the whole Corefile, never on block order, so a reload that reorders blocks keeps
+// every block's pool. Blocks that differ and bind the same addresses are refused.
 func claimPools(c *caddy.Controller, dc *dnsserver.Config, cfg *config, listener string) error {
-	claims, _ := c.Get(poolClaimsKey{}).(map[string]poolClaim)
+	claims, _ := c.Get(poolClaimsKey{}).(map[string][]poolClaim)
 	if claims == nil {
-		claims = map[string]poolClaim{}
+		claims = map[string][]poolClaim{}
 		c.Set(poolClaimsKey{}, claims)
 	}
 	binds := slices.Clone(dc.ListenHosts)
@@ -104,28 +110,34 @@ func claimPools(c *caddy.Controller, dc *dnsserver.Config, cfg *config, listener
 	here := poolClaim{where: cfg.where, fingerprint: cfg.fingerprint(), tag: tag}
 	for _, z := range cfg.publish {
 		k := listener + "|" + z
-		prev, ok := claims[k]
-		if !ok {
-			claims[k] = here
-			continue
+		for _, other := range claims[k] {
+			if other.fingerprint != here.fingerprint && other.tag == tag {
+				return fmt.Errorf("%s: zone %s on %s with bind %v is also published by the vlmcs block at %s with another configuration; configure vlmcs identically in both blocks or bind them to other addresses", here.where, z, listener, binds, other.where)
+			}
 		}
-		if prev.fingerprint == here.fingerprint {
-			continue
-		}
-		other, ok := claims[k+tag]
-		if !ok && prev.tag == tag {
-			other, ok = prev, true
-		}
-		if ok && other.fingerprint != here.fingerprint {
-			return fmt.Errorf("%s: zone %s on %s with bind %v is also published by the vlmcs block at %s with another configuration; configure vlmcs identically in both blocks or bind them to other addresses", here.where, z, listener, binds, other.where)
-		}
-		claims[k+tag] = here
-		if cfg.poolTag == nil {
-			cfg.poolTag = map[string]string{}
-		}
-		cfg.poolTag[z] = tag
+		claims[k] = append(claims[k], here)
 	}
 	return nil
+}
+
+// poolTags returns, once every block's setup has run, the suffix of each publish zone's pool
+// key for the block (cfg): its bind addresses when the blocks publishing the zone on the
+// listener configure vlmcs differently, else "".
+func poolTags(c *caddy.Controller, dc *dnsserver.Config, cfg *config, listener string) map[string]string {
+	claims, _ := c.Get(poolClaimsKey{}).(map[string][]poolClaim)
+	binds := slices.Clone(dc.ListenHosts)
+	slices.Sort(binds)
+	tag := "|bind=" + strings.Join(binds, ",")
+	tags := map[string]string{}
+	for _, z := range cfg.publish {
+		for _, other := range claims[listener+"|"+z] {
+			if other.fingerprint != claims[listener+"|"+z][0].fingerprint {
+				tags[z] = tag
+				break
+			}
+		}
+	}
+	return tags
 }
 
 // checkKeys verifies, once every plugin's setup has run, that each key granted in the

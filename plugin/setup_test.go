@@ -241,3 +241,23 @@ func TestKeyfileHint(t *testing.T) {
 		t.Error("a hint added to an error that is no permission error")
 	}
 }
+
+// TestBindsOverlap: blocks on one port share a listener when a bind address is common or
+// either binds every address.
+func TestBindsOverlap(t *testing.T) {
+	for _, tc := range []struct {
+		a, b []string
+		want bool
+	}{
+		{[]string{""}, []string{"127.0.0.1"}, true},
+		{[]string{"127.0.0.1"}, []string{"127.0.0.1", "127.0.0.2"}, true},
+		{[]string{"127.0.0.1"}, []string{"127.0.0.2"}, false},
+		{[]string{"0.0.0.0"}, []string{"127.0.0.2"}, true},
+		{[]string{"::"}, []string{"::1"}, true},
+		{[]string{"::1"}, []string{"127.0.0.1"}, false},
+	} {
+		if got := bindsOverlap(tc.a, tc.b); got != tc.want {
+			t.Errorf("bindsOverlap(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

@@ -63,7 +63,7 @@ func newVlmcs(cfg *config, server, regKey string, probe probeFunc) *Vlmcs {
 		if regKey != "" {
 			// A pool that already exists (a reload) takes this configuration in start, once
 			// the whole Corefile has been accepted: a reload that fails must not change it.
-			k := regKey + "|" + z + cfg.poolTag[z]
+			k := regKey + "|" + z
 			p = registry.acquire(k, func() *pool { return newPool(z, server, cfg) })
 			v.poolKeys = append(v.poolKeys, k)
 		} else {
@@ -126,6 +126,11 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 			return v.answer(ctx, w, r, p)
 		}
 	}
+	for _, p := range v.pools {
+		if strings.EqualFold(q.Name, p.srvName[len("_vlmcs."):]) {
+			return v.answerENT(w, r, p)
+		}
+	}
 	for _, s := range v.scrubs {
 		if strings.EqualFold(q.Name, s.srvName) {
 			return v.serveScrub(ctx, w, r, s.zone)
@@ -134,7 +139,9 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	if zone := v.vlmcsBelow(q.Name); zone != "" {
 		return v.serveScrub(ctx, w, r, zone)
 	}
-	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY {
+	// A name the configuration owns (static, bound) is answered by vlmcs whatever the type:
+	// the next plugin's records at it (an alias, above all) would lead resolvers elsewhere.
+	if addrQ := q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY; addrQ || v.ownsName(q.Name) {
 		for _, p := range v.pools {
 			// A string test, not a label-wise one: a name that passes it wrongly (an escaped
 			// dot before the zone) is no host name, so it is in no pool's hosts.
@@ -152,7 +159,7 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 			}
 		}
 	}
-	if v.bound != nil && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY) {
+	if v.bound != nil {
 		if rrs := v.bound[strings.ToLower(q.Name)]; rrs != nil {
 			return v.answerBound(w, r, rrs)
 		}
@@ -163,6 +170,13 @@ func (v *Vlmcs) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		}
 	}
 	return v.passOn(ctx, w, r)
+}
+
+// ownsName reports whether the configuration owns name: a `static` target or an `approve
+// NAME=ADDRESS` name inside the zones.
+func (v *Vlmcs) ownsName(name string) bool {
+	n := strings.ToLower(name)
+	return v.bound[n] != nil || v.cfg.isStatic(n)
 }
 
 // passOn hands a query to the next plugin, guarding its answer (passguard.go).
@@ -220,6 +234,19 @@ func (v *Vlmcs) answerBelow(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, err
 	return m.Rcode, nil
 }
 
+// answerENT answers `_tcp.<zone>`, the empty non-terminal above a publish zone's
+// `_vlmcs._tcp` name: NODATA with aa and the synthesized SOA, whatever the next plugin holds.
+// An NXDOMAIN there (a next plugin without the pool's records) would tell a resolver that
+// minimises question names that `_vlmcs._tcp.<zone>` does not exist either (RFC 8020).
+func (v *Vlmcs) answerENT(w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	m.Ns = p.current(time.Now()).soa
+	w.WriteMsg(m)
+	return dns.RcodeSuccess, nil
+}
+
 // answer writes the pool's answer: SRV records in a fresh random order plus glue, or NODATA
 // with the synthesized SOA.
 func (v *Vlmcs) answer(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, p *pool) (int, error) {
@@ -249,9 +276,9 @@ func (v *Vlmcs) answer(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, p 
 	return dns.RcodeSuccess, nil
 }
 
-// answerBound answers A, AAAA and ANY for a name an `approve NAME=ADDRESS` rule binds: its
+// answerBound answers every question for a name an `approve NAME=ADDRESS` rule binds: its
 // bound addresses, whatever the next plugin holds (the configuration owns the name). A type it
-// has no address of gets NODATA, with the synthesized SOA in a publish zone.
+// has no address of (CNAME, TXT...) gets NODATA, with the synthesized SOA in a publish zone.
 func (v *Vlmcs) answerBound(w dns.ResponseWriter, r *dns.Msg, rrs []dns.RR) (int, error) {
 	q := r.Question[0]
 	m := new(dns.Msg)
@@ -291,6 +318,26 @@ func (v *Vlmcs) answerHost(w dns.ResponseWriter, r *dns.Msg, a *answer) (int, er
 	}
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil
+}
+
+// rekey moves the pools to the registry keys tags gives (publish zone → key suffix, see
+// poolTags), known only once the whole Corefile is read: a pool under the new key is
+// acquired (kept across a reload that still holds it), the one under the old key released.
+// Called from OnStartup, before start.
+func (v *Vlmcs) rekey(tags map[string]string) {
+	if v.regKey == "" {
+		return
+	}
+	for i, p := range v.pools {
+		k := v.regKey + "|" + p.zone + tags[p.zone]
+		if k == v.poolKeys[i] {
+			continue
+		}
+		z := p.zone
+		v.pools[i] = registry.acquire(k, func() *pool { return newPool(z, v.server, v.cfg) })
+		registry.release(v.poolKeys[i])
+		v.poolKeys[i] = k
+	}
 }
 
 // start applies the configuration to the pools and launches the probers; called from

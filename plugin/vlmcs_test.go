@@ -1,12 +1,14 @@
 package vlmcs
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 
@@ -288,7 +290,9 @@ func TestAnswerHostAddresses(t *testing.T) {
 		{"kms2.example.org.", dns.TypeAAAA, nil, true, false},
 		{"kms3.example.org.", dns.TypeA, nil, false, true}, // not a member
 		{"other.example.org.", dns.TypeA, nil, false, true},
-		{"kms1.example.org.", dns.TypeTXT, nil, false, true},
+		{"kms1.example.org.", dns.TypeTXT, nil, true, false},   // the configuration owns a static name: every type
+		{"kms1.example.org.", dns.TypeCNAME, nil, true, false}, // no alias of the next plugin's passes
+		{"other.example.org.", dns.TypeTXT, nil, false, true},
 	}
 	for _, tc := range cases {
 		m := query(t, v, tc.name, tc.qt)
@@ -314,6 +318,28 @@ func TestAnswerHostAddresses(t *testing.T) {
 		}
 		if hasSOA := len(m.Ns) == 1 && m.Ns[0].Header().Rrtype == dns.TypeSOA; hasSOA != tc.soa {
 			t.Errorf("%s %s: authority %v", tc.name, dns.TypeToString[tc.qt], m.Ns)
+		}
+	}
+}
+
+// TestEmptyNonTerminalAnswered: `_tcp.<publish zone>`, the empty non-terminal above the pool's
+// name, is answered NODATA with aa and the SOA by vlmcs, never NXDOMAIN by the next plugin.
+func TestEmptyNonTerminalAnswered(t *testing.T) {
+	v := newTest(t, `vlmcs example.org {
+	approve kms1.example.org
+	static kms1.example.org 1688 0 0 192.0.2.1
+	probe off
+}`)
+	v.Next = plugin.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeNameError)
+		w.WriteMsg(m)
+		return dns.RcodeNameError, nil
+	})
+	for _, qt := range []uint16{dns.TypeA, dns.TypeTXT, dns.TypeNS} {
+		m := query(t, v, "_TCP.example.org.", qt)
+		if m.Rcode != dns.RcodeSuccess || !m.Authoritative || len(m.Answer) != 0 || len(m.Ns) != 1 || m.Ns[0].Header().Rrtype != dns.TypeSOA {
+			t.Errorf("_tcp.example.org %s: want NODATA with aa and the SOA, got %v", dns.TypeToString[qt], m)
 		}
 	}
 }

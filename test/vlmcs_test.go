@@ -309,6 +309,11 @@ func TestCorefileErrors(t *testing.T) {
 			return "a.test:" + p + " {\n\tbind 127.0.0.1\n\tvlmcs example.test {\n\t\tapprove kms1.example.test\n\t}\n}\n" +
 				"b.test:" + p + " {\n\tbind 127.0.0.1\n\tvlmcs example.test {\n\t\tapprove lab.example.test\n\t}\n}\n"
 		}(), "zone example.test. on dns://:"},
+		{"block below a vlmcs zone without vlmcs", func() string {
+			p := strconv.Itoa(harness.FreePort(t))
+			return ".:" + p + " {\n\tbind 127.0.0.1\n\tvlmcs ad.test {\n\t\tapprove kms1.ad.test\n\t}\n}\n" +
+				"sub.ad.test:" + p + " {\n\tbind 127.0.0.1 127.0.0.2\n}\n"
+		}(), "Corefile:3: the server block dns://sub.ad.test.:"},
 		{"key replaced by tsig", "example.test:" + strconv.Itoa(harness.FreePort(t)) + " {\n\tbind 127.0.0.1\n\tvlmcs {\n\t\tapprove kms1.example.test\n\t\tkey k. " + secret1 + "\n\t\tgrant k. kms1.example.test\n\t}\n\ttsig {\n\t\tsecret other. " + secret2 + "\n\t}\n}\n", `Corefile:5: key "k." was replaced by another plugin's TSIG secrets`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -150,14 +149,12 @@ func (w *pathWalker) openLast() (*os.Root, error) {
 	if err := checkOwnDir(w.what, w.display, w.me, st.Uid, true, modeOf(&st)); err != nil {
 		return nil, err
 	}
-	// The descriptor's /proc entry reopens the very directory held, with
-	// no lookup by name; without /proc, the path walked (through
-	// directories and links only root or this user can change) is opened
-	// and held to the same inode.
-	root, err := os.OpenRoot("/proc/self/fd/" + strconv.Itoa(last.fd))
-	if errors.Is(err, fs.ErrNotExist) {
-		root, err = os.OpenRoot(last.path)
-	}
+	// The path walked (through directories and links only root or this
+	// user can change) is opened and held to the inode just checked, so
+	// the root's Name, which the ledger's messages and metrics use, is
+	// the real path. Opening it needs only search permission on the
+	// parents and read permission on the directory itself, this user's.
+	root, err := os.OpenRoot(last.path)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {

@@ -49,3 +49,30 @@ func TestReviewAdminEndpointTextReachesTerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewStatusTableTrustsEndpoint: the `status` table decodes the
+// endpoint's JSON and prints every string field as received, so JSON
+// escapes (\u001b, \u009b, \u202e) become raw control characters on the
+// operator's terminal: the HwId, the listeners, a group's name and ePID,
+// the ledger's path and last error. Expected safe behaviour: the table
+// escapes the report's text (statusapi.ClientRow.Escape does so for
+// client rows).
+func TestReviewStatusTableTrustsEndpoint(t *testing.T) {
+	const evil = `\u001b]0;PWNED\u0007\u009b31m\u202e`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"schema": "kmsdns-status/v1", "hwid": "` + evil + `", "listeners": ["` + evil + `"],
+ "host_key_groups": [{"name": "` + evil + `", "epid": "` + evil + `"}],
+ "ledger": {"path": "` + evil + `", "healthy": false, "last_error": "` + evil + `"}}`))
+	}))
+	defer srv.Close()
+	stdout, stderr, code := runCLI(t, "status", "--admin", strings.TrimPrefix(srv.URL, "http://"))
+	if code != exitOK {
+		t.Fatalf("status: exit %d\n%s", code, stderr)
+	}
+	for _, l := range strings.Split(stdout, "\n") {
+		if strings.ContainsAny(l, "\x1b\x07\u009b\u202e") {
+			t.Errorf("status table line carries the endpoint's control characters raw: %q", l)
+		}
+	}
+}

@@ -76,3 +76,27 @@ func TestReviewStatusTableTrustsEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewClientsSummaryTrustsEndpoint: `clients` escapes the rows it
+// prints but not the summary lines: product and network names from
+// /clients/summary reach the terminal as decoded. Expected safe
+// behaviour: the summary's names are escaped like the rows.
+func TestReviewClientsSummaryTrustsEndpoint(t *testing.T) {
+	const evil = `\u001b]0;PWNED\u0007\u009b31m\u202e`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"as_of": "2026-12-07T00:00:00Z", "clients": 1, "counted": 1,
+ "products": [{"name": "` + evil + `", "clients": 1, "counted": 1}],
+ "networks": [{"name": "` + evil + `", "clients": 1, "counted": 1}], "networks_total": 1}`))
+	}))
+	defer srv.Close()
+	stdout, stderr, code := runCLI(t, "clients", "--admin", strings.TrimPrefix(srv.URL, "http://"), "--summary")
+	if code != exitOK {
+		t.Fatalf("clients --summary: exit %d\n%s", code, stderr)
+	}
+	for _, l := range strings.Split(stdout, "\n") {
+		if strings.ContainsAny(l, "\x1b\x07\u009b\u202e") {
+			t.Errorf("clients summary line carries the endpoint's control characters raw: %q", l)
+		}
+	}
+}

@@ -54,6 +54,11 @@ type walker struct {
 	perm          fs.FileMode
 	stack         []held
 	links         int
+	// file is set when the walk ends in a file to read (see openFile):
+	// nothing is created, and the last component is opened into opened.
+	file   bool
+	opened *os.File
+	fi     fs.FileInfo
 }
 
 type held struct {
@@ -107,13 +112,16 @@ func (w *walker) walk(abs string) (*os.Root, error) {
 		}
 		next := filepath.Join(cur.path, name)
 		fi, err := cur.root.Lstat(name)
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) && !w.file {
 			if err = cur.root.Mkdir(name, w.perm); err != nil && !errors.Is(err, fs.ErrExist) {
 				return nil, fmt.Errorf("%s %s: create %s: %w", w.what, w.display, next, err)
 			}
 			fi, err = cur.root.Lstat(name)
 		}
 		if err != nil {
+			if pe := (*fs.PathError)(nil); w.file && errors.As(err, &pe) {
+				err = fmt.Errorf("%s: %w", next, pe.Err) // the path as walked, not the name inside cur
+			}
 			return nil, fmt.Errorf("%s %s: %w", w.what, w.display, err)
 		}
 		switch {
@@ -135,6 +143,8 @@ func (w *walker) walk(abs string) (*os.Root, error) {
 				return nil, fmt.Errorf("%s %s: %s: %w", w.what, w.display, next, err)
 			}
 			w.stack = append(w.stack, held{sub, next})
+		case w.file && len(todo) == 0:
+			return nil, w.openLast(cur, name, fi)
 		default:
 			if len(todo) == 0 {
 				return nil, fmt.Errorf("%s %s is not a directory", w.what, w.display)
@@ -143,11 +153,60 @@ func (w *walker) walk(abs string) (*os.Root, error) {
 		}
 	}
 	last := w.top()
+	if w.file {
+		return nil, fmt.Errorf("%s %s is not a regular file (a directory)", w.what, w.display)
+	}
 	if err := w.checkHeld(last, false); err != nil {
 		return nil, err
 	}
 	w.stack = w.stack[:len(w.stack)-1]
 	return last.root, nil
+}
+
+// openLast opens the file name in cur, found by Lstat as fi: only a
+// regular file, opened without blocking (a FIFO would wait for a writer)
+// and checked to be the file found (fstat of what was opened).
+func (w *walker) openLast(cur held, name string, fi fs.FileInfo) error {
+	at := filepath.Join(cur.path, name)
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s %s is not a regular file (%s)", w.what, w.display, fi.Mode().Type())
+	}
+	f, err := cur.root.OpenFile(name, os.O_RDONLY|openFlags, 0)
+	if err != nil {
+		return fmt.Errorf("%s %s: open %s: %w", w.what, w.display, at, err)
+	}
+	got, err := f.Stat()
+	if err == nil && (!got.Mode().IsRegular() || !os.SameFile(fi, got)) {
+		err = errors.New("it was replaced while being opened")
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("%s %s: %s: %w", w.what, w.display, at, err)
+	}
+	w.opened, w.fi = f, got
+	return nil
+}
+
+// openFile opens the regular file at path for reading under OpenDir's
+// rules for the way there: every directory above it is owned by root or
+// the running user and not writable by group or others without the
+// sticky bit, and a symbolic link on the way, the file's own name
+// included, is followed only when root or the running user owns it. It
+// returns the open file and its fstat. what names the file in errors.
+func openFile(what, path string) (*os.File, fs.FileInfo, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", named(what, path), err)
+	}
+	if what == "" {
+		what = "file"
+	}
+	w := &walker{what: what, display: path, me: uint32(os.Geteuid()), file: true}
+	defer w.closeAll()
+	if _, err := w.walk(abs); err != nil {
+		return nil, nil, err
+	}
+	return w.opened, w.fi, nil
 }
 
 // follow queues the target of the symbolic link name in cur, which

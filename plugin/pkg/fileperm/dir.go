@@ -33,11 +33,21 @@ const maxLinks = 40
 // Missing components are created with mode perm inside their checked
 // parent. what names the directory in errors ("data directory").
 func OpenDir(what, path string, perm fs.FileMode) (*os.Root, error) {
+	return openDir(what, path, perm, true)
+}
+
+// OpenExistingDir is OpenDir for a directory that must exist already: it
+// creates nothing (for commands that only read or repair what is there).
+func OpenExistingDir(what, path string) (*os.Root, error) {
+	return openDir(what, path, 0, false)
+}
+
+func openDir(what, path string, perm fs.FileMode, create bool) (*os.Root, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
-	w := &walker{what: what, display: path, me: uint32(os.Geteuid()), perm: perm}
+	w := &walker{what: what, display: path, me: uint32(os.Geteuid()), perm: perm, noCreate: !create}
 	defer w.closeAll()
 	root, err := w.walk(abs)
 	if err != nil {
@@ -54,6 +64,8 @@ type walker struct {
 	perm          fs.FileMode
 	stack         []held
 	links         int
+	// noCreate is set when missing components are an error.
+	noCreate bool
 	// file is set when the walk ends in a file to read (see openFile):
 	// nothing is created, and the last component is opened into opened.
 	file   bool
@@ -112,14 +124,14 @@ func (w *walker) walk(abs string) (*os.Root, error) {
 		}
 		next := filepath.Join(cur.path, name)
 		fi, err := cur.root.Lstat(name)
-		if errors.Is(err, fs.ErrNotExist) && !w.file {
+		if errors.Is(err, fs.ErrNotExist) && !w.file && !w.noCreate {
 			if err = cur.root.Mkdir(name, w.perm); err != nil && !errors.Is(err, fs.ErrExist) {
 				return nil, fmt.Errorf("%s %s: create %s: %w", w.what, w.display, next, err)
 			}
 			fi, err = cur.root.Lstat(name)
 		}
 		if err != nil {
-			if pe := (*fs.PathError)(nil); w.file && errors.As(err, &pe) {
+			if pe := (*fs.PathError)(nil); (w.file || w.noCreate) && errors.As(err, &pe) {
 				err = fmt.Errorf("%s: %w", next, pe.Err) // the path as walked, not the name inside cur
 			}
 			return nil, fmt.Errorf("%s %s: %w", w.what, w.display, err)

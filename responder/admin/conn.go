@@ -21,20 +21,21 @@ const (
 //
 // A connection is waiting from when it is accepted, or goes idle after a
 // response, until the server has read its whole request header (then
-// http.Server reports it active). A waiting connection is silent while it
-// has sent nothing, and sending headers once the server has read part of
-// a request from it. At the cap a new connection closes the one of any
-// address that has been waiting longest, silent or sending headers; it is
-// closed itself only when every open one is active. A waiting connection
-// whose request bytes have arrived unread is passed over (its request is
-// about to be read: see hasUnread).
+// http.Server reports it active): silent while it has sent nothing (bytes
+// that arrived unread count as sent: see hasUnread), sending headers once
+// the server has read part of a request from it. At the cap a new
+// connection closes the one waiting longest, of any address, of the
+// larger group of waiting ones, silent or sending headers (silent on a
+// tie); it is closed itself only when none is waiting.
 //
 // Waiting therefore holds nothing: however many connect and stay silent
 // or trickle a header, and reconnect when closed, from however many
 // addresses (any local user can bind all of 127.0.0.0/8), they only push
-// each other out, and a scraper or health check that sends its request at
-// once, whose header the server reads within microseconds, is the newest
-// of the waiting ones and gets answered.
+// each other out. A scraper or health check that sends its request at
+// once waits for microseconds, the newest of its group, and in the
+// smaller group while the flood is of the other kind (silent while its
+// request is on the way, then sending headers until the server has read
+// them): it gets answered.
 //
 // What can hold a slot is a connection being answered. At most
 // maxPerAddr connections per client address may be busy (sending a
@@ -136,35 +137,37 @@ func (l *cappedListener) spoke(c *trackedConn) bool {
 	return true
 }
 
-// evictWaitingLocked closes the connection that has been waiting
-// longest, passing over those whose request has arrived unread; false if
-// there is none.
+// evictWaitingLocked closes a waiting connection to make room: the one
+// waiting longest of the larger group, silent or sending headers (silent
+// on a tie), else of the other; false if none is waiting. A silent one
+// whose request has arrived unread is passed over.
 func (l *cappedListener) evictWaitingLocked() bool {
 	type candidate struct {
 		c  net.Conn
 		ci *connInfo
 	}
-	var cands []candidate
+	var silent, headers []candidate
 	for c, ci := range l.conns {
-		if ci.waiting() {
-			cands = append(cands, candidate{c, ci})
+		switch {
+		case !ci.waiting():
+		case ci.busy:
+			headers = append(headers, candidate{c, ci})
+		case !hasUnread(c.(*trackedConn).Conn): // else its request has arrived
+			silent = append(silent, candidate{c, ci})
 		}
 	}
-	slices.SortFunc(cands, func(a, b candidate) int { return cmp.Compare(a.ci.since, b.ci.since) })
-	for _, cd := range cands {
-		if !cd.ci.busy && hasUnread(cd.c.(*trackedConn).Conn) {
-			continue // its request has arrived: not silent
-		}
-		reason := reasonEvicted
-		if cd.ci.busy {
-			reason = reasonSlowHdr
-		}
-		l.removeLocked(cd.c, cd.ci)
-		l.count(reason)
-		cd.c.Close()
-		return true
+	from, reason := silent, reasonEvicted
+	if len(headers) > len(silent) {
+		from, reason = headers, reasonSlowHdr
 	}
-	return false
+	if len(from) == 0 {
+		return false // both empty
+	}
+	oldest := slices.MinFunc(from, func(a, b candidate) int { return cmp.Compare(a.ci.since, b.ci.since) })
+	l.removeLocked(oldest.c, oldest.ci)
+	l.count(reason)
+	oldest.c.Close()
+	return true
 }
 
 func (l *cappedListener) removeLocked(c net.Conn, ci *connInfo) {

@@ -181,6 +181,11 @@ type segScan struct {
 	// gapFrom, when set, is the first sequence number of a gap before
 	// this segment (the gap ends before seg.start).
 	gapFrom uint64
+	// markSynced is the segment's synced mark when the damage is that
+	// its frames end before it (see markDamage); markTornAt is where its
+	// torn tail starts, if it has one.
+	markSynced uint64
+	markTornAt int
 }
 
 // lastSeq returns the highest sequence number the scan saw.
@@ -218,7 +223,9 @@ func scanSegment(seg segment, b []byte, last bool) segScan {
 		}
 	}
 	if err == nil {
-		sc.damage = markDamage(seg, off, prev, synced, marked)
+		if sc.damage = markDamage(seg, off, prev, synced, marked); sc.damage != nil {
+			sc.markSynced = synced
+		}
 		return sc
 	}
 	sc.after = framesAfter(b, off+1, prev)
@@ -239,7 +246,7 @@ func scanSegment(seg segment, b []byte, last bool) segScan {
 	sc.tornAt = max(off, 1)
 	if d := markDamage(seg, off, prev, synced, marked); d != nil {
 		d.What = fmt.Sprintf("%s (%v)", d.What, err)
-		sc.damage, sc.tornAt = d, 0
+		sc.damage, sc.markSynced, sc.markTornAt, sc.tornAt = d, synced, sc.tornAt, 0
 	}
 	return sc
 }
@@ -330,6 +337,12 @@ func scanLog(segs []segment, applied uint64) ([]segScan, error) {
 			return nil, err
 		}
 		sc := scanSegment(s, b, i == len(segs)-1)
+		if sc.markSynced > 0 && sc.markSynced <= applied && sc.damage != nil && len(sc.after) == 0 {
+			// The frames end before the synced mark, but the store
+			// holds everything the mark vouches for: nothing
+			// acknowledged is lost; read it as the tail it looks like.
+			sc.damage, sc.tornAt = nil, sc.markTornAt
+		}
 		if sc.damage == nil {
 			if len(sc.frames) == 0 && sc.tornAt == 0 && i < len(segs)-1 {
 				sc.damage = &DamageError{Path: s.path, Offset: 0, What: "holds no frames although a newer segment follows (zeroed?)",

@@ -124,3 +124,54 @@ func unappliedCopy(t *testing.T, n int) (dir, seg string) {
 	}
 	return dir, seg
 }
+
+// TestSyncedMarkApplied: a zeroed tail whose activations the store
+// already holds loses nothing: Open accepts it.
+func TestSyncedMarkApplied(t *testing.T) {
+	src := t.TempDir()
+	l, err := Open(src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i := range 3 {
+		a := Activation{Time: now, CMID: testkit.CMID(i + 1), App: testkit.AppWindows, CountedID: testkit.KMSWin10,
+			Workstation: "ws", Source: "127.0.0.1:1", Counted: true, Cap: 50}
+		if err := l.Record(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, err := l.Client(testkit.CMID(3), testkit.AppWindows); !ok || err != nil { // applies what is pending
+		t.Fatal(ok, err)
+	}
+	dir := t.TempDir()
+	entries, _ := os.ReadDir(src)
+	var seg string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(e.Name(), walPrefix) {
+			seg = filepath.Join(dir, e.Name())
+			clear(b[markLen:]) // every frame gone; the mark says 2
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	if seg == "" {
+		t.Fatal("no log segment")
+	}
+	l, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("a zeroed tail of applied activations refused: %v", err)
+	}
+	defer l.Close()
+	for i := range 3 {
+		if _, ok, _ := l.Client(testkit.CMID(i+1), testkit.AppWindows); !ok {
+			t.Errorf("client %d lost", i+1)
+		}
+	}
+}

@@ -1,8 +1,10 @@
 package fileperm
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -270,5 +272,27 @@ func copyExecutable(t *testing.T, dst string) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOpenExistingDir: the same rules as OpenDir, but nothing is created.
+func TestOpenExistingDir(t *testing.T) {
+	base := mkdirMode(t, filepath.Join(t.TempDir(), "base"), 0o755)
+	missing := filepath.Join(base, "a", "b")
+	if _, err := OpenExistingDir("data directory", missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing directory: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(base, "a")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("OpenExistingDir created %s", filepath.Join(base, "a"))
+	}
+	data := mkdirMode(t, filepath.Join(base, "data"), 0o700)
+	r, err := OpenExistingDir("data directory", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	loose := mkdirMode(t, filepath.Join(base, "loose"), 0o777)
+	if _, err := OpenExistingDir("data directory", loose); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("a directory others can write: %v", err)
 	}
 }

@@ -175,7 +175,7 @@ func (w *pathWalker) openFileLast(cur pathHeld, name string, st *unix.Stat_t) er
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf(notRegular, w.what, w.display, modeOf(st).Type())
 	}
-	fd, err := unix.Openat(cur.fd, name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(cur.fd, name, unix.O_RDONLY|openFlags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return w.errorf("open %s: %w", at, &fs.PathError{Op: "openat", Path: name, Err: err})
 	}

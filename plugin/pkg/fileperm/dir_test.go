@@ -147,7 +147,8 @@ func TestOpenDirOwners(t *testing.T) {
 }
 
 // helperEnv names the directory TestOpenDirHelperProcess opens, when the
-// test binary is re-executed as another user.
+// test binary is re-executed as another user: "existing:" before the path
+// opens it with OpenExistingDir, "file:" reads it as a file with ReadFile.
 const helperEnv = "FILEPERM_OPENDIR_HELPER"
 
 // TestOpenDirHelperProcess is not a test: TestOpenDirUnprivileged runs the
@@ -158,7 +159,19 @@ func TestOpenDirHelperProcess(t *testing.T) {
 	if path == "" {
 		t.Skip("runs only as TestOpenDirUnprivileged's helper")
 	}
-	root, err := OpenDir("data directory", path, 0o700)
+	if p, ok := strings.CutPrefix(path, "file:"); ok {
+		if _, err := ReadFile("test file", p, Policy, 100); err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println("ok")
+		return
+	}
+	open := func(p string) (*os.Root, error) { return OpenDir("data directory", p, 0o700) }
+	if p, ok := strings.CutPrefix(path, "existing:"); ok {
+		path, open = p, func(p string) (*os.Root, error) { return OpenExistingDir("data directory", p) }
+	}
+	root, err := open(path)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -180,7 +193,8 @@ func TestOpenDirHelperProcess(t *testing.T) {
 // gid 65534) through directories root owns, as a service user reaches its
 // data directory: a parent it may search but not read (0711, as home
 // directories and systemd's /var/lib/private) passes; one it may not
-// search fails with the kernel's refusal.
+// search fails with the kernel's refusal. OpenExistingDir and ReadFile
+// (a policy file root owns) walk the same way.
 func TestOpenDirUnprivileged(t *testing.T) {
 	const uid = 65534
 	if os.Geteuid() != 0 {
@@ -230,6 +244,18 @@ func TestOpenDirUnprivileged(t *testing.T) {
 			p := mkdirMode(t, filepath.Join(top, "closed"), 0o700)
 			return owned(t, filepath.Join(p, "data"))
 		}, "data directory " + filepath.Join(top, "closed", "data") + ": fstatat data: permission denied"},
+		{"existing directory under a search-only parent", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(top, "search-existing"), 0o711)
+			return "existing:" + owned(t, filepath.Join(p, "data"))
+		}, "ok"},
+		{"file under a search-only parent", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(top, "search-file"), 0o711)
+			return "file:" + writeMode(t, filepath.Join(p, "policy"), 0o644)
+		}, "ok"},
+		{"file under an unsearchable parent", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(top, "closed-file"), 0o700)
+			return "file:" + writeMode(t, filepath.Join(p, "policy"), 0o644)
+		}, "test file " + filepath.Join(top, "closed-file", "policy") + ": " + filepath.Join(top, "closed-file", "policy") + ": permission denied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := tc.setup(t)

@@ -82,9 +82,12 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 			return exitError, err
 		}
 		if *summaryOnly && *format == "json" {
-			_, err := out.Write(raw)
-			return exitOK, err
+			if err := copyJSONBytes(out, raw); err != nil {
+				return exitError, fmt.Errorf("/clients/summary: %w", err)
+			}
+			return exitOK, nil
 		}
+		sum.Escape()
 		printSummary(out, &sum)
 		if *summaryOnly {
 			return exitOK, nil
@@ -108,13 +111,23 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	var next string
 	switch *format {
 	case "json", "csv":
-		// The server's own document: stream it through.
-		if _, err := io.Copy(out, resp.Body); err != nil {
+		// The server's own document, parsed and re-encoded as it
+		// streams: refused where it does not parse, every string or
+		// field printable (see peertext.go).
+		copyDoc := copyJSON
+		if *format == "csv" {
+			copyDoc = copyCSV
+		}
+		if err := copyDoc(out, resp.Body); err != nil {
 			return exitError, fmt.Errorf("reading the listing: %w", err)
 		}
 		next = resp.Trailer.Get("Kms-Next-Cursor")
 		if *format == "json" && *limit > 0 {
 			next = "" // in the document's "next"
+		}
+		if _, err := inventory.DecodeCursor(next); err != nil {
+			out.Flush()
+			return exitError, fmt.Errorf("the endpoint sent a next-page cursor that is not one: %q", printable.Escape(next))
 		}
 	default:
 		next, err = printClientTable(out, resp.Body, *wide)
@@ -303,6 +316,9 @@ func printClientTable(w io.Writer, body io.Reader, wide bool) (string, error) {
 		}
 		switch t {
 		case "next":
+			if _, err := inventory.DecodeCursor(v); err != nil {
+				return "", fmt.Errorf("the endpoint sent a next-page cursor that is not one: %q", printable.Escape(v))
+			}
 			next = v
 		case "error":
 			return "", fmt.Errorf("the listing is incomplete: %s", printable.Escape(v))

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/base64"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/kmsdns/kmsdns/responder/ledger"
 )
 
 func TestCut(t *testing.T) {
@@ -23,8 +26,9 @@ func TestListingRowBound(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("err %v", err)
 	}
-	ok := `{"clients": [` + strings.Repeat(`{"workstation": "pc"},`, 5000) + `{"workstation": "last"}], "next": "abc"}`
-	if next, err := printClientTable(io.Discard, strings.NewReader(ok), false); err != nil || next != "abc" {
+	cursor := base64.RawURLEncoding.EncodeToString(make([]byte, ledger.CursorLen))
+	ok := `{"clients": [` + strings.Repeat(`{"workstation": "pc"},`, 5000) + `{"workstation": "last"}], "next": "` + cursor + `"}`
+	if next, err := printClientTable(io.Discard, strings.NewReader(ok), false); err != nil || next != cursor {
 		t.Fatalf("5001 small rows: next %q err %v", next, err)
 	}
 }

@@ -223,7 +223,7 @@ func bindServeFlags(fs *flag.FlagSet, c *serveConfig, configPath *string) {
 	fs.BoolVar(&c.Ledger, "ledger", c.Ledger, "keep the durable ledger; false is for benchmarks only: counts, ePIDs, HwId and audit records are lost at restart")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "admin HTTP `address` for /metrics, /status and /healthz (empty disables)")
 	fs.Var(stringList{&c.AdminHosts}, "admin-host", "extra host `name` the admin endpoint answers to in the Host header, repeatable (always: the --metrics address, localhost, IP addresses)")
-	fs.IntVar(&c.AdminMaxConns, "admin-max-connections", c.AdminMaxConns, "cap on open admin HTTP connections (the one silent longest is closed to make room)")
+	fs.IntVar(&c.AdminMaxConns, "admin-max-connections", c.AdminMaxConns, "cap on open admin HTTP connections (one waiting, silent or sending its header, is closed to make room)")
 	fs.IntVar(&c.AdminMaxPerAddress, "admin-max-connections-per-address", c.AdminMaxPerAddress, "cap on admin HTTP connections from one client address that are sending a request or being answered")
 	fs.StringVar(&c.AdminTokenFile, "admin-token-file", c.AdminTokenFile, "`file` (mode 0600) holding the bearer token /status and /clients require; required when --metrics is not on loopback")
 	fs.Var(&c.ActivationInterval, "activation-interval", "how long a client waits before retrying a failed activation: minutes (120) or a duration (2h); 15m-30d")

@@ -59,7 +59,9 @@ func damageSetup(t *testing.T) (data, seg string, frames []int) {
 			if n == 0 {
 				break
 			}
-			frames = append(frames, off)
+			if binary.BigEndian.Uint64(b[off+8:]) != 0 { // sequence 0: a slot of the synced mark
+				frames = append(frames, off)
+			}
 			off += 16 + n
 		}
 		if len(frames) != 10 {

@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/kmsdns/kmsdns/plugin/pkg/fileperm"
 	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 )
@@ -28,6 +30,16 @@ func ledgerOpenError(err error, dir string) error {
 			"and run unhealthy (responder/README.md, Recovery)", err, dir)
 	}
 	return err
+}
+
+// openLedgerDir opens the data directory for `ledger check` and `ledger
+// acknowledge` under serve's rules (fileperm.OpenDir: owner, mode, the
+// directories above it and the links on the way), refusing with serve's
+// message, and creating nothing: a directory another user could swap is
+// neither called intact nor written. The commands work through the
+// returned descriptor only.
+func openLedgerDir(dir string) (*os.Root, error) {
+	return fileperm.OpenExistingDir("data directory", dir)
 }
 
 // runLedger is `kms-responder ledger SUBCOMMAND`.
@@ -54,7 +66,12 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	if fs.NArg() > 0 {
 		return exitUsage, usagef("ledger check: unexpected argument %q", fs.Arg(0))
 	}
-	rep, err := ledger.Check(*data)
+	root, err := openLedgerDir(*data)
+	if err != nil {
+		return exitError, err
+	}
+	defer root.Close()
+	rep, err := ledger.CheckRoot(*data, root)
 	if err != nil {
 		return exitError, err
 	}
@@ -95,7 +112,12 @@ func runLedgerAcknowledge(args []string, stdout, stderr io.Writer) (int, error) 
 	if fs.NArg() > 0 {
 		return exitUsage, usagef("ledger acknowledge: unexpected argument %q", fs.Arg(0))
 	}
-	was, err := ledger.Acknowledge(*data, 0)
+	root, err := openLedgerDir(*data)
+	if err != nil {
+		return exitError, err
+	}
+	defer root.Close()
+	was, err := ledger.AcknowledgeRoot(*data, root, 0)
 	if err != nil {
 		return exitError, err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/fileperm"
 )
@@ -29,11 +28,7 @@ func readConfigFile(path string) ([]byte, error) {
 // checkSecretFile checks a config file that holds a TSIG secret as a
 // secret file.
 func checkSecretFile(what, path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if err := fileperm.Check(what, path, fi, fileperm.Secret); err != nil {
+	if err := fileperm.CheckPath(what, path, fileperm.Secret); err != nil {
 		return fmt.Errorf("%w (or move the TSIG secret to a key file, tsig_key_file)", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,13 +43,20 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		return exitError, err
 	}
 	if *asJSON {
-		_, err := stdout.Write(body)
+		// The endpoint's document, re-encoded: refused unless it is
+		// JSON, and every string's text printable (see peertext.go).
+		var out bytes.Buffer
+		if err := copyJSONBytes(&out, body); err != nil {
+			return exitError, fmt.Errorf("%s/status: %w", ac.Host(), err)
+		}
+		_, err := stdout.Write(out.Bytes())
 		return exitOK, err
 	}
 	var r statusapi.Report
 	if err := json.Unmarshal(body, &r); err != nil {
 		return exitError, fmt.Errorf("%s/status: %w", ac.Host(), err)
 	}
+	r.Escape()
 	printStatus(stdout, &r)
 	return exitOK, nil
 }

@@ -147,7 +147,7 @@ func TestCappedListener(t *testing.T) {
 		t.Helper()
 		mu.Lock()
 		defer mu.Unlock()
-		for _, r := range []string{reasonConnCap, reasonEvicted, reasonAddrCap} {
+		for _, r := range []string{reasonConnCap, reasonEvicted, reasonSlowHdr, reasonAddrCap} {
 			if counts[r] != reasons[r] {
 				t.Fatalf("%s: %s counted %d, want %d (all: %v)", step, r, counts[r], reasons[r], counts)
 			}
@@ -167,10 +167,13 @@ func TestCappedListener(t *testing.T) {
 	want("silent eviction", map[string]int{reasonEvicted: 1}, 3)
 
 	// Two busy connections from .2 reach its cap: a third is closed when
-	// it starts its request (after taking the place of silent b1).
+	// it starts its request (after taking the place of b1, the only one
+	// waiting: a2 and a3 are being answered).
 	if send(a2, true) != nil || send(a3, true) != nil {
 		t.Fatal("a request under the per-address cap was refused")
 	}
+	ln.track(a2.server, http.StateActive)
+	ln.track(a3.server, http.StateActive)
 	c := connect(2, true)
 	if !closedByServer(b1) {
 		t.Fatal("silent b1 was not closed to make room")
@@ -180,27 +183,51 @@ func TestCappedListener(t *testing.T) {
 	}
 	want("address cap", map[string]int{reasonEvicted: 2, reasonAddrCap: 1}, 2)
 
-	// At the cap with every connection busy the new one is closed.
+	// Waiting connections are silent or sending headers; the oldest of
+	// the larger group goes, silent on a tie: a3, idle, before d.
 	d := connect(4, true)
 	if send(d, true) != nil {
 		t.Fatal("a request from another address was refused")
 	}
-	if e := connect(5, false); !closedByServer(e) {
-		t.Fatal("a connection above the cap was kept while none was silent")
+	ln.track(a3.server, http.StateIdle)
+	e := connect(5, true)
+	if !closedByServer(a3) || !tracked(d) || !tracked(e) {
+		t.Fatal("on a tie, the silent connection was not the one closed")
 	}
-	want("cap, none silent", map[string]int{reasonEvicted: 2, reasonAddrCap: 1, reasonConnCap: 1}, 3)
+	want("tie", map[string]int{reasonEvicted: 3, reasonAddrCap: 1}, 3)
+	// Two sending headers (d, e) and one silent (the next): d, the oldest
+	// of the larger group, goes.
+	if send(e, true) != nil {
+		t.Fatal("a request from another address was refused")
+	}
+	f := connect(6, true)
+	if !closedByServer(d) || !tracked(e) || !tracked(f) {
+		t.Fatal("the connection sending its header longest was not the one closed")
+	}
+	want("slow header", map[string]int{reasonEvicted: 3, reasonAddrCap: 1, reasonSlowHdr: 1}, 3)
+
+	// With every connection being answered the new one is closed.
+	if send(f, true) != nil {
+		t.Fatal("a request from another address was refused")
+	}
+	ln.track(e.server, http.StateActive)
+	ln.track(f.server, http.StateActive)
+	if g := connect(7, false); !closedByServer(g) {
+		t.Fatal("a connection above the cap was kept while every one was being answered")
+	}
+	want("cap, all active", map[string]int{reasonEvicted: 3, reasonAddrCap: 1, reasonSlowHdr: 1, reasonConnCap: 1}, 3)
 
 	// Going idle after a response makes a connection silent again, and
 	// frees its address's busy slot; bytes that arrived unread are not
-	// silence: a2 went idle first but speaks, so a3 is closed.
+	// silence: a2 went idle first but speaks, so e is closed.
 	ln.track(a2.server, http.StateIdle)
-	ln.track(a3.server, http.StateIdle)
+	ln.track(e.server, http.StateIdle)
 	_ = send(a2, false)
-	connect(6, true)
-	if !closedByServer(a3) || !tracked(a2) {
+	connect(8, true)
+	if !closedByServer(e) || !tracked(a2) {
 		t.Fatal("a connection with unread request bytes was taken for silent")
 	}
-	want("idle and unread", map[string]int{reasonEvicted: 3, reasonAddrCap: 1, reasonConnCap: 1}, 3)
+	want("idle and unread", map[string]int{reasonEvicted: 4, reasonAddrCap: 1, reasonSlowHdr: 1, reasonConnCap: 1}, 3)
 	if _, err := a2.server.Read(make([]byte, 64)); err != nil {
 		t.Fatalf("an idle connection's next request was refused: %v", err)
 	}

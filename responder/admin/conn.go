@@ -11,26 +11,37 @@ import (
 
 // Reasons a cappedListener counts.
 const (
-	reasonConnCap = "connection_cap" // at the cap, nothing silent to evict: the new one closed
-	reasonEvicted = "evicted"        // the connection silent longest closed to admit a new one
+	reasonConnCap = "connection_cap" // at the cap, nothing waiting to evict: the new one closed
+	reasonEvicted = "evicted"        // the connection waiting longest, silent, closed to admit a new one
+	reasonSlowHdr = "slow_header"    // the connection waiting longest, sending its request header, closed to admit a new one
 	reasonAddrCap = "address_cap"    // a request beyond its address's cap: its connection closed
 )
 
 // cappedListener keeps at most max admin connections open.
 //
-// A connection is silent while it has sent nothing since it was accepted,
-// or since it went idle after a response (bytes that arrived but that the
-// server has not read yet count as sent: see hasUnread). At the cap a new
-// connection closes the connection silent longest, of any address, or is
-// closed itself when none is silent. A silent connection therefore holds
-// nothing: however many connect and wait, or reconnect when closed, a
-// scraper or health check that sends its request gets in and is answered.
+// A connection is waiting from when it is accepted, or goes idle after a
+// response, until the server has read its whole request header (then
+// http.Server reports it active): silent while it has sent nothing (bytes
+// that arrived unread count as sent: see hasUnread), sending headers once
+// the server has read part of a request from it. At the cap a new
+// connection closes the one waiting longest, of any address, of the
+// larger group of waiting ones, silent or sending headers (silent on a
+// tie); it is closed itself only when none is waiting.
 //
-// What can hold a slot is a connection sending a request or being
-// answered (busy); at most maxPerAddr of those per client address. A
-// connection whose address already has maxPerAddr busy ones is closed
-// when it starts sending a request. Busy connections end within the admin
-// server's header and request timeouts.
+// Waiting therefore holds nothing: however many connect and stay silent
+// or trickle a header, and reconnect when closed, from however many
+// addresses (any local user can bind all of 127.0.0.0/8), they only push
+// each other out. A scraper or health check that sends its request at
+// once waits for microseconds, the newest of its group, and in the
+// smaller group while the flood is of the other kind (silent while its
+// request is on the way, then sending headers until the server has read
+// them): it gets answered.
+//
+// What can hold a slot is a connection being answered. At most
+// maxPerAddr connections per client address may be busy (sending a
+// request or being answered): one whose address already has maxPerAddr
+// busy ones is closed when it starts sending a request. Busy connections
+// end within the admin server's header and request timeouts.
 type cappedListener struct {
 	net.Listener
 	max, maxPerAddr int
@@ -48,6 +59,12 @@ type connInfo struct {
 	state http.ConnState
 	since uint64 // seq when it last went new or idle
 	busy  bool   // the server has read from it since it was new or idle
+}
+
+// waiting reports whether the server has not yet read a whole request
+// header from the connection since it was new or idle.
+func (ci *connInfo) waiting() bool {
+	return ci.state == http.StateNew || ci.state == http.StateIdle
 }
 
 // trackedConn reports the server's first read of a request to the
@@ -89,7 +106,7 @@ func (l *cappedListener) Accept() (net.Conn, error) {
 		}
 		c := &trackedConn{Conn: nc, l: l}
 		l.mu.Lock()
-		if len(l.conns) >= l.max && !l.evictSilentLocked() {
+		if len(l.conns) >= l.max && !l.evictWaitingLocked() {
 			l.mu.Unlock()
 			l.count(reasonConnCap)
 			nc.Close()
@@ -116,35 +133,41 @@ func (l *cappedListener) spoke(c *trackedConn) bool {
 		l.count(reasonAddrCap)
 		return false
 	}
-	ci.busy = true
-	l.busyBy[ci.addr]++
+	l.setBusyLocked(ci, true)
 	return true
 }
 
-// evictSilentLocked closes the connection that has been silent longest;
-// false if none is silent.
-func (l *cappedListener) evictSilentLocked() bool {
+// evictWaitingLocked closes a waiting connection to make room: the one
+// waiting longest of the larger group, silent or sending headers (silent
+// on a tie), else of the other; false if none is waiting. A silent one
+// whose request has arrived unread is passed over.
+func (l *cappedListener) evictWaitingLocked() bool {
 	type candidate struct {
 		c  net.Conn
 		ci *connInfo
 	}
-	var cands []candidate
+	var silent, headers []candidate
 	for c, ci := range l.conns {
-		if (ci.state == http.StateNew || ci.state == http.StateIdle) && !ci.busy {
-			cands = append(cands, candidate{c, ci})
+		switch {
+		case !ci.waiting():
+		case ci.busy:
+			headers = append(headers, candidate{c, ci})
+		case !hasUnread(c.(*trackedConn).Conn): // else its request has arrived
+			silent = append(silent, candidate{c, ci})
 		}
 	}
-	slices.SortFunc(cands, func(a, b candidate) int { return cmp.Compare(a.ci.since, b.ci.since) })
-	for _, cd := range cands {
-		if hasUnread(cd.c.(*trackedConn).Conn) {
-			continue // its request has arrived: not silent
-		}
-		l.removeLocked(cd.c, cd.ci)
-		l.count(reasonEvicted)
-		cd.c.Close()
-		return true
+	from, reason := silent, reasonEvicted
+	if len(headers) > len(silent) {
+		from, reason = headers, reasonSlowHdr
 	}
-	return false
+	if len(from) == 0 {
+		return false // both empty
+	}
+	oldest := slices.MinFunc(from, func(a, b candidate) int { return cmp.Compare(a.ci.since, b.ci.since) })
+	l.removeLocked(oldest.c, oldest.ci)
+	l.count(reason)
+	oldest.c.Close()
+	return true
 }
 
 func (l *cappedListener) removeLocked(c net.Conn, ci *connInfo) {

@@ -76,10 +76,6 @@ func (f *hostFilter) logRefusal(r *http.Request) {
 	if !ok {
 		return
 	}
-	host := r.Host
-	if len(host) > 100 {
-		host = host[:100] + "..."
-	}
 	f.log.Warn("admin request refused: its Host header does not name this endpoint (a browser page using DNS rebinding looks like this); use the --metrics address or add the name with --admin-host",
-		"host", host, "remote", r.RemoteAddr, "path", r.URL.Path, "not_logged_since_last", quiet)
+		"host", clientText(r.Host), "remote", r.RemoteAddr, "path", clientText(r.URL.Path), "not_logged_since_last", quiet)
 }

@@ -82,13 +82,13 @@ type Server struct {
 
 // Start listens on opts.Addr and serves in the background. Requests
 // whose Host header is not this endpoint's get 421 (see hostFilter);
-// a connection beyond opts.MaxConns evicts the one silent longest, or is
-// closed (see cappedListener).
+// a connection beyond opts.MaxConns evicts one waiting (silent or sending
+// its request header), or is closed (see cappedListener).
 func Start(opts Options) (*Server, error) {
 	reg, log := opts.Registry, opts.Logger
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "admin_refused_total",
-		Help: "Admin HTTP connections and requests refused: host (Host header not this endpoint's, e.g. DNS rebinding), connection_cap (at the cap with no connection to evict), evicted (the connection silent longest, one that has sent nothing since it opened or went idle, closed to make room), address_cap (a request from an address with its cap of busy connections: its connection closed), token (/status or /clients without the admin bearer token).",
+		Help: "Admin HTTP connections and requests refused: host (Host header not this endpoint's, e.g. DNS rebinding), connection_cap (at the cap with every connection being answered), evicted (a silent connection, one that has sent nothing since it opened or went idle, closed to make room), slow_header (a connection still sending its request header closed to make room), address_cap (a request from an address with its cap of busy connections: its connection closed), token (/status or /clients without the admin bearer token).",
 	}, []string{"reason"})
 	maxConns := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "admin_max_connections",
@@ -107,7 +107,7 @@ func Start(opts Options) (*Server, error) {
 	if err := errors.Join(reg.Register(refused), reg.Register(maxConns), reg.Register(maxPerAddr)); err != nil {
 		return nil, err
 	}
-	for _, r := range []string{"host", reasonConnCap, reasonEvicted, reasonAddrCap, "token"} {
+	for _, r := range []string{"host", reasonConnCap, reasonEvicted, reasonSlowHdr, reasonAddrCap, "token"} {
 		refused.WithLabelValues(r)
 	}
 	inner, err := net.Listen("tcp", opts.Addr)

@@ -76,5 +76,5 @@ func (a *tokenAuth) logRefusal(r *http.Request) {
 		reason = "wrong token"
 	}
 	a.log.Warn("admin request refused: "+reason+" (it shows client data; the client commands send the token from --admin-token-file or $"+statusapi.TokenEnv+")",
-		"remote", r.RemoteAddr, "path", r.URL.Path, "not_logged_since_last", quiet)
+		"remote", r.RemoteAddr, "path", clientText(r.URL.Path), "not_logged_since_last", quiet)
 }

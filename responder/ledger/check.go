@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -43,7 +44,12 @@ type CheckedFile struct {
 // file against its meta page and every record in it against its format,
 // then the log as Open would (see scanLog). It fails when the store is in
 // use by a running serve; the report says whether Open would refuse.
-func Check(dir string) (CheckReport, error) {
+func Check(dir string) (CheckReport, error) { return CheckRoot(dir, nil) }
+
+// CheckRoot is Check of the data directory root holds (opened and checked
+// by the caller, as serve's Options.Root), named dir in the report; nil
+// opens dir.
+func CheckRoot(dir string, root *os.Root) (CheckReport, error) {
 	rep := CheckReport{OK: true}
 	add := func(path, state, detail string) {
 		rep.Files = append(rep.Files, CheckedFile{Path: path, State: state, Detail: detail})
@@ -51,7 +57,7 @@ func Check(dir string) (CheckReport, error) {
 			rep.OK = false
 		}
 	}
-	held, err := openExistingDataDir(dir)
+	held, err := openExistingDataDir(dir, root)
 	if err != nil {
 		return rep, err
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 )
 
 // DamageError reports a ledger file that is damaged rather than torn by a
@@ -180,6 +181,11 @@ type segScan struct {
 	// gapFrom, when set, is the first sequence number of a gap before
 	// this segment (the gap ends before seg.start).
 	gapFrom uint64
+	// markSynced is the segment's synced mark when the damage is that
+	// its frames end before it (see markDamage); markTornAt is where its
+	// torn tail starts, if it has one.
+	markSynced uint64
+	markTornAt int
 }
 
 // lastSeq returns the highest sequence number the scan saw.
@@ -196,7 +202,14 @@ func (s *segScan) lastSeq() (uint64, bool) {
 // scanSegment reads one segment; last says whether it is the newest.
 func scanSegment(seg segment, b []byte, last bool) segScan {
 	sc := segScan{seg: seg}
-	frames, off, err := readFrames(b)
+	head, synced, marked, err := segmentMark(b)
+	if err != nil {
+		sc.damage = &DamageError{Path: seg.path, Offset: 0, What: err.Error(),
+			Lost: fmt.Sprintf("how far the log was synced is unknown; activations from sequence %d on are not recovered", seg.start)}
+		return sc
+	}
+	frames, off, err := readFrames(b[head:])
+	off += head
 	sc.frames = frames
 	prev := seg.start - 1
 	if len(frames) > 0 {
@@ -210,6 +223,9 @@ func scanSegment(seg segment, b []byte, last bool) segScan {
 		}
 	}
 	if err == nil {
+		if sc.damage = markDamage(seg, off, prev, synced, marked); sc.damage != nil {
+			sc.markSynced = synced
+		}
 		return sc
 	}
 	sc.after = framesAfter(b, off+1, prev)
@@ -228,7 +244,28 @@ func scanSegment(seg segment, b []byte, last bool) segScan {
 		return sc
 	}
 	sc.tornAt = max(off, 1)
+	if d := markDamage(seg, off, prev, synced, marked); d != nil {
+		d.What = fmt.Sprintf("%s (%v)", d.What, err)
+		sc.damage, sc.markSynced, sc.markTornAt, sc.tornAt = d, synced, sc.tornAt, 0
+	}
 	return sc
+}
+
+// markDamage reports a segment whose frames, read up to off, end at
+// sequence last although its synced mark says activations up to synced
+// were synced and acknowledged: acknowledged batches were lost, which no
+// crash does (only the batch being synced can be torn).
+func markDamage(seg segment, off int, last, synced uint64, marked bool) *DamageError {
+	if !marked || synced <= last {
+		return nil
+	}
+	lost := strconv.FormatUint(synced, 10)
+	if synced > last+1 {
+		lost = fmt.Sprintf("%d-%d", last+1, synced)
+	}
+	return &DamageError{Path: seg.path, Offset: int64(off),
+		What: fmt.Sprintf("the log ends after sequence %d, but its synced mark says activations up to %d were synced and acknowledged (its tail was zeroed or lost)", last, synced),
+		Lost: fmt.Sprintf("acknowledged activations %s, and any logged after them, are not recovered", lost)}
 }
 
 // tearRefused says why a bad frame at off cannot be a crash-torn tail, or
@@ -300,6 +337,12 @@ func scanLog(segs []segment, applied uint64) ([]segScan, error) {
 			return nil, err
 		}
 		sc := scanSegment(s, b, i == len(segs)-1)
+		if sc.markSynced > 0 && sc.markSynced <= applied && sc.damage != nil && len(sc.after) == 0 {
+			// The frames end before the synced mark, but the store
+			// holds everything the mark vouches for: nothing
+			// acknowledged is lost; read it as the tail it looks like.
+			sc.damage, sc.tornAt = nil, sc.markTornAt
+		}
 		if sc.damage == nil {
 			if len(sc.frames) == 0 && sc.tornAt == 0 && i < len(segs)-1 {
 				sc.damage = &DamageError{Path: s.path, Offset: 0, What: "holds no frames although a newer segment follows (zeroed?)",

@@ -36,9 +36,13 @@ func openDataDir(dir string, root *os.Root) (*dataDir, error) {
 	return &dataDir{root: r, path: filepath.Clean(dir), own: true}, nil
 }
 
-// openExistingDataDir opens dir, which must exist, for the read-mostly
-// commands (Check, Acknowledge).
-func openExistingDataDir(dir string) (*dataDir, error) {
+// openExistingDataDir holds root when the caller gives one, else opens
+// dir, which must exist, for the read-mostly commands (Check,
+// Acknowledge).
+func openExistingDataDir(dir string, root *os.Root) (*dataDir, error) {
+	if root != nil {
+		return &dataDir{root: root, path: filepath.Clean(dir)}, nil
+	}
 	r, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)

@@ -17,6 +17,16 @@
 // store lacks, so a crash at any point loses no acknowledged activation.
 // Reads through a Ledger apply pending activations first.
 //
+// How far the log was synced is kept where damage to the log's tail cannot
+// erase it: in a synced mark at the head of each segment (see wal.go). A
+// log whose frames end before its mark lost acknowledged activations and
+// is refused as damage, though zeros at its end look like unwritten space;
+// only the last batch, which a crash can tear, may be missing. The mark is
+// a small write into the segment's first page, made with each batch's
+// frames and covered by the batch's one data sync: a separate mark file
+// would need a second sync per batch, and the store's applied sequence or
+// the next segment's name lag by up to two seconds or a whole segment.
+//
 // Where the CPU per activation goes, how it is measured and what changed it
 // is in PERFORMANCE.md beside this file.
 //
@@ -27,7 +37,7 @@
 // Files in the data directory:
 //
 //	ledger.db                 bbolt store
-//	wal-<first sequence>.log  log segments; applied ones are deleted
+//	wal-<first sequence>.log  log segments (synced mark, then frames); applied ones are deleted
 //
 // Store layout (bucket → key → value):
 //

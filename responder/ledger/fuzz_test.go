@@ -132,6 +132,11 @@ func FuzzRecoverLog(f *testing.F) {
 	f.Add(flipped)
 	f.Add(log[:len(log)-9])
 	f.Add([]byte{})
+	// A segment with its synced mark (here: up to 2), whole and with its
+	// tail zeroed.
+	marked := append(appendMark(appendMark(nil, 0), 2), log...)
+	f.Add(marked)
+	f.Add(append(marked[:markLen+60:markLen+60], make([]byte, 200)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 1<<16 {
 			return

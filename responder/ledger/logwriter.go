@@ -98,6 +98,13 @@ func (l *Ledger) logBatch(batch []*op) error {
 	start := w.size
 	err := w.append(w.buf)
 	if err == nil {
+		// Every activation before this batch was synced and
+		// acknowledged: the mark says so from this sync on.
+		if err = w.setMark(l.nextSeq - 1); err != nil {
+			w.truncate(start)
+		}
+	}
+	if err == nil {
 		if err = datasync(w.f); err != nil {
 			// After a failed sync the kernel may have dropped the
 			// data whatever later syncs report: cut the batch.

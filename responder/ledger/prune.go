@@ -52,19 +52,30 @@ func (l *Ledger) prune() error {
 // than a long silence; either way nothing is lost by waiting: expired
 // records are hidden from every count and listing, and pruning resumes
 // once a client is answered at the new time.
+//
+// Only an answer vouches for the clock: a record whose latest request was
+// refused does not (LastResult != 0). A wrong clock is exactly when
+// honest clients are refused for skew, and each such refusal moves the
+// record's LastSeen to the wrong time.
 const maxClockLead = 24 * time.Hour
+
+// vouchScan bounds how many of the newest index entries clockImplausible
+// reads looking for an answered record.
+const vouchScan = 1000
 
 // clockImplausible says why now is implausibly far past the newest
 // answered record (the newest entry of the retention index whose record
-// agrees with it), or "" when pruning may run.
+// agrees with it and whose latest request was answered), or "" when
+// pruning may run. Records exist but none of the newest vouchScan was
+// answered: pruning waits too.
 func (l *Ledger) clockImplausible(now time.Time) (string, error) {
 	var newest time.Time
-	found := false
+	found, seen := false, false
 	err := l.db.View(func(tx *bolt.Tx) error {
 		audit := tx.Bucket(bucketAudit)
 		cur := tx.Bucket(bucketAuditTS).Cursor()
 		k, _ := cur.Last()
-		for tries := 0; k != nil && tries < 1000; k, _ = cur.Prev() {
+		for tries := 0; k != nil && tries < vouchScan; k, _ = cur.Prev() {
 			tries++
 			if len(k) != 40 {
 				continue
@@ -77,13 +88,21 @@ func (l *Ledger) clockImplausible(now time.Time) (string, error) {
 			if err != nil || !bytes.Equal(tsKey(c.LastSeen, c.CMID, c.App), k) {
 				continue
 			}
+			seen = true
+			if c.LastResult != 0 {
+				continue // a refusal vouches for nothing
+			}
 			newest, found = c.LastSeen, true
 			return nil
 		}
 		return nil
 	})
-	if err != nil || !found {
+	switch {
+	case err != nil || !seen:
 		return "", err
+	case !found:
+		return fmt.Sprintf("none of the %d newest client records was answered at its last request (refusals, e.g. for clock skew, do not show the clock is right): if the clock (%s) is wrong, pruning would delete counts and audit records for good; pruning waits until a client is answered at this time (expired records are hidden meanwhile)",
+			vouchScan, now.UTC().Format(time.RFC3339)), nil
 	}
 	if lead := now.Sub(newest); lead > maxClockLead {
 		return fmt.Sprintf("the clock (%s) is %s past the newest answered client (%s): if the clock is wrong, pruning would delete counts and audit records for good; pruning waits until a client is answered at this time (expired records are hidden meanwhile)",

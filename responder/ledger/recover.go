@@ -219,7 +219,13 @@ func (l *Ledger) recordDamage(msg string) error {
 // recorded, or "" when there was nothing to acknowledge. The *.corrupt files
 // are left in place. It fails while serve runs.
 func Acknowledge(dir string, lockTimeout time.Duration) (string, error) {
-	held, err := openExistingDataDir(dir)
+	return AcknowledgeRoot(dir, nil, lockTimeout)
+}
+
+// AcknowledgeRoot is Acknowledge in the data directory root holds (opened
+// and checked by the caller), named dir in messages; nil opens dir.
+func AcknowledgeRoot(dir string, root *os.Root, lockTimeout time.Duration) (string, error) {
+	held, err := openExistingDataDir(dir, root)
 	if err != nil {
 		return "", err
 	}

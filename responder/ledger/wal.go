@@ -26,6 +26,22 @@ import (
 // appending never changes the file size and a data-only sync suffices; the
 // log ends where a frame header starts with a zero length.
 //
+// A segment the writer creates starts with the synced mark: two mark
+// slots, each a frame with sequence 0 (which no activation has) and a
+// payload of markMagic and a sequence number S: every activation up to S
+// was synced, and acknowledged, before that slot was written. Each batch
+// rewrites one slot, alternately, with the sequence the batch before it
+// ended at, in the same write-then-sync as its frames: no extra sync, one
+// small write at the segment's head per batch. A crash can tear only the
+// slot being written, so the other holds the value before; the larger of
+// the intact slots is the mark. A segment whose frames end before its mark
+// lost acknowledged batches (a zeroed or lost tail: zeros look just like
+// unwritten preallocated space) and is damage, however its end looks; the
+// mark is at the head, so the damage that erases a tail leaves it. The
+// mark lags one batch: the last batch can vanish unnoticed, as a torn one
+// would. Segments without a mark (written by earlier releases) are read as
+// before.
+//
 // A crash (a power cut; kill -9 loses nothing already written) can leave
 // only the batch being synced torn: the batch before it was synced, and
 // acknowledged, before its first byte was written. So a bad frame is a tear
@@ -49,6 +65,49 @@ const (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// The synced mark at the head of a segment.
+const (
+	markPayloadLen = 16
+	markSlotLen    = frameHeaderLen + markPayloadLen
+	markLen        = 2 * markSlotLen
+)
+
+var markMagic = [8]byte{'k', 'm', 's', 'w', 'm', 'a', 'r', 'k'}
+
+// appendMark appends one mark slot saying synced.
+func appendMark(dst []byte, synced uint64) []byte {
+	var p [markPayloadLen]byte
+	copy(p[:8], markMagic[:])
+	binary.BigEndian.PutUint64(p[8:], synced)
+	return appendFrame(dst, 0, p[:])
+}
+
+// segmentMark reads the synced mark at the head of a segment: where its
+// frames start (0 when it has no mark), the mark and whether one was
+// read. A head that is a mark but has no intact slot is an error (a crash
+// tears at most one).
+func segmentMark(b []byte) (start int, synced uint64, ok bool, err error) {
+	if len(b) < frameHeaderLen || binary.BigEndian.Uint32(b[0:4]) != markPayloadLen || binary.BigEndian.Uint64(b[8:16]) != 0 {
+		return 0, 0, false, nil // frames start at once: no mark
+	}
+	if len(b) < markLen {
+		return 0, 0, false, fmt.Errorf("ledger: log segment is %d bytes, its synced mark needs %d", len(b), markLen)
+	}
+	for off := 0; off < markLen; off += markSlotLen {
+		slot := b[off : off+markSlotLen]
+		if binary.BigEndian.Uint32(slot[0:4]) != markPayloadLen || binary.BigEndian.Uint64(slot[8:16]) != 0 ||
+			crc32.Checksum(slot[8:], castagnoli) != binary.BigEndian.Uint32(slot[4:8]) ||
+			[8]byte(slot[frameHeaderLen:frameHeaderLen+8]) != markMagic {
+			continue
+		}
+		synced, ok = max(synced, binary.BigEndian.Uint64(slot[frameHeaderLen+8:])), true
+	}
+	if !ok {
+		return markLen, 0, false, errors.New("ledger: log segment's synced mark: neither slot is intact")
+	}
+	return markLen, synced, true, nil
+}
 
 // appendFrame appends one frame holding payload with sequence number seq.
 func appendFrame(dst []byte, seq uint64, payload []byte) []byte {
@@ -186,6 +245,10 @@ type walWriter struct {
 	size  int64  // end of the frames written
 	alloc int64  // end of the zero-filled space
 	buf   []byte // frames of the batch being written
+	// mark is the value last written to the segment's synced mark, and
+	// slot the slot the next one goes to.
+	mark uint64
+	slot int
 	// payload is the encoding of the activation being framed.
 	payload []byte
 	// fault is Options.WriteFault.
@@ -210,6 +273,14 @@ func (w *walWriter) create(start uint64) (segment, error) {
 		w.dir.remove(seg.path)
 		return seg, fmt.Errorf("ledger: preallocate log segment: %w", err)
 	}
+	// Everything before start was synced (it is in an older segment or
+	// in the store).
+	mark := appendMark(appendMark(nil, start-1), start-1)
+	if _, err := f.WriteAt(mark, 0); err != nil {
+		f.Close()
+		w.dir.remove(seg.path)
+		return seg, fmt.Errorf("ledger: write log segment's synced mark: %w", err)
+	}
 	if err := f.Sync(); err != nil {
 		f.Close()
 		w.dir.remove(seg.path)
@@ -223,7 +294,8 @@ func (w *walWriter) create(start uint64) (segment, error) {
 	if w.f != nil {
 		w.f.Close()
 	}
-	w.f, w.size, w.alloc = f, 0, preallocChunk
+	w.f, w.size, w.alloc = f, markLen, preallocChunk
+	w.mark, w.slot = start-1, 0
 	return seg, nil
 }
 
@@ -268,6 +340,21 @@ func (w *walWriter) append(buf []byte) error {
 		return fmt.Errorf("ledger: append to log: %w", err)
 	}
 	w.size = need
+	return nil
+}
+
+// setMark writes synced to the next slot of the segment's synced mark,
+// unless the mark already says so. It does not sync: the batch's sync
+// that follows covers it.
+func (w *walWriter) setMark(synced uint64) error {
+	if synced == w.mark {
+		return nil
+	}
+	var b [markSlotLen]byte
+	if _, err := w.f.WriteAt(appendMark(b[:0], synced), int64(w.slot*markSlotLen)); err != nil {
+		return fmt.Errorf("ledger: write log segment's synced mark: %w", err)
+	}
+	w.mark, w.slot = synced, 1-w.slot
 	return nil
 }
 

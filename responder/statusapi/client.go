@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
 )
 
 // TokenEnv is the environment variable the client commands read the admin
@@ -95,5 +97,7 @@ func (c *Client) Get(ctx context.Context, path string, query url.Values) (*http.
 	case http.StatusNotFound:
 		return nil, fmt.Errorf("%s%s: not found (is this a kms-responder admin endpoint, of this version?)", c.base.Host, path)
 	}
-	return nil, fmt.Errorf("%s%s: %s: %s", c.base.Host, path, resp.Status, msg)
+	// The status line and body are the endpoint's text: escaped, so that
+	// whatever answers at the address cannot steer the terminal.
+	return nil, fmt.Errorf("%s%s: %s: %s", c.base.Host, path, printable.Escape(resp.Status), printable.Escape(msg))
 }

@@ -2,7 +2,6 @@ package statusapi
 
 import (
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kmsdns/kmsdns/plugin/pkg/printable"
@@ -67,17 +66,19 @@ func csvTime(t time.Time) string {
 }
 
 // CSV returns the row's cells in ClientCSVHeader order, each neutralized
-// for spreadsheets (printable.CSVCell: escaped, and a leading = + - @ tab
-// or CR quoted).
+// for spreadsheets (printable.CSVCell: escaped, ';' written \x3b, and a
+// leading = + - @ tab or CR quoted); the lists are joined with ';' after
+// each element is neutralized so (printable.CSVList), so no
+// ';'-separated part of any cell starts a formula.
 func (r *ClientRow) CSV() []string {
 	cells := []string{r.CMID, r.Workstation, r.Address, r.Source, r.Application, r.ApplicationID, r.Product,
 		r.CountedID, r.Edition, r.SKU, csvTime(r.FirstRequest), csvTime(r.LastRequest), strconv.FormatUint(uint64(r.Requests), 10),
 		r.LastResult, r.LastResultHex, r.LicenseState, strconv.Itoa(r.Protocol), r.State, csvTime(r.LastCounted),
-		csvTime(r.CountedUntil), r.CMIDConflict, strings.Join(r.SeenAs, ";"), strings.Join(r.SeenFrom, ";")}
+		csvTime(r.CountedUntil), r.CMIDConflict}
 	for i, c := range cells {
 		cells[i] = printable.CSVCell(c)
 	}
-	return cells
+	return append(cells, printable.CSVList(r.SeenAs), printable.CSVList(r.SeenFrom))
 }
 
 // Escape makes every text field of the row printable (printable.Escape),

@@ -40,7 +40,36 @@ func OpenDir(what, path string, perm fs.FileMode) (*os.Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
-	return openDir(what, path, abs, perm)
+	return openDir(what, path, abs, perm, true)
+}
+
+// OpenExistingDir is OpenDir for a directory that must exist already: it
+// creates nothing (for commands that only read or repair what is there).
+func OpenExistingDir(what, path string) (*os.Root, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	return openDir(what, path, abs, 0, false)
+}
+
+// openFile opens the regular file at path for reading under OpenDir's
+// rules for the way there: every directory above it is owned by root or
+// the running user and not writable by group or others without the
+// sticky bit, and a symbolic link on the way, the file's own name
+// included, is followed only when root or the running user owns it. The
+// file is opened without blocking (a FIFO would wait for a writer) and
+// must be the regular file found (fstat of what was opened). It returns
+// the open file and its fstat. what names the file in errors.
+func openFile(what, path string) (*os.File, fs.FileInfo, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", named(what, path), err)
+	}
+	if what == "" {
+		what = "file"
+	}
+	return openFileWalk(what, path, abs)
 }
 
 // checkOwnDir checks the directory OpenDir returns, owned by uid (ok is
@@ -60,6 +89,13 @@ func checkOwnDir(what, display string, me, uid uint32, ok bool, mode fs.FileMode
 	}
 	return nil
 }
+
+// Messages shared by both platforms' walks, for the file openFile finds.
+const (
+	notRegularDir = "%s %s is not a regular file (a directory)"
+	notRegular    = "%s %s is not a regular file (%s)"
+	replaced      = "it was replaced while being opened"
+)
 
 // splitPath splits a path into its components, without empty ones.
 func splitPath(p string) []string {

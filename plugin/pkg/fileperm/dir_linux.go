@@ -16,10 +16,22 @@ import (
 // a directory for reading, as *os.Root does, needs read permission on
 // it too, which a 0711 parent denies its other users). Only the final
 // directory, which the running user owns, is opened for reading.
-func openDir(what, display, abs string, perm fs.FileMode) (*os.Root, error) {
-	w := &pathWalker{what: what, display: display, me: uint32(os.Geteuid()), perm: perm}
+func openDir(what, display, abs string, perm fs.FileMode, create bool) (*os.Root, error) {
+	w := &pathWalker{what: what, display: display, me: uint32(os.Geteuid()), perm: perm, noCreate: !create}
 	defer w.closeAll()
 	return w.walk(abs)
+}
+
+// openFileWalk is openFile's walk to the file at abs: the directories on
+// the way are held as O_PATH descriptors, so they too need only search
+// permission, and the file is opened for reading relative to its parent.
+func openFileWalk(what, display, abs string) (*os.File, fs.FileInfo, error) {
+	w := &pathWalker{what: what, display: display, me: uint32(os.Geteuid()), file: true}
+	defer w.closeAll()
+	if _, err := w.walk(abs); err != nil {
+		return nil, nil, err
+	}
+	return w.opened, w.fi, nil
 }
 
 // pathWalker is openDir's state: the directories opened so far (O_PATH
@@ -30,6 +42,13 @@ type pathWalker struct {
 	perm          fs.FileMode
 	stack         []pathHeld
 	links         int
+	// noCreate is set when missing components are an error.
+	noCreate bool
+	// file is set when the walk ends in a file to read (see openFile):
+	// nothing is created, and the last component is opened into opened.
+	file   bool
+	opened *os.File
+	fi     fs.FileInfo
 }
 
 type pathHeld struct {
@@ -72,7 +91,7 @@ func (w *pathWalker) reset() error {
 }
 
 // walk resolves abs and returns the final directory opened as an
-// *os.Root.
+// *os.Root, or in file mode opens the final file into w.opened.
 func (w *pathWalker) walk(abs string) (*os.Root, error) {
 	if err := w.reset(); err != nil {
 		return nil, err
@@ -98,13 +117,16 @@ func (w *pathWalker) walk(abs string) (*os.Root, error) {
 		next := filepath.Join(cur.path, name)
 		var st unix.Stat_t
 		err := lstatAt(cur.fd, name, &st)
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) && !w.file && !w.noCreate {
 			if err = w.mkdir(cur.fd, name); err != nil && !errors.Is(err, fs.ErrExist) {
 				return nil, w.errorf("create %s: %w", next, err)
 			}
 			err = lstatAt(cur.fd, name, &st)
 		}
 		if err != nil {
+			if pe := (*fs.PathError)(nil); (w.file || w.noCreate) && errors.As(err, &pe) {
+				err = fmt.Errorf("%s: %w", next, pe.Err) // the path as walked, not the name inside cur
+			}
 			return nil, w.errorf("%w", err)
 		}
 		switch st.Mode & unix.S_IFMT {
@@ -120,7 +142,7 @@ func (w *pathWalker) walk(abs string) (*os.Root, error) {
 			var got unix.Stat_t
 			err = unix.Fstat(fd, &got)
 			if err == nil && !sameInode(&st, &got) {
-				err = errors.New("it was replaced while being opened")
+				err = errors.New(replaced)
 			}
 			if err != nil {
 				unix.Close(fd)
@@ -128,13 +150,51 @@ func (w *pathWalker) walk(abs string) (*os.Root, error) {
 			}
 			w.stack = append(w.stack, pathHeld{fd, next})
 		default:
+			if w.file && len(todo) == 0 {
+				return nil, w.openFileLast(cur, name, &st)
+			}
 			if len(todo) == 0 {
 				return nil, fmt.Errorf("%s %s is not a directory", w.what, w.display)
 			}
 			return nil, w.errorf("%s is not a directory", next)
 		}
 	}
+	if w.file {
+		return nil, fmt.Errorf(notRegularDir, w.what, w.display)
+	}
 	return w.openLast()
+}
+
+// openFileLast opens the file name in cur, found by lstat as st: only a
+// regular file, opened without blocking (a FIFO would wait for a writer)
+// and without following a link put there since, and checked to be the
+// file found (fstat of what was opened).
+func (w *pathWalker) openFileLast(cur pathHeld, name string, st *unix.Stat_t) error {
+	at := filepath.Join(cur.path, name)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf(notRegular, w.what, w.display, modeOf(st).Type())
+	}
+	fd, err := unix.Openat(cur.fd, name, unix.O_RDONLY|openFlags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return w.errorf("open %s: %w", at, &fs.PathError{Op: "openat", Path: name, Err: err})
+	}
+	var got unix.Stat_t
+	err = unix.Fstat(fd, &got)
+	if err == nil && (got.Mode&unix.S_IFMT != unix.S_IFREG || !sameInode(st, &got)) {
+		err = errors.New(replaced)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return w.errorf("%s: %w", at, err)
+	}
+	f := os.NewFile(uintptr(fd), at)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return w.errorf("%s: %w", at, err)
+	}
+	w.opened, w.fi = f, fi
+	return nil
 }
 
 // openLast checks the directory on top of the stack as the one OpenDir
@@ -165,7 +225,7 @@ func (w *pathWalker) openLast() (*os.Root, error) {
 	fi, err := root.Stat(".")
 	if err == nil {
 		if got, ok := fi.Sys().(*syscall.Stat_t); !ok || uint64(got.Dev) != uint64(st.Dev) || uint64(got.Ino) != uint64(st.Ino) {
-			err = errors.New("it was replaced while being opened")
+			err = errors.New(replaced)
 		}
 	}
 	if err != nil {
@@ -247,7 +307,7 @@ func readlinkAt(dir int, name string) (string, error) {
 func sameInode(a, b *unix.Stat_t) bool { return a.Dev == b.Dev && a.Ino == b.Ino }
 
 // modeOf returns the permission, sticky, setuid, setgid and type bits of
-// st as an fs.FileMode.
+// st as an fs.FileMode, as os.Stat reports them.
 func modeOf(st *unix.Stat_t) fs.FileMode {
 	m := fs.FileMode(st.Mode & 0o777)
 	switch st.Mode & unix.S_IFMT {
@@ -255,6 +315,14 @@ func modeOf(st *unix.Stat_t) fs.FileMode {
 		m |= fs.ModeDir
 	case unix.S_IFLNK:
 		m |= fs.ModeSymlink
+	case unix.S_IFIFO:
+		m |= fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		m |= fs.ModeSocket
+	case unix.S_IFBLK:
+		m |= fs.ModeDevice
+	case unix.S_IFCHR:
+		m |= fs.ModeDevice | fs.ModeCharDevice
 	}
 	if st.Mode&unix.S_ISVTX != 0 {
 		m |= fs.ModeSticky

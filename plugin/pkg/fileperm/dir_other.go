@@ -13,10 +13,21 @@ import (
 // openDir is OpenDir where descriptors that only search a directory
 // (O_PATH) are not available: each directory on the way is held as an
 // *os.Root, which needs read permission on it.
-func openDir(what, display, abs string, perm fs.FileMode) (*os.Root, error) {
-	w := &walker{what: what, display: display, me: uint32(os.Geteuid()), perm: perm}
+func openDir(what, display, abs string, perm fs.FileMode, create bool) (*os.Root, error) {
+	w := &walker{what: what, display: display, me: uint32(os.Geteuid()), perm: perm, noCreate: !create}
 	defer w.closeAll()
 	return w.walk(abs)
+}
+
+// openFileWalk is openFile's walk to the file at abs, each directory on
+// the way held as an *os.Root.
+func openFileWalk(what, display, abs string) (*os.File, fs.FileInfo, error) {
+	w := &walker{what: what, display: display, me: uint32(os.Geteuid()), file: true}
+	defer w.closeAll()
+	if _, err := w.walk(abs); err != nil {
+		return nil, nil, err
+	}
+	return w.opened, w.fi, nil
 }
 
 // walker is OpenDir's state: the directories opened so far, outermost
@@ -27,6 +38,13 @@ type walker struct {
 	perm          fs.FileMode
 	stack         []held
 	links         int
+	// noCreate is set when missing components are an error.
+	noCreate bool
+	// file is set when the walk ends in a file to read (see openFile):
+	// nothing is created, and the last component is opened into opened.
+	file   bool
+	opened *os.File
+	fi     fs.FileInfo
 }
 
 type held struct {
@@ -80,13 +98,16 @@ func (w *walker) walk(abs string) (*os.Root, error) {
 		}
 		next := filepath.Join(cur.path, name)
 		fi, err := cur.root.Lstat(name)
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) && !w.file && !w.noCreate {
 			if err = cur.root.Mkdir(name, w.perm); err != nil && !errors.Is(err, fs.ErrExist) {
 				return nil, fmt.Errorf("%s %s: create %s: %w", w.what, w.display, next, err)
 			}
 			fi, err = cur.root.Lstat(name)
 		}
 		if err != nil {
+			if pe := (*fs.PathError)(nil); (w.file || w.noCreate) && errors.As(err, &pe) {
+				err = fmt.Errorf("%s: %w", next, pe.Err) // the path as walked, not the name inside cur
+			}
 			return nil, fmt.Errorf("%s %s: %w", w.what, w.display, err)
 		}
 		switch {
@@ -101,13 +122,15 @@ func (w *walker) walk(abs string) (*os.Root, error) {
 			}
 			got, err := sub.Stat(".")
 			if err == nil && !os.SameFile(fi, got) {
-				err = errors.New("it was replaced while being opened")
+				err = errors.New(replaced)
 			}
 			if err != nil {
 				sub.Close()
 				return nil, fmt.Errorf("%s %s: %s: %w", w.what, w.display, next, err)
 			}
 			w.stack = append(w.stack, held{sub, next})
+		case w.file && len(todo) == 0:
+			return nil, w.openLast(cur, name, fi)
 		default:
 			if len(todo) == 0 {
 				return nil, fmt.Errorf("%s %s is not a directory", w.what, w.display)
@@ -116,11 +139,38 @@ func (w *walker) walk(abs string) (*os.Root, error) {
 		}
 	}
 	last := w.top()
+	if w.file {
+		return nil, fmt.Errorf(notRegularDir, w.what, w.display)
+	}
 	if err := w.checkHeld(last, false); err != nil {
 		return nil, err
 	}
 	w.stack = w.stack[:len(w.stack)-1]
 	return last.root, nil
+}
+
+// openLast opens the file name in cur, found by Lstat as fi: only a
+// regular file, opened without blocking (a FIFO would wait for a writer)
+// and checked to be the file found (fstat of what was opened).
+func (w *walker) openLast(cur held, name string, fi fs.FileInfo) error {
+	at := filepath.Join(cur.path, name)
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf(notRegular, w.what, w.display, fi.Mode().Type())
+	}
+	f, err := cur.root.OpenFile(name, os.O_RDONLY|openFlags, 0)
+	if err != nil {
+		return fmt.Errorf("%s %s: open %s: %w", w.what, w.display, at, err)
+	}
+	got, err := f.Stat()
+	if err == nil && (!got.Mode().IsRegular() || !os.SameFile(fi, got)) {
+		err = errors.New(replaced)
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("%s %s: %s: %w", w.what, w.display, at, err)
+	}
+	w.opened, w.fi = f, got
+	return nil
 }
 
 // follow queues the target of the symbolic link name in cur, which

@@ -1,8 +1,10 @@
 package fileperm
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,7 +147,8 @@ func TestOpenDirOwners(t *testing.T) {
 }
 
 // helperEnv names the directory TestOpenDirHelperProcess opens, when the
-// test binary is re-executed as another user.
+// test binary is re-executed as another user: "existing:" before the path
+// opens it with OpenExistingDir, "file:" reads it as a file with ReadFile.
 const helperEnv = "FILEPERM_OPENDIR_HELPER"
 
 // TestOpenDirHelperProcess is not a test: TestOpenDirUnprivileged runs the
@@ -156,7 +159,19 @@ func TestOpenDirHelperProcess(t *testing.T) {
 	if path == "" {
 		t.Skip("runs only as TestOpenDirUnprivileged's helper")
 	}
-	root, err := OpenDir("data directory", path, 0o700)
+	if p, ok := strings.CutPrefix(path, "file:"); ok {
+		if _, err := ReadFile("test file", p, Policy, 100); err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println("ok")
+		return
+	}
+	open := func(p string) (*os.Root, error) { return OpenDir("data directory", p, 0o700) }
+	if p, ok := strings.CutPrefix(path, "existing:"); ok {
+		path, open = p, func(p string) (*os.Root, error) { return OpenExistingDir("data directory", p) }
+	}
+	root, err := open(path)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -178,7 +193,8 @@ func TestOpenDirHelperProcess(t *testing.T) {
 // gid 65534) through directories root owns, as a service user reaches its
 // data directory: a parent it may search but not read (0711, as home
 // directories and systemd's /var/lib/private) passes; one it may not
-// search fails with the kernel's refusal.
+// search fails with the kernel's refusal. OpenExistingDir and ReadFile
+// (a policy file root owns) walk the same way.
 func TestOpenDirUnprivileged(t *testing.T) {
 	const uid = 65534
 	if os.Geteuid() != 0 {
@@ -228,6 +244,18 @@ func TestOpenDirUnprivileged(t *testing.T) {
 			p := mkdirMode(t, filepath.Join(top, "closed"), 0o700)
 			return owned(t, filepath.Join(p, "data"))
 		}, "data directory " + filepath.Join(top, "closed", "data") + ": fstatat data: permission denied"},
+		{"existing directory under a search-only parent", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(top, "search-existing"), 0o711)
+			return "existing:" + owned(t, filepath.Join(p, "data"))
+		}, "ok"},
+		{"file under a search-only parent", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(top, "search-file"), 0o711)
+			return "file:" + writeMode(t, filepath.Join(p, "policy"), 0o644)
+		}, "ok"},
+		{"file under an unsearchable parent", func(t *testing.T) string {
+			p := mkdirMode(t, filepath.Join(top, "closed-file"), 0o700)
+			return "file:" + writeMode(t, filepath.Join(p, "policy"), 0o644)
+		}, "test file " + filepath.Join(top, "closed-file", "policy") + ": " + filepath.Join(top, "closed-file", "policy") + ": permission denied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := tc.setup(t)
@@ -270,5 +298,27 @@ func copyExecutable(t *testing.T, dst string) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOpenExistingDir: the same rules as OpenDir, but nothing is created.
+func TestOpenExistingDir(t *testing.T) {
+	base := mkdirMode(t, filepath.Join(t.TempDir(), "base"), 0o755)
+	missing := filepath.Join(base, "a", "b")
+	if _, err := OpenExistingDir("data directory", missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing directory: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(base, "a")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("OpenExistingDir created %s", filepath.Join(base, "a"))
+	}
+	data := mkdirMode(t, filepath.Join(base, "data"), 0o700)
+	r, err := OpenExistingDir("data directory", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	loose := mkdirMode(t, filepath.Join(base, "loose"), 0o777)
+	if _, err := OpenExistingDir("data directory", loose); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("a directory others can write: %v", err)
 	}
 }

@@ -12,6 +12,11 @@
 //   - every directory above either is owned by root or the running user and
 //     is writable by group or others only with the sticky bit (as /tmp),
 //     where others cannot rename or delete entries they do not own;
+//   - a symbolic link on the way to either, the file's own name included,
+//     is followed only when root or the running user owns it (its owner
+//     can point it elsewhere at any time), as for the data directory;
+//   - either is a regular file, opened without blocking (a FIFO is refused,
+//     never waited on) and checked on the descriptor opened;
 //   - a file systemd hands the service as a credential (LoadCredential=,
 //     inside $CREDENTIALS_DIRECTORY) is exempt from the owner and mode rules:
 //     systemd writes it 0400 on a private file system, owned by root and
@@ -50,22 +55,17 @@ const (
 const CredentialsEnv = "CREDENTIALS_DIRECTORY"
 
 // ReadFile reads the regular file path, of at most max bytes, after
-// checking it (on the opened descriptor) and the directories above it
-// against kind's rules. what names the file in errors ("config file"; empty
-// for the path alone).
+// checking it (on the opened descriptor), the directories above it and
+// the symbolic links on the way against kind's rules (see openFile: a
+// link is followed only when root or the running user owns it; a FIFO or
+// device is refused without waiting on it). what names the file in errors
+// ("config file"; empty for the path alone).
 func ReadFile(what, path string, kind Kind, max int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, fi, err := openFile(what, path)
 	if err != nil {
-		if what == "" {
-			return nil, err // names the path
-		}
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", named(what, path), err)
-	}
 	if err := Check(what, path, fi, kind); err != nil {
 		return nil, err
 	}
@@ -77,6 +77,17 @@ func ReadFile(what, path string, kind Kind, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", named(what, path), max)
 	}
 	return data, nil
+}
+
+// CheckPath opens path as ReadFile does and applies kind's rules to it,
+// without reading it.
+func CheckPath(what, path string, kind Kind) error {
+	f, fi, err := openFile(what, path)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return Check(what, path, fi, kind)
 }
 
 // Check applies kind's rules to path, whose FileInfo fi the caller took
@@ -217,21 +228,12 @@ func credentialsDirSafe() bool {
 func CheckSources(kind Kind, paths ...string) error {
 	var errs []error
 	for _, p := range paths {
-		f, err := os.Open(p)
+		f, fi, err := openFile("credential source", p)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("credential source: %w", err))
+			errs = append(errs, err)
 			continue
 		}
-		fi, err := f.Stat()
 		f.Close()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("credential source %s: %w", p, err))
-			continue
-		}
-		if !fi.Mode().IsRegular() {
-			errs = append(errs, fmt.Errorf("credential source %s is not a regular file (%s)", p, fi.Mode().Type()))
-			continue
-		}
 		if err := CheckFile("credential source", p, fi, kind); err != nil {
 			errs = append(errs, err)
 			continue

@@ -16,3 +16,7 @@ func Owner(fi fs.FileInfo) (uid uint32, ok bool) {
 	}
 	return st.Uid, true
 }
+
+// openFlags are added to O_RDONLY when a trusted file is opened: a FIFO
+// opens at once instead of waiting for a writer, and is then refused.
+const openFlags = syscall.O_NONBLOCK

@@ -95,15 +95,30 @@ func Replace(s string, repl rune) string {
 	return b.String()
 }
 
-// CSVCell returns s escaped (Escape) and, when it begins with a character
-// a spreadsheet reads as the start of a formula (= + - @, tab or carriage
-// return), prefixed with a single quote, as OWASP's CSV injection advice
-// says; quoting the cell is left to the CSV writer.
+// CSVCell returns s escaped (Escape) for a spreadsheet cell: a ';' in it
+// is written \x3b, since a spreadsheet whose list separator is ';' (Excel
+// in many locales) splits a comma CSV on it and would make the rest a cell
+// of its own; and when it begins with a character a spreadsheet reads as
+// the start of a formula (= + - @, tab or carriage return), it is
+// prefixed with a single quote, as OWASP's CSV injection advice says.
+// Quoting the cell is left to the CSV writer.
 func CSVCell(s string) string {
+	e := strings.ReplaceAll(Escape(s), ";", `\x3b`)
 	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
-		return "'" + Escape(s)
+		return "'" + e
 	}
-	return Escape(s)
+	return e
+}
+
+// CSVList returns the cell of a list: each element a CSVCell (so none
+// starts a formula or holds a ';'), joined by ';'. No ';'-separated part
+// of it starts a formula.
+func CSVList(elems []string) string {
+	cells := make([]string, len(elems))
+	for i, e := range elems {
+		cells[i] = CSVCell(e)
+	}
+	return strings.Join(cells, ";")
 }
 
 // Truncate returns s cut to at most max bytes at a character boundary.

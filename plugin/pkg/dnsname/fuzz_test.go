@@ -95,3 +95,21 @@ func FuzzPlainHostName(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDepthBelowPlain checks that the string comparison of names without escapes agrees with
+// the wire-format comparison on every input.
+func FuzzDepthBelowPlain(f *testing.F) {
+	for _, p := range [][2]string{{"corp.test.", "kms1.CORP.test."}, {".", "a.b"}, {"", "x."}, {"a..b", "c.a..b"}, {"test.", "atest."}, {"b.c", "a.b.c."}, {strings.Repeat("a", 64), "x." + strings.Repeat("a", 64)}, {"z.", strings.Repeat("ab.", 90) + "z."}} {
+		f.Add(p[0], p[1])
+	}
+	f.Fuzz(func(t *testing.T, zone, name string) {
+		if strings.Contains(zone, `\`) || strings.Contains(name, `\`) {
+			return
+		}
+		d1, ok1 := depthBelowPlain(zone, name)
+		d2, ok2 := depthBelowWire(zone, name)
+		if ok1 != ok2 || (ok1 && d1 != d2) {
+			t.Fatalf("depthBelow(%q, %q): plain %d %v, wire %d %v", zone, name, d1, ok1, d2, ok2)
+		}
+	})
+}

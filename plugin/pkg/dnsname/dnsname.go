@@ -84,6 +84,16 @@ func Canonical(name string) (string, error) {
 // Equal reports whether a and b are the same domain name. A string that is not a domain name
 // equals nothing.
 func Equal(a, b string) bool {
+	if strings.IndexByte(a, '\\') < 0 && strings.IndexByte(b, '\\') < 0 {
+		ab, _, okA := plainBody(a)
+		bb, _, okB := plainBody(b)
+		return okA && okB && equalFoldASCII(ab, bb)
+	}
+	return equalWire(a, b)
+}
+
+// equalWire is Equal for any presentation names, compared in wire format.
+func equalWire(a, b string) bool {
 	var ba, bb [maxWire]byte
 	wa, err := wire(a, &ba)
 	if err != nil {

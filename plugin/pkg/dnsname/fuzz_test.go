@@ -113,3 +113,19 @@ func FuzzDepthBelowPlain(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEqualPlain checks that Equal's string comparison of names without escapes agrees with the
+// wire-format comparison.
+func FuzzEqualPlain(f *testing.F) {
+	for _, p := range [][2]string{{"corp.test.", "CORP.test"}, {".", ""}, {"a..b", "a..b"}, {"a.b", "a.b.."}, {strings.Repeat("a", 64), strings.Repeat("a", 64)}} {
+		f.Add(p[0], p[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if strings.Contains(a, `\`) || strings.Contains(b, `\`) {
+			return
+		}
+		if Equal(a, b) != equalWire(a, b) {
+			t.Fatalf("Equal(%q, %q) = %v, wire says %v", a, b, Equal(a, b), equalWire(a, b))
+		}
+	})
+}

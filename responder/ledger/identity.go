@@ -81,6 +81,13 @@ func DecodeIdentity(b []byte) (Identity, error) {
 		if r.err != nil {
 			break
 		}
+		if cleanText(name) != name || cleanText(epid) != epid {
+			// The encoder writes cleaned text only: two raw names that clean to one
+			// would not survive a rewrite.
+			r.off = nameOff
+			r.fail(fmt.Sprintf("entry %d", i), "group or ePID holds control characters the encoder never writes")
+			break
+		}
 		if _, dup := id.EPIDs[name]; dup {
 			r.off = nameOff
 			r.fail(fmt.Sprintf("entry %d group", i), "duplicate group %q", name)

@@ -26,19 +26,25 @@ const auditKeySecret = "c2VjcmV0LWtleS1mb3ItdGhlLWF1ZGl0LWZpeC10ZXN0IQ=="
 // zone corp.test from zone text, with the given allow-update clause.
 // With partner not empty it also serves partner.test from it (updates
 // allowed there as well: nothing but the tool's scope keeps a fix out).
-func startNamedZones(t *testing.T, zone, partner, allowUpdate string) (*harness.Process, string) {
+// namedBinary returns BIND's named, which the tests run as an authoritative server and as a
+// resolver in front of CoreDNS (Debian's bind9; build/tools.sh installs it).
+func namedBinary(t *testing.T) string {
 	t.Helper()
-	named, err := exec.LookPath("named")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/named", "/sbin/named"} {
-			if _, e := os.Stat(p); e == nil {
-				named, err = p, nil
-			}
+	if named, err := exec.LookPath("named"); err == nil {
+		return named
+	}
+	for _, p := range []string{"/usr/sbin/named", "/sbin/named"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
 		}
 	}
-	if err != nil {
-		t.Fatal("named not found: install bind9 (apt-get install bind9); build/tools.sh does")
-	}
+	t.Fatal("named not found: install bind9 (apt-get install bind9); build/tools.sh does")
+	return ""
+}
+
+func startNamedZones(t *testing.T, zone, partner, allowUpdate string) (*harness.Process, string) {
+	t.Helper()
+	named := namedBinary(t)
 	dir := t.TempDir()
 	port := harness.FreePort(t)
 	harness.WriteFile(t, dir, "db.corp.test", zone)

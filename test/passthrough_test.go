@@ -92,13 +92,7 @@ func startPassFront(t *testing.T) (up, front *harness.CoreDNS) {
 // unsigned); options go into named.conf's options block, conf after it.
 func startNamedResolver(t *testing.T, forwardTo, options, conf string) string {
 	t.Helper()
-	named, err := exec.LookPath("named")
-	if err != nil {
-		named = "/usr/sbin/named"
-		if _, e := os.Stat(named); e != nil {
-			t.Fatal("named not found: install bind9 (apt-get install bind9); build/tools.sh does")
-		}
-	}
+	named := namedBinary(t)
 	host, fport, _ := strings.Cut(forwardTo, ":")
 	dir := t.TempDir()
 	port := harness.FreePort(t)

@@ -3,7 +3,6 @@ package test
 import (
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -96,7 +95,7 @@ sub.ad.test:`+port+` {
 	}
 
 	// BIND iterating towards CoreDNS for ad.test follows it.
-	bind := startIteratingNamed(t, port, "kms1.ad.test.", "ad.test")
+	bind := startIteratingNamed(t, port, "kms1.ad.test.", "", "ad.test")
 	if r := ask(t, bind, "_vlmcs._tcp.ad.test.", dns.TypeSRV); !holds(r, "kms1.ad.test.") {
 		t.Fatalf("BIND in front: _vlmcs._tcp.ad.test SRV lacks kms1 (the setup does not work):\n%v", r)
 	}
@@ -109,16 +108,11 @@ sub.ad.test:`+port+` {
 // startIteratingNamed runs BIND's named as a recursive resolver on 127.0.0.1:port that
 // iterates towards vlmcs (127.0.0.54, same port: named queries servers at its own `port`)
 // for each of zones (static-stub, as for a zone delegated to CoreDNS), and waits until it
-// resolves ready (an A name in the first zone).
-func startIteratingNamed(t *testing.T, port, ready string, zones ...string) string {
+// resolves ready (an A name in the first zone). options are more named options (e.g.
+// "qname-minimization strict;").
+func startIteratingNamed(t *testing.T, port, ready, options string, zones ...string) string {
 	t.Helper()
-	named, err := exec.LookPath("named")
-	if err != nil {
-		named = "/usr/sbin/named"
-		if _, e := os.Stat(named); e != nil {
-			t.Fatal("named not found: install bind9 (apt-get install bind9); build/tools.sh does")
-		}
-	}
+	named := namedBinary(t)
 	dir := t.TempDir()
 	var stubs strings.Builder
 	for _, z := range zones {
@@ -137,9 +131,10 @@ func startIteratingNamed(t *testing.T, port, ready string, zones ...string) stri
 	allow-recursion { any; };
 	dnssec-validation no;
 	notify no;
+	%[4]s
 };
 controls { };
-%[3]s`, dir, port, stubs.String()))
+%[3]s`, dir, port, stubs.String(), options))
 	p := harness.Start(t, dir, named, "-g", "-n", "1", "-c", filepath.Join(dir, "named.conf"))
 	addr := "127.0.0.1:" + port
 	harness.Eventually(t, 20*time.Second, "named answering", func() bool {
@@ -511,7 +506,7 @@ _tcp.example.test:`+port+` {
 	if hasRRType(direct.Ns, dns.TypeNS) || holds(direct, "127.0.0.66") {
 		t.Errorf("x._tcp.example.test A from vlmcs: a delegation over _vlmcs._tcp.example.test passed:\n%v", direct)
 	}
-	bind := startIteratingNamed(t, port, "www.example.test.", "example.test")
+	bind := startIteratingNamed(t, port, "www.example.test.", "", "example.test")
 	// BIND 9.18 minimises the question (qname-minimization relaxed, the default): it asks
 	// CoreDNS about _tcp.example.test first, gets the referral and asks the server it names.
 	if r := ask(t, bind, "_vlmcs._tcp.example.test.", dns.TypeSRV); holds(r, "rogue") || !holds(r, "kms1.example.test.") {

@@ -225,13 +225,13 @@ func (v *Vlmcs) guardAddrSection(ctx context.Context, rrs []dns.RR, chain map[st
 // an alias owned by a KMS target name off the sound chain.
 func (v *Vlmcs) addrDrop(rr dns.RR, chain map[string]string) bool {
 	h := rr.Header()
+	ip, isAddr := rrAddr(rr)
+	if !isAddr && h.Rrtype != dns.TypeCNAME {
+		return false // only aliases and addresses are judged: no chain lookup for the rest
+	}
 	judged := chain[strings.ToLower(h.Name)]
 	if h.Rrtype == dns.TypeCNAME {
 		return judged == "" && v.targetName(h.Name)
-	}
-	ip, ok := rrAddr(rr)
-	if !ok {
-		return false
 	}
 	if judged == "" && v.targetName(h.Name) {
 		judged = h.Name

@@ -191,6 +191,10 @@ type Server struct {
 	perAddr   map[netip.Addr]int // open connections per client address
 	epoch     time.Time          // origin of conn.waitSince
 	wg        sync.WaitGroup
+
+	// handoff passes a new connection to a connection goroutine waiting
+	// for one (see start).
+	handoff chan *conn
 }
 
 // NewServer returns a server that passes KMS requests to h.
@@ -225,7 +229,7 @@ func NewServer(h Handler, cfg ServerConfig) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{}), perAddr: make(map[netip.Addr]int), epoch: time.Now()}
+	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{}), perAddr: make(map[netip.Addr]int), epoch: time.Now(), handoff: make(chan *conn)}
 	s.hard, s.hardCancel = context.WithCancel(context.Background())
 	// Like vlmcsd: a random association group, one more per connection.
 	s.group.Store(rand.Uint32())
@@ -367,7 +371,7 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.observe(EventConnOpened)
-	go c.serve()
+	s.start(c)
 }
 
 // evictableLocked claims (idle or body → closed) and returns the
@@ -638,8 +642,10 @@ func (c *conn) serve() {
 		s.wg.Done()
 		s.observe(EventConnClosed)
 	}()
-	c.rbuf = make([]byte, s.cfg.MaxPDUSize)
-	c.wbuf = make([]byte, 0, 512)
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, s.cfg.MaxPDUSize)
+		c.wbuf = make([]byte, 0, 512)
+	}
 	first := true
 	firstDeadline := time.Now().Add(s.cfg.FirstPDUTimeout)
 	for {

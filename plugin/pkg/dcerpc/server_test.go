@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -712,4 +713,46 @@ func TestCloseInsideBufferedPDU(t *testing.T) {
 			waitFor(t, "a PDU error event", func() bool { return ev.count(EventPDUError) > before })
 		})
 	}
+}
+
+// Connection goroutines wait for the next connection once theirs ends;
+// Shutdown must end them all, whether they served one connection or many.
+func TestShutdownEndsConnectionGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(&echoHandler{}, ServerConfig{})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), ln) }()
+	// Sequential connections reuse a goroutine; concurrent ones need
+	// several.
+	for range 3 {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				c, err := Dial(context.Background(), "tcp", ln.Addr().String(), ClientConfig{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.Close()
+				if _, status, err := c.Call(context.Background(), []byte("x")); err != nil || status != 0 {
+					t.Errorf("call: status 0x%08X, %v", status, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	waitFor(t, "every connection closed", func() bool { return s.Conns() == 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve returned %v, want ErrServerClosed", err)
+	}
+	waitFor(t, "the server's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }

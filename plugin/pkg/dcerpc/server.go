@@ -483,7 +483,8 @@ func (s *Server) Conns() int {
 // written, then closes those connections too. It returns when all
 // connections are closed, or with ctx.Err() when ctx ends first, after
 // cancelling the handlers' contexts and closing the remaining connections
-// forcibly.
+// forcibly. It also ends the goroutines kept to serve later connections;
+// without Shutdown each ends 30 seconds after its last connection.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining.Store(true)

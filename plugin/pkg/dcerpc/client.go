@@ -241,20 +241,29 @@ func (c *Client) exchange(pdu []byte) (Header, []byte, error) {
 	if _, err := c.nc.Write(pdu); err != nil {
 		return Header{}, nil, err
 	}
-	if _, err := io.ReadFull(c.nc, c.rbuf[:HeaderLen]); err != nil {
+	// One read takes the whole answer when it arrived whole (it usually
+	// has: one PDU, one write); the rest of a longer one is read after.
+	n, err := io.ReadAtLeast(c.nc, c.rbuf, HeaderLen)
+	if err != nil {
 		return Header{}, nil, err
 	}
 	h, err := ParseHeader(c.rbuf[:HeaderLen])
 	if err != nil {
 		return h, nil, err
 	}
-	if int(h.FragLength) > len(c.rbuf) {
+	end := int(h.FragLength)
+	if end > len(c.rbuf) {
 		return h, nil, parseErr("header", 8, "frag_length %d exceeds the limit of %d", h.FragLength, len(c.rbuf))
 	}
-	if _, err := io.ReadFull(c.nc, c.rbuf[HeaderLen:h.FragLength]); err != nil {
+	if n > end {
+		// A server answers each PDU with one PDU: more is not an answer
+		// to anything this client sent.
+		return h, nil, fmt.Errorf("rpc: %d bytes after the %d-byte %v answer", n-end, end, h.Type)
+	}
+	if _, err := io.ReadFull(c.nc, c.rbuf[n:end]); err != nil {
 		return h, nil, err
 	}
-	return h, c.rbuf[:h.FragLength], nil
+	return h, c.rbuf[:end], nil
 }
 
 // Call sends one RequestActivation call carrying payload and returns the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -243,5 +244,37 @@ func TestProbeAgainstNonRPC(t *testing.T) {
 	})
 	if err := Probe(context.Background(), addr, time.Second); err == nil {
 		t.Fatal("Probe succeeded against a non-RPC server")
+	}
+}
+
+// A server answers each PDU with one PDU: a second one sent along with the
+// answer makes the client unusable instead of being taken for the answer
+// to its next call.
+func TestCallRejectsSecondAnswer(t *testing.T) {
+	addr := scriptedServer(t, func(nc net.Conn) error {
+		if _, err := answerBind(nc, false); err != nil {
+			return err
+		}
+		req, err := readAny(nc)
+		if err != nil {
+			return err
+		}
+		h, _ := ParseHeader(req)
+		out := Header{Flags: 3, DataRep: DataRepLE, CallID: h.CallID}
+		one := appendKMSResponse(nil, out, 0, NDR32, []byte("ok"), 0)
+		out.CallID++
+		_, err = nc.Write(appendKMSResponse(one, out, 0, NDR32, []byte("next"), 0))
+		return err
+	})
+	c, err := Dial(context.Background(), "tcp", addr, ClientConfig{DisableNDR64: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, _, err := c.Call(context.Background(), []byte("hi")); err == nil || !strings.Contains(err.Error(), "bytes after") {
+		t.Fatalf("Call error %v, want one about bytes after the answer", err)
+	}
+	if _, _, err := c.Call(context.Background(), []byte("again")); err == nil {
+		t.Error("second Call after a protocol error succeeded")
 	}
 }

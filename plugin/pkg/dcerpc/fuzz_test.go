@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // FuzzParsePDU feeds arbitrary bytes to the server's PDU handling: the
@@ -128,3 +132,106 @@ func FuzzClientResponse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServeStream runs a connection's read loop (frame by frag_length,
+// keep what follows a PDU for the next one) on arbitrary bytes, sent whole
+// and again in pieces of piece bytes. Nothing may panic, every answer must
+// be a well-formed PDU, and the answers must be those of the stream cut
+// into PDUs beforehand (framedAnswers), however it arrived.
+func FuzzServeStream(f *testing.F) {
+	bind := AppendBind(nil, Header{Type: PTypeBind, Flags: FlagFirstFrag | FlagLastFrag, DataRep: DataRepLE, CallID: 1},
+		&Bind{MaxXmitFrag: 5840, MaxRecvFrag: 5840, Contexts: []ContextItem{{ID: 0, Abstract: KMSInterface, Transfer: []SyntaxID{NDR32Syntax}}}})
+	req := AppendRequest(nil, Header{Type: PTypeRequest, Flags: FlagFirstFrag | FlagLastFrag, DataRep: DataRepLE, CallID: 2},
+		&Request{Stub: AppendRequestStub(nil, NDR32, []byte("payload"))})
+	f.Add(append(append(bytes.Clone(bind), req...), req...), uint16(7))
+	f.Add(append(bytes.Clone(bind), req[:30]...), uint16(16))
+	f.Add(bytes.Clone(bind), uint16(1))
+	f.Fuzz(func(t *testing.T, stream []byte, piece uint16) {
+		want := framedAnswers(stream)
+		whole := serveStream(t, stream, len(stream))
+		cut := serveStream(t, stream, int(piece))
+		if !bytes.Equal(whole, want) || !bytes.Equal(cut, want) {
+			t.Fatalf("stream %x answered %x sent whole, %x in pieces of %d; want %x", stream, whole, cut, piece, want)
+		}
+		for out := whole; len(out) > 0; {
+			h, err := ParseHeader(out)
+			if err != nil || int(h.FragLength) > len(out) {
+				t.Fatalf("answer stream %x: %v", whole, err)
+			}
+			out = out[h.FragLength:]
+		}
+	})
+}
+
+// framedAnswers is what a connection must answer to stream: the stream is
+// cut into PDUs by frag_length up front, and each is answered until one is
+// incomplete, oversized or refused.
+func framedAnswers(stream []byte) []byte {
+	s := NewServer(HandlerFunc(streamHandler), ServerConfig{})
+	c := &conn{s: s, ctx: context.Background(), hctx: context.Background()}
+	c.assoc.group, c.assoc.secAddr = 1, "1688"
+	var all []byte
+	for {
+		h, err := ParseHeader(stream)
+		if err != nil || int(h.FragLength) > s.cfg.MaxPDUSize || int(h.FragLength) > len(stream) {
+			return all
+		}
+		out, err := c.dispatch(h, stream[:h.FragLength])
+		if err != nil {
+			return all
+		}
+		all = append(all, out...)
+		c.wbuf = out[:0]
+		stream = stream[h.FragLength:]
+	}
+}
+
+func streamHandler(_ context.Context, _ netip.AddrPort, req []byte) ([]byte, uint32) {
+	if len(req) > 0 && req[0]&1 == 1 {
+		return nil, statusFail
+	}
+	return req, 0
+}
+
+// serveStream serves one connection whose peer sends stream in pieces of
+// piece bytes (at least 1) and then closes its side, and returns what the
+// server answered.
+func serveStream(t *testing.T, stream []byte, piece int) []byte {
+	var logged bytes.Buffer
+	s := NewServer(HandlerFunc(streamHandler), ServerConfig{Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelError}))})
+	nc := &pieceConn{in: stream, piece: max(piece, 1)}
+	c := &conn{s: s, nc: nc, ctx: context.Background(), hctx: context.Background()}
+	c.assoc.group, c.assoc.secAddr = 1, "1688"
+	c.state.Store(stateIdle)
+	s.wg.Add(1)
+	c.serve()
+	if logged.Len() > 0 {
+		t.Fatalf("serving %x logged %s", stream, logged.String())
+	}
+	return nc.out.Bytes()
+}
+
+// pieceConn is a connection whose peer sends in a fixed sequence of
+// pieces: each Read returns at most piece bytes of in, then io.EOF once in
+// is used up. Writes are collected in out. A fake, so that the cut of the
+// stream is exactly the one the fuzzer chose.
+type pieceConn struct {
+	net.Conn // nil: only the methods below are called
+	in       []byte
+	piece    int
+	out      bytes.Buffer
+}
+
+func (p *pieceConn) Read(b []byte) (int, error) {
+	if len(p.in) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, p.in[:min(p.piece, len(p.in))])
+	p.in = p.in[n:]
+	return n, nil
+}
+
+func (p *pieceConn) Write(b []byte) (int, error)      { return p.out.Write(b) }
+func (p *pieceConn) Close() error                     { return nil }
+func (p *pieceConn) SetReadDeadline(time.Time) error  { return nil }
+func (p *pieceConn) SetWriteDeadline(time.Time) error { return nil }

@@ -191,6 +191,10 @@ type Server struct {
 	perAddr   map[netip.Addr]int // open connections per client address
 	epoch     time.Time          // origin of conn.waitSince
 	wg        sync.WaitGroup
+
+	// handoff passes a new connection to a connection goroutine waiting
+	// for one (see start).
+	handoff chan *conn
 }
 
 // NewServer returns a server that passes KMS requests to h.
@@ -225,7 +229,7 @@ func NewServer(h Handler, cfg ServerConfig) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{}), perAddr: make(map[netip.Addr]int), epoch: time.Now()}
+	s := &Server{h: h, cfg: cfg, log: log, listeners: make(map[net.Listener]struct{}), perAddr: make(map[netip.Addr]int), epoch: time.Now(), handoff: make(chan *conn)}
 	s.hard, s.hardCancel = context.WithCancel(context.Background())
 	// Like vlmcsd: a random association group, one more per connection.
 	s.group.Store(rand.Uint32())
@@ -367,7 +371,7 @@ func (s *Server) admit(ctx, hctx context.Context, ln net.Listener, nc net.Conn) 
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.observe(EventConnOpened)
-	go c.serve()
+	s.start(c)
 }
 
 // evictableLocked claims (idle or body → closed) and returns the
@@ -479,7 +483,8 @@ func (s *Server) Conns() int {
 // written, then closes those connections too. It returns when all
 // connections are closed, or with ctx.Err() when ctx ends first, after
 // cancelling the handlers' contexts and closing the remaining connections
-// forcibly.
+// forcibly. It also ends the goroutines kept to serve later connections;
+// without Shutdown each ends 30 seconds after its last connection.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining.Store(true)
@@ -540,8 +545,13 @@ type conn struct {
 	linked     bool
 
 	assoc association
-	rbuf  []byte // MaxPDUSize bytes, reused for every PDU
-	wbuf  []byte // reused for every answer
+	// rbuf holds MaxPDUSize bytes, reused for every PDU; its first rlen
+	// bytes were read and not yet consumed. One read takes whatever the
+	// peer sent (a header with its body, usually) up to the buffer's end,
+	// so no PDU may exceed what the buffer holds.
+	rbuf []byte
+	rlen int
+	wbuf []byte // reused for every answer
 }
 
 // toIdle marks the connection idle before waiting for a header; it returns
@@ -574,15 +584,41 @@ func (c *conn) toBusy() bool {
 	return c.state.CompareAndSwap(stateIdle, stateBusy)
 }
 
-// readBody reads the rest of a PDU whose header arrived, by deadline, in
-// the body state, where eviction may close the connection. It returns
-// errEvicted when that happened.
-func (c *conn) readBody(p []byte, deadline time.Time) error {
+// fill reads into rbuf until it holds at least n bytes (n <= len(rbuf)).
+// Each read asks for all the room left, so a PDU that arrives whole is
+// read by one call. The peer closing before n bytes is io.EOF when
+// nothing of the PDU was buffered, io.ErrUnexpectedEOF otherwise.
+func (c *conn) fill(n int) error {
+	if c.rlen >= n {
+		return nil
+	}
+	had := c.rlen
+	m, err := io.ReadAtLeast(c.nc, c.rbuf[c.rlen:], n-c.rlen)
+	c.rlen += m
+	if errors.Is(err, io.EOF) && had > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// consume drops the first n buffered bytes (one answered PDU), keeping
+// any the peer sent after it.
+func (c *conn) consume(n int) {
+	c.rlen = copy(c.rbuf, c.rbuf[n:c.rlen])
+}
+
+// readBody reads the rest of a PDU of n bytes whose header arrived, by
+// deadline, in the body state, where eviction may close the connection. It
+// returns errEvicted when that happened.
+func (c *conn) readBody(n int, deadline time.Time) error {
+	if c.rlen >= n {
+		return nil
+	}
 	c.nc.SetReadDeadline(deadline)
 	if !c.state.CompareAndSwap(stateBusy, stateBody) {
 		return errEvicted
 	}
-	_, err := io.ReadFull(c.nc, p)
+	err := c.fill(n)
 	if !c.state.CompareAndSwap(stateBody, stateBusy) {
 		return errEvicted
 	}
@@ -607,16 +643,13 @@ func (c *conn) serve() {
 		s.wg.Done()
 		s.observe(EventConnClosed)
 	}()
-	c.rbuf = make([]byte, s.cfg.MaxPDUSize)
-	c.wbuf = make([]byte, 0, 512)
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, s.cfg.MaxPDUSize)
+		c.wbuf = make([]byte, 0, 512)
+	}
 	first := true
 	firstDeadline := time.Now().Add(s.cfg.FirstPDUTimeout)
 	for {
-		deadline := time.Now().Add(s.cfg.IdleTimeout)
-		if first {
-			deadline = firstDeadline
-		}
-		c.nc.SetReadDeadline(deadline)
 		if first {
 			if !c.stillIdle() {
 				return
@@ -624,7 +657,15 @@ func (c *conn) serve() {
 		} else if !c.toIdle() {
 			return
 		}
-		_, err := io.ReadFull(c.nc, c.rbuf[:HeaderLen])
+		var err error
+		if c.rlen < HeaderLen {
+			deadline := firstDeadline
+			if !first {
+				deadline = time.Now().Add(s.cfg.IdleTimeout)
+			}
+			c.nc.SetReadDeadline(deadline)
+			err = c.fill(HeaderLen)
+		}
 		if !c.toBusy() {
 			return
 		}
@@ -644,15 +685,17 @@ func (c *conn) serve() {
 		// A header without its body must not hold the connection: the
 		// rest has its own short deadline, and the connection is evictable
 		// meanwhile.
-		deadline = time.Now().Add(s.cfg.BodyTimeout)
-		if first && firstDeadline.Before(deadline) {
-			deadline = firstDeadline
-		}
-		if err := c.readBody(c.rbuf[HeaderLen:h.FragLength], deadline); err != nil {
-			if !errors.Is(err, errEvicted) {
-				c.readFailed(err, "body")
+		if c.rlen < int(h.FragLength) {
+			deadline := time.Now().Add(s.cfg.BodyTimeout)
+			if first && firstDeadline.Before(deadline) {
+				deadline = firstDeadline
 			}
-			return
+			if err := c.readBody(int(h.FragLength), deadline); err != nil {
+				if !errors.Is(err, errEvicted) {
+					c.readFailed(err, "body")
+				}
+				return
+			}
 		}
 		out, err := c.dispatch(h, c.rbuf[:h.FragLength])
 		if errors.Is(err, errHandlerClosed) {
@@ -672,6 +715,7 @@ func (c *conn) serve() {
 			s.log.Debug("rpc: write failed", "peer", c.peer.String(), "err", err)
 			return
 		}
+		c.consume(int(h.FragLength))
 		first = false
 		c.served.Store(true)
 	}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -618,4 +620,139 @@ func TestHandlerPanicClosesOnlyItsConnection(t *testing.T) {
 	if resp, _, err := c.Call(context.Background(), []byte("fine")); err != nil || string(resp) != "fine" {
 		t.Fatalf("after a panic elsewhere: %q, %v", resp, err)
 	}
+}
+
+// requestOfLen returns an NDR32 request PDU for context 0 whose
+// frag_length is exactly n, with its payload.
+func requestOfLen(t *testing.T, callID uint32, n int) (pdu, payload []byte) {
+	t.Helper()
+	for size := n; size >= 0; size-- {
+		payload = payloadOf(size, byte(callID))
+		pdu = requestPDU(callID, 0, 0, AppendRequestStub(nil, NDR32, payload))
+		if len(pdu) == n {
+			return pdu, payload
+		}
+	}
+	t.Fatalf("no request PDU of %d bytes", n)
+	return nil, nil
+}
+
+// expectEcho reads one response PDU and checks its call ID and that it
+// echoes payload.
+func expectEcho(t *testing.T, nc net.Conn, callID uint32, payload []byte) {
+	t.Helper()
+	h, r, err := parseResponse(readPDU(t, nc))
+	if err != nil || h.CallID != callID {
+		t.Fatalf("answer %+v, %v; want the response to call %d", h, err, callID)
+	}
+	got, status, err := parseResponseStub(NDR32, r.Stub)
+	if err != nil || status != 0 || !bytes.Equal(got, append([]byte(echoPrefix), payload...)) {
+		t.Fatalf("call %d answered %x, status 0x%08X, %v; want the echo of %x", callID, got, status, err, payload)
+	}
+}
+
+// The server reads whatever the peer sent, up to MaxPDUSize bytes, in one
+// read: PDUs that arrive together, or a PDU that arrives with part of the
+// next one, must each be answered in order, whatever the split.
+func TestPDUsSharingReads(t *testing.T) {
+	const maxPDU = 1024
+	bind := bindPDU(1, PTypeBind, ndr32Item(0))
+	req2, pay2 := requestOfLen(t, 2, 120)
+	req3, pay3 := requestOfLen(t, 3, 200)
+	// Follows the bind in one write: the first read ends inside it.
+	big, payBig := requestOfLen(t, 4, maxPDU)
+	cat := func(b ...[]byte) []byte { return bytes.Join(b, nil) }
+	tests := []struct {
+		name   string
+		writes [][]byte
+		calls  []uint32
+		pays   [][]byte
+	}{
+		{"bind and two requests in one write", [][]byte{cat(bind, req2, req3)}, []uint32{2, 3}, [][]byte{pay2, pay3}},
+		{"request split inside its header", [][]byte{cat(bind, req2[:7]), req2[7:]}, []uint32{2}, [][]byte{pay2}},
+		{"request split inside its body", [][]byte{cat(bind, req2[:40]), cat(req2[40:], req3[:HeaderLen]), req3[HeaderLen:]}, []uint32{2, 3}, [][]byte{pay2, pay3}},
+		{"largest request behind the bind", [][]byte{cat(bind, big)}, []uint32{4}, [][]byte{payBig}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{MaxPDUSize: maxPDU})
+			nc := dialRaw(t, addr)
+			for i, w := range tt.writes {
+				if _, err := nc.Write(w); err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 {
+					if h, err := ParseHeader(readPDU(t, nc)); err != nil || h.Type != PTypeBindAck {
+						t.Fatalf("first answer %+v, %v; want a bind_ack", h, err)
+					}
+				}
+			}
+			for i, id := range tt.calls {
+				expectEcho(t, nc, id, tt.pays[i])
+			}
+		})
+	}
+}
+
+// A peer that closes after part of a PDU that came with the previous one
+// ends inside a PDU: a PDU error, not a clean close.
+func TestCloseInsideBufferedPDU(t *testing.T) {
+	ev := &events{}
+	_, addr := startServer(t, "tcp4", &echoHandler{}, ServerConfig{Observe: ev.observe})
+	req, _ := requestOfLen(t, 2, 120)
+	for _, cut := range []int{7, 40} {
+		t.Run(strconv.Itoa(cut), func(t *testing.T) {
+			before := ev.count(EventPDUError)
+			nc := dialRaw(t, addr)
+			if _, err := nc.Write(append(bindPDU(1, PTypeBind, ndr32Item(0)), req[:cut]...)); err != nil {
+				t.Fatal(err)
+			}
+			readPDU(t, nc)
+			nc.(*net.TCPConn).CloseWrite()
+			expectClosed(t, nc)
+			waitFor(t, "a PDU error event", func() bool { return ev.count(EventPDUError) > before })
+		})
+	}
+}
+
+// Connection goroutines wait for the next connection once theirs ends;
+// Shutdown must end them all, whether they served one connection or many.
+func TestShutdownEndsConnectionGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(&echoHandler{}, ServerConfig{})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), ln) }()
+	// Sequential connections reuse a goroutine; concurrent ones need
+	// several.
+	for range 3 {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				c, err := Dial(context.Background(), "tcp", ln.Addr().String(), ClientConfig{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.Close()
+				if _, status, err := c.Call(context.Background(), []byte("x")); err != nil || status != 0 {
+					t.Errorf("call: status 0x%08X, %v", status, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	waitFor(t, "every connection closed", func() bool { return s.Conns() == 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve returned %v, want ErrServerClosed", err)
+	}
+	waitFor(t, "the server's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }

@@ -206,11 +206,10 @@ type Ledger struct {
 	opts Options
 	log  *slog.Logger
 
-	// mu guards closed; senders hold it shared while they enqueue so that
-	// Close can close queue safely.
+	// mu guards closed, which readers check.
 	mu      sync.RWMutex
 	closed  bool
-	queue   chan *op
+	q       logQueue
 	logDone chan struct{} // closed when the log writer has exited
 
 	// Log writer state (writer goroutine only, or Open before it starts).
@@ -322,7 +321,7 @@ func open(dir *dataDir, path string, segs []segment, opts Options) (*Ledger, err
 		dir:       dir,
 		opts:      opts,
 		log:       opts.Logger,
-		queue:     make(chan *op, opts.MaxBatch),
+		q:         logQueue{next: newBatch(firstBatchCap), wake: make(chan struct{}, 1)},
 		logDone:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		applyReqs: make(chan applyReq),
@@ -463,8 +462,8 @@ func (l *Ledger) Close() error {
 		return nil
 	}
 	l.closed = true
-	close(l.queue)
 	l.mu.Unlock()
+	l.q.close()
 	<-l.logDone
 	close(l.stopApply)
 	<-l.applyDone

@@ -5,44 +5,25 @@ import (
 	"time"
 )
 
-// runLog is the log writer goroutine: it takes the first queued activation,
-// gathers every one queued behind it up to MaxBatch (lingering briefly when
-// that is far fewer than usual), appends them with one write and one data
-// sync, and answers each. While a sync is under way new activations queue
-// up and form the next batch: this is the group commit.
+// runLog is the log writer goroutine: it takes the batch gathered so far
+// (lingering briefly when that is far fewer than usual), appends it with one
+// write and one data sync, and answers it with one completion. While a sync
+// is under way new activations gather into the next batch: this is the group
+// commit.
 func (l *Ledger) runLog() {
 	defer close(l.logDone)
-	batch := make([]*op, 0, l.opts.MaxBatch)
 	var avgSync, avgBatch float64 // moving averages: sync time (ns), batch size
 	for {
-		o, ok := <-l.queue
-		if !ok {
+		b := l.q.take(lingerBelow*avgBatch, avgBatch, min(time.Duration(avgSync/2), maxLinger),
+			min(int(avgBatch*batchCapSlack)+1, l.opts.MaxBatch))
+		if b == nil {
 			return
 		}
-		batch = append(batch[:0], o)
-	gather:
-		for len(batch) < l.opts.MaxBatch {
-			select {
-			case o, ok := <-l.queue:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, o)
-			default:
-				break gather
-			}
-		}
-		if float64(len(batch)) < lingerBelow*avgBatch {
-			batch = l.linger(batch, avgBatch, min(time.Duration(avgSync/2), maxLinger))
-		}
 		start := time.Now()
-		err := l.logBatch(batch)
+		b.err = l.logBatch(b.ops)
 		avgSync += ewmaWeight * (float64(time.Since(start)) - avgSync)
-		avgBatch += ewmaWeight * (float64(len(batch)) - avgBatch)
-		for _, o := range batch {
-			o.done <- err
-		}
-		clear(batch)
+		avgBatch += ewmaWeight * (float64(len(b.ops)) - avgBatch)
+		close(b.done)
 	}
 }
 
@@ -59,29 +40,13 @@ const (
 	lingerBelow = 0.75
 	maxLinger   = time.Millisecond
 	ewmaWeight  = 0.2
+	// batchCapSlack sizes a new batch's slice above the average batch,
+	// so that it rarely grows.
+	batchCapSlack = 1.5
 )
 
-// linger adds queued activations to batch until it reaches target or wait
-// has passed.
-func (l *Ledger) linger(batch []*op, target float64, wait time.Duration) []*op {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for len(batch) < l.opts.MaxBatch && float64(len(batch)) < target {
-		select {
-		case o, ok := <-l.queue:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, o)
-		case <-timer.C:
-			return batch
-		}
-	}
-	return batch
-}
-
 // logBatch appends batch to the log, syncs it and hands it to the applier.
-func (l *Ledger) logBatch(batch []*op) error {
+func (l *Ledger) logBatch(batch []op) error {
 	if err := l.waitForRoom(); err != nil {
 		return err
 	}
@@ -90,9 +55,9 @@ func (l *Ledger) logBatch(batch []*op) error {
 		l.rotate()
 	}
 	w.buf = w.buf[:0]
-	for i, o := range batch {
+	for i := range batch {
 		seq := l.nextSeq + uint64(i)
-		w.payload = encodeLogActivation(w.payload[:0], &o.act, i == len(batch)-1)
+		w.payload = encodeLogActivation(w.payload[:0], &batch[i].act, i == len(batch)-1)
 		w.buf = appendFrame(w.buf, seq, w.payload)
 	}
 	start := w.size
@@ -118,7 +83,8 @@ func (l *Ledger) logBatch(batch []*op) error {
 		return err
 	}
 	l.logErr.Store(nil)
-	for _, o := range batch {
+	for i := range batch {
+		o := &batch[i]
 		if a := &o.act; a.Counted || a.Cap != 0 {
 			set := l.durable[a.App]
 			if set == nil {
@@ -132,8 +98,8 @@ func (l *Ledger) logBatch(batch []*op) error {
 		}
 	}
 	l.amu.Lock()
-	for i, o := range batch {
-		l.pending = append(l.pending, entry{seq: l.nextSeq + uint64(i), act: &o.act})
+	for i := range batch {
+		l.pending = append(l.pending, entry{seq: l.nextSeq + uint64(i), act: &batch[i].act})
 	}
 	full := len(l.pending) >= applyBatch
 	l.amu.Unlock()

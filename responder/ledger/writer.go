@@ -5,16 +5,30 @@ import (
 	"fmt"
 )
 
-// op is one activation waiting for the log writer; done receives the
-// result of the fsync that made it durable. The activation lives in the op
-// (one allocation) and the applier's entry points at it, so it is never
-// copied on its way to the store.
+// op is one activation waiting for the log writer. It lives in its batch's
+// ops (one slice per batch, not an allocation per activation) and the
+// applier's entry points at its activation, so it is never copied on its way
+// to the store.
 type op struct {
-	act  Activation
-	done chan error
+	act Activation
 	// count is the activation's application count in the log right after
-	// it (set by the log writer before done is sent; see Pending.Count).
+	// it (set by the log writer before the batch is done; see
+	// Pending.Count).
 	count int
+}
+
+// batch is the activations appended to the log with one write and one
+// sync. Enqueue adds to the batch being gathered; the log writer takes it
+// whole, logs it, sets err and closes done: one completion wakes every
+// waiter of the batch.
+type batch struct {
+	ops  []op
+	done chan struct{}
+	err  error // valid once done is closed
+}
+
+func newBatch(capacity int) *batch {
+	return &batch{ops: make([]op, 0, capacity), done: make(chan struct{})}
 }
 
 // entry is a logged activation waiting to be applied to the store.
@@ -46,14 +60,18 @@ func (l *Ledger) Record(ctx context.Context, a Activation) error {
 }
 
 // Pending is an activation queued for the log.
-type Pending struct{ o *op }
+type Pending struct {
+	b *batch
+	i int // index in b.ops
+}
 
 // Enqueue queues one activation for the log and returns without waiting for
 // the sync; Wait on the result to learn when it is durable. Activations
 // reach the log, and the store, in the order they were enqueued: a host
 // that updates its in-memory count and enqueues under one lock gets a store
 // that replays its count operations in the order it performed them (see
-// CountSet). Enqueue blocks only while the log writer's queue is full.
+// CountSet). Enqueue blocks only while the batch being gathered is full
+// (MaxBatch).
 func (l *Ledger) Enqueue(ctx context.Context, a Activation) (Pending, error) {
 	if err := a.validate(); err != nil {
 		return Pending{}, err
@@ -61,17 +79,36 @@ func (l *Ledger) Enqueue(ctx context.Context, a Activation) (Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return Pending{}, err
 	}
-	o := &op{act: a, done: make(chan error, 1)}
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed {
-		return Pending{}, ErrClosed
-	}
-	select {
-	case l.queue <- o:
-		return Pending{o: o}, nil
-	case <-ctx.Done():
-		return Pending{}, ctx.Err()
+	q := &l.q
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return Pending{}, ErrClosed
+		}
+		b := q.next
+		if n := len(b.ops); n < l.opts.MaxBatch {
+			b.ops = append(b.ops, op{act: a})
+			// Wake the writer only when it waits for this: the first
+			// activation of a batch, the size it lingers for, or a
+			// full batch.
+			wake := n == 0 || n+1 == q.lingerFor || n+1 == l.opts.MaxBatch
+			q.mu.Unlock()
+			if wake {
+				q.signal()
+			}
+			return Pending{b: b, i: n}, nil
+		}
+		if q.room == nil {
+			q.room = make(chan struct{})
+		}
+		room := q.room
+		q.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return Pending{}, ctx.Err()
+		}
 	}
 }
 
@@ -79,12 +116,17 @@ func (l *Ledger) Enqueue(ctx context.Context, a Activation) (Pending, error) {
 // the error that prevented it, or ctx.Err() if ctx ends first (the
 // activation may then still become durable).
 func (p Pending) Wait(ctx context.Context) error {
-	if p.o == nil {
+	if p.b == nil {
 		return fmt.Errorf("ledger: Wait on an activation that was never enqueued")
 	}
 	select {
-	case err := <-p.o.done:
-		return err
+	case <-p.b.done:
+		return p.b.err
+	default:
+	}
+	select {
+	case <-p.b.done:
+		return p.b.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -100,10 +142,10 @@ func (p Pending) Wait(ctx context.Context) error {
 // failed is in the memory count until the host reverts it, but never in
 // this one.
 func (p Pending) Count() int {
-	if p.o == nil {
+	if p.b == nil {
 		return 0
 	}
-	return p.o.count
+	return p.b.ops[p.i].count
 }
 
 // Prune applies pending activations, then removes audit records older than

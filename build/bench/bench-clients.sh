@@ -11,11 +11,17 @@
 #
 # BENCH_CLIENTS   clients in the ledger before measuring (default 1000000)
 # BENCH_REQUESTS  activations per measured bench (default 50000)
+# BENCH_PAIRS     interleaved pairs without/with exports (default 3)
+# BENCH_BIN       the kms-responder binary (default bin/kms-responder)
+#
+# After the pairs it stops serve, prints the data directory's size per
+# client, starts serve again on the same directory and prints how long it
+# took until `status` answered and its RSS then.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 clients=${BENCH_CLIENTS:-1000000}
 n=${BENCH_REQUESTS:-50000}
-bin=bin/kms-responder
+bin=${BENCH_BIN:-bin/kms-responder}
 [[ -x $bin ]] || go build -trimpath -o "$bin" ./responder
 
 work=$(mktemp -d /tmp/kmsdns-bench-clients.XXXXXX)
@@ -104,3 +110,19 @@ echo
 echo "clients in the ledger:        $rows (one full export alone: ${secs}s)"
 echo "median ratio (activations/s during an export / without, $n activations each, 64 connections): $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(((pairs + 1) / 2))p")"
 echo "serve RSS before the exports: $((rss_before / 1024)) MiB; peak during them: $((peak / 1024)) MiB (sampled every 100 ms; includes the ledger file's mmap)"
+
+# Disk per client after a clean stop (the log is applied and removed), then
+# the time a restart takes until status answers, and its RSS then.
+kill -TERM "$serve_pid"
+wait "$serve_pid" 2>/dev/null || true
+serve_pid=""
+bytes=$(find "$work/data" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+echo "data directory after a clean stop: $bytes bytes, $(awk -v b="$bytes" -v c="$rows" 'BEGIN {printf "%.0f", b / c}') B per client ($(du -sh "$work/data" | cut -f1) allocated)"
+t0=$(date +%s.%N)
+$bin serve --group windows-server-2025 --listen "$kms" --metrics "$admin" --data "$work/data" --log-level warn >>"$work/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 600); do
+	$bin status --admin "$admin" --json >/dev/null 2>&1 && break
+	sleep 0.05
+done
+echo "restart on $rows clients: status answered after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')s; RSS then $(($(kib VmRSS) / 1024)) MiB, peak $(($(kib VmHWM) / 1024)) MiB"

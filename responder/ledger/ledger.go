@@ -366,6 +366,10 @@ func open(dir *dataDir, path string, segs []segment, opts Options) (*Ledger, err
 	if err := l.loadDurable(); err != nil {
 		return l, fmt.Errorf("ledger: %s: %w", path, err)
 	}
+	l.updateSize()
+	if err := releaseMapped(l.db, l.lastSize.Load()); err != nil {
+		l.log.Warn("ledger: cannot release the pages Open read", "err", err)
+	}
 	return l, nil
 }
 

@@ -171,7 +171,7 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, changes 
 		}
 		id := clientID(k)
 		var c Client
-		oldKey, v, err := l.lookup(b.records, &id, b.arena.take(40))
+		oldKey, v, inClash, err := l.index.find(b.records, &id, b.arena.take(40))
 		if err != nil {
 			return 0, nil, err
 		}
@@ -203,7 +203,7 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, changes 
 		}
 		puts = append(puts, put{newKey, b.arena.sealedClient(newKey, &c)})
 		ts, _, _ := splitRecordKey(newKey)
-		changes = append(changes, indexChange{id: id, ts: ts})
+		changes = append(changes, indexChange{id: id, ts: ts, isNew: oldKey == nil, inClash: inClash})
 		start = end
 	}
 	slices.SortFunc(dels, bytes.Compare)

@@ -83,7 +83,7 @@ func benchBolt(b *testing.B, conns int, batch bool) {
 		// Index changes are taken before the commit: a benchmark has no
 		// readers and does not roll back.
 		for _, c := range changes {
-			l.index[c.id] = c.ts
+			l.index.apply(c)
 		}
 		return l.applyCounts(&bk, es)
 	}

@@ -251,7 +251,7 @@ type Ledger struct {
 	// change, so that a reader holding idxMu shared sees the index and
 	// the store agree.
 	idxMu sync.RWMutex
-	index clientIndex
+	index *clientIndex
 
 	clients  atomic.Uint64 // audit records stored
 	refusals atomic.Uint64 // refusal-only records stored

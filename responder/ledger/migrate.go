@@ -65,7 +65,7 @@ func (l *Ledger) migrateV2() error {
 				if err != nil {
 					return err
 				}
-				if v == nil || !bytes.Equal(tsKey(c.LastSeen, c.CMID, c.App), k) {
+				if v == nil || !recordMatchesKey(&c, k) {
 					continue // a stale index entry: pass 2 finds the record
 				}
 				if err := records.Put(bytes.Clone(k), seal(k, v)); err != nil {

@@ -82,7 +82,7 @@ func (l *Ledger) clockImplausible(now time.Time) (string, error) {
 				continue
 			}
 			c, err := decodeRecord("client record", k, v)
-			if err != nil || !bytes.Equal(tsKey(c.LastSeen, c.CMID, c.App), k) {
+			if err != nil || !recordMatchesKey(&c, k) {
 				continue
 			}
 			seen = true
@@ -135,7 +135,7 @@ func (l *Ledger) pruneAudit(cutoff time.Time, from []byte) (int, []byte, error) 
 			n++
 			next = append(bytes.Clone(k), 0) // the smallest key after k
 			c, err := decodeRecord("client record", k, v)
-			if err != nil || len(k) != 40 || !bytes.Equal(tsKey(c.LastSeen, c.CMID, c.App), k) {
+			if err != nil || !recordMatchesKey(&c, k) {
 				continue
 			}
 			stale = append(stale, bytes.Clone(k))

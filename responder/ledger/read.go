@@ -40,7 +40,7 @@ func (l *Ledger) Client(cmid, app guid.GUID) (Client, bool, error) {
 	defer l.idxMu.RUnlock()
 	err := l.db.View(func(tx *bolt.Tx) error {
 		id := clientID(clientKey(cmid, app))
-		k, v, err := l.lookup(tx.Bucket(bucketRecords), &id, make([]byte, 0, 40))
+		k, v, _, err := l.index.find(tx.Bucket(bucketRecords), &id, make([]byte, 0, 40))
 		if err != nil {
 			return err
 		}

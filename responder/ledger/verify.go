@@ -99,7 +99,7 @@ func decodeValue(sv storedValue, v []byte) error {
 			break
 		}
 		var c Client
-		if c, err = DecodeClient(v); err == nil && !bytes.Equal(tsKey(c.LastSeen, c.CMID, c.App), sv.k) {
+		if c, err = DecodeClient(v); err == nil && !recordMatchesKey(&c, sv.k) {
 			err = fmt.Errorf("the record (client %s, application %s, last seen %s) does not match its key", c.CMID, c.App, c.LastSeen.UTC().Format(time.RFC3339Nano))
 		}
 	case strings.HasPrefix(sv.what, "meta"):
@@ -136,16 +136,17 @@ func decodeValue(sv storedValue, v []byte) error {
 // one bad value and both refuse (a *DamageError naming the first few). Of
 // a schema-3 store it returns the client index, and a client with two
 // audit records is damage too.
-func verifyStore(tx *bolt.Tx, path string, schema byte) (clientIndex, error) {
+func verifyStore(tx *bolt.Tx, path string, schema byte) (*clientIndex, error) {
 	var bad []string
 	n := 0
-	var index clientIndex
+	var index *clientIndex
+	records := tx.Bucket(bucketRecords)
 	if schema >= 3 {
 		size := 0
-		if b := tx.Bucket(bucketRecords); b != nil {
-			size = b.Stats().KeyN
+		if records != nil {
+			size = records.Stats().KeyN
 		}
-		index = make(clientIndex, size)
+		index = newClientIndex(size)
 	}
 	err := forEachValue(tx, schema, func(sv storedValue) error {
 		v, err := unseal(sv.what, sv.sealKey(), sv.v)
@@ -154,10 +155,9 @@ func verifyStore(tx *bolt.Tx, path string, schema byte) (clientIndex, error) {
 		}
 		if err == nil && sv.timed {
 			ts, id, _ := splitRecordKey(sv.k)
-			if old, dup := index[id]; dup {
-				err = fmt.Errorf("a second record of the client (the other is last seen at %x)", old)
+			if !index.add(records, &id, ts) {
+				err = fmt.Errorf("a second record of client %s, application %s", guid.GUID(id[:16]), guid.GUID(id[16:]))
 			}
-			index[id] = ts
 		}
 		if err != nil {
 			n++

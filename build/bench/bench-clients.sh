@@ -47,18 +47,24 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$serve_pid/status"; }
-
-echo "bench-clients: filling the ledger with $clients clients" >&2
-t0=$(date +%s.%N)
-$bin bench --server "$kms" --connections 64 --requests "$clients" --clients "$clients" >/dev/null 2>&1
-echo "bench-clients: filled in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.0f", b - a}')s; RSS $(($(kib VmRSS) / 1024)) MiB, peak so far $(($(kib VmHWM) / 1024)) MiB" >&2
-sleep 3 # let the applier settle
+# rss: VmRSS, and of it the anonymous memory and the mapped file's pages
+# (which the kernel can drop under pressure).
+rss() { echo "RSS $(($(kib VmRSS) / 1024)) MiB (anonymous $(($(kib RssAnon) / 1024)), file $(($(kib RssFile) / 1024))), peak $(($(kib VmHWM) / 1024)) MiB"; }
 
 # rate: one bench of n activations by 1000 clients (renewals after the first
 # 1000): prints activations/s.
 rate() {
 	$bin bench --server "$kms" --connections 64 --requests "$n" --clients 1000 2>/dev/null | awk '/^throughput:/ {print $2}'
 }
+
+# The same renewals on the empty ledger first, for the ratio at the end.
+empty_rate=$(rate)
+
+echo "bench-clients: filling the ledger with $clients clients" >&2
+t0=$(date +%s.%N)
+$bin bench --server "$kms" --connections 64 --requests "$clients" --clients "$clients" >/dev/null 2>&1
+echo "bench-clients: filled in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.0f", b - a}')s; $(rss)" >&2
+sleep 3 # let the applier settle
 
 # export: one full CSV export; prints rows and seconds.
 export_once() {
@@ -81,7 +87,7 @@ first=$(export_once) # one export alone: its duration and row count
 # BENCH_PAIRS interleaved pairs (no export, then exports back to back), so
 # slow spells from other load on the machine hit both sides.
 pairs=${BENCH_PAIRS:-3}
-ratios=()
+ratios=() offs=()
 for i in $(seq "$pairs"); do
 	off=$(rate)
 	(while :; do
@@ -99,6 +105,7 @@ for i in $(seq "$pairs"); do
 	r=$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2f", a / b}')
 	ratios+=("$r")
 	echo "pair $i: no export $off act/s, during an export $on act/s, ratio $r"
+	offs+=("$off")
 done
 kill "$sampler_pid" 2>/dev/null || true
 wait "$sampler_pid" 2>/dev/null || true
@@ -109,6 +116,7 @@ peak=$(sort -n "$work/rss" | tail -1)
 echo
 echo "clients in the ledger:        $rows (one full export alone: ${secs}s)"
 echo "median ratio (activations/s during an export / without, $n activations each, 64 connections): $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(((pairs + 1) / 2))p")"
+echo "renewals with $rows clients / on the empty ledger (median without exports / $empty_rate act/s): $(printf '%s\n' "${offs[@]}" | sort -n | sed -n "$(((pairs + 1) / 2))p" | awk -v e="$empty_rate" '{printf "%.2f", $1 / e}')"
 echo "serve RSS before the exports: $((rss_before / 1024)) MiB; peak during them: $((peak / 1024)) MiB (sampled every 100 ms; includes the ledger file's mmap)"
 
 # Disk per client after a clean stop (the log is applied and removed), then
@@ -125,4 +133,4 @@ for _ in $(seq 600); do
 	$bin status --admin "$admin" --json >/dev/null 2>&1 && break
 	sleep 0.05
 done
-echo "restart on $rows clients: status answered after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')s; RSS then $(($(kib VmRSS) / 1024)) MiB, peak $(($(kib VmHWM) / 1024)) MiB"
+echo "restart on $rows clients: status answered after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')s; $(rss)"

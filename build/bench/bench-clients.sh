@@ -60,11 +60,15 @@ rate() {
 # The same renewals on the empty ledger first, for the ratio at the end.
 empty_rate=$(rate)
 
+# cpu: serve's user+system CPU so far, in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$serve_pid/stat"; }
 echo "bench-clients: filling the ledger with $clients clients" >&2
+c0=$(cpu)
 t0=$(date +%s.%N)
 $bin bench --server "$kms" --connections 64 --requests "$clients" --clients "$clients" >/dev/null 2>&1
 echo "bench-clients: filled in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.0f", b - a}')s; $(rss)" >&2
 sleep 3 # let the applier settle
+echo "bench-clients: serve CPU during the fill (until the store holds it): $(awk -v a="$c0" -v b="$(cpu)" -v hz="$(getconf CLK_TCK)" -v n="$clients" 'BEGIN {printf "%.1f", (b - a) / hz * 1e6 / n}') µs per new client" >&2
 
 # export: one full CSV export; prints rows and seconds.
 export_once() {

@@ -1,10 +1,14 @@
 package ledger
 
 import (
+	"context"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kmsdns/kmsdns/test/testkit"
 )
 
 // TestClientIndexClash: a client whose hash another client holds is not
@@ -71,5 +75,58 @@ func TestClientIndexClash(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClientReadsDuringApply: Client, read while the applier moves and
+// adds records (renewals of earlier clients, new ones), always finds a
+// client recorded before it, with at least the requests recorded (run
+// with -race: the index is read and changed from different goroutines).
+func TestClientReadsDuringApply(t *testing.T) {
+	clock := testkit.NewClock()
+	l := openTest(t, t.TempDir(), clock, Options{})
+	ctx := context.Background()
+	const n = 60
+	done := make(chan error, 1)
+	var recorded atomic.Int64
+	go func() {
+		for i := range 3 * n {
+			if err := l.Record(ctx, act(clock, i%n, testkit.AppWindows)); err != nil {
+				done <- err
+				return
+			}
+			// Apply now, on the applier's goroutine, while Client reads.
+			if err := l.Flush(ctx); err != nil {
+				done <- err
+				return
+			}
+			recorded.Store(int64(i + 1))
+		}
+		done <- nil
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				if c, ok, err := l.Client(testkit.CMID(i), testkit.AppWindows); err != nil || !ok || c.Requests != 3 {
+					t.Fatalf("client %d at the end: %+v %v %v", i, c, ok, err)
+				}
+			}
+			return
+		default:
+		}
+		r := int(recorded.Load())
+		if r == 0 {
+			continue
+		}
+		i := (r - 1) % n
+		want := uint32((r-1)/n + 1)
+		c, ok, err := l.Client(testkit.CMID(i), testkit.AppWindows)
+		if err != nil || !ok || c.Requests < want {
+			t.Fatalf("client %d after %d records: %+v %v %v, want at least %d requests", i, r, c, ok, err, want)
+		}
 	}
 }

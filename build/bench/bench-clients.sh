@@ -47,6 +47,8 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$serve_pid/status"; }
+# cpu: serve's user+system CPU so far, in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$serve_pid/stat"; }
 # rss: VmRSS, and of it the anonymous memory and the mapped file's pages
 # (which the kernel can drop under pressure).
 rss() { echo "RSS $(($(kib VmRSS) / 1024)) MiB (anonymous $(($(kib RssAnon) / 1024)), file $(($(kib RssFile) / 1024))), peak $(($(kib VmHWM) / 1024)) MiB"; }
@@ -57,11 +59,20 @@ rate() {
 	$bin bench --server "$kms" --connections 64 --requests "$n" --clients 1000 2>/dev/null | awk '/^throughput:/ {print $2}'
 }
 
-# The same renewals on the empty ledger first, for the ratio at the end.
-empty_rate=$(rate)
+# renew_cpu: serve's CPU per activation of one rate bench (renewals of
+# 1000 clients), applier included (read 2.5 s after the bench).
+renew_cpu() {
+	local c0
+	c0=$(cpu)
+	rate >/dev/null
+	sleep 2.5
+	awk -v a="$c0" -v b="$(cpu)" -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN {printf "%.1f", (b - a) / hz * 1e6 / n}'
+}
 
-# cpu: serve's user+system CPU so far, in clock ticks.
-cpu() { awk '{print $14 + $15}' "/proc/$serve_pid/stat"; }
+# The same renewals on the empty ledger first, for the ratios at the end.
+empty_rate=$(rate) # also adds the 1000 clients
+empty_cpu=$(renew_cpu)
+
 echo "bench-clients: filling the ledger with $clients clients" >&2
 c0=$(cpu)
 t0=$(date +%s.%N)
@@ -79,6 +90,8 @@ export_once() {
 	echo "$((rows - 1)) $(awk -v a="$s" -v b="$e" 'BEGIN {printf "%.1f", b - a}')"
 }
 
+full_cpu=$(renew_cpu)
+echo "serve CPU per renewal (1000 clients renewing, $n activations): $empty_cpu µs on the empty ledger, $full_cpu µs with $clients clients"
 rss_before=$(kib VmRSS)
 # RSS sampled every 100 ms from here on.
 (while :; do

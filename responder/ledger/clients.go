@@ -87,6 +87,14 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 	}
 	var page ClientsPage
 	err := l.db.View(func(tx *bolt.Tx) error {
+		// A listing reads the whole store, page by page: releasing the
+		// map's pages after each keeps them from adding up in serve's
+		// RSS. The open transaction keeps bbolt from remapping meanwhile.
+		defer func() {
+			if err := releaseMapped(l.db, l.lastSize.Load()); err != nil {
+				l.log.Debug("ledger: cannot release the pages a listing read", "err", err)
+			}
+		}()
 		counts := tx.Bucket(bucketCount)
 		// Two orders with the same key form: the audit records
 		// themselves, and the index of the clients only ever refused

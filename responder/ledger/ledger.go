@@ -151,6 +151,10 @@ type Options struct {
 	// migrateChunk is how many audit records one transaction of the
 	// schema-3 upgrade copies (default migrateChunk; tests shrink it).
 	migrateChunk int
+	// migrated, when set (tests only), is called after each committed
+	// transaction of the schema-3 upgrade's copy with the records copied
+	// so far.
+	migrated func(copied uint64)
 }
 
 func (o *Options) setDefaults() error {

@@ -78,6 +78,9 @@ func (l *Ledger) migrateV2() error {
 		if err != nil {
 			return fmt.Errorf("upgrade to schema 3: copy audit records: %w", err)
 		}
+		if l.opts.migrated != nil {
+			l.opts.migrated(copied)
+		}
 		if n < chunk {
 			break
 		}

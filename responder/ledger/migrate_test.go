@@ -1,12 +1,16 @@
 package ledger
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -434,5 +438,83 @@ func TestIndexFollowsRenewalsAndPrune(t *testing.T) {
 	}
 	if !slices.Equal(got, []guid.GUID{testkit.CMID(1), testkit.CMID(2)}) {
 		t.Fatalf("Clients order %v, want clients 1 then 2 (oldest last request first)", got)
+	}
+}
+
+// migrateUntil runs in the helper process: it opens the schema-2 store in
+// dir with one record per upgrade transaction and, once stop records are
+// copied, prints "copied N" and waits to be killed.
+func migrateUntil(dir, stop string) {
+	n, _ := strconv.ParseUint(stop, 10, 64)
+	opts := Options{migrateChunk: 1, migrated: func(copied uint64) {
+		if copied >= n {
+			fmt.Printf("copied %d\n", copied)
+			time.Sleep(time.Minute) // the parent kills us; a dead parent must not leave us for long
+			os.Exit(4)
+		}
+	}}
+	if _, err := Open(dir, opts); err != nil {
+		fmt.Fprintln(os.Stderr, "helper: open:", err)
+		os.Exit(2)
+	}
+	fmt.Println("upgraded")
+	os.Exit(3)
+}
+
+// TestSchema2UpgradeKill9: an upgrade killed with SIGKILL after a third
+// of the records were copied leaves a store Check judges as schema 2; the
+// next Open upgrades it again with every client, in the same order,
+// once. The second kill lands on a store with a partial new bucket left
+// by the first.
+func TestSchema2UpgradeKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	clock := testkit.NewClock()
+	dir := t.TempDir()
+	const n = 30
+	want := upgradeFixture(t, dir, clock, n)
+	writeSchema2(t, filepath.Join(dir, FileName))
+	for _, stop := range []int{n / 3, 2 * n / 3} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), envHelperDir+"="+dir, envHelperMigrate+"="+strconv.Itoa(stop))
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if line != fmt.Sprintf("copied %d\n", stop) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("helper printed %q (%v), want copied %d: %s", line, err, stop, stderr.String())
+		}
+		if err := cmd.Process.Kill(); err != nil { // SIGKILL
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("helper did not die by SIGKILL: %v", err)
+		}
+		if rep, err := Check(dir); err != nil || !rep.OK || rep.Schema != 2 || rep.Clients != n {
+			t.Fatalf("Check after a kill at %d records: %+v %v", stop, rep, err)
+		}
+		if names := bucketNames(t, filepath.Join(dir, FileName)); !slices.Contains(names, string(bucketRecords)) {
+			t.Fatalf("no partial %s bucket after a kill at %d records: %v", bucketRecords, stop, names)
+		}
+	}
+	l := openTest(t, dir, clock, Options{migrateChunk: 4})
+	if got := listing(t, l); !slices.Equal(got, want) {
+		t.Fatalf("listing after the upgrade:\n%v\nwant\n%v", got, want)
+	}
+	if s := l.Stats(); s.Clients != n || s.Refusals != 1 {
+		t.Fatalf("stats after the upgrade %+v", s)
+	}
+	l.Close()
+	if rep, err := Check(dir); err != nil || !rep.OK || rep.Schema != schemaVersion || rep.Clients != n {
+		t.Fatalf("Check after the upgrade: %+v %v", rep, err)
 	}
 }

@@ -16,6 +16,7 @@
 # BENCH_AB=N             only N interleaved ledger off/on pairs at 64 connections
 # BENCH_AB_ARGS          extra bench flags for those pairs, e.g.
 #                        --new-connection-per-request (as Windows clients connect)
+# BENCH_BIN              the kms-responder binary (default bin/kms-responder)
 # BENCH_VLMCSD           path of a vlmcsd binary: adds vlmcsd rows (V6, 64
 #                        connections, persistent and per request) measured with
 #                        the same client in the same run; without it those
@@ -34,7 +35,7 @@ n=${BENCH_REQUESTS:-50000}
 serial=${BENCH_SERIAL_REQUESTS:-5000}
 clients=${BENCH_CLIENTS:-100000}
 rounds=${BENCH_ROUNDS:-1}
-bin=bin/kms-responder
+bin=${BENCH_BIN:-bin/kms-responder}
 [[ -x $bin ]] || go build -trimpath -o "$bin" ./responder
 
 work=$(mktemp -d /tmp/kmsdns-bench-kms.XXXXXX)

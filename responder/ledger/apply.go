@@ -85,41 +85,49 @@ func (l *Ledger) applyPending() error {
 	return err
 }
 
+// recordsFillPercent is how full bbolt packs the pages of bucketRecords
+// when a transaction splits them. Nearly every key the applier puts there
+// sorts after all others (a new last request), so pages fill from the
+// left and are never written into again: packing them full, rather than
+// bbolt's default half, halves the pages the records take.
+const recordsFillPercent = 1.0
+
 // applyEntries writes entries to the store in one transaction and records
 // the last sequence number applied.
 func (l *Ledger) applyEntries(entries []entry) error {
 	var added, refusals, dropped uint64
 	last := entries[len(entries)-1].seq
-	err := l.db.Update(func(tx *bolt.Tx) error {
+	err := l.updateIndexed(func(tx *bolt.Tx) ([]indexChange, error) {
 		b := buckets{
 			meta:    tx.Bucket(bucketMeta),
-			audit:   tx.Bucket(bucketAudit),
-			auditTS: tx.Bucket(bucketAuditTS),
+			records: tx.Bucket(bucketRecords),
 			count:   tx.Bucket(bucketCount),
 			cap:     tx.Bucket(bucketCap),
 			refused: tx.Bucket(bucketRefused),
 			refTS:   tx.Bucket(bucketRefTS),
 		}
+		b.records.FillPercent = recordsFillPercent
 		if k, _ := b.refused.Cursor().First(); k == nil {
 			b.noRefused = true
 		}
+		var changes []indexChange
 		var err error
-		if added, err = l.applyAudit(&b, entries); err != nil {
-			return err
+		if added, changes, err = l.applyAudit(&b, entries); err != nil {
+			return nil, err
 		}
 		if refusals, dropped, err = l.applyRefusalBudget(&b); err != nil {
-			return err
+			return nil, err
 		}
 		if err := l.applyCounts(&b, entries); err != nil {
-			return err
+			return nil, err
 		}
 		if err := putCounterValue(b.meta, keyApplied, last); err != nil {
-			return err
+			return nil, err
 		}
 		if added > 0 {
-			return putCounterValue(b.meta, keyClients, l.clients.Load()+added)
+			return changes, putCounterValue(b.meta, keyClients, l.clients.Load()+added)
 		}
-		return nil
+		return changes, nil
 	})
 	if err != nil {
 		return fmt.Errorf("ledger: apply %d logged activations to the store: %w", len(entries), err)
@@ -132,10 +140,13 @@ func (l *Ledger) applyEntries(entries []entry) error {
 	return nil
 }
 
-// applyAudit merges entries into the audit records and the retention index.
-// It works in key order (so each page of the tree is visited once) and
-// merges all of one client's entries before writing its record once.
-func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err error) {
+// applyAudit merges entries into the audit records. It merges all of one
+// client's entries before writing its record once, under the key of its
+// new last request: a renewal deletes the record's old key, and new keys
+// are put in key order, nearly all after every key stored (appends to the
+// rightmost page). It returns the index changes to make once the
+// transaction commits.
+func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, changes []indexChange, err error) {
 	order := make([]int, len(entries))
 	keys := make([][]byte, len(entries))
 	for i := range entries {
@@ -143,8 +154,10 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err erro
 		keys[i] = b.arena.clientKey(entries[i].act.CMID, entries[i].act.App)
 	}
 	slices.SortStableFunc(order, func(x, y int) int { return bytes.Compare(keys[x], keys[y]) })
-	tsDel := make([][]byte, 0, len(entries)/4)
-	tsPut := make([][]byte, 0, len(entries))
+	type put struct{ k, v []byte }
+	var dels [][]byte
+	puts := make([]put, 0, len(entries))
+	changes = make([]indexChange, 0, len(entries))
 	for start := 0; start < len(order); {
 		k := keys[order[start]]
 		end := start + 1
@@ -156,64 +169,56 @@ func (l *Ledger) applyAudit(b *buckets, entries []entry) (added uint64, err erro
 		for _, i := range order[start:end] {
 			refusedOnly = refusedOnly && entries[i].act.Result != 0
 		}
+		id := clientID(k)
 		var c Client
-		var oldTS []byte
-		v, err := getSealed(b.audit, "client record", k)
+		oldKey, v, inClash, err := l.index.find(b.records, &id, b.arena.take(40))
 		if err != nil {
-			// Never replace a record that changed on disk: the apply
-			// fails and the ledger reports it (see verifyStore).
-			return 0, err
+			return 0, nil, err
 		}
 		if v == nil {
 			// A client never answered before: its record lives within
 			// the refusal budget until it is answered.
 			done, err := l.applyRefused(b, k, entries, order[start:end], refusedOnly, &c)
 			if err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 			if done {
 				start = end
 				continue
 			}
-		}
-		if v != nil {
-			old, err := DecodeClient(v)
-			if err != nil {
-				return 0, err
-			}
-			c = old
-			oldTS = b.arena.tsKey(old.LastSeen, first.CMID, first.App)
-		} else {
 			added++
+		} else {
+			// Never replace a record that changed on disk: the apply
+			// fails and the ledger reports it (see verifyStore).
+			if c, err = decodeRecord("client record", oldKey, v); err != nil {
+				return 0, nil, err
+			}
 		}
 		for _, i := range order[start:end] {
 			c.merge(entries[i].act)
 		}
-		if err := b.audit.Put(k, b.arena.sealedClient(k, &c)); err != nil {
-			return 0, fmt.Errorf("ledger: store client record: %w", err)
+		newKey := b.arena.tsKey(c.LastSeen, first.CMID, first.App)
+		if oldKey != nil && !bytes.Equal(oldKey, newKey) {
+			dels = append(dels, oldKey)
 		}
-		newTS := b.arena.tsKey(c.LastSeen, first.CMID, first.App)
-		if !bytes.Equal(oldTS, newTS) {
-			if oldTS != nil {
-				tsDel = append(tsDel, oldTS)
-			}
-			tsPut = append(tsPut, newTS)
-		}
+		puts = append(puts, put{newKey, b.arena.sealedClient(newKey, &c)})
+		ts, _, _ := splitRecordKey(newKey)
+		changes = append(changes, indexChange{id: id, ts: ts, isNew: oldKey == nil, inClash: inClash})
 		start = end
 	}
-	slices.SortFunc(tsDel, bytes.Compare)
-	slices.SortFunc(tsPut, bytes.Compare)
-	for _, k := range tsDel {
-		if err := b.auditTS.Delete(k); err != nil {
-			return 0, fmt.Errorf("ledger: update retention index: %w", err)
+	slices.SortFunc(dels, bytes.Compare)
+	for _, k := range dels {
+		if err := b.records.Delete(k); err != nil {
+			return 0, nil, fmt.Errorf("ledger: move client record: %w", err)
 		}
 	}
-	for _, k := range tsPut {
-		if err := b.auditTS.Put(k, nil); err != nil {
-			return 0, fmt.Errorf("ledger: store retention index: %w", err)
+	slices.SortFunc(puts, func(x, y put) int { return bytes.Compare(x.k, y.k) })
+	for _, p := range puts {
+		if err := b.records.Put(p.k, p.v); err != nil {
+			return 0, nil, fmt.Errorf("ledger: store client record: %w", err)
 		}
 	}
-	return added, nil
+	return added, changes, nil
 }
 
 // applyCounts replays the batch's count operations on the applications'
@@ -353,7 +358,7 @@ func (l *Ledger) dropAppliedSegments() {
 // buckets are the top-level buckets of one transaction, and what the
 // transaction's keys and values are carved from.
 type buckets struct {
-	meta, audit, auditTS, count, cap, refused, refTS *bolt.Bucket
+	meta, records, count, cap, refused, refTS *bolt.Bucket
 	// noRefused is set while the refused bucket is known to be empty, so
 	// that a new client's refusal record need not be looked up.
 	noRefused bool

@@ -15,9 +15,11 @@ import (
 
 var benchClients = flag.Int("ledger.clients", 100000, "distinct clients for BenchmarkClients (1000000 for the 1M figure)")
 
+// benchActivation is client i's activation, a microsecond after client
+// i-1's: activations arrive in time order, and the store's keys follow it.
 func benchActivation(i int, now time.Time) Activation {
 	return Activation{
-		Time: now, CMID: testkit.CMID(i), App: testkit.AppWindows, CountedID: testkit.KMSWin10,
+		Time: now.Add(time.Duration(i) * time.Microsecond), CMID: testkit.CMID(i), App: testkit.AppWindows, CountedID: testkit.KMSWin10,
 		Workstation: fmt.Sprintf("DESKTOP-%07d.corp.example.com", i), Source: "10.1.2.3:49152",
 		Protocol: 6, Counted: true, Cap: 50,
 	}

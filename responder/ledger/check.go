@@ -21,7 +21,8 @@ type CheckReport struct {
 	Clients  uint64 `json:"clients"`
 	Refusals uint64 `json:"refusal_records"`
 	// Schema is the store's schema version (1: values without
-	// checksums, which serve upgrades when it opens the store).
+	// checksums; 2: audit records keyed by client; serve upgrades both
+	// to 3 when it opens the store).
 	Schema int `json:"schema"`
 	// Unacknowledged, when set, is the damage a quarantine recorded:
 	// serve runs unhealthy until `kms-responder ledger acknowledge`.
@@ -148,13 +149,13 @@ func checkStore(dir *dataDir, path string, rep *CheckReport) error {
 				return err
 			}
 			rep.Schema = 1
-		case schemaVersion:
-			if err := verifyStore(tx, path); err != nil {
+		case 2, schemaVersion:
+			if _, err := verifyStore(tx, path, schema); err != nil {
 				return err
 			}
-			rep.Schema = schemaVersion
+			rep.Schema = int(schema)
 		default:
-			return &DamageError{Path: path, Offset: -1, What: fmt.Sprintf("has schema version %d; this build reads versions 1 and %d", schema, schemaVersion),
+			return &DamageError{Path: path, Offset: -1, What: fmt.Sprintf("has schema version %d, written by a newer release; this build reads versions 1 to %d", schema, schemaVersion),
 				Lost: "use the release that wrote it"}
 		}
 		meta := tx.Bucket(bucketMeta)
@@ -173,7 +174,7 @@ func checkStore(dir *dataDir, path string, rep *CheckReport) error {
 				return err
 			}
 		}
-		if schema == schemaVersion {
+		if schema >= 2 {
 			v, err := getSealed(meta, "meta \"damage\"", keyDamage)
 			if err != nil {
 				return err

@@ -10,7 +10,7 @@ import (
 	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 )
 
-// CursorLen is the length of a ClientsPage cursor: a retention index key
+// CursorLen is the length of a ClientsPage cursor: a record key
 // (sortable last-seen ‖ CMID ‖ App).
 const CursorLen = 40
 
@@ -87,13 +87,22 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 	}
 	var page ClientsPage
 	err := l.db.View(func(tx *bolt.Tx) error {
+		// A listing reads the whole store, page by page: releasing the
+		// map's pages after each keeps them from adding up in serve's
+		// RSS. The open transaction keeps bbolt from remapping meanwhile.
+		defer func() {
+			if err := releaseMapped(l.db, l.lastSize.Load()); err != nil {
+				l.log.Debug("ledger: cannot release the pages a listing read", "err", err)
+			}
+		}()
 		counts := tx.Bucket(bucketCount)
-		// Two indexes with the same key form: clients with an audit record
-		// and clients only ever refused (kept apart, under their own
-		// budget). A (CMID, App) is in one of them at a time, so merging
-		// the two newest-first walks lists each client once.
+		// Two orders with the same key form: the audit records
+		// themselves, and the index of the clients only ever refused
+		// (kept apart, under their own budget). A (CMID, App) is in one
+		// of them at a time, so merging the two newest-first walks lists
+		// each client once.
 		walks := []*indexWalk{
-			newIndexWalk(tx.Bucket(bucketAuditTS), tx.Bucket(bucketAudit), q.After),
+			newIndexWalk(tx.Bucket(bucketRecords), nil, q.After),
 			newIndexWalk(tx.Bucket(bucketRefTS), tx.Bucket(bucketRefused), q.After),
 		}
 		var last []byte // the last index key read (valid within the transaction)
@@ -102,7 +111,7 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 			if w == nil {
 				return nil // the listing is complete
 			}
-			k := w.k
+			k, v := w.k, w.v
 			if since != nil && bytes.Compare(k, since) < 0 {
 				return nil // older than Since: the listing is complete
 			}
@@ -116,13 +125,16 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 				l.log.Warn("ledger: skipping malformed index key", "key", fmt.Sprintf("%x", k))
 				continue
 			}
-			v := w.records.Get(k[8:])
-			if v == nil {
-				continue // pruned, moved or evicted since the index entry was written
+			sealKey := k
+			if w.records != nil {
+				sealKey = k[8:]
+				if v = w.records.Get(sealKey); v == nil {
+					continue // moved or evicted since the index entry was written
+				}
 			}
-			c, err := decodeRecord("client record", k[8:], v)
+			c, err := decodeRecord("client record", sealKey, v)
 			if err != nil {
-				l.log.Warn("ledger: skipping corrupt client record", "key", fmt.Sprintf("%x", k[8:]), "err", err)
+				l.log.Warn("ledger: skipping corrupt client record", "key", fmt.Sprintf("%x", sealKey), "err", err)
 				continue
 			}
 			e := ClientEntry{Client: c}
@@ -144,36 +156,38 @@ func (l *Ledger) ClientsPage(q ClientsQuery) (ClientsPage, error) {
 	return page, nil
 }
 
-// indexWalk walks one last-seen index from the newest key down.
+// indexWalk walks one bucket keyed by last-seen ‖ CMID ‖ App from the
+// newest key down: either the records themselves (records nil) or an
+// index of the records in records, keyed CMID ‖ App.
 type indexWalk struct {
 	cur     *bolt.Cursor
 	records *bolt.Bucket
-	k       []byte // current key; nil when done
+	k, v    []byte // current key and value; k nil when done
 }
 
 // newIndexWalk positions a walk on the newest key below after (nil: the
 // newest key). A missing bucket gives a finished walk.
 func newIndexWalk(index, records *bolt.Bucket, after []byte) *indexWalk {
 	w := &indexWalk{records: records}
-	if index == nil || records == nil {
+	if index == nil {
 		return w
 	}
 	w.cur = index.Cursor()
 	if after == nil {
-		w.k, _ = w.cur.Last()
+		w.k, w.v = w.cur.Last()
 		return w
 	}
 	// Seek lands on after itself or the next key above it.
-	if w.k, _ = w.cur.Seek(after); w.k == nil {
-		w.k, _ = w.cur.Last()
+	if w.k, w.v = w.cur.Seek(after); w.k == nil {
+		w.k, w.v = w.cur.Last()
 	}
 	for w.k != nil && bytes.Compare(w.k, after) >= 0 {
-		w.k, _ = w.cur.Prev()
+		w.k, w.v = w.cur.Prev()
 	}
 	return w
 }
 
-func (w *indexWalk) next() { w.k, _ = w.cur.Prev() }
+func (w *indexWalk) next() { w.k, w.v = w.cur.Prev() }
 
 // newest returns the walk with the largest current key, nil when all are
 // done.

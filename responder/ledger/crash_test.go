@@ -26,6 +26,10 @@ const (
 	envHelperDir   = "KMSDNS_LEDGER_HELPER_DIR"
 	envHelperRun   = "KMSDNS_LEDGER_HELPER_RUN"
 	envHelperFSize = "KMSDNS_LEDGER_HELPER_FSIZE"
+	// envHelperMigrate: open a schema-2 store, copying one record per
+	// upgrade transaction, and stop (print "copied N", then wait to be
+	// killed) once that many are copied.
+	envHelperMigrate = "KMSDNS_LEDGER_HELPER_MIGRATE"
 )
 
 // TestHelperProcess is not a test: TestKill9LosesNothing runs the test binary
@@ -42,6 +46,10 @@ func TestHelperProcess(t *testing.T) {
 	if limit := os.Getenv(envHelperFSize); limit != "" {
 		n, _ := strconv.ParseUint(limit, 10, 64)
 		recordUntilFull(dir, n)
+		return
+	}
+	if stop := os.Getenv(envHelperMigrate); stop != "" {
+		migrateUntil(dir, stop)
 		return
 	}
 	l, err := Open(dir, Options{})

@@ -39,17 +39,34 @@
 //	ledger.db                 bbolt store
 //	wal-<first sequence>.log  log segments (synced mark, then frames); applied ones are deleted
 //
-// Store layout (bucket → key → value):
+// Store layout, schema 3 (bucket → key → value):
 //
 //	meta      "schema"                     → version byte
 //	meta      "clients"                    → uint64, number of audit records
 //	meta      "applied"                    → uint64, last log sequence applied
 //	identity  "host"                       → Identity
-//	audit     CMID‖App                     → Client
-//	audit-ts  lastSeen‖CMID‖App            → empty (index for retention)
+//	audit-by-time lastSeen‖CMID‖App        → Client (sealed over this key)
 //	refused   CMID‖App                     → Client, of a client only ever refused
 //	refused-ts lastSeen‖CMID‖App           → empty (index for the refusal budget)
 //	meta      "refusals"                   → uint64, number of refused records
 //	count     App                          → nested bucket: CMID → lastSeen
 //	cap       App                          → the application's client cap
+//
+// lastSeen is the client's last request as sortable nanoseconds
+// (sortableNanos, big-endian), so audit-by-time is in the order of last
+// requests: a new client's record is put after every key (an append to
+// the rightmost page, which the applier packs full), and a renewal deletes
+// the record's old key and appends the new one. Retention pruning walks
+// it from the oldest key, ClientsPage from the newest, with the key as its
+// cursor. A client's key is found through an in-memory map CMID‖App →
+// lastSeen (clientIndex, index.go) that Open builds in the same walk as
+// verifyStore and the applier keeps. Each key is checked against the
+// record's own CMID, application and last request, and a client with two
+// records is damage.
+//
+// Schema 2 kept the records under CMID‖App in "audit" with a retention
+// index "audit-ts" (lastSeen‖CMID‖App → empty): each new client was a
+// random insert into audit plus an index entry, and bbolt rewrites every
+// page a transaction touches. Open upgrades a schema-2 store in place
+// (migrate.go), one way.
 package ledger

@@ -19,10 +19,12 @@ import (
 const FileName = "ledger.db"
 
 // schemaVersion is the layout version written to the meta bucket. Version
-// 2 seals every value with a CRC-32C (see seal.go); Open upgrades a
-// version-1 store in place (migrateV1), and a build that reads only
-// version 1 refuses a version-2 store by its schema byte.
-const schemaVersion = 2
+// 2 seals every value with a CRC-32C (see seal.go); version 3 keys the
+// audit records by last request (bucketRecords, see doc.go). Open upgrades
+// a version-1 store (migrateV1) and a version-2 store (migrateV2) in
+// place; a build that reads only older versions refuses a newer store by
+// its schema byte.
+const schemaVersion = 3
 
 // Defaults for Options.
 const (
@@ -67,8 +69,9 @@ func CheckMaxRefusals(n int) error {
 var (
 	bucketMeta     = []byte("meta")
 	bucketIdentity = []byte("identity")
-	bucketAudit    = []byte("audit")
-	bucketAuditTS  = []byte("audit-ts")
+	bucketRecords  = []byte("audit-by-time")
+	bucketAudit    = []byte("audit")    // schema 1 and 2 only
+	bucketAuditTS  = []byte("audit-ts") // schema 1 and 2 only
 	bucketCount    = []byte("count")
 	bucketCap      = []byte("cap")
 	bucketRefused  = []byte("refused")
@@ -145,6 +148,13 @@ type Options struct {
 
 	// segmentSize is the log segment size (tests shrink it).
 	segmentSize int64
+	// migrateChunk is how many audit records one transaction of the
+	// schema-3 upgrade copies (default migrateChunk; tests shrink it).
+	migrateChunk int
+	// migrated, when set (tests only), is called after each committed
+	// transaction of the schema-3 upgrade's copy with the records copied
+	// so far.
+	migrated func(copied uint64)
 }
 
 func (o *Options) setDefaults() error {
@@ -165,6 +175,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.segmentSize == 0 {
 		o.segmentSize = walSegmentSize
+	}
+	if o.migrateChunk == 0 {
+		o.migrateChunk = migrateChunk
 	}
 	if o.MaxRefusals == 0 {
 		o.MaxRefusals = DefaultMaxRefusals
@@ -234,6 +247,14 @@ type Ledger struct {
 
 	// Applier state (applier goroutine only, or Open before it starts).
 	appliedSeq uint64
+
+	// index maps every audit record's client to its key in bucketRecords.
+	// The applier is its only writer and changes it, under idxMu, in the
+	// same critical section as it commits the transaction that made the
+	// change, so that a reader holding idxMu shared sees the index and
+	// the store agree.
+	idxMu sync.RWMutex
+	index *clientIndex
 
 	clients  atomic.Uint64 // audit records stored
 	refusals atomic.Uint64 // refusal-only records stored
@@ -348,6 +369,10 @@ func open(dir *dataDir, path string, segs []segment, opts Options) (*Ledger, err
 	if err := l.loadDurable(); err != nil {
 		return l, fmt.Errorf("ledger: %s: %w", path, err)
 	}
+	l.updateSize()
+	if err := releaseMapped(l.db, l.lastSize.Load()); err != nil {
+		l.log.Warn("ledger: cannot release the pages Open read", "err", err)
+	}
 	return l, nil
 }
 
@@ -381,46 +406,67 @@ func (l *Ledger) loadDurable() error {
 	})
 }
 
-// init checks every stored value (verifyStore, the code Check runs),
-// upgrades a schema-1 store, creates the buckets and loads counters.
+// init upgrades a schema-1 or schema-2 store, checks every stored value
+// (verifyStore, the code Check runs) while it builds the client index,
+// creates the buckets and loads counters.
 func (l *Ledger) init() error {
 	l.db.AllocSize = storeAllocSize
 	path := l.db.Path()
 	var schema byte
 	err := l.db.View(func(tx *bolt.Tx) error {
 		var err error
-		if schema, err = readSchema(tx); err != nil {
-			return err
-		}
-		if schema == schemaVersion {
-			return verifyStore(tx, path)
-		}
-		return nil
+		schema, err = readSchema(tx)
+		return err
 	})
 	if err != nil {
 		return err
 	}
+	switch schema {
+	case 0:
+		if err := l.db.Update(func(tx *bolt.Tx) error {
+			meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+			if err != nil {
+				return fmt.Errorf("create bucket %q: %w", bucketMeta, err)
+			}
+			return meta.Put(keySchema, []byte{schemaVersion})
+		}); err != nil {
+			return err
+		}
+	case 1, 2:
+		if schema == 1 {
+			if err := l.db.Update(func(tx *bolt.Tx) error { return migrateV1(tx, path) }); err != nil {
+				return err
+			}
+			l.log.Info("ledger: store upgraded to schema 2 (a CRC-32C on every value)", "path", path)
+		}
+		if err := l.db.View(func(tx *bolt.Tx) error {
+			_, err := verifyStore(tx, path, 2)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := l.migrateV2(); err != nil {
+			return err
+		}
+		l.log.Info("ledger: store upgraded to schema 3 (audit records keyed by last request); releases that read only schemas 1 and 2 refuse it now", "path", path)
+	case schemaVersion:
+	default:
+		return fmt.Errorf("store has schema version %d, written by a newer release; this build reads versions 1 to %d (run the release that wrote it)", schema, schemaVersion)
+	}
+	if err := l.db.View(func(tx *bolt.Tx) error {
+		var err error
+		l.index, err = verifyStore(tx, path, schemaVersion)
+		return err
+	}); err != nil {
+		return err
+	}
 	return l.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketIdentity, bucketAudit, bucketAuditTS, bucketCount, bucketCap, bucketRefused, bucketRefTS} {
+		for _, name := range [][]byte{bucketMeta, bucketIdentity, bucketRecords, bucketCount, bucketCap, bucketRefused, bucketRefTS} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		switch schema {
-		case 0:
-			if err := meta.Put(keySchema, []byte{schemaVersion}); err != nil {
-				return err
-			}
-		case 1:
-			if err := migrateV1(tx, path); err != nil {
-				return err
-			}
-			l.log.Info("ledger: store upgraded to schema 2 (a CRC-32C on every value); releases that read only schema 1 refuse it now", "path", path)
-		case schemaVersion:
-		default:
-			return fmt.Errorf("store has schema version %d; this build reads versions 1 and %d", schema, schemaVersion)
-		}
 		for _, c := range []struct {
 			key []byte
 			dst func(uint64)

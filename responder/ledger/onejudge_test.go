@@ -86,7 +86,7 @@ func TestFlippedCountByteRefusedByOpenAndCheck(t *testing.T) {
 
 // TestSchema1Upgrade writes a schema-1 store (values without checksums),
 // opens it: the counts, records and identity survive, the store is now
-// schema 2 and verifies, and Check agrees.
+// schema 3 and verifies, and Check agrees.
 func TestSchema1Upgrade(t *testing.T) {
 	clock := testkit.NewClock()
 	dir := t.TempDir()
@@ -97,14 +97,16 @@ func TestSchema1Upgrade(t *testing.T) {
 	l.Close()
 	recordN(t, dir, clock, 4)
 	path := filepath.Join(dir, FileName)
-	// Strip every seal and set the schema byte to 1.
+	// Write the schema-2 layout, strip every seal and set the schema byte
+	// to 1.
+	writeSchema2(t, path)
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		var vals []storedValue
-		if err := forEachValue(tx, func(sv storedValue) error {
+		if err := forEachValue(tx, 2, func(sv storedValue) error {
 			sv.k, sv.v = bytes.Clone(sv.k), bytes.Clone(sv.v[:len(sv.v)-sealLen])
 			vals = append(vals, sv)
 			return nil
@@ -212,7 +214,7 @@ func TestPendingCountIsTheLogsCount(t *testing.T) {
 // store written by the release before checksums (serve, three Windows 11
 // clients, then SIGTERM): Check accepts it as schema 1, Open upgrades it
 // with the counts, records and identity intact, and Check then verifies
-// it as schema 2.
+// it as schema 3.
 func TestSchema1FileUpgrade(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("testdata", "schema1", FileName))
 	if err != nil {

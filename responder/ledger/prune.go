@@ -33,14 +33,16 @@ func (l *Ledger) prune() error {
 		}
 		return err
 	}
+	var from []byte
 	for {
-		n, err := l.pruneAudit(cutoff)
+		n, next, err := l.pruneAudit(cutoff, from)
 		if err != nil {
 			return err
 		}
 		if n < pruneChunk {
 			break
 		}
+		from = next
 	}
 	return nil
 }
@@ -59,33 +61,28 @@ func (l *Ledger) prune() error {
 // record's LastSeen to the wrong time.
 const maxClockLead = 24 * time.Hour
 
-// vouchScan bounds how many of the newest index entries clockImplausible
-// reads looking for an answered record.
+// vouchScan bounds how many of the newest records clockImplausible reads
+// looking for an answered one.
 const vouchScan = 1000
 
 // clockImplausible says why now is implausibly far past the newest
-// answered record (the newest entry of the retention index whose record
-// agrees with it and whose latest request was answered), or "" when
+// answered record (the newest record that agrees with its key and whose
+// latest request was answered), or "" when
 // pruning may run. Records exist but none of the newest vouchScan was
 // answered: pruning waits too.
 func (l *Ledger) clockImplausible(now time.Time) (string, error) {
 	var newest time.Time
 	found, seen := false, false
 	err := l.db.View(func(tx *bolt.Tx) error {
-		audit := tx.Bucket(bucketAudit)
-		cur := tx.Bucket(bucketAuditTS).Cursor()
-		k, _ := cur.Last()
-		for tries := 0; k != nil && tries < vouchScan; k, _ = cur.Prev() {
+		cur := tx.Bucket(bucketRecords).Cursor()
+		k, v := cur.Last()
+		for tries := 0; k != nil && tries < vouchScan; k, v = cur.Prev() {
 			tries++
 			if len(k) != 40 {
 				continue
 			}
-			v := audit.Get(k[8:])
-			if v == nil {
-				continue
-			}
-			c, err := decodeRecord("client record", k[8:], v)
-			if err != nil || !bytes.Equal(tsKey(c.LastSeen, c.CMID, c.App), k) {
+			c, err := decodeRecord("client record", k, v)
+			if err != nil || !recordMatchesKey(&c, k) {
 				continue
 			}
 			seen = true
@@ -111,69 +108,61 @@ func (l *Ledger) clockImplausible(now time.Time) (string, error) {
 	return "", nil
 }
 
-// pruneAudit deletes up to pruneChunk audit records last seen at or before
-// cutoff, oldest first, and returns how many index entries it removed.
-func (l *Ledger) pruneAudit(cutoff time.Time) (int, error) {
+// pruneAudit deletes audit records last seen at or before cutoff, oldest
+// first, examining up to pruneChunk of them from the first key at or
+// after from (nil: the first key). It returns how many it examined and
+// the key to resume from. A record that fails its checksum or does not
+// agree with its key is kept (and passed over): never prune a record that
+// changed on disk, keep the evidence for Check (Open refuses the store
+// anyway).
+func (l *Ledger) pruneAudit(cutoff time.Time, from []byte) (int, []byte, error) {
 	limit := binary.BigEndian.AppendUint64(nil, sortableNanos(cutoff))
 	var removed, left uint64
+	var next []byte
 	n := 0
-	err := l.db.Update(func(tx *bolt.Tx) error {
-		audit, ts := tx.Bucket(bucketAudit), tx.Bucket(bucketAuditTS)
+	err := l.updateIndexed(func(tx *bolt.Tx) ([]indexChange, error) {
+		records := tx.Bucket(bucketRecords)
 		var stale [][]byte
-		cur := ts.Cursor()
-		for k, _ := cur.First(); k != nil && len(stale) < pruneChunk; k, _ = cur.Next() {
-			if len(k) != 40 {
-				stale = append(stale, bytes.Clone(k))
-				continue
-			}
-			if bytes.Compare(k[:8], limit) > 0 {
+		cur := records.Cursor()
+		k, v := cur.First()
+		if from != nil {
+			k, v = cur.Seek(from)
+		}
+		for ; k != nil && n < pruneChunk; k, v = cur.Next() {
+			if len(k) >= 8 && bytes.Compare(k[:8], limit) > 0 {
 				break
+			}
+			n++
+			next = append(bytes.Clone(k), 0) // the smallest key after k
+			c, err := decodeRecord("client record", k, v)
+			if err != nil || !recordMatchesKey(&c, k) {
+				continue
 			}
 			stale = append(stale, bytes.Clone(k))
 		}
+		changes := make([]indexChange, 0, len(stale))
 		for _, k := range stale {
-			if err := ts.Delete(k); err != nil {
-				return err
+			if err := records.Delete(k); err != nil {
+				return nil, err
 			}
-			n++
-			if len(k) != 40 {
-				continue
-			}
-			// Delete the record only if the index entry is its current
-			// one; a stale entry must not take a fresh record with it.
-			v := audit.Get(k[8:])
-			if v == nil {
-				continue
-			}
-			c, err := decodeRecord("client record", k[8:], v)
-			if err != nil {
-				// Never prune a record that changed on disk: keep the
-				// evidence for Check (the index entry goes; Open
-				// refuses the store anyway).
-				continue
-			}
-			if !bytes.Equal(tsKey(c.LastSeen, c.CMID, c.App), k) {
-				continue
-			}
-			if err := audit.Delete(k[8:]); err != nil {
-				return err
-			}
-			removed++
+			ts, id, _ := splitRecordKey(k)
+			changes = append(changes, indexChange{id: id, ts: ts, del: true})
 		}
+		removed = uint64(len(stale))
 		left = l.clients.Load()
 		if removed == 0 {
-			return nil
+			return nil, nil
 		}
 		left -= min(removed, left)
-		return putCounterValue(tx.Bucket(bucketMeta), keyClients, left)
+		return changes, putCounterValue(tx.Bucket(bucketMeta), keyClients, left)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("ledger: prune audit records: %w", err)
+		return 0, nil, fmt.Errorf("ledger: prune audit records: %w", err)
 	}
-	// Only the writer goroutine changes the counter, so Store is safe.
+	// Only the applier goroutine changes the counter, so Store is safe.
 	l.clients.Store(left)
 	l.pruned.Add(removed)
-	return n, nil
+	return n, next, nil
 }
 
 // pruneCounts deletes count entries last seen at or before cutoff, corrupt

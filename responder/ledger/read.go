@@ -34,16 +34,24 @@ func (l *Ledger) Client(cmid, app guid.GUID) (Client, bool, error) {
 	}
 	var c Client
 	var found bool
+	// Holding idxMu keeps the applier from committing between the index
+	// lookup and the read transaction's start.
+	l.idxMu.RLock()
+	defer l.idxMu.RUnlock()
 	err := l.db.View(func(tx *bolt.Tx) error {
-		k := clientKey(cmid, app)
-		v, what := tx.Bucket(bucketAudit).Get(k), "client record"
+		id := clientID(clientKey(cmid, app))
+		k, v, _, err := l.index.find(tx.Bucket(bucketRecords), &id, make([]byte, 0, 40))
+		if err != nil {
+			return err
+		}
+		what := "client record"
 		if v == nil {
-			v, what = tx.Bucket(bucketRefused).Get(k), "refusal record"
+			k, what = id[:], "refusal record"
+			v = tx.Bucket(bucketRefused).Get(k)
 		}
 		if v == nil {
 			return nil
 		}
-		var err error
 		c, err = decodeRecord(what, k, v)
 		found = err == nil
 		return err
@@ -52,13 +60,14 @@ func (l *Ledger) Client(cmid, app guid.GUID) (Client, bool, error) {
 }
 
 // Clients calls fn for every audit record of a client ever answered (not
-// the refusal records), in CMID order, until fn returns false. Corrupt records are skipped and logged.
+// the refusal records), oldest last request first, until fn returns false.
+// Corrupt records are skipped and logged.
 func (l *Ledger) Clients(fn func(Client) bool) error {
 	if err := l.flushForRead(); err != nil {
 		return err
 	}
 	return l.db.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bucketAudit).Cursor()
+		cur := tx.Bucket(bucketRecords).Cursor()
 		for k, v := cur.First(); k != nil; k, v = cur.Next() {
 			c, err := decodeRecord("client record", k, v)
 			if err != nil {

@@ -253,7 +253,7 @@ func AcknowledgeRoot(dir string, root *os.Root, lockTimeout time.Duration) (stri
 		if meta == nil {
 			return nil
 		}
-		if s, err := readSchema(tx); err != nil || s != schemaVersion {
+		if s, err := readSchema(tx); err != nil || s < 2 || s > schemaVersion {
 			return err
 		}
 		v, err := getSealed(meta, "meta \"damage\"", keyDamage)

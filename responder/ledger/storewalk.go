@@ -50,7 +50,8 @@ func (w *storeWalk) page(id uint64) ([]byte, error) {
 	if id < 2 || id >= w.hwm {
 		return nil, fmt.Errorf("page %d is outside 2..%d", id, w.hwm-1)
 	}
-	head := make([]byte, boltPageHeader)
+	// One read for the page; a second only for its overflow pages.
+	head := make([]byte, w.pageSize)
 	if _, err := w.f.ReadAt(head, int64(id)*w.pageSize); err != nil {
 		return nil, fmt.Errorf("page %d: %v", id, err)
 	}
@@ -67,6 +68,9 @@ func (w *storeWalk) page(id uint64) ([]byte, error) {
 			return nil, fmt.Errorf("page %d is referenced twice", i)
 		}
 		w.reachable[i] = true
+	}
+	if overflow == 0 {
+		return head, nil
 	}
 	b := make([]byte, int64(overflow+1)*w.pageSize)
 	if _, err := w.f.ReadAt(b, int64(id)*w.pageSize); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -19,6 +20,7 @@ type storedValue struct {
 	app    guid.GUID // count entries only
 	k, v   []byte
 	count  bool // a count entry: its seal covers app and k (countSealKey)
+	timed  bool // a schema-3 audit record: k is last-seen ‖ CMID ‖ App
 }
 
 // sealKey is what the value's checksum covers besides the value.
@@ -29,10 +31,11 @@ func (sv *storedValue) sealKey() []byte {
 	return sv.k
 }
 
-// forEachValue calls fn for every value the store seals: the meta
-// counters, the identity, the audit and refusal records, the caps and the
-// count entries. It stops at the first error fn returns.
-func forEachValue(tx *bolt.Tx, fn func(sv storedValue) error) error {
+// forEachValue calls fn for every value a store of the given schema seals
+// (or, schema 1, would seal): the meta counters, the identity, the audit
+// and refusal records, the caps and the count entries. It stops at the
+// first error fn returns.
+func forEachValue(tx *bolt.Tx, schema byte, fn func(sv storedValue) error) error {
 	if meta := tx.Bucket(bucketMeta); meta != nil {
 		for _, key := range [][]byte{keyClients, keyRefusals, keyApplied, keyDamage} {
 			if v := meta.Get(key); v != nil {
@@ -49,16 +52,21 @@ func forEachValue(tx *bolt.Tx, fn func(sv storedValue) error) error {
 			}
 		}
 	}
+	audit := bucketAudit
+	if schema >= 3 {
+		audit = bucketRecords
+	}
 	for _, x := range []struct {
-		name []byte
-		what string
-	}{{bucketAudit, "client record"}, {bucketRefused, "refusal record"}, {bucketCap, "cap"}} {
+		name  []byte
+		what  string
+		timed bool
+	}{{audit, "client record", schema >= 3}, {bucketRefused, "refusal record", false}, {bucketCap, "cap", false}} {
 		b := tx.Bucket(x.name)
 		if b == nil {
 			continue
 		}
 		if err := b.ForEach(func(k, v []byte) error {
-			return fn(storedValue{bucket: b, what: x.what, k: k, v: v})
+			return fn(storedValue{bucket: b, what: x.what, k: k, v: v, timed: x.timed})
 		}); err != nil {
 			return err
 		}
@@ -85,6 +93,15 @@ func forEachValue(tx *bolt.Tx, fn func(sv storedValue) error) error {
 func decodeValue(sv storedValue, v []byte) error {
 	var err error
 	switch {
+	case sv.timed:
+		if len(sv.k) != 40 {
+			err = fmt.Errorf("key has %d bytes, want 40", len(sv.k))
+			break
+		}
+		var c Client
+		if c, err = DecodeClient(v); err == nil && !recordMatchesKey(&c, sv.k) {
+			err = fmt.Errorf("the record (client %s, application %s, last seen %s) does not match its key", c.CMID, c.App, c.LastSeen.UTC().Format(time.RFC3339Nano))
+		}
 	case strings.HasPrefix(sv.what, "meta"):
 		if sv.what != fmt.Sprintf("meta %q", keyDamage) && len(v) != 8 {
 			err = fmt.Errorf("%d bytes, want 8", len(v))
@@ -113,17 +130,34 @@ func decodeValue(sv storedValue, v []byte) error {
 	return err
 }
 
-// verifyStore checks every sealed value of the store against its checksum
-// and its format. Open runs it before changing anything and Check runs the
-// same code, so the two judge a store alike: one bad value and both refuse
-// (a *DamageError naming the first few).
-func verifyStore(tx *bolt.Tx, path string) error {
+// verifyStore checks every sealed value of a schema-2 or schema-3 store
+// against its checksum and its format. Open runs it before changing
+// anything and Check runs the same code, so the two judge a store alike:
+// one bad value and both refuse (a *DamageError naming the first few). Of
+// a schema-3 store it returns the client index, and a client with two
+// audit records is damage too.
+func verifyStore(tx *bolt.Tx, path string, schema byte) (*clientIndex, error) {
 	var bad []string
 	n := 0
-	err := forEachValue(tx, func(sv storedValue) error {
+	var index *clientIndex
+	records := tx.Bucket(bucketRecords)
+	if schema >= 3 {
+		size := 0
+		if records != nil {
+			size = records.Stats().KeyN
+		}
+		index = newClientIndex(size)
+	}
+	err := forEachValue(tx, schema, func(sv storedValue) error {
 		v, err := unseal(sv.what, sv.sealKey(), sv.v)
 		if err == nil {
 			err = decodeValue(sv, v)
+		}
+		if err == nil && sv.timed {
+			ts, id, _ := splitRecordKey(sv.k)
+			if !index.add(records, &id, ts) {
+				err = fmt.Errorf("a second record of client %s, application %s", guid.GUID(id[:16]), guid.GUID(id[16:]))
+			}
 		}
 		if err != nil {
 			n++
@@ -138,18 +172,18 @@ func verifyStore(tx *bolt.Tx, path string) error {
 		n++
 	}
 	if n == 0 {
-		return nil
+		return index, nil
 	}
 	more := ""
 	if n > len(bad) {
 		more = fmt.Sprintf(" (and %d more)", n-len(bad))
 	}
-	return &DamageError{Path: path, Offset: -1, What: fmt.Sprintf("%d stored values fail their checksum or format: %s%s", n, strings.Join(bad, "; "), more),
+	return nil, &DamageError{Path: path, Offset: -1, What: fmt.Sprintf("%d stored values fail their checksum or format: %s%s", n, strings.Join(bad, "; "), more),
 		Lost: "serve refuses to believe or replace them; restore ledger.db from a copy (see responder/README.md, Recovery)"}
 }
 
-// migrateV1 upgrades a schema-1 store (values without checksums) to the
-// current schema in the transaction tx: every value is checked against its
+// migrateV1 upgrades a schema-1 store (values without checksums) to
+// schema 2 in the transaction tx: every value is checked against its
 // format, as the schema-1 check did, and then sealed. A value that does not
 // decode refuses the migration, changing nothing.
 func migrateV1(tx *bolt.Tx, path string) error {
@@ -162,7 +196,7 @@ func migrateV1(tx *bolt.Tx, path string) error {
 			return fmt.Errorf("upgrade %s %x: %w", sv.what, sv.k, err)
 		}
 	}
-	return tx.Bucket(bucketMeta).Put(keySchema, []byte{schemaVersion})
+	return tx.Bucket(bucketMeta).Put(keySchema, []byte{2})
 }
 
 // verifyV1 checks every value of a schema-1 store against its format and
@@ -171,7 +205,7 @@ func migrateV1(tx *bolt.Tx, path string) error {
 func verifyV1(tx *bolt.Tx, path string) ([]storedValue, error) {
 	var vals []storedValue
 	var bad []string
-	if err := forEachValue(tx, func(sv storedValue) error {
+	if err := forEachValue(tx, 1, func(sv storedValue) error {
 		if err := decodeValue(sv, sv.v); err != nil {
 			bad = append(bad, fmt.Sprintf("%s %x: %v", sv.what, sv.k, err))
 			return nil

@@ -54,3 +54,41 @@ func TestReview3Schema2MissingBucketJudgedAlike(t *testing.T) {
 		})
 	}
 }
+
+// TestReview3Schema2RecordUnderOtherKeyJudgedAlike: in a schema-2 store,
+// client 1's audit record (under client 1's key, its checksum valid over
+// that key) names client 2. Schema 2's check reads only the record's
+// format, so Check accepts the store; the upgrade then copies the record
+// under client 2's key beside client 2's own record, commits schema 3,
+// and the verifying walk after it refuses the store it just wrote (a
+// second record of client 2): the upgrade turned a store Check accepted
+// into one neither this release nor the last one opens. Open and Check
+// must judge the store alike before anything is changed.
+func TestReview3Schema2RecordUnderOtherKeyJudgedAlike(t *testing.T) {
+	clock := testkit.NewClock()
+	dir := t.TempDir()
+	upgradeFixture(t, dir, clock, 4)
+	path := filepath.Join(dir, FileName)
+	writeSchema2(t, path)
+	editStore(t, path, func(tx *bolt.Tx) error {
+		audit := tx.Bucket(bucketAudit)
+		k := clientKey(testkit.CMID(1), testkit.AppWindows)
+		c, v, err := v2Record(audit, k)
+		if err != nil || v == nil {
+			return fmt.Errorf("client 1's record: %v", err)
+		}
+		c.CMID = testkit.CMID(2)
+		return audit.Put(k, seal(k, encodeClient(&c)))
+	})
+	rep, checkErr := Check(dir)
+	l, openErr := openNoPanic(dir, Options{Clock: clock.Now})
+	if l != nil {
+		l.Close()
+	}
+	checkOK := checkErr == nil && rep.OK
+	if checkOK != (openErr == nil) {
+		after, afterErr := Check(dir)
+		t.Fatalf("Check and Open judge the schema-2 store differently: Check ok=%v schema %d %v; Open %v; Check after Open: ok=%v schema %d %v",
+			rep.OK, rep.Schema, checkErr, openErr, after.OK, after.Schema, afterErr)
+	}
+}

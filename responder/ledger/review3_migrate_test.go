@@ -1,9 +1,13 @@
 package ledger
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -90,5 +94,75 @@ func TestReview3Schema2RecordUnderOtherKeyJudgedAlike(t *testing.T) {
 		after, afterErr := Check(dir)
 		t.Fatalf("Check and Open judge the schema-2 store differently: Check ok=%v schema %d %v; Open %v; Check after Open: ok=%v schema %d %v",
 			rep.OK, rep.Schema, checkErr, openErr, after.OK, after.Schema, afterErr)
+	}
+}
+
+// copyDir copies the regular files of src into a new directory.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// TestReview3Schema2UpgradeWithUnappliedLog: the previous release was
+// killed with acknowledged activations in its log that its store did not
+// hold yet (renewals and a new client); the new release upgrades the
+// store and then replays the log. Every acknowledged activation must be
+// in the upgraded store: the same listing, counters and request counts
+// as the ledger that applied them itself.
+func TestReview3Schema2UpgradeWithUnappliedLog(t *testing.T) {
+	clock := testkit.NewClock()
+	dir := t.TempDir()
+	l := openTest(t, dir, clock, Options{})
+	ctx := context.Background()
+	for i := range 6 {
+		if err := l.Record(ctx, act(clock, i, testkit.AppWindows)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	for _, i := range []int{0, 3, 10} {
+		if err := l.Record(ctx, act(clock, i, testkit.AppWindows)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The moment of the kill: the three are in the log, not the store
+	// (the applier runs every two seconds).
+	if s := l.Stats(); s.Pending == 0 {
+		t.Skip("the applier applied the activations before the copy")
+	}
+	killed := copyDir(t, dir)
+	want := listing(t, l)
+	l.Close()
+	writeSchema2(t, filepath.Join(killed, FileName))
+	l2 := openTest(t, killed, clock, Options{migrateChunk: 2})
+	if got := listing(t, l2); !slices.Equal(got, want) {
+		t.Fatalf("listing after upgrade and replay:\n%v\nwant\n%v", got, want)
+	}
+	if s := l2.Stats(); s.Clients != 7 {
+		t.Fatalf("clients after upgrade and replay %d, want 7", s.Clients)
+	}
+	c, ok, err := l2.Client(testkit.CMID(3), testkit.AppWindows)
+	if err != nil || !ok || c.Requests != 2 {
+		t.Fatalf("client 3 after upgrade and replay: %+v %v %v", c, ok, err)
 	}
 }

@@ -166,3 +166,56 @@ func TestReview3Schema2UpgradeWithUnappliedLog(t *testing.T) {
 		t.Fatalf("client 3 after upgrade and replay: %+v %v %v", c, ok, err)
 	}
 }
+
+// TestReview3Schema2UpgradeOnFullDisk: the upgrade copies every record
+// before it drops the schema-2 buckets, so it needs room for a second copy.
+// On a store that cannot grow (MaxSize, as a full disk), Open must fail
+// with an error that says so and leave the schema-2 store intact; once
+// there is room, the upgrade completes with every client.
+func TestReview3Schema2UpgradeOnFullDisk(t *testing.T) {
+	clock := testkit.NewClock()
+	dir := t.TempDir()
+	const n = 400
+	want := upgradeFixture(t, dir, clock, n)
+	path := filepath.Join(dir, FileName)
+	writeSchema2(t, path)
+	compactStore(t, path)
+	var used int64
+	editStore(t, path, func(tx *bolt.Tx) error { used = tx.Size(); return nil })
+	_, err := openNoPanic(dir, Options{Clock: clock.Now, MaxSize: int(used) + 8*4096, migrateChunk: 64})
+	if err == nil {
+		t.Skip("the upgrade fit in the free pages of the schema-2 store")
+	}
+	t.Logf("Open on a full disk: %v", err)
+	if rep, err := Check(dir); err != nil || !rep.OK || rep.Schema != 2 || rep.Clients != n {
+		t.Fatalf("Check after the failed upgrade: %+v %v", rep, err)
+	}
+	l := openTest(t, dir, clock, Options{migrateChunk: 64})
+	if got := listing(t, l); !slices.Equal(got, want) {
+		t.Fatalf("listing after the upgrade: %d entries, want %d", len(got), len(want))
+	}
+}
+
+// compactStore rewrites the closed store at path without free pages, as a
+// store that grew to its size would be.
+func compactStore(t *testing.T, path string) {
+	t.Helper()
+	src, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := path + ".compact"
+	dst, err := bolt.Open(tmp, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bolt.Compact(dst, src, 0)
+	src.Close()
+	dst.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -65,7 +65,10 @@ func (l *Ledger) applyPending() error {
 	todo := l.pending
 	l.pending, l.spare = l.spare[:0], nil
 	l.amu.Unlock()
-	err := l.applyEntries(todo)
+	err := l.applyStale(&todo)
+	if err == nil && len(todo) > 0 {
+		err = l.applyEntries(todo)
+	}
 	l.amu.Lock()
 	if err != nil {
 		l.pending = append(todo, l.pending...)
@@ -83,6 +86,28 @@ func (l *Ledger) applyPending() error {
 		l.updateSize()
 	}
 	return err
+}
+
+// applyStale reloads the store's state after a failed commit (see
+// updateIndexed) and drops from *todo the activations the store turns out
+// to hold already: a commit that reported failure but took effect must
+// not apply them twice (a renewal counted twice, a client added twice).
+func (l *Ledger) applyStale(todo *[]entry) error {
+	if !l.storeStale.Load() {
+		return nil
+	}
+	if err := l.reloadFromStore(); err != nil {
+		return fmt.Errorf("ledger: reload the store after a failed commit: %w", err)
+	}
+	n := 0
+	for n < len(*todo) && (*todo)[n].seq <= l.appliedSeq {
+		n++
+	}
+	if n > 0 {
+		clear((*todo)[:n])
+		*todo = (*todo)[n:]
+	}
+	return nil
 }
 
 // recordsFillPercent is how full bbolt packs the pages of bucketRecords

@@ -144,6 +144,12 @@ type indexChange struct {
 // updateIndexed runs fn in a write transaction and commits it; the index
 // changes fn returns are made under idxMu in the same critical section as
 // the commit, and not at all when fn fails or the commit does.
+//
+// A failed commit may still have taken effect: bbolt writes the new meta
+// page before its last sync, and a failure of that sync leaves the change
+// visible to the next transaction. So after one, nothing the ledger keeps
+// in memory about the store is trusted: the next apply reloads it from
+// the store first (reloadFromStore).
 func (l *Ledger) updateIndexed(fn func(tx *bolt.Tx) ([]indexChange, error)) error {
 	tx, err := l.db.Begin(true)
 	if err != nil {
@@ -156,11 +162,45 @@ func (l *Ledger) updateIndexed(fn func(tx *bolt.Tx) ([]indexChange, error)) erro
 	}
 	l.idxMu.Lock()
 	defer l.idxMu.Unlock()
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	if err == nil && l.opts.commitFault != nil {
+		err = l.opts.commitFault()
+	}
+	if err != nil {
+		l.storeStale.Store(true)
 		return err
 	}
 	for _, c := range changes {
 		l.index.apply(c)
 	}
 	return nil
+}
+
+// reloadFromStore rebuilds what the ledger keeps in memory about the store
+// (the client index and the clients, refusals and applied counters) from
+// the store itself, after a commit that failed and may have taken effect.
+// The walk is the one Open makes (verifyStore), so a store damaged
+// meanwhile is refused here as it would be there.
+func (l *Ledger) reloadFromStore() error {
+	return l.db.View(func(tx *bolt.Tx) error {
+		index, err := verifyStore(tx, l.db.Path(), schemaVersion)
+		if err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		var counters [3]uint64
+		for i, key := range [][]byte{keyClients, keyRefusals, keyApplied} {
+			if counters[i], err = getCounter(meta, key); err != nil {
+				return err
+			}
+		}
+		l.idxMu.Lock()
+		l.index = index
+		l.idxMu.Unlock()
+		l.clients.Store(counters[0])
+		l.refusals.Store(counters[1])
+		l.appliedSeq = counters[2]
+		l.storeStale.Store(false)
+		return nil
+	})
 }

@@ -155,6 +155,11 @@ type Options struct {
 	// transaction of the schema-3 upgrade's copy with the records copied
 	// so far.
 	migrated func(copied uint64)
+	// commitFault, when set (tests only), is called after each store
+	// transaction commits; a non-nil error is reported as the commit's,
+	// as when bbolt's last sync fails after its new meta page was
+	// written (the change took effect, the commit says it failed).
+	commitFault func() error
 }
 
 func (o *Options) setDefaults() error {
@@ -267,7 +272,11 @@ type Ledger struct {
 	logSize  atomic.Int64  // log segments' size, as of the last apply
 	logErr   atomic.Pointer[errorBox]
 	applyErr atomic.Pointer[errorBox]
-	damage   atomic.Pointer[errorBox] // a quarantined log, for good
+	// storeStale is set when a store commit failed: it may have taken
+	// effect, so the index and counters are reloaded before the next
+	// apply (reloadFromStore).
+	storeStale atomic.Bool
+	damage     atomic.Pointer[errorBox] // a quarantined log, for good
 }
 
 type errorBox struct{ err error }

@@ -88,7 +88,11 @@ func (l *Ledger) migrateV2() error {
 	// Pass 2: records the index missed, if their numbers disagree.
 	var total int
 	if err := l.db.View(func(tx *bolt.Tx) error {
-		total = tx.Bucket(bucketAudit).Stats().KeyN
+		// A schema-2 store without clients may lack either bucket;
+		// Check accepts it, so the upgrade takes a missing one as empty.
+		if audit := tx.Bucket(bucketAudit); audit != nil {
+			total = audit.Stats().KeyN
+		}
 		return nil
 	}); err != nil {
 		return err
@@ -136,6 +140,9 @@ func (l *Ledger) migrateV2() error {
 	}
 	err = l.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketAudit, bucketAuditTS} {
+			if tx.Bucket(name) == nil {
+				continue
+			}
 			if err := tx.DeleteBucket(name); err != nil {
 				return fmt.Errorf("drop bucket %q: %w", name, err)
 			}

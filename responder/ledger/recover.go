@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -310,17 +312,64 @@ func readSegment(dir *dataDir, path string) ([]byte, error) {
 	return b, nil
 }
 
-// guardFaults runs fn, turning a panic or memory fault inside it (bbolt
-// reading a damaged store through its memory map) into a *DamageError
-// about path instead of a crash with a stack trace.
+// guardFaults runs fn, turning what a damaged store makes bbolt do while
+// it reads the store through its memory map (a memory fault inside the
+// map, or a panic bbolt raises on a page that makes no sense) into a
+// *DamageError about path instead of a crash with a stack trace. Any other
+// panic is a bug, not damage: it is reported as an internal error naming
+// where it happened, so that no one restores an older copy of a good store
+// (and loses what was recorded since) because of it.
 func guardFaults(path string, fn func() error) (err error) {
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
 	defer func() {
 		if r := recover(); r != nil {
+			site := panicSite()
+			if !isStoreFault(r, site) {
+				err = fmt.Errorf("ledger: %s: internal error at %s (a bug, not damage to the store: keep ledger.db as it is and report this message): %v", path, site, r)
+				return
+			}
 			err = &DamageError{Path: path, Offset: -1, What: fmt.Sprintf("reading the store failed: %v", r),
 				Lost: "its pages are damaged; restore ledger.db from a copy (see responder/README.md, Recovery)"}
 		}
 	}()
 	return fn()
+}
+
+// nilPageLimit bounds the addresses a nil-pointer dereference faults at;
+// the store's map never starts that low.
+const nilPageLimit = 1 << 16
+
+// isStoreFault reports whether the panic r, raised at site, is what a
+// damaged store causes: a memory fault at an address a nil pointer cannot
+// reach, or any panic raised inside bbolt other than a nil dereference.
+func isStoreFault(r any, site string) bool {
+	if f, ok := r.(interface{ Addr() uintptr }); ok && f.Addr() >= nilPageLimit {
+		return true
+	}
+	if e, ok := r.(runtime.Error); ok && strings.Contains(e.Error(), "nil pointer dereference") {
+		return false
+	}
+	return strings.HasPrefix(site, "go.etcd.io/bbolt")
+}
+
+// panicSite returns the function and line a recovered panic was raised at,
+// when called from the deferred function that recovered it: the first
+// frame past the runtime's panic machinery.
+func panicSite() string {
+	pc := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pc[:runtime.Callers(2, pc)])
+	inRuntime := false
+	for {
+		f, more := frames.Next()
+		switch {
+		case strings.HasPrefix(f.Function, "runtime."):
+			inRuntime = true
+		case inRuntime:
+			return fmt.Sprintf("%s (%s:%d)", f.Function, filepath.Base(f.File), f.Line)
+		}
+		if !more {
+			return "an unknown place"
+		}
+	}
 }

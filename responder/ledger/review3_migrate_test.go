@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,3 +221,37 @@ func compactStore(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestGuardFaultsTellsBugsFromDamage: a panic raised by the ledger's own
+// code (a nil dereference, an explicit panic) is reported as an internal
+// error, never as damage that sends the operator to restore an older copy;
+// a memory fault inside the store's map is damage.
+func TestGuardFaultsTellsBugsFromDamage(t *testing.T) {
+	var nilBucket *bolt.Bucket
+	var nilMap map[string]int
+	for name, fn := range map[string]func() error{
+		"nil dereference in bbolt": func() error { _ = nilBucket.Stats(); return nil },
+		"nil map write":            func() error { nilMap["x"] = 1; return nil },
+		"explicit panic":           func() error { panic("boom") },
+	} {
+		err := guardFaults("ledger.db", fn)
+		var de *DamageError
+		if err == nil || errors.As(err, &de) || !strings.Contains(err.Error(), "internal error at") {
+			t.Errorf("%s: got %v, want an internal error that is not a DamageError", name, err)
+		}
+	}
+	if !isStoreFault(fakeFault(1<<30), "go.etcd.io/bbolt.(*Cursor).search") {
+		t.Error("a memory fault inside the store's map is not taken as damage")
+	}
+	if !isStoreFault("invalid page type: 0: 4", "go.etcd.io/bbolt.(*Cursor).search (cursor.go:1)") {
+		t.Error("a panic bbolt raises on a bad page is not taken as damage")
+	}
+}
+
+// fakeFault is a memory fault at an address, as the runtime reports one
+// under debug.SetPanicOnFault.
+type fakeFault uintptr
+
+func (f fakeFault) Error() string { return "unexpected fault address" }
+func (f fakeFault) RuntimeError() {}
+func (f fakeFault) Addr() uintptr { return uintptr(f) }

@@ -111,8 +111,15 @@ func decodeValue(sv storedValue, v []byte) error {
 	case sv.what == "client record", sv.what == "refusal record":
 		if len(sv.k) != 32 {
 			err = fmt.Errorf("key has %d bytes, want 32", len(sv.k))
-		} else {
-			_, err = DecodeClient(v)
+			break
+		}
+		// A record kept under another client's key (an edit that kept
+		// its checksum valid) would be filed as that client's on the
+		// next upgrade or apply: it is judged here, by Open and Check
+		// alike, before anything is changed.
+		var c Client
+		if c, err = DecodeClient(v); err == nil && (guid.GUID(sv.k[:16]) != c.CMID || guid.GUID(sv.k[16:]) != c.App) {
+			err = fmt.Errorf("the record (client %s, application %s) does not match its key", c.CMID, c.App)
 		}
 	case sv.what == "cap":
 		if len(sv.k) != 16 {

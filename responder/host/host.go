@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -241,8 +242,11 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	res.HRESULT, res.Reason, cid, group = h.decide(in, now)
 	rec := ledger.Activation{
 		Time: now, CMID: in.CMID, App: in.App, CountedID: in.CountedID, SKU: in.SKU,
-		Workstation: in.Workstation, Source: in.Peer.String(), Result: uint32(res.HRESULT),
+		Workstation: in.Workstation, Result: uint32(res.HRESULT),
 		LicenseStatus: in.LicenseStatus, Protocol: uint8(min(in.ProtocolMajor, 255)),
+	}
+	if h.store != nil {
+		rec.Source = in.Peer.String()
 	}
 	var pending ledger.Pending
 	var enqueueErr error
@@ -287,10 +291,13 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 					// The write may still succeed: decide when the
 					// ledger answers (it answers every queued write).
+					// Only the application is captured: capturing in
+					// would move every request's Input to the heap.
+					app := in.App
 					go func() {
 						if pending.Wait(context.Background()) != nil {
 							h.countOrder.Lock()
-							h.revert(in.App, undo)
+							h.revert(app, undo)
 							h.countOrder.Unlock()
 						}
 					}()
@@ -317,17 +324,7 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			// before it whose write failed until they are reverted.
 			res.CurrentCount = pending.Count()
 		}
-		who := "known client"
-		if res.NewClient {
-			who = "new client"
-		}
-		// The host answers; whether the client activates is the client's decision, by the
-		// count against the threshold it sent (N_Policy).
-		if res.CurrentCount >= int(in.NPolicy) {
-			res.Reason = fmt.Sprintf("activated by %s; %s, count %d of cap %d (needs %d)", group.Name, who, res.CurrentCount, rec.Cap, in.NPolicy)
-		} else {
-			res.Reason = fmt.Sprintf("counted, below threshold: count %d of %d needed, by %s; %s, cap %d", res.CurrentCount, in.NPolicy, group.Name, who, rec.Cap)
-		}
+		res.Reason = countedReason(group.Name, res.NewClient, res.CurrentCount, rec.Cap, in.NPolicy)
 	}
 	h.mu.Lock()
 	h.stats.record(&in, &res, now)
@@ -335,6 +332,48 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	h.conflicts.observe(in.CMID, in.Workstation, in.Peer.Addr())
 	h.logRequest(ctx, &in, &res, cid, time.Since(start))
 	return res, nil
+}
+
+// countedReason says why an activation was answered: activated when count
+// reaches the client's threshold need (the host answers; whether the client
+// activates is the client's decision, by the count against the threshold it
+// sent), else counted below it. It is built with appends into a stack
+// buffer rather than fmt, as every answered request has one: only the
+// resulting string is allocated.
+func countedReason(group string, newClient bool, count, capacity int, need uint32) string {
+	who := "known client"
+	if newClient {
+		who = "new client"
+	}
+	var buf [128]byte
+	b := buf[:0]
+	if count >= int(need) {
+		// activated by GROUP; WHO, count N of cap C (needs M)
+		b = append(b, "activated by "...)
+		b = append(b, group...)
+		b = append(b, "; "...)
+		b = append(b, who...)
+		b = append(b, ", count "...)
+		b = strconv.AppendInt(b, int64(count), 10)
+		b = append(b, " of cap "...)
+		b = strconv.AppendInt(b, int64(capacity), 10)
+		b = append(b, " (needs "...)
+		b = strconv.AppendUint(b, uint64(need), 10)
+		b = append(b, ')')
+	} else {
+		// counted, below threshold: count N of M needed, by GROUP; WHO, cap C
+		b = append(b, "counted, below threshold: count "...)
+		b = strconv.AppendInt(b, int64(count), 10)
+		b = append(b, " of "...)
+		b = strconv.AppendUint(b, uint64(need), 10)
+		b = append(b, " needed, by "...)
+		b = append(b, group...)
+		b = append(b, "; "...)
+		b = append(b, who...)
+		b = append(b, ", cap "...)
+		b = strconv.AppendInt(b, int64(capacity), 10)
+	}
+	return string(b)
 }
 
 // revert takes an activation whose write failed back out of its

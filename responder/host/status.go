@@ -41,7 +41,7 @@ func licenseBucket(n uint32) uint32 {
 // counters are the request statistics; guarded by Host.mu.
 type counters struct {
 	byResult       map[kms.HRESULT]uint64
-	byLicense      map[uint32]uint64 // by licenseBucket: at most 8 keys
+	byLicense      [unknownLicenseState + 1]uint64 // by licenseBucket
 	byGroup        map[string]uint64
 	ledgerFailures uint64
 	last           time.Time
@@ -49,9 +49,8 @@ type counters struct {
 
 func newCounters() counters {
 	return counters{
-		byResult:  map[kms.HRESULT]uint64{},
-		byLicense: map[uint32]uint64{},
-		byGroup:   map[string]uint64{},
+		byResult: map[kms.HRESULT]uint64{},
+		byGroup:  map[string]uint64{},
 	}
 }
 
@@ -165,8 +164,11 @@ func (h *Host) Status() Status {
 		st.RequestsByResult[r.Error()] = n
 	}
 	for l, n := range h.stats.byLicense {
+		if n == 0 {
+			continue // a state never seen is not listed
+		}
 		name := UnknownLicenseStates
-		if l != unknownLicenseState {
+		if l := uint32(l); l != unknownLicenseState {
 			name = LicenseStateName(l)
 		}
 		st.RequestsByLicense[name] += n

@@ -83,6 +83,7 @@ func TestObserveRequestCachedChildren(t *testing.T) {
 	for range 3 {
 		m.observeRequest("Windows", "windows-server-2025", "6", "activated", time.Millisecond)
 	}
+	m.observeRequest("Windows", "windows-server-2025", "6", "encode_error", time.Millisecond)
 	m.observeRequest("Windows", unknownLabel, "6", "unrecorded", time.Millisecond)
 	m.observeRequest(unknownLabel, unknownLabel, unknownLabel, "invalid_data", time.Millisecond)
 	mfs, err := m.registry.Gather()
@@ -106,9 +107,10 @@ func TestObserveRequestCachedChildren(t *testing.T) {
 		}
 	}
 	wantCounts := map[string]float64{
-		"application=Windows,group=windows-server-2025,protocol=6,result=activated,": 3,
-		"application=Windows,group=unknown,protocol=6,result=unrecorded,":            1,
-		"application=unknown,group=unknown,protocol=unknown,result=invalid_data,":    1,
+		"application=Windows,group=windows-server-2025,protocol=6,result=activated,":    3,
+		"application=Windows,group=windows-server-2025,protocol=6,result=encode_error,": 1,
+		"application=Windows,group=unknown,protocol=6,result=unrecorded,":               1,
+		"application=unknown,group=unknown,protocol=unknown,result=invalid_data,":       1,
 	}
 	if len(counts) != len(wantCounts) {
 		t.Errorf("requests_total series %v, want %v", counts, wantCounts)
@@ -118,7 +120,7 @@ func TestObserveRequestCachedChildren(t *testing.T) {
 			t.Errorf("requests_total{%s} = %v, want %v", k, counts[k], v)
 		}
 	}
-	if observed["protocol=6,"] != 4 || observed["protocol=unknown,"] != 1 || len(observed) != 2 {
-		t.Errorf("request_duration_seconds sample counts %v, want protocol 6: 4, unknown: 1", observed)
+	if observed["protocol=6,"] != 5 || observed["protocol=unknown,"] != 1 || len(observed) != 2 {
+		t.Errorf("request_duration_seconds sample counts %v, want protocol 6: 5, unknown: 1", observed)
 	}
 }

@@ -229,7 +229,10 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	// for the ledger, the conflict tracker, logs and every listing, and cut
 	// to what a ledger record holds (escapes make it longer).
 	in.Workstation = printable.Truncate(printable.Escape(in.Workstation), ledger.MaxTextLen)
-	now := h.cfg.clock()
+	now := start
+	if !h.cfg.wallClock {
+		now = h.cfg.clock()
+	}
 	res := Result{
 		ActivationInterval: h.cfg.activation,
 		RenewalInterval:    h.cfg.renewal,
@@ -330,7 +333,7 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	h.stats.record(&in, &res, now)
 	h.mu.Unlock()
 	h.conflicts.observe(in.CMID, in.Workstation, in.Peer.Addr())
-	h.logRequest(ctx, &in, &res, cid, time.Since(start))
+	h.logRequest(ctx, &in, &res, cid, start)
 	return res, nil
 }
 
@@ -433,8 +436,9 @@ func (h *Host) groupNames() string {
 }
 
 // logRequest writes the request's log line: the fields of a KMS host's
-// event 12290 plus the decision.
-func (h *Host) logRequest(ctx context.Context, in *Input, res *Result, cid *catalog.CountedID, took time.Duration) {
+// event 12290 plus the decision and the time since start. Nothing is
+// formatted, and the clock is not read, when the line's level is off.
+func (h *Host) logRequest(ctx context.Context, in *Input, res *Result, cid *catalog.CountedID, start time.Time) {
 	level := slog.LevelInfo
 	msg := "kms request answered"
 	if res.HRESULT != kms.OK {
@@ -471,7 +475,7 @@ func (h *Host) logRequest(ctx context.Context, in *Input, res *Result, cid *cata
 		slog.Bool("vm", in.VM),
 		slog.String("protocol", fmt.Sprintf("%d.%d", in.ProtocolMajor, in.ProtocolMinor)),
 		slog.String("group", res.Group),
-		slog.Duration("took", took),
+		slog.Duration("took", time.Since(start)),
 	)
 }
 

@@ -36,8 +36,9 @@ type Host struct {
 	store *ledger.Ledger
 	log   *slog.Logger
 
-	epids map[string]string // by group name
-	hwid  [8]byte
+	epids     map[string]string // by group name
+	groupEPID []string          // by index in cfg.groups, as decide reports it
+	hwid      [8]byte
 
 	// countOrder serializes counting an activation and queueing it for the
 	// ledger, so that the log holds count operations in the order memory
@@ -75,7 +76,7 @@ func New(cfg Config, cat *catalog.Catalog, store *ledger.Ledger, logger *slog.Lo
 		log:   logger,
 		epids: map[string]string{},
 		apps:  map[guid.GUID]*ledger.CountSet{},
-		stats: newCounters(),
+		stats: newCounters(len(s.groups)),
 
 		conflicts: newConflictTracker(),
 	}
@@ -124,6 +125,9 @@ func (h *Host) loadIdentity() error {
 		h.epids[g.Name] = e.String()
 		id.EPIDs[g.Name] = e.String()
 		dirty = true
+	}
+	for _, g := range h.cfg.groups {
+		h.groupEPID = append(h.groupEPID, h.epids[g.Name])
 	}
 	switch {
 	case h.cfg.hasHwID:
@@ -241,8 +245,8 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 		res.Application = a.Name
 	}
 	var cid *catalog.CountedID
-	var group *catalog.HostKeyGroup
-	res.HRESULT, res.Reason, cid, group = h.decide(in, now)
+	var gi int
+	res.HRESULT, res.Reason, cid, gi = h.decide(in, now)
 	rec := ledger.Activation{
 		Time: now, CMID: in.CMID, App: in.App, CountedID: in.CountedID, SKU: in.SKU,
 		Workstation: in.Workstation, Result: uint32(res.HRESULT),
@@ -255,8 +259,8 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	var enqueueErr error
 	var undo ledger.AddUndo
 	if res.HRESULT == kms.OK {
-		res.Group = group.Name
-		res.EPID = h.epids[group.Name]
+		res.Group = h.cfg.groups[gi].Name
+		res.EPID = h.groupEPID[gi]
 		res.HwID = h.hwid
 		h.countOrder.Lock()
 		h.mu.Lock()
@@ -327,10 +331,10 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			// before it whose write failed until they are reverted.
 			res.CurrentCount = pending.Count()
 		}
-		res.Reason = countedReason(group.Name, res.NewClient, res.CurrentCount, rec.Cap, in.NPolicy)
+		res.Reason = countedReason(res.Group, res.NewClient, res.CurrentCount, rec.Cap, in.NPolicy)
 	}
 	h.mu.Lock()
-	h.stats.record(&in, &res, now)
+	h.stats.record(&in, &res, gi, now)
 	h.mu.Unlock()
 	h.conflicts.observe(in.CMID, in.Workstation, in.Peer.Addr())
 	h.logRequest(ctx, &in, &res, cid, start)
@@ -391,17 +395,18 @@ func (h *Host) revert(app guid.GUID, u ledger.AddUndo) {
 
 // decide applies the policy: N_Policy, clock skew, then whether a
 // configured group covers (application, counted ID). The SKU never decides.
-func (h *Host) decide(in Input, now time.Time) (kms.HRESULT, string, *catalog.CountedID, *catalog.HostKeyGroup) {
+// It returns the index in h.cfg.groups of the group that activates, or -1.
+func (h *Host) decide(in Input, now time.Time) (kms.HRESULT, string, *catalog.CountedID, int) {
 	if in.NPolicy > MaxNPolicy {
-		return kms.ErrInvalidData, fmt.Sprintf("minimum count (N_Policy) %d exceeds %d", in.NPolicy, MaxNPolicy), nil, nil
+		return kms.ErrInvalidData, fmt.Sprintf("minimum count (N_Policy) %d exceeds %d", in.NPolicy, MaxNPolicy), nil, -1
 	}
 	if skew := in.ClientTime.Sub(now).Abs(); skew > h.cfg.skew || in.ClientTime.IsZero() {
 		return kms.ErrInvalidTimestamp, fmt.Sprintf("client clock %s is %s from host clock %s (limit %s)",
-			in.ClientTime.UTC().Format(time.RFC3339), skew.Round(time.Second), now.UTC().Format(time.RFC3339), h.cfg.skew), nil, nil
+			in.ClientTime.UTC().Format(time.RFC3339), skew.Round(time.Second), now.UTC().Format(time.RFC3339), h.cfg.skew), nil, -1
 	}
 	cid, ok := h.cat.CountedID(in.CountedID)
 	if !ok {
-		return kms.ErrKMSIDMismatch, fmt.Sprintf("unknown counted ID %s", in.CountedID), nil, nil
+		return kms.ErrKMSIDMismatch, fmt.Sprintf("unknown counted ID %s", in.CountedID), nil, -1
 	}
 	if cid.Refusable() {
 		kind := "retail"
@@ -411,17 +416,17 @@ func (h *Host) decide(in Input, now time.Time) (kms.HRESULT, string, *catalog.Co
 		case cid.AzureOnly:
 			kind = "Azure-only"
 		}
-		return kms.ErrKMSIDMismatch, fmt.Sprintf("counted ID %s (%s) is %s: no production host key activates it", cid.Name, cid.ID, kind), cid, nil
+		return kms.ErrKMSIDMismatch, fmt.Sprintf("counted ID %s (%s) is %s: no production host key activates it", cid.Name, cid.ID, kind), cid, -1
 	}
-	for _, g := range h.cfg.groups {
+	for i, g := range h.cfg.groups {
 		if g.Covers(in.App, in.CountedID) {
-			return kms.OK, "", cid, g
+			return kms.OK, "", cid, i
 		}
 	}
 	if in.App != cid.AppID {
-		return kms.ErrKMSIDMismatch, fmt.Sprintf("counted ID %s (%s) belongs to application %s, not %s", cid.Name, cid.ID, cid.AppID, in.App), cid, nil
+		return kms.ErrKMSIDMismatch, fmt.Sprintf("counted ID %s (%s) belongs to application %s, not %s", cid.Name, cid.ID, cid.AppID, in.App), cid, -1
 	}
-	return kms.ErrKMSIDMismatch, fmt.Sprintf("%s (%s) is not activated by the configured host key group(s) %s", cid.Name, cid.ID, h.groupNames()), cid, nil
+	return kms.ErrKMSIDMismatch, fmt.Sprintf("%s (%s) is not activated by the configured host key group(s) %s", cid.Name, cid.ID, h.groupNames()), cid, -1
 }
 
 func (h *Host) groupNames() string {

@@ -42,23 +42,27 @@ func licenseBucket(n uint32) uint32 {
 type counters struct {
 	byResult       map[kms.HRESULT]uint64
 	byLicense      [unknownLicenseState + 1]uint64 // by licenseBucket
-	byGroup        map[string]uint64
+	byGroup        []uint64                        // by index in settings.groups
 	ledgerFailures uint64
 	last           time.Time
 }
 
-func newCounters() counters {
+// newCounters returns empty statistics for a host of the given number of
+// groups.
+func newCounters(groups int) counters {
 	return counters{
+		byGroup:  make([]uint64, groups),
 		byResult: map[kms.HRESULT]uint64{},
-		byGroup:  map[string]uint64{},
 	}
 }
 
-func (c *counters) record(in *Input, res *Result, now time.Time) {
+// record counts one answered or refused request; group is the index of
+// the group that activated it, or -1.
+func (c *counters) record(in *Input, res *Result, group int, now time.Time) {
 	c.byResult[res.HRESULT]++
 	c.byLicense[licenseBucket(in.LicenseStatus)]++
-	if res.Group != "" {
-		c.byGroup[res.Group]++
+	if group >= 0 {
+		c.byGroup[group]++
 	}
 	if now.After(c.last) {
 		c.last = now
@@ -174,7 +178,9 @@ func (h *Host) Status() Status {
 		st.RequestsByLicense[name] += n
 	}
 	for g, n := range h.stats.byGroup {
-		st.RequestsByGroup[g] = n
+		if n > 0 {
+			st.RequestsByGroup[h.cfg.groups[g].Name] = n
+		}
 	}
 	st.LedgerFailures = h.stats.ledgerFailures
 	st.LastRequest = h.stats.last

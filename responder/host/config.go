@@ -76,6 +76,7 @@ type settings struct {
 	platform         int
 	skew             time.Duration
 	clock            func() time.Time
+	wallClock        bool // clock is time.Now: Activate reads it once
 	windowsGroupName string
 }
 
@@ -97,7 +98,7 @@ func resolve(cfg Config, cat *catalog.Catalog) (*settings, error) {
 		s.skew = DefaultMaxClockSkew
 	}
 	if s.clock == nil {
-		s.clock = time.Now
+		s.clock, s.wallClock = time.Now, true
 	}
 	if len(cfg.Groups) == 0 {
 		return nil, errNoGroup

@@ -40,11 +40,13 @@ type Conflict struct {
 func (c Conflict) Names() bool { return len(c.Workstations) > 1 }
 
 // cmidSeen is what the tracker keeps of one unflagged machine ID: its first
-// workstation name and address.
+// workstation name and address (unmapped; kept as a value and formatted
+// only when it becomes a conflict, which is rare).
 // counted marks one counted as a conflict after MaxConflicts were kept.
 type cmidSeen struct {
-	ws, addr string
-	counted  bool
+	ws      string
+	addr    netip.Addr
+	counted bool
 }
 
 // conflictTracker finds machine IDs seen from several workstations or
@@ -64,13 +66,13 @@ func newConflictTracker() *conflictTracker {
 
 // observe notes one request of cmid from workstation ws at address peer.
 func (t *conflictTracker) observe(cmid guid.GUID, ws string, peer netip.Addr) {
-	addr := peer.Unmap().String()
+	addr := peer.Unmap()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if c := t.conflicts[cmid]; c != nil {
 		wasNames := c.Names()
 		c.Workstations = addDistinct(c.Workstations, strings.Clone(ws), true)
-		c.Addresses = addDistinct(c.Addresses, strings.Clone(addr), false)
+		c.Addresses = addDistinct(c.Addresses, addr.String(), false)
 		if !wasNames && c.Names() {
 			t.names++
 			t.addrs--
@@ -86,7 +88,7 @@ func (t *conflictTracker) observe(cmid guid.GUID, ws string, peer netip.Addr) {
 				break
 			}
 		}
-		t.seen[cmid] = cmidSeen{ws: strings.Clone(ws), addr: strings.Clone(addr)}
+		t.seen[cmid] = cmidSeen{ws: strings.Clone(ws), addr: addr}
 		return
 	}
 	// Windows compares computer names case-insensitively.
@@ -108,7 +110,7 @@ func (t *conflictTracker) observe(cmid guid.GUID, ws string, peer netip.Addr) {
 	delete(t.seen, cmid)
 	c := &Conflict{
 		Workstations: addDistinct([]string{s.ws}, strings.Clone(ws), true),
-		Addresses:    addDistinct([]string{s.addr}, strings.Clone(addr), false),
+		Addresses:    addDistinct([]string{s.addr.String()}, addr.String(), false),
 	}
 	t.conflicts[cmid] = c
 	if c.Names() {

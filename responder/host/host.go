@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,8 +36,9 @@ type Host struct {
 	store *ledger.Ledger
 	log   *slog.Logger
 
-	epids map[string]string // by group name
-	hwid  [8]byte
+	epids     map[string]string // by group name
+	groupEPID []string          // by index in cfg.groups, as decide reports it
+	hwid      [8]byte
 
 	// countOrder serializes counting an activation and queueing it for the
 	// ledger, so that the log holds count operations in the order memory
@@ -74,7 +76,7 @@ func New(cfg Config, cat *catalog.Catalog, store *ledger.Ledger, logger *slog.Lo
 		log:   logger,
 		epids: map[string]string{},
 		apps:  map[guid.GUID]*ledger.CountSet{},
-		stats: newCounters(),
+		stats: newCounters(len(s.groups)),
 
 		conflicts: newConflictTracker(),
 	}
@@ -123,6 +125,9 @@ func (h *Host) loadIdentity() error {
 		h.epids[g.Name] = e.String()
 		id.EPIDs[g.Name] = e.String()
 		dirty = true
+	}
+	for _, g := range h.cfg.groups {
+		h.groupEPID = append(h.groupEPID, h.epids[g.Name])
 	}
 	switch {
 	case h.cfg.hasHwID:
@@ -228,7 +233,10 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 	// for the ledger, the conflict tracker, logs and every listing, and cut
 	// to what a ledger record holds (escapes make it longer).
 	in.Workstation = printable.Truncate(printable.Escape(in.Workstation), ledger.MaxTextLen)
-	now := h.cfg.clock()
+	now := start
+	if !h.cfg.wallClock {
+		now = h.cfg.clock()
+	}
 	res := Result{
 		ActivationInterval: h.cfg.activation,
 		RenewalInterval:    h.cfg.renewal,
@@ -237,19 +245,22 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 		res.Application = a.Name
 	}
 	var cid *catalog.CountedID
-	var group *catalog.HostKeyGroup
-	res.HRESULT, res.Reason, cid, group = h.decide(in, now)
+	var gi int
+	res.HRESULT, res.Reason, cid, gi = h.decide(in, now)
 	rec := ledger.Activation{
 		Time: now, CMID: in.CMID, App: in.App, CountedID: in.CountedID, SKU: in.SKU,
-		Workstation: in.Workstation, Source: in.Peer.String(), Result: uint32(res.HRESULT),
+		Workstation: in.Workstation, Result: uint32(res.HRESULT),
 		LicenseStatus: in.LicenseStatus, Protocol: uint8(min(in.ProtocolMajor, 255)),
+	}
+	if h.store != nil {
+		rec.Source = in.Peer.String()
 	}
 	var pending ledger.Pending
 	var enqueueErr error
 	var undo ledger.AddUndo
 	if res.HRESULT == kms.OK {
-		res.Group = group.Name
-		res.EPID = h.epids[group.Name]
+		res.Group = h.cfg.groups[gi].Name
+		res.EPID = h.groupEPID[gi]
 		res.HwID = h.hwid
 		h.countOrder.Lock()
 		h.mu.Lock()
@@ -287,10 +298,13 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 					// The write may still succeed: decide when the
 					// ledger answers (it answers every queued write).
+					// Only the application is captured: capturing in
+					// would move every request's Input to the heap.
+					app := in.App
 					go func() {
 						if pending.Wait(context.Background()) != nil {
 							h.countOrder.Lock()
-							h.revert(in.App, undo)
+							h.revert(app, undo)
 							h.countOrder.Unlock()
 						}
 					}()
@@ -317,24 +331,56 @@ func (h *Host) Activate(ctx context.Context, in Input) (Result, error) {
 			// before it whose write failed until they are reverted.
 			res.CurrentCount = pending.Count()
 		}
-		who := "known client"
-		if res.NewClient {
-			who = "new client"
-		}
-		// The host answers; whether the client activates is the client's decision, by the
-		// count against the threshold it sent (N_Policy).
-		if res.CurrentCount >= int(in.NPolicy) {
-			res.Reason = fmt.Sprintf("activated by %s; %s, count %d of cap %d (needs %d)", group.Name, who, res.CurrentCount, rec.Cap, in.NPolicy)
-		} else {
-			res.Reason = fmt.Sprintf("counted, below threshold: count %d of %d needed, by %s; %s, cap %d", res.CurrentCount, in.NPolicy, group.Name, who, rec.Cap)
-		}
+		res.Reason = countedReason(res.Group, res.NewClient, res.CurrentCount, rec.Cap, in.NPolicy)
 	}
 	h.mu.Lock()
-	h.stats.record(&in, &res, now)
+	h.stats.record(&in, &res, gi, now)
 	h.mu.Unlock()
 	h.conflicts.observe(in.CMID, in.Workstation, in.Peer.Addr())
-	h.logRequest(ctx, &in, &res, cid, time.Since(start))
+	h.logRequest(ctx, &in, &res, cid, start)
 	return res, nil
+}
+
+// countedReason says why an activation was answered: activated when count
+// reaches the client's threshold need (the host answers; whether the client
+// activates is the client's decision, by the count against the threshold it
+// sent), else counted below it. It is built with appends into a stack
+// buffer rather than fmt, as every answered request has one: only the
+// resulting string is allocated.
+func countedReason(group string, newClient bool, count, capacity int, need uint32) string {
+	who := "known client"
+	if newClient {
+		who = "new client"
+	}
+	var buf [128]byte
+	b := buf[:0]
+	if count >= int(need) {
+		// activated by GROUP; WHO, count N of cap C (needs M)
+		b = append(b, "activated by "...)
+		b = append(b, group...)
+		b = append(b, "; "...)
+		b = append(b, who...)
+		b = append(b, ", count "...)
+		b = strconv.AppendInt(b, int64(count), 10)
+		b = append(b, " of cap "...)
+		b = strconv.AppendInt(b, int64(capacity), 10)
+		b = append(b, " (needs "...)
+		b = strconv.AppendUint(b, uint64(need), 10)
+		b = append(b, ')')
+	} else {
+		// counted, below threshold: count N of M needed, by GROUP; WHO, cap C
+		b = append(b, "counted, below threshold: count "...)
+		b = strconv.AppendInt(b, int64(count), 10)
+		b = append(b, " of "...)
+		b = strconv.AppendUint(b, uint64(need), 10)
+		b = append(b, " needed, by "...)
+		b = append(b, group...)
+		b = append(b, "; "...)
+		b = append(b, who...)
+		b = append(b, ", cap "...)
+		b = strconv.AppendInt(b, int64(capacity), 10)
+	}
+	return string(b)
 }
 
 // revert takes an activation whose write failed back out of its
@@ -349,17 +395,18 @@ func (h *Host) revert(app guid.GUID, u ledger.AddUndo) {
 
 // decide applies the policy: N_Policy, clock skew, then whether a
 // configured group covers (application, counted ID). The SKU never decides.
-func (h *Host) decide(in Input, now time.Time) (kms.HRESULT, string, *catalog.CountedID, *catalog.HostKeyGroup) {
+// It returns the index in h.cfg.groups of the group that activates, or -1.
+func (h *Host) decide(in Input, now time.Time) (kms.HRESULT, string, *catalog.CountedID, int) {
 	if in.NPolicy > MaxNPolicy {
-		return kms.ErrInvalidData, fmt.Sprintf("minimum count (N_Policy) %d exceeds %d", in.NPolicy, MaxNPolicy), nil, nil
+		return kms.ErrInvalidData, fmt.Sprintf("minimum count (N_Policy) %d exceeds %d", in.NPolicy, MaxNPolicy), nil, -1
 	}
 	if skew := in.ClientTime.Sub(now).Abs(); skew > h.cfg.skew || in.ClientTime.IsZero() {
 		return kms.ErrInvalidTimestamp, fmt.Sprintf("client clock %s is %s from host clock %s (limit %s)",
-			in.ClientTime.UTC().Format(time.RFC3339), skew.Round(time.Second), now.UTC().Format(time.RFC3339), h.cfg.skew), nil, nil
+			in.ClientTime.UTC().Format(time.RFC3339), skew.Round(time.Second), now.UTC().Format(time.RFC3339), h.cfg.skew), nil, -1
 	}
 	cid, ok := h.cat.CountedID(in.CountedID)
 	if !ok {
-		return kms.ErrKMSIDMismatch, fmt.Sprintf("unknown counted ID %s", in.CountedID), nil, nil
+		return kms.ErrKMSIDMismatch, fmt.Sprintf("unknown counted ID %s", in.CountedID), nil, -1
 	}
 	if cid.Refusable() {
 		kind := "retail"
@@ -369,17 +416,17 @@ func (h *Host) decide(in Input, now time.Time) (kms.HRESULT, string, *catalog.Co
 		case cid.AzureOnly:
 			kind = "Azure-only"
 		}
-		return kms.ErrKMSIDMismatch, fmt.Sprintf("counted ID %s (%s) is %s: no production host key activates it", cid.Name, cid.ID, kind), cid, nil
+		return kms.ErrKMSIDMismatch, fmt.Sprintf("counted ID %s (%s) is %s: no production host key activates it", cid.Name, cid.ID, kind), cid, -1
 	}
-	for _, g := range h.cfg.groups {
+	for i, g := range h.cfg.groups {
 		if g.Covers(in.App, in.CountedID) {
-			return kms.OK, "", cid, g
+			return kms.OK, "", cid, i
 		}
 	}
 	if in.App != cid.AppID {
-		return kms.ErrKMSIDMismatch, fmt.Sprintf("counted ID %s (%s) belongs to application %s, not %s", cid.Name, cid.ID, cid.AppID, in.App), cid, nil
+		return kms.ErrKMSIDMismatch, fmt.Sprintf("counted ID %s (%s) belongs to application %s, not %s", cid.Name, cid.ID, cid.AppID, in.App), cid, -1
 	}
-	return kms.ErrKMSIDMismatch, fmt.Sprintf("%s (%s) is not activated by the configured host key group(s) %s", cid.Name, cid.ID, h.groupNames()), cid, nil
+	return kms.ErrKMSIDMismatch, fmt.Sprintf("%s (%s) is not activated by the configured host key group(s) %s", cid.Name, cid.ID, h.groupNames()), cid, -1
 }
 
 func (h *Host) groupNames() string {
@@ -394,8 +441,9 @@ func (h *Host) groupNames() string {
 }
 
 // logRequest writes the request's log line: the fields of a KMS host's
-// event 12290 plus the decision.
-func (h *Host) logRequest(ctx context.Context, in *Input, res *Result, cid *catalog.CountedID, took time.Duration) {
+// event 12290 plus the decision and the time since start. Nothing is
+// formatted, and the clock is not read, when the line's level is off.
+func (h *Host) logRequest(ctx context.Context, in *Input, res *Result, cid *catalog.CountedID, start time.Time) {
 	level := slog.LevelInfo
 	msg := "kms request answered"
 	if res.HRESULT != kms.OK {
@@ -432,7 +480,7 @@ func (h *Host) logRequest(ctx context.Context, in *Input, res *Result, cid *cata
 		slog.Bool("vm", in.VM),
 		slog.String("protocol", fmt.Sprintf("%d.%d", in.ProtocolMajor, in.ProtocolMinor)),
 		slog.String("group", res.Group),
-		slog.Duration("took", took),
+		slog.Duration("took", time.Since(start)),
 	)
 }
 

@@ -761,3 +761,33 @@ func TestParseHwID(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupIdentityAndStatistics: with several groups, each answer carries
+// the ePID of the group that served it, and the status counts requests
+// under that group's name only (refusals under none).
+func TestGroupIdentityAndStatistics(t *testing.T) {
+	f := newFixture(t, "windows-server-2019", "office-2016")
+	epids := f.host.EPIDs()
+	if epids["windows-server-2019"] == epids["office-2016"] {
+		t.Fatalf("two groups share the ePID %q", epids["office-2016"])
+	}
+	for i, tc := range []struct {
+		app, counted guid.GUID
+		group        string
+	}{
+		{testkit.AppWindows, testkit.KMSWin10, "windows-server-2019"},
+		{testkit.AppOffice, idOffice16, "office-2016"},
+		{testkit.AppOffice, idOffice16, "office-2016"},
+		{testkit.AppOffice, idOffice19, ""},
+	} {
+		res := f.activate(f.request(i, tc.app, tc.counted))
+		if res.Group != tc.group || res.EPID != epids[tc.group] {
+			t.Errorf("request %d: group %q ePID %q, want %q %q", i, res.Group, res.EPID, tc.group, epids[tc.group])
+		}
+	}
+	st := f.host.Status()
+	want := map[string]uint64{"windows-server-2019": 1, "office-2016": 2}
+	if fmt.Sprint(st.RequestsByGroup) != fmt.Sprint(want) {
+		t.Errorf("requests by group %v, want %v", st.RequestsByGroup, want)
+	}
+}

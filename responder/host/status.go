@@ -41,25 +41,28 @@ func licenseBucket(n uint32) uint32 {
 // counters are the request statistics; guarded by Host.mu.
 type counters struct {
 	byResult       map[kms.HRESULT]uint64
-	byLicense      map[uint32]uint64 // by licenseBucket: at most 8 keys
-	byGroup        map[string]uint64
+	byLicense      [unknownLicenseState + 1]uint64 // by licenseBucket
+	byGroup        []uint64                        // by index in settings.groups
 	ledgerFailures uint64
 	last           time.Time
 }
 
-func newCounters() counters {
+// newCounters returns empty statistics for a host of the given number of
+// groups.
+func newCounters(groups int) counters {
 	return counters{
-		byResult:  map[kms.HRESULT]uint64{},
-		byLicense: map[uint32]uint64{},
-		byGroup:   map[string]uint64{},
+		byGroup:  make([]uint64, groups),
+		byResult: map[kms.HRESULT]uint64{},
 	}
 }
 
-func (c *counters) record(in *Input, res *Result, now time.Time) {
+// record counts one answered or refused request; group is the index of
+// the group that activated it, or -1.
+func (c *counters) record(in *Input, res *Result, group int, now time.Time) {
 	c.byResult[res.HRESULT]++
 	c.byLicense[licenseBucket(in.LicenseStatus)]++
-	if res.Group != "" {
-		c.byGroup[res.Group]++
+	if group >= 0 {
+		c.byGroup[group]++
 	}
 	if now.After(c.last) {
 		c.last = now
@@ -165,14 +168,19 @@ func (h *Host) Status() Status {
 		st.RequestsByResult[r.Error()] = n
 	}
 	for l, n := range h.stats.byLicense {
+		if n == 0 {
+			continue // a state never seen is not listed
+		}
 		name := UnknownLicenseStates
-		if l != unknownLicenseState {
+		if l := uint32(l); l != unknownLicenseState {
 			name = LicenseStateName(l)
 		}
 		st.RequestsByLicense[name] += n
 	}
 	for g, n := range h.stats.byGroup {
-		st.RequestsByGroup[g] = n
+		if n > 0 {
+			st.RequestsByGroup[h.cfg.groups[g].Name] = n
+		}
 	}
 	st.LedgerFailures = h.stats.ledgerFailures
 	st.LastRequest = h.stats.last

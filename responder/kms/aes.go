@@ -5,10 +5,12 @@ import (
 	"fmt"
 )
 
-// This file holds a small table-driven Rijndael core with a 128-bit block.
-// Unlike crypto/aes it accepts any key length of 4..8 words (so the 160-bit
-// key of the V4 MAC works) and lets the caller alter the expanded round keys
-// (the V6 schedule tweak) before the decryption schedule is derived.
+// This file holds a small Rijndael core with a 128-bit block. Unlike
+// crypto/aes it accepts any key length of 4..8 words (so the 160-bit key of
+// the V4 MAC works) and lets the caller alter the expanded round keys (the
+// V6 schedule tweak) before the decryption schedule is derived. Blocks are
+// enciphered with the processor's AES instructions on amd64 processors that
+// have them (aes_amd64.s; about 3x faster), else with lookup tables.
 
 const (
 	blockSize   = 16
@@ -17,11 +19,16 @@ const (
 
 // rijndael is an expanded Rijndael key: the encryption round keys and the
 // decryption round keys of the equivalent inverse cipher, as big-endian
-// words. It is read-only once built and safe for concurrent use.
+// words for the tables and as bytes in block order for the processor's AES
+// instructions (which take any round keys, so the V6 tweak and the 160-bit
+// V4 key work there too). It is read-only once built and safe for
+// concurrent use.
 type rijndael struct {
 	rounds int
 	enc    [maxKeyWords]uint32
 	dec    [maxKeyWords]uint32
+	encB   [4 * maxKeyWords]byte
+	decB   [4 * maxKeyWords]byte
 }
 
 // aesTables are the S-boxes and the combined SubBytes/MixColumns tables.
@@ -158,10 +165,26 @@ func (c *rijndael) deriveDecryption() {
 			c.dec[i+j] = w
 		}
 	}
+	for i := range n {
+		binary.BigEndian.PutUint32(c.encB[4*i:], c.enc[i])
+		binary.BigEndian.PutUint32(c.decB[4*i:], c.dec[i])
+	}
 }
 
-// encrypt enciphers one block; dst and src may overlap entirely.
+// encrypt enciphers one block; dst and src may overlap entirely. It uses
+// the processor's AES instructions where there are some, else the tables.
 func (c *rijndael) encrypt(dst, src []byte) {
+	_ = src[15]
+	_ = dst[15]
+	if hasAESNI {
+		aesniEncrypt(c.rounds, &c.encB[0], &dst[0], &src[0])
+		return
+	}
+	c.encryptTables(dst, src)
+}
+
+// encryptTables is encrypt with the tables.
+func (c *rijndael) encryptTables(dst, src []byte) {
 	_ = src[15]
 	_ = dst[15]
 	k := c.enc[:4*(c.rounds+1)]
@@ -192,8 +215,20 @@ func (c *rijndael) encrypt(dst, src []byte) {
 	binary.BigEndian.PutUint32(dst[12:16], t3^rk[3])
 }
 
-// decrypt deciphers one block; dst and src may overlap entirely.
+// decrypt deciphers one block; dst and src may overlap entirely. It uses
+// the processor's AES instructions where there are some, else the tables.
 func (c *rijndael) decrypt(dst, src []byte) {
+	_ = src[15]
+	_ = dst[15]
+	if hasAESNI {
+		aesniDecrypt(c.rounds, &c.decB[0], &dst[0], &src[0])
+		return
+	}
+	c.decryptTables(dst, src)
+}
+
+// decryptTables is decrypt with the tables.
+func (c *rijndael) decryptTables(dst, src []byte) {
 	_ = src[15]
 	_ = dst[15]
 	k := c.dec[:4*(c.rounds+1)]

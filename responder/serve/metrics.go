@@ -2,6 +2,7 @@ package serve
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +21,18 @@ type responderMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	conns    *prometheus.CounterVec
+
+	// Children of requests and duration already used, so a request costs
+	// one map lookup instead of the vectors' label hashing and checks. The
+	// label values come from the catalog, the configuration and fixed
+	// result names, so these hold as many entries as the vectors do.
+	childMu       sync.RWMutex
+	requestChild  map[requestLabels]prometheus.Counter
+	durationChild map[string]prometheus.Observer
 }
+
+// requestLabels are the label values of one requests_total series.
+type requestLabels struct{ app, group, protocol, result string }
 
 // newResponderMetrics returns the request and connection counters on a new
 // registry; Run adds the stateCollector once what it reads exists.
@@ -41,14 +53,29 @@ func newResponderMetrics() *responderMetrics {
 			Help: "RPC connection events: conn_opened, conn_closed, conn_refused, conn_evicted, conn_refused_per_address, conn_evicted_per_address, pdu_error, timeout, fault.",
 		}, []string{"event"}),
 	}
+	m.requestChild = map[requestLabels]prometheus.Counter{}
+	m.durationChild = map[string]prometheus.Observer{}
 	m.registry.MustRegister(m.requests, m.duration, m.conns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 func (m *responderMetrics) observeRequest(app, group, protocol, result string, d time.Duration) {
-	m.requests.WithLabelValues(app, group, protocol, result).Inc()
-	m.duration.WithLabelValues(protocol).Observe(d.Seconds())
+	key := requestLabels{app, group, protocol, result}
+	m.childMu.RLock()
+	req, reqOK := m.requestChild[key]
+	dur, durOK := m.durationChild[protocol]
+	m.childMu.RUnlock()
+	if !reqOK || !durOK {
+		req = m.requests.WithLabelValues(app, group, protocol, result)
+		dur = m.duration.WithLabelValues(protocol)
+		m.childMu.Lock()
+		m.requestChild[key] = req
+		m.durationChild[protocol] = dur
+		m.childMu.Unlock()
+	}
+	req.Inc()
+	dur.Observe(d.Seconds())
 }
 
 func (m *responderMetrics) observeConn(e dcerpc.Event) {

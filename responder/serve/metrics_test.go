@@ -74,3 +74,53 @@ func TestMetricsLedgerStoredClientsAndPending(t *testing.T) {
 		t.Error("the old name kms_responder_ledger_clients is still reported")
 	}
 }
+
+// TestObserveRequestCachedChildren: requests counted through the cached
+// children land in the series of their own labels, the first and every
+// later time, and the duration histogram counts each under its protocol.
+func TestObserveRequestCachedChildren(t *testing.T) {
+	m := newResponderMetrics()
+	for range 3 {
+		m.observeRequest("Windows", "windows-server-2025", "6", "activated", time.Millisecond)
+	}
+	m.observeRequest("Windows", "windows-server-2025", "6", "encode_error", time.Millisecond)
+	m.observeRequest("Windows", unknownLabel, "6", "unrecorded", time.Millisecond)
+	m.observeRequest(unknownLabel, unknownLabel, unknownLabel, "invalid_data", time.Millisecond)
+	mfs, err := m.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	observed := map[string]uint64{}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			var labels string
+			for _, lp := range mt.GetLabel() {
+				labels += lp.GetName() + "=" + lp.GetValue() + ","
+			}
+			switch mf.GetName() {
+			case "kms_responder_requests_total":
+				counts[labels] = mt.GetCounter().GetValue()
+			case "kms_responder_request_duration_seconds":
+				observed[labels] = mt.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	wantCounts := map[string]float64{
+		"application=Windows,group=windows-server-2025,protocol=6,result=activated,":    3,
+		"application=Windows,group=windows-server-2025,protocol=6,result=encode_error,": 1,
+		"application=Windows,group=unknown,protocol=6,result=unrecorded,":               1,
+		"application=unknown,group=unknown,protocol=unknown,result=invalid_data,":       1,
+	}
+	if len(counts) != len(wantCounts) {
+		t.Errorf("requests_total series %v, want %v", counts, wantCounts)
+	}
+	for k, v := range wantCounts {
+		if counts[k] != v {
+			t.Errorf("requests_total{%s} = %v, want %v", k, counts[k], v)
+		}
+	}
+	if observed["protocol=6,"] != 5 || observed["protocol=unknown,"] != 1 || len(observed) != 2 {
+		t.Errorf("request_duration_seconds sample counts %v, want protocol 6: 5, unknown: 1", observed)
+	}
+}

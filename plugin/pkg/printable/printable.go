@@ -22,6 +22,8 @@ import (
 // Is reports whether r may be shown as it is.
 func Is(r rune) bool {
 	switch {
+	case r >= 0x20 && r < 0x7f:
+		return true // printable ASCII: neither a control nor in Cf or Cs
 	case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f:
 		return false
 	case r == '\u2028', r == '\u2029':
@@ -37,6 +39,10 @@ func Is(r rune) bool {
 // Valid reports whether every character of s is printable: Escape(s) == s.
 func Valid(s string) bool {
 	for i := 0; i < len(s); {
+		if c := s[i]; c >= 0x20 && c < 0x7f {
+			i++ // printable ASCII, the usual case, without decoding
+			continue
+		}
 		r, n := utf8.DecodeRuneInString(s[i:])
 		if !Is(r) {
 			return false

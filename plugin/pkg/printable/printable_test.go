@@ -3,6 +3,7 @@ package printable
 import (
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -132,4 +133,34 @@ func FuzzEscape(f *testing.F) {
 			t.Fatalf("CSVCell(%q) = %q not printable", s, c)
 		}
 	})
+}
+
+// TestIsEveryRune holds Is, with its ASCII shortcut, to the package's rule
+// for every rune and a few values outside Unicode, and Valid to Is on each
+// rune as a one-character string.
+func TestIsEveryRune(t *testing.T) {
+	rule := func(r rune) bool {
+		return r >= 0x20 && r != 0x7f && (r < 0x80 || r > 0x9f) && r != '\u2028' && r != '\u2029' &&
+			r != utf8.RuneError && r <= unicode.MaxRune && !unicode.Is(unicode.Cf, r) && !unicode.Is(unicode.Cs, r)
+	}
+	for r := rune(-1); r <= unicode.MaxRune+1; r++ {
+		if got, want := Is(r), rule(r); got != want {
+			t.Fatalf("Is(%U) = %v, want %v", r, got, want)
+		}
+		if r < 0 || r > unicode.MaxRune || unicode.Is(unicode.Cs, r) {
+			continue // no UTF-8 encoding
+		}
+		if got, want := Valid(string(r)), rule(r); got != want {
+			t.Fatalf("Valid(%q) = %v, want %v", string(r), got, want)
+		}
+	}
+	for _, s := range []string{"DESKTOP-0123456.corp.example.com", "a\x7fb", "a\x1bb", "ok\xff", "é\u202e", ""} {
+		want := true
+		for _, r := range s { // a byte that is not UTF-8 comes as RuneError
+			want = want && Is(r)
+		}
+		if got := Valid(s); got != want {
+			t.Errorf("Valid(%q) = %v, want %v", s, got, want)
+		}
+	}
 }

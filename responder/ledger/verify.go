@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -94,14 +93,7 @@ func decodeValue(sv storedValue, v []byte) error {
 	var err error
 	switch {
 	case sv.timed:
-		if len(sv.k) != 40 {
-			err = fmt.Errorf("key has %d bytes, want 40", len(sv.k))
-			break
-		}
-		var c Client
-		if c, err = DecodeClient(v); err == nil && !recordMatchesKey(&c, sv.k) {
-			err = fmt.Errorf("the record (client %s, application %s, last seen %s) does not match its key", c.CMID, c.App, c.LastSeen.UTC().Format(time.RFC3339Nano))
-		}
+		err = checkTimedRecord(sv.k, v)
 	case strings.HasPrefix(sv.what, "meta"):
 		if sv.what != fmt.Sprintf("meta %q", keyDamage) && len(v) != 8 {
 			err = fmt.Errorf("%d bytes, want 8", len(v))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime/debug"
 )
 
 // bbolt page flags and element sizes, as its file format defines them.
@@ -24,14 +25,41 @@ const (
 // keys are in order within the bounds their parents set.
 type storeWalk struct {
 	f         *os.File
+	mapped    []byte // the file's pages 0..hwm-1 in place of f, when it could be mapped
 	pageSize  int64
 	hwm       uint64
 	reachable []bool
 }
 
-// walkStore runs the walk from meta m's root bucket.
+// walkStore runs the walk from meta m's root bucket. The caller has
+// checked that the file holds m's hwm pages. It reads the pages through a
+// read-only map of the file where it can, and with pread otherwise.
 func walkStore(f *os.File, m boltMeta) error {
-	w := &storeWalk{f: f, pageSize: int64(m.pageSize), hwm: m.hwm, reachable: make([]bool, m.hwm)}
+	data, unmap := mapStoreFile(f, int64(m.hwm)*int64(m.pageSize))
+	if data != nil {
+		defer unmap()
+	}
+	return walkPages(f, m, data)
+}
+
+// walkPages is walkStore reading the pages from mapped (the file's first
+// hwm pages, mapped) or, when it is nil, from f. A fault reading mapped,
+// should the file shrink meanwhile, is returned as an error.
+func walkPages(f *os.File, m boltMeta, mapped []byte) (err error) {
+	w := &storeWalk{f: f, mapped: mapped, pageSize: int64(m.pageSize), hwm: m.hwm, reachable: make([]bool, m.hwm)}
+	if mapped != nil {
+		old := debug.SetPanicOnFault(true)
+		defer debug.SetPanicOnFault(old)
+		defer func() {
+			if r := recover(); r != nil {
+				fault, ok := r.(interface{ Addr() uintptr })
+				if !ok {
+					panic(r)
+				}
+				err = fmt.Errorf("reading the file at address %#x faulted (did it shrink while it was read?): %v", fault.Addr(), r)
+			}
+		}()
+	}
 	roots := []uint64{m.root}
 	for len(roots) > 0 {
 		root := roots[len(roots)-1]
@@ -51,9 +79,14 @@ func (w *storeWalk) page(id uint64) ([]byte, error) {
 		return nil, fmt.Errorf("page %d is outside 2..%d", id, w.hwm-1)
 	}
 	// One read for the page; a second only for its overflow pages.
-	head := make([]byte, w.pageSize)
-	if _, err := w.f.ReadAt(head, int64(id)*w.pageSize); err != nil {
-		return nil, fmt.Errorf("page %d: %v", id, err)
+	var head []byte
+	if w.mapped != nil {
+		head = w.mapped[int64(id)*w.pageSize : int64(id+1)*w.pageSize]
+	} else {
+		head = make([]byte, w.pageSize)
+		if _, err := w.f.ReadAt(head, int64(id)*w.pageSize); err != nil {
+			return nil, fmt.Errorf("page %d: %v", id, err)
+		}
 	}
 	e := binary.NativeEndian
 	overflow := uint64(e.Uint32(head[12:16]))
@@ -71,6 +104,9 @@ func (w *storeWalk) page(id uint64) ([]byte, error) {
 	}
 	if overflow == 0 {
 		return head, nil
+	}
+	if w.mapped != nil {
+		return w.mapped[int64(id)*w.pageSize : int64(id+overflow+1)*w.pageSize], nil
 	}
 	b := make([]byte, int64(overflow+1)*w.pageSize)
 	if _, err := w.f.ReadAt(b, int64(id)*w.pageSize); err != nil {

@@ -84,6 +84,19 @@ func (x *clientIndex) add(records *bolt.Bucket, id *clientID, ts uint64) bool {
 	return true
 }
 
+// addFree adds id, last seen at ts, while Open builds the index, if no
+// client holds its hash; it reports false, adding nothing, when one does
+// (another client, or an earlier record of id: add judges which). A client
+// whose hash is free is in clash neither.
+func (x *clientIndex) addFree(id *clientID, ts uint64) bool {
+	h := x.hash(id)
+	if _, held := x.byHash[h]; held {
+		return false
+	}
+	x.byHash[h] = ts
+	return true
+}
+
 // apply makes one committed change.
 func (x *clientIndex) apply(c indexChange) {
 	h := x.hash(&c.id)

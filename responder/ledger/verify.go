@@ -138,37 +138,44 @@ func decodeValue(sv storedValue, v []byte) error {
 func verifyStore(tx *bolt.Tx, path string, schema byte) (*clientIndex, error) {
 	var bad []string
 	n := 0
-	var index *clientIndex
+	report := func(what string, k []byte, err error) {
+		n++
+		if len(bad) < 5 {
+			bad = append(bad, fmt.Sprintf("%s %x: %v", what, k, err))
+		}
+	}
+	var build *indexBuilder
 	records := tx.Bucket(bucketRecords)
 	if schema >= 3 {
 		size := 0
 		if records != nil {
 			size = records.Stats().KeyN
 		}
-		index = newClientIndex(size)
+		build = startIndexBuild(size)
+		defer build.stop()
 	}
 	err := forEachValue(tx, schema, func(sv storedValue) error {
 		v, err := unseal(sv.what, sv.sealKey(), sv.v)
 		if err == nil {
 			err = decodeValue(sv, v)
 		}
-		if err == nil && sv.timed {
-			ts, id, _ := splitRecordKey(sv.k)
-			if !index.add(records, &id, ts) {
-				err = fmt.Errorf("a second record of client %s, application %s", guid.GUID(id[:16]), guid.GUID(id[16:]))
-			}
-		}
 		if err != nil {
-			n++
-			if len(bad) < 5 {
-				bad = append(bad, fmt.Sprintf("%s %x: %v", sv.what, sv.k, err))
-			}
+			report(sv.what, sv.k, err)
+		} else if sv.timed {
+			ts, id, _ := splitRecordKey(sv.k)
+			build.add(&id, ts)
 		}
 		return nil
 	})
 	if err != nil {
 		bad = append(bad, err.Error())
 		n++
+	}
+	var index *clientIndex
+	if build != nil {
+		index = build.finish(records, func(id *clientID, ts uint64) {
+			report("client record", appendRecordKey(nil, ts, id), fmt.Errorf("a second record of client %s, application %s", guid.GUID(id[:16]), guid.GUID(id[16:])))
+		})
 	}
 	if n == 0 {
 		return index, nil

@@ -332,7 +332,9 @@ func boltOptions(opts *Options, readOnly bool, d *dataDir) *bolt.Options {
 		ReadOnly:       readOnly,
 		// Mapped large from the start: see storeMmapSize.
 		InitialMmapSize: storeMmapSize(readOnly),
-		OpenFile:        d.openFile,
+		// Open's walks read every page: map them at once (see mapPopulate).
+		MmapFlags: mapPopulate,
+		OpenFile:  d.openFile,
 	}
 }
 

@@ -17,7 +17,7 @@ func mapStoreFile(f *os.File, size int64) (data []byte, unmap func()) {
 	if size <= 0 || int64(int(size)) != size {
 		return nil, nil
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED|mapPopulate)
 	if err != nil {
 		return nil, nil
 	}

@@ -59,8 +59,8 @@
 // the record's old key and appends the new one. Retention pruning walks
 // it from the oldest key, ClientsPage from the newest, with the key as its
 // cursor. A client's key is found through an in-memory map CMID‖App →
-// lastSeen (clientIndex, index.go) that Open builds in the same walk as
-// verifyStore and the applier keeps. Each key is checked against the
+// lastSeen (clientIndex, index.go) that Open builds from verifyStore's
+// walk (in a goroutine beside it, indexbuild.go) and the applier keeps. Each key is checked against the
 // record's own CMID, application and last request, and a client with two
 // records is damage.
 //

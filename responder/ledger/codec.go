@@ -102,10 +102,16 @@ func (r *reader) version(want uint8) {
 // and at most max bytes long.
 func (r *reader) str(field string, max int) string {
 	start := r.off
-	n := int(r.u8(field + " length"))
 	if r.err != nil {
 		return ""
 	}
+	if r.off == len(r.b) {
+		// The length byte's field name is built only for the error.
+		r.take(1, field+" length")
+		return ""
+	}
+	n := int(r.b[r.off])
+	r.off++
 	if n > max {
 		r.off = start
 		r.fail(field, "length %d exceeds the limit of %d bytes", n, max)

@@ -108,3 +108,26 @@ func FuzzTimedRecordOK(f *testing.F) {
 		}
 	})
 }
+
+// TestRecordCheckAllocs: judging a good record at Open allocates nothing,
+// and decoding one allocates only its two strings (no field names built
+// for errors that do not happen).
+func TestRecordCheckAllocs(t *testing.T) {
+	c := sampleClient()
+	v := encodeClient(&c)
+	k := keyFor(v)
+	if n := testing.AllocsPerRun(100, func() {
+		if err := checkTimedRecord(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("checkTimedRecord allocates %v times per record, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := DecodeClient(v); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 2 {
+		t.Errorf("DecodeClient allocates %v times per record, want at most 2 (its strings)", n)
+	}
+}

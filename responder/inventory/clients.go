@@ -8,6 +8,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/netip"
@@ -334,10 +335,10 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Trailer", "Kms-Next-Cursor")
-		out = &csvClientWriter{w: csv.NewWriter(w), h: w.Header()}
+		out = &csvClientWriter{w: w, h: w.Header(), cat: s.cat, conflict: s.host.Conflict}
 	} else {
 		w.Header().Set("Content-Type", "application/json")
-		out = &jsonClientWriter{w: w}
+		out = &jsonClientWriter{w: w, cat: s.cat, conflict: s.host.Conflict}
 	}
 	_ = rc.SetWriteDeadline(time.Now().Add(clientsChunkWrite))
 	if err := out.begin(); err != nil {
@@ -362,12 +363,14 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 		// is still cut off after clientsChunkWrite.
 		_ = rc.SetWriteDeadline(time.Now().Add(clientsChunkWrite))
 		for i := range page.Entries {
-			row := newClientRow(&page.Entries[i], s.cat, s.host.Conflict)
-			if err := out.row(&row); err != nil {
+			if err := out.row(&page.Entries[i]); err != nil {
 				return // the client went away
 			}
 		}
 		written += len(page.Entries)
+		if err := out.flush(); err != nil {
+			return
+		}
 		if err := rc.Flush(); err != nil {
 			return
 		}
@@ -389,15 +392,18 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 // clientWriter streams rows in one format.
 type clientWriter interface {
 	begin() error
-	row(*statusapi.ClientRow) error
+	row(*ledger.ClientEntry) error
+	flush() error // writes what row buffered
 	end(next []byte) error
 	fail(error)
 }
 
 type jsonClientWriter struct {
-	w   http.ResponseWriter
-	n   int
-	enc *json.Encoder
+	w        http.ResponseWriter
+	cat      *catalog.Catalog
+	conflict func(guid.GUID) (host.Conflict, bool)
+	n        int
+	enc      *json.Encoder
 }
 
 func (j *jsonClientWriter) begin() error {
@@ -406,15 +412,18 @@ func (j *jsonClientWriter) begin() error {
 	return err
 }
 
-func (j *jsonClientWriter) row(r *statusapi.ClientRow) error {
+func (j *jsonClientWriter) row(e *ledger.ClientEntry) error {
 	if j.n > 0 {
 		if _, err := j.w.Write([]byte(",")); err != nil {
 			return err
 		}
 	}
 	j.n++
-	return j.enc.Encode(r)
+	r := newClientRow(e, j.cat, j.conflict)
+	return j.enc.Encode(&r)
 }
+
+func (j *jsonClientWriter) flush() error { return nil }
 
 func (j *jsonClientWriter) end(next []byte) error {
 	tail := "],\n\"next\": \"\"}\n"
@@ -431,34 +440,62 @@ func (j *jsonClientWriter) fail(err error) {
 	fmt.Fprintf(j.w, "],\n\"error\": %s}\n", b)
 }
 
+// csvWriteSize is how many bytes of rows csvClientWriter gathers before
+// writing them: one large chunk of the response instead of many small ones.
+const csvWriteSize = 64 << 10
+
+// csvClientWriter appends each row's record to one reused buffer
+// (appendCSVRow) and writes it in csvWriteSize pieces.
 type csvClientWriter struct {
-	w *csv.Writer
-	h http.Header
+	w        io.Writer
+	h        http.Header
+	cat      *catalog.Catalog
+	conflict func(guid.GUID) (host.Conflict, bool)
+	buf      []byte
 }
 
 func (c *csvClientWriter) begin() error {
-	c.w.Write(statusapi.ClientCSVHeader)
-	c.w.Flush()
-	return c.w.Error()
+	cw := csv.NewWriter(c.w)
+	cw.Write(statusapi.ClientCSVHeader)
+	cw.Flush()
+	return cw.Error()
 }
 
-func (c *csvClientWriter) row(r *statusapi.ClientRow) error {
-	c.w.Write(r.CSV())
-	return c.w.Error()
+func (c *csvClientWriter) row(e *ledger.ClientEntry) error {
+	c.buf = appendCSVRow(c.buf, e, c.cat, c.conflict)
+	if len(c.buf) >= csvWriteSize {
+		return c.flush()
+	}
+	return nil
+}
+
+func (c *csvClientWriter) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.w.Write(c.buf)
+	c.buf = c.buf[:0]
+	return err
 }
 
 func (c *csvClientWriter) end(next []byte) error {
-	c.w.Flush()
+	if err := c.flush(); err != nil {
+		return err
+	}
 	if next != nil {
 		c.h.Set("Kms-Next-Cursor", encodeCursor(next))
 	}
-	return c.w.Error()
+	return nil
 }
 
 // fail adds a last line saying the listing is incomplete.
 func (c *csvClientWriter) fail(err error) {
-	c.w.Write([]string{"error: listing incomplete: " + err.Error()})
-	c.w.Flush()
+	if c.flush() != nil {
+		return
+	}
+	cw := csv.NewWriter(c.w)
+	cw.Write([]string{"error: listing incomplete: " + err.Error()})
+	cw.Flush()
 }
 
 // rest pauses a listing between chunks (see clientsPace); false when the

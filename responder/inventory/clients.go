@@ -398,34 +398,46 @@ type clientWriter interface {
 	fail(error)
 }
 
+// jsonClientWriter appends each row's object to one reused buffer
+// (appendJSONRow) and writes it in listingWriteSize pieces.
 type jsonClientWriter struct {
-	w        http.ResponseWriter
+	w        io.Writer
 	cat      *catalog.Catalog
 	conflict func(guid.GUID) (host.Conflict, bool)
 	n        int
-	enc      *json.Encoder
+	buf      []byte
 }
 
 func (j *jsonClientWriter) begin() error {
-	j.enc = json.NewEncoder(j.w)
-	_, err := j.w.Write([]byte("{\"clients\": [\n"))
+	_, err := io.WriteString(j.w, "{\"clients\": [\n")
 	return err
 }
 
 func (j *jsonClientWriter) row(e *ledger.ClientEntry) error {
 	if j.n > 0 {
-		if _, err := j.w.Write([]byte(",")); err != nil {
-			return err
-		}
+		j.buf = append(j.buf, ',')
 	}
 	j.n++
-	r := newClientRow(e, j.cat, j.conflict)
-	return j.enc.Encode(&r)
+	j.buf = appendJSONRow(j.buf, e, j.cat, j.conflict)
+	if len(j.buf) >= listingWriteSize {
+		return j.flush()
+	}
+	return nil
 }
 
-func (j *jsonClientWriter) flush() error { return nil }
+func (j *jsonClientWriter) flush() error {
+	if len(j.buf) == 0 {
+		return nil
+	}
+	_, err := j.w.Write(j.buf)
+	j.buf = j.buf[:0]
+	return err
+}
 
 func (j *jsonClientWriter) end(next []byte) error {
+	if err := j.flush(); err != nil {
+		return err
+	}
 	tail := "],\n\"next\": \"\"}\n"
 	if next != nil {
 		tail = fmt.Sprintf("],\n\"next\": %q}\n", encodeCursor(next))
@@ -436,13 +448,16 @@ func (j *jsonClientWriter) end(next []byte) error {
 
 // fail ends the document with an error member: the status line has gone.
 func (j *jsonClientWriter) fail(err error) {
+	if j.flush() != nil {
+		return
+	}
 	b, _ := json.Marshal(err.Error())
 	fmt.Fprintf(j.w, "],\n\"error\": %s}\n", b)
 }
 
-// csvWriteSize is how many bytes of rows csvClientWriter gathers before
+// listingWriteSize is how many bytes of rows a clientWriter gathers before
 // writing them: one large chunk of the response instead of many small ones.
-const csvWriteSize = 64 << 10
+const listingWriteSize = 64 << 10
 
 // csvClientWriter appends each row's record to one reused buffer
 // (appendCSVRow) and writes it in csvWriteSize pieces.
@@ -463,7 +478,7 @@ func (c *csvClientWriter) begin() error {
 
 func (c *csvClientWriter) row(e *ledger.ClientEntry) error {
 	c.buf = appendCSVRow(c.buf, e, c.cat, c.conflict)
-	if len(c.buf) >= csvWriteSize {
+	if len(c.buf) >= listingWriteSize {
 		return c.flush()
 	}
 	return nil

@@ -25,7 +25,7 @@ func oracleJSONRow(e *ledger.ClientEntry, cat *catalog.Catalog, conflict func(gu
 
 // jsonSeeds adds what JSON escapes to the CSV cell classes: HTML
 // characters, backslashes, U+2028.
-var jsonSeeds = append([]string{"<b>&amp;", `C:\x`, "a\u2029b", "\x7f"}, csvCellSeeds...)
+var jsonSeeds = append([]string{"<b>&amp;", "AT&T", "a>b", "a<b", `C:\x`, "a\u2029b", "\x7f"}, csvCellSeeds...)
 
 // TestAppendJSONRowOracle: rows of known and unknown products, every
 // state, with and without a machine-ID conflict, hostile workstation and

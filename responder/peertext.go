@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
@@ -143,24 +144,124 @@ func copyJSONBytes(w io.Writer, b []byte) error {
 // copyCSV re-encodes the CSV r holds to w, every field escaped
 // (printable.Escape). It fails on anything that is not CSV with the same
 // number of fields in every record.
+//
+// It writes what encoding/csv's Reader and Writer would, with Escape on
+// each field between them, but passes a line through as it is when that
+// changes nothing (printable ASCII, no quote, no field that encoding/csv
+// quotes, the record's number of fields): the usual line of a listing.
+// Other records are parsed and written by encoding/csv one at a time.
 func copyCSV(w io.Writer, r io.Reader) error {
-	br := &rowBound{r: r, max: maxPeerToken}
-	cr := csv.NewReader(br)
-	cr.ReuseRecord = true
+	in := bufio.NewReaderSize(r, 64<<10)
 	cw := csv.NewWriter(w)
+	fields := 0 // fields per record: the first record's
+	line := 0   // lines read before the current record
+	var acc []byte
 	for {
-		br.n = 0
-		rec, err := cr.Read()
+		rec, more, err := readCSVRecord(in, acc[:0])
+		acc = more
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if len(rec) > 0 {
+			if fields > 0 && plainCSVLine(rec, fields) {
+				if _, werr := w.Write(rec); werr != nil {
+					return werr
+				}
+				if rec[len(rec)-1] != '\n' {
+					if _, werr := io.WriteString(w, "\n"); werr != nil {
+						return werr
+					}
+				}
+			} else if perr := copyCSVRecord(cw, rec, &fields, line); perr != nil {
+				return perr
+			}
+			line += bytes.Count(rec, []byte{'\n'})
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+// readCSVRecord reads lines from in until the quotes in them are balanced
+// (a line break outside a quoted field ends a CSV record) or the input
+// ends (io.EOF). The record is in in's buffer when it is one line, else in
+// acc, which it returns for reuse. A record is at most maxPeerToken bytes.
+func readCSVRecord(in *bufio.Reader, acc []byte) (rec, accOut []byte, err error) {
+	quotes := 0
+	for {
+		b, err := in.ReadSlice('\n')
+		quotes += bytes.Count(b, []byte{'"'})
+		if err == nil && len(acc) == 0 && quotes%2 == 0 {
+			return b, acc, nil
+		}
+		if len(acc)+len(b) > maxPeerToken {
+			return nil, acc, fmt.Errorf("a row of the listing is larger than %d bytes: is --admin a kms-responder?", maxPeerToken)
+		}
+		acc = append(acc, b...)
+		switch {
+		case err == bufio.ErrBufferFull:
+		case err != nil:
+			return acc, acc, err
+		case quotes%2 == 0:
+			return acc, acc, nil
+		}
+	}
+}
+
+// plainCSVLine reports whether line (one record, its line break included
+// or not) is what copyCSV writes for it: printable ASCII without a quote,
+// fields fields, none that encoding/csv's Writer quotes (a leading space,
+// or \. alone).
+func plainCSVLine(line []byte, fields int) bool {
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	if len(line) == 0 {
+		return false
+	}
+	n, start := 1, 0
+	for i := 0; i <= len(line); i++ {
+		if i == len(line) || line[i] == ',' {
+			if i-start == 2 && line[start] == '\\' && line[start+1] == '.' {
+				return false
+			}
+			if i < len(line) {
+				n++
+				start = i + 1
+			}
+			continue
+		}
+		c := line[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || (c == ' ' && i == start) {
+			return false
+		}
+	}
+	return n == fields
+}
+
+// copyCSVRecord parses rec (the record after line lines) with encoding/csv
+// and writes it with every field escaped; *fields is the number of fields
+// each record must have (0: set it from this one).
+func copyCSVRecord(cw *csv.Writer, rec []byte, fields *int, line int) error {
+	cr := csv.NewReader(bytes.NewReader(rec))
+	cr.FieldsPerRecord = *fields
+	for {
+		f, err := cr.Read()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				pe.StartLine += line
+				pe.Line += line
+			}
 			return err
 		}
-		for i := range rec {
-			rec[i] = printable.Escape(rec[i])
+		*fields = cr.FieldsPerRecord
+		for i := range f {
+			f[i] = printable.Escape(f[i])
 		}
-		if err := cw.Write(rec); err != nil {
+		if err := cw.Write(f); err != nil {
 			return err
 		}
 	}

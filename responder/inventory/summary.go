@@ -180,7 +180,7 @@ func (s *Service) Summary(w http.ResponseWriter, r *http.Request) {
 		if after = page.Next; after == nil {
 			break
 		}
-		if !rest(r, time.Since(began)) {
+		if !rest(r, time.Since(began)*clientsPace) {
 			return
 		}
 	}

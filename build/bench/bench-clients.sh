@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Client-inventory export vs activations (issue 14): fills a loopback
+# A ledger of many clients (issues 14 and 23): fills a loopback
 # `kms-responder serve` (ledger on) with BENCH_CLIENTS distinct clients, then
-# measures the activation rate without an export, with full exports of the
-# inventory running back to back (`kms-responder clients --format csv`), and
-# without again, in the same run; and serve's RSS during the exports.
+# measures in the same run:
+#   - serve's CPU per new client during the fill, and its RSS after it;
+#   - renewals (1000 clients renewing again and again) on that ledger
+#     against a second serve on an empty ledger, in interleaved pairs:
+#     activations/s and serve CPU per renewal;
+#   - the activation rate with full inventory exports running back to back
+#     (`kms-responder clients --format csv`) against without, in
+#     interleaved pairs, and serve's RSS meanwhile;
+#   - the data directory's size per client with serve stopped, and the time
+#     a restart on it takes until `status` answers, with its RSS then.
 # Every process it starts is stopped.
 #
 #   build/bench/bench-clients.sh
@@ -11,12 +18,8 @@
 #
 # BENCH_CLIENTS   clients in the ledger before measuring (default 1000000)
 # BENCH_REQUESTS  activations per measured bench (default 50000)
-# BENCH_PAIRS     interleaved pairs without/with exports (default 3)
+# BENCH_PAIRS     interleaved pairs of each comparison (default 3)
 # BENCH_BIN       the kms-responder binary (default bin/kms-responder)
-#
-# After the pairs it stops serve, prints the data directory's size per
-# client, starts serve again on the same directory and prints how long it
-# took until `status` answered and its RSS then.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 clients=${BENCH_CLIENTS:-1000000}
@@ -25,14 +28,14 @@ bin=${BENCH_BIN:-bin/kms-responder}
 [[ -x $bin ]] || go build -trimpath -o "$bin" ./responder
 
 work=$(mktemp -d /tmp/kmsdns-bench-clients.XXXXXX)
-serve_pid="" sampler_pid="" export_pid=""
+serve_pid="" empty_pid="" sampler_pid="" export_pid=""
 cleanup() {
 	for p in $export_pid $sampler_pid; do kill "$p" 2>/dev/null || true; done
 	[[ -f $work/export.pid ]] && kill "$(cat "$work/export.pid")" 2>/dev/null || true
-	if [[ -n $serve_pid ]]; then
-		kill -TERM "$serve_pid" 2>/dev/null || true
-		wait "$serve_pid" 2>/dev/null || true
-	fi
+	for p in $serve_pid $empty_pid; do
+		kill -TERM "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -53,25 +56,25 @@ cpu() { awk '{print $14 + $15}' "/proc/$serve_pid/stat"; }
 # (which the kernel can drop under pressure).
 rss() { echo "RSS $(($(kib VmRSS) / 1024)) MiB (anonymous $(($(kib RssAnon) / 1024)), file $(($(kib RssFile) / 1024))), peak $(($(kib VmHWM) / 1024)) MiB"; }
 
-# rate: one bench of n activations by 1000 clients (renewals after the first
-# 1000): prints activations/s.
+# rate [ADDR]: one bench of n activations by 1000 clients (renewals after
+# the first 1000) against ADDR (default: the filled serve): prints
+# activations/s.
 rate() {
-	$bin bench --server "$kms" --connections 64 --requests "$n" --clients 1000 2>/dev/null | awk '/^throughput:/ {print $2}'
+	$bin bench --server "${1:-$kms}" --connections 64 --requests "$n" --clients 1000 2>/dev/null | awk '/^throughput:/ {print $2}'
 }
 
-# renew_cpu: serve's CPU per activation of one rate bench (renewals of
-# 1000 clients), applier included (read 2.5 s after the bench).
-renew_cpu() {
-	local c0
-	c0=$(cpu)
-	rate >/dev/null
+# renew PID ADDR: one rate bench against the serve PID listening on ADDR;
+# prints activations/s and that serve's CPU per activation in µs, applier
+# included (read 2.5 s after the bench).
+renew() {
+	local c0 r
+	c0=$(awk '{print $14 + $15}' "/proc/$1/stat")
+	r=$(rate "$2")
 	sleep 2.5
-	awk -v a="$c0" -v b="$(cpu)" -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN {printf "%.1f", (b - a) / hz * 1e6 / n}'
+	awk -v r="$r" -v a="$c0" -v b="$(awk '{print $14 + $15}' "/proc/$1/stat")" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+		'BEGIN {printf "%s %.1f", r, (b - a) / hz * 1e6 / n}'
 }
-
-# The same renewals on the empty ledger first, for the ratios at the end.
-empty_rate=$(rate) # also adds the 1000 clients
-empty_cpu=$(renew_cpu)
+median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
 
 echo "bench-clients: filling the ledger with $clients clients" >&2
 c0=$(cpu)
@@ -90,8 +93,31 @@ export_once() {
 	echo "$((rows - 1)) $(awk -v a="$s" -v b="$e" 'BEGIN {printf "%.1f", b - a}')"
 }
 
-full_cpu=$(renew_cpu)
-echo "serve CPU per renewal (1000 clients renewing, $n activations): $empty_cpu µs on the empty ledger, $full_cpu µs with $clients clients"
+# Renewals: BENCH_PAIRS interleaved pairs against a second serve on an
+# empty ledger (started now, idle while the other side runs), so slow
+# spells from other load on the machine hit both sides.
+eports=($(go run ./build/freeport -n 2))
+ekms=127.0.0.1:${eports[0]}
+eadmin=127.0.0.1:${eports[1]}
+$bin serve --group windows-server-2025 --listen "$ekms" --metrics "$eadmin" --data "$work/empty" --log-level warn >"$work/empty.log" 2>&1 &
+empty_pid=$!
+for _ in $(seq 100); do
+	$bin status --admin "$eadmin" --json >/dev/null 2>&1 && break
+	sleep 0.1
+done
+rate "$ekms" >/dev/null # its 1000 clients, so that both sides renew
+rate >/dev/null
+renew_ratios=() cpu_ratios=()
+for i in $(seq "${BENCH_PAIRS:-3}"); do
+	read -r er ec <<<"$(renew "$empty_pid" "$ekms")"
+	read -r fr fc <<<"$(renew "$serve_pid" "$kms")"
+	renew_ratios+=("$(awk -v a="$fr" -v b="$er" 'BEGIN {printf "%.2f", a / b}')")
+	cpu_ratios+=("$(awk -v a="$ec" -v b="$fc" 'BEGIN {printf "%.2f", a / b}')")
+	echo "renewal pair $i: empty ledger $er act/s at $ec µs CPU each; $clients clients $fr act/s at $fc µs; ratios ${renew_ratios[-1]} (act/s), ${cpu_ratios[-1]} (empty CPU / full CPU)"
+done
+kill -TERM "$empty_pid"
+wait "$empty_pid" || true
+empty_pid=""
 rss_before=$(kib VmRSS)
 # RSS sampled every 100 ms from here on.
 (while :; do
@@ -104,7 +130,7 @@ first=$(export_once) # one export alone: its duration and row count
 # BENCH_PAIRS interleaved pairs (no export, then exports back to back), so
 # slow spells from other load on the machine hit both sides.
 pairs=${BENCH_PAIRS:-3}
-ratios=() offs=()
+ratios=()
 for i in $(seq "$pairs"); do
 	off=$(rate)
 	(while :; do
@@ -122,7 +148,6 @@ for i in $(seq "$pairs"); do
 	r=$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2f", a / b}')
 	ratios+=("$r")
 	echo "pair $i: no export $off act/s, during an export $on act/s, ratio $r"
-	offs+=("$off")
 done
 kill "$sampler_pid" 2>/dev/null || true
 wait "$sampler_pid" 2>/dev/null || true
@@ -132,8 +157,8 @@ read -r rows secs <<<"$first"
 peak=$(sort -n "$work/rss" | tail -1)
 echo
 echo "clients in the ledger:        $rows (one full export alone: ${secs}s)"
-echo "median ratio (activations/s during an export / without, $n activations each, 64 connections): $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(((pairs + 1) / 2))p")"
-echo "renewals with $rows clients / on the empty ledger (median without exports / $empty_rate act/s): $(printf '%s\n' "${offs[@]}" | sort -n | sed -n "$(((pairs + 1) / 2))p" | awk -v e="$empty_rate" '{printf "%.2f", $1 / e}')"
+echo "median ratio (activations/s during an export / without, $n activations each, 64 connections): $(median "${ratios[@]}")"
+echo "renewals with $rows clients / on an empty ledger (interleaved pairs, medians): $(median "${renew_ratios[@]}") in act/s, $(median "${cpu_ratios[@]}") in serve CPU per renewal (above 1: cheaper at $clients)"
 echo "serve RSS before the exports: $((rss_before / 1024)) MiB; peak during them: $((peak / 1024)) MiB (sampled every 100 ms; includes the ledger file's mmap)"
 
 # Disk per client after a clean stop (the log is applied and removed), then

@@ -341,10 +341,10 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Trailer", "Kms-Next-Cursor")
-		out = &csvClientWriter{w: w, h: w.Header(), cat: s.cat, conflict: s.host.Conflict}
+		out = &csvClientWriter{rowBuffer: rowBuffer{w: w}, h: w.Header(), cat: s.cat, conflict: s.host.Conflict}
 	} else {
 		w.Header().Set("Content-Type", "application/json")
-		out = &jsonClientWriter{w: w, cat: s.cat, conflict: s.host.Conflict}
+		out = &jsonClientWriter{rowBuffer: rowBuffer{w: w}, cat: s.cat, conflict: s.host.Conflict}
 	}
 	_ = rc.SetWriteDeadline(time.Now().Add(clientsChunkWrite))
 	if err := out.begin(); err != nil {
@@ -404,14 +404,38 @@ type clientWriter interface {
 	fail(error)
 }
 
-// jsonClientWriter appends each row's object to one reused buffer
-// (appendJSONRow) and writes it in listingWriteSize pieces.
+// rowBuffer gathers the rows of a listing in one reused buffer and writes
+// them in listingWriteSize pieces: one large chunk of the response instead
+// of many small ones.
+type rowBuffer struct {
+	w   io.Writer
+	buf []byte
+}
+
+// added writes the buffer once it holds listingWriteSize bytes or more.
+func (b *rowBuffer) added() error {
+	if len(b.buf) >= listingWriteSize {
+		return b.flush()
+	}
+	return nil
+}
+
+func (b *rowBuffer) flush() error {
+	if len(b.buf) == 0 {
+		return nil
+	}
+	_, err := b.w.Write(b.buf)
+	b.buf = b.buf[:0]
+	return err
+}
+
+// jsonClientWriter appends each row's object to its rowBuffer
+// (appendJSONRow).
 type jsonClientWriter struct {
-	w        io.Writer
+	rowBuffer
 	cat      *catalog.Catalog
 	conflict func(guid.GUID) (host.Conflict, bool)
 	n        int
-	buf      []byte
 }
 
 func (j *jsonClientWriter) begin() error {
@@ -425,19 +449,7 @@ func (j *jsonClientWriter) row(e *ledger.ClientEntry) error {
 	}
 	j.n++
 	j.buf = appendJSONRow(j.buf, e, j.cat, j.conflict)
-	if len(j.buf) >= listingWriteSize {
-		return j.flush()
-	}
-	return nil
-}
-
-func (j *jsonClientWriter) flush() error {
-	if len(j.buf) == 0 {
-		return nil
-	}
-	_, err := j.w.Write(j.buf)
-	j.buf = j.buf[:0]
-	return err
+	return j.added()
 }
 
 func (j *jsonClientWriter) end(next []byte) error {
@@ -461,18 +473,17 @@ func (j *jsonClientWriter) fail(err error) {
 	fmt.Fprintf(j.w, "],\n\"error\": %s}\n", b)
 }
 
-// listingWriteSize is how many bytes of rows a clientWriter gathers before
-// writing them: one large chunk of the response instead of many small ones.
+// listingWriteSize is how many bytes of rows a rowBuffer gathers before
+// writing them.
 const listingWriteSize = 64 << 10
 
-// csvClientWriter appends each row's record to one reused buffer
-// (appendCSVRow) and writes it in csvWriteSize pieces.
+// csvClientWriter appends each row's record to its rowBuffer
+// (appendCSVRow).
 type csvClientWriter struct {
-	w        io.Writer
+	rowBuffer
 	h        http.Header
 	cat      *catalog.Catalog
 	conflict func(guid.GUID) (host.Conflict, bool)
-	buf      []byte
 }
 
 func (c *csvClientWriter) begin() error {
@@ -484,19 +495,7 @@ func (c *csvClientWriter) begin() error {
 
 func (c *csvClientWriter) row(e *ledger.ClientEntry) error {
 	c.buf = appendCSVRow(c.buf, e, c.cat, c.conflict)
-	if len(c.buf) >= listingWriteSize {
-		return c.flush()
-	}
-	return nil
-}
-
-func (c *csvClientWriter) flush() error {
-	if len(c.buf) == 0 {
-		return nil
-	}
-	_, err := c.w.Write(c.buf)
-	c.buf = c.buf[:0]
-	return err
+	return c.added()
 }
 
 func (c *csvClientWriter) end(next []byte) error {

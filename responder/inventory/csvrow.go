@@ -37,21 +37,16 @@ func appendCSVRow(dst []byte, e *ledger.ClientEntry, cat *catalog.Catalog, confl
 	dst = append(dst, ',')
 	dst = appendCell(dst, e.Source)
 	dst = append(dst, ',')
-	if a, ok := cat.Application(e.App); ok {
-		dst = appendCell(dst, a.Name)
-	}
+	app, product, edition := catalogNames(cat, e)
+	dst = appendCell(dst, app)
 	dst = append(dst, ',')
 	dst = appendGUIDCell(dst, e.App)
 	dst = append(dst, ',')
-	if c, ok := cat.CountedID(e.CountedID); ok {
-		dst = appendCell(dst, c.Name)
-	}
+	dst = appendCell(dst, product)
 	dst = append(dst, ',')
 	dst = appendGUIDCell(dst, e.CountedID)
 	dst = append(dst, ',')
-	if ed, ok := cat.EditionBySKU(e.SKU); ok {
-		dst = appendCell(dst, ed.Name)
-	}
+	dst = appendCell(dst, edition)
 	dst = append(dst, ',')
 	dst = appendGUIDCell(dst, e.SKU)
 	dst = append(dst, ',')
@@ -199,4 +194,19 @@ func fieldNeedsQuotes(field string) bool {
 	}
 	r, _ := utf8.DecodeRuneInString(field)
 	return unicode.IsSpace(r)
+}
+
+// catalogNames returns the catalog's names of e's application, counted ID
+// (product) and edition, each empty when the catalog does not know it.
+func catalogNames(cat *catalog.Catalog, e *ledger.ClientEntry) (app, product, edition string) {
+	if a, ok := cat.Application(e.App); ok {
+		app = a.Name
+	}
+	if c, ok := cat.CountedID(e.CountedID); ok {
+		product = c.Name
+	}
+	if ed, ok := cat.EditionBySKU(e.SKU); ok {
+		edition = ed.Name
+	}
+	return app, product, edition
 }

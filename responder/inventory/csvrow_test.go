@@ -124,28 +124,34 @@ func FuzzAppendCSVRow(f *testing.F) {
 	}
 	f.Add("PC", "=cmd|' /C calc'!A0", int64(-1), int64(1), uint32(0), uint32(0xC004F042), uint32(99), uint8(4), false, uint8(3))
 	cat := catalog.Default()
-	apps, cids, eds := cat.Applications(), cat.CountedIDs(), cat.Editions()
 	conflict := func(guid.GUID) (host.Conflict, bool) {
 		return host.Conflict{Workstations: []string{"@a", "b;c"}, Addresses: []string{"\"q\""}}, true
 	}
 	f.Fuzz(func(t *testing.T, ws, src string, first, last int64, requests, result, license uint32, protocol uint8, counted bool, pick uint8) {
-		app, cid, sku := guid.GUID{1}, guid.GUID{2}, guid.GUID{3}
-		if pick&1 != 0 {
-			app = apps[int(pick)%len(apps)].ID
-		}
-		if pick&2 != 0 {
-			cid = cids[int(pick)%len(cids)].ID
-		}
-		if pick&4 != 0 {
-			sku = eds[int(pick)%len(eds)].SKUID
-		}
-		var c func(guid.GUID) (host.Conflict, bool)
-		if pick&8 != 0 {
-			c = conflict
-		}
+		app, cid, sku, c := fuzzPick(cat, pick, conflict)
 		e := fuzzEntry(ws, src, app, cid, sku, first, last, requests, result, license, protocol, counted)
 		if got, want := appendCSVRow(nil, &e, cat, c), oracleCSVRow(&e, cat, c); !bytes.Equal(got, want) {
 			t.Fatalf("got  %q\nwant %q", got, want)
 		}
 	})
+}
+
+// fuzzPick chooses, by the bits of pick, a fuzzed row's application,
+// counted ID and edition (the catalog's or unknown ones) and whether its
+// client has conflicts.
+func fuzzPick(cat *catalog.Catalog, pick uint8, conflict func(guid.GUID) (host.Conflict, bool)) (app, cid, sku guid.GUID, c func(guid.GUID) (host.Conflict, bool)) {
+	app, cid, sku = guid.GUID{1}, guid.GUID{2}, guid.GUID{3}
+	if apps := cat.Applications(); pick&1 != 0 {
+		app = apps[int(pick)%len(apps)].ID
+	}
+	if cids := cat.CountedIDs(); pick&2 != 0 {
+		cid = cids[int(pick)%len(cids)].ID
+	}
+	if eds := cat.Editions(); pick&4 != 0 {
+		sku = eds[int(pick)%len(eds)].SKUID
+	}
+	if pick&8 != 0 {
+		c = conflict
+	}
+	return app, cid, sku, c
 }

@@ -37,28 +37,17 @@ func appendJSONRow(dst []byte, e *ledger.ClientEntry, cat *catalog.Catalog, conf
 	}
 	dst = append(dst, `,"source":`...)
 	dst = appendJSONString(dst, e.Source)
+	app, product, edition := catalogNames(cat, e)
 	dst = append(dst, `,"application":`...)
-	name := ""
-	if a, ok := cat.Application(e.App); ok {
-		name = a.Name
-	}
-	dst = appendJSONString(dst, name)
+	dst = appendJSONString(dst, app)
 	dst = append(dst, `,"application_id":"`...)
 	dst = appendGUIDCell(dst, e.App)
 	dst = append(dst, `","product":`...)
-	name = ""
-	if c, ok := cat.CountedID(e.CountedID); ok {
-		name = c.Name
-	}
-	dst = appendJSONString(dst, name)
+	dst = appendJSONString(dst, product)
 	dst = append(dst, `,"counted_id":"`...)
 	dst = appendGUIDCell(dst, e.CountedID)
 	dst = append(dst, `","edition":`...)
-	name = ""
-	if ed, ok := cat.EditionBySKU(e.SKU); ok {
-		name = ed.Name
-	}
-	dst = appendJSONString(dst, name)
+	dst = appendJSONString(dst, edition)
 	dst = append(dst, `,"sku":"`...)
 	dst = appendGUIDCell(dst, e.SKU)
 	dst = append(dst, `","first_request":`...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/csv"
 	"strings"
 	"testing"
 )
@@ -45,5 +46,39 @@ func review4CheckCopyCSV(t *testing.T, in []byte) {
 	}
 	if gerr == nil && !bytes.Equal(got.Bytes(), want.Bytes()) {
 		t.Fatalf("output differs: %d bytes, want %d", got.Len(), want.Len())
+	}
+}
+
+// TestReview4CopyCSVFormulaFromAdmin: whoever answers on --admin chooses
+// every byte of `clients --format csv`. copyCSV makes each field printable
+// (and passes a plain line through as it is) but keeps a field that a
+// spreadsheet reads as a formula: =, +, - or @ first, the CSV injection
+// printable.CSVCell neutralizes in the server's own rows. A real
+// kms-responder never writes such a field (CSVCell prefixes a quote), so
+// the CLI can refuse the document or neutralize the field; today it
+// writes the formula into the file the operator opens in a spreadsheet,
+// on the pass-through path and the re-encoding path alike.
+func TestReview4CopyCSVFormulaFromAdmin(t *testing.T) {
+	for _, in := range []string{
+		"cmid,workstation\nx,\"=HYPERLINK(\"\"http://evil/\"\")\"\n", // re-encoded (quotes)
+		"cmid,workstation\nx,=cmd|' /C calc'!A0\n",                   // passed through
+		"cmid,workstation\nx,@SUM(1+1)*cmd|' /C calc'!A0\n",
+		"cmid,workstation\nx,+1+cmd|' /C calc'!A0\n",
+	} {
+		var out bytes.Buffer
+		if err := copyCSV(&out, strings.NewReader(in)); err != nil {
+			continue // refused: holds
+		}
+		recs, err := csv.NewReader(&out).ReadAll()
+		if err != nil {
+			t.Fatalf("%q: the output does not parse: %v", in, err)
+		}
+		for _, rec := range recs[1:] {
+			for _, f := range rec {
+				if f != "" && strings.ContainsRune("=+-@\t\r", rune(f[0])) {
+					t.Errorf("%q: field %q of the CLI's CSV starts a formula", in, f)
+				}
+			}
+		}
 	}
 }

@@ -52,8 +52,9 @@ func review4WithFreelist(t *testing.T, b []byte, ids []uint64) []byte {
 // frees and reuses live pages: the first apply panics in bbolt ("page 11
 // already freed") in the applier goroutine, outside guardFaults, and kills
 // serve.
-// (A freelist whose count is huge makes bbolt allocate count*8 bytes at
-// Open.) Rule: before bbolt opens the store, refuse a meta that names a
+// (A freelist page whose count runs past the file, 1<<28 tried: Check
+// says OK, Open allocates count*8 bytes, faults reading past the file and
+// refuses the store as damaged; the two disagree.) Rule: before bbolt opens the store, refuse a meta that names a
 // freelist (this responder never writes one), or check it as the tree is
 // checked: a freelist page, in range, its ids inside the file and not
 // reachable from the tree.

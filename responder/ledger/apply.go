@@ -58,7 +58,9 @@ func (l *Ledger) applyPending() error {
 	l.amu.Lock()
 	if len(l.pending) == 0 {
 		l.amu.Unlock()
-		return nil
+		// Nothing to apply, but a read or a prune follows: after a
+		// failed commit they must see the store, not stale memory.
+		return l.reloadIfStale()
 	}
 	// Swap in the spare slice, so that neither side regrows a large one
 	// every cycle.
@@ -96,8 +98,8 @@ func (l *Ledger) applyStale(todo *[]entry) error {
 	if !l.storeStale.Load() {
 		return nil
 	}
-	if err := l.reloadFromStore(); err != nil {
-		return fmt.Errorf("ledger: reload the store after a failed commit: %w", err)
+	if err := l.reloadIfStale(); err != nil {
+		return err
 	}
 	n := 0
 	for n < len(*todo) && (*todo)[n].seq <= l.appliedSeq {

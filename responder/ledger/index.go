@@ -164,6 +164,11 @@ type indexChange struct {
 // in memory about the store is trusted: the next apply reloads it from
 // the store first (reloadFromStore).
 func (l *Ledger) updateIndexed(fn func(tx *bolt.Tx) ([]indexChange, error)) error {
+	// Every store write (applies, prunes) starts from the store's state,
+	// never from memory a failed commit left stale.
+	if err := l.reloadIfStale(); err != nil {
+		return err
+	}
 	tx, err := l.db.Begin(true)
 	if err != nil {
 		return err
@@ -185,6 +190,18 @@ func (l *Ledger) updateIndexed(fn func(tx *bolt.Tx) ([]indexChange, error)) erro
 	}
 	for _, c := range changes {
 		l.index.apply(c)
+	}
+	return nil
+}
+
+// reloadIfStale reloads the store's state (reloadFromStore) when a commit
+// failed since the last load.
+func (l *Ledger) reloadIfStale() error {
+	if !l.storeStale.Load() {
+		return nil
+	}
+	if err := l.reloadFromStore(); err != nil {
+		return fmt.Errorf("ledger: reload the store after a failed commit: %w", err)
 	}
 	return nil
 }

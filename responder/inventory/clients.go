@@ -354,7 +354,7 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 	written := 0
 	var next []byte
 	for {
-		began := time.Now()
+		began, waitedBefore := time.Now(), out.waited()
 		n := s.pageSize
 		if limit > 0 {
 			n = min(n, limit-written)
@@ -377,9 +377,11 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 		if err := out.flush(); err != nil {
 			return
 		}
+		flushed := time.Now()
 		if err := rc.Flush(); err != nil {
 			return
 		}
+		flushWait := time.Since(flushed)
 		after = page.Next
 		if after == nil {
 			break
@@ -388,7 +390,11 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 			next = after
 			break
 		}
-		if !rest(r, time.Since(began)*listPace) {
+		// The rest is listPace times the chunk's own work: the time
+		// its writes waited for a slow reader is left out, so a slow
+		// reader holds its export slot no longer than it takes to read.
+		work := time.Since(began) - (out.waited() - waitedBefore) - flushWait
+		if !rest(r, max(work, 0)*listPace) {
 			return
 		}
 	}
@@ -399,7 +405,8 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 type clientWriter interface {
 	begin() error
 	row(*ledger.ClientEntry) error
-	flush() error // writes what row buffered
+	flush() error          // writes what row buffered
+	waited() time.Duration // time its writes have spent waiting so far
 	end(next []byte) error
 	fail(error)
 }
@@ -410,6 +417,9 @@ type clientWriter interface {
 type rowBuffer struct {
 	w   io.Writer
 	buf []byte
+	// writing is the time spent in w.Write: waiting for the reader, not
+	// serve's work, so a listing's rest leaves it out.
+	writing time.Duration
 }
 
 // added writes the buffer once it holds listingWriteSize bytes or more.
@@ -420,11 +430,15 @@ func (b *rowBuffer) added() error {
 	return nil
 }
 
+func (b *rowBuffer) waited() time.Duration { return b.writing }
+
 func (b *rowBuffer) flush() error {
 	if len(b.buf) == 0 {
 		return nil
 	}
+	start := time.Now()
 	_, err := b.w.Write(b.buf)
+	b.writing += time.Since(start)
 	b.buf = b.buf[:0]
 	return err
 }

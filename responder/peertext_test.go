@@ -128,6 +128,8 @@ var copyCSVSeeds = []string{
 	"a,b\n1,2\n3,4", "a,b\n\n1,2\r\n\r\n3,4\n", "a,b\n \"x\",2\n", "a,b\n x,2\n", "a,b\n\\.,2\n", "a,b\nc\n", "a,\"b\n",
 	"a,b\"c\n", "a,b\n\"multi\nline\",2\n1,2\n", "a,b\n\"x\"y,2\n", "a,b\n'=1,@2\n", "a,b\nd\u00e9j\u00e0,\u202e\n", "a\n\n\n",
 	"a,b\n1,2,3\n", ",\n,\n", "a,b\n\"\",\"\"\n", "a,b\r\n1,2\r\n", "a,b\n1,\r2\n", "a,b\n1,2\r", "\"a\nb\"\n\"c\n",
+	"a,b\nx;y,z\n", "a,b\nx;=y,z\n", "a,b\nx,;@y\n", "a,b\n=1,2\n", "=a,b\n1,2\n", "a,b\n1,2\n1,2,3\n", "a,b\n1,\"2;-3\"\n",
+	"a,b\n'=x,\"\\x3b\"\n", "a,b\nx\"y,z\n1,2\n",
 }
 
 // TestCopyCSVOracle: copyCSV writes byte for byte what the reference

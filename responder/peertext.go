@@ -141,15 +141,17 @@ func copyJSONBytes(w io.Writer, b []byte) error {
 	return copyJSON(w, bytes.NewReader(b))
 }
 
-// copyCSV re-encodes the CSV r holds to w, every field escaped
-// (printable.Escape). It
+// copyCSV re-encodes the CSV r holds to w, every field neutralized for a
+// spreadsheet as the server neutralizes its own cells (csvNeutral: each
+// ';'-separated part printable.CSVCell'd, so whatever answered on --admin
+// cannot put a formula, a control or a bidi override into the file). It
 // fails on anything that is not CSV with the same number of fields in
 // every record, with encoding/csv's errors.
 //
-// It writes what encoding/csv's Reader and Writer would, with Escape
+// It writes what encoding/csv's Reader and Writer would, with csvNeutral
 // on each field between them. Lines are passed through as they are while
 // that is provably what they would write (plainCSVLine: printable ASCII,
-// no quote, no field that encoding/csv quotes, the
+// no quote, no field that encoding/csv quotes or csvNeutral changes, the
 // record's number of fields): the usual line of a listing. From the first
 // other line on, encoding/csv reads the rest of the stream, bounded as
 // copyJSON is: a record fails once more than maxPeerToken bytes were read
@@ -187,7 +189,8 @@ func copyCSV(w io.Writer, r io.Reader) error {
 // plainCSVLine returns the number of fields of line (one line, its line
 // break included or not) when copyCSV writes it as it is, else 0: printable
 // ASCII without a quote, and no field that encoding/csv's Writer quotes (a
-// leading space, or \. alone).
+// leading space, or \. alone) or csvNeutral changes (';'-separated part
+// starting with = + - @).
 func plainCSVLine(line []byte) int {
 	line = bytes.TrimSuffix(line, []byte{'\n'})
 	if len(line) == 0 {
@@ -209,12 +212,15 @@ func plainCSVLine(line []byte) int {
 		if c < 0x20 || c >= 0x7f || c == '"' || (c == ' ' && i == start) {
 			return 0
 		}
+		if (i == start || line[i-1] == ';') && (c == '=' || c == '+' || c == '-' || c == '@') {
+			return 0
+		}
 	}
 	return n
 }
 
 // copyCSVRecords copies the records r holds, the stream after line lines,
-// with encoding/csv: each field escaped. Each record must
+// with encoding/csv: each field neutralized (csvNeutral). Each record must
 // have fields fields (0: the first record's number).
 func copyCSVRecords(w io.Writer, r io.Reader, fields, line int) error {
 	br := &rowBound{r: r, max: maxPeerToken}
@@ -237,7 +243,7 @@ func copyCSVRecords(w io.Writer, r io.Reader, fields, line int) error {
 			return err
 		}
 		for i := range rec {
-			rec[i] = printable.Escape(rec[i])
+			rec[i] = csvNeutral(rec[i])
 		}
 		if err := cw.Write(rec); err != nil {
 			return err
@@ -245,4 +251,16 @@ func copyCSVRecords(w io.Writer, r io.Reader, fields, line int) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvNeutral is the rule the server's CSV cells follow, applied to a field
+// from the endpoint: printable.CSVCell of each ';'-separated part, joined
+// by ';' (printable.CSVList), so a list cell keeps its separators and no
+// part starts a formula in a spreadsheet that splits on ';'. A cell the
+// server wrote is unchanged.
+func csvNeutral(f string) string {
+	if strings.IndexByte(f, ';') < 0 {
+		return printable.CSVCell(f)
+	}
+	return printable.CSVList(strings.Split(f, ";"))
 }

@@ -100,7 +100,8 @@ func FuzzCopyPeerDocument(f *testing.F) {
 }
 
 // oracleCopyCSV is the reference of copyCSV: every record read by
-// encoding/csv, each field escaped, written by encoding/csv.
+// encoding/csv, each field neutralized as the server's cells are (each
+// ';'-separated part printable.CSVCell'd), written by encoding/csv.
 func oracleCopyCSV(w io.Writer, r io.Reader) error {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
@@ -114,7 +115,11 @@ func oracleCopyCSV(w io.Writer, r io.Reader) error {
 			return err
 		}
 		for i := range rec {
-			rec[i] = printable.Escape(rec[i])
+			parts := strings.Split(rec[i], ";")
+			for j := range parts {
+				parts[j] = printable.CSVCell(parts[j])
+			}
+			rec[i] = strings.Join(parts, ";")
 		}
 		cw.Write(rec)
 	}

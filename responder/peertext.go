@@ -141,88 +141,66 @@ func copyJSONBytes(w io.Writer, b []byte) error {
 	return copyJSON(w, bytes.NewReader(b))
 }
 
-// copyCSV re-encodes the CSV r holds to w, every field escaped
-// (printable.Escape). It fails on anything that is not CSV with the same
-// number of fields in every record.
+// copyCSV re-encodes the CSV r holds to w, every field neutralized for a
+// spreadsheet as the server neutralizes its own cells (csvNeutral: each
+// ';'-separated part printable.CSVCell'd, so whatever answered on --admin
+// cannot put a formula, a control or a bidi override into the file). It
+// fails on anything that is not CSV with the same number of fields in
+// every record, with encoding/csv's errors.
 //
-// It writes what encoding/csv's Reader and Writer would, with Escape on
-// each field between them, but passes a line through as it is when that
-// changes nothing (printable ASCII, no quote, no field that encoding/csv
-// quotes, the record's number of fields): the usual line of a listing.
-// Other records are parsed and written by encoding/csv one at a time.
+// It writes what encoding/csv's Reader and Writer would, with csvNeutral
+// on each field between them. Lines are passed through as they are while
+// that is provably what they would write (plainCSVLine: printable ASCII,
+// no quote, no field that encoding/csv quotes or csvNeutral changes, the
+// record's number of fields): the usual line of a listing. From the first
+// other line on, encoding/csv reads the rest of the stream, bounded as
+// copyJSON is: a record fails once more than maxPeerToken bytes were read
+// for it.
 func copyCSV(w io.Writer, r io.Reader) error {
 	in := bufio.NewReaderSize(r, 64<<10)
-	cw := csv.NewWriter(w)
 	fields := 0 // fields per record: the first record's
-	line := 0   // lines read before the current record
-	var acc []byte
-	for {
-		rec, more, err := readCSVRecord(in, acc[:0])
-		acc = more
-		if err != nil && err != io.EOF {
-			return err
-		}
-		if len(rec) > 0 {
-			if fields > 0 && plainCSVLine(rec, fields) {
-				if _, werr := w.Write(rec); werr != nil {
-					return werr
-				}
-				if rec[len(rec)-1] != '\n' {
-					if _, werr := io.WriteString(w, "\n"); werr != nil {
-						return werr
-					}
-				}
-			} else if perr := copyCSVRecord(cw, rec, &fields, line); perr != nil {
-				return perr
-			}
-			line += bytes.Count(rec, []byte{'\n'})
-		}
-		if err == io.EOF {
-			return nil
-		}
-	}
-}
-
-// readCSVRecord reads lines from in until the quotes in them are balanced
-// (a line break outside a quoted field ends a CSV record) or the input
-// ends (io.EOF). The record is in in's buffer when it is one line, else in
-// acc, which it returns for reuse. A record is at most maxPeerToken bytes.
-func readCSVRecord(in *bufio.Reader, acc []byte) (rec, accOut []byte, err error) {
-	quotes := 0
+	line := 0   // lines passed through
 	for {
 		b, err := in.ReadSlice('\n')
-		quotes += bytes.Count(b, []byte{'"'})
-		if err == nil && len(acc) == 0 && quotes%2 == 0 {
-			return b, acc, nil
-		}
-		if len(acc)+len(b) > maxPeerToken {
-			return nil, acc, fmt.Errorf("a row of the listing is larger than %d bytes: is --admin a kms-responder?", maxPeerToken)
-		}
-		acc = append(acc, b...)
 		switch {
-		case err == bufio.ErrBufferFull:
-		case err != nil:
-			return acc, acc, err
-		case quotes%2 == 0:
-			return acc, acc, nil
+		case err == io.EOF && len(b) == 0:
+			return nil
+		case err != nil && err != io.EOF && err != bufio.ErrBufferFull:
+			return err
 		}
+		if n := plainCSVLine(b); n > 0 && (fields == 0 || n == fields) {
+			fields = n
+			if _, werr := w.Write(b); werr != nil {
+				return werr
+			}
+			if b[len(b)-1] != '\n' {
+				if _, werr := io.WriteString(w, "\n"); werr != nil {
+					return werr
+				}
+			}
+			line++
+			continue
+		}
+		rest := io.MultiReader(bytes.NewReader(bytes.Clone(b)), in)
+		return copyCSVRecords(w, rest, fields, line)
 	}
 }
 
-// plainCSVLine reports whether line (one record, its line break included
-// or not) is what copyCSV writes for it: printable ASCII without a quote,
-// fields fields, none that encoding/csv's Writer quotes (a leading space,
-// or \. alone).
-func plainCSVLine(line []byte, fields int) bool {
+// plainCSVLine returns the number of fields of line (one line, its line
+// break included or not) when copyCSV writes it as it is, else 0: printable
+// ASCII without a quote, and no field that encoding/csv's Writer quotes (a
+// leading space, or \. alone) or csvNeutral changes (';'-separated part
+// starting with = + - @).
+func plainCSVLine(line []byte) int {
 	line = bytes.TrimSuffix(line, []byte{'\n'})
 	if len(line) == 0 {
-		return false
+		return 0
 	}
 	n, start := 1, 0
 	for i := 0; i <= len(line); i++ {
 		if i == len(line) || line[i] == ',' {
 			if i-start == 2 && line[start] == '\\' && line[start+1] == '.' {
-				return false
+				return 0
 			}
 			if i < len(line) {
 				n++
@@ -232,20 +210,27 @@ func plainCSVLine(line []byte, fields int) bool {
 		}
 		c := line[i]
 		if c < 0x20 || c >= 0x7f || c == '"' || (c == ' ' && i == start) {
-			return false
+			return 0
+		}
+		if (i == start || line[i-1] == ';') && (c == '=' || c == '+' || c == '-' || c == '@') {
+			return 0
 		}
 	}
-	return n == fields
+	return n
 }
 
-// copyCSVRecord parses rec (the record after line lines) with encoding/csv
-// and writes it with every field escaped; *fields is the number of fields
-// each record must have (0: set it from this one).
-func copyCSVRecord(cw *csv.Writer, rec []byte, fields *int, line int) error {
-	cr := csv.NewReader(bytes.NewReader(rec))
-	cr.FieldsPerRecord = *fields
+// copyCSVRecords copies the records r holds, the stream after line lines,
+// with encoding/csv: each field neutralized (csvNeutral). Each record must
+// have fields fields (0: the first record's number).
+func copyCSVRecords(w io.Writer, r io.Reader, fields, line int) error {
+	br := &rowBound{r: r, max: maxPeerToken}
+	cr := csv.NewReader(br)
+	cr.FieldsPerRecord = fields
+	cr.ReuseRecord = true
+	cw := csv.NewWriter(w)
 	for {
-		f, err := cr.Read()
+		br.n = 0
+		rec, err := cr.Read()
 		if err == io.EOF {
 			break
 		}
@@ -257,14 +242,25 @@ func copyCSVRecord(cw *csv.Writer, rec []byte, fields *int, line int) error {
 			}
 			return err
 		}
-		*fields = cr.FieldsPerRecord
-		for i := range f {
-			f[i] = printable.Escape(f[i])
+		for i := range rec {
+			rec[i] = csvNeutral(rec[i])
 		}
-		if err := cw.Write(f); err != nil {
+		if err := cw.Write(rec); err != nil {
 			return err
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvNeutral is the rule the server's CSV cells follow, applied to a field
+// from the endpoint: printable.CSVCell of each ';'-separated part, joined
+// by ';' (printable.CSVList), so a list cell keeps its separators and no
+// part starts a formula in a spreadsheet that splits on ';'. A cell the
+// server wrote is unchanged.
+func csvNeutral(f string) string {
+	if strings.IndexByte(f, ';') < 0 {
+		return printable.CSVCell(f)
+	}
+	return printable.CSVList(strings.Split(f, ";"))
 }

@@ -100,7 +100,8 @@ func FuzzCopyPeerDocument(f *testing.F) {
 }
 
 // oracleCopyCSV is the reference of copyCSV: every record read by
-// encoding/csv, each field escaped, written by encoding/csv.
+// encoding/csv, each field neutralized as the server's cells are (each
+// ';'-separated part printable.CSVCell'd), written by encoding/csv.
 func oracleCopyCSV(w io.Writer, r io.Reader) error {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
@@ -114,7 +115,11 @@ func oracleCopyCSV(w io.Writer, r io.Reader) error {
 			return err
 		}
 		for i := range rec {
-			rec[i] = printable.Escape(rec[i])
+			parts := strings.Split(rec[i], ";")
+			for j := range parts {
+				parts[j] = printable.CSVCell(parts[j])
+			}
+			rec[i] = strings.Join(parts, ";")
 		}
 		cw.Write(rec)
 	}
@@ -128,6 +133,8 @@ var copyCSVSeeds = []string{
 	"a,b\n1,2\n3,4", "a,b\n\n1,2\r\n\r\n3,4\n", "a,b\n \"x\",2\n", "a,b\n x,2\n", "a,b\n\\.,2\n", "a,b\nc\n", "a,\"b\n",
 	"a,b\"c\n", "a,b\n\"multi\nline\",2\n1,2\n", "a,b\n\"x\"y,2\n", "a,b\n'=1,@2\n", "a,b\nd\u00e9j\u00e0,\u202e\n", "a\n\n\n",
 	"a,b\n1,2,3\n", ",\n,\n", "a,b\n\"\",\"\"\n", "a,b\r\n1,2\r\n", "a,b\n1,\r2\n", "a,b\n1,2\r", "\"a\nb\"\n\"c\n",
+	"a,b\nx;y,z\n", "a,b\nx;=y,z\n", "a,b\nx,;@y\n", "a,b\n=1,2\n", "=a,b\n1,2\n", "a,b\n1,2\n1,2,3\n", "a,b\n1,\"2;-3\"\n",
+	"a,b\n'=x,\"\\x3b\"\n", "a,b\nx\"y,z\n1,2\n",
 }
 
 // TestCopyCSVOracle: copyCSV writes byte for byte what the reference

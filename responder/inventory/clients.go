@@ -82,7 +82,7 @@ func clientState(e *ledger.ClientEntry) string {
 // host's machine-ID conflicts (nil: none).
 func newClientRow(e *ledger.ClientEntry, cat *catalog.Catalog, conflict func(guid.GUID) (host.Conflict, bool)) statusapi.ClientRow {
 	r := statusapi.ClientRow{
-		CMID: e.CMID.String(), Workstation: printable.Escape(e.Workstation), Source: e.Source,
+		CMID: e.CMID.String(), Workstation: printable.Escape(e.Workstation), Source: printable.Escape(e.Source),
 		ApplicationID: e.App.String(), CountedID: e.CountedID.String(), SKU: e.SKU.String(),
 		FirstRequest: e.FirstSeen.UTC(), LastRequest: e.LastSeen.UTC(), Requests: e.Requests,
 		LastResult: hresultName(e.LastResult), LastResultHex: fmt.Sprintf("0x%08X", e.LastResult),
@@ -90,16 +90,16 @@ func newClientRow(e *ledger.ClientEntry, cat *catalog.Catalog, conflict func(gui
 		State: clientState(e),
 	}
 	if a, ok := sourceAddr(e.Source); ok {
-		r.Address = a.String()
+		r.Address = printable.Escape(a.String()) // an IPv6 zone is any text
 	}
 	if a, ok := cat.Application(e.App); ok {
-		r.Application = a.Name
+		r.Application = printable.Escape(a.Name)
 	}
 	if c, ok := cat.CountedID(e.CountedID); ok {
-		r.Product = c.Name
+		r.Product = printable.Escape(c.Name)
 	}
 	if ed, ok := cat.EditionBySKU(e.SKU); ok {
-		r.Edition = ed.Name
+		r.Edition = printable.Escape(ed.Name)
 	}
 	if e.Counted {
 		r.LastCounted, r.CountedUntil = e.LastCounted.UTC(), e.CountedUntil.UTC()
@@ -110,10 +110,23 @@ func newClientRow(e *ledger.ClientEntry, cat *catalog.Catalog, conflict func(gui
 			if c.Names() {
 				r.CMIDConflict = "workstations"
 			}
-			r.SeenAs, r.SeenFrom = c.Workstations, c.Addresses
+			r.SeenAs, r.SeenFrom = escapeAll(c.Workstations), escapeAll(c.Addresses)
 		}
 	}
 	return r
+}
+
+// escapeAll returns a copy of l with each element printable.Escape'd (l
+// is the host's, shared with other requests).
+func escapeAll(l []string) []string {
+	if l == nil {
+		return nil
+	}
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = printable.Escape(s)
+	}
+	return out
 }
 
 // Filter is the filters of GET /clients and `kms-responder clients`.

@@ -22,31 +22,30 @@ func appendCSVRow(dst []byte, e *ledger.ClientEntry, cat *catalog.Catalog, confl
 	dst = appendGUIDCell(dst, e.CMID)
 	dst = append(dst, ',')
 	start := len(dst)
-	dst = append(dst, e.Workstation...)
-	if !plainCell(dst[start:]) {
-		// The listing's workstation is already escaped; CSVCell then
-		// sees the escaped text (a leading tab is \x09, not a formula).
-		dst = appendField(dst[:start], printable.CSVCell(printable.Escape(e.Workstation)))
-	}
+	dst = finishTextCell(append(dst, e.Workstation...), start)
 	dst = append(dst, ',')
 	start = len(dst)
 	if a, ok := sourceAddr(e.Source); ok {
-		dst = a.AppendTo(dst)
+		dst = a.AppendTo(dst) // an IPv6 zone is any text
 	}
-	dst = finishCell(dst, start)
+	dst = finishTextCell(dst, start)
 	dst = append(dst, ',')
-	dst = appendCell(dst, e.Source)
+	start = len(dst)
+	dst = finishTextCell(append(dst, e.Source...), start)
 	dst = append(dst, ',')
 	app, product, edition := catalogNames(cat, e)
-	dst = appendCell(dst, app)
+	start = len(dst)
+	dst = finishTextCell(append(dst, app...), start)
 	dst = append(dst, ',')
 	dst = appendGUIDCell(dst, e.App)
 	dst = append(dst, ',')
-	dst = appendCell(dst, product)
+	start = len(dst)
+	dst = finishTextCell(append(dst, product...), start)
 	dst = append(dst, ',')
 	dst = appendGUIDCell(dst, e.CountedID)
 	dst = append(dst, ',')
-	dst = appendCell(dst, edition)
+	start = len(dst)
+	dst = finishTextCell(append(dst, edition...), start)
 	dst = append(dst, ',')
 	dst = appendGUIDCell(dst, e.SKU)
 	dst = append(dst, ',')
@@ -86,9 +85,9 @@ func appendCSVRow(dst []byte, e *ledger.ClientEntry, cat *catalog.Catalog, confl
 				dst = append(dst, "addresses"...)
 			}
 			dst = append(dst, ',')
-			dst = appendField(dst, printable.CSVList(c.Workstations))
+			dst = appendField(dst, printable.CSVList(escapeAll(c.Workstations)))
 			dst = append(dst, ',')
-			dst = appendField(dst, printable.CSVList(c.Addresses))
+			dst = appendField(dst, printable.CSVList(escapeAll(c.Addresses)))
 			return append(dst, '\n')
 		}
 	}
@@ -122,6 +121,17 @@ func finishCell(dst []byte, start int) []byte {
 		return dst
 	}
 	return appendField(dst[:start], printable.CSVCell(string(dst[start:])))
+}
+
+// finishTextCell is finishCell for text from a client, ledger.db or the
+// catalog, which the listing escapes (printable.Escape) before CSVCell
+// sees it: every format shows the same escaped text, and a leading tab is
+// \x09, not a formula.
+func finishTextCell(dst []byte, start int) []byte {
+	if plainCell(dst[start:]) {
+		return dst
+	}
+	return appendField(dst[:start], printable.CSVCell(printable.Escape(string(dst[start:]))))
 }
 
 // appendCell appends the cell of s (see finishCell).

@@ -20,34 +20,30 @@ func appendJSONRow(dst []byte, e *ledger.ClientEntry, cat *catalog.Catalog, conf
 	dst = append(dst, `{"cmid":"`...)
 	dst = appendGUIDCell(dst, e.CMID)
 	dst = append(dst, `","workstation":`...)
-	if printable.Valid(e.Workstation) {
-		dst = appendJSONString(dst, e.Workstation)
-	} else {
-		dst = appendJSONString(dst, printable.Escape(e.Workstation))
-	}
+	dst = appendJSONText(dst, e.Workstation)
 	dst = append(dst, `,"address":`...)
 	if a, ok := sourceAddr(e.Source); ok {
 		start := len(dst)
 		dst = append(a.AppendTo(append(dst, '"')), '"')
 		if !jsonPlain(dst[start+1 : len(dst)-1]) {
-			dst = appendJSONString(dst[:start], a.String())
+			dst = appendJSONText(dst[:start], a.String())
 		}
 	} else {
 		dst = append(dst, `""`...)
 	}
 	dst = append(dst, `,"source":`...)
-	dst = appendJSONString(dst, e.Source)
+	dst = appendJSONText(dst, e.Source)
 	app, product, edition := catalogNames(cat, e)
 	dst = append(dst, `,"application":`...)
-	dst = appendJSONString(dst, app)
+	dst = appendJSONText(dst, app)
 	dst = append(dst, `,"application_id":"`...)
 	dst = appendGUIDCell(dst, e.App)
 	dst = append(dst, `","product":`...)
-	dst = appendJSONString(dst, product)
+	dst = appendJSONText(dst, product)
 	dst = append(dst, `,"counted_id":"`...)
 	dst = appendGUIDCell(dst, e.CountedID)
 	dst = append(dst, `","edition":`...)
-	dst = appendJSONString(dst, edition)
+	dst = appendJSONText(dst, edition)
 	dst = append(dst, `,"sku":"`...)
 	dst = appendGUIDCell(dst, e.SKU)
 	dst = append(dst, `","first_request":`...)
@@ -96,7 +92,8 @@ func appendJSONRow(dst []byte, e *ledger.ClientEntry, cat *catalog.Catalog, conf
 	return append(dst, "}\n"...)
 }
 
-// appendJSONList appends key and l as a JSON array, nothing when l is
+// appendJSONList appends key and l as a JSON array of escaped texts
+// (appendJSONText), nothing when l is
 // empty (omitempty).
 func appendJSONList(dst []byte, key string, l []string) []byte {
 	if len(l) == 0 {
@@ -108,7 +105,7 @@ func appendJSONList(dst []byte, key string, l []string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, s)
+		dst = appendJSONText(dst, s)
 	}
 	return append(dst, ']')
 }
@@ -146,5 +143,19 @@ func appendJSONString(dst []byte, s string) []byte {
 		return append(dst, '"')
 	}
 	b, _ := json.Marshal(s) // a string always marshals
+	return append(dst[:start], b...)
+}
+
+// appendJSONText appends s, text from a client or ledger.db, escaped by
+// printable.Escape and quoted as encoding/json quotes it: the bytes
+// json.Encoder writes for the listing's field.
+func appendJSONText(dst []byte, s string) []byte {
+	start := len(dst)
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	if jsonPlain(dst[start+1:]) { // printable ASCII: Escape changes nothing
+		return append(dst, '"')
+	}
+	b, _ := json.Marshal(printable.Escape(s)) // a string always marshals
 	return append(dst[:start], b...)
 }

@@ -12,6 +12,9 @@ import (
 const (
 	boltBranch     = 0x01
 	boltLeaf       = 0x02
+	boltFreelist   = 0x10
+	boltFreeIDLen  = 8      // a freelist page lists page ids (u64)
+	boltFreeCountX = 0xFFFF // a freelist count this large is in the page's first id slot
 	boltElemLen    = 16 // branch: pos, ksize (u32), pgid (u64); leaf: flags, pos, ksize, vsize (u32)
 	boltBucketFlag = 0x01
 	boltBucketLen  = 16 // root pgid, sequence (u64)
@@ -34,8 +37,10 @@ type walkRoot struct {
 // without checking: it walks every bucket's tree (as bbolt does, in a
 // goroutine that panics on the first inconsistency, to rebuild its free
 // list) and verifies that every page is inside the file and referenced
-// once, is a branch or leaf page, that its elements lie within it, and that
-// keys are in order within the bounds their parents set.
+// once, is a branch or leaf page, that its elements lie within it, that
+// keys are in order within the bounds their parents set and that buckets
+// nest no deeper than the ledger's layout; then the freelist page, when
+// the meta names one (see freelist).
 type storeWalk struct {
 	f         *os.File
 	mapped    []byte // the file's pages 0..hwm-1 in place of f, when it could be mapped
@@ -81,6 +86,52 @@ func walkPages(f *os.File, m boltMeta, mapped []byte) (err error) {
 		if _, roots, err = w.tree(root.page, root.level, nil, nil, roots, 0); err != nil {
 			return err
 		}
+	}
+	if m.freelist != boltNoFreelist {
+		return w.freelist(m.freelist)
+	}
+	return nil
+}
+
+// freelist checks the freelist page id that m names, after the tree's
+// walk: bbolt loads it at a read-write open without checking it, and
+// reuses what it lists. It must be a freelist page inside the file that
+// the tree does not reach, and list each page at most once, each inside
+// the file and unreached by the tree (and not the freelist itself): a
+// page listed free while the tree uses it is overwritten by the next
+// commit.
+func (w *storeWalk) freelist(id uint64) error {
+	b, err := w.page(id)
+	if err != nil {
+		return fmt.Errorf("freelist: %w", err)
+	}
+	e := binary.NativeEndian
+	if flags := e.Uint16(b[8:10]); flags != boltFreelist {
+		return fmt.Errorf("freelist page %d: type %#x, want a freelist page", id, flags)
+	}
+	ids := b[boltPageHeader:]
+	n := uint64(e.Uint16(b[10:12]))
+	if n == boltFreeCountX {
+		if len(ids) < boltFreeIDLen {
+			return fmt.Errorf("freelist page %d: no room for its count", id)
+		}
+		n, ids = e.Uint64(ids[:boltFreeIDLen]), ids[boltFreeIDLen:]
+	}
+	if n > uint64(len(ids)/boltFreeIDLen) {
+		return fmt.Errorf("freelist page %d: %d ids do not fit in its %d bytes", id, n, len(b))
+	}
+	free := make([]bool, w.hwm)
+	for i := range n {
+		p := e.Uint64(ids[i*boltFreeIDLen:])
+		switch {
+		case p < 2 || p >= w.hwm:
+			return fmt.Errorf("freelist page %d: id %d lists page %d, outside 2..%d", id, i, p, w.hwm-1)
+		case w.reachable[p]:
+			return fmt.Errorf("freelist page %d: id %d lists page %d as free, but the tree (or the freelist) uses it", id, i, p)
+		case free[p]:
+			return fmt.Errorf("freelist page %d: id %d lists page %d a second time", id, i, p)
+		}
+		free[p] = true
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ const (
 	boltFreelist   = 0x10
 	boltFreeIDLen  = 8      // a freelist page lists page ids (u64)
 	boltFreeCountX = 0xFFFF // a freelist count this large is in the page's first id slot
-	boltElemLen    = 16 // branch: pos, ksize (u32), pgid (u64); leaf: flags, pos, ksize, vsize (u32)
+	boltElemLen    = 16     // branch: pos, ksize (u32), pgid (u64); leaf: flags, pos, ksize, vsize (u32)
 	boltBucketFlag = 0x01
 	boltBucketLen  = 16 // root pgid, sequence (u64)
 )

@@ -36,12 +36,12 @@ func (l *Ledger) runApply() {
 		case req := <-l.applyReqs:
 			err := l.applyPending()
 			if err == nil && req.prune {
-				err = l.prune()
+				err = l.guardStore(l.prune)
 			}
 			req.done <- err
 		case <-pruneTick.C:
 			if err := l.applyPending(); err == nil {
-				if err := l.prune(); err != nil {
+				if err := l.guardStore(l.prune); err != nil {
 					l.log.Warn("ledger: prune failed", "err", err)
 				}
 			}
@@ -67,10 +67,13 @@ func (l *Ledger) applyPending() error {
 	todo := l.pending
 	l.pending, l.spare = l.spare[:0], nil
 	l.amu.Unlock()
-	err := l.applyStale(&todo)
-	if err == nil && len(todo) > 0 {
-		err = l.applyEntries(todo)
-	}
+	err := l.guardStore(func() error {
+		err := l.applyStale(&todo)
+		if err == nil && len(todo) > 0 {
+			err = l.applyEntries(todo)
+		}
+		return err
+	})
 	l.amu.Lock()
 	if err != nil {
 		l.pending = append(todo, l.pending...)
@@ -86,6 +89,31 @@ func (l *Ledger) applyPending() error {
 	if err == nil {
 		l.dropAppliedSegments()
 		l.updateSize()
+	}
+	return err
+}
+
+// guardStore runs fn, store transactions of the applier, under the guard
+// Open runs under (guardFaults): a panic bbolt raises on a damaged store,
+// or a fault reading its map, becomes an error (a *DamageError) that makes
+// the ledger unhealthy instead of killing the process. After one, bbolt's
+// state in memory (its freelist, the transaction it was in) is not
+// trusted: the store is not written again until a restart, whose pre-open
+// checks judge the file anew, and guardStore returns that error at once.
+func (l *Ledger) guardStore(fn func() error) error {
+	if b := l.storeFault.Load(); b != nil {
+		return b.err
+	}
+	panicked := true
+	err := guardFaults(l.db.Path(), func() error {
+		err := fn()
+		panicked = false
+		return err
+	})
+	if panicked {
+		l.storeFault.Store(&errorBox{err})
+		l.storeStale.Store(true)
+		l.log.Error("ledger: the store failed inside bbolt; nothing more is written to it until a restart", "err", err)
 	}
 	return err
 }

@@ -139,6 +139,10 @@ func checkStore(dir *dataDir, path string, rep *CheckReport) error {
 	defer db.Close()
 	err = db.View(func(tx *bolt.Tx) error {
 		schema, err := readSchema(tx)
+		var d *DamageError
+		if errors.As(err, &d) {
+			return err
+		}
 		if err != nil {
 			return &DamageError{Path: path, Offset: -1, What: err.Error(), Lost: "restore ledger.db from a copy (see responder/README.md, Recovery)"}
 		}

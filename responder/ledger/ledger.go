@@ -277,6 +277,9 @@ type Ledger struct {
 	// apply (reloadFromStore).
 	storeStale atomic.Bool
 	damage     atomic.Pointer[errorBox] // a quarantined log, for good
+	// storeFault is a panic (or map fault) inside a store transaction
+	// of the applier, for as long as the process runs (see guardStore).
+	storeFault atomic.Pointer[errorBox]
 }
 
 type errorBox struct{ err error }
@@ -559,14 +562,18 @@ func (l *Ledger) dropLogIfApplied() {
 func (l *Ledger) Path() string { return l.db.Path() }
 
 // Healthy reports whether the last log write and the last store update
-// succeeded and no damaged log was quarantined at Open. A host must not be published while its ledger is unhealthy;
-// the next successful write makes it healthy again.
+// succeeded, no damaged log was quarantined at Open and no store
+// transaction failed inside bbolt (see guardStore). A host must not be published while its ledger is unhealthy;
+// the next successful write makes it healthy again, except after damage.
 func (l *Ledger) Healthy() bool { return l.LastError() == nil }
 
 // LastError returns the error of the last failed log write or store update,
 // or nil when both last succeeded.
 func (l *Ledger) LastError() error {
 	if b := l.damage.Load(); b != nil {
+		return b.err
+	}
+	if b := l.storeFault.Load(); b != nil {
 		return b.err
 	}
 	if b := l.logErr.Load(); b != nil {

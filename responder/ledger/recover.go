@@ -251,13 +251,10 @@ func AcknowledgeRoot(dir string, root *os.Root, lockTimeout time.Duration) (stri
 	defer db.Close()
 	var was string
 	err = db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			return nil
-		}
 		if s, err := readSchema(tx); err != nil || s < 2 || s > schemaVersion {
 			return err
 		}
+		meta := tx.Bucket(bucketMeta)
 		v, err := getSealed(meta, "meta \"damage\"", keyDamage)
 		if err != nil || v == nil {
 			return err

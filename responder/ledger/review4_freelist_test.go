@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"hash/fnv"
 	"os"
 	"path/filepath"
@@ -79,4 +81,54 @@ func TestReview4SyncedFreelistNamingLivePages(t *testing.T) {
 	// commit panics inside bbolt ("page 11 already freed") in the applier
 	// goroutine, which nothing recovers, so serve dies.
 	t.Fatalf("a store whose freelist names every page of the tree: Check ok=%v err=%v; Open accepted it", rep.OK, cerr)
+}
+
+// TestFreelistJudgedBeforeOpen: a freelist page the meta names is checked
+// before bbolt opens the store, so Check and Open agree on it: an empty
+// one (as bbolt's first transaction leaves) is fine; one that lists a page
+// the tree uses, the freelist itself, a page outside the file or a page
+// twice, or whose count runs past its page, is damage to both.
+func TestFreelistJudgedBeforeOpen(t *testing.T) {
+	b := walkTestStore(t, 20)
+	_, m := openWalk(t, b)
+	for _, tc := range []struct {
+		name  string
+		ids   []uint64
+		count uint16 // when set, replaces the page's element count
+		ok    bool
+	}{
+		{"empty", nil, 0, true},
+		{"a page of the tree", []uint64{m.root}, 0, false},
+		{"itself", []uint64{m.hwm}, 0, false},
+		{"a meta page", []uint64{1}, 0, false},
+		{"past the file", []uint64{m.hwm + 5}, 0, false},
+		{"count past the file", []uint64{1 << 28}, boltFreeCountX, false},
+		{"count past its page", nil, 0xFFFE, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fb := review4WithFreelist(t, bytes.Clone(b), tc.ids)
+			if tc.count != 0 {
+				binary.NativeEndian.PutUint16(fb[len(fb)-int(m.pageSize)+10:], tc.count)
+			}
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, FileName), fb, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rep, cerr := Check(dir)
+			if cerr != nil || rep.OK != tc.ok {
+				t.Fatalf("Check: ok=%v err=%v files %+v, want ok=%v", rep.OK, cerr, rep.Files, tc.ok)
+			}
+			l, err := Open(dir, Options{})
+			if l != nil {
+				l.Close()
+			}
+			if (err == nil) != tc.ok {
+				t.Fatalf("Open: %v, want ok=%v", err, tc.ok)
+			}
+			var d *DamageError
+			if err != nil && !errors.As(err, &d) {
+				t.Fatalf("Open: %v, want a *DamageError", err)
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -92,4 +93,58 @@ func TestReview4Schema2StoreWithoutMetaBucket(t *testing.T) {
 	if _, ok, err := l.Client(testkit.CMID(0), testkit.AppWindows); err != nil || !ok {
 		t.Fatalf("Check ok=%v (err %v); Open accepted the store and client 0 is gone (ok=%v err=%v, clients %d)", rep.OK, cerr, ok, err, l.Stats().Clients)
 	}
+}
+
+// TestReadSchemaNewOnlyWhenEmpty: a store is new (schema 0) only when it
+// holds nothing; without its schema byte, any bucket, root value or meta
+// key makes it damage, to Check and Open alike.
+func TestReadSchemaNewOnlyWhenEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(tx *bolt.Tx) error
+	}{
+		{"meta gone", func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketMeta) }},
+		{"schema key gone", func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keySchema) }},
+		{"meta a plain value", func(tx *bolt.Tx) error {
+			if err := tx.DeleteBucket(bucketMeta); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketIdentity).Put([]byte("x"), []byte("y"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := review4Store(t, 5, tc.edit)
+			rep, cerr := Check(dir)
+			if cerr != nil || rep.OK {
+				t.Fatalf("Check: ok=%v err=%v, want a damaged store", rep.OK, cerr)
+			}
+			l, err := Open(dir, Options{})
+			if err == nil {
+				l.Close()
+				t.Fatal("Open accepted a store that lost its schema version")
+			}
+			var d *DamageError
+			if !errors.As(err, &d) {
+				t.Fatalf("Open: %v, want a *DamageError", err)
+			}
+		})
+	}
+	// A store bbolt created and nothing else wrote to is new.
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucketMeta); return err }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if rep, err := Check(dir); err != nil || !rep.OK {
+		t.Fatalf("Check of an empty store: ok=%v err=%v", rep.OK, err)
+	}
+	l, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open of an empty store: %v", err)
+	}
+	l.Close()
 }

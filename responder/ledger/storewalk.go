@@ -12,17 +12,35 @@ import (
 const (
 	boltBranch     = 0x01
 	boltLeaf       = 0x02
-	boltElemLen    = 16 // branch: pos, ksize (u32), pgid (u64); leaf: flags, pos, ksize, vsize (u32)
+	boltFreelist   = 0x10
+	boltFreeIDLen  = 8      // a freelist page lists page ids (u64)
+	boltFreeCountX = 0xFFFF // a freelist count this large is in the page's first id slot
+	boltElemLen    = 16     // branch: pos, ksize (u32), pgid (u64); leaf: flags, pos, ksize, vsize (u32)
 	boltBucketFlag = 0x01
 	boltBucketLen  = 16 // root pgid, sequence (u64)
 )
+
+// maxBucketNesting is how deep the ledger's layout nests buckets: the
+// root's buckets (level 1) and the per-application buckets inside the
+// count bucket (level 2). The walk refuses a bucket nested deeper, which
+// also bounds its recursion into inline buckets.
+const maxBucketNesting = 2
+
+// walkRoot is a bucket's root page still to walk and the nesting level of
+// the buckets its leaves hold (1 for the store's root bucket).
+type walkRoot struct {
+	page  uint64
+	level int
+}
 
 // storeWalk checks, before bbolt opens the store, what bbolt's open reads
 // without checking: it walks every bucket's tree (as bbolt does, in a
 // goroutine that panics on the first inconsistency, to rebuild its free
 // list) and verifies that every page is inside the file and referenced
-// once, is a branch or leaf page, that its elements lie within it, and that
-// keys are in order within the bounds their parents set.
+// once, is a branch or leaf page, that its elements lie within it, that
+// keys are in order within the bounds their parents set and that buckets
+// nest no deeper than the ledger's layout; then the freelist page, when
+// the meta names one (see freelist).
 type storeWalk struct {
 	f         *os.File
 	mapped    []byte // the file's pages 0..hwm-1 in place of f, when it could be mapped
@@ -60,14 +78,60 @@ func walkPages(f *os.File, m boltMeta, mapped []byte) (err error) {
 			}
 		}()
 	}
-	roots := []uint64{m.root}
+	roots := []walkRoot{{page: m.root, level: 1}}
 	for len(roots) > 0 {
 		root := roots[len(roots)-1]
 		roots = roots[:len(roots)-1]
 		var err error
-		if _, roots, err = w.tree(root, nil, nil, roots, 0); err != nil {
+		if _, roots, err = w.tree(root.page, root.level, nil, nil, roots, 0); err != nil {
 			return err
 		}
+	}
+	if m.freelist != boltNoFreelist {
+		return w.freelist(m.freelist)
+	}
+	return nil
+}
+
+// freelist checks the freelist page id that m names, after the tree's
+// walk: bbolt loads it at a read-write open without checking it, and
+// reuses what it lists. It must be a freelist page inside the file that
+// the tree does not reach, and list each page at most once, each inside
+// the file and unreached by the tree (and not the freelist itself): a
+// page listed free while the tree uses it is overwritten by the next
+// commit.
+func (w *storeWalk) freelist(id uint64) error {
+	b, err := w.page(id)
+	if err != nil {
+		return fmt.Errorf("freelist: %w", err)
+	}
+	e := binary.NativeEndian
+	if flags := e.Uint16(b[8:10]); flags != boltFreelist {
+		return fmt.Errorf("freelist page %d: type %#x, want a freelist page", id, flags)
+	}
+	ids := b[boltPageHeader:]
+	n := uint64(e.Uint16(b[10:12]))
+	if n == boltFreeCountX {
+		if len(ids) < boltFreeIDLen {
+			return fmt.Errorf("freelist page %d: no room for its count", id)
+		}
+		n, ids = e.Uint64(ids[:boltFreeIDLen]), ids[boltFreeIDLen:]
+	}
+	if n > uint64(len(ids)/boltFreeIDLen) {
+		return fmt.Errorf("freelist page %d: %d ids do not fit in its %d bytes", id, n, len(b))
+	}
+	free := make([]bool, w.hwm)
+	for i := range n {
+		p := e.Uint64(ids[i*boltFreeIDLen:])
+		switch {
+		case p < 2 || p >= w.hwm:
+			return fmt.Errorf("freelist page %d: id %d lists page %d, outside 2..%d", id, i, p, w.hwm-1)
+		case w.reachable[p]:
+			return fmt.Errorf("freelist page %d: id %d lists page %d as free, but the tree (or the freelist) uses it", id, i, p)
+		case free[p]:
+			return fmt.Errorf("freelist page %d: id %d lists page %d a second time", id, i, p)
+		}
+		free[p] = true
 	}
 	return nil
 }
@@ -116,9 +180,10 @@ func (w *storeWalk) page(id uint64) ([]byte, error) {
 }
 
 // tree walks the tree rooted at page id whose keys must lie in
-// [lo, hi) (nil: unbounded); it returns the largest key in it and adds the
+// [lo, hi) (nil: unbounded) and whose bucket elements are buckets of
+// nesting level level; it returns the largest key in it and adds the
 // roots of the buckets it holds to roots.
-func (w *storeWalk) tree(id uint64, lo, hi []byte, roots []uint64, depth int) ([]byte, []uint64, error) {
+func (w *storeWalk) tree(id uint64, level int, lo, hi []byte, roots []walkRoot, depth int) ([]byte, []walkRoot, error) {
 	if depth > 64 {
 		return nil, roots, fmt.Errorf("page %d: tree deeper than 64 levels", id)
 	}
@@ -126,12 +191,12 @@ func (w *storeWalk) tree(id uint64, lo, hi []byte, roots []uint64, depth int) ([
 	if err != nil {
 		return nil, roots, err
 	}
-	return w.node(id, b, lo, hi, roots, depth)
+	return w.node(id, b, level, lo, hi, roots, depth)
 }
 
 // node checks one page's elements (b is the page, or an inline bucket's
 // page inside a value).
-func (w *storeWalk) node(id uint64, b, lo, hi []byte, roots []uint64, depth int) ([]byte, []uint64, error) {
+func (w *storeWalk) node(id uint64, b []byte, level int, lo, hi []byte, roots []walkRoot, depth int) ([]byte, []walkRoot, error) {
 	e := binary.NativeEndian
 	if len(b) < boltPageHeader {
 		return nil, roots, fmt.Errorf("page %d: %d bytes, shorter than a page header", id, len(b))
@@ -178,7 +243,7 @@ func (w *storeWalk) node(id uint64, b, lo, hi []byte, roots []uint64, depth int)
 			}
 			child := e.Uint64(b[off+8 : off+16])
 			var max []byte
-			if max, roots, err = w.tree(child, key, next, roots, depth+1); err != nil {
+			if max, roots, err = w.tree(child, level, key, next, roots, depth+1); err != nil {
 				return nil, roots, err
 			}
 			running, last = max, max
@@ -197,12 +262,15 @@ func (w *storeWalk) node(id uint64, b, lo, hi []byte, roots []uint64, depth int)
 			if f&boltBucketFlag == 0 {
 				continue
 			}
+			if level > maxBucketNesting {
+				return nil, roots, fmt.Errorf("page %d: bucket %x is nested %d deep; the ledger's buckets nest at most %d deep", id, key, level, maxBucketNesting)
+			}
 			if len(val) < boltBucketLen {
 				return nil, roots, fmt.Errorf("page %d: bucket %x has a %d-byte header", id, key, len(val))
 			}
 			if root := e.Uint64(val[0:8]); root != 0 {
-				roots = append(roots, root)
-			} else if _, roots, err = w.node(id, val[boltBucketLen:], nil, nil, roots, depth+1); err != nil {
+				roots = append(roots, walkRoot{page: root, level: level + 1})
+			} else if _, roots, err = w.node(id, val[boltBucketLen:], level+1, nil, nil, roots, depth+1); err != nil {
 				return nil, roots, fmt.Errorf("inline bucket %x: %w", key, err)
 			}
 		}

@@ -112,3 +112,21 @@ func TestWalkPagesFileShrinks(t *testing.T) {
 		t.Fatalf("walk of a shrunk file: %v, want a fault reported", err)
 	}
 }
+
+// TestWalkBucketNesting: the walk accepts inline buckets nested as deep as
+// the ledger's layout nests buckets and refuses any deeper, by name.
+func TestWalkBucketNesting(t *testing.T) {
+	for _, tc := range []struct {
+		depth int
+		ok    bool
+	}{{1, true}, {maxBucketNesting, true}, {maxBucketNesting + 1, false}, {1000, false}} {
+		f, m := review4NestedInline(t, tc.depth)
+		err := walkPages(f, m, nil)
+		if (err == nil) != tc.ok {
+			t.Fatalf("buckets nested %d deep: walk error %v, want ok=%v", tc.depth, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "nested") {
+			t.Fatalf("buckets nested %d deep: %v does not say the nesting is refused", tc.depth, err)
+		}
+	}
+}

@@ -229,18 +229,50 @@ func verifyV1(tx *bolt.Tx, path string) ([]storedValue, error) {
 	return vals, nil
 }
 
-// readSchema returns the store's schema byte: 0 for a new store.
+// readSchema returns the store's schema byte: 0 for a new store, which
+// is a store holding nothing at all (bbolt's empty root, or an empty meta
+// bucket). A store without a schema byte that holds anything else (a
+// bucket, a value, a meta key) lost it: that is damage, whatever Open or
+// Check reads it, never a new store to write schema 3 into.
 func readSchema(tx *bolt.Tx) (byte, error) {
 	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		return 0, nil
+	var v []byte
+	if meta != nil {
+		v = meta.Get(keySchema)
 	}
-	switch v := meta.Get(keySchema); {
+	switch {
 	case v == nil:
+		if held := storeHolds(tx); held != "" {
+			where := "has no meta bucket"
+			if meta != nil {
+				where = "has no schema version in its meta bucket"
+			}
+			return 0, &DamageError{Path: tx.DB().Path(), Offset: -1, What: fmt.Sprintf("%s but holds %s: the schema version was lost, so nothing in it can be read as a known layout", where, held),
+				Lost: "the host identity, counts and audit records it holds cannot be trusted; restore ledger.db from a copy (see responder/README.md, Recovery)"}
+		}
 		return 0, nil
 	case len(v) != 1:
 		return 0, fmt.Errorf("schema version value has %d bytes, want 1", len(v))
 	default:
 		return v[0], nil
 	}
+}
+
+// storeHolds names the first thing the store holds besides an empty meta
+// bucket, or returns "" when it holds nothing.
+func storeHolds(tx *bolt.Tx) string {
+	c := tx.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v != nil {
+			return fmt.Sprintf("a value under key %x at its root", k)
+		}
+		if bytes.Equal(k, bucketMeta) {
+			if mk, _ := tx.Bucket(bucketMeta).Cursor().First(); mk != nil {
+				return fmt.Sprintf("meta key %q", mk)
+			}
+			continue
+		}
+		return fmt.Sprintf("bucket %q", k)
+	}
+	return ""
 }

@@ -40,15 +40,23 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# start_serve KMS ADMIN DATA LOG: starts serve in the background (its pid in
+# $started, its output appended to LOG) and waits, up to 30 s, until its
+# admin endpoint answers.
+start_serve() {
+	$bin serve --group windows-server-2025 --listen "$1" --metrics "$2" --data "$3" --log-level warn >>"$4" 2>&1 &
+	started=$!
+	for _ in $(seq 600); do
+		$bin status --admin "$2" --json >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+}
+
 ports=($(go run ./build/freeport -n 2))
 kms=127.0.0.1:${ports[0]}
 admin=127.0.0.1:${ports[1]}
-$bin serve --group windows-server-2025 --listen "$kms" --metrics "$admin" --data "$work/data" --log-level warn >"$work/serve.log" 2>&1 &
-serve_pid=$!
-for _ in $(seq 100); do
-	$bin status --admin "$admin" --json >/dev/null 2>&1 && break
-	sleep 0.1
-done
+start_serve "$kms" "$admin" "$work/data" "$work/serve.log"
+serve_pid=$started
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$serve_pid/status"; }
 # cpu: serve's user+system CPU so far, in clock ticks.
 cpu() { awk '{print $14 + $15}' "/proc/$serve_pid/stat"; }
@@ -99,12 +107,8 @@ export_once() {
 eports=($(go run ./build/freeport -n 2))
 ekms=127.0.0.1:${eports[0]}
 eadmin=127.0.0.1:${eports[1]}
-$bin serve --group windows-server-2025 --listen "$ekms" --metrics "$eadmin" --data "$work/empty" --log-level warn >"$work/empty.log" 2>&1 &
-empty_pid=$!
-for _ in $(seq 100); do
-	$bin status --admin "$eadmin" --json >/dev/null 2>&1 && break
-	sleep 0.1
-done
+start_serve "$ekms" "$eadmin" "$work/empty" "$work/empty.log"
+empty_pid=$started
 rate "$ekms" >/dev/null # its 1000 clients, so that both sides renew
 rate >/dev/null
 renew_ratios=() cpu_ratios=()
@@ -169,10 +173,6 @@ serve_pid=""
 bytes=$(find "$work/data" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
 echo "data directory after a clean stop: $bytes bytes, $(awk -v b="$bytes" -v c="$rows" 'BEGIN {printf "%.0f", b / c}') B per client ($(du -sh "$work/data" | cut -f1) allocated)"
 t0=$(date +%s.%N)
-$bin serve --group windows-server-2025 --listen "$kms" --metrics "$admin" --data "$work/data" --log-level warn >>"$work/serve.log" 2>&1 &
-serve_pid=$!
-for _ in $(seq 600); do
-	$bin status --admin "$admin" --json >/dev/null 2>&1 && break
-	sleep 0.05
-done
+start_serve "$kms" "$admin" "$work/data" "$work/serve.log"
+serve_pid=$started
 echo "restart on $rows clients: status answered after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')s; $(rss)"

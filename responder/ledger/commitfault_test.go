@@ -18,13 +18,7 @@ import (
 func TestCommitFailureThatTookEffect(t *testing.T) {
 	clock := testkit.NewClock()
 	dir := t.TempDir()
-	var failNext atomic.Bool
-	l := openTest(t, dir, clock, Options{commitFault: func() error {
-		if failNext.CompareAndSwap(true, false) {
-			return errors.New("injected: sync after the meta page failed")
-		}
-		return nil
-	}})
+	l, failNext := openWithCommitFault(t, dir, clock)
 	ctx := context.Background()
 	for range 2 {
 		if err := l.Record(ctx, act(clock, 1, testkit.AppWindows)); err != nil {
@@ -66,4 +60,19 @@ func TestCommitFailureThatTookEffect(t *testing.T) {
 	if rep, err := Check(dir); err != nil || !rep.OK {
 		t.Fatalf("Check after the retry: %+v %v", rep, err)
 	}
+}
+
+// openWithCommitFault opens a ledger in dir whose next store commit, once
+// the returned flag is set, takes effect and reports failure (as when
+// bbolt's last sync fails after its meta page was written).
+func openWithCommitFault(t *testing.T, dir string, clock *testkit.Clock) (*Ledger, *atomic.Bool) {
+	t.Helper()
+	failNext := new(atomic.Bool)
+	l := openTest(t, dir, clock, Options{commitFault: func() error {
+		if failNext.CompareAndSwap(true, false) {
+			return errors.New("injected: sync after the meta page failed")
+		}
+		return nil
+	}})
+	return l, failNext
 }

@@ -2,8 +2,6 @@ package ledger
 
 import (
 	"context"
-	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,13 +21,7 @@ import (
 func TestReview4PruneAfterFailedPruneCommit(t *testing.T) {
 	clock := testkit.NewClock()
 	dir := t.TempDir()
-	var failNext atomic.Bool
-	l := openTest(t, dir, clock, Options{commitFault: func() error {
-		if failNext.CompareAndSwap(true, false) {
-			return errors.New("injected: sync after the meta page failed")
-		}
-		return nil
-	}})
+	l, failNext := openWithCommitFault(t, dir, clock)
 	ctx := context.Background()
 	record := func(i int) {
 		t.Helper()

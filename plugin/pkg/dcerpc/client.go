@@ -82,7 +82,11 @@ func Dial(ctx context.Context, network, addr string, cfg ClientConfig) (*Client,
 	if timeout <= 0 {
 		timeout = DefaultClientTimeout
 	}
-	d := net.Dialer{Timeout: timeout}
+	// No TCP keep-alive: every exchange has a deadline, so a dead peer
+	// is found without it, and Go's default costs four setsockopt calls
+	// per connection (a probe or a client is often one connection per
+	// call).
+	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
 	nc, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err

@@ -299,9 +299,15 @@ func (w *walWriter) create(start uint64) (segment, error) {
 	return seg, nil
 }
 
+// zeroBlock is what zeroFill writes from; nothing writes to it. Filling a
+// chunk from one shared block, rather than a fresh 1 MiB buffer each time,
+// spares the log writer an allocation (and the page faults of new heap)
+// per chunk.
+var zeroBlock [256 << 10]byte
+
 // zeroFill writes zero bytes to f from off to end.
 func zeroFill(f *os.File, off, end int64) error {
-	zeros := make([]byte, min(end-off, preallocChunk))
+	zeros := zeroBlock[:]
 	for off < end {
 		n := min(int64(len(zeros)), end-off)
 		if _, err := f.WriteAt(zeros[:n], off); err != nil {

@@ -38,6 +38,9 @@ func TestAdminHostFilter(t *testing.T) {
 		{f, "127.0.0.1.evil.example", false},
 		{f, "sub.localhost", false},
 		{f, "[evil.example]:9688", false},
+		{f, "[fe80::1%eth0]:9688", false}, // a zone is free text; no client sends one
+		{f, "0::%]", false},
+		{f, "::1%evil.example", false},
 		{named, "admin.corp.example:9688", true}, // the name in --metrics
 		{named, "Admin.Corp.Example", true},
 		{named, "corp.example", false},
@@ -239,7 +242,7 @@ func TestCappedListener(t *testing.T) {
 }
 
 // FuzzAdminHost: the Host header is attacker input. allowed never panics,
-// and accepts a value only when it is empty, an IP literal or one of the
+// and accepts a value only when it is empty, an IP literal without a zone or one of the
 // configured names (with any port).
 func FuzzAdminHost(f *testing.F) {
 	for _, s := range []string{"127.0.0.1:9688", "[::1]:80", "[::1]", "localhost", "LOCALHOST.:1", "evil.example",
@@ -256,7 +259,10 @@ func FuzzAdminHost(f *testing.F) {
 			h = hh
 		}
 		h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-		if _, err := netip.ParseAddr(h); err == nil {
+		if a, err := netip.ParseAddr(h); err == nil {
+			if a.Zone() != "" {
+				t.Fatalf("allowed(%q): an IP address with a zone", host)
+			}
 			return
 		}
 		if n := canonicalHost(h); n != "localhost" && n != "kms1.corp.example" {

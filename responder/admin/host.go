@@ -13,7 +13,7 @@ import (
 // hostFilter refuses admin requests whose Host header names anything but
 // this endpoint: a page in a browser on this machine can make its own name
 // resolve to 127.0.0.1 (DNS rebinding) and read /status (ePIDs, HwId,
-// paths) as same-origin. Accepted: an IP literal, "localhost", the name in
+// paths) as same-origin. Accepted: an IP literal without a zone, "localhost", the name in
 // --metrics and any --admin-host; everything else gets 421 and is logged
 // (at most once a second, with how many were not logged).
 type hostFilter struct {
@@ -51,8 +51,11 @@ func (f *hostFilter) allowed(hostHeader string) bool {
 	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]
 	}
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
+	if a, err := netip.ParseAddr(h); err == nil {
+		// A zone is free text after '%' ("0::%]" parses), and no client
+		// naming this endpoint sends one: browsers cannot, Go's HTTP
+		// client and curl drop it from Host.
+		return a.Zone() == ""
 	}
 	return f.names[canonicalHost(h)]
 }

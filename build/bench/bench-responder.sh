@@ -16,6 +16,10 @@
 # BENCH_AB=N             only N interleaved ledger off/on pairs at 64 connections
 # BENCH_AB_ARGS          extra bench flags for those pairs, e.g.
 #                        --new-connection-per-request (as Windows clients connect)
+# BENCH_AB_BASE=vlmcsd   pair the ledger with vlmcsd (BENCH_VLMCSD) instead of
+#                        with --ledger=false: the ratio to vlmcsd measured in
+#                        interleaved pairs, which single runs minutes apart on
+#                        a shared machine are not
 # BENCH_BIN              the kms-responder binary (default bin/kms-responder)
 # BENCH_VLMCSD           path of a vlmcsd binary: adds vlmcsd rows (V6, 64
 #                        connections, persistent and per request) measured with
@@ -241,25 +245,37 @@ run() {
 
 # BENCH_AB=N: only the 64-connection ledger on/off comparison, as N
 # interleaved pairs (off, on, off, on, ...), so slow spells from other load
-# hit both sides; prints each pair's ratio and the median.
+# hit both sides; prints each pair's ratio and the median. With
+# BENCH_AB_BASE=vlmcsd the other side of each pair is vlmcsd.
 if [[ -n ${BENCH_AB:-} ]]; then
+	base=${BENCH_AB_BASE:-false} what="ledger off" diff="ledger adds" mdiff="the ledger adds"
+	if [[ $base == vlmcsd ]]; then
+		[[ -n ${BENCH_VLMCSD:-} ]] || {
+			echo "bench-responder: BENCH_AB_BASE=vlmcsd needs BENCH_VLMCSD, the path of a vlmcsd binary built with THREADS=1" >&2
+			exit 2
+		}
+		what=vlmcsd diff="ledger on minus vlmcsd" mdiff="ledger on minus vlmcsd"
+	elif [[ $base != false ]]; then
+		echo "bench-responder: BENCH_AB_BASE is vlmcsd or unset (ledger off), not \"$base\"" >&2
+		exit 2
+	fi
 	ratios=() addeds=()
 	for i in $(seq "$BENCH_AB"); do
 		# shellcheck disable=SC2086 # BENCH_AB_ARGS is a list of flags
-		read -r off _ _ _ _ _ _ _ offcpu < <(once ab-off false --protocol 6 --connections 64 --requests "$n" ${BENCH_AB_ARGS:-})
+		read -r off _ _ _ _ _ _ _ offcpu < <(once ab-base "$base" --protocol 6 --connections 64 --requests "$n" ${BENCH_AB_ARGS:-})
 		# shellcheck disable=SC2086
 		read -r on _ _ _ _ _ _ _ oncpu < <(once ab-on true --protocol 6 --connections 64 --requests "$n" ${BENCH_AB_ARGS:-})
 		r=$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2f", a/b}')
 		added=$(awk -v a="$oncpu" -v b="$offcpu" 'BEGIN {printf "%.1f", a-b}')
 		ratios+=("$r")
 		addeds+=("$added")
-		printf 'pair %d: ledger off %s act/s %s µs CPU/act, on %s act/s %s µs CPU/act, ratio %s, ledger adds %s µs\n' \
-			"$i" "$off" "$offcpu" "$on" "$oncpu" "$r" "$added"
+		printf 'pair %d: %s %s act/s %s µs CPU/act, ledger on %s act/s %s µs CPU/act, ratio %s, %s %s µs\n' \
+			"$i" "$what" "$off" "$offcpu" "$on" "$oncpu" "$r" "$diff" "$added"
 	done
 	mid=$(((BENCH_AB + 1) / 2))
-	printf 'median ratio (ledger on / off, 64 connections%s, %d requests each): %s; median server CPU the ledger adds: %s µs/activation\n' \
-		"${BENCH_AB_ARGS:+ $BENCH_AB_ARGS}" "$n" \
-		"$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "${mid}p")" \
+	printf 'median ratio (ledger on / %s, 64 connections%s, %d requests each): %s; median server CPU %s: %s µs/activation\n' \
+		"$what" "${BENCH_AB_ARGS:+ $BENCH_AB_ARGS}" "$n" \
+		"$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "${mid}p")" "$mdiff" \
 		"$(printf '%s\n' "${addeds[@]}" | sort -n | sed -n "${mid}p")"
 	exit 0
 fi

@@ -30,6 +30,7 @@ bin=${BENCH_BIN:-bin/kms-responder}
 work=$(mktemp -d /tmp/kmsdns-bench-clients.XXXXXX)
 serve_pid="" empty_pid="" sampler_pid="" export_pid=""
 cleanup() {
+	trap - EXIT INT TERM
 	for p in $export_pid $sampler_pid; do kill "$p" 2>/dev/null || true; done
 	[[ -f $work/export.pid ]] && kill "$(cat "$work/export.pid")" 2>/dev/null || true
 	for p in $serve_pid $empty_pid; do
@@ -38,7 +39,11 @@ cleanup() {
 	done
 	rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+# INT and TERM end the script (cleaning up on the way out) rather than
+# running cleanup and carrying on.
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # start_serve KMS ADMIN DATA LOG: starts serve in the background (its pid in
 # $started, its output appended to LOG) and waits, up to 30 s, until its

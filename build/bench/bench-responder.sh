@@ -59,10 +59,15 @@ stop_serve() {
 	fi
 }
 cleanup() {
+	trap - EXIT INT TERM
 	stop_serve || true
 	rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+# INT and TERM end the script (cleaning up on the way out) rather than
+# running cleanup and carrying on with the next case.
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # spawn CMD...: runs the server CMD in the background, its output in
 # serve.log, under a subshell that waits for it and then writes the CPU
@@ -78,7 +83,9 @@ spawn() {
 		# Not in a pipeline: that would run times in another subshell.
 		times >"$work/life.cpu"
 		exit $rc
-	) &
+		# Not on the caller's stdout: once runs inside $(...) and <(...),
+		# whose reader would otherwise wait for this subshell too.
+	) >/dev/null &
 	wrap_pid=$!
 	while [[ ! -s $work/serve.pid ]]; do sleep 0.01; done
 	serve_pid=$(<"$work/serve.pid")
@@ -124,6 +131,8 @@ start_serve() {
 			kill -0 "$serve_pid" 2>/dev/null || break
 			sleep 0.1
 		done
+		# Alive but not answering is as failed as dead.
+		kill -TERM "$serve_pid" 2>/dev/null || true
 		wait "$wrap_pid" 2>/dev/null || true
 		serve_pid="" wrap_pid=""
 		grep -q "address already in use" "$work/serve.log" || break
@@ -192,12 +201,17 @@ rows=()
 once() {
 	local name=$1 ledger=$2
 	shift 2
+	# once runs in a subshell ($(...) or <(...)), which has no EXIT trap of
+	# its own: the server it starts there is stopped on its every way out.
+	if ((BASH_SUBSHELL > 0)); then
+		trap 'stop_serve >/dev/null 2>&1 || true' EXIT
+	fi
 	rm -rf "${work:?}/$name"
 	start_serve "$name" "$ledger"
 	local idle out peak heap size=0 c0 c1 cpu
 	idle=$(kib VmRSS)
 	c0=$(cpu_ticks "$serve_pid")
-	out=$($bin bench --server "$kms" "$@" 2>/dev/null) || {
+	out=$($bin bench --server "$kms" "$@" 2>&1) || {
 		echo "bench-responder: $name failed:" >&2
 		echo "$out" >&2
 		exit 1

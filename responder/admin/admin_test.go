@@ -242,8 +242,8 @@ func TestCappedListener(t *testing.T) {
 }
 
 // FuzzAdminHost: the Host header is attacker input. allowed never panics,
-// and accepts a value only when it is empty, an IP literal without a zone or one of the
-// configured names (with any port).
+// and accepts a value only when it is empty, an IP literal without a zone
+// or one of the configured names (with any port).
 func FuzzAdminHost(f *testing.F) {
 	for _, s := range []string{"127.0.0.1:9688", "[::1]:80", "[::1]", "localhost", "LOCALHOST.:1", "evil.example",
 		"[evil]:1", "a:b:c", "[fe80::1%eth0]:9", "::1", "", ":", "[]", "localhost:", "kms1.corp.example:443"} {

@@ -13,9 +13,10 @@ import (
 // hostFilter refuses admin requests whose Host header names anything but
 // this endpoint: a page in a browser on this machine can make its own name
 // resolve to 127.0.0.1 (DNS rebinding) and read /status (ePIDs, HwId,
-// paths) as same-origin. Accepted: an IP literal without a zone, "localhost", the name in
-// --metrics and any --admin-host; everything else gets 421 and is logged
-// (at most once a second, with how many were not logged).
+// paths) as same-origin. Accepted: an IP literal without a zone,
+// "localhost", the name in --metrics and any --admin-host; everything else
+// gets 421 and is logged (at most once a second, with how many were not
+// logged).
 type hostFilter struct {
 	names  map[string]bool
 	log    *slog.Logger

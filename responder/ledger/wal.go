@@ -342,7 +342,7 @@ func (w *walWriter) append(buf []byte) error {
 		w.alloc = end
 	}
 	if _, err := w.f.WriteAt(buf, w.size); err != nil {
-		w.f.WriteAt(make([]byte, len(buf)), w.size)
+		zeroFill(w.f, w.size, w.size+int64(len(buf)))
 		return fmt.Errorf("ledger: append to log: %w", err)
 	}
 	w.size = need

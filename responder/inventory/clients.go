@@ -33,18 +33,44 @@ const (
 	clientsChunkScan  = 4096 // index entries read per chunk with selective filters
 	clientsChunkWrite = 10 * time.Second
 	maxClientsExports = 2 // concurrent /clients requests; more get 503
-	// clientsPace is how long a summary rests after each chunk, as a
-	// multiple of the time the chunk took: at 2 it uses at most a third
-	// of a core, leaving the rest to activations (a 1M-client summary
-	// takes a few times longer than it could; nobody waits on it).
-	clientsPace = 2
-	// listPace is the same for a listing (GET /clients). Resting in
-	// proportion, a listing takes the same share of a core however cheap
-	// its rows are; its rows are cheap (appendCSVRow, appendJSONRow:
-	// about 2 µs of CPU each), so at 5 it takes a sixth of a core and a
-	// 1M-client export still ends within 14–16 s.
-	listPace = 5
+	// idlePace and busyPace are how long a listing or summary rests
+	// after each chunk, as a multiple of the chunk's own work: resting in
+	// proportion, a scan takes the same share of a core however cheap its
+	// rows are. While activations are being answered every share of a
+	// core a scan takes is taken from them, so it rests busyPace (a
+	// twelfth of a core; a 1M-client CSV export then takes about half a
+	// minute); on a host answering none nobody waits for the CPU, and it
+	// rests idlePace (a third of a core).
+	idlePace = 2
+	busyPace = 11
 )
+
+// pacer chooses a scan's rests: busyPace when the ledger acknowledged an
+// activation (answered or refused) since the previous rest, else
+// idlePace.
+type pacer struct {
+	store *ledger.Ledger
+	seen  uint64 // activations acknowledged at the previous rest
+	// rested, when set (tests only), learns each pace chosen.
+	rested func(pace int)
+}
+
+func newPacer(s *Service) *pacer {
+	return &pacer{store: s.store, seen: s.store.Stats().Records, rested: s.rested}
+}
+
+// rest pauses the scan for its chunk's work times the pace; false when
+// the request has gone.
+func (p *pacer) rest(r *http.Request, work time.Duration) bool {
+	pace := idlePace
+	if n := p.store.Stats().Records; n != p.seen {
+		p.seen, pace = n, busyPace
+	}
+	if p.rested != nil {
+		p.rested(pace)
+	}
+	return rest(r, max(work, 0)*time.Duration(pace))
+}
 
 // hresultName is the listing's name of a result: the symbolic name, or the
 // hex code for one without a name.
@@ -272,8 +298,9 @@ type Service struct {
 	renewal  time.Duration // the renewal interval clients are told
 	retry    time.Duration // the activation interval (retry after a failure)
 	now      func() time.Time
-	exports  chan struct{} // semaphore of maxClientsExports
-	pageSize int           // rows per ledger chunk (tests shrink it)
+	exports  chan struct{}  // semaphore of maxClientsExports
+	pageSize int            // rows per ledger chunk (tests shrink it)
+	rested   func(pace int) // tests only: learns each rest's pace
 }
 
 // New returns the inventory of store (nil with --ledger=false: the
@@ -364,6 +391,7 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keep := f.keep(s.cat)
+	pace := newPacer(s)
 	written := 0
 	var next []byte
 	for {
@@ -403,11 +431,11 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 			next = after
 			break
 		}
-		// The rest is listPace times the chunk's own work: the time
+		// The rest is in proportion to the chunk's own work: the time
 		// its writes waited for a slow reader is left out, so a slow
 		// reader holds its export slot no longer than it takes to read.
 		work := time.Since(began) - (out.waited() - waitedBefore) - flushWait
-		if !rest(r, max(work, 0)*listPace) {
+		if !pace.rest(r, work) {
 			return
 		}
 	}
@@ -545,8 +573,8 @@ func (c *csvClientWriter) fail(err error) {
 	cw.Flush()
 }
 
-// rest pauses a listing or summary between chunks for d (see clientsPace
-// and listPace); false when the request has gone.
+// rest pauses a listing or summary between chunks for d (see pacer);
+// false when the request has gone.
 func rest(r *http.Request, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -161,6 +161,7 @@ func (s *Service) Summary(w http.ResponseWriter, r *http.Request) {
 	defer func() { <-s.exports }()
 	z := newSummarizer(s.now(), s.renewal+s.retry)
 	keep := f.keep(s.cat)
+	pace := newPacer(s)
 	rc := http.NewResponseController(w)
 	var after []byte
 	for {
@@ -180,7 +181,7 @@ func (s *Service) Summary(w http.ResponseWriter, r *http.Request) {
 		if after = page.Next; after == nil {
 			break
 		}
-		if !rest(r, time.Since(began)*clientsPace) {
+		if !pace.rest(r, time.Since(began)) {
 			return
 		}
 	}

@@ -36,40 +36,58 @@ const (
 	// idlePace and busyPace are how long a listing or summary rests
 	// after each chunk, as a multiple of the chunk's own work: resting in
 	// proportion, a scan takes the same share of a core however cheap its
-	// rows are. While activations are being answered every share of a
+	// rows are. While the host is busy answering clients every share of a
 	// core a scan takes is taken from them, so it rests busyPace (a
-	// twelfth of a core; a 1M-client CSV export then takes about half a
-	// minute); on a host answering none nobody waits for the CPU, and it
-	// rests idlePace (a third of a core).
+	// twelfth of a core; a 1M-client CSV export then takes about 20 s);
+	// otherwise nobody waits for the CPU, and it rests idlePace (a third
+	// of a core; about 6 s).
 	idlePace = 2
 	busyPace = 11
+	// busyRate is the rate of activations acknowledged by the ledger
+	// (answered or refused) from which the host counts as busy: at about
+	// 40 µs each, a twenty-fifth of a core. A trickle below it, which
+	// anyone can send, does not slow scans down.
+	busyRate = 1000 // per second
+	// busyPending is the backlog of acknowledged activations not yet in
+	// the store from which the host counts as busy even when none were
+	// acknowledged since the last rest: the log writer stops
+	// acknowledging while the applier is behind (ledger MaxPending).
+	busyPending = 4096
 )
 
-// pacer chooses a scan's rests: busyPace when the ledger acknowledged an
-// activation (answered or refused) since the previous rest, else
-// idlePace.
+// pacer chooses a scan's rests (see idlePace and busy).
 type pacer struct {
 	store *ledger.Ledger
-	seen  uint64 // activations acknowledged at the previous rest
-	// rested, when set (tests only), learns each pace chosen.
-	rested func(pace int)
+	seen  uint64    // activations acknowledged at the previous rest
+	since time.Time // the previous rest (or the scan's start)
+	sleep func(r *http.Request, work, d time.Duration) bool
 }
 
 func newPacer(s *Service) *pacer {
-	return &pacer{store: s.store, seen: s.store.Stats().Records, rested: s.rested}
+	p := &pacer{store: s.store, seen: s.store.Stats().Records, since: time.Now(), sleep: s.sleep}
+	if p.sleep == nil {
+		p.sleep = func(r *http.Request, _, d time.Duration) bool { return rest(r, d) }
+	}
+	return p
 }
 
 // rest pauses the scan for its chunk's work times the pace; false when
 // the request has gone.
 func (p *pacer) rest(r *http.Request, work time.Duration) bool {
+	st, now := p.store.Stats(), time.Now()
 	pace := idlePace
-	if n := p.store.Stats().Records; n != p.seen {
-		p.seen, pace = n, busyPace
+	if busy(st.Records-p.seen, now.Sub(p.since), st.Pending) {
+		pace = busyPace
 	}
-	if p.rested != nil {
-		p.rested(pace)
-	}
-	return rest(r, max(work, 0)*time.Duration(pace))
+	p.seen, p.since = st.Records, now
+	return p.sleep(r, work, max(work, 0)*time.Duration(pace))
+}
+
+// busy reports whether a host that acknowledged n activations over
+// elapsed, with pending of them not yet in its store, is busy answering
+// clients (see busyRate and busyPending).
+func busy(n uint64, elapsed time.Duration, pending int) bool {
+	return pending >= busyPending || (n > 0 && float64(n) >= busyRate*elapsed.Seconds())
 }
 
 // hresultName is the listing's name of a result: the symbolic name, or the
@@ -298,9 +316,11 @@ type Service struct {
 	renewal  time.Duration // the renewal interval clients are told
 	retry    time.Duration // the activation interval (retry after a failure)
 	now      func() time.Time
-	exports  chan struct{}  // semaphore of maxClientsExports
-	pageSize int            // rows per ledger chunk (tests shrink it)
-	rested   func(pace int) // tests only: learns each rest's pace
+	exports  chan struct{} // semaphore of maxClientsExports
+	pageSize int           // rows per ledger chunk (tests shrink it)
+	// sleep, when set (tests only), rests instead of rest; work is the
+	// chunk's work and d the rest chosen for it.
+	sleep func(r *http.Request, work, d time.Duration) bool
 }
 
 // New returns the inventory of store (nil with --ledger=false: the

@@ -40,7 +40,7 @@ const (
 	// core a scan takes is taken from them, so it rests busyPace (a
 	// twelfth of a core; a 1M-client CSV export then takes about 20 s);
 	// otherwise nobody waits for the CPU, and it rests idlePace (a third
-	// of a core; about 6 s).
+	// of a core; 4–7 s).
 	idlePace = 2
 	busyPace = 11
 	// busyRate is the rate of activations acknowledged by the ledger

@@ -108,11 +108,11 @@ func splitLines(b []byte) [][]byte {
 	return out
 }
 
-// TestScanPaceFollowsActivations: a listing or summary rests busyPace times
-// its chunk's work after a chunk during which the host was busy (here: a
-// thousand activations acknowledged between the first rest and the
-// second), and idlePace times otherwise, so that an export takes a smaller
-// share of a core from a host that is answering clients.
+// TestScanPaceFollowsActivations: through the real admin server and a
+// real ledger, a listing or summary rests busyPace times its chunk's work
+// until its first window is measured and after a window in which the
+// ledger acknowledged activations at busyRate or more (here: a thousand
+// in about one window), and idlePace times otherwise.
 func TestScanPaceFollowsActivations(t *testing.T) {
 	if busyPace <= idlePace {
 		t.Fatalf("busyPace %d must rest longer than idlePace %d", busyPace, idlePace)
@@ -150,14 +150,21 @@ func TestScanPaceFollowsActivations(t *testing.T) {
 	}
 	svc := New(store, cat, h, 7*24*time.Hour, 2*time.Hour)
 	svc.pageSize = 10
+	const window = 100 * time.Millisecond
+	svc.busyWindow = window
 	type restTaken struct{ work, d time.Duration }
 	var rests []restTaken
 	var activateErr error
 	svc.sleep = func(r *http.Request, work, d time.Duration) bool {
 		rests = append(rests, restTaken{work, d})
-		// The host turns busy between the first chunk and the second.
-		if len(rests) == 1 {
+		// A thousand activations in the third window only. Each of the
+		// first four rests outlasts a window (a chunk of 10 rows takes far
+		// less), so each of them after the first closes one.
+		if len(rests) == 2 {
 			activateErr = activate(1000)
+		}
+		if len(rests) <= 4 {
+			time.Sleep(window + 10*time.Millisecond)
 		}
 		return rest(r, d)
 	}
@@ -168,8 +175,8 @@ func TestScanPaceFollowsActivations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Shutdown(ctx)
-	// limit=50 keeps each scan to the first 50 clients (newest first),
-	// whatever the earlier scans added.
+	// limit=50 keeps each listing to the 50 newest clients, 5 chunks of
+	// 10; the summary's first 4 rests are checked.
 	for _, path := range []string{"/clients?limit=50", "/clients?format=csv&limit=50", "/clients/summary"} {
 		rests = nil
 		resp, err := http.Get("http://" + a.Addr() + path)
@@ -184,7 +191,8 @@ func TestScanPaceFollowsActivations(t *testing.T) {
 		if activateErr != nil {
 			t.Fatal(activateErr)
 		}
-		want := []int{idlePace, busyPace, idlePace, idlePace}
+		// Unmeasured, a quiet window, the thousand, a quiet window.
+		want := []int{busyPace, idlePace, busyPace, idlePace}
 		if len(rests) < len(want) {
 			t.Fatalf("%s: %d rests %v, want at least %d", path, len(rests), rests, len(want))
 		}
@@ -196,28 +204,87 @@ func TestScanPaceFollowsActivations(t *testing.T) {
 	}
 }
 
-// TestBusy: what counts as a host busy answering clients.
+// TestPacer drives the pace rule with a clock and ledger counters of its
+// own: windows of a second, busy until the first is measured, the rate of
+// the last complete window in between, and the backlog at any time.
+func TestPacer(t *testing.T) {
+	type step struct {
+		after   time.Duration // since the previous step
+		acked   uint64        // activations acknowledged meanwhile
+		pending int
+		want    int
+	}
+	const limit = 131072
+	for _, c := range []struct {
+		name  string
+		steps []step
+	}{
+		{"busy until the first window is measured", []step{
+			{10 * time.Millisecond, 0, 0, busyPace},
+			{500 * time.Millisecond, 0, 0, busyPace},
+			{500 * time.Millisecond, 0, 0, idlePace},
+			{10 * time.Millisecond, 0, 0, idlePace},
+		}},
+		{"a trickle, in bursts, stays idle", []step{
+			{time.Second, 0, 0, idlePace},
+			{10 * time.Millisecond, 25, 0, idlePace}, // 2500 a second over 10 ms
+			{10 * time.Millisecond, 25, 0, idlePace},
+			{980 * time.Millisecond, 400, 0, idlePace}, // 450 in the second
+			{time.Second, 999, 0, idlePace},
+		}},
+		{"a rate of 1000 a second over the window is busy until a quiet window", []step{
+			{time.Second, 0, 0, idlePace},
+			{time.Second, 1000, 0, busyPace},
+			{200 * time.Millisecond, 0, 0, busyPace}, // the last window's decision holds
+			{800 * time.Millisecond, 0, 0, idlePace}, // 0 over this window
+		}},
+		{"a window is measured over its whole length", []step{
+			{time.Second, 0, 0, idlePace},
+			{900 * time.Millisecond, 1500, 0, idlePace}, // not closed yet
+			{1100 * time.Millisecond, 0, 0, idlePace},   // 1500 over 2 s
+		}},
+		{"a backlog of half the limit is busy at once", []step{
+			{time.Second, 0, 0, idlePace},
+			{10 * time.Millisecond, 0, limit / 2, busyPace},
+			{10 * time.Millisecond, 0, limit/2 - 1, idlePace},
+			{time.Second, 0, limit, busyPace},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clock := time.Unix(1e9, 0)
+			var st ledger.Stats
+			st.PendingLimit = limit
+			p := &pacer{stats: func() ledger.Stats { return st }, now: func() time.Time { return clock }, window: busyWindow}
+			p.start()
+			for i, s := range c.steps {
+				clock = clock.Add(s.after)
+				st.Records += s.acked
+				st.Pending = s.pending
+				if got := p.pace(); got != s.want {
+					t.Fatalf("step %d (%+v): pace %d, want %d", i+1, s, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+// TestBusy: the rate rule.
 func TestBusy(t *testing.T) {
 	for _, c := range []struct {
 		n       uint64
 		elapsed time.Duration
-		pending int
 		want    bool
 	}{
-		{0, 30 * time.Millisecond, 0, false},
-		{1, 30 * time.Millisecond, 0, false},  // a trickle: 33 a second
-		{29, 30 * time.Millisecond, 0, false}, // 967 a second
-		{30, 30 * time.Millisecond, 0, true},  // 1000 a second
-		{1000, time.Second, 0, true},
-		{999, time.Second, 0, false},
-		{1, 0, 0, true}, // acknowledged in no measurable time
-		{0, 0, 0, false},
-		{0, time.Second, busyPending, true}, // the writer waits for the applier
-		{0, time.Second, busyPending - 1, false},
-		{^uint64(0), time.Millisecond, 0, true},
+		{0, time.Second, false},
+		{999, time.Second, false},
+		{1000, time.Second, true},
+		{1999, 2 * time.Second, false},
+		{1, 0, true}, // acknowledged in no measurable time
+		{0, 0, false},
+		{^uint64(0), time.Second, true},
 	} {
-		if got := busy(c.n, c.elapsed, c.pending); got != c.want {
-			t.Errorf("busy(%d, %v, %d) = %v, want %v", c.n, c.elapsed, c.pending, got, c.want)
+		if got := busy(c.n, c.elapsed); got != c.want {
+			t.Errorf("busy(%d, %v) = %v, want %v", c.n, c.elapsed, got, c.want)
 		}
 	}
 }

@@ -44,50 +44,79 @@ const (
 	idlePace = 2
 	busyPace = 11
 	// busyRate is the rate of activations acknowledged by the ledger
-	// (answered or refused) from which the host counts as busy: at about
-	// 40 µs each, a twenty-fifth of a core. A trickle below it, which
-	// anyone can send, does not slow scans down.
-	busyRate = 1000 // per second
-	// busyPending is the backlog of acknowledged activations not yet in
-	// the store from which the host counts as busy even when none were
-	// acknowledged since the last rest: the log writer stops
-	// acknowledging while the applier is behind (ledger MaxPending).
-	busyPending = 4096
+	// (answered or refused), measured over busyWindow, from which the
+	// host counts as busy: at 40–120 µs of serve's CPU each (persistent
+	// connections or one per request), a twenty-fifth to an eighth of a
+	// core. A lower rate, which anyone can send, does not slow scans
+	// down. The window is long enough that a burst, or one group commit
+	// acknowledging a whole batch at once, is not taken for a rate.
+	busyRate   = 1000 // per second
+	busyWindow = time.Second
 )
 
-// pacer chooses a scan's rests (see idlePace and busy).
+// pacer chooses a scan's rests. A scan counts as busy until its first
+// window is measured, so that it never takes a third of a core from a
+// host it has not yet seen idle; then it follows the rate of the last
+// complete window, and the backlog (see busy).
 type pacer struct {
-	store *ledger.Ledger
-	seen  uint64    // activations acknowledged at the previous rest
-	since time.Time // the previous rest (or the scan's start)
-	sleep func(r *http.Request, work, d time.Duration) bool
+	stats  func() ledger.Stats
+	now    func() time.Time
+	window time.Duration
+	sleep  func(r *http.Request, work, d time.Duration) bool
+
+	seen  uint64    // activations acknowledged at the window's start
+	since time.Time // the window's start
+	fast  bool      // the last complete window's rate was busy
 }
 
 func newPacer(s *Service) *pacer {
-	p := &pacer{store: s.store, seen: s.store.Stats().Records, since: time.Now(), sleep: s.sleep}
+	p := &pacer{stats: s.store.Stats, now: time.Now, window: busyWindow, sleep: s.sleep}
+	if s.busyWindow > 0 {
+		p.window = s.busyWindow
+	}
 	if p.sleep == nil {
 		p.sleep = func(r *http.Request, _, d time.Duration) bool { return rest(r, d) }
 	}
+	p.start()
 	return p
+}
+
+// start opens the first window: busy until it is measured.
+func (p *pacer) start() {
+	p.seen, p.since, p.fast = p.stats().Records, p.now(), true
+}
+
+// pace returns the pace for the rest after a chunk, closing the window
+// when it has lasted long enough.
+func (p *pacer) pace() int {
+	st, now := p.stats(), p.now()
+	if elapsed := now.Sub(p.since); elapsed >= p.window {
+		p.fast = busy(st.Records-p.seen, elapsed)
+		p.seen, p.since = st.Records, now
+	}
+	if p.fast || backlogged(st) {
+		return busyPace
+	}
+	return idlePace
 }
 
 // rest pauses the scan for its chunk's work times the pace; false when
 // the request has gone.
 func (p *pacer) rest(r *http.Request, work time.Duration) bool {
-	st, now := p.store.Stats(), time.Now()
-	pace := idlePace
-	if busy(st.Records-p.seen, now.Sub(p.since), st.Pending) {
-		pace = busyPace
-	}
-	p.seen, p.since = st.Records, now
-	return p.sleep(r, work, max(work, 0)*time.Duration(pace))
+	return p.sleep(r, work, max(work, 0)*time.Duration(p.pace()))
 }
 
-// busy reports whether a host that acknowledged n activations over
-// elapsed, with pending of them not yet in its store, is busy answering
-// clients (see busyRate and busyPending).
-func busy(n uint64, elapsed time.Duration, pending int) bool {
-	return pending >= busyPending || (n > 0 && float64(n) >= busyRate*elapsed.Seconds())
+// busy reports whether n activations acknowledged over elapsed are at
+// least busyRate.
+func busy(n uint64, elapsed time.Duration) bool {
+	return n > 0 && float64(n) >= busyRate*elapsed.Seconds()
+}
+
+// backlogged reports a ledger whose store lags half its limit behind the
+// log: the host is busy even if, with the log writer waiting for the
+// applier at the limit, nothing is being acknowledged.
+func backlogged(st ledger.Stats) bool {
+	return st.PendingLimit > 0 && st.Pending >= st.PendingLimit/2
 }
 
 // hresultName is the listing's name of a result: the symbolic name, or the
@@ -321,6 +350,8 @@ type Service struct {
 	// sleep, when set (tests only), rests instead of rest; work is the
 	// chunk's work and d the rest chosen for it.
 	sleep func(r *http.Request, work, d time.Duration) bool
+	// busyWindow, when set (tests only), replaces busyWindow.
+	busyWindow time.Duration
 }
 
 // New returns the inventory of store (nil with --ledger=false: the

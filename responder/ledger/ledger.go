@@ -596,9 +596,12 @@ type Stats struct {
 	Batches                   uint64 // log syncs since Open (each acknowledges a batch)
 	Commits                   uint64 // store transactions applying the log since Open
 	Pending                   int    // acknowledged activations not yet in the store
-	Pruned                    uint64 // audit records removed by retention since Open
-	FileSize                  int64  // size of the store file in bytes
-	LogSize                   int64  // size of the log segments in bytes
+	// PendingLimit is Options.MaxPending: with Pending at it the log
+	// writer waits for the applier before it acknowledges more.
+	PendingLimit int
+	Pruned       uint64 // audit records removed by retention since Open
+	FileSize     int64  // size of the store file in bytes
+	LogSize      int64  // size of the log segments in bytes
 }
 
 // Stats returns the current counters.
@@ -609,10 +612,10 @@ func (l *Ledger) Stats() Stats {
 	return Stats{
 		Clients:  l.clients.Load(),
 		Refusals: l.refusals.Load(), RefusalsDropped: l.dropped.Load(),
-		Records:  l.records.Load(),
-		Batches:  l.batches.Load(),
-		Commits:  l.commits.Load(),
-		Pending:  pending,
+		Records: l.records.Load(),
+		Batches: l.batches.Load(),
+		Commits: l.commits.Load(),
+		Pending: pending, PendingLimit: l.opts.MaxPending,
 		Pruned:   l.pruned.Load(),
 		FileSize: l.lastSize.Load(),
 		LogSize:  l.logSize.Load(),

@@ -38,7 +38,7 @@ const (
 	// proportion, a scan takes the same share of a core however cheap its
 	// rows are. While the host is busy answering clients every share of a
 	// core a scan takes is taken from them, so it rests busyPace (a
-	// twelfth of a core; a 1M-client CSV export then takes about 20 s);
+	// twelfth of a core; a 1M-client CSV export then takes 20–25 s);
 	// otherwise nobody waits for the CPU, and it rests idlePace (a third
 	// of a core; 4–7 s).
 	idlePace = 2

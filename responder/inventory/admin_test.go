@@ -110,9 +110,9 @@ func splitLines(b []byte) [][]byte {
 
 // TestScanPaceFollowsActivations: through the real admin server and a
 // real ledger, a listing or summary rests busyPace times its chunk's work
-// until its first window is measured and after a window in which the
-// ledger acknowledged activations at busyRate or more (here: a thousand
-// in about one window), and idlePace times otherwise.
+// until it has measured a whole window and while the last window holds
+// activations at busyRate or more (here: a thousand), and idlePace times
+// otherwise.
 func TestScanPaceFollowsActivations(t *testing.T) {
 	if busyPace <= idlePace {
 		t.Fatalf("busyPace %d must rest longer than idlePace %d", busyPace, idlePace)
@@ -205,8 +205,8 @@ func TestScanPaceFollowsActivations(t *testing.T) {
 }
 
 // TestPacer drives the pace rule with a clock and ledger counters of its
-// own: windows of a second, busy until the first is measured, the rate of
-// the last complete window in between, and the backlog at any time.
+// own: busy until a whole second is measured, then by the count over the
+// last second, which slides; the backlog at any time.
 func TestPacer(t *testing.T) {
 	type step struct {
 		after   time.Duration // since the previous step
@@ -215,40 +215,55 @@ func TestPacer(t *testing.T) {
 		want    int
 	}
 	const limit = 131072
+	steady := func(every time.Duration, n uint64, times int, want int) []step {
+		var out []step
+		for range times {
+			out = append(out, step{every, n, 0, want})
+		}
+		return out
+	}
+	// A quiet second, sampled as a scan of short chunks samples it
+	// (unmeasured until its end).
+	quiet := append(steady(100*time.Millisecond, 0, 9, busyPace), step{100 * time.Millisecond, 0, 0, idlePace})
+	then := func(a []step, b ...[]step) []step {
+		out := append([]step(nil), a...)
+		for _, x := range b {
+			out = append(out, x...)
+		}
+		return out
+	}
 	for _, c := range []struct {
 		name  string
 		steps []step
 	}{
-		{"busy until the first window is measured", []step{
+		{"busy until a whole second is measured", []step{
 			{10 * time.Millisecond, 0, 0, busyPace},
 			{500 * time.Millisecond, 0, 0, busyPace},
 			{500 * time.Millisecond, 0, 0, idlePace},
 			{10 * time.Millisecond, 0, 0, idlePace},
 		}},
-		{"a trickle, in bursts, stays idle", []step{
-			{time.Second, 0, 0, idlePace},
-			{10 * time.Millisecond, 25, 0, idlePace}, // 2500 a second over 10 ms
-			{10 * time.Millisecond, 25, 0, idlePace},
-			{980 * time.Millisecond, 400, 0, idlePace}, // 450 in the second
-			{time.Second, 999, 0, idlePace},
-		}},
-		{"a rate of 1000 a second over the window is busy until a quiet window", []step{
-			{time.Second, 0, 0, idlePace},
-			{time.Second, 1000, 0, busyPace},
-			{200 * time.Millisecond, 0, 0, busyPace}, // the last window's decision holds
-			{800 * time.Millisecond, 0, 0, idlePace}, // 0 over this window
-		}},
-		{"a window is measured over its whole length", []step{
-			{time.Second, 0, 0, idlePace},
-			{900 * time.Millisecond, 1500, 0, idlePace}, // not closed yet
-			{1100 * time.Millisecond, 0, 0, idlePace},   // 1500 over 2 s
-		}},
-		{"a backlog of half the limit is busy at once", []step{
-			{time.Second, 0, 0, idlePace},
+		{"bursts under a thousand a second stay idle", then(quiet,
+			steady(30*time.Millisecond, 25, 100, idlePace))}, // 833 a second, 25 at a time
+		{"steady 800 a second stays idle", then(quiet,
+			steady(100*time.Millisecond, 80, 30, idlePace))},
+		{"steady 1200 a second is busy once the last second holds a thousand", then(quiet,
+			steady(100*time.Millisecond, 120, 8, idlePace),
+			steady(100*time.Millisecond, 120, 20, busyPace))},
+		{"a storm is busy at once and idle a second after it ends", then(quiet, []step{
+			{40 * time.Millisecond, 1100, 0, busyPace},
+			{500 * time.Millisecond, 0, 0, busyPace},
+			{400 * time.Millisecond, 0, 0, busyPace},
+			{200 * time.Millisecond, 0, 0, idlePace},
+		})},
+		{"a backlog of half the limit is busy at once", then(quiet, []step{
 			{10 * time.Millisecond, 0, limit / 2, busyPace},
 			{10 * time.Millisecond, 0, limit/2 - 1, idlePace},
 			{time.Second, 0, limit, busyPace},
-		}},
+		})},
+		{"a long pause between chunks measures over the pause", then(quiet, []step{
+			{5 * time.Second, 4000, 0, idlePace}, // 800 a second
+			{5 * time.Second, 6000, 0, busyPace}, // 1200 a second
+		})},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clock := time.Unix(1e9, 0)
@@ -262,6 +277,9 @@ func TestPacer(t *testing.T) {
 				st.Pending = s.pending
 				if got := p.pace(); got != s.want {
 					t.Fatalf("step %d (%+v): pace %d, want %d", i+1, s, got, s.want)
+				}
+				if len(p.samples) > samplesPerWindow+2 {
+					t.Fatalf("step %d: %d samples kept", i+1, len(p.samples))
 				}
 			}
 		})

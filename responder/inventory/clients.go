@@ -44,30 +44,43 @@ const (
 	idlePace = 2
 	busyPace = 11
 	// busyRate is the rate of activations acknowledged by the ledger
-	// (answered or refused), measured over busyWindow, from which the
-	// host counts as busy: at 40–120 µs of serve's CPU each (persistent
+	// (answered or refused) over the last busyWindow from which the host
+	// counts as busy: at 40–120 µs of serve's CPU each (persistent
 	// connections or one per request), a twenty-fifth to an eighth of a
-	// core. A lower rate, which anyone can send, does not slow scans
-	// down. The window is long enough that a burst, or one group commit
-	// acknowledging a whole batch at once, is not taken for a rate.
+	// core. A lower rate, which anyone can send, does not slow scans down.
+	// The window slides: a storm is seen as soon as a thousand activations
+	// are in the last second (at 25,000 a second, after 40 ms), and a
+	// scan goes back to idle a second after it ends; bursts, and group
+	// commits acknowledging a whole batch at once, count only by what they
+	// add to a second.
 	busyRate   = 1000 // per second
 	busyWindow = time.Second
 )
 
-// pacer chooses a scan's rests. A scan counts as busy until its first
-// window is measured, so that it never takes a third of a core from a
-// host it has not yet seen idle; then it follows the rate of the last
-// complete window, and the backlog (see busy).
+// pacer chooses a scan's rests. A scan counts as busy until it has
+// measured a whole window, so that it never takes a third of a core from
+// a host it has not yet seen idle; then by the rate over the last window
+// (see busy) and the backlog (see backlogged).
 type pacer struct {
 	stats  func() ledger.Stats
 	now    func() time.Time
 	window time.Duration
 	sleep  func(r *http.Request, work, d time.Duration) bool
-
-	seen  uint64    // activations acknowledged at the window's start
-	since time.Time // the window's start
-	fast  bool      // the last complete window's rate was busy
+	// samples of the acknowledged count, oldest first, at least
+	// window/samplesPerWindow apart: the first is the latest taken at or
+	// before now-window once the scan is that old, so the rate is
+	// measured over a little more than the window.
+	samples []countSample
 }
+
+// countSample is the ledger's acknowledged count at one time.
+type countSample struct {
+	at    time.Time
+	count uint64
+}
+
+// samplesPerWindow bounds the samples a pacer keeps (about 20).
+const samplesPerWindow = 20
 
 func newPacer(s *Service) *pacer {
 	p := &pacer{stats: s.store.Stats, now: time.Now, window: busyWindow, sleep: s.sleep}
@@ -81,20 +94,25 @@ func newPacer(s *Service) *pacer {
 	return p
 }
 
-// start opens the first window: busy until it is measured.
+// start takes the scan's first sample.
 func (p *pacer) start() {
-	p.seen, p.since, p.fast = p.stats().Records, p.now(), true
+	p.samples = append(p.samples[:0], countSample{p.now(), p.stats().Records})
 }
 
-// pace returns the pace for the rest after a chunk, closing the window
-// when it has lasted long enough.
+// pace returns the pace for the rest after a chunk.
 func (p *pacer) pace() int {
 	st, now := p.stats(), p.now()
-	if elapsed := now.Sub(p.since); elapsed >= p.window {
-		p.fast = busy(st.Records-p.seen, elapsed)
-		p.seen, p.since = st.Records, now
+	if last := p.samples[len(p.samples)-1]; now.Sub(last.at) >= p.window/samplesPerWindow {
+		p.samples = append(p.samples, countSample{now, st.Records})
 	}
-	if p.fast || backlogged(st) {
+	drop := 0
+	for drop+1 < len(p.samples) && !p.samples[drop+1].at.After(now.Add(-p.window)) {
+		drop++
+	}
+	p.samples = append(p.samples[:0], p.samples[drop:]...)
+	oldest := p.samples[0]
+	elapsed := now.Sub(oldest.at)
+	if backlogged(st) || elapsed < p.window || busy(st.Records-oldest.count, elapsed) {
 		return busyPace
 	}
 	return idlePace

@@ -114,8 +114,9 @@ func splitLines(b []byte) [][]byte {
 // activations at busyRate or more (here: a thousand), and idlePace times
 // otherwise.
 func TestScanPaceFollowsActivations(t *testing.T) {
-	if busyPace <= idlePace {
-		t.Fatalf("busyPace %d must rest longer than idlePace %d", busyPace, idlePace)
+	// The shares of a core the README and the operators rely on.
+	if busyPace != 11 || idlePace != 2 {
+		t.Fatalf("busyPace %d, idlePace %d: the README promises 11 (a twelfth of a core) and 2 (a third)", busyPace, idlePace)
 	}
 	store, err := ledger.Open(t.TempDir(), ledger.Options{})
 	if err != nil {
@@ -150,22 +151,23 @@ func TestScanPaceFollowsActivations(t *testing.T) {
 	}
 	svc := New(store, cat, h, 7*24*time.Hour, 2*time.Hour)
 	svc.pageSize = 10
+	// The pace's clock moves only in the rests, by just over a window
+	// each: every rest after the first measures the window before it,
+	// however long the chunks take on a loaded machine.
 	const window = 100 * time.Millisecond
 	svc.busyWindow = window
+	clock := time.Unix(1e9, 0)
+	svc.clock = func() time.Time { return clock }
 	type restTaken struct{ work, d time.Duration }
 	var rests []restTaken
 	var activateErr error
 	svc.sleep = func(r *http.Request, work, d time.Duration) bool {
 		rests = append(rests, restTaken{work, d})
-		// A thousand activations in the third window only. Each of the
-		// first four rests outlasts a window (a chunk of 10 rows takes far
-		// less), so each of them after the first closes one.
+		// A thousand activations in the third window only.
 		if len(rests) == 2 {
 			activateErr = activate(1000)
 		}
-		if len(rests) <= 4 {
-			time.Sleep(window + 10*time.Millisecond)
-		}
+		clock = clock.Add(window + 10*time.Millisecond)
 		return rest(r, d)
 	}
 	a, err := admin.Start(admin.Options{Addr: "127.0.0.1:0", MaxConns: 4,
@@ -260,9 +262,20 @@ func TestPacer(t *testing.T) {
 			{10 * time.Millisecond, 0, limit/2 - 1, idlePace},
 			{time.Second, 0, limit, busyPace},
 		})},
-		{"a long pause between chunks measures over the pause", then(quiet, []step{
-			{5 * time.Second, 4000, 0, idlePace}, // 800 a second
-			{5 * time.Second, 6000, 0, busyPace}, // 1200 a second
+		{"a pause between chunks is unmeasured until a second after it", then(quiet, []step{
+			{5 * time.Second, 0, 0, busyPace},
+			{500 * time.Millisecond, 0, 0, busyPace},
+			{500 * time.Millisecond, 0, 0, idlePace},
+		})},
+		{"a storm that began in a pause is busy at once", then(quiet, []step{
+			{9 * time.Second, 5000, 0, busyPace},
+			{100 * time.Millisecond, 500, 0, busyPace},
+		})},
+		{"a quarter-window gap between rests still measures", then(quiet, []step{
+			{250 * time.Millisecond, 0, 0, idlePace},
+			{250 * time.Millisecond, 0, 0, idlePace},
+			{250 * time.Millisecond, 0, 0, idlePace},
+			{250 * time.Millisecond, 0, 0, idlePace},
 		})},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -278,7 +291,7 @@ func TestPacer(t *testing.T) {
 				if got := p.pace(); got != s.want {
 					t.Fatalf("step %d (%+v): pace %d, want %d", i+1, s, got, s.want)
 				}
-				if len(p.samples) > samplesPerWindow+2 {
+				if len(p.samples) > 22 {
 					t.Fatalf("step %d: %d samples kept", i+1, len(p.samples))
 				}
 			}

@@ -38,9 +38,9 @@ const (
 	// proportion, a scan takes the same share of a core however cheap its
 	// rows are. While the host is busy answering clients every share of a
 	// core a scan takes is taken from them, so it rests busyPace (a
-	// twelfth of a core; a 1M-client CSV export then takes 20–25 s);
+	// twelfth of a core; a 1M-client CSV export then takes about 25 s);
 	// otherwise nobody waits for the CPU, and it rests idlePace (a third
-	// of a core; 4–7 s).
+	// of a core; about 7 s).
 	idlePace = 2
 	busyPace = 11
 	// busyRate is the rate of activations acknowledged by the ledger
@@ -59,17 +59,20 @@ const (
 
 // pacer chooses a scan's rests. A scan counts as busy until it has
 // measured a whole window, so that it never takes a third of a core from
-// a host it has not yet seen idle; then by the rate over the last window
-// (see busy) and the backlog (see backlogged).
+// a host it has not yet seen idle; then by the count over the last window
+// (see busy) and the backlog (see backlogged). A pause between chunks
+// longer than a quarter of a window (a slow reader, a starved machine)
+// leaves no sample near the window's start: the scan then counts as
+// unmeasured again until it has one, rather than averaging a storm that
+// began in the pause over the whole pause.
 type pacer struct {
 	stats  func() ledger.Stats
 	now    func() time.Time
 	window time.Duration
 	sleep  func(r *http.Request, work, d time.Duration) bool
-	// samples of the acknowledged count, oldest first, at least
-	// window/samplesPerWindow apart: the first is the latest taken at or
-	// before now-window once the scan is that old, so the rate is
-	// measured over a little more than the window.
+	// samples of the acknowledged count, oldest first, taken at rests at
+	// least window/samplesPerWindow apart: the first is the latest taken
+	// at or before now-window once the scan is that old.
 	samples []countSample
 }
 
@@ -87,6 +90,9 @@ func newPacer(s *Service) *pacer {
 	if s.busyWindow > 0 {
 		p.window = s.busyWindow
 	}
+	if s.clock != nil {
+		p.now = s.clock
+	}
 	if p.sleep == nil {
 		p.sleep = func(r *http.Request, _, d time.Duration) bool { return rest(r, d) }
 	}
@@ -102,7 +108,7 @@ func (p *pacer) start() {
 // pace returns the pace for the rest after a chunk.
 func (p *pacer) pace() int {
 	st, now := p.stats(), p.now()
-	if last := p.samples[len(p.samples)-1]; now.Sub(last.at) >= p.window/samplesPerWindow {
+	if last := p.samples[len(p.samples)-1]; now.Sub(last.at) >= max(p.window/samplesPerWindow, 1) {
 		p.samples = append(p.samples, countSample{now, st.Records})
 	}
 	drop := 0
@@ -112,7 +118,8 @@ func (p *pacer) pace() int {
 	p.samples = append(p.samples[:0], p.samples[drop:]...)
 	oldest := p.samples[0]
 	elapsed := now.Sub(oldest.at)
-	if backlogged(st) || elapsed < p.window || busy(st.Records-oldest.count, elapsed) {
+	measured := elapsed >= p.window && elapsed <= p.window+p.window/4
+	if backlogged(st) || !measured || busy(st.Records-oldest.count, elapsed) {
 		return busyPace
 	}
 	return idlePace
@@ -368,8 +375,10 @@ type Service struct {
 	// sleep, when set (tests only), rests instead of rest; work is the
 	// chunk's work and d the rest chosen for it.
 	sleep func(r *http.Request, work, d time.Duration) bool
-	// busyWindow, when set (tests only), replaces busyWindow.
+	// busyWindow and clock, when set (tests only), replace busyWindow
+	// and time.Now for the pace's samples.
 	busyWindow time.Duration
+	clock      func() time.Time
 }
 
 // New returns the inventory of store (nil with --ledger=false: the

@@ -3,19 +3,12 @@ package inventory
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/kmsdns/kmsdns/plugin/pkg/guid"
 	"github.com/kmsdns/kmsdns/responder/admin"
-	"github.com/kmsdns/kmsdns/responder/catalog"
-	"github.com/kmsdns/kmsdns/responder/host"
 	"github.com/kmsdns/kmsdns/responder/ledger"
 	"github.com/kmsdns/kmsdns/responder/statusapi"
 )
@@ -24,40 +17,19 @@ import (
 // admin server's read and write timeouts (shrunk to 30 ms here, 10 s in
 // serve) still streams every row: each chunk renews the write deadline.
 func TestClientsOutlastsAdminTimeouts(t *testing.T) {
-	store, err := ledger.Open(t.TempDir(), ledger.Options{})
-	if err != nil {
+	store := newTestLedger(t)
+	const n = 3000
+	if err := store.activate(n); err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
 	ctx := context.Background()
-	app := guid.MustParse("55c92734-d682-4d71-983e-d6ec3f16059f")
-	const n = 3000
-	now := time.Now()
-	for i := range n {
-		cm := guid.MustParse(fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i))
-		if _, err := store.Enqueue(ctx, ledger.Activation{Time: now.Add(time.Duration(i) * time.Millisecond), CMID: cm, App: app,
-			Workstation: fmt.Sprintf("pc-%d", i), Source: "192.0.2.1:5000", Counted: true, Cap: 10}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := store.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cat := catalog.Default()
-	h, err := host.New(host.Config{Groups: []string{"windows-server-2025"}}, cat, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := New(store, cat, h, 7*24*time.Hour, 2*time.Hour)
+	svc := newTestService(t, store)
 	svc.pageSize = 10
 	const timeout = 30 * time.Millisecond
-	a, err := admin.Start(admin.Options{Addr: "127.0.0.1:0", MaxConns: 4, ReadTimeout: timeout, WriteTimeout: timeout,
-		Registry: prometheus.NewRegistry(), Healthy: func() error { return nil }, Logger: slog.New(slog.DiscardHandler),
-		Routes: []admin.Route{{Pattern: "GET /clients", Handler: svc.List}, {Pattern: "GET /clients/summary", Handler: svc.Summary}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Shutdown(ctx)
+	a := startAdmin(t, svc, admin.Options{ReadTimeout: timeout, WriteTimeout: timeout})
 	for _, path := range []string{"/clients", "/clients?format=csv", "/clients/summary"} {
 		start := time.Now()
 		resp, err := http.Get("http://" + a.Addr() + path)
@@ -118,38 +90,11 @@ func TestScanPaceFollowsActivations(t *testing.T) {
 	if busyPace != 11 || idlePace != 2 {
 		t.Fatalf("busyPace %d, idlePace %d: the README promises 11 (a twelfth of a core) and 2 (a third)", busyPace, idlePace)
 	}
-	store, err := ledger.Open(t.TempDir(), ledger.Options{})
-	if err != nil {
+	store := newTestLedger(t)
+	if err := store.activate(50); err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	ctx := context.Background()
-	app := guid.MustParse("55c92734-d682-4d71-983e-d6ec3f16059f")
-	now := time.Now()
-	next := 0
-	// activate has the ledger acknowledge n new clients' activations.
-	activate := func(n int) error {
-		var last ledger.Pending
-		for range n {
-			cm := guid.MustParse(fmt.Sprintf("%08x-0000-4000-8000-%012x", next, next))
-			p, err := store.Enqueue(ctx, ledger.Activation{Time: now.Add(time.Duration(next) * time.Millisecond), CMID: cm, App: app,
-				Workstation: fmt.Sprintf("pc-%d", next), Source: "192.0.2.1:5000", Counted: true, Cap: 10})
-			if err != nil {
-				return err
-			}
-			last, next = p, next+1
-		}
-		return last.Wait(ctx)
-	}
-	if err := activate(50); err != nil {
-		t.Fatal(err)
-	}
-	cat := catalog.Default()
-	h, err := host.New(host.Config{Groups: []string{"windows-server-2025"}}, cat, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := New(store, cat, h, 7*24*time.Hour, 2*time.Hour)
+	svc := newTestService(t, store)
 	svc.pageSize = 10
 	// The pace's clock moves only in the rests, by just over a window
 	// each: every rest after the first measures the window before it,
@@ -165,18 +110,12 @@ func TestScanPaceFollowsActivations(t *testing.T) {
 		rests = append(rests, restTaken{work, d})
 		// A thousand activations in the third window only.
 		if len(rests) == 2 {
-			activateErr = activate(1000)
+			activateErr = store.activate(1000)
 		}
 		clock = clock.Add(window + 10*time.Millisecond)
 		return rest(r, d)
 	}
-	a, err := admin.Start(admin.Options{Addr: "127.0.0.1:0", MaxConns: 4,
-		Registry: prometheus.NewRegistry(), Healthy: func() error { return nil }, Logger: slog.New(slog.DiscardHandler),
-		Routes: []admin.Route{{Pattern: "GET /clients", Handler: svc.List}, {Pattern: "GET /clients/summary", Handler: svc.Summary}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Shutdown(ctx)
+	a := startAdmin(t, svc, admin.Options{})
 	// limit=50 keeps each listing to the 50 newest clients, 5 chunks of
 	// 10; the summary's first 4 rests are checked.
 	for _, path := range []string{"/clients?limit=50", "/clients?format=csv&limit=50", "/clients/summary"} {

@@ -111,11 +111,13 @@ func (p *pacer) pace() int {
 	if last := p.samples[len(p.samples)-1]; now.Sub(last.at) >= max(p.window/samplesPerWindow, 1) {
 		p.samples = append(p.samples, countSample{now, st.Records})
 	}
-	drop := 0
-	for drop+1 < len(p.samples) && !p.samples[drop+1].at.After(now.Add(-p.window)) {
+	cutoff, drop := now.Add(-p.window), 0
+	for drop+1 < len(p.samples) && !p.samples[drop+1].at.After(cutoff) {
 		drop++
 	}
-	p.samples = append(p.samples[:0], p.samples[drop:]...)
+	if drop > 0 {
+		p.samples = append(p.samples[:0], p.samples[drop:]...)
+	}
 	oldest := p.samples[0]
 	elapsed := now.Sub(oldest.at)
 	measured := elapsed >= p.window && elapsed <= p.window+p.window/4

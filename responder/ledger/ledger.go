@@ -612,13 +612,14 @@ func (l *Ledger) Stats() Stats {
 	return Stats{
 		Clients:  l.clients.Load(),
 		Refusals: l.refusals.Load(), RefusalsDropped: l.dropped.Load(),
-		Records: l.records.Load(),
-		Batches: l.batches.Load(),
-		Commits: l.commits.Load(),
-		Pending: pending, PendingLimit: l.opts.MaxPending,
-		Pruned:   l.pruned.Load(),
-		FileSize: l.lastSize.Load(),
-		LogSize:  l.logSize.Load(),
+		Records:      l.records.Load(),
+		Batches:      l.batches.Load(),
+		Commits:      l.commits.Load(),
+		Pending:      pending,
+		PendingLimit: l.opts.MaxPending,
+		Pruned:       l.pruned.Load(),
+		FileSize:     l.lastSize.Load(),
+		LogSize:      l.logSize.Load(),
 	}
 }
 
